@@ -1,0 +1,33 @@
+# Formation's tasks. `just run` and `just test` are the README's quick start.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv"
+py := venv / "bin/python"
+
+# Start the console on an embedded node (the first thing to try).
+run *ARGS: setup
+    {{venv}}/bin/formation console {{ARGS}}
+
+# Run the whole test suite.
+test *ARGS: setup
+    {{venv}}/bin/ruff check formation tests bench
+    {{py}} -m pytest {{ARGS}}
+
+# Run every benchmark in its quick form; each prints one JSON object.
+bench *ARGS: setup
+    for b in bench/*.py; do echo "== $b" >&2; {{py}} "$b" --quick {{ARGS}}; done
+
+# Lint and format check.
+lint: setup
+    {{venv}}/bin/ruff check formation tests bench
+
+# Create .venv and install the project with its test tools; as root, the Debian packages too.
+setup: system-packages
+    @test -x {{py}} || python3 -m venv {{venv}}
+    @{{py}} -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+    @{{py}} -c 'import formation, textual, aiohttp, nacl' 
+
+# Debian packages the node and the tests use (only as root; otherwise say what is missing).
+system-packages:
+    @bash scripts/system-packages.sh

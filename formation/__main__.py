@@ -1,0 +1,3 @@
+from formation.cli import main
+
+main()

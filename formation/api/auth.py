@@ -1,0 +1,102 @@
+"""Request signatures between nodes. The client signs; the server verifies. One canonical string:
+
+    formation-request-v1 \n METHOD \n PATH?QUERY \n sha256(body) hex \n TIMESTAMP \n NONCE \n KEY
+
+Headers carry the key, timestamp, nonce and signature. See docs/protocol.md."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from nacl.exceptions import BadSignatureError
+from nacl.exceptions import ValueError as NaclValueError
+from nacl.signing import VerifyKey
+
+from formation.identity import NodeIdentity
+
+SCHEME = "formation-request-v1"
+H_KEY = "X-Formation-Key"
+H_TIMESTAMP = "X-Formation-Timestamp"
+H_NONCE = "X-Formation-Nonce"
+H_SIGNATURE = "X-Formation-Signature"
+NONCE_BYTES = 16
+
+
+def canonical(method: str, target: str, body: bytes, timestamp: str, nonce: str, key: str) -> bytes:
+    body_hash = hashlib.sha256(body).hexdigest()
+    parts = (SCHEME, method.upper(), target, body_hash, timestamp, nonce, key)
+    return "\n".join(parts).encode()
+
+
+def sign_request(identity: NodeIdentity, method: str, target: str, body: bytes) -> dict[str, str]:
+    """Headers to add to a request for `target` (path and query, exactly as sent)."""
+    timestamp = f"{time.time():.3f}"
+    nonce = secrets.token_hex(NONCE_BYTES)
+    key = identity.public_key_hex
+    signature = identity.sign(canonical(method, target, body, timestamp, nonce, key))
+    return {H_KEY: key, H_TIMESTAMP: timestamp, H_NONCE: nonce, H_SIGNATURE: signature.hex()}
+
+
+class AuthFailure(Exception):
+    """Why a request was refused; the message goes into the 401 body."""
+
+
+@dataclass
+class NonceCache:
+    """Remembers nonces for as long as their timestamps are acceptable, and no more: a bounded
+    memory of what was seen, so a replay inside the window is caught."""
+
+    window_s: float
+    max_entries: int = 200_000
+
+    def __post_init__(self) -> None:
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def check_and_add(self, key: str, nonce: str, now: float) -> None:
+        while self._seen:
+            oldest, stamp = next(iter(self._seen.items()))
+            if stamp >= now - 2 * self.window_s and len(self._seen) < self.max_entries:
+                break
+            self._seen.pop(oldest)
+        if (key, nonce) in self._seen:
+            raise AuthFailure("replayed request: this nonce was already used")
+        self._seen[(key, nonce)] = now
+
+
+def verify_request(
+    headers: dict[str, str] | object,
+    method: str,
+    target: str,
+    body: bytes,
+    *,
+    is_known: callable,
+    nonces: NonceCache,
+    now: float | None = None,
+) -> str:
+    """Returns the caller's public key (hex) or raises AuthFailure with the reason."""
+    get = headers.get  # type: ignore[attr-defined]
+    key, stamp, nonce, sig = (get(h) for h in (H_KEY, H_TIMESTAMP, H_NONCE, H_SIGNATURE))
+    if not (key and stamp and nonce and sig):
+        raise AuthFailure("unsigned request: signature headers missing")
+    now = time.time() if now is None else now
+    try:
+        age = now - float(stamp)
+    except ValueError:
+        raise AuthFailure("malformed timestamp") from None
+    if abs(age) > nonces.window_s:
+        raise AuthFailure(f"stale request: timestamp {age:+.0f} s from now")
+    if len(nonce) != 2 * NONCE_BYTES:
+        raise AuthFailure("malformed nonce")
+    try:
+        verify_key = VerifyKey(bytes.fromhex(key))
+        verify_key.verify(canonical(method, target, body, stamp, nonce, key), bytes.fromhex(sig))
+    except (ValueError, NaclValueError, BadSignatureError):
+        raise AuthFailure("bad signature") from None
+    if not is_known(key):
+        raise AuthFailure("unknown key: not a member of this node's network")
+    nonces.check_and_add(key, nonce, now)
+    return key

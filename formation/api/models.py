@@ -1,0 +1,106 @@
+"""Request and response models: the only vocabulary the console and the node share."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Empty(Model):
+    """A request or response without fields."""
+
+
+class FieldError(Model):
+    field: str
+    message: str
+
+
+class ErrorBody(Model):
+    error: str = Field(description="machine-readable code, e.g. unauthorized, invalid_request")
+    message: str = Field(description="one line for a person")
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class Capability(Model):
+    name: str
+    ok: bool | None = Field(description="true/false, or null while still being probed")
+    summary: str = Field("", description="what was found, e.g. a version")
+    reason: str = Field("", description="why not, when ok is false")
+
+
+class Capabilities(Model):
+    probed_at: datetime | None = None
+    wireguard_backend: Literal["kernel", "wireguard-go", "none", "unknown"] = "unknown"
+    vmm_backend: Literal["cloud-hypervisor", "qemu-kvm", "qemu-tcg", "none", "unknown"] = "unknown"
+    items: list[Capability] = Field(default_factory=list)
+
+    def get(self, name: str) -> Capability | None:
+        return next((item for item in self.items if item.name == name), None)
+
+
+class Resources(Model):
+    cpus: int
+    memory_total_mb: int
+    memory_available_mb: int
+    disk_total_gb: float
+    disk_free_gb: float
+    load_1m: float
+
+
+class IdentityInfo(Model):
+    node_id: str
+    public_key: str = Field(description="Ed25519 public key, hex")
+    fingerprint: str
+    wireguard_public_key: str = Field(description="X25519 public key, base64")
+
+
+class NodeStatus(Model):
+    identity: IdentityInfo
+    name: str
+    version: str
+    started_at: datetime
+    uptime_s: float
+    listen: list[str] = Field(description="where the API is served")
+    capabilities: Capabilities
+    resources: Resources
+
+
+class HealthCheck(Model):
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class Health(Model):
+    status: Literal["ok", "degraded"]
+    checks: list[HealthCheck]
+
+
+class ConfigView(Model):
+    """The running configuration with nothing secret in it (the key file is never shown)."""
+
+    config_file: str | None
+    settings: dict[str, Any]
+
+
+class ProbeRequest(Model):
+    only: list[str] | None = Field(None, description="capability names to re-probe; all if null")
+
+
+class Event(Model):
+    seq: int = Field(description="increasing per node; resume with ?since=SEQ")
+    time: datetime
+    topic: str = Field(description="e.g. node, capabilities, state")
+    kind: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventsQuery(Model):
+    since: int | None = Field(None, ge=0, description="replay buffered events after this seq")
+    topic: str | None = Field(None, max_length=64, description="only events of this topic")

@@ -1,0 +1,71 @@
+"""Every endpoint, once: method, path, models and whether it mutates. The server binds a handler
+to each by name, the client calls them by object, and the OpenAPI document is generated here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+from formation.api import models as m
+
+Req = TypeVar("Req", bound=BaseModel)
+Resp = TypeVar("Resp", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[Req, Resp]):
+    name: str
+    method: str
+    path: str
+    request: type[Req]
+    response: type[Resp]
+    summary: str
+    query: type[BaseModel] | None = None
+    public: bool = False
+    stream: bool = False
+
+    @property
+    def mutating(self) -> bool:
+        return self.method not in ("GET", "HEAD", "OPTIONS")
+
+
+health = Endpoint(
+    "health", "GET", "/v1/health", m.Empty, m.Health,
+    "Is the node service up, and are its parts healthy", public=True,
+)
+node_status = Endpoint(
+    "node_status", "GET", "/v1/node", m.Empty, m.NodeStatus,
+    "This node: identity, version, uptime, capabilities, resources",
+)
+get_config = Endpoint(
+    "get_config", "GET", "/v1/config", m.Empty, m.ConfigView,
+    "The running configuration, without secrets",
+)
+get_capabilities = Endpoint(
+    "get_capabilities", "GET", "/v1/capabilities", m.Empty, m.Capabilities,
+    "What this host can really do, each 'no' with its reason",
+)
+probe_capabilities = Endpoint(
+    "probe_capabilities", "POST", "/v1/capabilities/probe", m.ProbeRequest, m.Capabilities,
+    "Probe the host again (boots a tiny guest to test KVM) and return the result",
+)
+events = Endpoint(
+    "events", "GET", "/v1/events", m.Empty, m.Event,
+    "Server-sent events: every change the node publishes", query=m.EventsQuery, stream=True,
+)
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    health,
+    node_status,
+    get_config,
+    get_capabilities,
+    probe_capabilities,
+    events,
+)
+
+# Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.
+OPENAPI_PATH = "/openapi.json"
+METRICS_PATH = "/metrics"
+PUBLIC_PATHS = frozenset({OPENAPI_PATH, METRICS_PATH}) | {e.path for e in ENDPOINTS if e.public}

@@ -1,0 +1,1 @@
+"""The node service: the one process that owns the host. Never imports the console."""

@@ -1,0 +1,91 @@
+"""The node's answers to the API. One method per endpoint in `api.routes`, same name."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from formation import __version__
+from formation.api import models as m
+from formation.node.capabilities import host
+
+if TYPE_CHECKING:
+    from formation.node.service import NodeService
+
+SSE_KEEPALIVE_S = 15.0
+
+
+class NodeHandlers:
+    def __init__(self, service: NodeService) -> None:
+        self.service = service
+
+    async def health(self, request: web.Request, body: m.Empty) -> m.Health:
+        svc = self.service
+        data_ok = os.access(svc.settings.data_dir, os.W_OK)
+        checks = [
+            m.HealthCheck(name="api", ok=True, detail="serving"),
+            m.HealthCheck(name="data_dir", ok=data_ok,
+                          detail=str(svc.settings.data_dir) + ("" if data_ok else " not writable")),
+            m.HealthCheck(name="capabilities", ok=True,
+                          detail="probed" if svc.prober.current.probed_at else "probing"),
+        ]
+        return m.Health(status="ok" if all(c.ok for c in checks) else "degraded", checks=checks)
+
+    async def node_status(self, request: web.Request, body: m.Empty) -> m.NodeStatus:
+        svc = self.service
+        return m.NodeStatus(
+            identity=svc.identity_info(),
+            name=svc.settings.name,
+            version=__version__,
+            started_at=svc.started_at,
+            uptime_s=round(time.monotonic() - svc.started_monotonic, 3),
+            listen=svc.listen_addresses(),
+            capabilities=svc.prober.current,
+            resources=host.resources(svc.settings.data_dir),
+        )
+
+    async def get_config(self, request: web.Request, body: m.Empty) -> m.ConfigView:
+        svc = self.service
+        return m.ConfigView(
+            config_file=str(svc.config_file) if svc.config_file else None,
+            settings=svc.settings.model_dump(mode="json"),
+        )
+
+    async def get_capabilities(self, request: web.Request, body: m.Empty) -> m.Capabilities:
+        return self.service.prober.current
+
+    async def probe_capabilities(self, request: web.Request, body: m.ProbeRequest
+                                 ) -> m.Capabilities:
+        return await self.service.probe_capabilities()
+
+    async def events(self, request: web.Request, query: m.EventsQuery) -> web.StreamResponse:
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        })
+        await response.prepare(request)
+        subscription = self.service.bus.subscribe(topic=query.topic, since=query.since)
+        stream = aiter(subscription)
+        await response.write(b": formation event stream\n\n")
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(stream), SSE_KEEPALIVE_S)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            except StopAsyncIteration:
+                break
+            frame = f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+            await response.write(frame.encode())
+        await stream.aclose()
+        return response
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        svc = self.service
+        svc.metrics.uptime.set(time.monotonic() - svc.started_monotonic)
+        payload = generate_latest(svc.metrics.registry)
+        return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,169 @@
+"""The aiohttp application: binds a handler to every endpoint in `api.routes`, validates input
+against the endpoint's models, turns every failure into an ErrorBody, and checks signatures on TCP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from formation.api import routes
+from formation.api.auth import AuthFailure, NonceCache, verify_request
+from formation.api.models import Empty, ErrorBody, FieldError
+from formation.api.openapi import build_openapi
+from formation.node.metrics import NodeMetrics
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1 << 20
+Handler = Callable[..., Awaitable[Any]]
+
+
+def error_response(status: int, code: str, message: str,
+                   fields: list[FieldError] | None = None) -> web.Response:
+    body = ErrorBody(error=code, message=message, fields=fields or [])
+    return web.Response(status=status, body=body.model_dump_json(), content_type="application/json")
+
+
+def _field_errors(exc: ValidationError, where: str) -> list[FieldError]:
+    return [
+        FieldError(field=".".join(str(p) for p in err["loc"]) or where,
+                   message=err["msg"].removeprefix("Value error, "))
+        for err in exc.errors()
+    ]
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, fields: list[FieldError]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    raw = await request.read()
+    if model is Empty and not raw.strip():
+        return Empty()
+    if not raw.strip():
+        raise BadRequest("request body required: a JSON object", [])
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        fields = _field_errors(exc, "body")
+        first = fields[0] if fields else None
+        message = f"invalid body: {first.field}: {first.message}" if first else "invalid body"
+        raise BadRequest(message, fields) from None
+
+
+def _parse_query(request: web.Request, model: type[BaseModel] | None) -> BaseModel | None:
+    if model is None:
+        return None
+    allowed = set(model.model_fields)
+    unknown = [key for key in request.query if key not in allowed]
+    if unknown:
+        raise BadRequest(f"unknown query parameter: {unknown[0]}",
+                         [FieldError(field=unknown[0], message="not a parameter of this endpoint")])
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        fields = _field_errors(exc, "query")
+        raise BadRequest(f"invalid query: {fields[0].field}: {fields[0].message}", fields) from None
+
+
+def bind(endpoint: routes.Endpoint, handler: Handler) -> Handler:
+    async def route(request: web.Request) -> web.StreamResponse:
+        body = await _parse_body(request, endpoint.request)
+        query = _parse_query(request, endpoint.query)
+        if endpoint.stream:
+            return await handler(request, query)
+        result = await handler(request, body) if query is None else await handler(
+            request, body, query)
+        return web.Response(body=result.model_dump_json(), content_type="application/json")
+
+    route.__name__ = endpoint.name
+    return route
+
+
+def _peer_credentials(request: web.Request) -> tuple[int, int, int] | None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or sock.family != socket.AF_UNIX:
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)
+
+
+def make_middlewares(
+    metrics: NodeMetrics, is_known: Callable[[str], bool], clock_skew_s: float
+) -> list:
+    nonces = NonceCache(window_s=clock_skew_s)
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        name = request.match_info.route.name or "unmatched"
+        try:
+            response = await handler(request)
+        except BadRequest as exc:
+            response = error_response(400, "invalid_request", str(exc), exc.fields)
+        except web.HTTPException as exc:
+            response = error_response(exc.status, exc.reason.lower().replace(" ", "_"),
+                                      f"{exc.reason}: {request.method} {request.path}")
+        except Exception as exc:
+            log.error("request failed", exc_info=exc,
+                      extra={"fields": {"endpoint": name, "path": request.path}})
+            response = error_response(500, "internal_error",
+                                      f"the node failed to handle {name}: {type(exc).__name__}")
+        metrics.requests.labels(name, str(response.status)).inc()
+        metrics.latency.labels(name).observe(time.perf_counter() - start)
+        return response
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        creds = _peer_credentials(request)
+        if creds is not None:
+            request["caller"] = f"unix:pid={creds[0]},uid={creds[1]}"
+            return await handler(request)
+        if request.path in routes.PUBLIC_PATHS and request.method == "GET":
+            return await handler(request)
+        body = await request.read()
+        try:
+            key = verify_request(request.headers, request.method, request.raw_path, body,
+                                 is_known=is_known, nonces=nonces)
+        except AuthFailure as exc:
+            reason = str(exc).split(":")[0]
+            metrics.auth_failures.labels(reason).inc()
+            log.warning("request refused", extra={"fields": {
+                "path": request.path, "reason": str(exc), "remote": request.remote}})
+            return error_response(401, "unauthorized", str(exc))
+        request["caller"] = f"key:{key}"
+        return await handler(request)
+
+    return [errors, authenticate]
+
+
+def build_app(handlers: object, metrics: NodeMetrics, is_known: Callable[[str], bool],
+              clock_skew_s: float) -> web.Application:
+    app = web.Application(
+        middlewares=make_middlewares(metrics, is_known, clock_skew_s), client_max_size=MAX_BODY
+    )
+    for endpoint in routes.ENDPOINTS:
+        handler = getattr(handlers, endpoint.name, None)
+        if handler is None:
+            raise RuntimeError(f"no handler for endpoint {endpoint.name}")
+        app.router.add_route(endpoint.method, endpoint.path, bind(endpoint, handler),
+                             name=endpoint.name)
+    document = json.dumps(build_openapi()).encode()
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get(routes.OPENAPI_PATH, openapi, name="openapi")
+    app.router.add_get(routes.METRICS_PATH, handlers.metrics, name="metrics")
+    return app

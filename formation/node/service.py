@@ -1,0 +1,172 @@
+"""The node service's life: load identity, bind the API on the unix socket (and TCP when
+configured), probe the host, and on SIGTERM finish in-flight requests and close cleanly.
+
+The same class runs standalone (`formation node`) and embedded in the console's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from formation import __version__
+from formation.api.models import Capabilities, IdentityInfo
+from formation.config.settings import NodeSettings
+from formation.errors import FormationError
+from formation.identity import NodeIdentity, load_or_create_identity
+from formation.node.capabilities import CapabilityProber
+from formation.node.events import EventBus
+from formation.node.handlers import NodeHandlers
+from formation.node.metrics import NodeMetrics
+from formation.node.server import build_app
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+def _socket_in_use(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+class NodeService:
+    def __init__(self, settings: NodeSettings, config_file: Path | None = None) -> None:
+        self.settings = settings
+        self.config_file = config_file
+        self.identity: NodeIdentity | None = None
+        self.bus = EventBus()
+        self.metrics = NodeMetrics()
+        self.prober = CapabilityProber(settings.probe, settings.data_dir)
+        self.started_at = datetime.now(UTC)
+        self.started_monotonic = time.monotonic()
+        self.key_authorities: list[Callable[[str], bool]] = []
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._tcp_address: str | None = None
+
+    # identity and trust -------------------------------------------------------------------
+    def identity_info(self) -> IdentityInfo:
+        ident = self.identity
+        assert ident is not None, "service not started"
+        return IdentityInfo(
+            node_id=ident.node_id, public_key=ident.public_key_hex,
+            fingerprint=ident.fingerprint, wireguard_public_key=ident.wireguard_public_key,
+        )
+
+    def is_known_key(self, key_hex: str) -> bool:
+        """Who may sign requests to this node. Config trust for now; later parts (the state
+        store's membership) add authorities."""
+        if self.identity and key_hex == self.identity.public_key_hex:
+            return True
+        if key_hex in self.settings.trusted_keys:
+            return True
+        return any(authority(key_hex) for authority in self.key_authorities)
+
+    def listen_addresses(self) -> list[str]:
+        found = [f"unix:{self.settings.api.socket}"]
+        if self._tcp_address:
+            found.append(f"tcp:{self._tcp_address}")
+        return found
+
+    def publish(self, topic: str, kind: str, data: dict | None = None) -> None:
+        self.bus.publish(topic, kind, data)
+        self.metrics.events.labels(topic).inc()
+
+    # lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.identity = await asyncio.to_thread(load_or_create_identity, s.data_dir)
+        app = build_app(NodeHandlers(self), self.metrics, self.is_known_key, s.api.clock_skew_s)
+        app.on_shutdown.append(self._on_shutdown)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                                     handle_signals=False)
+        await self._runner.setup()
+        await self._bind_unix(s.api.socket, s.api.socket_mode)
+        if s.api.listen:
+            host, _, port = s.api.listen.rpartition(":")
+            site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+            try:
+                await site.start()
+            except OSError as exc:
+                await self._runner.cleanup()
+                raise FormationError(f"cannot listen on {s.api.listen}: {exc.strerror}") from None
+            bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+            self._tcp_address = f"{bound[0]}:{bound[1]}"
+        self.started_at = datetime.now(UTC)
+        self.started_monotonic = time.monotonic()
+        log.info("node service started", extra={"fields": {
+            "node_id": self.identity.node_id, "name": s.name, "version": __version__,
+            "listen": ",".join(self.listen_addresses())}})
+        self.publish("node", "started", {"node_id": self.identity.node_id})
+        self.spawn(self.probe_capabilities())
+
+    async def _bind_unix(self, path: Path, mode: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if path.exists() or path.is_symlink():
+            if await asyncio.to_thread(_socket_in_use, path):
+                await self._runner.cleanup()  # type: ignore[union-attr]
+                raise FormationError(f"another node service is already running at {path}")
+            path.unlink()
+        await web.UnixSite(self._runner, str(path)).start()  # type: ignore[arg-type]
+        os.chmod(path, mode)
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Background work owned by the service: cancelled on stop, failures logged."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def probe_capabilities(self) -> Capabilities:
+        result = await self.prober.probe()
+        self.publish("capabilities", "probed", result.model_dump(mode="json"))
+        return result
+
+    async def _on_shutdown(self, _: web.Application) -> None:
+        self.bus.close()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        with contextlib.suppress(FileNotFoundError):
+            self.settings.api.socket.unlink()
+        log.info("node service stopped")
+
+    async def run_until_signalled(self) -> None:
+        """`formation node`: serve until SIGTERM or SIGINT, then shut down gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            log.info("stopping: finishing in-flight requests")
+        finally:
+            await self.stop()

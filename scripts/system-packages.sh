@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the node and its tests use, once. As non-root, only reports.
+set -euo pipefail
+packages=(
+  qemu-system-x86 qemu-utils seabios     # VM backend on hosts without Cloud Hypervisor; KVM probe
+  wireguard-go wireguard-tools           # the mesh where the kernel has no WireGuard
+  iproute2 tcpdump dnsutils              # lab namespaces, capture and DNS checks in tests
+  openssh-server openssh-client tmux     # the console over SSH, tested for real
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "note: missing Debian packages (tests needing them are skipped): ${missing[*]}" >&2
+  exit 0
+fi
+echo "installing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
