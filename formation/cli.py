@@ -9,49 +9,14 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from formation import __version__
 from formation.cli_output import capability_lines, emit_json, status_lines
-from formation.config import NodeSettings, load_settings
+from formation.commands.common import Context, json_option, node_option, run
 from formation.errors import FormationError
-
-T = TypeVar("T")
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-node_option = click.option(
-    "--node", "node_address", metavar="HOST:PORT",
-    help="Talk to the node at this TCP address (signed with this host's key) instead of the "
-    "local unix socket.",
-)
-
-
-class Context:
-    def __init__(self, config_file: Path | None) -> None:
-        self.config_file = config_file
-        self._settings: NodeSettings | None = None
-
-    @property
-    def settings(self) -> NodeSettings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_file)
-        return self._settings
-
-    def client(self, node_address: str | None, timeout_s: float = 10.0):
-        from formation.api.client import NodeClient
-
-        if node_address:
-            from formation.identity.store import load_identity
-
-            identity = load_identity(self.settings.data_dir)
-            return NodeClient.tcp(node_address, identity, timeout_s=timeout_s)
-        return NodeClient.unix(self.settings.api.socket, timeout_s=timeout_s)
-
-
-def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(coro_factory())  # type: ignore[arg-type]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -246,3 +211,10 @@ def main() -> None:
         click.echo(f"formation: internal error: {type(exc).__name__}: {exc} "
                    "(set FORMATION_DEBUG=1 for details)", err=True)
         sys.exit(70)
+
+
+def _register_part_commands() -> None:
+    """Each part of the system adds its command group here with one line."""
+
+
+_register_part_commands()

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from formation.api import routes
 from formation.api.auth import sign_request
+from formation.api.endpoint import Endpoint, Req, Resp
 from formation.api.models import ErrorBody, Event
-from formation.api.routes import Endpoint, Req, Resp
 from formation.errors import FormationError
 from formation.identity import NodeIdentity
 

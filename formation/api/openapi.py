@@ -8,13 +8,14 @@ from pydantic.json_schema import models_json_schema
 
 from formation import __version__
 from formation.api import routes
+from formation.api.endpoint import Endpoint
 from formation.api.models import Empty, ErrorBody
 
 REF = "#/components/schemas/{model}"
 SECURITY = {"FormationSignature": []}
 
 
-def _error_responses(endpoint: routes.Endpoint) -> dict[str, Any]:
+def _error_responses(endpoint: Endpoint) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}
     codes = {"400": "Invalid request", "500": "Internal error"}
     if not endpoint.public:
@@ -22,7 +23,7 @@ def _error_responses(endpoint: routes.Endpoint) -> dict[str, Any]:
     return {code: {"description": text, "content": error} for code, text in codes.items()}
 
 
-def _query_parameters(endpoint: routes.Endpoint) -> list[dict[str, Any]]:
+def _query_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     if endpoint.query is None:
         return []
     schema = endpoint.query.model_json_schema()
@@ -33,13 +34,13 @@ def _query_parameters(endpoint: routes.Endpoint) -> list[dict[str, Any]]:
     ]
 
 
-def _path_parameters(endpoint: routes.Endpoint) -> list[dict[str, Any]]:
+def _path_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in endpoint.path.split("/") if part.startswith("{")]
     schema = {"type": "string"}
     return [{"name": n, "in": "path", "required": True, "schema": schema} for n in names]
 
 
-def _operation(endpoint: routes.Endpoint) -> dict[str, Any]:
+def _operation(endpoint: Endpoint) -> dict[str, Any]:
     media = "text/event-stream" if endpoint.stream else "application/json"
     response_schema: dict[str, Any] = {"$ref": REF.format(model=endpoint.response.__name__)}
     if endpoint.stream:

@@ -1,35 +1,12 @@
 """Every endpoint, once: method, path, models and whether it mutates. The server binds a handler
-to each by name, the client calls them by object, and the OpenAPI document is generated here."""
+to each by name, the client calls them by object, and the OpenAPI document is generated here.
+Parts of the node define their endpoints in their own module (e.g. `state_routes`); this module
+gathers them into ENDPOINTS."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Generic, TypeVar
-
-from pydantic import BaseModel
-
 from formation.api import models as m
-
-Req = TypeVar("Req", bound=BaseModel)
-Resp = TypeVar("Resp", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Endpoint(Generic[Req, Resp]):
-    name: str
-    method: str
-    path: str
-    request: type[Req]
-    response: type[Resp]
-    summary: str
-    query: type[BaseModel] | None = None
-    public: bool = False
-    stream: bool = False
-
-    @property
-    def mutating(self) -> bool:
-        return self.method not in ("GET", "HEAD", "OPTIONS")
-
+from formation.api.endpoint import Endpoint
 
 health = Endpoint(
     "health", "GET", "/v1/health", m.Empty, m.Health,

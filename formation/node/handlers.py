@@ -34,6 +34,8 @@ class NodeHandlers:
             m.HealthCheck(name="capabilities", ok=True,
                           detail="probed" if svc.prober.current.probed_at else "probing"),
         ]
+        for component in svc.components:
+            checks.extend(component.health())
         return m.Health(status="ok" if all(c.ok for c in checks) else "degraded", checks=checks)
 
     async def node_status(self, request: web.Request, body: m.Empty) -> m.NodeStatus:
@@ -63,7 +65,7 @@ class NodeHandlers:
                                  ) -> m.Capabilities:
         return await self.service.probe_capabilities()
 
-    async def events(self, request: web.Request, query: m.EventsQuery) -> web.StreamResponse:
+    async def events(self, request: web.Request, *, query: m.EventsQuery) -> web.StreamResponse:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         })

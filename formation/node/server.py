@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from formation.api import routes
 from formation.api.auth import AuthFailure, NonceCache, verify_request
+from formation.api.endpoint import Endpoint
 from formation.api.models import Empty, ErrorBody, FieldError
 from formation.api.openapi import build_openapi
 from formation.node.metrics import NodeMetrics
@@ -24,6 +25,7 @@ from formation.node.metrics import NodeMetrics
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
+CALLER = web.RequestKey("caller", str)  # who made the request: "unix:pid=..,uid=.." or "key:HEX"
 Handler = Callable[..., Awaitable[Any]]
 
 
@@ -77,14 +79,15 @@ def _parse_query(request: web.Request, model: type[BaseModel] | None) -> BaseMod
         raise BadRequest(f"invalid query: {fields[0].field}: {fields[0].message}", fields) from None
 
 
-def bind(endpoint: routes.Endpoint, handler: Handler) -> Handler:
+def bind(endpoint: Endpoint, handler: Handler) -> Handler:
     async def route(request: web.Request) -> web.StreamResponse:
         body = await _parse_body(request, endpoint.request)
-        query = _parse_query(request, endpoint.query)
+        kwargs: dict[str, Any] = dict(request.match_info)
+        if endpoint.query is not None:
+            kwargs["query"] = _parse_query(request, endpoint.query)
         if endpoint.stream:
-            return await handler(request, query)
-        result = await handler(request, body) if query is None else await handler(
-            request, body, query)
+            return await handler(request, **kwargs)
+        result = await handler(request, body, **kwargs)
         return web.Response(body=result.model_dump_json(), content_type="application/json")
 
     route.__name__ = endpoint.name
@@ -128,7 +131,7 @@ def make_middlewares(
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         creds = _peer_credentials(request)
         if creds is not None:
-            request["caller"] = f"unix:pid={creds[0]},uid={creds[1]}"
+            request[CALLER] = f"unix:pid={creds[0]},uid={creds[1]}"
             return await handler(request)
         if request.path in routes.PUBLIC_PATHS and request.method == "GET":
             return await handler(request)
@@ -142,21 +145,27 @@ def make_middlewares(
             log.warning("request refused", extra={"fields": {
                 "path": request.path, "reason": str(exc), "remote": request.remote}})
             return error_response(401, "unauthorized", str(exc))
-        request["caller"] = f"key:{key}"
+        request[CALLER] = f"key:{key}"
         return await handler(request)
 
     return [errors, authenticate]
 
 
-def build_app(handlers: object, metrics: NodeMetrics, is_known: Callable[[str], bool],
-              clock_skew_s: float) -> web.Application:
+def find_handler(handler_objects: list[object], name: str) -> Handler:
+    """Each part of the node brings an object whose methods are named after its endpoints."""
+    found = [getattr(obj, name) for obj in handler_objects if hasattr(obj, name)]
+    if len(found) != 1:
+        raise RuntimeError(f"endpoint {name}: expected one handler, found {len(found)}")
+    return found[0]
+
+
+def build_app(handler_objects: list[object], metrics: NodeMetrics,
+              is_known: Callable[[str], bool], clock_skew_s: float) -> web.Application:
     app = web.Application(
         middlewares=make_middlewares(metrics, is_known, clock_skew_s), client_max_size=MAX_BODY
     )
     for endpoint in routes.ENDPOINTS:
-        handler = getattr(handlers, endpoint.name, None)
-        if handler is None:
-            raise RuntimeError(f"no handler for endpoint {endpoint.name}")
+        handler = find_handler(handler_objects, endpoint.name)
         app.router.add_route(endpoint.method, endpoint.path, bind(endpoint, handler),
                              name=endpoint.name)
     document = json.dumps(build_openapi()).encode()
@@ -165,5 +174,6 @@ def build_app(handlers: object, metrics: NodeMetrics, is_known: Callable[[str], 
         return web.Response(body=document, content_type="application/json")
 
     app.router.add_get(routes.OPENAPI_PATH, openapi, name="openapi")
-    app.router.add_get(routes.METRICS_PATH, handlers.metrics, name="metrics")
+    app.router.add_get(routes.METRICS_PATH, find_handler(handler_objects, "metrics"),
+                       name="metrics")
     return app

@@ -24,6 +24,7 @@ from formation.config.settings import NodeSettings
 from formation.errors import FormationError
 from formation.identity import NodeIdentity, load_or_create_identity
 from formation.node.capabilities import CapabilityProber
+from formation.node.component import Component, default_components
 from formation.node.events import EventBus
 from formation.node.handlers import NodeHandlers
 from formation.node.metrics import NodeMetrics
@@ -45,8 +46,15 @@ def _socket_in_use(path: Path) -> bool:
 
 
 class NodeService:
-    def __init__(self, settings: NodeSettings, config_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: NodeSettings,
+        config_file: Path | None = None,
+        components: list[Component] | None = None,
+    ) -> None:
         self.settings = settings
+        self.components = default_components() if components is None else components
+        self._started_components: list[Component] = []
         self.config_file = config_file
         self.identity: NodeIdentity | None = None
         self.bus = EventBus()
@@ -92,7 +100,17 @@ class NodeService:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.identity = await asyncio.to_thread(load_or_create_identity, s.data_dir)
-        app = build_app(NodeHandlers(self), self.metrics, self.is_known_key, s.api.clock_skew_s)
+        for component in self.components:
+            try:
+                await component.start(self)
+            except BaseException:
+                await self._stop_components()
+                raise
+            self._started_components.append(component)
+        handlers = [NodeHandlers(self)] + [
+            h for c in self.components if (h := c.api_handlers()) is not None
+        ]
+        app = build_app(handlers, self.metrics, self.is_known_key, s.api.clock_skew_s)
         app.on_shutdown.append(self._on_shutdown)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                                      handle_signals=False)
@@ -105,6 +123,7 @@ class NodeService:
                 await site.start()
             except OSError as exc:
                 await self._runner.cleanup()
+                await self._stop_components()
                 raise FormationError(f"cannot listen on {s.api.listen}: {exc.strerror}") from None
             bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
             self._tcp_address = f"{bound[0]}:{bound[1]}"
@@ -121,6 +140,7 @@ class NodeService:
         if path.exists() or path.is_symlink():
             if await asyncio.to_thread(_socket_in_use, path):
                 await self._runner.cleanup()  # type: ignore[union-attr]
+                await self._stop_components()
                 raise FormationError(f"another node service is already running at {path}")
             path.unlink()
         await web.UnixSite(self._runner, str(path)).start()  # type: ignore[arg-type]
@@ -156,7 +176,17 @@ class NodeService:
             self._runner = None
         with contextlib.suppress(FileNotFoundError):
             self.settings.api.socket.unlink()
+        await self._stop_components()
         log.info("node service stopped")
+
+    async def _stop_components(self) -> None:
+        while self._started_components:
+            component = self._started_components.pop()
+            try:
+                await component.stop()
+            except Exception as exc:
+                log.error("component failed to stop", exc_info=exc,
+                          extra={"fields": {"component": component.name}})
 
     async def run_until_signalled(self) -> None:
         """`formation node`: serve until SIGTERM or SIGINT, then shut down gracefully."""

@@ -7,11 +7,12 @@ isa-debug-exit device, which makes QEMU exit with status (0x10 << 1) | 1."""
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from formation.node.proc import run_command
 
 # mov dx,0x3f8; mov al,'O'; out dx,al; mov al,'K'; out dx,al;
 # mov dx,0xf4; mov al,0x10; out dx,al; hlt; jmp hlt
@@ -39,22 +40,15 @@ async def boot_test(qemu: str, accel: str, timeout_s: float) -> BootResult:
         ]
         start = time.monotonic()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *args, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )
+            done = await run_command(args, timeout_s)
         except OSError as exc:
             return BootResult(False, 0.0, f"cannot run {qemu}: {exc.strerror}")
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
             why = f"the test guest hung (no exit in {timeout_s:g} s)"
             return BootResult(False, timeout_s, why)
         elapsed = time.monotonic() - start
-    if proc.returncode == EXIT_STATUS and b"OK" in out:
+    if done.returncode == EXIT_STATUS and b"OK" in done.stdout:
         return BootResult(True, elapsed, f"test guest booted in {elapsed:.2f} s")
-    lines = [ln for ln in err.decode(errors="replace").splitlines() if "warning" not in ln]
-    reason = lines[-1] if lines else f"exit status {proc.returncode}"
+    lines = [ln for ln in done.stderr.decode(errors="replace").splitlines() if "warning" not in ln]
+    reason = lines[-1] if lines else f"exit status {done.returncode}"
     return BootResult(False, elapsed, f"test guest failed: {reason}")

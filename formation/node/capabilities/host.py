@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import re
@@ -10,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from formation.api.models import Capability, Resources
+from formation.node.proc import run_command
 
 KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
@@ -66,14 +66,10 @@ async def binary_version(binary: str, name: str, pattern: str) -> Capability:
     if path is None:
         return Capability(name=name, ok=False, reason=f"{binary} is not installed (not on PATH)")
     try:
-        proc = await asyncio.create_subprocess_exec(
-            path, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-        out, _ = await asyncio.wait_for(proc.communicate(), 5)
+        done = await run_command([path, "--version"], 5)
     except (OSError, TimeoutError) as exc:
         return Capability(name=name, ok=False, reason=f"{path} --version failed: {exc!r}")
-    match = re.search(pattern, out.decode(errors="replace"))
+    match = re.search(pattern, (done.stdout + done.stderr).decode(errors="replace"))
     version = match.group(1) if match else "unknown version"
     return Capability(name=name, ok=True, summary=f"{path} {version}")
 

@@ -1,0 +1,33 @@
+"""What an endpoint is. Kept apart from `routes` so every part's route module can import it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+Req = TypeVar("Req", bound=BaseModel)
+Resp = TypeVar("Resp", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[Req, Resp]):
+    """One route. `public` routes skip signature checks on TCP (health, metrics, the document);
+    `stream` routes answer with server-sent events of `response` items; `query` models the query
+    string; `{name}` parts of `path` are path parameters, passed to the handler as keyword
+    arguments and to `NodeClient.call` as keyword arguments."""
+
+    name: str
+    method: str
+    path: str
+    request: type[Req]
+    response: type[Resp]
+    summary: str
+    query: type[BaseModel] | None = None
+    public: bool = False
+    stream: bool = False
+
+    @property
+    def mutating(self) -> bool:
+        return self.method not in ("GET", "HEAD", "OPTIONS")

@@ -1,0 +1,33 @@
+"""The parts of the node service (state store, discovery, mesh, VMs) plug in as components: each
+starts after the identity exists and before the API is served, may bring an object of API
+handlers, reports health, and stops in reverse order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from formation.api.models import HealthCheck
+
+if TYPE_CHECKING:
+    from formation.node.service import NodeService
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self, service: NodeService) -> None:
+        """Open resources; `service.identity`, `.settings`, `.bus` and `.metrics` are ready."""
+
+    async def stop(self) -> None:
+        """Release everything start opened. Called once, after the API stopped serving."""
+
+    def api_handlers(self) -> object | None:
+        """An object whose methods are named after this part's endpoints, or None."""
+
+    def health(self) -> list[HealthCheck]:
+        """This part's health checks, shown in GET /v1/health."""
+
+
+def default_components() -> list[Component]:
+    """The parts a standalone node runs, in start order. Each part adds itself here."""
+    return []
