@@ -102,6 +102,18 @@ def _peer_credentials(request: web.Request) -> tuple[int, int, int] | None:
     return struct.unpack("3i", creds)
 
 
+def _log_request(request: web.Request, name: str, status: int, elapsed: float) -> None:
+    """Who did what: every mutating request is logged at info with its caller (the unix peer's
+    pid and uid from SO_PEERCRED, or the signing key); reads only at debug."""
+    level = logging.INFO if request.method not in ("GET", "HEAD", "OPTIONS") else logging.DEBUG
+    if not log.isEnabledFor(level):
+        return
+    caller = request.get(CALLER) or f"tcp:{request.remote} unsigned"
+    log.log(level, "request", extra={"fields": {
+        "method": request.method, "path": request.path, "endpoint": name, "status": status,
+        "caller": caller, "ms": round(elapsed * 1000, 2)}})
+
+
 def make_middlewares(
     metrics: NodeMetrics, is_known: Callable[[str], bool], clock_skew_s: float
 ) -> list:
@@ -123,8 +135,10 @@ def make_middlewares(
                       extra={"fields": {"endpoint": name, "path": request.path}})
             response = error_response(500, "internal_error",
                                       f"the node failed to handle {name}: {type(exc).__name__}")
+        elapsed = time.perf_counter() - start
         metrics.requests.labels(name, str(response.status)).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - start)
+        metrics.latency.labels(name).observe(elapsed)
+        _log_request(request, name, response.status, elapsed)
         return response
 
     @web.middleware
