@@ -11,13 +11,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from formation.api import routes
 from formation.api.auth import H_TIMESTAMP, canonical, sign_request
 from formation.api.client import ApiError, NodeClient
-from formation.api import routes
 from formation.api.models import Capabilities, ProbeRequest
 from formation.identity import NodeIdentity
 from formation.node.service import NodeService
-
 from tests.conftest import make_settings
 
 PROBE = "/v1/capabilities/probe"

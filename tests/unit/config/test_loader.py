@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from formation.config import load_settings
-from formation.config import paths
+from formation.config import load_settings, paths
 from formation.errors import ConfigError
 
 
