@@ -102,6 +102,14 @@ def _peer_credentials(request: web.Request) -> tuple[int, int, int] | None:
     return struct.unpack("3i", creds)
 
 
+def _keep_protocol_headers(exc: web.HTTPException, response: web.Response) -> None:
+    """An error body replaces aiohttp's, but headers the protocol requires (Allow on a 405,
+    Location on a redirect) stay."""
+    for name in ("Allow", "Location"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+
+
 def _log_request(request: web.Request, name: str, status: int, elapsed: float) -> None:
     """Who did what: every mutating request is logged at info with its caller (the unix peer's
     pid and uid from SO_PEERCRED, or the signing key); reads only at debug."""
@@ -130,6 +138,7 @@ def make_middlewares(
         except web.HTTPException as exc:
             response = error_response(exc.status, exc.reason.lower().replace(" ", "_"),
                                       f"{exc.reason}: {request.method} {request.path}")
+            _keep_protocol_headers(exc, response)
         except Exception as exc:
             log.error("request failed", exc_info=exc,
                       extra={"fields": {"endpoint": name, "path": request.path}})
