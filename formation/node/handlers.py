@@ -63,7 +63,7 @@ class NodeHandlers:
 
     async def probe_capabilities(self, request: web.Request, body: m.ProbeRequest
                                  ) -> m.Capabilities:
-        return await self.service.probe_capabilities()
+        return await self.service.probe_capabilities(body.only)
 
     async def events(self, request: web.Request, *, query: m.EventsQuery) -> web.StreamResponse:
         response = web.StreamResponse(headers={

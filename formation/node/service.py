@@ -158,8 +158,8 @@ class NodeService:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    async def probe_capabilities(self) -> Capabilities:
-        result = await self.prober.probe()
+    async def probe_capabilities(self, only: list[str] | None = None) -> Capabilities:
+        result = await self.prober.probe(only)
         self.publish("capabilities", "probed", result.model_dump(mode="json"))
         return result
 

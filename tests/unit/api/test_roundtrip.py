@@ -122,7 +122,9 @@ async def test_invalid_body_is_a_400_naming_the_field(node: NodeService) -> None
 
     connector = aiohttp.UnixConnector(path=str(node.settings.api.socket))
     async with aiohttp.ClientSession(connector=connector) as session:
-        for body, field in ((b'{"only": 3}', "only"), (b'{"nope": 1}', "nope"), (b"[", "body")):
+        cases = ((b'{"only": 3}', "only"), (b'{"nope": 1}', "nope"), (b"[", "body"),
+                 (b'{"only": ["kvm", "warp_drive"]}', "only.1"))
+        for body, field in cases:
             async with session.post("http://node/v1/capabilities/probe", data=body) as resp:
                 error = await resp.json()
             assert resp.status == 400, error

@@ -141,3 +141,25 @@ def test_resources_are_plausible(tmp_path: Path) -> None:
     assert res.cpus == os.cpu_count()
     assert 0 < res.memory_available_mb <= res.memory_total_mb
     assert 0 < res.disk_free_gb <= res.disk_total_gb
+
+
+async def test_probe_only_cheap_facts_skips_the_vmm_probe(tmp_path: Path) -> None:
+    """Cloud Hypervisor is not installable here; a stand-in counts how often it is asked."""
+    calls = tmp_path / "calls"
+    stand_in = tmp_path / "cloud-hypervisor"
+    stand_in.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'cloud-hypervisor v40.0'\n")
+    stand_in.chmod(0o755)
+    settings = ProbeSettings(boot_test=False, cloud_hypervisor_binary=str(stand_in))
+    prober = CapabilityProber(settings, tmp_path)
+    first = await prober.probe(only=["disk"])  # nothing earlier to reuse: a full probe
+    assert calls.read_text().count("x") == 1
+    again = await prober.probe(only=["disk", "ip_forwarding"])
+    assert calls.read_text().count("x") == 1
+    assert again.get("cloud_hypervisor") == first.get("cloud_hypervisor")
+    assert again.probed_at > first.probed_at
+    await prober.probe(only=["cloud_hypervisor"])
+    assert calls.read_text().count("x") == 2
+    await prober.probe()
+    assert calls.read_text().count("x") == 3
+    summary = prober.current.get("cloud_hypervisor").summary
+    assert summary.count("unusable without KVM") <= 1
