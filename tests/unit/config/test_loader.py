@@ -147,3 +147,30 @@ def test_cli_variables_are_not_settings(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "name: edge1\n"),
                              environ={"FORMATION_DEBUG": "1", "FORMATION_CONFIG": "ignored"})
     assert settings.name == "edge1"
+
+
+@pytest.mark.parametrize("written", ["0o640", "0640", "'640'", "416"])
+def test_socket_mode_in_octal_as_the_readme_writes_it(tmp_path: Path, written: str) -> None:
+    settings = load_settings(write(tmp_path, f"api:\n  socket_mode: {written}\n"), environ={})
+    assert settings.api.socket_mode == 0o640
+
+
+def test_socket_mode_env_override_in_octal(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""), environ={"FORMATION_API__SOCKET_MODE": "0o600"})
+    assert settings.api.socket_mode == 0o600
+
+
+def test_bad_socket_mode_is_explained(tmp_path: Path) -> None:
+    message = refused(write(tmp_path, "api:\n  socket_mode: rw-rw----\n"))
+    assert "line 2" in message and "api.socket_mode" in message and "octal" in message
+    message = refused(write(tmp_path, "api:\n  socket_mode: 0o7777\n"))
+    assert "api.socket_mode" in message
+
+
+def test_readme_example_config_is_valid(tmp_path: Path) -> None:
+    """The configuration block in README.md, as a user would copy it."""
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    settings = load_settings(write(tmp_path, block), environ={})
+    assert settings.api.socket_mode == 0o660
+    assert settings.name == "edge1"
