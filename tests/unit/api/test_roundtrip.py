@@ -152,3 +152,15 @@ async def test_no_node_is_a_clear_error(short_tmp) -> None:
     async with NodeClient.unix(short_tmp / "absent.sock") as client:
         with pytest.raises(NodeUnreachable, match="is `formation node` running"):
             await client.call(routes.health)
+
+
+async def test_oversized_body_is_a_413_error_body(node: NodeService) -> None:
+    import aiohttp
+
+    connector = aiohttp.UnixConnector(path=str(node.settings.api.socket))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        body = b'{"only": null, "pad": "' + b"x" * (2 << 20) + b'"}'
+        async with session.post("http://node/v1/capabilities/probe", data=body) as resp:
+            error = await resp.json()
+    assert resp.status == 413
+    assert error["error"] == "request_entity_too_large"
