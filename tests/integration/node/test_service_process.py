@@ -74,9 +74,6 @@ def test_status_json_prints_identity_and_capabilities(start_node) -> None:
     assert "capabilities" in status and "items" in status["capabilities"]
     assert status["listen"] == [f"unix:{node.socket}"]
 
-    text = formation("--config", str(node.config), "status")
-    assert text.returncode == 0 and ident.node_id in text.stdout and "capabilities" in text.stdout
-
     shown = formation("--config", str(node.config), "identity", "show", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == status["identity"]
@@ -123,3 +120,15 @@ async def test_no_secret_in_any_response_or_log_line(start_node, short_tmp: Path
     key_file = node.data_dir / "identity.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert oct(os.stat(node.data_dir).st_mode)[-3:] == "700"
+
+
+def test_status_text_is_aligned(start_node) -> None:
+    node = start_node()
+    done = formation("--config", str(node.config), "status")
+    assert done.returncode == 0, done.stderr
+    head = done.stdout.split("\ncapabilities\n")[0].splitlines()
+    assert [line.split()[0] for line in head] == [
+        "node", "version", "uptime", "key", "fingerprint", "wireguard", "listen", "resources"]
+    columns = {len(line) - len(line[len(line.split()[0]):].lstrip()) for line in head}
+    assert len(columns) == 1, f"values start in one column: {head}"
+    assert load_identity(node.data_dir).node_id in head[0]
