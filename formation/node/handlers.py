@@ -81,21 +81,26 @@ class NodeHandlers:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         })
-        await response.prepare(request)
         subscription = self.service.bus.subscribe(topic=query.topic, since=query.since)
         stream = aiter(subscription)
-        await response.write(b": formation event stream\n\n")
-        while True:
-            try:
-                event = await asyncio.wait_for(anext(stream), SSE_KEEPALIVE_S)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
-            except StopAsyncIteration:
-                break
-            frame = f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
-            await response.write(frame.encode())
-        await stream.aclose()
+        try:
+            await response.prepare(request)
+            await response.write(b": formation event stream\n\n")
+            while True:
+                try:
+                    event = await asyncio.wait_for(anext(stream), SSE_KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+                    continue
+                except StopAsyncIteration:
+                    break
+                frame = f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+                await response.write(frame.encode())
+        except ConnectionResetError:
+            pass  # the client hung up: the normal end of a stream, not a failure
+        finally:
+            await stream.aclose()
+            self.service.bus.unsubscribe(subscription)  # also if the stream was never started
         return response
 
     async def metrics(self, request: web.Request) -> web.Response:

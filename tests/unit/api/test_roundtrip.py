@@ -164,3 +164,32 @@ async def test_oversized_body_is_a_413_error_body(node: NodeService) -> None:
             error = await resp.json()
     assert resp.status == 413
     assert error["error"] == "request_entity_too_large"
+
+
+async def test_client_leaving_an_event_stream_is_not_an_error(node: NodeService) -> None:
+    """A listener that hangs up is the normal end of a stream: no 'request failed', no 500,
+    and its subscription is gone once the node notices."""
+    import aiohttp
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("formation.node.server")
+    logger.addHandler(handler)
+    try:
+        connector = aiohttp.UnixConnector(path=str(node.settings.api.socket))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.get("http://node/v1/events?since=0") as resp:
+                assert await resp.content.readline() == b": formation event stream\n"
+        for _ in range(500):
+            node.publish("test", "after-hangup", {})
+            if not node.bus._subscribers:
+                break
+            await asyncio.sleep(0.01)
+        assert not node.bus._subscribers
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if r.levelno >= logging.ERROR], records
+    async with NodeClient.unix(node.settings.api.socket) as client:
+        metrics = (await client.raw_get("/metrics")).decode()
+    assert 'endpoint="events",status="500"' not in metrics
