@@ -121,3 +121,19 @@ def test_usage_errors_and_version(short_tmp: Path) -> None:
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "frobnicate" in bad.stderr
     version = formation("version", "--json")
     assert version.returncode == 0 and "version" in json.loads(version.stdout)
+
+
+def test_node_refuses_a_key_file_others_can_read(short_tmp: Path) -> None:
+    from formation.identity import load_or_create_identity
+
+    ident = load_or_create_identity(short_tmp / "data")
+    key_file = short_tmp / "data" / "identity.key"
+    key_file.chmod(0o644)
+    done = formation("--config", str(write_config(short_tmp)), "node", timeout=30)
+    line = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert line == (f"formation: error: {key_file}: mode 644 is too open; "
+                    f"run: chmod 600 {key_file}")
+    assert ident.seed.hex() not in done.stderr
+    assert not (short_tmp / "node.sock").exists(), "nothing was served"
