@@ -40,16 +40,20 @@ def capability_lines(caps: Capabilities) -> list[str]:
 def status_lines(status: NodeStatus) -> list[str]:
     ident, res = status.identity, status.resources
     hours, rest = divmod(int(status.uptime_s), 3600)
-    return [
-        f"node       {status.name} ({ident.node_id})",
-        f"version    {status.version}",
-        f"uptime     {hours}h{rest // 60:02d}m{rest % 60:02d}s",
-        f"key        {ident.public_key}",
-        f"fingerprint {ident.fingerprint}",
-        f"wireguard  {ident.wireguard_public_key}",
-        f"listen     {', '.join(status.listen)}",
-        f"resources  {res.cpus} CPUs, {res.memory_available_mb}/{res.memory_total_mb} MiB "
+    rows = {
+        "node": f"{status.name} ({ident.node_id})",
+        "version": status.version,
+        "uptime": f"{hours}h{rest // 60:02d}m{rest % 60:02d}s",
+        "key": ident.public_key,
+        "fingerprint": ident.fingerprint,
+        "wireguard": ident.wireguard_public_key,
+        "listen": ", ".join(status.listen),
+        "resources": f"{res.cpus} CPUs, {res.memory_available_mb}/{res.memory_total_mb} MiB "
         f"memory free, {res.disk_free_gb}/{res.disk_total_gb} GB disk free, load {res.load_1m:.2f}",
+    }
+    width = max(map(len, rows))
+    return [
+        *(f"{label:<{width}}  {value}" for label, value in rows.items()),
         "capabilities",
         *capability_lines(status.capabilities),
     ]

@@ -7,6 +7,7 @@ Headers carry the key, timestamp, nonce and signature. See docs/protocol.md."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -24,6 +25,8 @@ H_TIMESTAMP = "X-Formation-Timestamp"
 H_NONCE = "X-Formation-Nonce"
 H_SIGNATURE = "X-Formation-Signature"
 NONCE_BYTES = 16
+_TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")  # seconds since the epoch, decimal
+_NONCE = re.compile(f"[0-9a-f]{{{2 * NONCE_BYTES}}}")
 
 
 def canonical(method: str, target: str, body: bytes, timestamp: str, nonce: str, key: str) -> bytes:
@@ -83,13 +86,14 @@ def verify_request(
     if not (key and stamp and nonce and sig):
         raise AuthFailure("unsigned request: signature headers missing")
     now = time.time() if now is None else now
-    try:
-        age = now - float(stamp)
-    except ValueError:
-        raise AuthFailure("malformed timestamp") from None
+    if not _TIMESTAMP.fullmatch(stamp):  # also keeps out "nan", which no window comparison stops
+        raise AuthFailure("malformed timestamp")
+    age = now - float(stamp)
     if abs(age) > nonces.window_s:
-        raise AuthFailure(f"stale request: timestamp {age:+.0f} s from now")
-    if len(nonce) != 2 * NONCE_BYTES:
+        when = f"{age:.0f} s in the past" if age > 0 else f"{-age:.0f} s in the future"
+        raise AuthFailure(f"stale request: timestamp {when}, outside the accepted "
+                          f"{nonces.window_s:g} s (check the clocks)")
+    if not _NONCE.fullmatch(nonce):
         raise AuthFailure("malformed nonce")
     try:
         verify_key = VerifyKey(bytes.fromhex(key))

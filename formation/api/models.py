@@ -89,8 +89,19 @@ class ConfigView(Model):
     settings: dict[str, Any]
 
 
+CapabilityName = Literal[
+    "kvm", "qemu", "cloud_hypervisor", "wireguard", "wg_tools", "ip_forwarding", "cpus", "memory",
+    "disk",
+]
+VMM_CAPABILITIES: frozenset[str] = frozenset({"kvm", "qemu", "cloud_hypervisor"})
+
+
 class ProbeRequest(Model):
-    only: list[str] | None = Field(None, description="capability names to re-probe; all if null")
+    only: list[CapabilityName] | None = Field(
+        None, description="capabilities that must be probed again; null for all. Cheap facts are "
+        "always re-read; the slow VMM probe (a test boot) runs only if kvm, qemu or "
+        "cloud_hypervisor is named.",
+    )
 
 
 class Event(Model):

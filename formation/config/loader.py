@@ -16,7 +16,7 @@ from formation.config.settings import NodeSettings
 from formation.errors import ConfigError
 
 ENV_PREFIX = "FORMATION_"
-_NOT_SETTINGS = {"FORMATION_CONFIG"}
+_NOT_SETTINGS = {"FORMATION_CONFIG", "FORMATION_DEBUG"}  # steer the CLI, not the node
 
 
 def _node_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:

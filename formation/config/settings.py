@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from formation.config import paths
 
@@ -34,7 +34,18 @@ def _hostname(value: str) -> str:
     return value
 
 
+def _file_mode(value: object) -> object:
+    """YAML 1.1 reads 0660 as octal but leaves 0o660 a string; take both, and "660" too."""
+    if isinstance(value, str):
+        digits = value.strip().lower().removeprefix("0o")
+        if not re.fullmatch(r"[0-7]{3,4}", digits):
+            raise ValueError("expected a file mode in octal, e.g. 0o660")
+        return int(digits, 8)
+    return value
+
+
 HostPort = Annotated[str, AfterValidator(_host_port)]
+FileMode = Annotated[int, BeforeValidator(_file_mode)]
 PublicKeyHex = Annotated[str, AfterValidator(_public_key_hex)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
 
@@ -50,7 +61,8 @@ class Strict(BaseModel):
 
 class ApiSettings(Strict):
     socket: Path = Field(default_factory=paths.default_socket, description="unix socket path")
-    socket_mode: int = Field(0o660, ge=0, le=0o777, description="permissions of the socket")
+    socket_mode: FileMode = Field(0o660, ge=0, le=0o777,
+                                  description="permissions of the socket, octal (0o660)")
     listen: HostPort | None = Field(None, description="TCP HOST:PORT for other nodes")
     clock_skew_s: float = Field(60.0, gt=0, le=3600, description="accepted signature age")
 

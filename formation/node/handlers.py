@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from formation import __version__
 from formation.api import models as m
 from formation.node.capabilities import host
+from formation.node.status_body import StatusBody
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
@@ -23,6 +24,8 @@ SSE_KEEPALIVE_S = 15.0
 class NodeHandlers:
     def __init__(self, service: NodeService) -> None:
         self.service = service
+        self.resources = host.ResourceSampler(service.settings.data_dir)
+        self.status_body = StatusBody(self._status)
 
     async def health(self, request: web.Request, body: m.Empty) -> m.Health:
         svc = self.service
@@ -38,18 +41,27 @@ class NodeHandlers:
             checks.extend(component.health())
         return m.Health(status="ok" if all(c.ok for c in checks) else "degraded", checks=checks)
 
-    async def node_status(self, request: web.Request, body: m.Empty) -> m.NodeStatus:
+    def _status(self, uptime_s: float) -> m.NodeStatus:
         svc = self.service
         return m.NodeStatus(
             identity=svc.identity_info(),
             name=svc.settings.name,
             version=__version__,
             started_at=svc.started_at,
-            uptime_s=round(time.monotonic() - svc.started_monotonic, 3),
+            uptime_s=uptime_s,
             listen=svc.listen_addresses(),
             capabilities=svc.prober.current,
-            resources=host.resources(svc.settings.data_dir),
+            resources=self.resources.current(),
         )
+
+    async def node_status(self, request: web.Request, body: m.Empty) -> web.Response:
+        """Answers with bytes rendered by StatusBody (the same JSON as `_status` would give)."""
+        svc = self.service
+        resources = self.resources.current()
+        inputs = (svc.prober.current, resources, svc.started_at)
+        uptime = round(time.monotonic() - svc.started_monotonic, 3)
+        return web.Response(body=self.status_body.render(inputs, uptime),
+                            content_type="application/json")
 
     async def get_config(self, request: web.Request, body: m.Empty) -> m.ConfigView:
         svc = self.service
@@ -63,27 +75,32 @@ class NodeHandlers:
 
     async def probe_capabilities(self, request: web.Request, body: m.ProbeRequest
                                  ) -> m.Capabilities:
-        return await self.service.probe_capabilities()
+        return await self.service.probe_capabilities(body.only)
 
     async def events(self, request: web.Request, *, query: m.EventsQuery) -> web.StreamResponse:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         })
-        await response.prepare(request)
         subscription = self.service.bus.subscribe(topic=query.topic, since=query.since)
         stream = aiter(subscription)
-        await response.write(b": formation event stream\n\n")
-        while True:
-            try:
-                event = await asyncio.wait_for(anext(stream), SSE_KEEPALIVE_S)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
-            except StopAsyncIteration:
-                break
-            frame = f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
-            await response.write(frame.encode())
-        await stream.aclose()
+        try:
+            await response.prepare(request)
+            await response.write(b": formation event stream\n\n")
+            while True:
+                try:
+                    event = await asyncio.wait_for(anext(stream), SSE_KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+                    continue
+                except StopAsyncIteration:
+                    break
+                frame = f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+                await response.write(frame.encode())
+        except ConnectionResetError:
+            pass  # the client hung up: the normal end of a stream, not a failure
+        finally:
+            await stream.aclose()
+            self.service.bus.unsubscribe(subscription)  # also if the stream was never started
         return response
 
     async def metrics(self, request: web.Request) -> web.Response:

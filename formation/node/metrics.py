@@ -29,3 +29,15 @@ class NodeMetrics:
             "formation_node_uptime_seconds", "Seconds since the node service started",
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Counts one request. The labelled children are looked up once per (endpoint, status):
+        both sets are small and fixed, and the lookup is a lock and a tuple key every time."""
+        key = (endpoint, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(endpoint, str(status)), self.latency.labels(endpoint))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -9,6 +9,7 @@ import logging
 import socket
 import struct
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,10 +50,15 @@ class BadRequest(Exception):
         self.fields = fields
 
 
+_EMPTY = Empty()
+
+
 async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    if model is Empty and not request.body_exists:  # most reads: nothing to read or validate
+        return _EMPTY
     raw = await request.read()
     if model is Empty and not raw.strip():
-        return Empty()
+        return _EMPTY
     if not raw.strip():
         raise BadRequest("request body required: a JSON object", [])
     try:
@@ -82,24 +88,60 @@ def _parse_query(request: web.Request, model: type[BaseModel] | None) -> BaseMod
 def bind(endpoint: Endpoint, handler: Handler) -> Handler:
     async def route(request: web.Request) -> web.StreamResponse:
         body = await _parse_body(request, endpoint.request)
-        kwargs: dict[str, Any] = dict(request.match_info)
+        kwargs: dict[str, Any] = dict(request.match_info) if request.match_info else {}
         if endpoint.query is not None:
             kwargs["query"] = _parse_query(request, endpoint.query)
         if endpoint.stream:
             return await handler(request, **kwargs)
         result = await handler(request, body, **kwargs)
+        if isinstance(result, web.StreamResponse):  # a handler that pre-rendered its model
+            return result
         return web.Response(body=result.model_dump_json(), content_type="application/json")
 
     route.__name__ = endpoint.name
     return route
 
 
-def _peer_credentials(request: web.Request) -> tuple[int, int, int] | None:
-    sock = request.transport.get_extra_info("socket") if request.transport else None
+_unix_callers: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
+
+
+def _unix_caller(request: web.Request) -> str | None:
+    """"unix:pid=..,uid=.." from SO_PEERCRED for a unix socket connection, else None. The
+    credentials are fixed when the connection is made, so they are read once per connection
+    (kept with its transport) rather than once per request."""
+    transport = request.transport
+    if transport is None:
+        return None
+    caller = _unix_callers.get(transport)
+    if caller is not None:
+        return caller
+    sock = transport.get_extra_info("socket")
     if sock is None or sock.family != socket.AF_UNIX:
         return None
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)
+    pid, uid, _ = struct.unpack("3i", creds)
+    caller = _unix_callers[transport] = f"unix:pid={pid},uid={uid}"
+    return caller
+
+
+def _keep_protocol_headers(exc: web.HTTPException, response: web.Response) -> None:
+    """An error body replaces aiohttp's, but headers the protocol requires (Allow on a 405,
+    Location on a redirect) stay."""
+    for name in ("Allow", "Location"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+
+
+def _log_request(request: web.Request, name: str, status: int, elapsed: float) -> None:
+    """Who did what: every mutating request is logged at info with its caller (the unix peer's
+    pid and uid from SO_PEERCRED, or the signing key); reads only at debug."""
+    level = logging.INFO if request.method not in ("GET", "HEAD", "OPTIONS") else logging.DEBUG
+    if not log.isEnabledFor(level):
+        return
+    caller = request.get(CALLER) or f"tcp:{request.remote} unsigned"
+    log.log(level, "request", extra={"fields": {
+        "method": request.method, "path": request.path, "endpoint": name, "status": status,
+        "caller": caller, "ms": round(elapsed * 1000, 2)}})
 
 
 def make_middlewares(
@@ -118,20 +160,22 @@ def make_middlewares(
         except web.HTTPException as exc:
             response = error_response(exc.status, exc.reason.lower().replace(" ", "_"),
                                       f"{exc.reason}: {request.method} {request.path}")
+            _keep_protocol_headers(exc, response)
         except Exception as exc:
             log.error("request failed", exc_info=exc,
                       extra={"fields": {"endpoint": name, "path": request.path}})
             response = error_response(500, "internal_error",
                                       f"the node failed to handle {name}: {type(exc).__name__}")
-        metrics.requests.labels(name, str(response.status)).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        metrics.observe_request(name, response.status, elapsed)
+        _log_request(request, name, response.status, elapsed)
         return response
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        creds = _peer_credentials(request)
-        if creds is not None:
-            request[CALLER] = f"unix:pid={creds[0]},uid={creds[1]}"
+        caller = _unix_caller(request)
+        if caller is not None:
+            request[CALLER] = caller
             return await handler(request)
         if request.path in routes.PUBLIC_PATHS and request.method == "GET":
             return await handler(request)

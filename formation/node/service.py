@@ -57,6 +57,7 @@ class NodeService:
         self._started_components: list[Component] = []
         self.config_file = config_file
         self.identity: NodeIdentity | None = None
+        self._identity_info: IdentityInfo | None = None
         self.bus = EventBus()
         self.metrics = NodeMetrics()
         self.prober = CapabilityProber(settings.probe, settings.data_dir)
@@ -69,12 +70,17 @@ class NodeService:
 
     # identity and trust -------------------------------------------------------------------
     def identity_info(self) -> IdentityInfo:
+        """The public parts of the identity. Computed once: the keys never change while the
+        service runs, and deriving them (a curve conversion, two hashes) on every status
+        request was most of its cost."""
         ident = self.identity
         assert ident is not None, "service not started"
-        return IdentityInfo(
-            node_id=ident.node_id, public_key=ident.public_key_hex,
-            fingerprint=ident.fingerprint, wireguard_public_key=ident.wireguard_public_key,
-        )
+        if self._identity_info is None:
+            self._identity_info = IdentityInfo(
+                node_id=ident.node_id, public_key=ident.public_key_hex,
+                fingerprint=ident.fingerprint, wireguard_public_key=ident.wireguard_public_key,
+            )
+        return self._identity_info
 
     def is_known_key(self, key_hex: str) -> bool:
         """Who may sign requests to this node. Config trust for now; later parts (the state
@@ -158,8 +164,8 @@ class NodeService:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    async def probe_capabilities(self) -> Capabilities:
-        result = await self.prober.probe()
+    async def probe_capabilities(self, only: list[str] | None = None) -> Capabilities:
+        result = await self.prober.probe(only)
         self.publish("capabilities", "probed", result.model_dump(mode="json"))
         return result
 

@@ -41,11 +41,11 @@ async def boot_test(qemu: str, accel: str, timeout_s: float) -> BootResult:
         start = time.monotonic()
         try:
             done = await run_command(args, timeout_s)
-        except OSError as exc:
-            return BootResult(False, 0.0, f"cannot run {qemu}: {exc.strerror}")
-        except TimeoutError:
+        except TimeoutError:  # before OSError: TimeoutError is one of its subclasses
             why = f"the test guest hung (no exit in {timeout_s:g} s)"
             return BootResult(False, timeout_s, why)
+        except OSError as exc:
+            return BootResult(False, 0.0, f"cannot run {qemu}: {exc.strerror}")
         elapsed = time.monotonic() - start
     if done.returncode == EXIT_STATUS and b"OK" in done.stdout:
         return BootResult(True, elapsed, f"test guest booted in {elapsed:.2f} s")

@@ -6,6 +6,7 @@ import fcntl
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 from formation.api.models import Capability, Resources
@@ -36,6 +37,25 @@ def resources(data_dir: Path) -> Resources:
         disk_free_gb=round(disk.free / 1e9, 1),
         load_1m=os.getloadavg()[0],
     )
+
+
+class ResourceSampler:
+    """`resources()` at most once per `max_age_s`: it parses /proc/meminfo and stats the disk,
+    which is most of what a status request would otherwise cost, and none of it changes
+    meaningfully within a second."""
+
+    def __init__(self, data_dir: Path, max_age_s: float = 1.0) -> None:
+        self.data_dir = data_dir
+        self.max_age_s = max_age_s
+        self._sample: Resources | None = None
+        self._taken_at = 0.0
+
+    def current(self) -> Resources:
+        now = time.monotonic()
+        if self._sample is None or now - self._taken_at >= self.max_age_s:
+            self._sample = resources(self.data_dir)
+            self._taken_at = now
+        return self._sample
 
 
 def kvm_device() -> Capability:

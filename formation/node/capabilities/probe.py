@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
-from formation.api.models import Capabilities, Capability
+from formation.api.models import VMM_CAPABILITIES, Capabilities, Capability
 from formation.config.settings import ProbeSettings
 from formation.node.capabilities import guest, host
 
@@ -63,13 +64,23 @@ class CapabilityProber:
         kvm_boot = await guest.boot_test(s.qemu_binary, "kvm", s.kvm_boot_timeout_s)
         return _judge_kvm(device, tcg, kvm_boot), qemu, ch
 
-    async def probe(self) -> Capabilities:
+    async def _vmm_again_or_last(self, only: Collection[str] | None
+                                 ) -> tuple[Capability, Capability, Capability]:
+        """The VMM probe boots test guests (seconds); skip it when the caller asked only for
+        cheap facts and an earlier result exists."""
+        last = [self.current.get(name) for name in ("kvm", "qemu", "cloud_hypervisor")]
+        if only is not None and not VMM_CAPABILITIES & set(only) and all(last):
+            return last[0], last[1], last[2]  # type: ignore[return-value]
+        kvm, qemu, ch = await self._vmm()
+        if ch.ok and not kvm.ok:
+            ch = ch.model_copy(update={"summary": ch.summary + " (unusable without KVM)"})
+        return kvm, qemu, ch
+
+    async def probe(self, only: Collection[str] | None = None) -> Capabilities:
         async with self._lock:
-            kvm, qemu, ch = await self._vmm()
+            kvm, qemu, ch = await self._vmm_again_or_last(only)
             wg, wg_backend = host.wireguard()
             res = await asyncio.to_thread(host.resources, self.data_dir)
-            if ch.ok and not kvm.ok:
-                ch = ch.model_copy(update={"summary": ch.summary + " (unusable without KVM)"})
             items = [
                 kvm, qemu, ch, wg, host.wg_tools(), host.ip_forwarding(),
                 host.sized("cpus", res.cpus, "CPUs", 1),

@@ -1,0 +1,51 @@
+"""DESIGN.md's import rules, checked in a fresh interpreter so nothing already imported by the
+test session hides a violation: the node and discovery never load textual; the console never
+loads the node."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+WALK = """
+import importlib, json, pkgutil, sys
+root = importlib.import_module({package!r})
+found = pkgutil.walk_packages(root.__path__, root.__name__ + ".")
+names = [root.__name__] + [m.name for m in found]
+for name in names:
+    importlib.import_module(name)
+print(json.dumps({{"imported": names, "loaded": sorted(sys.modules)}}))
+"""
+
+
+def modules_loaded_by(package: str) -> tuple[list[str], set[str]]:
+    done = subprocess.run([sys.executable, "-c", WALK.format(package=package)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    return result["imported"], set(result["loaded"])
+
+
+def forbidden(loaded: set[str], prefix: str) -> list[str]:
+    return sorted(m for m in loaded if m == prefix or m.startswith(prefix + "."))
+
+
+@pytest.mark.parametrize("package", ["formation.node", "formation.discovery"])
+def test_node_and_discovery_never_load_textual(package: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} does not exist yet")
+    imported, loaded = modules_loaded_by(package)
+    assert f"{package}.service" in imported or package != "formation.node"
+    assert forbidden(loaded, "textual") == []
+    assert forbidden(loaded, "formation.tui") == []
+
+
+def test_console_never_loads_the_node() -> None:
+    imported, loaded = modules_loaded_by("formation.tui")
+    assert "formation.tui.app" in imported
+    assert "textual" in loaded, "the walk really imported the console"
+    assert forbidden(loaded, "formation.node") == []
