@@ -101,7 +101,7 @@ class DiscoveryComponent:
             return
         host, _, port = tcp.rpartition(":")
         self.api_port = int(port)
-        addresses, why_not = mdns_addresses(svc.settings)
+        addresses, why_not = await asyncio.to_thread(mdns_addresses, svc.settings)
         self.advertised_address = f"{addresses[0] if addresses else host}:{port}"
         if addresses:
             self._mdns = MdnsDiscovery(addresses, self.hello, self.peers)

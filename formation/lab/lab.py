@@ -26,7 +26,8 @@ from formation.lab import fabric, processes
 from formation.lab.names import API_PORT, MAX_HOSTS, NETNS_DIR, STATE_ROOT, LabNames
 from formation.lab.state import HostState, LabState, load, save
 
-NODE_START_TIMEOUT_S = 30.0
+NODE_START_TIMEOUT_S = 20.0
+NODE_START_PER_HOST_S = 4.0  # nodes start together; on 2 cores 20 of them take a while
 
 
 class LabError(FormationError):
@@ -177,7 +178,8 @@ class Lab:
     def _wait_node(self, host: HostState) -> None:
         assert host.holder_pid is not None and host.node_pid is not None
         try:
-            processes.wait_healthy(host.holder_pid, host.node_pid, NODE_START_TIMEOUT_S,
+            timeout = NODE_START_TIMEOUT_S + NODE_START_PER_HOST_S * len(self.state.hosts)
+            processes.wait_healthy(host.holder_pid, host.node_pid, timeout,
                                    self.log_path(host.name))
         except processes.LabProcessError as exc:
             tail = _tail(self.log_path(host.name))

@@ -108,7 +108,7 @@ async def test_killed_host_is_marked_dead_then_revived(lab: Lab):
         await asyncio.to_thread(lab.start, "h3")
         await asyncio.wait_for(watcher, 20)
     assert kinds == ["suspect", "dead", "revived"]
-    # Within the configured dead_after (3 s) plus one heartbeat of slack for a loaded machine;
+    # Within the configured dead_after (2.5 s) plus generous slack for a loaded machine;
     # the benchmark measures the real number.
     assert detected_s < 3.0 + 1.0 + 2.0, detected_s
     await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "alive"), timeout_s=15)

@@ -63,10 +63,17 @@ class Gossip:
 
     async def publish(self, topic: str, payload: dict[str, Any], *, fanout: int | None = None,
                       hops: int | None = None) -> tuple[Envelope, int]:
-        hops = self.settings.max_hops if hops is None else hops
+        """By default a small network gets a direct push to every peer (one hop, N-1 sends per
+        message); a large one a push to `fanout` peers that relay for `max_hops` hops."""
+        s = self.settings
+        if fanout is None:
+            small = len(self.peers()) <= s.direct_max
+            fanout = ALL if small else s.fanout
+            hops = (0 if small else s.max_hops) if hops is None else hops
+        hops = s.max_hops if hops is None else hops
         envelope = make_envelope(self.identity, topic, payload, hops)
         self.seen.add(envelope.id)
-        targets = self._choose(self.settings.fanout if fanout is None else fanout, set())
+        targets = self._choose(fanout, set())
         for target in targets:
             self._sender(target).offer(envelope)
         return envelope, len(targets)

@@ -77,8 +77,17 @@ async def test_unknown_authors_are_rejected_and_not_relayed():
     assert stranger.id not in gossip.seen  # a forgery must not block the real message
 
 
+async def test_a_small_network_gets_a_direct_push_without_relays():
+    gossip = _gossip(direct_max=5)
+    try:
+        envelope, targets = await gossip.publish("state", {"a": 1})
+        assert (targets, envelope.hops) == (5, 0)
+    finally:
+        await gossip.stop()
+
+
 async def test_publish_goes_to_fanout_peers_or_all_and_is_not_redelivered_here():
-    gossip = _gossip(fanout=3)
+    gossip = _gossip(fanout=3, direct_max=4)
     try:
         envelope, targets = await gossip.publish("state", {"a": 1})
         assert targets == 3 and envelope.hops == gossip.settings.max_hops
@@ -92,7 +101,7 @@ async def test_publish_goes_to_fanout_peers_or_all_and_is_not_redelivered_here()
 async def test_the_living_are_chosen_before_the_dead():
     peers = [PeerTarget("dead1", "127.0.0.1:9", alive=False),
              PeerTarget("live1", "127.0.0.1:10"), PeerTarget("live2", "127.0.0.1:11")]
-    gossip = _gossip(peers=peers, fanout=2)
+    gossip = _gossip(peers=peers, fanout=2, direct_max=1)
     try:
         for _ in range(10):
             await gossip.publish("state", {})
