@@ -105,9 +105,9 @@ class DiscoveryComponent:
         self.advertised_address = f"{addresses[0] if addresses else host}:{port}"
         if addresses:
             self._mdns = MdnsDiscovery(addresses, self.hello, self.peers)
+            self.mdns_status = "on " + ", ".join(addresses)  # browsing starts at once
             try:
                 await self._mdns.start()
-                self.mdns_status = "on " + ", ".join(addresses)
             except OSError as exc:
                 self.mdns_status = f"failed: {exc}"
                 log.error("mDNS failed to start", extra={"fields": {"error": str(exc)}})

@@ -3,6 +3,7 @@ peers' heartbeats all write here; gossip reads its targets from here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,11 @@ class PeerRecord:
         return "peer" if self.network == own_network else "foreign"
 
 
+def natural_key(name: str) -> list:
+    """h2 before h10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 class PeerTable:
     """Bounded (a flood of fake mDNS records cannot grow it without end); changes are told to
     listeners so they reach the event stream."""
@@ -51,7 +57,7 @@ class PeerTable:
         return self._peers.get(node_id)
 
     def records(self) -> list[PeerRecord]:
-        return sorted(self._peers.values(), key=lambda r: (r.name, r.node_id))
+        return sorted(self._peers.values(), key=lambda r: (natural_key(r.name), r.node_id))
 
     def observe(self, source: str, node_id: str, public_key: str, address: str, *,
                 network: str | None = None, name: str | None = None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -192,3 +193,17 @@ def test_lab_refuses_bad_input_clearly():
     assert result.stderr.strip() == ("formation: error: no lab 'nolab' is up "
                                      "(start one: formation lab up 3)")
     assert not Path("/run/formation-lab/nolab").exists()
+
+
+def test_lab_up_refuses_without_root():
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) not installed")
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-m", "formation", "lab", "--name", "nobody", "up", "2"],
+        capture_output=True, text=True, timeout=60, check=False, cwd="/")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (
+        "formation: error: formation lab needs root: it creates network and mount namespaces "
+        "(try: sudo formation lab up 3)")
+    _nothing_left("nobody")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from formation.api.p2p_models import Member
+from formation.discovery.peers import natural_key
 
 ALIVE, SUSPECT, DEAD = "alive", "suspect", "dead"
 
@@ -47,7 +48,7 @@ class MembershipTable:
         return self._members.get(node_id)
 
     def records(self) -> list[MemberRecord]:
-        return sorted(self._members.values(), key=lambda r: (r.name, r.node_id))
+        return sorted(self._members.values(), key=lambda r: (natural_key(r.name), r.node_id))
 
     def heard(self, node_id: str, name: str, address: str) -> Transition | None:
         now = self.clock()
