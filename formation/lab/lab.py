@@ -57,8 +57,11 @@ class Lab:
     """One lab. `Lab(3).up()` makes it; `Lab.attach("name")` finds a running one."""
 
     def __init__(self, count: int = 3, lab_id: str | None = None, *,
-                 node_overrides: dict[str, Any] | None = None,
+                 node_overrides: dict[str, Any] | None = None, pretrust: bool = True,
                  state_root: Path = STATE_ROOT) -> None:
+        """`pretrust`: put every other host's key into each host's trusted_keys, so they gossip
+        at once. A join test passes False: the hosts then find each other (mDNS lists them as
+        untrusted) but exchange nothing until the network admits them."""
         if not 1 <= count <= MAX_HOSTS:
             raise LabError(f"host count {count}: expected 1 to {MAX_HOSTS}")
         try:
@@ -66,7 +69,8 @@ class Lab:
         except ValueError as exc:
             raise LabError(str(exc)) from None
         self.count = count
-        self.state = LabState(lab_id=self.names.lab_id, node_overrides=node_overrides or {})
+        self.state = LabState(lab_id=self.names.lab_id, node_overrides=node_overrides or {},
+                              pretrust=pretrust)
 
     @classmethod
     def attach(cls, lab_id: str, state_root: Path = STATE_ROOT) -> Lab:
@@ -151,7 +155,8 @@ class Lab:
         keys = {h.name: load_or_create_identity(self.names.host_dir(h.index) / "data")
                 .public_key_hex for h in self.state.hosts}
         for host in self.state.hosts:
-            trusted = [key for name, key in keys.items() if name != host.name]
+            trusted = [key for name, key in keys.items()
+                       if name != host.name and self.state.pretrust]
             config = self.node_config(host, trusted)
             try:
                 NodeSettings.model_validate(config)

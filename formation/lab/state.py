@@ -27,6 +27,7 @@ class LabState(BaseModel):
     hosts: list[HostState] = Field(default_factory=list)
     partitioned: list[int] = Field(default_factory=list)
     node_overrides: dict[str, Any] = Field(default_factory=dict)
+    pretrust: bool = True
 
     def host(self, name: str) -> HostState:
         for host in self.hosts:

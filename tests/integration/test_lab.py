@@ -207,3 +207,21 @@ def test_lab_up_refuses_without_root():
         "formation: error: formation lab needs root: it creates network and mount namespaces "
         "(try: sudo formation lab up 3)")
     _nothing_left("nobody")
+
+
+async def test_without_pretrust_hosts_find_each_other_but_exchange_nothing():
+    """The shape a join test starts from: discovered, listed as untrusted, no gossip."""
+    async with Lab(2, pretrust=False) as lab:
+        async def found_untrusted():
+            async with lab.client("h1") as client:
+                peers = (await client.call(discovery_routes.discovery_peers)).peers
+            return [p for p in peers if p.name == "h2" and "mdns" in p.sources]
+
+        (h2,) = await _until(found_untrusted, timeout_s=30)
+        assert h2.trusted is False
+        await asyncio.sleep(1.5)  # more than a heartbeat: nothing may have been exchanged
+        assert await _states(lab, "h1") == {}
+        async with lab.client("h1") as client:
+            assert (await client.call(p2p_routes.gossip_status)).peers == []
+        lab_id = lab.lab_id
+    _nothing_left(lab_id)

@@ -35,6 +35,20 @@ STATE = "state"
 MAX_SHARED_PEERS = 64
 
 
+def find_gossip(service: NodeService) -> Gossip:
+    """How another part of the node (the state store) reaches gossip:
+
+        gossip = find_gossip(service)
+        gossip.subscribe("state", on_op)
+        await gossip.publish("state", {...})
+
+    Call it from the part's `start`; p2p starts before parts added after it."""
+    for component in service.components:
+        if isinstance(component, P2PComponent) and component.gossip is not None:
+            return component.gossip
+    raise RuntimeError("the p2p component is not running in this node")
+
+
 class P2PComponent:
     name = "p2p"
 
