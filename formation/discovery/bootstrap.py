@@ -50,7 +50,7 @@ class Bootstrapper:
                     await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
                     backoff = min(backoff * 2, self.backoff_max_s)
                     continue
-                if node_id_for(bytes.fromhex(hello.public_key)) != hello.node_id:
+                if not _key_matches(hello.public_key, hello.node_id):
                     self.state[entry] = "refused: its node id does not match its key"
                     return
                 self.peers.observe("bootstrap", hello.node_id, hello.public_key, entry,
@@ -58,3 +58,10 @@ class Bootstrapper:
                 self.state[entry] = f"found {hello.name or hello.node_id}"
                 backoff = FIRST_BACKOFF_S
                 await asyncio.sleep(self.backoff_max_s)  # refresh now and then
+
+
+def _key_matches(public_key: str, node_id: str) -> bool:
+    try:
+        return len(public_key) == 64 and node_id_for(bytes.fromhex(public_key)) == node_id
+    except ValueError:
+        return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
@@ -99,6 +100,4 @@ class MdnsDiscovery:
 
 
 def _packed(address: str) -> bytes:
-    import socket
-
     return socket.inet_aton(address)

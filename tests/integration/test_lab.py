@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -171,6 +172,15 @@ def test_down_removes_a_lab_whose_process_is_gone():
         assert made.returncode == 0, made.stderr
         left = leftovers(lab_id)
         assert len(left["namespaces"]) == 3 and len(left["processes"]) >= 4, left
+        status = json.loads(_cli("--name", lab_id, "status", "--json").stdout)
+        assert [(h["name"], h["healthy"]) for h in status["hosts"]] == [("h1", True), ("h2", True)]
+        assert _cli("--name", lab_id, "exec", "h2", "--", "sh", "-c", "exit 3").returncode == 3
+        mounts = _cli("--name", lab_id, "exec", "h2", "--", "cat", "/proc/self/mountinfo").stdout
+        tag = f"fl-{lab_id}-h2"
+        assert {line.split()[4] for line in mounts.splitlines() if f" {tag} " in line} == {
+            "/run/formation", "/run/wireguard"}
+        addr = _cli("--name", lab_id, "exec", "h2", "--", "ip", "-4", "-o", "addr").stdout
+        assert "eth0    inet 10.77.0.12/24" in addr and "10.77.0.11" not in addr
         (STATE_ROOT / lab_id / "lab.json").write_text("{torn")
         gone = _cli("--name", lab_id, "down")
         assert gone.returncode == 0, gone.stderr

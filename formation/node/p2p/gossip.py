@@ -55,6 +55,7 @@ class Gossip:
         self._subscribers: dict[str, list[Callback]] = {}
         self._senders: dict[str, PeerSender] = {}
         self._worker: asyncio.Task | None = None
+        self._closing: set[asyncio.Task] = set()
 
     # in-process API -----------------------------------------------------------------------
     def subscribe(self, topic: str, callback: Callback) -> Callable[[], None]:
@@ -134,7 +135,9 @@ class Gossip:
     def _sender(self, target: PeerTarget) -> PeerSender:
         sender = self._senders.get(target.node_id)
         if sender is not None and sender.address != target.address:
-            asyncio.get_running_loop().create_task(sender.close())
+            closing = asyncio.get_running_loop().create_task(sender.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
             sender = None
         if sender is None:
             s = self.settings
@@ -158,7 +161,7 @@ class Gossip:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        await asyncio.gather(*(s.close() for s in self._senders.values()))
+        await asyncio.gather(*(s.close() for s in self._senders.values()), *self._closing)
         self._senders.clear()
 
     def status(self) -> GossipStatus:
