@@ -83,7 +83,8 @@ async def test_every_host_discovers_the_others_via_mdns(lab: Lab):
     assert {p.address for p in found.peers} == {"10.77.0.12:7170", "10.77.0.13:7170"}
     assert all(p.kind == "unenrolled" and p.trusted for p in found.peers)
     # ... and `formation peers` inside a host says the same, as a person would run it.
-    out = lab.exec("h2", ["formation", "peers"], capture_output=True, text=True, timeout=30)
+    out = await asyncio.to_thread(lab.exec, "h2", ["formation", "peers"], capture_output=True,
+                                  text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "h1" in out.stdout and "h3" in out.stdout and "mdns" in out.stdout
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 HEARTBEAT = "heartbeat"
 STATE = "state"
 MAX_SHARED_PEERS = 64
+PEERS_EVERY = 5  # peer exchange rides on every 5th heartbeat: at N=20 a full list each second
+# to each peer would be most of the heartbeat traffic
 
 
 def find_gossip(service: NodeService) -> Gossip:
@@ -101,8 +103,9 @@ class P2PComponent:
         while True:
             if self.discovery.advertised_address:
                 self._seq += 1
+                shared = self._shared_peers() if self._seq % PEERS_EVERY == 1 else []
                 payload = {"name": svc.settings.name, "address": self.discovery.advertised_address,
-                           "seq": self._seq, "peers": self._shared_peers()}
+                           "seq": self._seq, "peers": shared}
                 await self.gossip.publish(HEARTBEAT, payload, fanout=ALL, hops=0)
             await asyncio.sleep(svc.settings.membership.heartbeat_s)
 
