@@ -163,7 +163,8 @@ class Lab:
             except ValidationError as exc:
                 err = exc.errors()[0]
                 where = ".".join(str(p) for p in err["loc"])
-                raise LabError(f"node settings for the lab: {where}: {err['msg']}") from None
+                message = err["msg"].removeprefix("Value error, ")
+                raise LabError(f"node settings for the lab: {where}: {message}") from None
             self.config_path(host.name).write_text(yaml.safe_dump(config, sort_keys=False))
 
     def config_path(self, name: str) -> Path:

@@ -208,6 +208,10 @@ def test_lab_refuses_bad_input_clearly():
         Lab(21)
     with pytest.raises(Exception, match="expected 1 to 6 of a-z, 0-9"):
         Lab(2, "Bad_Name")
+    bad = Lab(2, node_overrides={"membership": {"dead_after_s": 0.5}})
+    with pytest.raises(Exception, match="node settings for the lab: membership: "):
+        bad.up()
+    _nothing_left(bad.lab_id)  # a failed `up` takes down what it had made
     result = _cli("--name", "nolab", "status")
     assert result.returncode == 1
     assert result.stderr.strip() == ("formation: error: no lab 'nolab' is up "
