@@ -21,7 +21,7 @@ from formation.api.p2p_models import (
     PublishResult,
 )
 from formation.identity import node_id_for
-from formation.node.p2p.envelope import origin_id
+from formation.node.p2p.envelope import MAX_SIGNED_BYTES, TooLarge, origin_id
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.membership import DEAD, MembershipTable, Transition
 from formation.node.server import CALLER
@@ -187,7 +187,11 @@ class P2PHandlers:
         assert self.part.gossip is not None
         if not request.get(CALLER, "").startswith("unix:"):
             raise web.HTTPForbidden()
-        envelope, targets = await self.part.gossip.publish(body.topic, body.payload)
+        try:
+            envelope, targets = await self.part.gossip.publish(body.topic, body.payload)
+        except TooLarge:
+            raise web.HTTPRequestEntityTooLarge(MAX_SIGNED_BYTES, request.content_length or 0) \
+                from None
         return PublishResult(id=envelope.id, targets=targets)
 
     async def gossip_status(self, request: web.Request, body) -> GossipStatus:

@@ -20,10 +20,16 @@ from formation.identity import NodeIdentity, node_id_for
 
 SCHEME = "formation-gossip-v1"
 FUTURE_SKEW_S = 60.0
+# One envelope must fit a request body (1 MiB) with room for the batch around it.
+MAX_SIGNED_BYTES = 768 * 1024
 
 
 class Rejected(Exception):
     """Why an envelope was not accepted."""
+
+
+class TooLarge(ValueError):
+    """A payload too big for one gossip envelope."""
 
 
 def signed_bytes(topic: str, origin_key: str, created: float, nonce: str,
@@ -38,6 +44,8 @@ def make_envelope(identity: NodeIdentity, topic: str, payload: dict[str, Any],
     created = round(time.time(), 6)
     nonce = secrets.token_hex(8)
     raw = signed_bytes(topic, identity.public_key_hex, created, nonce, payload)
+    if len(raw) > MAX_SIGNED_BYTES:
+        raise TooLarge(f"gossip payload of {len(raw)} bytes; at most {MAX_SIGNED_BYTES}")
     return Envelope(id=hashlib.sha256(raw).hexdigest(), topic=topic,
                     origin_key=identity.public_key_hex, created=created, nonce=nonce,
                     payload=payload, hops=hops, signature=identity.sign(raw).hex())

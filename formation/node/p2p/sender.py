@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
+MAX_BATCH_BYTES = 900 * 1024  # under the server's 1 MiB request body limit
 
 
 class PeerSender:
@@ -57,6 +58,18 @@ class PeerSender:
             await asyncio.gather(self._task, return_exceptions=True)
         await self._client.close()
 
+    def _take_batch(self) -> list[Envelope]:
+        """Up to `batch` envelopes and MAX_BATCH_BYTES (always at least one)."""
+        taken: list[Envelope] = []
+        size = 0
+        while self._queue and len(taken) < self.batch:
+            cost = _size(self._queue[0])
+            if taken and size + cost > MAX_BATCH_BYTES:
+                break
+            taken.append(self._queue.popleft())
+            size += cost
+        return taken
+
     def _fresh(self, envelopes: list[Envelope]) -> list[Envelope]:
         oldest = time.time() - self.max_age_s
         kept = [e for e in envelopes if e.created >= oldest]
@@ -69,8 +82,7 @@ class PeerSender:
                 if not self._queue:
                     self._wake.clear()
                     await self._wake.wait()
-                count = min(self.batch, len(self._queue))
-                self._pending = [self._queue.popleft() for _ in range(count)]
+                self._pending = self._take_batch()
             self._pending = self._fresh(self._pending)
             if not self._pending:
                 continue
@@ -101,3 +113,7 @@ class PeerSender:
         return PeerQueue(node_id=self.node_id, address=self.address, queued=self.queued,
                          sent=self.sent, dropped=self.dropped, failures=self.failures,
                          backoff_s=self.backoff_s)
+
+
+def _size(envelope: Envelope) -> int:
+    return len(envelope.model_dump_json()) + 1

@@ -7,7 +7,7 @@ import pytest
 from formation.api.p2p_models import Envelope
 from formation.config.settings import GossipSettings
 from formation.identity import NodeIdentity
-from formation.node.p2p.envelope import Rejected, make_envelope, verify_envelope
+from formation.node.p2p.envelope import Rejected, TooLarge, make_envelope, verify_envelope
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.seen import SeenIds
 from formation.node.p2p.sender import PeerSender
@@ -140,3 +140,15 @@ def test_seen_ids_are_bounded_by_count_and_age():
     assert not seen.add("id4", now=1.0)
     seen.add("late", now=20.0)
     assert list(seen._seen) == ["late"]
+
+
+async def test_batches_stay_under_the_request_body_limit_and_huge_payloads_are_refused():
+    sender = PeerSender("p", "127.0.0.1:9", ME, capacity=64, batch=64, timeout_s=1,
+                        max_age_s=30)
+    for i in range(4):
+        sender.offer(make_envelope(ME, "state", {"i": i, "blob": "x" * 400_000}, hops=0))
+    first = sender._take_batch()
+    assert [e.payload["i"] for e in first] == [0, 1]  # a third would pass 900 KiB
+    await sender.close()
+    with pytest.raises(TooLarge, match="at most"):
+        make_envelope(ME, "state", {"blob": "x" * 800_000}, hops=0)
