@@ -215,6 +215,10 @@ def main() -> None:
 
 def _register_part_commands() -> None:
     """Each part of the system adds its command group here with one line."""
+    from formation.commands import lab, peers
+
+    cli.add_command(lab.lab)
+    cli.add_command(peers.peers)
 
 
 _register_part_commands()

@@ -5,6 +5,7 @@ gathers them into ENDPOINTS."""
 
 from __future__ import annotations
 
+from formation.api import discovery_routes, p2p_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
 
@@ -40,6 +41,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     get_capabilities,
     probe_capabilities,
     events,
+    *discovery_routes.ENDPOINTS,
+    *p2p_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

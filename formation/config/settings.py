@@ -3,12 +3,13 @@ misconfigured without anyone knowing."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from formation.config import paths
 
@@ -79,6 +80,62 @@ class ProbeSettings(Strict):
     cloud_hypervisor_binary: str = "cloud-hypervisor"
 
 
+def _ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("expected an IPv4 address such as 10.77.0.11") from None
+    return value
+
+
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+
+
+class DiscoverySettings(Strict):
+    mdns: bool = Field(True, description="advertise and browse _formation._udp.local. (IPv4)")
+    addresses: list[IPv4] = Field(
+        default_factory=list,
+        description="underlay IPv4 addresses to advertise and browse on; empty: the host of "
+        "api.listen (all IPv4 interfaces when it is 0.0.0.0; none when loopback)",
+    )
+    bootstrap_delay_s: float = Field(
+        2.0, ge=0, le=600, description="wait this long for mDNS before trying bootstrap entries"
+    )
+    bootstrap_backoff_max_s: float = Field(30.0, gt=0, le=3600)
+
+
+class GossipSettings(Strict):
+    # 6: with push gossip a host is missed when none of the relays picks it, about
+    # (1 - fanout/(N-2))^(N-1); at N=10 that is 1.5 % with fanout 3 and ~0.0004 % with 6.
+    # The state store's anti-entropy repairs what is still missed.
+    fanout: int = Field(6, ge=1, le=64, description="peers each message is pushed to per hop")
+    max_hops: int = Field(4, ge=0, le=16, description="relays after the origin's own push")
+    direct_max: int = Field(
+        32, ge=0, le=1024,
+        description="the origin pushes straight to every peer (no relays) while it knows at "
+        "most this many; beyond that, fan-out with relays",
+    )
+    peer_queue: int = Field(1024, ge=8, le=1_000_000, description="envelopes queued per peer")
+    inbox: int = Field(4096, ge=8, le=1_000_000, description="received envelopes awaiting work")
+    batch: int = Field(64, ge=1, le=1024, description="envelopes per request to a peer")
+    send_timeout_s: float = Field(2.0, gt=0, le=60)
+    max_age_s: float = Field(30.0, gt=0, le=3600, description="older envelopes are dropped")
+
+
+class MembershipSettings(Strict):
+    heartbeat_s: float = Field(1.0, gt=0, le=60, description="interval between heartbeats")
+    suspect_after_s: float = Field(2.0, gt=0, le=600, description="silence before suspect")
+    # 2.5 s, not 3: a kill just after a heartbeat is seen dead 2.5 s (+ one aging tick) later,
+    # which keeps detection within the 3 s target wherever the kill falls.
+    dead_after_s: float = Field(2.5, gt=0, le=3600, description="silence before dead")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MembershipSettings:
+        if not self.heartbeat_s < self.suspect_after_s <= self.dead_after_s:
+            raise ValueError("expected heartbeat_s < suspect_after_s <= dead_after_s")
+        return self
+
+
 class NodeSettings(Strict):
     name: Hostname = Field(default_factory=_default_name)
     data_dir: Path = Field(default_factory=paths.default_data_dir)
@@ -89,5 +146,10 @@ class NodeSettings(Strict):
         default_factory=list,
         description="public keys allowed to sign requests before the state store decides",
     )
-    bootstrap: list[HostPort] = Field(default_factory=list)
+    bootstrap: list[HostPort] = Field(
+        default_factory=list, description="HOST:PORT of nodes to contact when mDNS finds none"
+    )
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    gossip: GossipSettings = Field(default_factory=GossipSettings)
+    membership: MembershipSettings = Field(default_factory=MembershipSettings)
     headless: bool = False

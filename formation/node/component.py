@@ -30,4 +30,8 @@ class Component(Protocol):
 
 def default_components() -> list[Component]:
     """The parts a standalone node runs, in start order. Each part adds itself here."""
-    return []
+    from formation.discovery.component import DiscoveryComponent
+    from formation.node.p2p.component import P2PComponent
+
+    discovery = DiscoveryComponent()
+    return [discovery, P2PComponent(discovery)]

@@ -1,0 +1,26 @@
+"""Gossip and membership endpoints."""
+
+from __future__ import annotations
+
+from formation.api import p2p_models as pm
+from formation.api.endpoint import Endpoint
+from formation.api.models import Empty
+
+gossip_push = Endpoint(
+    "gossip_push", "POST", "/v1/p2p/gossip", pm.GossipBatch, pm.GossipAck,
+    "Node to node: a batch of signed gossip envelopes (503 when the inbox is full)",
+)
+gossip_publish = Endpoint(
+    "gossip_publish", "POST", "/v1/p2p/publish", pm.PublishRequest, pm.PublishResult,
+    "Local callers only: sign and publish a message on a topic (diagnostics, benchmarks)",
+)
+gossip_status = Endpoint(
+    "gossip_status", "GET", "/v1/p2p/gossip", Empty, pm.GossipStatus,
+    "Gossip counters and per-peer queues",
+)
+members = Endpoint(
+    "members", "GET", "/v1/members", Empty, pm.Members,
+    "Membership from heartbeats: alive, suspect or dead, per node",
+)
+
+ENDPOINTS = (gossip_push, gossip_publish, gossip_status, members)

@@ -1,0 +1,169 @@
+"""The discovery part of the node: owns the peer table, runs mDNS and the bootstrap list, and
+serves what it found in the API and on the event stream (topic `discovery`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import ifaddr
+
+from formation import __version__
+from formation.api.discovery_models import UNENROLLED, DiscoveredPeers, Hello
+from formation.api.models import HealthCheck
+from formation.discovery.bootstrap import Bootstrapper
+from formation.discovery.mdns import MdnsDiscovery
+from formation.discovery.peers import PeerRecord, PeerTable
+
+if TYPE_CHECKING:
+    from formation.config.settings import NodeSettings
+    from formation.node.service import NodeService
+
+log = logging.getLogger(__name__)
+
+BIND_WAIT_S = 30.0
+
+
+def mdns_addresses(settings: NodeSettings) -> tuple[list[str], str]:
+    """Where to advertise: the configured addresses, else where the API listens. A loopback
+    API cannot be reached from another host, so there is nothing to advertise."""
+    if not settings.discovery.mdns:
+        return [], "off (discovery.mdns: false)"
+    if settings.discovery.addresses:
+        return list(settings.discovery.addresses), ""
+    if not settings.api.listen:
+        return [], "off: no api.listen, so no other host could reach this node"
+    host = settings.api.listen.rpartition(":")[0].strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return [], f"off: api.listen host {host!r} is not an IP; set discovery.addresses"
+    if ip.version != 4:
+        return [], "off: mDNS here is IPv4 only; set discovery.addresses"
+    if ip.is_loopback:
+        return [], "off: api.listen is on loopback"
+    if ip.is_unspecified:
+        found = [str(a.ip) for adapter in ifaddr.get_adapters() for a in adapter.ips
+                 if a.is_IPv4 and not ipaddress.ip_address(a.ip).is_loopback]
+        return (found, "") if found else ([], "off: no IPv4 interface address")
+    return [host], ""
+
+
+class DiscoveryComponent:
+    name = "discovery"
+
+    def __init__(self) -> None:
+        self.service: NodeService | None = None
+        self.peers: PeerTable | None = None
+        self.network_id: Callable[[], str | None] = lambda: None  # the state store sets this
+        self.api_port = 0
+        self.advertised_address = ""
+        self.mdns_status = "starting"
+        self._mdns: MdnsDiscovery | None = None
+        self._bootstrap: Bootstrapper | None = None
+
+    # the peer table and what others see of this node -------------------------------------
+    def network(self) -> str:
+        return self.network_id() or UNENROLLED
+
+    def hello(self) -> Hello:
+        svc = self.service
+        assert svc is not None and svc.identity is not None
+        return Hello(node_id=svc.identity.node_id, name=svc.settings.name,
+                     public_key=svc.identity.public_key_hex, network=self.network(),
+                     api_port=self.api_port, version=__version__)
+
+    def _tell(self, kind: str, record: PeerRecord) -> None:
+        assert self.service is not None
+        trusted = self.service.is_known_key(record.public_key)
+        model = self.peers.to_model(record, self.network(), trusted)  # type: ignore[union-attr]
+        self.service.publish("discovery", kind, model.model_dump(mode="json"))
+
+    # lifecycle ----------------------------------------------------------------------------
+    async def start(self, service: NodeService) -> None:
+        self.service = service
+        assert service.identity is not None
+        self.peers = PeerTable(service.identity.node_id)
+        self.peers.listen(self._tell)
+        service.spawn(self._after_bind())
+
+    async def _after_bind(self) -> None:
+        """mDNS and bootstrap need the bound API port, known only once the API serves."""
+        svc = self.service
+        assert svc is not None and svc.identity is not None and self.peers is not None
+        tcp = await _bound_tcp(svc)
+        if tcp is None:
+            self.mdns_status = "off: the node API is not served on TCP"
+            return
+        host, _, port = tcp.rpartition(":")
+        self.api_port = int(port)
+        addresses, why_not = await asyncio.to_thread(mdns_addresses, svc.settings)
+        self.advertised_address = f"{addresses[0] if addresses else host}:{port}"
+        if addresses:
+            self._mdns = MdnsDiscovery(addresses, self.hello, self.peers)
+            self.mdns_status = "on " + ", ".join(addresses)  # browsing starts at once
+            try:
+                await self._mdns.start()
+            except OSError as exc:
+                self.mdns_status = f"failed: {exc}"
+                log.error("mDNS failed to start", extra={"fields": {"error": str(exc)}})
+        else:
+            self.mdns_status = why_not
+        if svc.settings.bootstrap:
+            d = svc.settings.discovery
+            self._bootstrap = Bootstrapper(
+                list(svc.settings.bootstrap), svc.identity, self.peers,
+                delay_s=d.bootstrap_delay_s, backoff_max_s=d.bootstrap_backoff_max_s,
+                mdns_found=self._mdns_found)
+            await self._bootstrap.run()
+
+    def _mdns_found(self) -> bool:
+        return any("mdns" in r.sources for r in self.peers.records())  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._mdns is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._mdns.stop(), 5.0)
+
+    def api_handlers(self) -> object:
+        return DiscoveryHandlers(self)
+
+    def health(self) -> list[HealthCheck]:
+        count = len(self.peers.records()) if self.peers else 0
+        failed = self.mdns_status.startswith("failed")
+        return [HealthCheck(name="discovery", ok=not failed,
+                            detail=f"mDNS {self.mdns_status}; {count} hosts known")]
+
+
+async def _bound_tcp(service: NodeService) -> str | None:
+    if not service.settings.api.listen:
+        return None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BIND_WAIT_S
+    while loop.time() < deadline:
+        for address in service.listen_addresses():
+            if address.startswith("tcp:"):
+                return address.removeprefix("tcp:")
+        await asyncio.sleep(0.02)
+    return None
+
+
+class DiscoveryHandlers:
+    def __init__(self, part: DiscoveryComponent) -> None:
+        self.part = part
+
+    async def discovery_hello(self, request, body) -> Hello:
+        return self.part.hello()
+
+    async def discovery_peers(self, request, body) -> DiscoveredPeers:
+        part = self.part
+        svc = part.service
+        assert svc is not None and part.peers is not None
+        network = part.network()
+        peers = [part.peers.to_model(r, network, svc.is_known_key(r.public_key))
+                 for r in part.peers.records()]
+        return DiscoveredPeers(network=network, mdns=part.mdns_status, peers=peers)

@@ -1,0 +1,1 @@
+"""Node-to-node: signed gossip envelopes on topics, and membership from heartbeats."""

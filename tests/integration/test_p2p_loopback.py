@@ -1,0 +1,110 @@
+"""Three real node services on loopback, no mDNS (loopback is not advertised): they find each
+other through bootstrap lists and peer exchange, gossip, and track membership. Needs no root."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from formation.api import discovery_routes, p2p_routes
+from formation.api.client import NodeClient
+from formation.api.p2p_models import PublishRequest
+from formation.identity import load_or_create_identity
+from formation.node.service import NodeService
+from tests.conftest import make_settings
+
+FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.5, "dead_after_s": 0.8}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _until(check, timeout_s: float = 10.0, every_s: float = 0.05):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(every_s)
+
+
+@pytest.fixture
+async def trio(short_tmp: Path):
+    ports = [_free_port() for _ in range(3)]
+    keys = [load_or_create_identity(short_tmp / f"n{i}" / "data").public_key_hex
+            for i in range(3)]
+    services = []
+    for i in range(3):
+        settings = make_settings(
+            short_tmp / f"n{i}", name=f"n{i}",
+            api={"socket": str(short_tmp / f"n{i}.sock"), "listen": f"127.0.0.1:{ports[i]}"},
+            trusted_keys=[k for j, k in enumerate(keys) if j != i],
+            # n1 and n2 only know n0; n0 knows nobody: the rest is peer exchange.
+            bootstrap=[] if i == 0 else [f"127.0.0.1:{ports[0]}"],
+            discovery={"bootstrap_delay_s": 0}, membership=FAST,
+        )
+        services.append(NodeService(settings))
+    for service in services:
+        await service.start()
+    yield services
+    for service in services:
+        if service._runner is not None:
+            await service.stop()
+
+
+async def _members(service: NodeService) -> dict[str, str]:
+    async with NodeClient.unix(service.settings.api.socket) as client:
+        found = await client.call(p2p_routes.members)
+    return {m.name: m.state for m in found.members}
+
+
+async def test_bootstrap_peer_exchange_gossip_and_failure(trio):
+    n0, n1, n2 = trio
+
+    async def all_alive():
+        views = [await _members(s) for s in trio]
+        return all(len(v) == 2 and set(v.values()) == {"alive"} for v in views)
+
+    await _until(all_alive)
+    async with NodeClient.unix(n2.settings.api.socket) as client:
+        peers = await client.call(discovery_routes.discovery_peers)
+    by_name = {p.name: p for p in peers.peers}
+    assert "bootstrap" in by_name["n0"].sources
+    assert by_name["n1"].sources == ["gossip"]  # learnt from n0's heartbeat, not configured
+    assert peers.mdns.startswith("off")
+
+    # A message published on n1 reaches n0 and n2 exactly once.
+    events = {s.settings.name: s.bus.subscribe("gossip") for s in (n0, n2)}
+    async with NodeClient.unix(n1.settings.api.socket) as client:
+        result = await client.call(p2p_routes.gossip_publish,
+                                   PublishRequest(topic="state", payload={"x": 1}))
+    for name, sub in events.items():
+        event = await asyncio.wait_for(sub.queue.get(), 5.0)
+        assert (name, event.kind, event.data["id"]) == (name, "delivered", result.id)
+    await asyncio.sleep(0.3)
+    assert all(sub.queue.empty() for sub in events.values())
+
+    # n2 stops: the others see it suspect, then dead; both transitions are events.
+    membership = n0.bus.subscribe("membership")
+    await n2.stop()
+    await _until(lambda: _all_dead(trio[:2], "n2"), timeout_s=5)
+    kinds = []
+    while not membership.queue.empty():
+        event = membership.queue.get_nowait()
+        if event.data["name"] == "n2":
+            kinds.append(event.kind)
+    assert kinds == ["suspect", "dead"]
+
+
+async def _all_dead(services, name: str) -> bool:
+    views = [await _members(s) for s in services]
+    return all(view.get(name) == "dead" for view in views)
