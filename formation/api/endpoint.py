@@ -15,7 +15,7 @@ Resp = TypeVar("Resp", bound=BaseModel)
 class Endpoint(Generic[Req, Resp]):
     """One route. `public` routes skip signature checks on TCP (health, metrics, the document);
     `stream` routes answer with server-sent events of `response` items; `query` models the query
-    string; `{name}` parts of `path` are path parameters, passed to the handler as keyword
+    string; `errors` lists further error statuses the handler may answer with; `{name}` parts of `path` are path parameters, passed to the handler as keyword
     arguments and to `NodeClient.call` as keyword arguments."""
 
     name: str
@@ -27,6 +27,7 @@ class Endpoint(Generic[Req, Resp]):
     query: type[BaseModel] | None = None
     public: bool = False
     stream: bool = False
+    errors: tuple[tuple[int, str], ...] = ()  # statuses beyond 400/401/500, documented in OpenAPI
 
     @property
     def mutating(self) -> bool:

@@ -20,6 +20,7 @@ def _error_responses(endpoint: Endpoint) -> dict[str, Any]:
     codes = {"400": "Invalid request", "500": "Internal error"}
     if not endpoint.public:
         codes["401"] = "Missing, bad, stale or replayed signature (TCP only)"
+    codes |= {str(status): text for status, text in endpoint.errors}
     return {code: {"description": text, "content": error} for code, text in codes.items()}
 
 

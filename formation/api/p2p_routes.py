@@ -9,10 +9,12 @@ from formation.api.models import Empty
 gossip_push = Endpoint(
     "gossip_push", "POST", "/v1/p2p/gossip", pm.GossipBatch, pm.GossipAck,
     "Node to node: a batch of signed gossip envelopes (503 when the inbox is full)",
+    errors=((503, "Inbox full: back off and retry the batch"),),
 )
 gossip_publish = Endpoint(
     "gossip_publish", "POST", "/v1/p2p/publish", pm.PublishRequest, pm.PublishResult,
     "Local callers only: sign and publish a message on a topic (diagnostics, benchmarks)",
+    errors=((403, "Only local callers (the unix socket) may publish"),),
 )
 gossip_status = Endpoint(
     "gossip_status", "GET", "/v1/p2p/gossip", Empty, pm.GossipStatus,
