@@ -215,6 +215,9 @@ def main() -> None:
 
 def _register_part_commands() -> None:
     """Each part of the system adds its command group here with one line."""
+    from formation.commands.state import state
+
+    cli.add_command(state)
 
 
 _register_part_commands()

@@ -92,6 +92,8 @@ class StateSettings(Strict):
         "received from a peer (or founded here)",
     )
     anti_entropy_interval_s: float = Field(5.0, gt=0, le=3600)
+    claim_address: bool = Field(True, description="claim a mesh address from the network's "
+                                "CIDR when a member without one")
     buffer_max_ops: int = Field(20_000, ge=100, le=1_000_000)
     buffer_max_mb: int = Field(64, ge=1, le=4096)
 

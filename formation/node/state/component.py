@@ -4,6 +4,7 @@ refused ops in metrics, and runs replication with the configured peers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ from formation.api.models import HealthCheck
 from formation.errors import FormationError
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.handlers import StateHandlers
-from formation.node.state.op import Op
+from formation.node.state.op import Op, OpError
 from formation.node.state.store import StateStore
 from formation.node.state.sync import Replication
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DB_FILE = "state.db"
+ADDRESS_TRIGGERS = frozenset({"network.genesis", "node.admit", "node.roles", "invite.consume",
+                              "address.claim"})
 
 
 class StateComponent:
@@ -51,6 +54,10 @@ class StateComponent:
         self._refused = Counter("formation_state_ops_refused", "Ops refused, by reason",
                                 ["reason"], registry=service.metrics.registry)
         self.store.subscribe(self._publish)
+        if cfg.claim_address:
+            self._address_wanted = asyncio.Event()
+            self.store.subscribe(self._maybe_claim)
+            service.spawn(self._address_keeper())
         self.store.on_refused(lambda reason, n: self._refused.labels(reason).inc(n))
         self.replication = Replication(self.store, service.identity, list(cfg.peers),
                                        cfg.anti_entropy_interval_s)
@@ -72,6 +79,22 @@ class StateComponent:
             return
         for op in ops:
             self.service.publish("state", op.kind, {**op.summary(), "origin": origin})
+
+    def _maybe_claim(self, ops: list[Op], origin: str | None) -> None:
+        if any(op.kind in ADDRESS_TRIGGERS for op in ops):
+            self._address_wanted.set()
+
+    async def _address_keeper(self) -> None:
+        """Keeps this node holding one mesh address while it is a member."""
+        assert self.store is not None
+        self._address_wanted.set()
+        while True:
+            await self._address_wanted.wait()
+            self._address_wanted.clear()
+            try:
+                await self.store.ensure_address()
+            except OpError as exc:
+                log.warning("cannot claim a mesh address", extra={"fields": {"error": str(exc)}})
 
     def require_store(self) -> StateStore:
         if self.store is None:

@@ -27,12 +27,13 @@ CREATE TABLE IF NOT EXISTS equivocations (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Opens (creating) the database. The connection is used by one thread at a time."""
+def connect(path: Path, durable: bool = True) -> sqlite3.Connection:
+    """Opens (creating) the database. The connection is used by one thread at a time.
+    `durable=False` (tests of logic, never a node) skips fsync."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
     db.execute("PRAGMA foreign_keys=OFF")
     db.execute("PRAGMA cache_size=-16000")
     db.executescript(SCHEMA + views.SCHEMA)

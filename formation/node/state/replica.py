@@ -58,9 +58,9 @@ class BatchResult:
 class Replica:
     def __init__(self, path: Path, network: bytes | None = None,
                  buffer: PendingBuffer | None = None,
-                 wall_ms: Callable[[], int] | None = None) -> None:
+                 wall_ms: Callable[[], int] | None = None, durable: bool = True) -> None:
         self.path = path
-        self.db = dbm.connect(path)
+        self.db = dbm.connect(path, durable)
         self.buffer = buffer or PendingBuffer()
         self.clock = HybridClock(wall_ms)
         self.configured_network = network
@@ -429,6 +429,26 @@ class Replica:
                 if info is not None and info.seq > vv.get(info.author, 0):
                     queue.append(dep)
         return out
+
+    # addresses ----------------------------------------------------------------------------
+    def address_needed(self, author: bytes) -> bool:
+        """True when `author` is a member without a mesh address it holds."""
+        key = author.hex()
+        if not self.current_authority().is_member(key):
+            return False
+        holders, _lost = views.address_table(self.db)
+        return key not in holders.values()
+
+    def free_address(self) -> str | None:
+        """The lowest host address of the network's CIDR that no claim names."""
+        cidr = self.current_authority().cidr
+        if cidr is None:
+            return None
+        taken = {ip for (ip,) in self.db.execute("SELECT DISTINCT ip FROM claims")}
+        for ip in cidr.hosts():
+            if str(ip) not in taken:
+                return str(ip)
+        return None
 
     # maintenance --------------------------------------------------------------------------
     def rebuild(self) -> dict:

@@ -136,6 +136,25 @@ class StateStore:
         self.members = frozenset(authority.members)
         self.admins = frozenset(k for k in authority.members if authority.is_admin(k))
 
+    async def ensure_address(self) -> Op | None:
+        """Claims a mesh address when this node is a member without one, e.g. because a
+        concurrent claim of the same address won (the loser re-allocates)."""
+        ident = self.identity
+
+        def claim() -> Op | None:
+            if not self.replica.address_needed(ident.public_key):
+                return None
+            ip = self.replica.free_address()
+            if ip is None:
+                log.warning("no free mesh address left in the network's CIDR")
+                return None
+            return self.replica.append(ident.sign, ident.public_key, "address.claim", {"ip": ip})
+
+        op = await self._run(claim)
+        if op is not None:
+            self._notify(BatchResult([Verdict(op.id, "accepted")], [op]), None, {})
+        return op
+
     # reading --------------------------------------------------------------------------------
     def is_member_key(self, key_hex: str) -> bool:
         """For the API's signature check: members of the network may sign requests."""
