@@ -398,15 +398,15 @@ class Replica:
             if top > have:
                 candidates += self.db.execute(
                     "SELECT ord, raw FROM ops WHERE author=? AND seq>? ORDER BY seq LIMIT ?",
-                    (author, have, limit)).fetchall()
+                    (author, have, limit + 1)).fetchall()
         candidates.sort()
         out, size = [], 0
         for _ord, raw in candidates:
             if len(out) >= limit or (out and size + len(raw) > max_bytes):
-                return out, True
+                break
             out.append(raw)
             size += len(raw)
-        return out, False
+        return out, len(out) < len(candidates)
 
     def walk_back(self, want: list[bytes], vv: dict[bytes, int], limit: int,
                   max_bytes: int) -> list[bytes]:
