@@ -73,10 +73,6 @@ class StateComponent:
     def _publish(self, ops: list[Op], origin: str | None) -> None:
         assert self.service is not None
         self._applied.inc(len(ops))
-        if len(ops) > 200:  # a catch-up: one summary event, not a flood
-            self.service.publish("state", "caught_up", {
-                "count": len(ops), "last": ops[-1].id.hex(), "origin": origin})
-            return
         for op in ops:
             self.service.publish("state", op.kind, {**op.summary(), "origin": origin})
 

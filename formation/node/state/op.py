@@ -127,6 +127,9 @@ def _check_value(value: Any, depth: int, where: str) -> None:
     elif isinstance(value, dict):
         if len(value) > MAX_LIST_ITEMS:
             raise OpError("oversized", f"{where}: {len(value)} keys, at most {MAX_LIST_ITEMS}")
+        keys = list(value)
+        if len(keys) > 1 and keys != sorted(keys, key=_canonical_key):
+            raise OpError("malformed", f"{where}: map keys not in canonical order")
         for key, item in value.items():
             if not isinstance(key, str):
                 raise OpError("malformed", f"{where}: map keys must be text")
@@ -142,12 +145,21 @@ def _check_value(value: Any, depth: int, where: str) -> None:
                       "(text, bytes, integers, booleans, null, arrays, maps)")
 
 
+def _canonical_key(key: Any) -> tuple[int, bytes]:
+    """RFC 8949 length-first order of text keys (what cbor2's canonical mode produces)."""
+    data = key.encode() if isinstance(key, str) else b""
+    return (len(data), data)
+
+
 def _loads_canonical(data: bytes, what: str) -> Any:
     try:
         value = cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several types for garbage
         raise OpError("malformed", f"{what}: not CBOR ({type(exc).__name__})") from None
-    if encode(value) != data:
+    # Decoding keeps map order, and plain encoding is minimal (shortest heads, definite
+    # lengths), so this round trip plus the key-order check in _check_value is the canonical
+    # check, at half the cost of re-encoding in canonical mode.
+    if cbor2.dumps(value) != data:
         raise OpError("malformed", f"{what}: not in canonical CBOR form")
     return value
 

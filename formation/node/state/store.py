@@ -168,7 +168,7 @@ class StateStore:
         return await self._run(self.replica.view, collection)
 
     async def heads(self) -> list[bytes]:
-        return sorted(self.replica.heads)
+        return await self._run(lambda: sorted(self.replica.heads))
 
     async def get(self, op_id: bytes) -> bytes | None:
         return await self._run(self.replica.get_raw, op_id)

@@ -32,6 +32,7 @@ from formation.node.state.store import StateStore
 log = logging.getLogger(__name__)
 
 PUSH_MAX_OPS = 500
+PUSH_MAX_BYTES = 600_000  # packed, the batch stays under the server's 1 MiB body limit
 RANGE_LIMIT = 2000
 RANGE_MAX_BYTES = 700_000  # keeps a packed batch under the 1 MiB request/response bodies
 
@@ -99,8 +100,10 @@ class DirectPush:
         queue = self._queues[peer.address]
         while True:
             batch = [await queue.get()]
-            while not queue.empty() and len(batch) < PUSH_MAX_OPS:
+            size = len(batch[0])
+            while not queue.empty() and len(batch) < PUSH_MAX_OPS and size < PUSH_MAX_BYTES:
                 batch.append(queue.get_nowait())
+                size += len(batch[-1])
             try:
                 await _client(peer, self.identity).call(
                     routes.state_sync_push, sm.OpBatch(ops=wire.pack(batch), count=len(batch)))
