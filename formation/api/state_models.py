@@ -117,6 +117,8 @@ class RangeRequest(Model):
 class RangeResult(Model):
     batch: OpBatch
     more: bool
+    next_vv: dict[str, int] = Field(description="the asker's vector once it has this batch: "
+                                    "send it for the next batch without waiting")
 
 
 class WalkRequest(Model):

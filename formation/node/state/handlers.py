@@ -127,8 +127,9 @@ class StateHandlers:
 
     async def state_sync_range(self, request: web.Request,
                                body: sm.RangeRequest) -> sm.RangeResult:
-        raws, more = await self.store.ops_after(_vv(body.vv), body.limit, 700_000)
-        return sm.RangeResult(batch=sm.OpBatch(ops=wire.pack(raws), count=len(raws)), more=more)
+        raws, more, after = await self.store.ops_after(_vv(body.vv), body.limit, 700_000)
+        return sm.RangeResult(batch=sm.OpBatch(ops=wire.pack(raws), count=len(raws)), more=more,
+                              next_vv={a.hex(): s for a, s in after.items()})
 
     async def state_sync_walk(self, request: web.Request, body: sm.WalkRequest) -> sm.OpBatch:
         want = [_op_id(w, "want[]") for w in body.want]

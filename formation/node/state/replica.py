@@ -389,24 +389,27 @@ class Replica:
 
     # sync ---------------------------------------------------------------------------------
     def ops_after(self, vv: dict[bytes, int], limit: int,
-                  max_bytes: int) -> tuple[list[bytes], bool]:
+                  max_bytes: int) -> tuple[list[bytes], bool, dict[bytes, int]]:
         """Ops whose (author, seq) is above `vv`, in this replica's accept order (so parents come
-        before children), at most `limit` ops / `max_bytes`. Returns (ops, more)."""
-        candidates: list[tuple[int, bytes]] = []
+        before children), at most `limit` ops / `max_bytes`. Returns (ops, more, the vector the
+        asker will have after them), so the asker can request the next batch at once."""
+        candidates: list[tuple[int, bytes, int, bytes]] = []
         for author, top in self.vv.items():
             have = vv.get(author, 0)
             if top > have:
                 candidates += self.db.execute(
-                    "SELECT ord, raw FROM ops WHERE author=? AND seq>? ORDER BY seq LIMIT ?",
-                    (author, have, limit + 1)).fetchall()
+                    "SELECT ord, author, seq, raw FROM ops WHERE author=? AND seq>? "
+                    "ORDER BY seq LIMIT ?", (author, have, limit + 1)).fetchall()
         candidates.sort()
-        out, size = [], 0
-        for _ord, raw in candidates:
+        out, size, after = [], 0, dict(vv)
+        for _ord, author, seq, raw in candidates:
             if len(out) >= limit or (out and size + len(raw) > max_bytes):
                 break
             out.append(raw)
             size += len(raw)
-        return out, len(out) < len(candidates)
+            if seq > after.get(author, 0):
+                after[author] = seq
+        return out, len(out) < len(candidates), after
 
     def walk_back(self, want: list[bytes], vv: dict[bytes, int], limit: int,
                   max_bytes: int) -> list[bytes]:

@@ -183,7 +183,7 @@ class StateStore:
         return await self._run(lambda: dict(self.replica.vv))
 
     async def ops_after(self, vv: dict[bytes, int], limit: int,
-                        max_bytes: int) -> tuple[list[bytes], bool]:
+                        max_bytes: int) -> tuple[list[bytes], bool, dict[bytes, int]]:
         return await self._run(self.replica.ops_after, vv, limit, max_bytes)
 
     async def walk_back(self, want: list[bytes], vv: dict[bytes, int], limit: int,

@@ -148,36 +148,58 @@ class AntiEntropy:
         unknown = [h for h in heads.heads if not await self.store.has(bytes.fromhex(h))]
         if not unknown and not await self.store.missing():
             return 0
-        received = 0
-        more = True
-        while more:
-            vv = await self.store.version_vector()
-            result = await client.call(routes.state_sync_range, sm.RangeRequest(
-                vv={a.hex(): s for a, s in vv.items()}, limit=RANGE_LIMIT))
-            got = await self._ingest(peer, result.batch)
-            received += got
-            more = result.more and got > 0
+        received = await self._pull_ranges(peer, client)
+        asked: set[str] = set()
         for _round in range(1000):
             want = [h for h in heads.heads if not await self.store.has(bytes.fromhex(h))]
             want += [m.hex() for m in await self.store.missing()]
-            if not want:
-                break
+            want_set = set(want)
+            if not want_set or want_set == asked:
+                break  # all there, or the peer cannot help further this time
+            asked = want_set
             vv = await self.store.version_vector()
             batch = await client.call(routes.state_sync_walk, sm.WalkRequest(
-                want=sorted(set(want))[:512], vv={a.hex(): s for a, s in vv.items()},
+                want=sorted(want_set)[:512], vv={a.hex(): s for a, s in vv.items()},
                 limit=RANGE_LIMIT))
-            got = await self._ingest(peer, batch) if batch.count else 0
-            if got == 0:
+            if batch.count == 0:
                 break
-            received += got
+            received += (await self._ingest(peer, batch))[0]
         return received
 
-    async def _ingest(self, peer: Peer, batch: sm.OpBatch) -> int:
+    async def _pull_ranges(self, peer: Peer, client: NodeClient) -> int:
+        """Batches above our version vector, the next one requested while this one is being
+        ingested (the answer names the vector we will have)."""
+        vv = {a.hex(): s for a, s in (await self.store.version_vector()).items()}
+
+        def fetch(vector: dict[str, int]):
+            return asyncio.ensure_future(client.call(
+                routes.state_sync_range, sm.RangeRequest(vv=vector, limit=RANGE_LIMIT)))
+
+        received = 0
+        pending = fetch(vv)
+        try:
+            while pending is not None:
+                result = await pending
+                pending = fetch(result.next_vv) if result.more else None
+                got, progress = await self._ingest(peer, result.batch)
+                received += got
+                if not progress:
+                    break  # nothing applies (refused or waiting): leave it to the walk
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+        return received
+
+    async def _ingest(self, peer: Peer, batch: sm.OpBatch) -> tuple[int, bool]:
+        """Returns (ops accepted, whether anything is now present that was sent)."""
         peer.bytes_received += len(batch.ops)
         raws = wire.unpack(batch.ops)
         peer.ops_received += len(raws)
         verdicts = await self.store.ingest(raws, origin="sync")
-        return sum(v.status == "accepted" for v in verdicts)
+        accepted = sum(v.status == "accepted" for v in verdicts)
+        return accepted, accepted > 0 or any(v.status == "duplicate" for v in verdicts)
 
 
 class Replication:
