@@ -53,9 +53,10 @@ def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Op:
-    """A decoded, structurally valid op. `raw` is the envelope as received; `id` its hash."""
+    """A decoded, structurally valid op. `raw` is the envelope as received; `id` its hash.
+    Treat as immutable (not frozen only because frozen dataclasses are slow to build)."""
 
     id: bytes
     raw: bytes

@@ -90,7 +90,7 @@ class Replica:
         if row[0] is not None:
             top = db.execute("SELECT MAX(hlc_c) FROM ops WHERE hlc_ms=?", (row[0],)).fetchone()
             self.clock.observe((row[0], top[0]))
-        self._info: OrderedDict[bytes, _Info] = OrderedDict()
+        self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
         self._contexts_written = 0
         self.equivocation_count = db.execute("SELECT COUNT(*) FROM equivocations").fetchone()[0]
 
@@ -98,8 +98,8 @@ class Replica:
         self.db.close()
 
     # lookups ------------------------------------------------------------------------------
-    def _info_of(self, op_id: bytes, batch: dict[bytes, _Info]) -> _Info | None:
-        found = batch.get(op_id) or self._info.get(op_id)
+    def _info_of(self, op_id: bytes) -> _Info | None:
+        found = self._info.get(op_id)
         if found is not None:
             return found
         row = self.db.execute("SELECT ctx, author, seq, hlc_ms, hlc_c FROM ops WHERE id=?",
@@ -112,8 +112,6 @@ class Replica:
 
     def _remember(self, op_id: bytes, info: _Info) -> None:
         self._info[op_id] = info
-        if len(self._info) > 50_000:
-            self._info.popitem(last=False)
 
     def has(self, op_id: bytes) -> bool:
         return op_id in self._info or self.db.execute(
@@ -133,7 +131,7 @@ class Replica:
 
     def current_authority(self) -> Authority:
         """Roles as of everything accepted (the context of all current heads)."""
-        ctxs = [i.ctx for h in self.heads if (i := self._info_of(h, {})) is not None]
+        ctxs = [i.ctx for h in self.heads if (i := self._info_of(h)) is not None]
         if not ctxs:
             return Authority()
         members = frozenset().union(*(self.contexts.by_id[c] for c in set(ctxs)))
@@ -217,7 +215,9 @@ class Replica:
         return result
 
     def _apply(self, ops: list[Op], result: BatchResult) -> None:
-        batch: dict[bytes, _Info] = {}
+        if len(self._info) >= 200_000:  # bounded memory: start over, the table has it all
+            self._info.clear()  # (only between batches: ops of this batch are not flushed yet)
+        batch: set[bytes] = set()
         batch_ops: dict[bytes, Op] = {}
         rows: list[tuple] = []
         registers: dict[tuple, tuple] = {}
@@ -250,16 +250,19 @@ class Replica:
 
     def _judge(self, op: Op, batch, batch_ops, rows, registers, result) -> Verdict:
         try:
-            needed = list(op.deps) + rules.refs(op)
+            refs = rules.refs(op) if op.kind in rules.REF_FIELDS else ()
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
-        missing = {d for d in needed if self._info_of(d, batch) is None}
+        deps = op.deps
+        infos = [self._info.get(d) or self._info_of(d) for d in deps]
+        missing = {d for d, i in zip(deps, infos, strict=True) if i is None}
+        missing.update(r for r in refs if self._info_of(r) is None)
         if missing:
             self.buffer.add(op, missing)
             return Verdict(op.id, "buffered", "missing_parents",
                            f"waiting for {len(missing)} op(s)")
         try:
-            ctx = self._check(op, batch, batch_ops)
+            ctx = self._check(op, infos, batch_ops)
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
         self._accept(op, ctx, batch, batch_ops, rows, registers, result)
@@ -273,7 +276,7 @@ class Replica:
             self._recent_refused.popitem(last=False)
         return verdict
 
-    def _check(self, op: Op, batch, batch_ops) -> int:
+    def _check(self, op: Op, infos: list[_Info], batch_ops) -> int:
         """Network, sequence, causality and authorization; returns the op's context."""
         if op.kind == "network.genesis":
             if self.genesis is not None and op.id != self.genesis:
@@ -287,12 +290,11 @@ class Replica:
             raise rules.Refused("wrong_network", "op of another network")
         if not op.parents:
             raise rules.Refused("causality", "an op other than genesis needs parents")
-        infos = [self._info_of(d, batch) for d in op.deps]
         for info in infos:
             if op.hlc <= info.hlc:
                 raise rules.Refused("causality", "hlc: not above a parent's")
         if op.prev is not None:
-            prev = self._info_of(op.prev, batch)
+            prev = self._info_of(op.prev)
             if prev.author != op.author or prev.seq != op.seq - 1:
                 raise rules.Refused("causality", "prev: not the author's op with seq - 1")
         past = self.contexts.past_context([i.ctx for i in infos])
@@ -316,12 +318,9 @@ class Replica:
             self._contexts_written += 1
         if op.seq <= self.vv.get(op.author, 0):
             self._note_equivocation(op, rows, registers, result)
-        info = _Info(ctx, op.author, op.seq, op.hlc)
-        batch[op.id] = info
-        self._remember(op.id, info)
-        if op.kind in rules.REF_FIELDS or op.kind in ("instance.create", "image.add", "dns.set",
-                                                       "invite.create", "instance.place"):
-            batch_ops[op.id] = op
+        batch.add(op.id)
+        self._remember(op.id, _Info(ctx, op.author, op.seq, op.hlc))
+        batch_ops[op.id] = op
         rows.append((op.id, op.author, op.seq, op.hlc[0], op.hlc[1], op.kind, ctx, op.raw))
         if len(rows) >= 4096:
             self._flush(rows, registers)
@@ -428,7 +427,7 @@ class Replica:
                 if dep in seen:
                     continue
                 seen.add(dep)
-                info = self._info_of(dep, {})
+                info = self._info_of(dep)
                 if info is not None and info.seq > vv.get(info.author, 0):
                     queue.append(dep)
         return out
