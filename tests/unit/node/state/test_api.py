@@ -85,3 +85,21 @@ async def test_writes_over_tcp_are_refused_and_strangers_cannot_sign(node) -> No
         with pytest.raises(ApiError) as err:
             await stranger.call(sr.state_heads)
         assert err.value.status == 401
+
+
+async def test_members_of_the_network_may_sign_requests(node, client) -> None:
+    address = node.listen_addresses()[1].removeprefix("tcp:")
+    newcomer = NodeIdentity.generate()
+    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    async with NodeClient.tcp(address, newcomer) as remote:
+        with pytest.raises(ApiError) as err:
+            await remote.call(sr.state_heads)
+        assert err.value.status == 401
+        await client.call(sr.state_append, sm.AppendRequest(
+            kind="node.admit", payload={"node": newcomer.public_key_hex, "roles": ["member"]}))
+        assert len((await remote.call(sr.state_heads)).heads) == 1
+        await client.call(sr.state_append, sm.AppendRequest(
+            kind="node.remove", payload={"node": newcomer.public_key_hex}))
+        with pytest.raises(ApiError) as err:
+            await remote.call(sr.state_heads)
+        assert err.value.status == 401
