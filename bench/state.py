@@ -74,51 +74,45 @@ def raw_verify_rate(raws: list[bytes]) -> float:
     return len(ops) / (time.perf_counter() - started)
 
 
-async def ingest_rate(base: Path, raws: list[bytes], setup: list[bytes]) -> float:
-    store = await StateStore.open(base / "ingest.db", ADMIN)
+async def ingest_rate(db: Path, setup: list[bytes], measured: list[bytes],
+                      rest: list[bytes]) -> float:
+    """Ingests `setup`, then `measured` (timed), then `rest`, into a durable store at `db`."""
+    store = await StateStore.open(db, ADMIN)
     await store.ingest(setup)
     started = time.perf_counter()
-    verdicts = await store.ingest(raws)
+    verdicts = await store.ingest(measured)
     elapsed = time.perf_counter() - started
-    await store.close()
     assert all(v.status == "accepted" for v in verdicts), "bench ops must all be accepted"
-    return len(raws) / elapsed
+    for i in range(0, len(rest), 20_000):
+        await store.ingest(rest[i:i + 20_000])
+    await store.close()
+    return len(measured) / elapsed
 
 
-async def catchup(base: Path, behind: int) -> dict:
-    """Node A has `behind` ops more than node B; B pulls them over the node API."""
+async def catchup(base: Path, setup: list[bytes], missing: list[bytes]) -> dict:
+    """Node A (its database filled by ingest_rate) has `missing` ops more than node B; B pulls
+    them over the node API with signed requests."""
     from formation.node.service import NodeService
+    from formation.node.state.sync import AntiEntropy, Peer
 
-    setup = base_ops()
-    common = chain(op_id_of(setup[-1]), 1000)
-    missing = chain(op_id_of(common[-1]), behind, start_seq=1001,
-                    prev=op_id_of(common[-1]), start_ms=5000)
     services = []
     for name in ("a", "b"):
-        load_or_create_identity(base / name / "data")
-    id_a = load_or_create_identity(base / "a" / "data")
-    for name, peers in (("a", []), ("b", [])):
         settings = NodeSettings.model_validate({
             "name": f"bench-{name}", "data_dir": str(base / name / "data"),
             "api": {"socket": str(base / name / "node.sock"), "listen": "127.0.0.1:0"},
             "probe": {"boot_test": False},
-            "state": {"peers": peers, "anti_entropy_interval_s": 3600, "claim_address": False},
+            "state": {"anti_entropy_interval_s": 3600, "claim_address": False},
         })
         service = NodeService(settings)
         await service.start()
         services.append(service)
     a, b = services
     try:
-        store_a = a.components[0].store
-        store_b = b.components[0].store
-        await store_a.ingest(setup + common + missing)
-        await store_b.ingest(setup + common)
-        address = a.listen_addresses()[1].removeprefix("tcp:")
-        from formation.node.state.sync import AntiEntropy, Peer
-
-        peer = Peer(address=address, key=id_a.public_key_hex)
-        # A accepts B's signed requests only from members: admit B's key on A's side.
+        store_a, store_b = a.components[0].store, b.components[0].store
+        await store_b.ingest(setup)
+        # A accepts B's signed requests (B is not a member of the bench network).
         a.key_authorities.append(lambda key: key == b.identity.public_key_hex)
+        peer = Peer(address=a.listen_addresses()[1].removeprefix("tcp:"))
         puller = AntiEntropy(store_b, [peer], b.identity, 3600)
         started = time.perf_counter()
         received = await puller.pull(peer)
@@ -126,11 +120,11 @@ async def catchup(base: Path, behind: int) -> dict:
         if peer.client:
             await peer.client.close()
         have = store_b.replica.count
-        assert received == behind and have == store_a.replica.count, (received, have)
+        assert received == len(missing) and have == store_a.replica.count, (received, have)
         encoded = sum(len(r) for r in missing)
         return {"catchup_s": round(elapsed, 2),
                 "catchup_bytes_ratio": round(peer.bytes_received / encoded, 3),
-                "catchup_ops": behind}
+                "catchup_ops": len(missing)}
     finally:
         for service in services:
             await service.stop()
@@ -171,15 +165,23 @@ def rss_after(base: Path, total: int) -> float:
 async def main(quick: bool) -> dict:
     base = Path(tempfile.mkdtemp(prefix="fm-bench-state-"))
     try:
+        behind = 20_000 if quick else 100_000
         setup = base_ops()
-        raws = chain(op_id_of(setup[-1]), 20_000)
-        raw_rate = raw_verify_rate(raws)
-        rate = await ingest_rate(base, raws, setup)
+        common = chain(op_id_of(setup[-1]), 1000)
+        setup += common
+        missing = chain(op_id_of(common[-1]), behind, start_seq=1001,
+                        prev=op_id_of(common[-1]), start_ms=5000)
+        measured = missing[:20_000]
+        raw_rate = raw_verify_rate(measured)
+        db = base / "catchup" / "a" / "data" / "state.db"
+        db.parent.mkdir(parents=True)
+        load_or_create_identity(db.parent)
+        rate = await ingest_rate(db, setup, measured, missing[20_000:])
         result: dict = {
             "ingest_ops_per_s": round(rate), "raw_verify_per_s": round(raw_rate),
             "ingest_ratio": round(rate / raw_rate, 3),
         }
-        result |= await catchup(base / "catchup", 20_000 if quick else 100_000)
+        result |= await catchup(base / "catchup", setup, missing)
         if quick:
             result["rss_mb_after_1m_ops"] = None
             result["rss_skipped"] = "--quick: ingesting 1,000,000 ops takes minutes"
