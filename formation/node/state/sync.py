@@ -110,6 +110,8 @@ class DirectPush:
             except (ApiError, NodeUnreachable) as exc:
                 # The peer catches up by anti-entropy; pushing is best effort.
                 log.info("push failed", extra={"fields": {"peer": peer.address, "error": str(exc)}})
+            except Exception:
+                log.exception("push failed unexpectedly", extra={"fields": {"peer": peer.address}})
 
 
 class AntiEntropy:
@@ -133,11 +135,16 @@ class AntiEntropy:
         """Pulls what `peer` has and we lack. Returns the number of ops received."""
         try:
             received = await self.pull(peer)
-        except (ApiError, NodeUnreachable) as exc:
+        except (ApiError, NodeUnreachable, wire.WireError) as exc:
             if peer.ok is not False or peer.error != str(exc):
                 log.info("anti-entropy failed",
                          extra={"fields": {"peer": peer.address, "error": str(exc)}})
             peer.ok, peer.error = False, str(exc)
+            return 0
+        except Exception as exc:  # a bug or a hostile answer: keep syncing with the others
+            log.exception("anti-entropy failed unexpectedly",
+                          extra={"fields": {"peer": peer.address}})
+            peer.ok, peer.error = False, f"{type(exc).__name__}: {exc}"
             return 0
         peer.ok, peer.error, peer.last_sync = True, "", datetime.now(UTC)
         return received
