@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from formation.node.state import db as dbm
-from formation.node.state import rules, views
+from formation.node.state import evidence, maintenance, rules, views
 from formation.node.state.authority import AUTHORITY_KINDS, Authority, ContextCache
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.hlc import HybridClock
@@ -334,16 +334,10 @@ class Replica:
         result.applied.append(op)
 
     def _note_equivocation(self, op: Op, rows, registers, result: BatchResult) -> None:
-        self._flush(rows, registers)
-        for (other,) in self.db.execute("SELECT id FROM ops WHERE author=? AND seq=?",
-                                        (op.author, op.seq)).fetchall():
-            a, b = sorted((other, op.id))
-            self.db.execute("INSERT OR IGNORE INTO equivocations VALUES (?,?,?,?)",
-                            (op.author, op.seq, a, b))
-            self.equivocation_count += 1
-            result.equivocations.append((op.author, op.seq, a, b))
-            log.warning("equivocation", extra={"fields": {
-                "author": op.author.hex(), "seq": op.seq, "a": a.hex(), "b": b.hex()}})
+        self._flush(rows, registers)  # an equivocating twin may be in this batch
+        found = evidence.record(self.db, op)
+        self.equivocation_count += len(found)
+        result.equivocations.extend(found)
 
     def _effects(self, op: Op, registers: dict) -> None:
         """Registers are merged in memory within a batch (one write per field), the rest go to
@@ -379,8 +373,7 @@ class Replica:
         return views.read(self.db, collection)
 
     def equivocations(self) -> list[dict]:
-        rows = self.db.execute("SELECT author, seq, a, b FROM equivocations ORDER BY author, seq")
-        return [{"author": a.hex(), "seq": s, "ops": [x.hex(), y.hex()]} for a, s, x, y in rows]
+        return evidence.listing(self.db)
 
     def log_page(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         return self.db.execute("SELECT ord, raw FROM ops WHERE ord > ? ORDER BY ord LIMIT ?",
@@ -454,43 +447,7 @@ class Replica:
 
     # maintenance --------------------------------------------------------------------------
     def rebuild(self) -> dict:
-        """Recomputes every view from the log; reports whether they equal the incremental ones."""
-        before = views.snapshot(self.db)
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            views.clear(self.db)
-            registers: dict = {}
-            for (raw,) in self.db.execute("SELECT raw FROM ops ORDER BY ord").fetchall():
-                self._effects(decode(raw), registers)
-            for slot, (_order, value, op) in registers.items():
-                views.apply_effects(self.db, op, [(*slot, value)])
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        after = views.snapshot(self.db)
-        differing = sorted(name for name in before if before[name] != after[name])
-        return {"ops": self.count, "equal": not differing, "differing": differing}
+        return maintenance.rebuild(self)
 
     def verify(self) -> list[str]:
-        """Re-checks every stored op: encoding, id, signature, parents present and earlier."""
-        faults: list[str] = []
-        position: dict[bytes, int] = {}
-        stored: set[bytes] = set()
-        for ord_, op_id, raw in self.db.execute("SELECT ord, id, raw FROM ops ORDER BY ord"):
-            stored.add(op_id)
-            checked = check_all([raw], None)[0]
-            if isinstance(checked, OpError):
-                faults.append(f"op #{ord_} {op_id.hex()[:16]}: {checked}")
-                continue
-            if checked.id != op_id:
-                faults.append(f"op #{ord_} {op_id.hex()[:16]}: stored id differs from its hash")
-            for dep in checked.deps:
-                if dep not in position:
-                    faults.append(f"op #{ord_} {op_id.hex()[:16]}: parent {dep.hex()[:16]} "
-                                  "missing or stored after it")
-            position[op_id] = ord_
-        for (head,) in self.db.execute("SELECT id FROM heads"):
-            if head not in stored:
-                faults.append(f"head {head.hex()[:16]}: not in the log")
-        return faults
+        return maintenance.verify(self)
