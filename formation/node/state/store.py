@@ -77,7 +77,7 @@ class StateStore:
     # writing --------------------------------------------------------------------------------
     async def create_network(self, name: str, cidr: str, network_id: bytes | None = None) -> Op:
         """Founds a network: the genesis op, signed by this node, which becomes its first admin."""
-        network_id = network_id or os.urandom(16)
+        network_id = network_id or self.replica.configured_network or os.urandom(16)
         ident = self.identity
         return await self._write(lambda: self.replica.create_network(
             ident.sign, ident.public_key, network_id, name, cidr))
