@@ -187,6 +187,11 @@ def test_buffer_bounded_in_count(base) -> None:
                      seq=5, prev=os.urandom(32)) for i in range(25)]
     r.ingest(orphans)
     assert len(r.buffer) == 10 and r.buffer.dropped == 15
+    size = len(orphans[0])
+    r.buffer = PendingBuffer(max_ops=1000, max_bytes=size * 4 + 10)
+    r.ingest(orphans)
+    assert len(r.buffer) == 4 and r.buffer.bytes <= size * 4 + 10
+    assert r.count == 0  # nothing waiting was applied
 
 
 def test_rebuild_equals_incremental_and_restart_keeps_everything(base) -> None:
