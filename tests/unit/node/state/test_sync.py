@@ -11,6 +11,7 @@ from statekit import NETWORK, craft, replica, write
 
 from formation.identity import NodeIdentity
 from formation.node.service import NodeService
+from formation.node.state.component import store_of
 from formation.node.state.op import decode
 from formation.node.state.sync import AntiEntropy, Peer
 
@@ -39,7 +40,7 @@ def pair_base(service) -> Path:
     return service.settings.data_dir
 
 def _store(service):
-    return service.components[0].store
+    return store_of(service)
 
 
 async def _history(a, base: Path, extra: int) -> list[bytes]:
