@@ -13,10 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from nacl.signing import SigningKey
+
 from formation.identity import NodeIdentity
 from formation.node.state.buffer import PendingBuffer
-from formation.node.state.op import Op, OpError
+from formation.node.state.op import Op, OpError, decode
 from formation.node.state.replica import BatchResult, Replica, Verdict
+from formation.node.state.rules import invite_proof_message
 from formation.node.state.verify import check_chunk
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,34 @@ class StateStore:
         ident = self.identity
         return await self._write(lambda: self.replica.append(ident.sign, ident.public_key,
                                                              kind, payload))
+
+    async def create_invite(self, expires_ms: int,
+                            roles: tuple[str, ...] = ("member",)) -> tuple[Op, bytes]:
+        """An admin's invite: returns the invite op and the token's secret seed (32 bytes), to
+        hand to the joining node out of band. The invite can be consumed once."""
+        token = SigningKey.generate()
+        op = await self.append("invite.create", {
+            "token_key": bytes(token.verify_key).hex(), "expires_ms": expires_ms,
+            "roles": list(roles)})
+        return op, bytes(token)
+
+    async def consume_invite(self, invite_id: bytes, token_seed: bytes) -> Op:
+        """The joining node's side: once this replica holds the invite op (synced from a
+        member), admit this node with the token. Refused if used, expired or forged."""
+        def read_invite() -> dict:
+            raw = self.replica.get_raw(invite_id)
+            if raw is None:
+                raise OpError("invalid", "invite: this replica does not have the invite op yet")
+            return decode(raw).payload
+
+        payload = await self._run(read_invite)
+        me = self.identity.public_key_hex
+        network = self.replica.network or b""
+        proof = SigningKey(token_seed).sign(
+            invite_proof_message(network, invite_id.hex(), me)).signature
+        return await self.append("invite.consume", {
+            "invite": invite_id.hex(), "node": me, "roles": payload["roles"],
+            "proof": proof.hex()})
 
     async def _write(self, make: Callable[[], Op]) -> Op:
         def run() -> tuple[Op | OpError, dict[str, int]]:
