@@ -92,3 +92,52 @@ async def test_fork_found_by_walking_back(pair) -> None:
     status = await _store(b).status()
     assert len(status["equivocations"]) == 1
     await peer.client.close()
+
+
+async def test_new_ops_are_pushed_at_once(short_tmp: Path) -> None:
+    """Anti-entropy is effectively off (one pull at start, then hourly): what arrives, arrives
+    by push, in both directions."""
+    import asyncio
+    import socket
+
+    from formation.identity import load_or_create_identity
+
+    ports, ids = [], []
+    for name in ("a", "b"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+        ids.append(load_or_create_identity(short_tmp / name / "data"))
+    services = []
+    for i, name in enumerate(("a", "b")):
+        other = 1 - i
+        settings = make_settings(
+            short_tmp / name, name=f"node-{name}",
+            api={"listen": f"127.0.0.1:{ports[i]}"},
+            state={"anti_entropy_interval_s": 3600, "claim_address": False,
+                   "peers": [f"{ids[other].public_key_hex}@127.0.0.1:{ports[other]}"]})
+        services.append(NodeService(settings))
+    for service in services:
+        await service.start()
+    a, b = (store_of(s) for s in services)
+
+    async def arrives(store, op_id: bytes) -> None:
+        for _ in range(100):
+            if await store.has(op_id):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("not pushed within 5 s")
+
+    try:
+        await asyncio.sleep(0.5)  # let the start-up pulls pass: they find nothing
+        genesis = await a.create_network("lab", "10.5.0.0/24")
+        admit = await a.append("node.admit", {"node": ids[1].public_key_hex,
+                                              "roles": ["member"]})
+        await arrives(b, genesis.id)
+        await arrives(b, admit.id)
+        record = await b.append("node.record", {"name": "bee"})
+        await arrives(a, record.id)
+        assert await a.heads() == await b.heads()
+    finally:
+        for service in services:
+            await service.stop()
