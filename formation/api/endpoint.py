@@ -15,8 +15,9 @@ Resp = TypeVar("Resp", bound=BaseModel)
 class Endpoint(Generic[Req, Resp]):
     """One route. `public` routes skip signature checks on TCP (health, metrics, the document);
     `stream` routes answer with server-sent events of `response` items; `query` models the query
-    string; `errors` lists further error statuses the handler may answer with; `{name}` parts of `path` are path parameters, passed to the handler as keyword
-    arguments and to `NodeClient.call` as keyword arguments."""
+    string; `errors` lists further error statuses the handler may answer with; `{name}` parts of
+    `path` are path parameters, passed to the handler and to `NodeClient.call` as keyword
+    arguments."""
 
     name: str
     method: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 from formation.api import discovery_routes, p2p_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
+from formation.api.state_routes import STATE_ENDPOINTS
 
 health = Endpoint(
     "health", "GET", "/v1/health", m.Empty, m.Health,
@@ -43,6 +44,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     events,
     *discovery_routes.ENDPOINTS,
     *p2p_routes.ENDPOINTS,
+    *STATE_ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -136,6 +136,37 @@ class MembershipSettings(Strict):
         return self
 
 
+def _peer(value: str) -> str:
+    key, _, address = value.rpartition("@")
+    if key:
+        _public_key_hex(key)
+    _host_port(address)
+    return value
+
+
+def _network_id(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{32}", value):
+        raise ValueError("expected a network id as 32 lowercase hex characters")
+    return value
+
+
+class StateSettings(Strict):
+    peers: list[Annotated[str, AfterValidator(_peer)]] = Field(
+        default_factory=list,
+        description="nodes to replicate with, HOST:PORT or KEYHEX@HOST:PORT (until joining "
+        "exists); a KEYHEX is trusted to sign requests",
+    )
+    network: Annotated[str, AfterValidator(_network_id)] | None = Field(
+        None, description="the only network this replica accepts; unset: the first genesis "
+        "received from a peer (or founded here)",
+    )
+    anti_entropy_interval_s: float = Field(5.0, gt=0, le=3600)
+    claim_address: bool = Field(True, description="claim a mesh address from the network's "
+                                "CIDR when a member without one")
+    buffer_max_ops: int = Field(20_000, ge=100, le=1_000_000)
+    buffer_max_mb: int = Field(64, ge=1, le=4096)
+
+
 class NodeSettings(Strict):
     name: Hostname = Field(default_factory=_default_name)
     data_dir: Path = Field(default_factory=paths.default_data_dir)
@@ -152,4 +183,5 @@ class NodeSettings(Strict):
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     gossip: GossipSettings = Field(default_factory=GossipSettings)
     membership: MembershipSettings = Field(default_factory=MembershipSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     headless: bool = False

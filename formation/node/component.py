@@ -32,6 +32,7 @@ def default_components() -> list[Component]:
     """The parts a standalone node runs, in start order. Each part adds itself here."""
     from formation.discovery.component import DiscoveryComponent
     from formation.node.p2p.component import P2PComponent
+    from formation.node.state.component import StateComponent
 
     discovery = DiscoveryComponent()
-    return [discovery, P2PComponent(discovery)]
+    return [StateComponent(), discovery, P2PComponent(discovery)]

@@ -1,0 +1,203 @@
+"""State store benchmark (issue 3). Prints one JSON object.
+
+- ingest_ops_per_s: a batch of 20,000 signed ops from another author verified, applied and
+  persisted (durable SQLite) through StateStore.ingest; raw_verify_per_s: bare PyNaCl Ed25519
+  verifications of the same ops in one thread, same run; ingest_ratio = their ratio (target >= 0.8).
+- catchup_s, catchup_bytes_ratio: a real node service 100,000 ops behind (20,000 with --quick)
+  catches up from another over signed TCP anti-entropy; bytes received / encoded bytes of the
+  missing ops (targets <= 10 s and <= 1.1).
+- rss_mb_after_1m_ops: peak RSS of a process that ingested 1,000,000 ops (skipped with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nacl.signing import VerifyKey
+
+from formation.config.settings import NodeSettings
+from formation.identity import NodeIdentity, load_or_create_identity
+from formation.node.state.op import SIGNING_CONTEXT, build_body, decode, op_id_of, sign_body
+from formation.node.state.store import StateStore
+
+NETWORK = bytes(range(16))
+ADMIN = NodeIdentity.from_seed(b"\x01" * 32)
+WRITER = NodeIdentity.from_seed(b"\x02" * 32)
+
+
+def base_ops(extra_member: NodeIdentity | None = None) -> list[bytes]:
+    """Genesis by ADMIN, admission of WRITER (and another member)."""
+    genesis = sign_body(build_body(NETWORK, ADMIN.public_key, 1, None, [], (1, 0),
+                                   "network.genesis", {"name": "bench", "cidr": "10.0.0.0/8"}),
+                        ADMIN.sign)
+    out, prev = [genesis], op_id_of(genesis)
+    members = [WRITER] + ([extra_member] if extra_member else [])
+    for i, member in enumerate(members):
+        raw = sign_body(build_body(NETWORK, ADMIN.public_key, 2 + i, prev, [prev], (2 + i, 0),
+                                   "node.admit", {"node": member.public_key_hex,
+                                                  "roles": ["member"]}), ADMIN.sign)
+        out.append(raw)
+        prev = op_id_of(raw)
+    return out
+
+
+def chain(after: bytes, count: int, start_seq: int = 1, prev: bytes | None = None,
+          start_ms: int = 100) -> list[bytes]:
+    """`count` node.record ops by WRITER, each on the previous one."""
+    out, parent = [], after
+    for i in range(count):
+        seq = start_seq + i
+        body = build_body(NETWORK, WRITER.public_key, seq, prev, [parent], (start_ms + i, 0),
+                          "node.record", {"name": f"w{seq % 1000}",
+                                          "resources": {"cpus": seq % 64}})
+        raw = sign_body(body, WRITER.sign)
+        out.append(raw)
+        prev = parent = op_id_of(raw)
+    return out
+
+
+def raw_verify_rate(raws: list[bytes]) -> float:
+    ops = [decode(r) for r in raws]
+    key = VerifyKey(WRITER.public_key)
+    started = time.perf_counter()
+    for op in ops:
+        key.verify(SIGNING_CONTEXT + op.body, op.signature)
+    return len(ops) / (time.perf_counter() - started)
+
+
+async def ingest_rate(db: Path, setup: list[bytes], measured: list[bytes],
+                      rest: list[bytes]) -> float:
+    """Ingests `setup`, then `measured` (timed), then `rest`, into a durable store at `db`."""
+    store = await StateStore.open(db, ADMIN)
+    await store.ingest(setup)
+    started = time.perf_counter()
+    verdicts = await store.ingest(measured)
+    elapsed = time.perf_counter() - started
+    assert all(v.status == "accepted" for v in verdicts), "bench ops must all be accepted"
+    for i in range(0, len(rest), 20_000):
+        await store.ingest(rest[i:i + 20_000])
+    await store.close()
+    return len(measured) / elapsed
+
+
+async def catchup(base: Path, setup: list[bytes], missing: list[bytes]) -> dict:
+    """Node A (its database filled by ingest_rate) has `missing` ops more than node B; B pulls
+    them over the node API with signed requests."""
+    from formation.node.service import NodeService
+    from formation.node.state.component import store_of
+    from formation.node.state.sync import AntiEntropy, Peer
+
+    services = []
+    for name in ("a", "b"):
+        settings = NodeSettings.model_validate({
+            "name": f"bench-{name}", "data_dir": str(base / name / "data"),
+            "api": {"socket": str(base / name / "node.sock"), "listen": "127.0.0.1:0"},
+            "probe": {"boot_test": False},
+            "state": {"anti_entropy_interval_s": 3600, "claim_address": False},
+        })
+        service = NodeService(settings)
+        await service.start()
+        services.append(service)
+    a, b = services
+    try:
+        store_a, store_b = store_of(a), store_of(b)
+        await store_b.ingest(setup)
+        # A accepts B's signed requests (B is not a member of the bench network).
+        a.key_authorities.append(lambda key: key == b.identity.public_key_hex)
+        peer = Peer(address=a.listen_addresses()[1].removeprefix("tcp:"))
+        puller = AntiEntropy(store_b, [peer], b.identity, 3600)
+        started = time.perf_counter()
+        received = await puller.pull(peer)
+        elapsed = time.perf_counter() - started
+        if peer.client:
+            await peer.client.close()
+        have = store_b.replica.count
+        assert received == len(missing) and have == store_a.replica.count, (received, have)
+        encoded = sum(len(r) for r in missing)
+        return {"catchup_s": round(elapsed, 2),
+                "catchup_bytes_ratio": round(peer.bytes_received / encoded, 3),
+                "catchup_ops": len(missing)}
+    finally:
+        for service in services:
+            await service.stop()
+
+
+RSS_CHILD = """
+import resource, sys, asyncio
+sys.path.insert(0, {root!r})
+from bench.state import base_ops, chain, op_id_of, ADMIN
+from formation.node.state.store import StateStore
+from pathlib import Path
+
+async def main():
+    store = await StateStore.open(Path({db!r}), ADMIN)
+    setup = base_ops()
+    await store.ingest(setup)
+    prev = op_id_of(setup[-1]); seq = 1; own_prev = None
+    while seq <= {total}:
+        raws = chain(prev, 20000, start_seq=seq, prev=own_prev, start_ms=100 + seq)
+        await store.ingest(raws)
+        prev = own_prev = op_id_of(raws[-1]); seq += len(raws)
+    print(store.replica.count)
+    await store.close()
+
+asyncio.run(main())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def rss_after(base: Path, total: int) -> float:
+    code = RSS_CHILD.format(root=str(Path(__file__).resolve().parent.parent),
+                            db=str(base / "rss.db"), total=total)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return float(out[-1])
+
+
+async def main(quick: bool) -> dict:
+    base = Path(tempfile.mkdtemp(prefix="fm-bench-state-"))
+    try:
+        behind = 20_000 if quick else 100_000
+        setup = base_ops()
+        common = chain(op_id_of(setup[-1]), 1000)
+        setup += common
+        missing = chain(op_id_of(common[-1]), behind, start_seq=1001,
+                        prev=op_id_of(common[-1]), start_ms=5000)
+        measured = missing[:20_000]
+        raw_rate = raw_verify_rate(measured)
+        db = base / "catchup" / "a" / "data" / "state.db"
+        db.parent.mkdir(parents=True)
+        load_or_create_identity(db.parent)
+        rate = await ingest_rate(db, setup, measured, missing[20_000:])
+        result: dict = {
+            "ingest_ops_per_s": round(rate), "raw_verify_per_s": round(raw_rate),
+            "ingest_ratio": round(rate / raw_rate, 3),
+        }
+        result |= await catchup(base / "catchup", setup, missing)
+        if quick:
+            result["rss_mb_after_1m_ops"] = None
+            result["rss_skipped"] = "--quick: ingesting 1,000,000 ops takes minutes"
+        else:
+            result["rss_mb_after_1m_ops"] = rss_after(base, 1_000_000)
+        result["bench_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        result["targets"] = {"ingest_ratio": ">= 0.8", "catchup_s": "<= 10",
+                             "catchup_bytes_ratio": "<= 1.1", "rss_mb_after_1m_ops": "< 300"}
+        return result
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller catch-up, no 1M-op run")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.quick))))

@@ -1,0 +1,127 @@
+"""Models of the state store's endpoints: views, the op log, status, and the sync exchange."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from formation.api.models import Model
+
+HEX_ID = r"^[0-9a-f]{64}$"
+COLLECTION = r"^(network|nodes|addresses|instances|images|dns|invites|accounts)$"
+
+
+class StateOp(Model):
+    id: str
+    author: str = Field(description="Ed25519 public key of the signer, hex")
+    seq: int = Field(description="the author's sequence number, from 1")
+    prev: str | None = Field(description="the author's previous op")
+    parents: list[str]
+    hlc: list[int] = Field(description="[wall milliseconds, counter]")
+    kind: str
+    payload: dict[str, Any]
+    raw: str | None = Field(None, description="the signed envelope, base64")
+
+
+class StateOpPage(Model):
+    ops: list[StateOp]
+    next_after: int | None = Field(description="pass as `after` for the next page; null at end")
+
+
+class LogQuery(Model):
+    after: int = Field(0, ge=0, description="position in this replica's log to start after")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class StateHeads(Model):
+    network: str | None
+    heads: list[str]
+    ops: int
+
+
+class StateView(Model):
+    collection: str
+    items: list[dict[str, Any]]
+
+
+class Equivocation(Model):
+    author: str
+    seq: int
+    ops: list[str] = Field(description="the two conflicting ops: the evidence")
+
+
+class PeerSyncState(Model):
+    address: str
+    ok: bool | None = None
+    last_sync: str | None = None
+    error: str = ""
+    ops_received: int = 0
+    bytes_received: int = 0
+
+
+class StateStatus(Model):
+    network: str | None
+    genesis: str | None
+    ops: int
+    heads: list[str]
+    authors: int
+    buffered: int
+    buffer_bytes: int
+    buffer_dropped: int
+    refused: dict[str, int] = Field(description="refused ops by reason since start")
+    equivocations: list[Equivocation]
+    peers: list[PeerSyncState] = Field(default_factory=list)
+
+
+class CreateNetworkRequest(Model):
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    cidr: str = Field("10.42.0.0/16", description="the mesh's address range")
+
+
+class AppendRequest(Model):
+    kind: str = Field(max_length=32)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class VerifyResult(Model):
+    ops: int
+    faults: list[str]
+
+
+class RebuildResult(Model):
+    ops: int
+    equal: bool = Field(description="rebuilt views equal the incremental ones")
+    differing: list[str]
+
+
+class OpBatch(Model):
+    """Ops in transit: base64 of zlib-compressed canonical CBOR array of op envelopes."""
+
+    ops: str = Field(max_length=1_000_000)
+    count: int = Field(ge=0)
+
+
+class PushResult(Model):
+    accepted: int
+    duplicate: int
+    buffered: int
+    refused: int
+
+
+class RangeRequest(Model):
+    vv: dict[str, int] = Field(description="author key hex -> highest seq the asker has")
+    limit: int = Field(2000, ge=1, le=5000)
+
+
+class RangeResult(Model):
+    batch: OpBatch
+    more: bool
+    next_vv: dict[str, int] = Field(description="the asker's vector once it has this batch: "
+                                    "send it for the next batch without waiting")
+
+
+class WalkRequest(Model):
+    want: list[str] = Field(max_length=512)
+    vv: dict[str, int]
+    limit: int = Field(2000, ge=1, le=5000)

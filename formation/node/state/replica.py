@@ -1,0 +1,453 @@
+"""The replica: the acceptance engine over one SQLite file. Synchronous and single-threaded by
+design; `StateStore` runs it on a dedicated thread so the event loop never waits on SQLite.
+
+Applying a batch: drop duplicates, hold ops whose dependencies are missing in the bounded buffer,
+judge the rest in causal order (network, sequence, causality, authorization), record
+equivocations, write ops, heads and view effects, and COMMIT once."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from formation.node.state import db as dbm
+from formation.node.state import evidence, maintenance, rules, views
+from formation.node.state.authority import AUTHORITY_KINDS, Authority, ContextCache
+from formation.node.state.buffer import PendingBuffer
+from formation.node.state.hlc import HybridClock
+from formation.node.state.op import (
+    MAX_PARENTS,
+    NETWORK_BYTES,
+    Op,
+    OpError,
+    build_body,
+    decode,
+    sign_body,
+)
+from formation.node.state.verify import check_all
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    id: bytes | None
+    status: str  # accepted | duplicate | buffered | refused
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(slots=True)
+class _Info:
+    ctx: int
+    author: bytes
+    seq: int
+    hlc: tuple[int, int]
+
+
+@dataclass
+class BatchResult:
+    verdicts: list[Verdict]
+    applied: list[Op] = field(default_factory=list)  # in apply order, includes unbuffered ops
+    equivocations: list[tuple[bytes, int, bytes, bytes]] = field(default_factory=list)
+
+
+class Replica:
+    def __init__(self, path: Path, network: bytes | None = None,
+                 buffer: PendingBuffer | None = None,
+                 wall_ms: Callable[[], int] | None = None, durable: bool = True) -> None:
+        self.path = path
+        self.db = dbm.connect(path, durable)
+        self.buffer = buffer or PendingBuffer()
+        self.clock = HybridClock(wall_ms)
+        self.configured_network = network
+        self.refused: dict[str, int] = {}
+        self._recent_refused: OrderedDict[bytes, Verdict] = OrderedDict()
+        self._load()
+
+    # loading ------------------------------------------------------------------------------
+    def _load(self) -> None:
+        db = self.db
+        self.network: bytes | None = dbm.get_meta(db, "network") or self.configured_network
+        self.genesis: bytes | None = dbm.get_meta(db, "genesis")
+        self.heads: set[bytes] = {h for (h,) in db.execute("SELECT id FROM heads")}
+        self.vv: dict[bytes, int] = dict(db.execute(
+            "SELECT author, MAX(seq) FROM ops GROUP BY author").fetchall())
+        self.count = db.execute("SELECT COUNT(*) FROM ops").fetchone()[0]
+        self.contexts = ContextCache()
+        for ctx_id, members in db.execute("SELECT ctx, members FROM contexts"):
+            self.contexts.load(ctx_id, frozenset(members[i:i + 32]
+                                                 for i in range(0, len(members), 32)))
+        kinds = ",".join("?" * len(AUTHORITY_KINDS))
+        for (raw,) in db.execute(f"SELECT raw FROM ops WHERE kind IN ({kinds})",
+                                 tuple(AUTHORITY_KINDS)):
+            op = decode(raw)
+            self.contexts.authority_ops[op.id] = op
+        row = db.execute("SELECT MAX(hlc_ms) FROM ops").fetchone()
+        if row[0] is not None:
+            top = db.execute("SELECT MAX(hlc_c) FROM ops WHERE hlc_ms=?", (row[0],)).fetchone()
+            self.clock.observe((row[0], top[0]))
+        self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
+        self._contexts_written = 0
+        self.equivocation_count = db.execute("SELECT COUNT(*) FROM equivocations").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+    # lookups ------------------------------------------------------------------------------
+    def _info_of(self, op_id: bytes) -> _Info | None:
+        found = self._info.get(op_id)
+        if found is not None:
+            return found
+        row = self.db.execute("SELECT ctx, author, seq, hlc_ms, hlc_c FROM ops WHERE id=?",
+                              (op_id,)).fetchone()
+        if row is None:
+            return None
+        found = _Info(row[0], row[1], row[2], (row[3], row[4]))
+        self._remember(op_id, found)
+        return found
+
+    def _remember(self, op_id: bytes, info: _Info) -> None:
+        self._info[op_id] = info
+
+    def has(self, op_id: bytes) -> bool:
+        return op_id in self._info or self.db.execute(
+            "SELECT 1 FROM ops WHERE id=?", (op_id,)).fetchone() is not None
+
+    def _stored(self, ids: list[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            found.update(row[0] for row in self.db.execute(
+                f"SELECT id FROM ops WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
+    def get_raw(self, op_id: bytes) -> bytes | None:
+        row = self.db.execute("SELECT raw FROM ops WHERE id=?", (op_id,)).fetchone()
+        return row[0] if row else None
+
+    def current_authority(self) -> Authority:
+        """Roles as of everything accepted (the context of all current heads)."""
+        ctxs = [i.ctx for h in self.heads if (i := self._info_of(h)) is not None]
+        if not ctxs:
+            return Authority()
+        members = frozenset().union(*(self.contexts.by_id[c] for c in set(ctxs)))
+        return self.contexts.authority(self.contexts.intern(members))
+
+    # writing local ops ----------------------------------------------------------------------
+    def create_network(self, sign, author: bytes, network: bytes, name: str,
+                       cidr: str) -> Op:
+        if self.genesis is not None:
+            raise OpError("invalid", "this replica already belongs to a network")
+        if len(network) != NETWORK_BYTES:
+            raise OpError("invalid", "network id: expected 16 bytes")
+        self.network = network
+        body = build_body(network, author, 1, None, [], self.clock.tick(), "network.genesis",
+                          {"name": name, "cidr": cidr})
+        return self._append_signed(sign_body(body, sign))
+
+    def append(self, sign, author: bytes, kind: str, payload: dict) -> Op:
+        """Signs an op with parents = current heads and applies it; raises OpError if refused."""
+        if self.network is None or self.genesis is None:
+            raise OpError("invalid", "this replica belongs to no network yet")
+        seq = self.vv.get(author, 0) + 1
+        prev = None
+        if seq > 1:
+            prev = self.db.execute("SELECT id FROM ops WHERE author=? AND seq=? ORDER BY ord",
+                                   (author, seq - 1)).fetchone()[0]
+        parents = sorted(self.heads)[:MAX_PARENTS]
+        body = build_body(self.network, author, seq, prev, parents, self.clock.tick(), kind,
+                          payload)
+        return self._append_signed(sign_body(body, sign))
+
+    def _append_signed(self, raw: bytes) -> Op:
+        checked = check_all([raw], None)[0]
+        if isinstance(checked, OpError):
+            raise checked
+        result = self.apply([checked])
+        verdict = result.verdicts[0]
+        if verdict.status != "accepted":
+            raise OpError(verdict.reason or "invalid", verdict.message or verdict.status)
+        return checked
+
+    # applying ------------------------------------------------------------------------------
+    def ingest(self, raws: list[bytes], pool=None) -> BatchResult:
+        """Verifies (in `pool` when given) and applies raw ops; one verdict per input."""
+        return self.apply_checked(check_all(raws, pool))
+
+    def apply_checked(self, checked: list) -> BatchResult:
+        """Applies ops that went through verify.check_all; one verdict per input."""
+        ops = [c for c in checked if isinstance(c, Op)]
+        result = self.apply(ops)
+        by_id = {v.id: v for v in result.verdicts}
+        verdicts = []
+        for c in checked:
+            if isinstance(c, OpError):
+                self._count_refused(c.reason, str(c))
+                verdicts.append(Verdict(None, "refused", c.reason, str(c)))
+            else:
+                verdicts.append(by_id[c.id])
+        result.verdicts = verdicts
+        return result
+
+    def _count_refused(self, reason: str, message: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        log.warning("op refused", extra={"fields": {"reason": reason, "detail": message}})
+
+    def apply(self, ops: list[Op]) -> BatchResult:
+        result = BatchResult([])
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._apply(ops, result)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            self.contexts.rollback()
+            self._contexts_written = 0
+            self._load()
+            raise
+        self.contexts.new_contexts.clear()
+        self._contexts_written = 0
+        return result
+
+    def _apply(self, ops: list[Op], result: BatchResult) -> None:
+        if len(self._info) >= 200_000:  # bounded memory: start over, the table has it all
+            self._info.clear()  # (only between batches: ops of this batch are not flushed yet)
+        batch: set[bytes] = set()
+        batch_ops: dict[bytes, Op] = {}
+        rows: list[tuple] = []
+        registers: dict[tuple, tuple] = {}
+        seen: set[bytes] = set()
+        stored = self._stored([op.id for op in ops])
+        for op in ops:
+            if op.id in self.buffer:
+                result.verdicts.append(Verdict(op.id, "buffered", "missing_parents"))
+                continue
+            if op.id in seen or op.id in batch or op.id in stored:
+                result.verdicts.append(Verdict(op.id, "duplicate"))
+                continue
+            seen.add(op.id)
+            if op.id in self._recent_refused:
+                result.verdicts.append(self._recent_refused[op.id])
+                continue
+            queue = [op]
+            first = True
+            while queue:
+                current = queue.pop()
+                verdict = self._judge(current, batch, batch_ops, rows, registers, result)
+                if first:
+                    result.verdicts.append(verdict)
+                    first = False
+                if verdict.status == "accepted":
+                    queue.extend(self.buffer.resolved(current.id))
+                elif verdict.status == "refused":
+                    self.buffer.discard_refused(current.id)
+        self._flush(rows, registers)
+
+    def _judge(self, op: Op, batch, batch_ops, rows, registers, result) -> Verdict:
+        try:
+            refs = rules.refs(op) if op.kind in rules.REF_FIELDS else ()
+        except rules.Refused as exc:
+            return self._refuse(op, exc.reason, str(exc))
+        deps = op.deps
+        infos = [self._info.get(d) or self._info_of(d) for d in deps]
+        missing = {d for d, i in zip(deps, infos, strict=True) if i is None}
+        missing.update(r for r in refs if self._info_of(r) is None)
+        if missing:
+            self.buffer.add(op, missing)
+            return Verdict(op.id, "buffered", "missing_parents",
+                           f"waiting for {len(missing)} op(s)")
+        try:
+            ctx = self._check(op, infos, batch_ops)
+        except rules.Refused as exc:
+            return self._refuse(op, exc.reason, str(exc))
+        self._accept(op, ctx, batch, batch_ops, rows, registers, result)
+        return Verdict(op.id, "accepted")
+
+    def _refuse(self, op: Op, reason: str, message: str) -> Verdict:
+        self._count_refused(reason, f"op {op.id.hex()[:16]} ({op.kind}): {message}")
+        verdict = Verdict(op.id, "refused", reason, message)
+        self._recent_refused[op.id] = verdict
+        if len(self._recent_refused) > 10_000:
+            self._recent_refused.popitem(last=False)
+        return verdict
+
+    def _check(self, op: Op, infos: list[_Info], batch_ops) -> int:
+        """Network, sequence, causality and authorization; returns the op's context."""
+        if op.kind == "network.genesis":
+            if self.genesis is not None and op.id != self.genesis:
+                raise rules.Refused("wrong_network", "a second genesis: this replica's network "
+                                    "has one already")
+            if self.network is not None and op.network != self.network:
+                raise rules.Refused("wrong_network", "genesis of another network")
+            rules.check(op, Authority(), lambda _i: op)
+            return self.contexts.own_context(None, op)
+        if self.network is None or op.network != self.network:
+            raise rules.Refused("wrong_network", "op of another network")
+        if not op.parents:
+            raise rules.Refused("causality", "an op other than genesis needs parents")
+        for info in infos:
+            if op.hlc <= info.hlc:
+                raise rules.Refused("causality", "hlc: not above a parent's")
+        if op.prev is not None:
+            prev = self._info_of(op.prev)
+            if prev.author != op.author or prev.seq != op.seq - 1:
+                raise rules.Refused("causality", "prev: not the author's op with seq - 1")
+        past = self.contexts.past_context([i.ctx for i in infos])
+        authority = self.contexts.authority(past)
+        if authority.genesis is None:
+            raise rules.Refused("causality", "no genesis in the op's causal past")
+        rules.check(op, authority, lambda i: batch_ops.get(i) or decode(self.get_raw(i)))
+        return self.contexts.own_context(past, op)
+
+    def _accept(self, op: Op, ctx: int, batch, batch_ops, rows, registers, result) -> None:
+        if op.kind == "network.genesis":
+            self.genesis = op.id
+            self.network = op.network
+            dbm.set_meta(self.db, "genesis", op.id)
+            dbm.set_meta(self.db, "network", op.network)
+        fresh = self.contexts.new_contexts
+        while self._contexts_written < len(fresh):
+            ctx_id, members = fresh[self._contexts_written]
+            self.db.execute("INSERT OR IGNORE INTO contexts VALUES (?, ?)",
+                            (ctx_id, b"".join(sorted(members))))
+            self._contexts_written += 1
+        if op.seq <= self.vv.get(op.author, 0):
+            self._note_equivocation(op, rows, registers, result)
+        batch.add(op.id)
+        self._remember(op.id, _Info(ctx, op.author, op.seq, op.hlc))
+        batch_ops[op.id] = op
+        rows.append((op.id, op.author, op.seq, op.hlc[0], op.hlc[1], op.kind, ctx, op.raw))
+        if len(rows) >= 4096:
+            self._flush(rows, registers)
+        self.heads.difference_update(op.deps)
+        self.heads.add(op.id)
+        if op.seq > self.vv.get(op.author, 0):
+            self.vv[op.author] = op.seq
+        self.clock.observe(op.hlc)
+        self.count += 1
+        self._effects(op, registers)
+        result.applied.append(op)
+
+    def _note_equivocation(self, op: Op, rows, registers, result: BatchResult) -> None:
+        self._flush(rows, registers)  # an equivocating twin may be in this batch
+        found = evidence.record(self.db, op)
+        self.equivocation_count += len(found)
+        result.equivocations.extend(found)
+
+    def _effects(self, op: Op, registers: dict) -> None:
+        """Registers are merged in memory within a batch (one write per field), the rest go to
+        SQLite directly."""
+        direct = []
+        order = op.order_key
+        for effect in views.effects(op):
+            if effect[0] in ("lww", "fww"):
+                slot = effect[:4]
+                held = registers.get(slot)
+                newer = held is None or (order > held[0] if effect[0] == "lww" else order < held[0])
+                if newer:
+                    registers[slot] = (order, effect[4], op)
+            else:
+                direct.append(effect)
+        if direct:
+            views.apply_effects(self.db, op, direct)
+
+    def _flush(self, rows: list, registers: dict) -> None:
+        if rows:
+            self.db.executemany(
+                "INSERT INTO ops (id, author, seq, hlc_ms, hlc_c, kind, ctx, raw) "
+                "VALUES (?,?,?,?,?,?,?,?)", rows)
+            rows.clear()
+        for slot, (_order, value, op) in registers.items():
+            views.apply_effects(self.db, op, [(*slot, value)])
+        registers.clear()
+        self.db.execute("DELETE FROM heads")
+        self.db.executemany("INSERT INTO heads VALUES (?)", [(h,) for h in self.heads])
+
+    # reading ------------------------------------------------------------------------------
+    def view(self, collection: str) -> list[dict]:
+        return views.read(self.db, collection)
+
+    def equivocations(self) -> list[dict]:
+        return evidence.listing(self.db)
+
+    def log_page(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        return self.db.execute("SELECT ord, raw FROM ops WHERE ord > ? ORDER BY ord LIMIT ?",
+                               (after, limit)).fetchall()
+
+    # sync ---------------------------------------------------------------------------------
+    def ops_after(self, vv: dict[bytes, int], limit: int,
+                  max_bytes: int) -> tuple[list[bytes], bool, dict[bytes, int]]:
+        """Ops whose (author, seq) is above `vv`, in this replica's accept order (so parents come
+        before children), at most `limit` ops / `max_bytes`. Returns (ops, more, the vector the
+        asker will have after them), so the asker can request the next batch at once."""
+        candidates: list[tuple[int, bytes, int, bytes]] = []
+        for author, top in self.vv.items():
+            have = vv.get(author, 0)
+            if top > have:
+                candidates += self.db.execute(
+                    "SELECT ord, author, seq, raw FROM ops WHERE author=? AND seq>? "
+                    "ORDER BY seq LIMIT ?", (author, have, limit + 1)).fetchall()
+        candidates.sort()
+        out, size, after = [], 0, dict(vv)
+        for _ord, author, seq, raw in candidates:
+            if len(out) >= limit or (out and size + len(raw) > max_bytes):
+                break
+            out.append(raw)
+            size += len(raw)
+            if seq > after.get(author, 0):
+                after[author] = seq
+        return out, len(out) < len(candidates), after
+
+    def walk_back(self, want: list[bytes], vv: dict[bytes, int], limit: int,
+                  max_bytes: int) -> list[bytes]:
+        """The wanted ops and, breadth first, their ancestors that the asker's version vector
+        does not cover: the fallback for forks (equivocations) the vector cannot describe."""
+        out, size, seen = [], 0, set(want)
+        queue = list(want)
+        while queue and len(out) < limit and size < max_bytes:
+            op_id = queue.pop(0)
+            raw = self.get_raw(op_id)
+            if raw is None:
+                continue
+            out.append(raw)
+            size += len(raw)
+            for dep in decode(raw).deps:
+                if dep in seen:
+                    continue
+                seen.add(dep)
+                info = self._info_of(dep)
+                if info is not None and info.seq > vv.get(info.author, 0):
+                    queue.append(dep)
+        return out
+
+    # addresses ----------------------------------------------------------------------------
+    def address_needed(self, author: bytes) -> bool:
+        """True when `author` is a member without a mesh address it holds."""
+        key = author.hex()
+        if not self.current_authority().is_member(key):
+            return False
+        holders, _lost = views.address_table(self.db)
+        return key not in holders.values()
+
+    def free_address(self) -> str | None:
+        """The lowest host address of the network's CIDR that no claim names."""
+        cidr = self.current_authority().cidr
+        if cidr is None:
+            return None
+        taken = {ip for (ip,) in self.db.execute("SELECT DISTINCT ip FROM claims")}
+        for ip in cidr.hosts():
+            if str(ip) not in taken:
+                return str(ip)
+        return None
+
+    # maintenance --------------------------------------------------------------------------
+    def rebuild(self) -> dict:
+        return maintenance.rebuild(self)
+
+    def verify(self) -> list[str]:
+        return maintenance.verify(self)

@@ -1,0 +1,317 @@
+"""The acceptance rules: what each kind of op must contain and who may write it.
+
+Every check here is a pure function of the op, the ops it references (which must be present, like
+parents) and the authority of its causal past, so every correct replica gives the same verdict."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any
+
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
+from nacl.exceptions import ValueError as NaclValueError
+
+from formation.node.state.authority import ROLES, Authority
+from formation.node.state.op import Op
+
+INVITE_PROOF_CONTEXT = b"formation-invite-proof-v1\x00"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX128 = re.compile(r"^[0-9a-f]{128}$")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DNS_TYPES = frozenset({"A", "AAAA", "CNAME", "TXT"})
+INSTANCE_STATES = frozenset({"running", "stopped", "deleted"})
+
+
+class Refused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _need(payload: dict, name: str, check: Callable[[Any], bool], expected: str) -> Any:
+    value = payload.get(name)
+    if not check(value):
+        raise Refused("invalid", f"payload.{name}: expected {expected}")
+    return value
+
+
+def _only(payload: dict, allowed: set[str]) -> None:
+    extra = set(payload) - allowed
+    if extra:
+        raise Refused("invalid", f"payload.{sorted(extra)[0]}: not a field of this kind")
+
+
+def is_key(v: Any) -> bool:
+    return isinstance(v, str) and bool(_HEX64.match(v))
+
+
+def is_name(v: Any) -> bool:
+    return isinstance(v, str) and bool(_NAME.match(v))
+
+
+def _is_map(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+def _is_roles(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(r in ROLES for r in v) and len(set(v)) == len(v)
+
+
+def _is_text(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= 255
+
+
+def _is_uint(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_cidr(v: Any) -> bool:
+    try:
+        net = ipaddress.ip_network(v)
+    except (ValueError, TypeError):
+        return False
+    return net.num_addresses >= 4
+
+
+# Payload fields that name other ops (hex op ids); those ops must be present first.
+REF_FIELDS = {
+    "invite.consume": ("invite",),
+    "instance.update": ("instance",), "instance.place": ("instance",),
+    "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
+    "image.remove": ("image",), "dns.remove": ("record",),
+}
+
+
+def refs(op: Op) -> list[bytes]:
+    out = []
+    for name in REF_FIELDS.get(op.kind, ()):
+        value = op.payload.get(name)
+        if not is_key(value):
+            raise Refused("invalid", f"payload.{name}: expected an op id as 64 hex characters")
+        out.append(bytes.fromhex(value))
+    return out
+
+
+def check(op: Op, auth: Authority, get_op: Callable[[bytes], Op]) -> None:
+    """Raises Refused unless `op` may be applied. Structure, signature, network, sequence and
+    causality were checked before; this is the kind-specific part."""
+    rule = RULES.get(op.kind)
+    if rule is None:
+        raise Refused("invalid", f"kind: unknown kind {op.kind!r}")
+    author = op.author.hex()
+    if op.kind not in ("network.genesis", "invite.consume") and not auth.is_member(author):
+        raise Refused("unauthorized", f"{op.kind}: author {author[:16]} is not a member")
+    rule(op, auth, author, get_op)
+
+
+def _admin(auth: Authority, author: str, what: str) -> None:
+    if not auth.is_admin(author):
+        raise Refused("unauthorized", f"{what}: only a network admin may do this")
+
+
+def _genesis(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"name", "cidr"})
+    _need(p, "name", is_name, "a network name (lowercase letters, digits, '-')")
+    _need(p, "cidr", _is_cidr, "an IP network such as 10.42.0.0/16")
+    if op.parents or op.seq != 1:
+        raise Refused("invalid", "network.genesis: must be its author's first op, without parents")
+
+
+def _network_update(op, auth, author, get_op):
+    _only(op.payload, {"name"})
+    _need(op.payload, "name", is_name, "a network name")
+    _admin(auth, author, "network.update")
+
+
+def _admit(op, auth, author, get_op):
+    _only(op.payload, {"node", "roles"})
+    _need(op.payload, "node", is_key, "a node's Ed25519 key, 64 hex")
+    _need(op.payload, "roles", _is_roles, "a list of roles from admin, member")
+    _admin(auth, author, op.kind)
+
+
+def _remove(op, auth, author, get_op):
+    _only(op.payload, {"node"})
+    _need(op.payload, "node", is_key, "a node's Ed25519 key, 64 hex")
+    _admin(auth, author, op.kind)
+
+
+def _record(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"name", "endpoints", "resources", "wireguard_key"})
+    _need(p, "name", is_name, "a node name")
+    if "endpoints" in p:
+        _need(p, "endpoints", lambda v: isinstance(v, list) and all(map(_is_text, v)),
+              "a list of HOST:PORT")
+    if "resources" in p:
+        _need(p, "resources", _is_map, "a map")
+    if "wireguard_key" in p:
+        _need(p, "wireguard_key", _is_text, "a WireGuard public key")
+
+
+def _invite_create(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"token_key", "expires_ms", "roles"})
+    _need(p, "token_key", is_key, "the invite token's public key, 64 hex")
+    _need(p, "expires_ms", _is_uint, "an expiry in Unix milliseconds")
+    _need(p, "roles", _is_roles, "a list of roles")
+    _admin(auth, author, "invite.create")
+
+
+def invite_proof_message(network: bytes, invite_id: str, node_key: str) -> bytes:
+    return INVITE_PROOF_CONTEXT + network + bytes.fromhex(invite_id) + bytes.fromhex(node_key)
+
+
+def _invite_consume(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"invite", "node", "roles", "proof"})
+    _need(p, "node", is_key, "the joining node's key")
+    _need(p, "proof", lambda v: isinstance(v, str) and bool(_HEX128.match(v)),
+          "the token's signature, 128 hex")
+    invite = get_op(bytes.fromhex(p["invite"]))
+    if invite.kind != "invite.create":
+        raise Refused("invalid", "payload.invite: does not name an invite.create op")
+    if p.get("roles") != invite.payload["roles"]:
+        raise Refused("invalid", "payload.roles: must equal the invite's roles")
+    if p["node"] != author:
+        raise Refused("unauthorized", "invite.consume: must be signed by the joining node")
+    if p["invite"] in auth.consumed_invites:
+        raise Refused("unauthorized", "invite.consume: invite already used")
+    if op.hlc[0] > invite.payload["expires_ms"]:
+        raise Refused("unauthorized", "invite.consume: invite expired")
+    message = invite_proof_message(op.network, p["invite"], p["node"])
+    try:
+        crypto_sign_open(bytes.fromhex(p["proof"]) + message,
+                         bytes.fromhex(invite.payload["token_key"]))
+    except (BadSignatureError, NaclValueError):
+        raise Refused("unauthorized", "invite.consume: proof does not verify") from None
+
+
+def _address_claim(op, auth, author, get_op):
+    _only(op.payload, {"ip"})
+    try:
+        ip = ipaddress.ip_address(op.payload.get("ip"))
+    except (ValueError, TypeError):
+        raise Refused("invalid", "payload.ip: expected an IP address") from None
+    net = auth.cidr
+    if net is None or ip not in net or ip in (net.network_address, net.broadcast_address):
+        raise Refused("invalid", f"payload.ip: {ip} is not a host address of {net}")
+
+
+def _instance_create(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"name", "spec", "desired"})
+    _need(p, "name", is_name, "an instance name")
+    _need(p, "spec", _is_map, "a map")
+    if "desired" in p:
+        _need(p, "desired", lambda v: v in INSTANCE_STATES, "running or stopped")
+
+
+def _owner_or_admin(op, auth, author, get_op) -> Op:
+    created = get_op(bytes.fromhex(op.payload["instance"]))
+    if created.kind != "instance.create":
+        raise Refused("invalid", "payload.instance: does not name an instance.create op")
+    if created.author.hex() != author and not auth.is_admin(author):
+        raise Refused("unauthorized", f"{op.kind}: only the instance's owner or an admin")
+    return created
+
+
+def _instance_update(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"instance", "spec", "desired"})
+    if "spec" in p:
+        _need(p, "spec", _is_map, "a map")
+    if "desired" in p:
+        _need(p, "desired", lambda v: v in INSTANCE_STATES, "running or stopped")
+    _owner_or_admin(op, auth, author, get_op)
+
+
+def _instance_place(op, auth, author, get_op):
+    _only(op.payload, {"instance", "node"})
+    _need(op.payload, "node", is_key, "a node key")
+    _owner_or_admin(op, auth, author, get_op)
+
+
+def _instance_status(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"instance", "placement", "observed"})
+    _need(p, "observed", _is_map, "a map")
+    placement = get_op(bytes.fromhex(p["placement"]))
+    if placement.kind != "instance.place" or placement.payload["instance"] != p["instance"]:
+        raise Refused("invalid", "payload.placement: not a placement of this instance")
+    if placement.payload["node"] != author:
+        raise Refused("unauthorized", "instance.status: only the node the work is assigned to")
+
+
+def _instance_delete(op, auth, author, get_op):
+    _only(op.payload, {"instance"})
+    _owner_or_admin(op, auth, author, get_op)
+
+
+def _image_add(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"digest", "name", "size"})
+    _need(p, "digest", is_key, "the image's SHA-256, 64 hex")
+    _need(p, "name", _is_text, "a name")
+    _need(p, "size", _is_uint, "a size in bytes")
+
+
+def _image_remove(op, auth, author, get_op):
+    _only(op.payload, {"image"})
+    added = get_op(bytes.fromhex(op.payload["image"]))
+    if added.kind != "image.add":
+        raise Refused("invalid", "payload.image: does not name an image.add op")
+    if added.author.hex() != author and not auth.is_admin(author):
+        raise Refused("unauthorized", "image.remove: only who added it or an admin")
+
+
+def _dns_set(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"name", "type", "value"})
+    _need(p, "name", lambda v: isinstance(v, str) and len(v) <= 253 and bool(_DNS.match(v)),
+          "a DNS name")
+    _need(p, "type", lambda v: v in DNS_TYPES, "one of A, AAAA, CNAME, TXT")
+    _need(p, "value", _is_text, "text up to 255 characters")
+    _admin(auth, author, "dns.set")
+
+
+def _dns_remove(op, auth, author, get_op):
+    _only(op.payload, {"record"})
+    if get_op(bytes.fromhex(op.payload["record"])).kind != "dns.set":
+        raise Refused("invalid", "payload.record: does not name a dns.set op")
+    _admin(auth, author, "dns.remove")
+
+
+def _account_set(op, auth, author, get_op):
+    p = op.payload
+    _only(p, {"name", "keys", "roles"})
+    _need(p, "name", is_name, "an account name")
+    _need(p, "keys", lambda v: isinstance(v, list) and all(map(is_key, v)), "a list of keys")
+    _need(p, "roles", _is_roles, "a list of roles")
+    _admin(auth, author, "account.set")
+
+
+def _account_remove(op, auth, author, get_op):
+    _only(op.payload, {"name"})
+    _need(op.payload, "name", is_name, "an account name")
+    _admin(auth, author, "account.remove")
+
+
+RULES = {
+    "network.genesis": _genesis, "network.update": _network_update,
+    "node.admit": _admit, "node.roles": _admit, "node.remove": _remove, "node.record": _record,
+    "invite.create": _invite_create, "invite.consume": _invite_consume,
+    "address.claim": _address_claim,
+    "instance.create": _instance_create, "instance.update": _instance_update,
+    "instance.place": _instance_place, "instance.status": _instance_status,
+    "instance.delete": _instance_delete,
+    "image.add": _image_add, "image.remove": _image_remove,
+    "dns.set": _dns_set, "dns.remove": _dns_remove,
+    "account.set": _account_set, "account.remove": _account_remove,
+}
+KINDS = tuple(sorted(RULES))

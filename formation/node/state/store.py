@@ -1,0 +1,249 @@
+"""StateStore: the asynchronous face of the replica. SQLite work runs on one dedicated thread,
+signature checks on a small pool, so the event loop never blocks; large ingests are pipelined
+(the next chunk is verified while the previous one is applied). Subscribers hear about every
+applied op, in order, on the event loop (gossip and reconcilers react there)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from formation.identity import NodeIdentity
+from formation.node.state.buffer import PendingBuffer
+from formation.node.state.op import Op, OpError, decode
+from formation.node.state.replica import BatchResult, Replica, Verdict
+from formation.node.state.rules import invite_proof_message
+from formation.node.state.verify import check_chunk
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2000
+Listener = Callable[[list[Op], "str | None"], None]
+
+
+class StateStore:
+    def __init__(self, replica: Replica, identity: NodeIdentity) -> None:
+        self.replica = replica
+        self.identity = identity
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="state-db")
+        self._verify = ThreadPoolExecutor(2, thread_name_prefix="state-verify")
+        self._listeners: list[Listener] = []
+        self._refused_listeners: list[Callable[[str, int], None]] = []
+        self.members: frozenset[str] = frozenset()
+        self.admins: frozenset[str] = frozenset()
+
+    @classmethod
+    async def open(cls, path: Path, identity: NodeIdentity, network: bytes | None = None,
+                   buffer: PendingBuffer | None = None) -> StateStore:
+        replica = await asyncio.to_thread(Replica, path, network, buffer)
+        store = cls(replica, identity)
+        await store._run(store._refresh_members)
+        return store
+
+    async def close(self) -> None:
+        await self._run(self.replica.close)
+        self._db.shutdown(wait=True)
+        self._verify.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    # subscriptions -------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """`listener(ops, origin)` is called on the loop after every batch that applied ops."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def on_refused(self, listener: Callable[[str, int], None]) -> None:
+        """`listener(reason, count)` after every batch that refused ops (metrics)."""
+        self._refused_listeners.append(listener)
+
+    def _notify(self, result: BatchResult, origin: str | None, refused: dict[str, int]) -> None:
+        for reason, count in refused.items():
+            for listener in self._refused_listeners:
+                listener(reason, count)
+        if not result.applied:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(result.applied, origin)
+            except Exception:
+                log.exception("state listener failed")
+
+    # writing --------------------------------------------------------------------------------
+    async def create_network(self, name: str, cidr: str, network_id: bytes | None = None) -> Op:
+        """Founds a network: the genesis op, signed by this node, which becomes its first admin."""
+        network_id = network_id or self.replica.configured_network or os.urandom(16)
+        ident = self.identity
+        return await self._write(lambda: self.replica.create_network(
+            ident.sign, ident.public_key, network_id, name, cidr))
+
+    async def append(self, kind: str, payload: dict) -> Op:
+        """Signs `kind`/`payload` with this node's key, parents = current heads, applies and
+        persists it (COMMIT done when this returns), and hands it to subscribers."""
+        ident = self.identity
+        return await self._write(lambda: self.replica.append(ident.sign, ident.public_key,
+                                                             kind, payload))
+
+    async def create_invite(self, expires_ms: int,
+                            roles: tuple[str, ...] = ("member",)) -> tuple[Op, bytes]:
+        """An admin's invite: returns the invite op and the token's secret seed (32 bytes), to
+        hand to the joining node out of band. The invite can be consumed once."""
+        token = SigningKey.generate()
+        op = await self.append("invite.create", {
+            "token_key": bytes(token.verify_key).hex(), "expires_ms": expires_ms,
+            "roles": list(roles)})
+        return op, bytes(token)
+
+    async def consume_invite(self, invite_id: bytes, token_seed: bytes) -> Op:
+        """The joining node's side: once this replica holds the invite op (synced from a
+        member), admit this node with the token. Refused if used, expired or forged."""
+        def read_invite() -> dict:
+            raw = self.replica.get_raw(invite_id)
+            if raw is None:
+                raise OpError("invalid", "invite: this replica does not have the invite op yet")
+            return decode(raw).payload
+
+        payload = await self._run(read_invite)
+        me = self.identity.public_key_hex
+        network = self.replica.network or b""
+        proof = SigningKey(token_seed).sign(
+            invite_proof_message(network, invite_id.hex(), me)).signature
+        return await self.append("invite.consume", {
+            "invite": invite_id.hex(), "node": me, "roles": payload["roles"],
+            "proof": proof.hex()})
+
+    async def _write(self, make: Callable[[], Op]) -> Op:
+        def run() -> tuple[Op | OpError, dict[str, int]]:
+            before = dict(self.replica.refused)
+            try:
+                op = make()
+            except OpError as exc:
+                return exc, _diff(before, self.replica.refused)
+            self._refresh_members()
+            return op, _diff(before, self.replica.refused)
+
+        op, refused = await self._run(run)
+        if isinstance(op, OpError):
+            self._notify(BatchResult([]), None, refused)
+            raise op
+        self._notify(BatchResult([Verdict(op.id, "accepted")], [op]), None, refused)
+        return op
+
+    async def ingest(self, raws: list[bytes], origin: str | None = None) -> list[Verdict]:
+        """Verifies, buffers and applies ops from elsewhere: one transaction per chunk of
+        CHUNK ops, verification of the next chunk overlapping the apply of this one."""
+        loop = asyncio.get_running_loop()
+        chunks = [raws[i:i + CHUNK] for i in range(0, len(raws), CHUNK)]
+        checks = [loop.run_in_executor(self._verify, check_chunk, c) for c in chunks]
+        verdicts: list[Verdict] = []
+        try:
+            for pending in checks:
+                checked = await pending
+                result, refused = await self._run(self._apply, checked)
+                verdicts.extend(result.verdicts)
+                self._notify(result, origin, refused)
+        finally:
+            for pending in checks:
+                pending.cancel()
+        return verdicts
+
+    def _apply(self, checked: list) -> tuple[BatchResult, dict[str, int]]:
+        before = dict(self.replica.refused)
+        result = self.replica.apply_checked(checked)
+        if result.applied:
+            self._refresh_members()
+        return result, _diff(before, self.replica.refused)
+
+    def _refresh_members(self) -> None:
+        authority = self.replica.current_authority()
+        self.members = frozenset(authority.members)
+        self.admins = frozenset(k for k in authority.members if authority.is_admin(k))
+
+    async def ensure_address(self) -> Op | None:
+        """Claims a mesh address when this node is a member without one, e.g. because a
+        concurrent claim of the same address won (the loser re-allocates)."""
+        ident = self.identity
+
+        def claim() -> Op | None:
+            if not self.replica.address_needed(ident.public_key):
+                return None
+            ip = self.replica.free_address()
+            if ip is None:
+                log.warning("no free mesh address left in the network's CIDR")
+                return None
+            return self.replica.append(ident.sign, ident.public_key, "address.claim", {"ip": ip})
+
+        op = await self._run(claim)
+        if op is not None:
+            self._notify(BatchResult([Verdict(op.id, "accepted")], [op]), None, {})
+        return op
+
+    # reading --------------------------------------------------------------------------------
+    def is_member_key(self, key_hex: str) -> bool:
+        """For the API's signature check: members of the network may sign requests."""
+        return key_hex in self.members
+
+    @property
+    def network_id(self) -> bytes | None:
+        return self.replica.network
+
+    async def view(self, collection: str) -> list[dict]:
+        return await self._run(self.replica.view, collection)
+
+    async def heads(self) -> list[bytes]:
+        return await self._run(lambda: sorted(self.replica.heads))
+
+    async def get(self, op_id: bytes) -> bytes | None:
+        return await self._run(self.replica.get_raw, op_id)
+
+    async def has(self, op_id: bytes) -> bool:
+        return await self._run(self.replica.has, op_id)
+
+    async def log(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        return await self._run(self.replica.log_page, after, limit)
+
+    async def version_vector(self) -> dict[bytes, int]:
+        return await self._run(lambda: dict(self.replica.vv))
+
+    async def ops_after(self, vv: dict[bytes, int], limit: int,
+                        max_bytes: int) -> tuple[list[bytes], bool, dict[bytes, int]]:
+        return await self._run(self.replica.ops_after, vv, limit, max_bytes)
+
+    async def walk_back(self, want: list[bytes], vv: dict[bytes, int], limit: int,
+                        max_bytes: int) -> list[bytes]:
+        return await self._run(self.replica.walk_back, want, vv, limit, max_bytes)
+
+    async def missing(self) -> list[bytes]:
+        """Dependencies buffered ops wait for: what anti-entropy should fetch."""
+        return await self._run(lambda: sorted(self.replica.buffer.missing()))
+
+    async def status(self) -> dict[str, Any]:
+        def collect() -> dict[str, Any]:
+            r = self.replica
+            return {
+                "network": r.network.hex() if r.network else None,
+                "genesis": r.genesis.hex() if r.genesis else None,
+                "ops": r.count, "heads": sorted(h.hex() for h in r.heads),
+                "authors": len(r.vv), "buffered": len(r.buffer),
+                "buffer_bytes": r.buffer.bytes, "buffer_dropped": r.buffer.dropped,
+                "refused": dict(r.refused), "equivocations": r.equivocations(),
+            }
+        return await self._run(collect)
+
+    async def verify(self) -> list[str]:
+        return await self._run(self.replica.verify)
+
+    async def rebuild(self) -> dict:
+        return await self._run(self.replica.rebuild)
+
+
+def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}

@@ -1,0 +1,201 @@
+"""Views: folds over the accepted log, kept in SQLite next to it.
+
+Each op becomes a list of *effects* on three commutative structures, so the result is the same
+whatever order ops arrive in:
+- last-writer-wins registers (collection, key, field), ordered by (HLC, op id); a few fields are
+  first-writer-wins (an invite's consumer);
+- observed-remove sets (images, DNS records): an element is its add op; a remove names the adds
+  it observed, and a removed tag never comes back;
+- tombstones: a deleted instance stays deleted (remove wins over concurrent updates).
+Mesh addresses are computed from claims when read (see addresses())."""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+from typing import Any
+
+import cbor2
+
+from formation.node.state.op import Op, encode
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS lww (
+  coll TEXT NOT NULL, key TEXT NOT NULL, field TEXT NOT NULL, value BLOB NOT NULL,
+  hlc_ms INTEGER NOT NULL, hlc_c INTEGER NOT NULL, op BLOB NOT NULL,
+  PRIMARY KEY (coll, key, field)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orset (
+  coll TEXT NOT NULL, key TEXT NOT NULL, tag BLOB NOT NULL, value BLOB NOT NULL,
+  PRIMARY KEY (coll, key, tag)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orset_removed (tag BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (
+  coll TEXT NOT NULL, key TEXT NOT NULL, op BLOB NOT NULL, PRIMARY KEY (coll, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (
+  op BLOB PRIMARY KEY, ip TEXT NOT NULL, node TEXT NOT NULL,
+  hlc_ms INTEGER NOT NULL, hlc_c INTEGER NOT NULL) WITHOUT ROWID;
+"""
+VIEW_TABLES = ("lww", "orset", "orset_removed", "tombstones", "claims")
+COLLECTIONS = ("network", "nodes", "addresses", "instances", "images", "dns", "invites",
+               "accounts")
+
+
+def effects(op: Op) -> list[tuple]:
+    """What `op` changes. Pure: the same op gives the same effects on every replica."""
+    p, author, oid = op.payload, op.author.hex(), op.id.hex()
+    k = op.kind
+    if k == "network.genesis":
+        return [("lww", "network", "", "name", p["name"]),
+                ("lww", "network", "", "cidr", p["cidr"]),
+                ("lww", "network", "", "id", op.network.hex()),
+                ("lww", "network", "", "genesis", oid), ("lww", "network", "", "founder", author),
+                ("lww", "nodes", author, "roles", ["admin", "member"])]
+    if k == "network.update":
+        return [("lww", "network", "", "name", p["name"])]
+    if k in ("node.admit", "node.roles"):
+        return [("lww", "nodes", p["node"], "roles", sorted(set(p["roles"]) | {"member"}))]
+    if k == "node.remove":
+        return [("lww", "nodes", p["node"], "roles", [])]
+    if k == "node.record":
+        return [("lww", "nodes", author, f, p[f]) for f in sorted(p)]
+    if k == "invite.create":
+        return [("lww", "invites", oid, f, p[f]) for f in sorted(p)] + [
+            ("lww", "invites", oid, "created_by", author)]
+    if k == "invite.consume":
+        return [("fww", "invites", p["invite"], "consumed_by", p["node"]),
+                ("lww", "nodes", p["node"], "roles", sorted(set(p["roles"]) | {"member"}))]
+    if k == "address.claim":
+        return [("claim", str(ipaddress.ip_address(p["ip"])), author)]
+    if k == "instance.create":
+        return [("lww", "instances", oid, "name", p["name"]),
+                ("lww", "instances", oid, "owner", author),
+                ("lww", "instances", oid, "spec", p["spec"]),
+                ("lww", "instances", oid, "desired", p.get("desired", "running"))]
+    if k == "instance.update":
+        return [("lww", "instances", p["instance"], f, p[f]) for f in ("spec", "desired") if f in p]
+    if k == "instance.place":
+        return [("lww", "instances", p["instance"], "placement", p["node"]),
+                ("lww", "instances", p["instance"], "placement_op", oid)]
+    if k == "instance.status":
+        return [("lww", "instances", p["instance"], "observed", p["observed"]),
+                ("lww", "instances", p["instance"], "observed_by", author)]
+    if k == "instance.delete":
+        return [("tomb", "instances", p["instance"])]
+    if k == "image.add":
+        return [("add", "images", p["digest"], op.id,
+                 {"name": p["name"], "size": p["size"], "added_by": author})]
+    if k == "dns.set":
+        return [("add", "dns", p["name"], op.id, {"type": p["type"], "value": p["value"]})]
+    if k in ("image.remove", "dns.remove"):
+        return [("remove", bytes.fromhex(p.get("image") or p["record"]))]
+    if k == "account.set":
+        return [("lww", "accounts", p["name"], "keys", p["keys"]),
+                ("lww", "accounts", p["name"], "roles", p["roles"]),
+                ("lww", "accounts", p["name"], "removed", False)]
+    if k == "account.remove":
+        return [("lww", "accounts", p["name"], "removed", True)]
+    return []
+
+
+_LWW = """INSERT INTO lww VALUES (?,?,?,?,?,?,?) ON CONFLICT (coll, key, field) DO UPDATE SET
+  value=excluded.value, hlc_ms=excluded.hlc_ms, hlc_c=excluded.hlc_c, op=excluded.op
+  WHERE (excluded.hlc_ms, excluded.hlc_c, excluded.op) {cmp} (lww.hlc_ms, lww.hlc_c, lww.op)"""
+LWW_SQL = _LWW.format(cmp=">")
+FWW_SQL = _LWW.format(cmp="<")
+
+
+def apply_effects(db: sqlite3.Connection, op: Op, changes: list[tuple]) -> None:
+    ms, c, oid = op.hlc[0], op.hlc[1], op.id
+    for effect in changes:
+        tag = effect[0]
+        if tag in ("lww", "fww"):
+            _, coll, key, field, value = effect
+            db.execute(LWW_SQL if tag == "lww" else FWW_SQL,
+                       (coll, key, field, encode(value), ms, c, oid))
+        elif tag == "add":
+            _, coll, key, element, value = effect
+            if db.execute("SELECT 1 FROM orset_removed WHERE tag=?", (element,)).fetchone():
+                continue
+            db.execute("INSERT OR IGNORE INTO orset VALUES (?,?,?,?)",
+                       (coll, key, element, encode(value)))
+        elif tag == "remove":
+            db.execute("INSERT OR IGNORE INTO orset_removed VALUES (?)", (effect[1],))
+            db.execute("DELETE FROM orset WHERE tag=?", (effect[1],))
+        elif tag == "tomb":
+            db.execute("INSERT OR IGNORE INTO tombstones VALUES (?,?,?)",
+                       (effect[1], effect[2], oid))
+        elif tag == "claim":
+            db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?,?)",
+                       (oid, effect[1], effect[2], ms, c))
+
+
+def clear(db: sqlite3.Connection) -> None:
+    for table in VIEW_TABLES:
+        db.execute(f"DELETE FROM {table}")
+
+
+# reading ------------------------------------------------------------------------------------
+
+def _registers(db: sqlite3.Connection, coll: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    rows = db.execute("SELECT key, field, value FROM lww WHERE coll=? ORDER BY key, field", (coll,))
+    for key, field, value in rows:
+        out.setdefault(key, {})[field] = cbor2.loads(value)
+    dead = {k for (k,) in db.execute("SELECT key FROM tombstones WHERE coll=?", (coll,))}
+    return {k: v for k, v in out.items() if k not in dead}
+
+
+def _elements(db: sqlite3.Connection, coll: str) -> list[dict[str, Any]]:
+    rows = db.execute("SELECT key, tag, value FROM orset WHERE coll=? ORDER BY key, tag", (coll,))
+    return [{"key": key, "id": tag.hex(), **cbor2.loads(value)} for key, tag, value in rows]
+
+
+def address_table(db: sqlite3.Connection) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(ip -> holding node, node -> ips it claimed and lost). A node's active claim is its latest
+    by (HLC, id); among active claims of one ip the earliest by (HLC, id) holds it. The losers
+    see that and claim another address."""
+    active: dict[str, tuple] = {}
+    for ms, c, oid, ip, node in db.execute("SELECT hlc_ms, hlc_c, op, ip, node FROM claims"):
+        key = (ms, c, oid)
+        if node not in active or key > active[node][0]:
+            active[node] = (key, ip)
+    holders: dict[str, tuple] = {}
+    for node, (key, ip) in active.items():
+        if ip not in holders or key < holders[ip][0]:
+            holders[ip] = (key, node)
+    lost: dict[str, list[str]] = {}
+    for node, (_key, ip) in active.items():
+        if holders[ip][1] != node:
+            lost.setdefault(node, []).append(ip)
+    return {ip: node for ip, (_k, node) in sorted(holders.items())}, lost
+
+
+def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
+    """One collection as a list of JSON-friendly records, sorted by key."""
+    if collection == "network":
+        reg = _registers(db, "network").get("", {})
+        if not reg:
+            return []
+        nodes = _registers(db, "nodes")
+        reg["admins"] = sorted(k for k, v in nodes.items() if "admin" in v.get("roles", []))
+        return [reg]
+    if collection == "nodes":
+        addresses, _ = address_table(db)
+        by_node = {node: ip for ip, node in addresses.items()}
+        nodes = _registers(db, "nodes")
+        return [{"key": k, **v, "address": by_node.get(k)} for k, v in nodes.items()
+                if v.get("roles")]
+    if collection == "addresses":
+        holders, lost = address_table(db)
+        return ([{"ip": ip, "node": node} for ip, node in holders.items()]
+                + [{"ip": ip, "node": node, "lost": True}
+                   for node, ips in sorted(lost.items()) for ip in ips])
+    if collection in ("images", "dns"):
+        return _elements(db, collection)
+    if collection in ("instances", "invites", "accounts"):
+        return [{"key": k, **v} for k, v in _registers(db, collection).items()
+                if not v.get("removed")]
+    raise KeyError(collection)
+
+
+def snapshot(db: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+    return {name: read(db, name) for name in COLLECTIONS}
