@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from settings_factory import make_settings
 
 from formation.api.client import NodeClient
 from formation.config.settings import NodeSettings
@@ -21,21 +22,6 @@ def short_tmp() -> Path:
     path = Path(tempfile.mkdtemp(prefix="fm-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def make_settings(base: Path, **overrides) -> NodeSettings:
-    data = {
-        "name": "test-node",
-        "data_dir": str(base / "data"),
-        "api": {"socket": str(base / "node.sock"), "listen": "127.0.0.1:0"},
-        "probe": {"boot_test": False},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return NodeSettings.model_validate(data)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ class Endpoint(Generic[Req, Resp]):
     public: bool = False
     stream: bool = False
     errors: tuple[tuple[int, str], ...] = ()  # statuses beyond 400/401/500, documented in OpenAPI
+    path_patterns: tuple[tuple[str, str], ...] = ()  # (param, regex) for `{param}` path parts
 
     @property
     def mutating(self) -> bool:

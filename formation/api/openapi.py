@@ -37,8 +37,13 @@ def _query_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
 
 def _path_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in endpoint.path.split("/") if part.startswith("{")]
-    schema = {"type": "string"}
-    return [{"name": n, "in": "path", "required": True, "schema": schema} for n in names]
+    patterns = dict(endpoint.path_patterns)
+
+    def schema(name: str) -> dict[str, str]:
+        return {"type": "string", "pattern": patterns[name]} if name in patterns else {
+            "type": "string"}
+
+    return [{"name": n, "in": "path", "required": True, "schema": schema(n)} for n in names]
 
 
 def _operation(endpoint: Endpoint) -> dict[str, Any]:

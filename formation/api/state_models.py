@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from formation.api.models import Model
 
@@ -109,8 +109,13 @@ class PushResult(Model):
     refused: int
 
 
+AuthorHex = Annotated[str, StringConstraints(pattern=HEX_ID)]
+OpIdHex = Annotated[str, StringConstraints(pattern=HEX_ID)]
+Seq = Annotated[int, Field(ge=0)]
+
+
 class RangeRequest(Model):
-    vv: dict[str, int] = Field(description="author key hex -> highest seq the asker has")
+    vv: dict[AuthorHex, Seq] = Field(description="author key hex -> highest seq the asker has")
     limit: int = Field(2000, ge=1, le=5000)
 
 
@@ -122,6 +127,6 @@ class RangeResult(Model):
 
 
 class WalkRequest(Model):
-    want: list[str] = Field(max_length=512)
-    vv: dict[str, int]
+    want: list[OpIdHex] = Field(max_length=512)
+    vv: dict[AuthorHex, Seq]
     limit: int = Field(2000, ge=1, le=5000)

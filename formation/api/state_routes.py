@@ -6,6 +6,9 @@ from formation.api import state_models as sm
 from formation.api.endpoint import Endpoint
 from formation.api.models import Empty
 
+LOCAL_ONLY = ((403, "Only local callers (the unix socket) may do this"),)
+NOT_FOUND = ((404, "No such collection or op"),)
+
 state_status = Endpoint(
     "state_status", "GET", "/v1/state/status", Empty, sm.StateStatus,
     "The replica: network, op count, heads, buffer, refused ops, equivocations, peers",
@@ -17,10 +20,14 @@ state_heads = Endpoint(
 state_view = Endpoint(
     "state_view", "GET", "/v1/state/views/{collection}", Empty, sm.StateView,
     "A view: network, nodes, addresses, instances, images, dns, invites or accounts",
+    path_patterns=(("collection", sm.COLLECTION),),
+    errors=NOT_FOUND,
 )
 state_op = Endpoint(
     "state_op", "GET", "/v1/state/ops/{op_id}", Empty, sm.StateOp,
     "One op by id, decoded, with its signed envelope",
+    path_patterns=(("op_id", sm.HEX_ID),),
+    errors=NOT_FOUND,
 )
 state_log = Endpoint(
     "state_log", "GET", "/v1/state/log", Empty, sm.StateOpPage,
@@ -29,18 +36,22 @@ state_log = Endpoint(
 state_create_network = Endpoint(
     "state_create_network", "POST", "/v1/state/network", sm.CreateNetworkRequest, sm.StateOp,
     "Found a network: writes the genesis op, this node its first admin (local callers only)",
+    errors=LOCAL_ONLY,
 )
 state_append = Endpoint(
     "state_append", "POST", "/v1/state/ops", sm.AppendRequest, sm.StateOp,
     "Sign and apply an op as this node (local callers only)",
+    errors=LOCAL_ONLY,
 )
 state_verify = Endpoint(
     "state_verify", "POST", "/v1/state/verify", Empty, sm.VerifyResult,
     "Re-check every stored op's encoding, id, signature and parent links",
+    errors=LOCAL_ONLY,
 )
 state_rebuild = Endpoint(
     "state_rebuild", "POST", "/v1/state/rebuild", Empty, sm.RebuildResult,
     "Recompute the views from the log and compare with the incremental ones (local only)",
+    errors=LOCAL_ONLY,
 )
 state_sync_push = Endpoint(
     "state_sync_push", "POST", "/v1/state/sync/push", sm.OpBatch, sm.PushResult,

@@ -11,6 +11,7 @@ import struct
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -158,7 +159,8 @@ def make_middlewares(
         except BadRequest as exc:
             response = error_response(400, "invalid_request", str(exc), exc.fields)
         except web.HTTPException as exc:
-            response = error_response(exc.status, exc.reason.lower().replace(" ", "_"),
+            code = HTTPStatus(exc.status).phrase.lower().replace(" ", "_")
+            response = error_response(exc.status, code,
                                       f"{exc.reason}: {request.method} {request.path}")
             _keep_protocol_headers(exc, response)
         except Exception as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from settings_factory import make_settings
+
 from formation.api import p2p_routes
 from formation.api.client import ApiError, NodeClient
 from formation.api.p2p_models import GossipBatch
@@ -13,7 +15,6 @@ from formation.node.p2p.component import find_gossip
 from formation.node.p2p.envelope import make_envelope
 from formation.node.p2p.sender import PeerSender
 from formation.node.service import NodeService
-from tests.conftest import make_settings
 
 PEER = NodeIdentity.generate()
 

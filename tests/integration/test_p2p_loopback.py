@@ -8,13 +8,13 @@ import socket
 from pathlib import Path
 
 import pytest
+from settings_factory import make_settings
 
 from formation.api import discovery_routes, p2p_routes
 from formation.api.client import NodeClient
 from formation.api.p2p_models import PublishRequest
 from formation.identity import load_or_create_identity
 from formation.node.service import NodeService
-from tests.conftest import make_settings
 
 FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.5, "dead_after_s": 0.8}
 

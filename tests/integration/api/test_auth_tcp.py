@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from settings_factory import make_settings
 
 from formation.api import routes
 from formation.api.auth import H_TIMESTAMP, canonical, sign_request
@@ -17,7 +18,6 @@ from formation.api.client import ApiError, NodeClient
 from formation.api.models import Capabilities, ProbeRequest
 from formation.identity import NodeIdentity
 from formation.node.service import NodeService
-from tests.conftest import make_settings
 
 PROBE = "/v1/capabilities/probe"
 BODY = ProbeRequest(only=["cpus"]).model_dump_json().encode()

@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
     ignored_auth,
     missing_required_header,
     negative_data_rejection,
+    positive_data_acceptance,
 )
 
 from formation.api.auth import sign_request
@@ -31,6 +32,10 @@ TIMEOUT_S = 10
 # a request "without its X-Formation-Signature header" to be refused do not apply; unsigned and
 # badly signed requests are tested directly in test_auth_tcp.py.
 SIGNING_ARTIFACTS = [missing_required_header, ignored_auth, negative_data_rejection]
+# Bodies carrying packed ops (base64 of compressed CBOR) are valid only if they decode, which no
+# JSON schema can say: a schema-valid but undecodable batch is rightly a 400 there. The version
+# vectors of range/walk constrain their keys with `propertyNames`, which the generator ignores.
+OPAQUE_BODIES = {"/v1/state/sync/push", "/v1/state/sync/range", "/v1/state/sync/walk"}
 
 
 class SignedAuth(requests.auth.AuthBase):
@@ -101,4 +106,7 @@ def test_no_server_errors_and_no_hangs(case) -> None:
     response = case.call(auth=auth, timeout=TIMEOUT_S)
     assert response.status_code < 500, response.text
     assert response.status_code != 401, f"signed request refused: {response.text}"
-    case.validate_response(response, excluded_checks=SIGNING_ARTIFACTS)
+    excluded = list(SIGNING_ARTIFACTS)
+    if case.operation.path in OPAQUE_BODIES:
+        excluded.append(positive_data_acceptance)
+    case.validate_response(response, excluded_checks=excluded)

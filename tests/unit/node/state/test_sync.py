@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_settings
+from settings_factory import make_settings
 from statekit import NETWORK, craft, replica, write
 
 from formation.identity import NodeIdentity
