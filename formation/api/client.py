@@ -83,7 +83,7 @@ class NodeClient:
     def _prepare(
         self, endpoint: Endpoint, body: BaseModel | None, query: BaseModel | None, params: dict
     ) -> tuple[str, bytes, dict[str, str]]:
-        target = endpoint.path.format(**params)
+        target = endpoint.path.format(**params) if params else endpoint.path
         if query is not None:
             fields = query.model_dump(mode="json", exclude_none=True)
             if fields:

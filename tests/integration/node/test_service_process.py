@@ -103,6 +103,12 @@ async def test_no_secret_in_any_response_or_log_line(start_node, short_tmp: Path
         for path, operations in document["paths"].items():
             if "get" not in operations or path == "/v1/events":
                 continue
+            if "{collection}" in path:
+                for name in ("network", "nodes", "invites", "accounts"):
+                    seen[path] = await client.raw_get(path.format(collection=name))
+                continue
+            if "{" in path:
+                continue  # an op by id: this node has no ops to look up
             seen[path] = await client.raw_get(path)
         await client.call(routes.probe_capabilities, ProbeRequest())
         async for _ in client.events(since=0):
