@@ -215,6 +215,9 @@ def main() -> None:
 
 def _register_part_commands() -> None:
     """Each part of the system adds its command group here with one line."""
+    from formation.commands.mesh import mesh
+
+    cli.add_command(mesh)
 
 
 _register_part_commands()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
+from formation.api.mesh_routes import MESH_ENDPOINTS
 
 health = Endpoint(
     "health", "GET", "/v1/health", m.Empty, m.Health,
@@ -40,6 +41,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     get_capabilities,
     probe_capabilities,
     events,
+    *MESH_ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -30,4 +30,7 @@ class Component(Protocol):
 
 def default_components() -> list[Component]:
     """The parts a standalone node runs, in start order. Each part adds itself here."""
-    return []
+    from formation.node.dns.component import DnsComponent
+    from formation.node.net.component import MeshComponent
+
+    return [MeshComponent(), DnsComponent()]

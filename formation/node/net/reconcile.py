@@ -1,0 +1,128 @@
+"""The mesh reconciler's core: desired peers in, the fewest per-peer changes out, applied one at
+a time. It does not know where the desired set comes from (the state store's node records will
+feed it); it only reads the interface's actual state and compares."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from formation.node.net.backend import WireGuardBackend
+from formation.node.net.peers import (
+    InterfaceStatus,
+    PeerConfig,
+    PeerStatus,
+    WireGuardError,
+    normalize_allowed_ips,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DesiredPeer:
+    """One other node as the mesh wants it: its key, where it can be reached (in order of
+    preference) and the addresses that live behind it (mesh address, VM subnet)."""
+
+    node_id: str
+    public_key: str
+    endpoints: tuple[str, ...] = ()
+    allowed_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PeerChange:
+    action: Literal["add", "update", "remove"]
+    public_key: str
+    node_id: str | None
+    config: PeerConfig | None
+    reason: str
+
+
+def choose_endpoint(desired: DesiredPeer, actual: PeerStatus | None) -> str | None:
+    """Keep the endpoint in use while it is still one of the peer's endpoints (no needless
+    re-pointing); otherwise the first one listed. None leaves it to the peer to reach us."""
+    if actual is not None and actual.endpoint in desired.endpoints:
+        return actual.endpoint
+    return desired.endpoints[0] if desired.endpoints else None
+
+
+def _differences(want: PeerConfig, have: PeerStatus) -> list[str]:
+    found = []
+    if want.endpoint is not None and want.endpoint != have.endpoint:
+        found.append(f"endpoint {have.endpoint} -> {want.endpoint}")
+    if want.allowed_ips != normalize_allowed_ips(have.allowed_ips):
+        found.append(f"allowed IPs {','.join(have.allowed_ips)} -> {','.join(want.allowed_ips)}")
+    if want.persistent_keepalive != have.persistent_keepalive:
+        found.append(f"keepalive {have.persistent_keepalive} -> {want.persistent_keepalive}")
+    return found
+
+
+def plan_changes(desired: Iterable[DesiredPeer], actual: InterfaceStatus,
+                 persistent_keepalive: int = 25) -> list[PeerChange]:
+    """Removals first, then updates, then additions. Peers already right are not touched.
+    The interface's own key in `desired` is skipped: a node is not its own peer."""
+    wanted: dict[str, DesiredPeer] = {}
+    for peer in desired:
+        if peer.public_key == actual.public_key:
+            continue
+        other = wanted.get(peer.public_key)
+        if other is not None and other.node_id != peer.node_id:
+            raise WireGuardError(f"nodes {other.node_id} and {peer.node_id} claim the same "
+                                 f"WireGuard key {peer.public_key}")
+        wanted[peer.public_key] = peer
+    have = {p.public_key: p for p in actual.peers}
+    removals = [PeerChange("remove", key, None, None, "no longer in the mesh")
+                for key in have if key not in wanted]
+    updates, additions = [], []
+    for key, peer in wanted.items():
+        current = have.get(key)
+        config = PeerConfig(key, choose_endpoint(peer, current), peer.allowed_ips,
+                            persistent_keepalive)
+        if current is None:
+            additions.append(PeerChange("add", key, peer.node_id, config, "new in the mesh"))
+        elif diffs := _differences(config, current):
+            updates.append(PeerChange("update", key, peer.node_id, config, "; ".join(diffs)))
+    return removals + updates + additions
+
+
+@dataclass
+class ReconcileResult:
+    applied: list[PeerChange] = field(default_factory=list)
+    failed: list[tuple[PeerChange, str]] = field(default_factory=list)
+
+
+class MeshReconciler:
+    """Applies a desired peer set to one interface. Remembers which node a key belongs to, for
+    status."""
+
+    def __init__(self, backend: WireGuardBackend, persistent_keepalive: int = 25) -> None:
+        self.backend = backend
+        self.persistent_keepalive = persistent_keepalive
+        self.node_ids: dict[str, str] = {}
+
+    async def reconcile(self, desired: Iterable[DesiredPeer]) -> ReconcileResult:
+        desired = list(desired)
+        actual = await self.backend.status()
+        changes = plan_changes(desired, actual, self.persistent_keepalive)
+        result = ReconcileResult()
+        for change in changes:
+            try:
+                if change.action == "remove":
+                    await self.backend.remove_peer(change.public_key)
+                else:
+                    assert change.config is not None
+                    await self.backend.set_peer(change.config)
+            except WireGuardError as exc:
+                result.failed.append((change, str(exc)))
+                log.error("mesh peer change failed", extra={"fields": {
+                    "action": change.action, "peer": change.public_key, "error": str(exc)}})
+                continue
+            result.applied.append(change)
+            log.info("mesh peer changed", extra={"fields": {
+                "action": change.action, "node": change.node_id or "-",
+                "peer": change.public_key, "why": change.reason}})
+        self.node_ids = {p.public_key: p.node_id for p in desired}
+        return result
