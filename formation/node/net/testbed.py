@@ -55,6 +55,7 @@ class SimHost:
 
 
 class Testbed:
+    __test__ = False  # not a pytest test class, despite the name
     """Create with `async with Testbed(["a", "b"]) as bed:`; everything is removed on exit."""
 
     def __init__(self, names: list[str], prefix: str | None = None) -> None:
@@ -105,10 +106,29 @@ class Testbed:
             raise RuntimeError(f"simulated host {name}: mount namespace not ready: {err}")
         return host
 
+    async def add_guest(self, host: str, guest: str, bridge: str, cidr: str,
+                        gateway: str) -> NetHost:
+        """A namespace standing in for a VM: a veth into `host`'s VM bridge, an address in the
+        host's VM subnet and a default route through the bridge's gateway address."""
+        netns = f"{self.prefix}{guest}"
+        await self._create_namespace(netns)
+        parent = self.hosts[host].netns
+        port = f"vm-{guest}"[:15]
+        await sh("ip", "-n", parent, "link", "add", "name", port, "type", "veth",
+                 "peer", "name", "eth0", "netns", netns)
+        await sh("ip", "-n", parent, "link", "set", port, "master", bridge, "up")
+        await sh("ip", "-n", netns, "addr", "add", cidr, "dev", "eth0")
+        await sh("ip", "-n", netns, "link", "set", "eth0", "up")
+        await sh("ip", "-n", netns, "link", "set", "lo", "up")
+        await sh("ip", "-n", netns, "route", "add", "default", "via", gateway)
+        return NetHost(netns=netns, exec_prefix=("ip", "netns", "exec", netns))
+
     async def set_underlay_ip(self, name: str, ip: str) -> None:
         host = self.hosts[name]
-        await sh("ip", "-n", host.netns, "addr", "add", f"{ip}/24", "dev", "eth0")
+        # deleting first: with promote_secondaries off, removing the primary address would
+        # take a secondary added before it along
         await sh("ip", "-n", host.netns, "addr", "del", f"{host.underlay_ip}/24", "dev", "eth0")
+        await sh("ip", "-n", host.netns, "addr", "add", f"{ip}/24", "dev", "eth0")
         host.underlay_ip = ip
 
     async def close(self) -> None:
