@@ -166,7 +166,8 @@ class DnsServer:
                           writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                header = await asyncio.wait_for(reader.readexactly(2), 30)
+                async with asyncio.timeout(30):
+                    header = await reader.readexactly(2)
                 (length,) = struct.unpack("!H", header)
                 answer = await self.resolver.answer(await reader.readexactly(length))
                 if answer is None:

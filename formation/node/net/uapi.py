@@ -94,10 +94,18 @@ class UapiClient:
         self.name = name
 
     async def _exchange(self, request: list[str]) -> list[str]:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as the inner call completes, and the caller's task then never stops.
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket_path)), TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
+            async with asyncio.timeout(TIMEOUT_S):
+                return await self._exchange_unbounded(request)
+        except TimeoutError:
+            raise WireGuardError(f"{self.socket_path}: no answer in {TIMEOUT_S:g} s") from None
+
+    async def _exchange_unbounded(self, request: list[str]) -> list[str]:
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+        except OSError as exc:
             raise WireGuardError(
                 f"cannot reach the WireGuard UAPI socket {self.socket_path}: {exc}") from None
         try:
@@ -105,15 +113,13 @@ class UapiClient:
             await writer.drain()
             lines: list[str] = []
             while True:
-                raw = await asyncio.wait_for(reader.readline(), TIMEOUT_S)
+                raw = await reader.readline()
                 if not raw:
                     raise WireGuardError(f"{self.socket_path}: connection closed mid-answer")
                 line = raw.decode().rstrip("\n")
                 if line == "":
                     return lines
                 lines.append(line)
-        except TimeoutError:
-            raise WireGuardError(f"{self.socket_path}: no answer in {TIMEOUT_S:g} s") from None
         finally:
             writer.close()
 
