@@ -163,6 +163,8 @@ async def membership(n: int) -> tuple[float, float]:
             await asyncio.gather(*(r.reconcile(desired[:-1]) for r in recs[:-1]))
             await poll(gone, 30)
             change = round(time.monotonic() - start, 3)
+            for r in recs:
+                r.close()
         finally:
             for b in backends:
                 await b.delete()
@@ -176,15 +178,20 @@ async def throughput(seconds: float, rounds: int) -> dict:
         with tempfile.TemporaryDirectory(prefix="fm-bench-") as tmp:
             procs = await bare_wg_pair(bed, ids, Path(tmp))
             backends, desired = await backend_mesh([x, y], ids)
+            recs: list[MeshReconciler] = []
             try:
-                for r in [MeshReconciler(b) for b in backends]:
+                recs = [MeshReconciler(b) for b in backends]
+                for r in recs:
                     await r.reconcile(desired)
+                await poll(lambda: all_handshaken(backends, 2), 15)
                 bare, mesh, under = [], [], []
                 for _ in range(rounds):  # interleaved, so load from elsewhere hits both alike
                     bare.append(await tcp_mbps(x.net, y.net, "10.89.0.2", seconds))
                     mesh.append(await tcp_mbps(x.net, y.net, mesh_ip(1), seconds))
                     under.append(await tcp_mbps(x.net, y.net, y.underlay_ip, seconds))
             finally:
+                for r in recs:
+                    r.close()
                 for b in backends:
                     await b.delete()
                 for p in procs:

@@ -39,6 +39,7 @@ async def test_guests_reach_each_other_over_the_mesh_and_dns_answers() -> None:
     async with Testbed(names) as bed:
         backends: dict[str, WireGuardGoBackend] = {}
         dns_server: DnsServer | None = None
+        recs: dict[str, MeshReconciler] = {}
         try:
             guests = {}
             for n in names:
@@ -100,6 +101,8 @@ async def test_guests_reach_each_other_over_the_mesh_and_dns_answers() -> None:
         finally:
             if dns_server is not None:
                 await dns_server.stop()
+            for rec in recs.values():
+                rec.close()
             for backend in backends.values():
                 await backend.delete()
 

@@ -41,6 +41,7 @@ async def test_three_hosts_mesh(tmp_path: Path) -> None:
     ids = identities(NAMES)
     async with Testbed(NAMES) as bed:
         backends: dict[str, WireGuardGoBackend] = {}
+        recs: dict[str, MeshReconciler] = {}
         try:
             for n in NAMES:
                 backend = WireGuardGoBackend("formnet0", bed.hosts[n].net)
@@ -58,7 +59,11 @@ async def test_three_hosts_mesh(tmp_path: Path) -> None:
                 others = [ids[o].wireguard_public_key for o in NAMES if o != n]
                 await wait_for(lambda n=n, others=others: _handshaken(backends[n], others), 15,
                                f"handshakes on {n}")
+            for n in NAMES:  # once held keepalives are released (reconcile.py), all is applied
+                await wait_for(lambda n=n: _settled(recs[n]), 5, f"follow-up pass on {n}")
                 assert (await recs[n].reconcile(desired(bed, ids, NAMES))).applied == []
+                status = await backends[n].status()
+                assert {p.persistent_keepalive for p in status.peers} == {25}
 
             # TCP passes over mesh addresses; the marker never shows on the underlay in clear
             servers = [await echo_server(bed.hosts[n].net, mesh_ip(n), 7000) for n in NAMES]
@@ -124,6 +129,8 @@ async def test_three_hosts_mesh(tmp_path: Path) -> None:
             for server in servers:
                 server.close()
         finally:
+            for rec in recs.values():
+                rec.close()
             for backend in backends.values():
                 await backend.delete()
     for n in NAMES:
@@ -132,6 +139,10 @@ async def test_three_hosts_mesh(tmp_path: Path) -> None:
 
 async def _handshaken(backend: WireGuardGoBackend, keys: list[str]) -> bool:
     return handshaken(await backend.status(), keys)
+
+
+async def _settled(rec: MeshReconciler) -> bool:
+    return not rec.pending
 
 
 async def _restarted(backend: WireGuardGoBackend) -> bool:

@@ -60,7 +60,9 @@ class MeshComponent:
         if not s.enabled:
             return
         assert service.identity is not None
-        kind = s.backend if s.backend != "auto" else probes.wireguard()[1]
+        kind = s.backend
+        if kind == "auto":  # the capability probe's choice (it walks /lib/modules: a thread)
+            kind = (await asyncio.to_thread(probes.wireguard))[1]
         try:
             backend = make_backend(kind, s.interface, self.host, s.wireguard_go_binary)
             if hasattr(backend, "on_restart"):
@@ -116,6 +118,8 @@ class MeshComponent:
             await asyncio.sleep(interval_s)
 
     async def stop(self) -> None:
+        if self.reconciler is not None:
+            self.reconciler.close()
         if self.backend is not None:
             await self.backend.delete()
             self.backend = None

@@ -4,7 +4,9 @@ feed it); it only reads the interface's actual state and compares."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -61,9 +63,11 @@ def _differences(want: PeerConfig, have: PeerStatus) -> list[str]:
 
 
 def plan_changes(desired: Iterable[DesiredPeer], actual: InterfaceStatus,
-                 persistent_keepalive: int = 25) -> list[PeerChange]:
+                 persistent_keepalive: int = 25,
+                 held: frozenset[str] | set[str] = frozenset()) -> list[PeerChange]:
     """Removals first, then updates, then additions. Peers already right are not touched.
-    The interface's own key in `desired` is skipped: a node is not its own peer."""
+    The interface's own key in `desired` is skipped: a node is not its own peer. Peers in
+    `held` get keepalive 0 for now (see `MeshReconciler`: the other side starts the handshake)."""
     wanted: dict[str, DesiredPeer] = {}
     for peer in desired:
         if peer.public_key == actual.public_key:
@@ -80,7 +84,7 @@ def plan_changes(desired: Iterable[DesiredPeer], actual: InterfaceStatus,
     for key, peer in wanted.items():
         current = have.get(key)
         config = PeerConfig(key, choose_endpoint(peer, current), peer.allowed_ips,
-                            persistent_keepalive)
+                            0 if key in held else persistent_keepalive)
         if current is None:
             additions.append(PeerChange("add", key, peer.node_id, config, "new in the mesh"))
         elif diffs := _differences(config, current):
@@ -96,25 +100,85 @@ class ReconcileResult:
 
 class MeshReconciler:
     """Applies a desired peer set to one interface. Remembers which node a key belongs to, for
-    status."""
+    status.
+
+    A handshake initiation that reaches a node before that node has the sender as a peer is
+    dropped, and two initiations that cross make each side drop the answer to its own; either
+    way WireGuard retries only after 5 s. So of each pair only the node with the lower public
+    key turns keepalive on when adding (that starts a handshake at once); the other adds the
+    peer with keepalive 0 and turns it on HOLD_S later by itself (a follow-up pass), starting
+    a handshake then only if none happened meanwhile. `close()` cancels a pending follow-up."""
+
+    HOLD_S = 1.0
 
     def __init__(self, backend: WireGuardBackend, persistent_keepalive: int = 25) -> None:
         self.backend = backend
         self.persistent_keepalive = persistent_keepalive
         self.node_ids: dict[str, str] = {}
+        self.last_desired: list[DesiredPeer] = []
+        self._added_at: dict[str, float] = {}
+        self._held: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._follow_up: asyncio.Task | None = None
+
+    @property
+    def pending(self) -> bool:
+        """A peer's keepalive is still held; the follow-up pass will release it."""
+        return bool(self._held)
+
+    def close(self) -> None:
+        if self._follow_up is not None:
+            self._follow_up.cancel()
+            self._follow_up = None
+
+    async def _release_held(self) -> None:
+        await asyncio.sleep(self.HOLD_S)
+        self._follow_up = None
+        try:
+            await self.reconcile(self.last_desired)
+        except WireGuardError as exc:
+            log.error("mesh follow-up pass failed", extra={"fields": {"error": str(exc)}})
+
+    def _hold(self, actual: InterfaceStatus, desired: list[DesiredPeer]) -> set[str]:
+        if not self.persistent_keepalive or actual.public_key is None:
+            return set()
+        have = {p.public_key: p for p in actual.peers}
+        now = time.monotonic()
+        held = set()
+        for peer in desired:
+            key = peer.public_key
+            if key <= actual.public_key:
+                continue  # this node starts the handshake
+            current = have.get(key)
+            if current is not None and (current.latest_handshake > 0
+                                        or current.persistent_keepalive):
+                continue
+            if now - self._added_at.get(key, now) < self.HOLD_S:
+                held.add(key)
+        return held
 
     async def reconcile(self, desired: Iterable[DesiredPeer]) -> ReconcileResult:
-        desired = list(desired)
+        async with self._lock:
+            result = await self._reconcile(list(desired))
+        if self._held and self._follow_up is None:
+            self._follow_up = asyncio.get_running_loop().create_task(self._release_held())
+        return result
+
+    async def _reconcile(self, desired: list[DesiredPeer]) -> ReconcileResult:
         actual = await self.backend.status()
-        changes = plan_changes(desired, actual, self.persistent_keepalive)
+        self._held = self._hold(actual, desired)
+        changes = plan_changes(desired, actual, self.persistent_keepalive, self._held)
         result = ReconcileResult()
         for change in changes:
             try:
                 if change.action == "remove":
                     await self.backend.remove_peer(change.public_key)
+                    self._added_at.pop(change.public_key, None)
                 else:
                     assert change.config is not None
                     await self.backend.set_peer(change.config)
+                    if change.action == "add":
+                        self._added_at[change.public_key] = time.monotonic()
             except WireGuardError as exc:
                 result.failed.append((change, str(exc)))
                 log.error("mesh peer change failed", extra={"fields": {
@@ -125,4 +189,5 @@ class MeshReconciler:
                 "action": change.action, "node": change.node_id or "-",
                 "peer": change.public_key, "why": change.reason}})
         self.node_ids = {p.public_key: p.node_id for p in desired}
+        self.last_desired = desired
         return result

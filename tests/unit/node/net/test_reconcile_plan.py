@@ -78,3 +78,10 @@ def test_two_nodes_with_one_key_is_an_error() -> None:
     clash = [DesiredPeer("n1", key(1)), DesiredPeer("n9", key(1))]
     with pytest.raises(WireGuardError, match="n1 and n9"):
         plan_changes(clash, actual())
+
+
+def test_held_peers_are_added_without_keepalive() -> None:
+    plan = plan_changes([want(1, "198.18.0.1:51820"), want(2, "198.18.0.2:51820")], actual(),
+                        persistent_keepalive=25, held={key(2)})
+    keepalives = {c.public_key: c.config.persistent_keepalive for c in plan if c.config}
+    assert keepalives == {key(1): 25, key(2): 0}
