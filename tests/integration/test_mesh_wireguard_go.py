@@ -65,6 +65,11 @@ async def test_three_hosts_mesh(tmp_path: Path) -> None:
                 status = await backends[n].status()
                 assert {p.persistent_keepalive for p in status.peers} == {25}
 
+            # `wg show` (wireguard-tools) reads the same device the node configured
+            dump = await bed.hosts["a"].run("wg", "show", "formnet0", "peers")
+            assert set(dump.split()) == {ids["b"].wireguard_public_key,
+                                         ids["c"].wireguard_public_key}
+
             # TCP passes over mesh addresses; the marker never shows on the underlay in clear
             servers = [await echo_server(bed.hosts[n].net, mesh_ip(n), 7000) for n in NAMES]
             servers.append(await echo_server(bed.hosts["c"].net, bed.hosts["c"].underlay_ip,

@@ -153,8 +153,8 @@ class MeshReconciler:
             if current is not None and (current.latest_handshake > 0
                                         or current.persistent_keepalive):
                 continue
-            if now - self._added_at.get(key, now) < self.HOLD_S:
-                held.add(key)
+            if current is None or now - self._added_at.get(key, 0.0) < self.HOLD_S:
+                held.add(key)  # about to be added, or added by this reconciler moments ago
         return held
 
     async def reconcile(self, desired: Iterable[DesiredPeer]) -> ReconcileResult:
