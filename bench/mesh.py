@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import socket
-import statistics
 import tempfile
 import threading
 import time
@@ -197,11 +196,13 @@ async def throughput(seconds: float, rounds: int) -> dict:
                 for p in procs:
                     p.terminate()
                     await p.wait()
-    bare_mbps, mesh_mbps = statistics.median(bare), statistics.median(mesh)
+    # best of the interleaved rounds: load from other work on the machine only ever slows a
+    # round down, so the best round is the closest to what the path can do
+    bare_mbps, mesh_mbps = max(bare), max(mesh)
     return {
         "bare_wg_mbps": bare_mbps, "mesh_mbps": mesh_mbps,
         "mesh_ratio": round(mesh_mbps / bare_mbps, 3) if bare_mbps else None,
-        "underlay_mbps": statistics.median(under),
+        "underlay_mbps": max(under),
         "throughput_samples": {"bare_wg": bare, "mesh": mesh, "underlay": under},
     }
 
@@ -226,7 +227,9 @@ async def main(quick: bool) -> dict:
         "configs. Neither goes through the state store yet (it does not exist on this "
         "branch), so replication time is not included. mesh_ratio compares the same "
         "wireguard-go binary configured by the node's backend vs by `wg`: a check that the "
-        "backend adds no overhead, not a kernel-vs-userspace comparison.",
+        "backend adds no overhead, not a kernel-vs-userspace comparison. Throughput figures "
+        "are the best of 3 interleaved single-stream TCP rounds (Python sender and receiver "
+        "in threads) on a shared 2-core machine; single rounds vary by 2x.",
     })
     return result
 
