@@ -100,7 +100,17 @@ def _ip_address(value: str) -> str:
     return value
 
 
+def _ip_port(value: str) -> str:
+    host, _, _ = _host_port(value).rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError("expected IP:PORT (an address, not a name), e.g. 9.9.9.9:53") from None
+    return value
+
+
 InterfaceName = Annotated[str, AfterValidator(_interface_name)]
+IpPort = Annotated[str, AfterValidator(_ip_port)]
 IpInterface = Annotated[str, AfterValidator(_ip_interface)]
 IpNetwork = Annotated[str, AfterValidator(_ip_network)]
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
@@ -128,7 +138,7 @@ class DnsSettings(Strict):
         default_factory=list, description="addresses to answer on; empty: the mesh address")
     port: int = Field(53, ge=0, le=65535)
     zone: Hostname = Field("fog", description="the top-level name the node answers for")
-    upstreams: list[HostPort] = Field(
+    upstreams: list[IpPort] = Field(
         default_factory=list, description="forward other names here; empty: refuse them")
     ttl_s: int = Field(30, ge=0, le=86400)
 

@@ -62,7 +62,8 @@ class NetHost:
         return [*self.exec_prefix, *args]
 
     def iproute(self) -> AsyncIPRoute:
-        return AsyncIPRoute(netns=self.netns) if self.netns else AsyncIPRoute()
+        # flags=0: pyroute2 would otherwise create a namespace of that name if it is gone
+        return AsyncIPRoute(netns=self.netns, flags=0) if self.netns else AsyncIPRoute()
 
     async def socket(self, family: int, kind: int) -> socket.socket:
         """A socket living in this host's network namespace, non-blocking, for asyncio."""

@@ -132,18 +132,24 @@ class Testbed:
         host.underlay_ip = ip
 
     async def close(self) -> None:
-        """Kills every process left in the namespaces, then the anchors, then the namespaces."""
-        for netns in self._namespaces:
-            with contextlib.suppress(Exception):
-                pids = (await sh("ip", "netns", "pids", netns)).split()
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError, ValueError):
-                        os.kill(int(pid), signal.SIGKILL)
+        """Kills the anchors first (nothing can nsenter a simulated host after that), then
+        every process left in the namespaces, until none is left, then the namespaces."""
         for host in self.hosts.values():
             with contextlib.suppress(ProcessLookupError):
                 host.anchor.kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(host.anchor.wait(), 5)
+        for _ in range(20):
+            left = False
+            for netns in self._namespaces:
+                with contextlib.suppress(Exception):
+                    for pid in (await sh("ip", "netns", "pids", netns)).split():
+                        left = True
+                        with contextlib.suppress(ProcessLookupError, ValueError):
+                            os.kill(int(pid), signal.SIGKILL)
+            if not left:
+                break
+            await asyncio.sleep(0.05)
         for netns in reversed(self._namespaces):
             with contextlib.suppress(Exception):
                 await sh("ip", "netns", "del", netns)

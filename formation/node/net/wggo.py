@@ -170,6 +170,7 @@ class WireGuardGoBackend(LinkMixin):
                 await self._supervisor
             self._supervisor = None
         await self._kill()
-        await links.delete_link(self.host, self.name)
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # the device usually went with the process
+            await links.delete_link(self.host, self.name)
+        with contextlib.suppress(OSError):
             self.socket_path.unlink()

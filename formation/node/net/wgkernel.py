@@ -77,7 +77,9 @@ class KernelWireGuardBackend(LinkMixin):
         self._init_links()
 
     def _genl(self) -> AsyncWireGuard:
-        return AsyncWireGuard(netns=self.host.netns) if self.host.netns else AsyncWireGuard()
+        if self.host.netns:
+            return AsyncWireGuard(netns=self.host.netns, flags=0)  # never create the netns
+        return AsyncWireGuard()
 
     async def _set(self, **kwargs) -> None:
         wg = self._genl()

@@ -13,6 +13,7 @@ def test_defaults() -> None:
     assert (s.mesh.enabled, s.mesh.interface, s.mesh.listen_port) == (False, "formnet0", 51820)
     assert s.mesh.backend == "auto" and s.mesh.network == "10.88.0.0/16"
     assert (s.dns.enabled, s.dns.port, s.dns.zone, s.dns.upstreams) == (False, 53, "fog", [])
+    assert NodeSettings.model_validate({"dns": {"upstreams": ["[2620:fe::fe]:53"]}})
 
 
 @pytest.mark.parametrize(("data", "where"), [
@@ -22,6 +23,7 @@ def test_defaults() -> None:
     ({"mesh": {"backend": "userspace"}}, "mesh.backend"),
     ({"dns": {"listen": ["localhost"]}}, "dns.listen.0"),
     ({"dns": {"upstreams": ["9.9.9.9"]}}, "dns.upstreams.0"),
+    ({"dns": {"upstreams": ["dns.example:53"]}}, "dns.upstreams.0"),
     ({"dns": {"port": 70000}}, "dns.port"),
     ({"mesh": {"peers": []}}, "mesh.peers"),
 ])
