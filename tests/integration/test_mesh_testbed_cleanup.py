@@ -41,3 +41,33 @@ async def test_failure_inside_the_testbed_still_cleans_up() -> None:
     finally:
         if backend is not None:  # stop its supervisor from restarting into a gone namespace
             await backend.delete()
+
+
+async def test_call_in_netns_always_returns_the_thread_to_its_namespace() -> None:
+    """The thread pool is shared: a worker left in a host's namespace would poison later work."""
+    import threading
+
+    from formation.node.net.host import call_in_netns
+
+    def here() -> int:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+
+    def fail() -> None:
+        raise ValueError("inside")
+
+    async with Testbed(["a"]) as bed:
+        ns = bed.hosts["a"].netns
+        result: dict[str, int] = {}
+
+        def work() -> None:
+            result["before"] = here()
+            result["inside"] = call_in_netns(ns, here)
+            with pytest.raises(ValueError, match="inside"):
+                call_in_netns(ns, fail)
+            result["after"] = here()
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        assert result["inside"] == os.stat(f"/run/netns/{ns}").st_ino
+        assert result["before"] == result["after"] != result["inside"]

@@ -61,8 +61,10 @@ class MeshComponent:
             return
         assert service.identity is not None
         kind = s.backend
-        if kind == "auto":  # the capability probe's choice (it walks /lib/modules: a thread)
-            kind = (await asyncio.to_thread(probes.wireguard))[1]
+        if kind == "auto":  # the capability probe's choice; probed now if not yet
+            kind = service.prober.current.wireguard_backend
+            if kind not in ("kernel", "wireguard-go"):
+                kind = (await asyncio.to_thread(probes.wireguard))[1]  # walks /lib/modules
         try:
             backend = make_backend(kind, s.interface, self.host, s.wireguard_go_binary)
             if hasattr(backend, "on_restart"):
@@ -74,8 +76,8 @@ class MeshComponent:
         try:
             if s.address:
                 await backend.add_address(s.address)
-                network = ipaddress.ip_network(s.network)
-                if network.overlaps(ipaddress.ip_interface(s.address).network):
+                # an address with the network's prefix already routes the whole network here
+                if ipaddress.ip_interface(s.address).network != ipaddress.ip_network(s.network):
                     await backend.add_route(s.network)
         except (WireGuardError, OSError) as exc:
             await backend.delete()
