@@ -184,9 +184,10 @@ async def throughput(seconds: float, rounds: int) -> dict:
                     await r.reconcile(desired)
                 await poll(lambda: all_handshaken(backends, 2), 15)
                 bare, mesh, under = [], [], []
-                for _ in range(rounds):  # interleaved, so load from elsewhere hits both alike
-                    bare.append(await tcp_mbps(x.net, y.net, "10.89.0.2", seconds))
-                    mesh.append(await tcp_mbps(x.net, y.net, mesh_ip(1), seconds))
+                for round_ in range(rounds):  # interleaved, order alternating, so load from
+                    pair = [(bare, "10.89.0.2"), (mesh, mesh_ip(1))]  # elsewhere hits both alike
+                    for samples, ip in pair if round_ % 2 == 0 else reversed(pair):
+                        samples.append(await tcp_mbps(x.net, y.net, ip, seconds))
                     under.append(await tcp_mbps(x.net, y.net, y.underlay_ip, seconds))
             finally:
                 for r in recs:
