@@ -113,8 +113,16 @@ class MeshComponent:
         })
 
     async def _publish_status(self, interval_s: float) -> None:
+        """Every interval: re-apply the last desired set (repairs drift, moves unanswered
+        peers to their next endpoint), then publish the status."""
         assert self.service is not None
         while True:
+            rec = self.reconciler
+            if rec is not None and rec.last_desired is not None:
+                try:
+                    await rec.reconcile(rec.last_desired)
+                except WireGuardError as exc:
+                    log.warning("mesh resync failed", extra={"fields": {"error": str(exc)}})
             current = await self.status()
             self.service.publish("mesh", "status", current.model_dump(mode="json"))
             await asyncio.sleep(interval_s)

@@ -43,12 +43,17 @@ class PeerChange:
     reason: str
 
 
-def choose_endpoint(desired: DesiredPeer, actual: PeerStatus | None) -> str | None:
+def choose_endpoint(desired: DesiredPeer, actual: PeerStatus | None,
+                    unanswered: bool = False) -> str | None:
     """Keep the endpoint in use while it is still one of the peer's endpoints (no needless
-    re-pointing); otherwise the first one listed. None leaves it to the peer to reach us."""
-    if actual is not None and actual.endpoint in desired.endpoints:
+    re-pointing), unless it went `unanswered`: then the next one listed, round the list.
+    Otherwise the first one listed. None leaves it to the peer to reach us."""
+    listed = desired.endpoints
+    if actual is not None and actual.endpoint in listed:
+        if unanswered and len(listed) > 1:
+            return listed[(listed.index(actual.endpoint) + 1) % len(listed)]
         return actual.endpoint
-    return desired.endpoints[0] if desired.endpoints else None
+    return listed[0] if listed else None
 
 
 def _differences(want: PeerConfig, have: PeerStatus) -> list[str]:
@@ -64,10 +69,12 @@ def _differences(want: PeerConfig, have: PeerStatus) -> list[str]:
 
 def plan_changes(desired: Iterable[DesiredPeer], actual: InterfaceStatus,
                  persistent_keepalive: int = 25,
-                 held: frozenset[str] | set[str] = frozenset()) -> list[PeerChange]:
+                 held: frozenset[str] | set[str] = frozenset(),
+                 unanswered: frozenset[str] | set[str] = frozenset()) -> list[PeerChange]:
     """Removals first, then updates, then additions. Peers already right are not touched.
     The interface's own key in `desired` is skipped: a node is not its own peer. Peers in
-    `held` get keepalive 0 for now (see `MeshReconciler`: the other side starts the handshake)."""
+    `held` get keepalive 0 for now (see `MeshReconciler`: the other side starts the handshake);
+    peers in `unanswered` move on to their next endpoint."""
     wanted: dict[str, DesiredPeer] = {}
     for peer in desired:
         if peer.public_key == actual.public_key:
@@ -83,7 +90,8 @@ def plan_changes(desired: Iterable[DesiredPeer], actual: InterfaceStatus,
     updates, additions = [], []
     for key, peer in wanted.items():
         current = have.get(key)
-        config = PeerConfig(key, choose_endpoint(peer, current), peer.allowed_ips,
+        config = PeerConfig(key, choose_endpoint(peer, current, key in unanswered),
+                            peer.allowed_ips,
                             0 if key in held else persistent_keepalive)
         if current is None:
             additions.append(PeerChange("add", key, peer.node_id, config, "new in the mesh"))
@@ -107,16 +115,23 @@ class MeshReconciler:
     way WireGuard retries only after 5 s. So of each pair only the node with the lower public
     key turns keepalive on when adding (that starts a handshake at once); the other adds the
     peer with keepalive 0 and turns it on HOLD_S later by itself (a follow-up pass), starting
-    a handshake then only if none happened meanwhile. `close()` cancels a pending follow-up."""
+    a handshake then only if none happened meanwhile. `close()` cancels a pending follow-up.
+
+    A peer with several endpoints that stays without a fresh handshake for ENDPOINT_TRY_S
+    after being pointed somewhere is moved to its next endpoint on the next pass; call
+    `reconcile` periodically (the mesh component does) for that to happen."""
 
     HOLD_S = 1.0
+    ENDPOINT_TRY_S = 6.0  # WireGuard retries a handshake every 5 s
+    STALE_HANDSHAKE_S = 180.0  # WireGuard's Reject-After-Time: a session this old is dead
 
     def __init__(self, backend: WireGuardBackend, persistent_keepalive: int = 25) -> None:
         self.backend = backend
         self.persistent_keepalive = persistent_keepalive
         self.node_ids: dict[str, str] = {}
-        self.last_desired: list[DesiredPeer] = []
+        self.last_desired: list[DesiredPeer] | None = None  # None: never told
         self._added_at: dict[str, float] = {}
+        self._pointed_at: dict[str, float] = {}
         self._held: set[str] = set()
         self._lock = asyncio.Lock()
         self._follow_up: asyncio.Task | None = None
@@ -135,7 +150,7 @@ class MeshReconciler:
         await asyncio.sleep(self.HOLD_S)
         self._follow_up = None
         try:
-            await self.reconcile(self.last_desired)
+            await self.reconcile(self.last_desired or [])
         except WireGuardError as exc:
             log.error("mesh follow-up pass failed", extra={"fields": {"error": str(exc)}})
 
@@ -157,6 +172,22 @@ class MeshReconciler:
                 held.add(key)  # about to be added, or added by this reconciler moments ago
         return held
 
+    def _unanswered(self, actual: InterfaceStatus, desired: list[DesiredPeer]) -> set[str]:
+        have = {p.public_key: p for p in actual.peers}
+        now, wall = time.monotonic(), time.time()
+        found = set()
+        for peer in desired:
+            current = have.get(peer.public_key)
+            if len(peer.endpoints) < 2 or current is None:
+                continue
+            if current.latest_handshake and wall - current.latest_handshake < \
+                    self.STALE_HANDSHAKE_S:
+                continue
+            pointed = self._pointed_at.setdefault(peer.public_key, now)
+            if now - pointed >= self.ENDPOINT_TRY_S:
+                found.add(peer.public_key)
+        return found
+
     async def reconcile(self, desired: Iterable[DesiredPeer]) -> ReconcileResult:
         async with self._lock:
             result = await self._reconcile(list(desired))
@@ -167,18 +198,22 @@ class MeshReconciler:
     async def _reconcile(self, desired: list[DesiredPeer]) -> ReconcileResult:
         actual = await self.backend.status()
         self._held = self._hold(actual, desired)
-        changes = plan_changes(desired, actual, self.persistent_keepalive, self._held)
+        changes = plan_changes(desired, actual, self.persistent_keepalive, self._held,
+                               self._unanswered(actual, desired))
         result = ReconcileResult()
         for change in changes:
             try:
                 if change.action == "remove":
                     await self.backend.remove_peer(change.public_key)
                     self._added_at.pop(change.public_key, None)
+                    self._pointed_at.pop(change.public_key, None)
                 else:
                     assert change.config is not None
                     await self.backend.set_peer(change.config)
                     if change.action == "add":
                         self._added_at[change.public_key] = time.monotonic()
+                    if change.action == "add" or "endpoint" in change.reason:
+                        self._pointed_at[change.public_key] = time.monotonic()
             except WireGuardError as exc:
                 result.failed.append((change, str(exc)))
                 log.error("mesh peer change failed", extra={"fields": {

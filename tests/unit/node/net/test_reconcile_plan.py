@@ -85,3 +85,13 @@ def test_held_peers_are_added_without_keepalive() -> None:
                         persistent_keepalive=25, held={key(2)})
     keepalives = {c.public_key: c.config.persistent_keepalive for c in plan if c.config}
     assert keepalives == {key(1): 25, key(2): 0}
+
+
+def test_an_unanswered_endpoint_moves_to_the_next_one_round_the_list() -> None:
+    current = actual(have(1, "198.18.0.2:51820", "10.88.0.1/32"))
+    peer = want(1, "198.18.0.1:51820", "198.18.0.2:51820", ips=("10.88.0.1/32",))
+    assert plan_changes([peer], current) == []
+    (change,) = plan_changes([peer], current, unanswered={key(1)})
+    assert change.config is not None and change.config.endpoint == "198.18.0.1:51820"
+    single = want(1, "198.18.0.2:51820", ips=("10.88.0.1/32",))
+    assert plan_changes([single], current, unanswered={key(1)}) == []
