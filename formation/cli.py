@@ -215,11 +215,12 @@ def main() -> None:
 
 def _register_part_commands() -> None:
     """Each part of the system adds its command group here with one line."""
-    from formation.commands import lab, peers, state
+    from formation.commands import lab, mesh, peers, state
 
     cli.add_command(lab.lab)
     cli.add_command(peers.peers)
     cli.add_command(state.state)
+    cli.add_command(mesh.mesh)
 
 
 _register_part_commands()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from formation.api import discovery_routes, p2p_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
+from formation.api.mesh_routes import MESH_ENDPOINTS
 from formation.api.state_routes import STATE_ENDPOINTS
 
 health = Endpoint(
@@ -45,6 +46,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *discovery_routes.ENDPOINTS,
     *p2p_routes.ENDPOINTS,
     *STATE_ENDPOINTS,
+    *MESH_ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -165,6 +165,79 @@ class StateSettings(Strict):
                                 "CIDR when a member without one")
     buffer_max_ops: int = Field(20_000, ge=100, le=1_000_000)
     buffer_max_mb: int = Field(64, ge=1, le=4096)
+def _interface_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", value):
+        raise ValueError("expected a network interface name: 1-15 letters, digits, '_', '.', '-'")
+    return value
+
+
+def _ip_interface(value: str) -> str:
+    try:
+        ipaddress.ip_interface(value)
+    except ValueError:
+        raise ValueError("expected an address with prefix, e.g. 10.88.0.5/16") from None
+    if "/" not in value:
+        raise ValueError("expected an address with prefix, e.g. 10.88.0.5/16")
+    return value
+
+
+def _ip_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError as exc:
+        raise ValueError(f"expected a network CIDR, e.g. 10.88.0.0/16 ({exc})") from None
+    return value
+
+
+def _ip_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("expected an IP address") from None
+    return value
+
+
+def _ip_port(value: str) -> str:
+    host, _, _ = _host_port(value).rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError("expected IP:PORT (an address, not a name), e.g. 9.9.9.9:53") from None
+    return value
+
+
+InterfaceName = Annotated[str, AfterValidator(_interface_name)]
+IpPort = Annotated[str, AfterValidator(_ip_port)]
+IpInterface = Annotated[str, AfterValidator(_ip_interface)]
+IpNetwork = Annotated[str, AfterValidator(_ip_network)]
+IpAddress = Annotated[str, AfterValidator(_ip_address)]
+
+
+class MeshSettings(Strict):
+    enabled: bool = Field(False, description="create the WireGuard mesh interface at start")
+    interface: InterfaceName = "formnet0"
+    listen_port: int = Field(51820, ge=0, le=65535, description="WireGuard UDP port; 0: any")
+    backend: Literal["auto", "kernel", "wireguard-go"] = Field(
+        "auto", description="auto: what the capability probe finds (kernel, else wireguard-go)")
+    wireguard_go_binary: str = "wireguard-go"
+    network: IpNetwork = Field("10.88.0.0/16", description="the network's CIDR")
+    vm_prefix: int = Field(24, ge=8, le=30, description="size of each node's VM subnet")
+    address: IpInterface | None = Field(
+        None, description="this node's mesh address with the network's prefix; until the state "
+        "store allocates it, set here")
+    persistent_keepalive_s: int = Field(25, ge=0, le=65535)
+    status_interval_s: float = Field(10.0, gt=0, le=3600, description="status event period")
+
+
+class DnsSettings(Strict):
+    enabled: bool = Field(False, description="serve <name>.<network>.fog")
+    listen: list[IpAddress] = Field(
+        default_factory=list, description="addresses to answer on; empty: the mesh address")
+    port: int = Field(53, ge=0, le=65535)
+    zone: Hostname = Field("fog", description="the top-level name the node answers for")
+    upstreams: list[IpPort] = Field(
+        default_factory=list, description="forward other names here; empty: refuse them")
+    ttl_s: int = Field(30, ge=0, le=86400)
 
 
 class NodeSettings(Strict):
@@ -185,3 +258,5 @@ class NodeSettings(Strict):
     membership: MembershipSettings = Field(default_factory=MembershipSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     headless: bool = False
+    mesh: MeshSettings = Field(default_factory=MeshSettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)

@@ -1,0 +1,1 @@
+"""form-dns: the node answers `<instance>.<network>.fog` and `<node>.<network>.fog`."""
