@@ -17,7 +17,8 @@ SECURITY = {"FormationSignature": []}
 
 def _error_responses(endpoint: Endpoint) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}
-    codes = {"400": "Invalid request", "500": "Internal error"}
+    codes = {"400": "Invalid request", "500": "Internal error",
+             "503": "That part of the node is not running here"}
     if not endpoint.public:
         codes["401"] = "Missing, bad, stale or replayed signature (TCP only)"
     codes |= {str(status): text for status, text in endpoint.errors}

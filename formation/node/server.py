@@ -197,12 +197,21 @@ def make_middlewares(
     return [errors, authenticate]
 
 
-def find_handler(handler_objects: list[object], name: str) -> Handler:
-    """Each part of the node brings an object whose methods are named after its endpoints."""
+def find_handler(handler_objects: list[object], name: str) -> Handler | None:
+    """Each part of the node brings an object whose methods are named after its endpoints.
+    None when the part is not running in this node (it was left out of its components)."""
     found = [getattr(obj, name) for obj in handler_objects if hasattr(obj, name)]
-    if len(found) != 1:
-        raise RuntimeError(f"endpoint {name}: expected one handler, found {len(found)}")
-    return found[0]
+    if len(found) > 1:
+        raise RuntimeError(f"endpoint {name}: {len(found)} handlers, expected one")
+    return found[0] if found else None
+
+
+def _part_not_running(endpoint: Endpoint) -> Handler:
+    async def unavailable(request: web.Request, *args: Any, **kwargs: Any) -> web.Response:
+        return error_response(503, "service_unavailable",
+                              f"{endpoint.name}: that part of the node is not running here")
+
+    return unavailable
 
 
 def build_app(handler_objects: list[object], metrics: NodeMetrics,
@@ -211,7 +220,7 @@ def build_app(handler_objects: list[object], metrics: NodeMetrics,
         middlewares=make_middlewares(metrics, is_known, clock_skew_s), client_max_size=MAX_BODY
     )
     for endpoint in routes.ENDPOINTS:
-        handler = find_handler(handler_objects, endpoint.name)
+        handler = find_handler(handler_objects, endpoint.name) or _part_not_running(endpoint)
         app.router.add_route(endpoint.method, endpoint.path, bind(endpoint, handler),
                              name=endpoint.name)
     document = json.dumps(build_openapi()).encode()
@@ -220,6 +229,6 @@ def build_app(handler_objects: list[object], metrics: NodeMetrics,
         return web.Response(body=document, content_type="application/json")
 
     app.router.add_get(routes.OPENAPI_PATH, openapi, name="openapi")
-    app.router.add_get(routes.METRICS_PATH, find_handler(handler_objects, "metrics"),
+    app.router.add_get(routes.METRICS_PATH, find_handler(handler_objects, "metrics"),  # type: ignore[arg-type]
                        name="metrics")
     return app

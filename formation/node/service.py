@@ -20,6 +20,7 @@ from aiohttp import web
 
 from formation import __version__
 from formation.api.models import Capabilities, IdentityInfo
+from formation.api.routes import ENDPOINTS
 from formation.config.settings import NodeSettings
 from formation.errors import FormationError
 from formation.identity import NodeIdentity, load_or_create_identity
@@ -28,7 +29,7 @@ from formation.node.component import Component, default_components
 from formation.node.events import EventBus
 from formation.node.handlers import NodeHandlers
 from formation.node.metrics import NodeMetrics
-from formation.node.server import build_app
+from formation.node.server import build_app, find_handler
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class NodeService:
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
         self._tcp_address: str | None = None
+        self.unserved_endpoints: list[str] = []
 
     # identity and trust -------------------------------------------------------------------
     def identity_info(self) -> IdentityInfo:
@@ -116,6 +118,12 @@ class NodeService:
         handlers = [NodeHandlers(self)] + [
             h for c in self.components if (h := c.api_handlers()) is not None
         ]
+        self.unserved_endpoints = [
+            e.name for e in ENDPOINTS if find_handler(handlers, e.name) is None
+        ]
+        if self.unserved_endpoints:
+            log.info("parts not running; their endpoints answer 503", extra={"fields": {
+                "endpoints": ",".join(self.unserved_endpoints)}})
         app = build_app(handlers, self.metrics, self.is_known_key, s.api.clock_skew_s)
         app.on_shutdown.append(self._on_shutdown)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
