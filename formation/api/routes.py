@@ -5,6 +5,7 @@ gathers them into ENDPOINTS."""
 
 from __future__ import annotations
 
+from formation.api import console_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
 
@@ -40,6 +41,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     get_capabilities,
     probe_capabilities,
     events,
+    *console_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

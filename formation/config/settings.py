@@ -34,9 +34,22 @@ def _hostname(value: str) -> str:
     return value
 
 
+_SSH_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
+    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$"
+)
+
+
+def _ssh_public_key(value: str) -> str:
+    if not _SSH_KEY.match(value.strip()):
+        raise ValueError("expected an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA... name'")
+    return value.strip()
+
+
 HostPort = Annotated[str, AfterValidator(_host_port)]
 PublicKeyHex = Annotated[str, AfterValidator(_public_key_hex)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
+SshPublicKey = Annotated[str, AfterValidator(_ssh_public_key)]
 
 
 def _default_name() -> str:
@@ -78,4 +91,8 @@ class NodeSettings(Strict):
         description="public keys allowed to sign requests before the state store decides",
     )
     bootstrap: list[HostPort] = Field(default_factory=list)
+    admin_ssh_keys: list[SshPublicKey] = Field(
+        default_factory=list,
+        description="keys that get the console over SSH (later: the replicated admin list)",
+    )
     headless: bool = False

@@ -30,4 +30,6 @@ class Component(Protocol):
 
 def default_components() -> list[Component]:
     """The parts a standalone node runs, in start order. Each part adds itself here."""
-    return []
+    from formation.node.console_support import ConsoleSupport
+
+    return [ConsoleSupport()]
