@@ -111,7 +111,9 @@ class FormationApp(App[None]):
     def link_samples(self, samples: list[HostSample], replace: bool) -> None:
         if replace:
             self.samples.clear()
-        self.samples.extend(self.presenter.sample(s) for s in samples)
+        newest = self.samples[-1].time if self.samples else None
+        fresh = [s for s in samples if newest is None or s.time > newest]  # replays overlap
+        self.samples.extend(self.presenter.sample(s) for s in fresh)
         self.samples_version += 1
 
     def link_event(self, event: Event) -> None:

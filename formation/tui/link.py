@@ -185,9 +185,11 @@ class NodeLink:
         self._set(LinkStatus("connecting", "embedded node started", "embedded"))
 
     async def _new_instance(self, status: NodeStatus) -> None:
-        """First contact, or the node restarted: its event numbers start again."""
+        """First contact, or the node restarted: its event numbers start again. The stream
+        replays the node's buffered history (since=0), so nothing published between this
+        snapshot and the stream's subscription is lost."""
         self.instance = status.started_at
-        self.last_seq = None
+        self.last_seq = 0
         if self._stream is not None:
             self._stream.cancel()
             self._stream = None
