@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from formation.api.console_models import HostSample, LogRecord
+from formation.api.console_models import EditableSettings, HostSample, LogRecord
 from formation.api.models import Event, Health, NodeStatus
 
 
@@ -26,6 +26,9 @@ class Presenter:
 
     def log(self, record: LogRecord) -> LogRecord:
         return record
+
+    def settings(self, settings: EditableSettings) -> EditableSettings:
+        return settings
 
     def clock(self, moment: datetime) -> str:
         return moment.astimezone().strftime("%H:%M:%S")

@@ -44,5 +44,5 @@ class NetworkPendingScreen(ConsoleScreen):
             widget.update("the node offers " + ", ".join(found) +
                           " — this console does not show them yet")
         else:
-            widget.update(f"this node's API has no {self.AREA} endpoints yet "
-                          f"({len(paths)} endpoints checked): they come with the network work")
+            widget.update(f"this node's API has no {self.AREA} endpoints yet: "
+                          "they come with the network work")

@@ -58,6 +58,7 @@ class SettingsScreen(ConsoleScreen):
         self.fill(current)
 
     def fill(self, current: EditableSettings) -> None:
+        current = self.app.presenter.settings(current)  # type: ignore[attr-defined]
         self.query_one("#name", Input).value = current.name
         self.query_one("#bootstrap", Input).value = ", ".join(current.bootstrap)
         self.query_one("#admin_ssh_keys", TextArea).text = "\n".join(current.admin_ssh_keys)

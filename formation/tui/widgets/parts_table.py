@@ -6,6 +6,7 @@ from textual.widgets import DataTable
 
 from formation.api.models import Health, NodeStatus
 
+DETAIL_WIDTH = 160  # the table scrolls sideways for the longest reasons
 MARKS = {True: "[green]ok[/]", False: "[red]no[/]", None: "…"}
 
 
@@ -28,7 +29,10 @@ class PartsTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self.add_columns("part", "state", "detail")
+        # Fixed widths: auto widths are measured on idle and a frame may show them half done.
+        self.add_column("part", width=22)
+        self.add_column("state", width=5)
+        self.add_column("detail", width=DETAIL_WIDTH)
         self.watch(self.app, "node_health", lambda _: self.show(), init=False)
         self.watch(self.app, "node_status", lambda _: self.show(), init=True)
 
