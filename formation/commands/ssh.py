@@ -23,9 +23,13 @@ DEFAULT_DROPIN = Path("/etc/ssh/sshd_config.d/formation.conf")
 
 
 def formation_executable() -> str:
-    """The absolute path sshd will run; sshd insists on absolute, root-owned commands."""
-    found = shutil.which("formation") or sys.argv[0]
-    return str(Path(found).resolve()) if found else "/usr/bin/formation"
+    """The absolute path sshd will run (sshd insists on absolute, root-owned commands): the
+    `formation` being run now, else the one on PATH."""
+    me = Path(sys.argv[0])
+    if me.name == "formation" and me.exists():
+        return str(me.absolute())
+    found = shutil.which("formation")
+    return str(Path(found).absolute()) if found else "/usr/bin/formation"
 
 
 def dropin_text(user: str, executable: str, config_file: Path | None, keys_user: str) -> str:
