@@ -68,10 +68,12 @@ class FormationApp(App[None]):
     ]
     COMMANDS = App.COMMANDS | {ConsoleCommands}
 
-    node_status: reactive[NodeStatus | None] = reactive(None, always_update=True)
-    node_health: reactive[Health | None] = reactive(None, always_update=True)
-    link_status: reactive[LinkStatus] = reactive(LinkStatus("connecting"))
-    samples_version: reactive[int] = reactive(0)
+    # Data, not display: the widgets watching them repaint themselves (repaint=True here would
+    # repaint the whole screen on every change).
+    node_status: reactive[NodeStatus | None] = reactive(None, always_update=True, repaint=False)
+    node_health: reactive[Health | None] = reactive(None, always_update=True, repaint=False)
+    link_status: reactive[LinkStatus] = reactive(LinkStatus("connecting"), repaint=False)
+    samples_version: reactive[int] = reactive(0, repaint=False)
 
     def __init__(
         self,

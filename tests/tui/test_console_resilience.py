@@ -116,7 +116,7 @@ async def test_node_process_stopped_and_restarted(short_tmp: Path) -> None:
             await wait_for(pilot, lambda: app.link_status.online, timeout_s=20)
             await wait_for(pilot, lambda: app.node_status.started_at != first)
             log = app.screen.query_one(EventLog)
-            await wait_for(pilot, lambda: any("node/started" in line.text for line in log.lines))
+            await wait_for(pilot, lambda: any("node/started" in line for line in log.lines))
     finally:
         with contextlib.suppress(ProcessLookupError):
             await asyncio.to_thread(stop_node_process, proc)

@@ -52,7 +52,8 @@ async def test_dashboard_shows_the_node_live(make_app, tui_node: NodeService) ->
         # live: an event published on the node's bus reaches the log pane
         tui_node.publish("test", "hello", {"marker": "from-the-bus"})
         events = screen.query_one(EventLog)
-        await wait_for(pilot, lambda: "test/hello marker=from-the-bus" in log_text(events))
+        await wait_for(pilot, lambda: "test/hello marker=from-the-bus" in "\n".join(events.lines))
+        await wait_for(pilot, lambda: "test/hello" in str(events.render()))
         # host samples arrive as events and move the graphs
         await wait_for(pilot, lambda: len(app.samples) >= 2)
         assert "%" in str(screen.query_one("#cpu-value").render())

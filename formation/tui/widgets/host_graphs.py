@@ -39,6 +39,10 @@ class HostGraphs(Vertical):
         samples: list[HostSample] = list(self.app.samples)  # type: ignore[attr-defined]
         last = samples[-1] if samples else None
         for name, attr in ROWS:
-            self.query_one(f"#{name}-value", Label).update(value_text(name, last))
+            label = self.query_one(f"#{name}-value", Label)
+            text = value_text(name, last)
+            if text != getattr(label, "shown", None):
+                label.shown = text  # type: ignore[attr-defined]
+                label.update(text, layout=False)  # fixed size: no relayout of the screen
             spark = self.query_one(f"#{name}-spark", Sparkline)
             spark.data = [getattr(s, attr) for s in samples[-60:]]

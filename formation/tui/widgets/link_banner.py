@@ -22,4 +22,4 @@ class LinkBanner(Static):
 
     def show(self, status: LinkStatus) -> None:
         self.set_class(status.state == "offline", "-offline")
-        self.update(banner_text(status))
+        self.update(banner_text(status), layout=False)  # one line, always

@@ -28,4 +28,7 @@ class NodeSummary(Static):
         self.watch(self.app, "node_status", self.show, init=True)
 
     def show(self, status: NodeStatus | None) -> None:
-        self.update(summary_text(status))
+        text = summary_text(status)
+        if text != getattr(self, "shown", None):
+            self.shown = text
+            self.update(text, layout=False)  # fixed height: no relayout of the screen
