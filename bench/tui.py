@@ -57,7 +57,12 @@ def p99(values: list[float]) -> float | None:
 
 def time_to_marker(args: list[str], marker: bytes, timeout_s: float = 30.0,
                    env: dict | None = None) -> float | None:
-    """Runs args on a fresh 80x24 pty; seconds until marker appears in its output."""
+    return time_to_markers(args, [marker], timeout_s, env)[0]
+
+
+def time_to_markers(args: list[str], markers: list[bytes], timeout_s: float = 30.0,
+                    env: dict | None = None) -> list[float | None]:
+    """Runs args on a fresh 80x24 pty; seconds until each marker appears in its output."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     start = time.perf_counter()
@@ -66,18 +71,18 @@ def time_to_marker(args: list[str], marker: bytes, timeout_s: float = 30.0,
                             env={**os.environ, "TERM": "xterm-256color", **(env or {})})
     os.close(slave)
     seen = b""
-    found = None
+    found: list[float | None] = [None] * len(markers)
     try:
-        while time.perf_counter() - start < timeout_s:
+        while time.perf_counter() - start < timeout_s and None in found:
             ready, _, _ = select.select([master], [], [], 0.05)
             if ready:
                 try:
                     seen += os.read(master, 65536)
                 except OSError:
                     break
-                if marker in seen:
-                    found = time.perf_counter() - start
-                    break
+                now = time.perf_counter() - start
+                found = [f if f is not None or m not in seen else now
+                         for f, m in zip(found, markers, strict=True)]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -118,8 +123,9 @@ def cold_start(base: Path, runs: int) -> dict:
     node, config = start_node(base)
     try:
         console = [FORMATION, "--config", str(config), "console", "--no-embedded"]
-        frames = [time_to_marker(console, b"Formation") for _ in range(runs)]
-        data = [time_to_marker(console, b"bench-node") for _ in range(runs)]
+        both = [time_to_markers(console, [b"Formation", b"bench-node"]) for _ in range(runs)]
+        frames = [b[0] for b in both]
+        data = [b[1] for b in both]
         minimal = [time_to_marker([sys.executable, "-c", MINIMAL_APP], b"Formation")
                    for _ in range(runs)]
     finally:
