@@ -20,6 +20,7 @@ from formation.api.client import ApiError, NodeClient, NodeUnreachable
 from formation.api.console_models import HostSample
 from formation.api.endpoint import Endpoint, Req, Resp
 from formation.api.models import Event, Health, NodeStatus
+from formation.errors import FormationError
 
 REQUEST_TIMEOUT_S = 3.0
 POLL_S = 2.0
@@ -128,9 +129,15 @@ class NodeLink:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        try:
+            client = self.client_factory(address)
+        except FormationError as exc:  # e.g. no identity to sign TCP requests with
+            self._set(LinkStatus("offline", f"cannot attach: {exc}", address or "local"))
+            self.start()
+            return
         await self.client.close()
         self.address = address
-        self.client = self.client_factory(address)
+        self.client = client
         self.last_seq = None
         self.instance = None
         self._set(LinkStatus("connecting", "", self.where))

@@ -136,6 +136,9 @@ async def test_settings_errors_name_the_field(make_app, tui_node) -> None:
         await pilot.press("s")
         state = app.screen.query_one("#settings-state", Static)
         await wait_for(pilot, lambda: "saved in" in text_of(state))
+        app.screen.query_one("#name", Input).value = "typed-but-not-saved"
+        await pilot.press("ctrl+r")  # reload: the field shows the file again
+        await wait_for(pilot, lambda: app.screen.query_one("#name", Input).value == "test-node")
         app.screen.query_one("#bootstrap", Input).value = "no-port-here"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "not saved" in text_of(state))
@@ -163,6 +166,22 @@ async def test_node_switcher_attaches_over_signed_tcp(make_app, tui_node) -> Non
         await pilot.pause(0.2)
         await pilot.press("enter")  # back to local
         await wait_for(pilot, lambda: app.link_status.online and app.link.address is None)
+
+
+async def test_node_switcher_reports_an_unreachable_address(make_app) -> None:
+    app = make_app(request_timeout_s=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        await pilot.press("tab", *"nonsense", "enter")  # not HOST:PORT: refused, stays open
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#address", Input).value == "nonsense"
+        app.screen.query_one("#address", Input).value = "127.0.0.1:1"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.link_status.state == "offline")
+        assert app.link_status.where == "127.0.0.1:1"
+        assert "NOT ANSWERING" in str(app.screen.query_one("#banner").render())
 
 
 async def test_refresh_colours_resize_and_quit(make_app) -> None:

@@ -118,6 +118,13 @@ def test_settings_snapshot(snap_compare, short_tmp: Path, size) -> None:
                         run_before=go("s", "saved in"))
 
 
+def test_dashboard_16_colour_snapshot(snap_compare, short_tmp: Path) -> None:
+    """The serial-console look: the theme made of the 16 ANSI colours."""
+    app = snapshot_app(short_tmp)
+    app.sixteen_colours = True
+    assert snap_compare(app, terminal_size=(80, 24), run_before=dashboard_filled)
+
+
 def test_enroll_snapshot(snap_compare, short_tmp: Path) -> None:
     assert snap_compare(snapshot_app(short_tmp), terminal_size=(80, 24),
                         run_before=go("e", "endpoints yet"))
