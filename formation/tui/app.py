@@ -4,9 +4,12 @@ Screens are Textual modes; every action has a key, a command-palette entry and a
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
@@ -16,14 +19,7 @@ from formation.api.console_models import HostSample
 from formation.api.models import Event, Health, NodeStatus
 from formation.tui.actions import ACTIONS
 from formation.tui.commands import ConsoleCommands
-from formation.tui.link import (
-    POLL_S,
-    REQUEST_TIMEOUT_S,
-    ClientFactory,
-    LinkStatus,
-    NodeLink,
-    StartEmbedded,
-)
+from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
 from formation.tui.presenter import Presenter
 from formation.tui.screens.dashboard import DashboardScreen
 from formation.tui.screens.enroll import EnrollScreen
@@ -33,6 +29,9 @@ from formation.tui.screens.logs import LogsScreen
 from formation.tui.screens.node_switcher import NodeSwitcher
 from formation.tui.screens.peers import PeersScreen
 from formation.tui.screens.settings import SettingsScreen
+
+if TYPE_CHECKING:
+    from formation.tui.link import ClientFactory, NodeLink, StartEmbedded
 
 SAMPLES_KEPT = 120
 SIXTEEN_COLOUR_TERMS = ("linux", "vt100", "vt102", "vt220", "xterm-16color", "ansi")
@@ -89,18 +88,29 @@ class FormationApp(App[None]):
         super().__init__()
         self.presenter = presenter or Presenter()
         self.known_nodes = list(dict.fromkeys(known_nodes))
-        self.link = NodeLink(client_factory, self, node_address, start_embedded,
-                             request_timeout_s, poll_s)
+        self.link: NodeLink | None = None  # made once the HTTP client is imported
+        self._link_args = (client_factory, node_address, start_embedded, request_timeout_s,
+                           poll_s)
         self.samples: deque[HostSample] = deque(maxlen=SAMPLES_KEPT)
         self.event_listeners: list[Callable[[Event], None]] = []
         self.sixteen_colours = wants_16_colours() if sixteen_colours is None else sixteen_colours
 
     def on_mount(self) -> None:
         self.theme = ANSI_THEME if self.sixteen_colours else DEFAULT_THEME
+        self.run_worker(self._connect(), name="connect", group="connect")
+
+    async def _connect(self) -> None:
+        """Imports the HTTP client off the loop (the first frame is already drawn), then
+        connects."""
+        link_module = await asyncio.to_thread(importlib.import_module, "formation.tui.link")
+        factory, address, start_embedded, timeout_s, poll_s = self._link_args
+        self.link = link_module.NodeLink(factory, self, address, start_embedded, timeout_s,
+                                         poll_s)
         self.link.start()
 
     async def on_unmount(self) -> None:
-        await self.link.stop()
+        if self.link is not None:
+            await self.link.stop()
 
     # LinkListener: called from the link's tasks on this loop ----------------------------------
     def link_changed(self, status: LinkStatus) -> None:
@@ -125,10 +135,15 @@ class FormationApp(App[None]):
 
     # actions -----------------------------------------------------------------------------------
     def action_refresh_node(self) -> None:
+        if self.link is None:
+            return
         self.link.refresh()
         self.notify("asking the node again", timeout=2)
 
     def action_switch_node(self) -> None:
+        if self.link is None:
+            self.notify("still connecting", timeout=2)
+            return
         self.push_screen(NodeSwitcher(self.known_nodes, self.link.address), self._switch_to)
 
     async def _switch_to(self, choice: str | bool | None) -> None:
@@ -138,7 +153,8 @@ class FormationApp(App[None]):
         self.samples.clear()
         self.node_status = None
         self.node_health = None
-        await self.link.switch(address)
+        if self.link is not None:
+            await self.link.switch(address)
 
     def action_toggle_colours(self) -> None:
         self.sixteen_colours = not self.sixteen_colours

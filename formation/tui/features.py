@@ -4,10 +4,13 @@ peers, instances and enrollment screens say truthfully what is not there yet."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from formation.api import routes
-from formation.api.client import ApiError, NodeUnreachable
-from formation.tui.link import NodeLink
+from formation.errors import FormationError
+
+if TYPE_CHECKING:
+    from formation.tui.link import NodeLink
 
 NETWORK_PREFIXES = {
     "peers": ("/v1/peers", "/v1/mesh", "/v1/nodes"),
@@ -20,7 +23,7 @@ async def offered_paths(link: NodeLink) -> set[str] | str:
     """The API paths of the node, or a sentence saying why they could not be read."""
     try:
         document = json.loads(await link.raw_get(routes.OPENAPI_PATH))
-    except (NodeUnreachable, ApiError) as exc:
+    except FormationError as exc:  # the API client's ApiError and NodeUnreachable
         return str(exc)
     except ValueError:
         return "the node's API document is not valid JSON"

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -21,27 +20,13 @@ from formation.api.console_models import HostSample
 from formation.api.endpoint import Endpoint, Req, Resp
 from formation.api.models import Event, Health, NodeStatus
 from formation.errors import FormationError
+from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
 
-REQUEST_TIMEOUT_S = 3.0
-POLL_S = 2.0
 RETRY_S = 1.0
 
 StopFn = Callable[[], Awaitable[None]]
 StartEmbedded = Callable[[], Awaitable[StopFn]]
 ClientFactory = Callable[[str | None], NodeClient]
-
-
-@dataclass(frozen=True)
-class LinkStatus:
-    """What the console knows about its connection, in words for the banner."""
-
-    state: str  # connecting | online | offline
-    detail: str = ""
-    where: str = ""
-
-    @property
-    def online(self) -> bool:
-        return self.state == "online"
 
 
 class LinkListener(Protocol):

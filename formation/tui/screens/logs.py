@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.widgets import RichLog, Static
 
 from formation.api import console_routes
-from formation.api.client import ApiError, NodeUnreachable
 from formation.api.console_models import LogRecord, LogsQuery
+from formation.errors import FormationError
 from formation.tui.screens.base import ConsoleScreen
 
 POLL_S = 2.0
@@ -48,7 +48,7 @@ class LogsScreen(ConsoleScreen):
     @work(exclusive=True, group="logs")
     async def fetch(self) -> None:
         app = self.app
-        if not self.is_current:
+        if not self.is_current or app.link is None:  # type: ignore[attr-defined]
             return
         status = app.node_status  # type: ignore[attr-defined]
         if status is not None and status.started_at != self.instance:
@@ -58,7 +58,7 @@ class LogsScreen(ConsoleScreen):
         try:
             got = await app.link.call(  # type: ignore[attr-defined]
                 console_routes.node_logs, query=LogsQuery(since=self.last_seq, limit=500))
-        except (NodeUnreachable, ApiError) as exc:
+        except FormationError as exc:  # the API client's ApiError and NodeUnreachable
             state.update(f"cannot read the node's logs: {exc}")
             return
         dropped = f" · {got.dropped} older records dropped" if got.dropped else ""

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from formation.tui.features import matching, offered_paths
-from formation.tui.link import LinkStatus
+from formation.tui.link_status import LinkStatus
 from formation.tui.screens.base import ConsoleScreen
 
 

@@ -11,8 +11,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Button, Input, Label, Static, TextArea
 
 from formation.api import console_routes
-from formation.api.client import ApiError, NodeUnreachable
 from formation.api.console_models import EditableSettings, SettingsUpdate
+from formation.errors import FormationError
 from formation.tui.screens.base import ConsoleScreen
 
 
@@ -50,9 +50,12 @@ class SettingsScreen(ConsoleScreen):
 
     @work(exclusive=True, group="settings")
     async def action_reload(self) -> None:
+        if self.app.link is None:  # type: ignore[attr-defined]
+            self.say("connecting to the node…")
+            return
         try:
             current = await self.app.link.call(console_routes.get_settings)  # type: ignore
-        except (NodeUnreachable, ApiError) as exc:
+        except FormationError as exc:  # the API client's ApiError and NodeUnreachable
             self.say(f"cannot read the settings: {exc}")
             return
         self.fill(current)
@@ -77,16 +80,18 @@ class SettingsScreen(ConsoleScreen):
                             self.query_one("#admin_ssh_keys", TextArea).text.splitlines()
                             if line.strip()],
         )
+        if self.app.link is None:  # type: ignore[attr-defined]
+            self.say("[b]not saved[/b]: not connected to a node yet", error=True)
+            return
         self.say("saving…")
         try:
             current = await self.app.link.call(  # type: ignore[attr-defined]
                 console_routes.update_settings, update)
-        except ApiError as exc:
-            fields = "; ".join(f"{f.field}: {f.message}" for f in exc.body.fields)
-            self.say(f"[b]not saved[/b]: {fields or exc.body.message}", error=True)
-            return
-        except NodeUnreachable as exc:
-            self.say(f"[b]not saved[/b]: {exc}", error=True)
+        except FormationError as exc:  # ApiError carries the fields the node refused
+            body = getattr(exc, "body", None)
+            fields = "; ".join(f"{f.field}: {f.message}" for f in body.fields) if body else ""
+            self.say(f"[b]not saved[/b]: {fields or (body.message if body else exc)}",
+                     error=True)
             return
         self.fill(current)
 

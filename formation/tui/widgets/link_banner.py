@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from formation.tui.link import LinkStatus
+from formation.tui.link_status import LinkStatus
 
 
 def banner_text(status: LinkStatus) -> str:
