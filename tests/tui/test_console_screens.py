@@ -211,3 +211,25 @@ async def test_sixteen_colour_terminal_gets_the_ansi_theme(make_app) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.node_status is not None)
         assert app.theme == "ansi-dark"
+
+
+async def test_console_started_for_a_remote_node_uses_signed_tcp(make_app, tui_node) -> None:
+    """`formation console --node HOST:PORT`: no embedded node, every request signed."""
+    tcp = tui_node.listen_addresses()[1].removeprefix("tcp:")
+    started: list[bool] = []
+
+    async def never_embedded():
+        started.append(True)
+        raise AssertionError("must not start an embedded node for --node")
+
+    app = make_app(node_address=tcp, start_embedded=never_embedded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online and app.node_status is not None)
+        assert app.link_status.where == tcp and app.node_status.name == "test-node"
+        await pilot.press("s")
+        state = app.screen.query_one("#settings-state", Static)
+        await wait_for(pilot, lambda: "saved in" in text_of(state))  # signed GET /v1/settings
+    assert started == []
+    refused = sum(sample.value for metric in tui_node.metrics.auth_failures.collect()
+                  for sample in metric.samples if sample.name.endswith("_total"))
+    assert refused == 0
