@@ -16,6 +16,7 @@ import click
 from formation import __version__
 from formation.cli_output import capability_lines, emit_json, status_lines
 from formation.commands.common import Context, json_option, node_option, run
+from formation.config.paths import default_config_file
 from formation.errors import FormationError
 
 
@@ -56,19 +57,31 @@ def node(obj: Context) -> None:
 
     settings = obj.settings
     setup_logging(settings.log.level, settings.log.format)
-    run(lambda: NodeService(settings, obj.config_file).run_until_signalled())
+    run(lambda: NodeService(settings, obj.config_file or default_config_file())
+        .run_until_signalled())
 
 
 @cli.command()
 @node_option
+@click.option("--16-colours", "sixteen", is_flag=True, default=None,
+              help="Use the 16-colour theme (automatic on the Linux console and TERM=vt220).")
+@click.option("--no-embedded", is_flag=True,
+              help="Never start a node inside the console (the SSH session uses this).")
 @click.pass_obj
-def console(obj: Context, node_address: str | None) -> None:
-    """Open the console. With no node service running locally, one starts inside the console."""
+def console(obj: Context, node_address: str | None, sixteen: bool | None,
+            no_embedded: bool) -> None:
+    """Open the console. With no node service running locally, one starts inside the console.
+
+    With --node HOST:PORT it attaches to another node over TCP, every request signed with this
+    host's key; inside, `n` switches between the local node and the bootstrap list.
+    """
     from formation.tui.app import FormationApp
 
-    embedded = None if node_address else _embedded_starter(obj)
-    app = FormationApp(client_factory=lambda: obj.client(node_address),
-                       start_embedded=embedded, node_label=node_address or "local")
+    settings = obj.settings
+    app = FormationApp(client_factory=lambda address: obj.client(address),
+                       start_embedded=None if no_embedded else _embedded_starter(obj),
+                       node_address=node_address,
+                       known_nodes=settings.bootstrap, sixteen_colours=sixteen)
     app.run()
     if app.return_code:
         sys.exit(app.return_code)
@@ -86,7 +99,7 @@ def _embedded_starter(obj: Context) -> Callable[[], Awaitable[Callable[[], Await
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log_file = await asyncio.to_thread(open, settings.data_dir / "embedded-node.log", "a")
         setup_logging(settings.log.level, settings.log.format, stream=log_file)
-        service = NodeService(settings, obj.config_file)
+        service = NodeService(settings, obj.config_file or default_config_file())
         await service.start()
 
         async def stop() -> None:
@@ -215,12 +228,13 @@ def main() -> None:
 
 def _register_part_commands() -> None:
     """Each part of the system adds its command group here with one line."""
-    from formation.commands import lab, mesh, peers, state
+    from formation.commands import lab, mesh, peers, ssh, state
 
     cli.add_command(lab.lab)
     cli.add_command(peers.peers)
     cli.add_command(state.state)
     cli.add_command(mesh.mesh)
+    ssh.register(cli)
 
 
 _register_part_commands()

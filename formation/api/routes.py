@@ -5,7 +5,7 @@ gathers them into ENDPOINTS."""
 
 from __future__ import annotations
 
-from formation.api import discovery_routes, p2p_routes
+from formation.api import console_routes, discovery_routes, p2p_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
 from formation.api.mesh_routes import MESH_ENDPOINTS
@@ -47,6 +47,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *p2p_routes.ENDPOINTS,
     *STATE_ENDPOINTS,
     *MESH_ENDPOINTS,
+    *console_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -45,10 +45,23 @@ def _file_mode(value: object) -> object:
     return value
 
 
+_SSH_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
+    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$"
+)
+
+
+def _ssh_public_key(value: str) -> str:
+    if not _SSH_KEY.match(value.strip()):
+        raise ValueError("expected an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA... name'")
+    return value.strip()
+
+
 HostPort = Annotated[str, AfterValidator(_host_port)]
 FileMode = Annotated[int, BeforeValidator(_file_mode)]
 PublicKeyHex = Annotated[str, AfterValidator(_public_key_hex)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
+SshPublicKey = Annotated[str, AfterValidator(_ssh_public_key)]
 
 
 def _default_name() -> str:
@@ -257,6 +270,10 @@ class NodeSettings(Strict):
     gossip: GossipSettings = Field(default_factory=GossipSettings)
     membership: MembershipSettings = Field(default_factory=MembershipSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    admin_ssh_keys: list[SshPublicKey] = Field(
+        default_factory=list,
+        description="keys that get the console over SSH (later: the replicated admin list)",
+    )
     headless: bool = False
     mesh: MeshSettings = Field(default_factory=MeshSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)

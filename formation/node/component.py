@@ -31,10 +31,14 @@ class Component(Protocol):
 def default_components() -> list[Component]:
     """The parts a standalone node runs, in start order. Each part adds itself here."""
     from formation.discovery.component import DiscoveryComponent
+    from formation.node.console_support import ConsoleSupport
     from formation.node.dns.component import DnsComponent
     from formation.node.net.component import MeshComponent
     from formation.node.p2p.component import P2PComponent
     from formation.node.state.component import StateComponent
 
     discovery = DiscoveryComponent()
-    return [StateComponent(), discovery, P2PComponent(discovery), MeshComponent(), DnsComponent()]
+    return [
+        StateComponent(), discovery, P2PComponent(discovery), MeshComponent(), DnsComponent(),
+        ConsoleSupport(),
+    ]

@@ -1,17 +1,50 @@
-"""The console application: connects to a node (or starts one embedded, through a function the
-caller passes in, so this package never imports the node), then shows its status live."""
+"""The console application. It talks to a node only through the API (a `NodeLink`), or starts
+one embedded through a function the caller passes in, so this package never imports the node.
+Screens are Textual modes; every action has a key, a command-palette entry and a help line."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import importlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
 
-from formation.api.client import NodeClient
-from formation.tui.screens.status import StatusScreen
+from formation.api.console_models import HostSample
+from formation.api.models import Event, Health, NodeStatus
+from formation.tui.actions import ACTIONS
+from formation.tui.commands import ConsoleCommands
+from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
+from formation.tui.presenter import Presenter
+from formation.tui.screens.dashboard import DashboardScreen
+from formation.tui.screens.enroll import EnrollScreen
+from formation.tui.screens.help import HelpScreen
+from formation.tui.screens.instances import InstancesScreen
+from formation.tui.screens.logs import LogsScreen
+from formation.tui.screens.node_switcher import NodeSwitcher
+from formation.tui.screens.peers import PeersScreen
+from formation.tui.screens.settings import SettingsScreen
 
-StopFn = Callable[[], Awaitable[None]]
-StartEmbedded = Callable[[], Awaitable[StopFn]]
+if TYPE_CHECKING:
+    from formation.tui.link import ClientFactory, NodeLink, StartEmbedded
+
+SAMPLES_KEPT = 120
+SIXTEEN_COLOUR_TERMS = ("linux", "vt100", "vt102", "vt220", "xterm-16color", "ansi")
+ANSI_THEME = "ansi-dark"
+DEFAULT_THEME = "textual-dark"
+
+
+def wants_16_colours(environ: dict[str, str] | None = None) -> bool:
+    """The Linux console and serial terminals: use the theme made of the 16 ANSI colours."""
+    env = os.environ if environ is None else environ
+    if env.get("FORMATION_CONSOLE_COLOURS") in ("16", "ansi"):
+        return True
+    return env.get("TERM", "") in SIXTEEN_COLOUR_TERMS
 
 
 class FormationApp(App[None]):
@@ -19,45 +52,110 @@ class FormationApp(App[None]):
 
     TITLE = "Formation"
     CSS_PATH = "formation.tcss"
-    BINDINGS = [("q", "quit", "Quit"), ("r", "refresh", "Refresh")]
+    MODES = {
+        "dashboard": DashboardScreen,
+        "peers": PeersScreen,
+        "instances": InstancesScreen,
+        "logs": LogsScreen,
+        "settings": SettingsScreen,
+        "enroll": EnrollScreen,
+        "help": HelpScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDINGS = [Binding(a.key, a.action, a.title, show=a.show) for a in ACTIONS] + [
+        Binding("f1", "app.switch_mode('help')", "Help", show=False),
+    ]
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+
+    # Data, not display: the widgets watching them repaint themselves (repaint=True here would
+    # repaint the whole screen on every change).
+    node_status: reactive[NodeStatus | None] = reactive(None, always_update=True, repaint=False)
+    node_health: reactive[Health | None] = reactive(None, always_update=True, repaint=False)
+    link_status: reactive[LinkStatus] = reactive(LinkStatus("connecting"), repaint=False)
+    samples_version: reactive[int] = reactive(0, repaint=False)
 
     def __init__(
         self,
-        client_factory: Callable[[], NodeClient],
+        client_factory: ClientFactory,
         start_embedded: StartEmbedded | None = None,
-        node_label: str = "local",
+        node_address: str | None = None,
+        known_nodes: Iterable[str] = (),
+        presenter: Presenter | None = None,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        poll_s: float = POLL_S,
+        sixteen_colours: bool | None = None,
     ) -> None:
         super().__init__()
-        self.client_factory = client_factory
-        self.start_embedded = start_embedded
-        self.node_label = node_label
-        self.client: NodeClient = client_factory()
-        self.embedded_stop: StopFn | None = None
+        self.presenter = presenter or Presenter()
+        self.known_nodes = list(dict.fromkeys(known_nodes))
+        self.link: NodeLink | None = None  # made once the HTTP client is imported
+        self._link_args = (client_factory, node_address, start_embedded, request_timeout_s,
+                           poll_s)
+        self.samples: deque[HostSample] = deque(maxlen=SAMPLES_KEPT)
+        self.event_listeners: list[Callable[[Event], None]] = []
+        self.sixteen_colours = wants_16_colours() if sixteen_colours is None else sixteen_colours
 
     def on_mount(self) -> None:
-        self.push_screen(StatusScreen())
+        self.theme = ANSI_THEME if self.sixteen_colours else DEFAULT_THEME
+        self.run_worker(self._connect(), name="connect", group="connect")
 
-    async def ensure_node(self) -> None:
-        """Called by the first screen: starts an embedded node if nothing answers locally."""
-        from formation.api import routes
-        from formation.api.client import NodeUnreachable
-
-        try:
-            await self.client.call(routes.health)
-        except NodeUnreachable:
-            if self.start_embedded is None:
-                raise
-            self.embedded_stop = await self.start_embedded()
-            self.node_label = "embedded"
-            await self.client.close()
-            self.client = self.client_factory()
-
-    async def action_refresh(self) -> None:
-        screen = self.screen
-        if isinstance(screen, StatusScreen):
-            await screen.refresh_status()
+    async def _connect(self) -> None:
+        """Imports the HTTP client off the loop (the first frame is already drawn), then
+        connects."""
+        link_module = await asyncio.to_thread(importlib.import_module, "formation.tui.link")
+        factory, address, start_embedded, timeout_s, poll_s = self._link_args
+        self.link = link_module.NodeLink(factory, self, address, start_embedded, timeout_s,
+                                         poll_s)
+        self.link.start()
 
     async def on_unmount(self) -> None:
-        await self.client.close()
-        if self.embedded_stop is not None:
-            await self.embedded_stop()
+        if self.link is not None:
+            await self.link.stop()
+
+    # LinkListener: called from the link's tasks on this loop ----------------------------------
+    def link_changed(self, status: LinkStatus) -> None:
+        self.link_status = status
+
+    def link_snapshot(self, status: NodeStatus, health: Health) -> None:
+        self.node_status = self.presenter.status(status)
+        self.node_health = self.presenter.health(health)
+
+    def link_samples(self, samples: list[HostSample], replace: bool) -> None:
+        if replace:
+            self.samples.clear()
+        newest = self.samples[-1].time if self.samples else None
+        fresh = [s for s in samples if newest is None or s.time > newest]  # replays overlap
+        self.samples.extend(self.presenter.sample(s) for s in fresh)
+        self.samples_version += 1
+
+    def link_event(self, event: Event) -> None:
+        shown = self.presenter.event(event)
+        for listener in list(self.event_listeners):
+            listener(shown)
+
+    # actions -----------------------------------------------------------------------------------
+    def action_refresh_node(self) -> None:
+        if self.link is None:
+            return
+        self.link.refresh()
+        self.notify("asking the node again", timeout=2)
+
+    def action_switch_node(self) -> None:
+        if self.link is None:
+            self.notify("still connecting", timeout=2)
+            return
+        self.push_screen(NodeSwitcher(self.known_nodes, self.link.address), self._switch_to)
+
+    async def _switch_to(self, choice: str | bool | None) -> None:
+        if choice is False:  # cancelled
+            return
+        address = choice if isinstance(choice, str) and choice else None
+        self.samples.clear()
+        self.node_status = None
+        self.node_health = None
+        if self.link is not None:
+            await self.link.switch(address)
+
+    def action_toggle_colours(self) -> None:
+        self.sixteen_colours = not self.sixteen_colours
+        self.theme = ANSI_THEME if self.sixteen_colours else DEFAULT_THEME

@@ -1,0 +1,288 @@
+"""Console benchmark. Prints one JSON object.
+
+cold_start_s        `formation console` launched in a pseudo-terminal (80x24) against a running
+                    `formation node` process -> first frame (the title bar drawn); first_data_s
+                    -> the node's name on screen. Baseline: a minimal Textual app launched the
+                    same way, in the same run (ratio = ours / baseline).
+ssh_first_frame_s   `ssh` to a real sshd on loopback whose ForceCommand is the console (the
+                    `formation ssh-setup` drop-in) -> first frame. Ratio against cold_start_s.
+frame_p99_ms        the console (headless, in-process, with an embedded node on the same loop, as
+                    `formation console` runs without a service) computing frames (layout +
+                    compositor: Screen._on_timer_update) while the node publishes 100 events/s
+                    through its bus; baseline = the same without load.
+event_to_screen_p99_ms  publish on the node's bus -> SSE over the unix socket -> console -> the
+                    first frame that shows it in the dashboard's log pane.
+What is synthetic: the load is 100 events/s of a made-up topic; the node API has no state store
+or membership yet, so "100 nodes / 1000 records" cannot be loaded and is reported as 0. Headless
+frames are not written to a terminal, so terminal output time is not in frame_p99_ms.
+loop_lag_*_ms: how late a 10 ms timer fires on the console's loop during the load (the bound
+"nothing in the event loop waits more than 0.1 s" is checked here, not in a timed test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+FORMATION = str(Path(sys.executable).parent / "formation")
+MINIMAL_APP = ("from textual.app import App\nfrom textual.widgets import Header, Static\n"
+               "class A(App):\n    TITLE = 'Formation'\n"
+               "    def compose(self):\n        yield Header()\n        yield Static('x')\n"
+               "A().run()\n")
+
+
+def p99(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def time_to_marker(args: list[str], marker: bytes, timeout_s: float = 30.0,
+                   env: dict | None = None) -> float | None:
+    return time_to_markers(args, [marker], timeout_s, env)[0]
+
+
+def time_to_markers(args: list[str], markers: list[bytes], timeout_s: float = 30.0,
+                    env: dict | None = None) -> list[float | None]:
+    """Runs args on a fresh 80x24 pty; seconds until each marker appears in its output."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True,
+                            env={**os.environ, "TERM": "xterm-256color", **(env or {})})
+    os.close(slave)
+    seen = b""
+    found: list[float | None] = [None] * len(markers)
+    try:
+        while time.perf_counter() - start < timeout_s and None in found:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+                now = time.perf_counter() - start
+                found = [f if f is not None or m not in seen else now
+                         for f, m in zip(found, markers, strict=True)]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        os.close(master)
+    return found
+
+
+def start_node(base: Path, extra: dict | None = None) -> tuple[subprocess.Popen, Path]:
+    config = base / "node.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "bench-node", "data_dir": str(base / "data"),
+        "api": {"socket": str(base / "node.sock")}, "probe": {"boot_test": False},
+        **(extra or {})}))
+    proc = subprocess.Popen([FORMATION, "--config", str(config), "node"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (base / "node.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc, config
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def cold_start(base: Path, runs: int) -> dict:
+    node, config = start_node(base)
+    try:
+        console = [FORMATION, "--config", str(config), "console", "--no-embedded"]
+        both = [time_to_markers(console, [b"Formation", b"bench-node"]) for _ in range(runs)]
+        frames = [b[0] for b in both]
+        data = [b[1] for b in both]
+        minimal = [time_to_marker([sys.executable, "-c", MINIMAL_APP], b"Formation")
+                   for _ in range(runs)]
+    finally:
+        stop(node)
+    cold = min(f for f in frames if f is not None) if any(frames) else None
+    base_s = min(m for m in minimal if m is not None) if any(minimal) else None
+    return {
+        "cold_start_s": round(cold, 3) if cold else None,
+        "first_data_s": round(min(d for d in data if d), 3) if any(data) else None,
+        "baseline_minimal_textual_s": round(base_s, 3) if base_s else None,
+        "cold_start_ratio": round(cold / base_s, 2) if cold and base_s else None,
+    }
+
+
+def ssh_first_frame(base: Path) -> dict:
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if os.geteuid() != 0 or not Path(sshd).exists() or not shutil.which("ssh"):
+        return {"ssh_first_frame_s": None, "ssh_note": "needs root, sshd and ssh"}
+    for name in ("user_key", "host_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / name)],
+                       check=True)
+    node, config = start_node(base, {"admin_ssh_keys": [(base / "user_key.pub").read_text()]})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dropin, sshd_config = base / "formation.conf", base / "sshd_config"
+    sshd_config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\n"
+        f"PidFile {base / 'sshd.pid'}\nUsePAM no\nStrictModes no\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        f"AuthorizedKeysFile none\nInclude {dropin}\n")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    subprocess.run([FORMATION, "--config", str(config), "ssh-setup", "--user", "root",
+                    "--no-create-user", "--keys-command-user", "root", "--dropin", str(dropin),
+                    "--no-check"], check=True, capture_output=True)
+    server = subprocess.Popen([sshd, "-D", "-f", str(sshd_config)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        ssh = ["ssh", "-t", "-p", str(port), "-i", str(base / "user_key"), "-o",
+               "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o",
+               "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@127.0.0.1"]
+        found = [time_to_marker(ssh, b"Formation") for _ in range(2)]
+    finally:
+        stop(server)
+        stop(node)
+    best = min(f for f in found if f) if any(found) else None
+    return {"ssh_first_frame_s": round(best, 3) if best else None}
+
+
+async def frames_under_load(base: Path, load_s: float, events_per_s: int) -> dict:
+    from textual.screen import Screen
+
+    from formation.api.client import NodeClient
+    from formation.node.service import NodeService
+    from formation.tui.app import FormationApp
+    from formation.tui.widgets.event_log import EventLog
+    from tests.conftest import make_settings
+
+    frame_ms: list[float] = []
+    lags: list[float] = []
+    published: dict[int, float] = {}
+    latencies: list[float] = []
+    state: dict = {"log": None}
+    original = Screen._on_timer_update
+
+    def timed(screen: Screen) -> None:
+        start = time.perf_counter()
+        original(screen)
+        end = time.perf_counter()
+        frame_ms.append((end - start) * 1000)
+        log = state["log"]
+        if log is not None and published:
+            for seq in [s for s in published if s <= log.shown_seq]:
+                latencies.append((end - published.pop(seq)) * 1000)
+
+    Screen._on_timer_update = timed  # type: ignore[method-assign]
+    settings = make_settings(base)
+    service = NodeService(settings)
+    await service.start()
+    app = FormationApp(lambda _: NodeClient.unix(settings.api.socket), poll_s=2.0)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            while not app.link_status.online:
+                await pilot.pause(0.05)
+            state["log"] = app.screen.query_one(EventLog)
+            await pilot.pause(1.0)
+            frame_ms.clear()
+            await pilot.pause(load_s / 2)  # idle baseline
+            idle = list(frame_ms)
+            frame_ms.clear()
+            interval = 1.0 / events_per_s
+            lag_task = asyncio.get_running_loop().create_task(loop_lag(lags))
+            begin = time.perf_counter()
+            sent = 0
+            while time.perf_counter() - begin < load_s:
+                due = int((time.perf_counter() - begin) / interval)
+                while sent < due:
+                    event = service.bus.publish("bench", "tick", {"n": sent})
+                    published[event.seq] = time.perf_counter()
+                    sent += 1
+                await asyncio.sleep(interval / 2)
+            await pilot.pause(0.5)
+            lag_task.cancel()
+    finally:
+        Screen._on_timer_update = original  # type: ignore[method-assign]
+        await service.stop()
+    loaded_p99, idle_p99 = p99(frame_ms), p99(idle)
+    return {
+        "frame_p99_ms": round(loaded_p99, 2) if loaded_p99 is not None else None,
+        "frame_p99_idle_ms": round(idle_p99, 2) if idle_p99 is not None else None,
+        "frame_ratio_loaded_to_idle": round(loaded_p99 / idle_p99, 2)
+        if loaded_p99 and idle_p99 else None,
+        "frames_measured": len(frame_ms),
+        "event_to_screen_p99_ms": round(p99(latencies), 1) if latencies else None,
+        "events_published": sent, "events_seen_on_screen": len(latencies),
+        "events_per_s": events_per_s,
+        "loop_lag_p99_ms": round(p99(lags), 1) if lags else None,
+        "loop_lag_max_ms": round(max(lags), 1) if lags else None,
+    }
+
+
+async def loop_lag(lags: list[float], tick_s: float = 0.01) -> None:
+    """How late a 10 ms sleep wakes: the longest the event loop was busy with something else
+    (console and embedded node together: they share the loop in this measurement)."""
+    while True:
+        start = time.perf_counter()
+        await asyncio.sleep(tick_s)
+        lags.append((time.perf_counter() - start - tick_s) * 1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, ~5 s of load")
+    args = parser.parse_args()
+    runs, load_s = (2, 6.0) if args.quick else (5, 20.0)
+    result: dict = {"quick": args.quick}
+    with tempfile.TemporaryDirectory(prefix="fm-bt-", dir="/tmp") as tmp:
+        base = Path(tmp)
+        for name in ("cold", "ssh", "load"):
+            (base / name).mkdir()
+        result |= cold_start(base / "cold", runs)
+        result |= ssh_first_frame(base / "ssh")
+        if result.get("ssh_first_frame_s") and result.get("cold_start_s"):
+            result["ssh_ratio_to_local"] = round(
+                result["ssh_first_frame_s"] / result["cold_start_s"], 2)
+        result |= asyncio.run(frames_under_load(base / "load", load_s, 100))
+    result["synthetic"] = {"events_per_s": 100, "nodes": 0, "state_records": 0,
+                           "note": "no state store or membership API yet: only events load"}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

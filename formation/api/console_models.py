@@ -1,0 +1,64 @@
+"""Models of the endpoints the console needs from a node beyond its status: host metric samples,
+the recent log records, and the few settings an operator edits from the console."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from formation.api.models import Model
+
+
+class HostSample(Model):
+    """One sample of the host, taken every second by the node."""
+
+    time: datetime
+    cpu_percent: float = Field(description="busy share of all CPUs since the previous sample")
+    memory_used_percent: float
+    net_rx_bps: float = Field(description="bytes/s received on all interfaces but loopback")
+    net_tx_bps: float
+
+
+class HostSamples(Model):
+    interval_s: float
+    samples: list[HostSample] = Field(description="oldest first, at most a few minutes")
+
+
+class LogRecord(Model):
+    seq: int = Field(description="increasing per node; ask for newer ones with ?since=SEQ")
+    time: datetime
+    level: str
+    logger: str
+    message: str
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogRecords(Model):
+    records: list[LogRecord] = Field(description="oldest first")
+    dropped: int = Field(0, description="records that fell out of the bounded ring")
+
+
+class LogsQuery(Model):
+    since: int | None = Field(None, ge=0, description="only records after this seq")
+    limit: int = Field(200, ge=1, le=1000)
+
+
+class EditableSettings(Model):
+    """The settings the console edits: as in the config file, and as the node runs now."""
+
+    config_file: str | None
+    name: str
+    bootstrap: list[str]
+    admin_ssh_keys: list[str]
+    running: dict[str, Any] = Field(description="the same keys as the running node has them")
+    restart_required: bool = Field(description="the file differs from what the node runs")
+
+
+class SettingsUpdate(Model):
+    """Only the fields given are changed; the whole file is validated before it is written."""
+
+    name: str | None = Field(None, description="the node's hostname")
+    bootstrap: list[str] | None = Field(None, description="HOST:PORT of nodes to join through")
+    admin_ssh_keys: list[str] | None = Field(None, description="OpenSSH public key lines")

@@ -1,0 +1,137 @@
+"""The console's needs as a node component: it samples the host, keeps the log ring and edits
+the config file, and answers the endpoints of `api.console_routes`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from formation.api import console_models as cm
+from formation.api import models as m
+from formation.api.models import FieldError, HealthCheck
+from formation.node.console_support.host_sampler import HostSampler
+from formation.node.console_support.log_ring import LogRing
+from formation.node.console_support.settings_file import (
+    EDITABLE,
+    SettingsRejected,
+    editable_view,
+    read_file,
+    update_file,
+)
+from formation.node.server import BadRequest
+
+if TYPE_CHECKING:
+    from formation.node.service import NodeService
+
+
+class ConsoleSupport:
+    name = "console-support"
+
+    def __init__(self, sample_interval_s: float = 1.0) -> None:
+        self.service: NodeService | None = None
+        self.sampler = HostSampler(self._publish_sample, sample_interval_s)
+        self.ring: LogRing | None = None
+        self.write_lock = asyncio.Lock()
+
+    async def start(self, service: NodeService) -> None:
+        self.service = service
+        self.ring = LogRing(level=logging.getLevelName(service.settings.log.level.upper()))
+        self.ring.attach()
+        service.spawn(self.sampler.run())
+
+    async def stop(self) -> None:
+        if self.ring is not None:
+            self.ring.detach()
+
+    def api_handlers(self) -> object:
+        return ConsoleHandlers(self)
+
+    def health(self) -> list[HealthCheck]:
+        sampling = bool(self.sampler.samples)
+        return [HealthCheck(name="host-metrics", ok=True,
+                            detail="sampling" if sampling else "first sample pending")]
+
+    def _publish_sample(self, sample: cm.HostSample) -> None:
+        if self.service is not None:
+            self.service.publish("metrics", "sample", sample.model_dump(mode="json"))
+
+
+class ConsoleHandlers:
+    """The endpoints, apart from the component: its `health()` would shadow the health route."""
+
+    def __init__(self, part: ConsoleSupport) -> None:
+        self.part = part
+        self.sampler = part.sampler
+        self.write_lock = part.write_lock
+
+    @property
+    def service(self) -> NodeService | None:
+        return self.part.service
+
+    @property
+    def ring(self) -> LogRing | None:
+        return self.part.ring
+
+    async def node_metrics(self, request: web.Request, body: m.Empty) -> cm.HostSamples:
+        return cm.HostSamples(interval_s=self.sampler.interval_s,
+                              samples=list(self.sampler.samples))
+
+    async def node_logs(self, request: web.Request, body: m.Empty, *,
+                        query: cm.LogsQuery) -> cm.LogRecords:
+        assert self.ring is not None
+        return cm.LogRecords(records=self.ring.since(query.since, query.limit),
+                             dropped=self.ring.dropped)
+
+    async def get_settings(self, request: web.Request, body: m.Empty) -> cm.EditableSettings:
+        path = self._config_path()
+        if path is None:
+            return self._view(self._running())
+        data = await asyncio.to_thread(read_file, path)
+        return self._view(self._editable(data))
+
+    async def update_settings(self, request: web.Request,
+                              body: cm.SettingsUpdate) -> cm.EditableSettings:
+        path = self._config_path()
+        if path is None:
+            raise BadRequest("this node runs without a config file; start it with "
+                             "--config FILE to edit settings from the console", [])
+        changes = body.model_dump(exclude_none=True)
+        async with self.write_lock:
+            try:
+                written = await asyncio.to_thread(update_file, path, changes)
+            except SettingsRejected as exc:
+                raise BadRequest(str(exc), [FieldError(field=f, message=msg)
+                                            for f, msg in exc.fields]) from None
+            except OSError as exc:
+                raise BadRequest(f"{path}: cannot write: {exc.strerror}", []) from None
+        assert self.service is not None
+        self.service.publish("settings", "updated", {"keys": sorted(changes)})
+        logging.getLogger(__name__).info("settings written", extra={"fields": {
+            "file": str(path), "keys": ",".join(sorted(changes))}})
+        return self._view(written)
+
+    # helpers ---------------------------------------------------------------------------------
+    def _config_path(self):
+        assert self.service is not None
+        return self.service.config_file
+
+    def _editable(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return editable_view(data)
+        except SettingsRejected:
+            return self._running()
+
+    def _running(self) -> dict[str, Any]:
+        assert self.service is not None
+        return {key: getattr(self.service.settings, key) for key in EDITABLE}
+
+    def _view(self, in_file: dict[str, Any]) -> cm.EditableSettings:
+        running = self._running()
+        path = self._config_path()
+        return cm.EditableSettings(
+            config_file=str(path) if path else None, running=running,
+            restart_required=in_file != running, **in_file,
+        )

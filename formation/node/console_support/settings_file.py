@@ -1,0 +1,83 @@
+"""Edits the node's config file for the console: merges the changed keys into the YAML, validates
+the whole result as NodeSettings (so the node will start with it), and replaces the file
+atomically (write a temporary file beside it, fsync, rename) so a crash never leaves half a file.
+Comments in the file are not kept: it is rewritten from the parsed YAML."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from formation.config.settings import NodeSettings
+
+EDITABLE = ("name", "bootstrap", "admin_ssh_keys")
+
+
+class SettingsRejected(ValueError):
+    def __init__(self, message: str, fields: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text())
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsRejected(f"{path}: expected a mapping of settings", [])
+    return data
+
+
+def validate(data: dict[str, Any]) -> NodeSettings:
+    try:
+        return NodeSettings.model_validate(data)
+    except ValidationError as exc:
+        fields = [(".".join(str(p) for p in err["loc"]),
+                   err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
+        first_field, first_message = fields[0]
+        raise SettingsRejected(f"invalid settings: {first_field}: {first_message}",
+                               fields) from None
+
+
+def write_atomically(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def update_file(path: Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Returns the editable keys as the file now has them. Blocking: call in a thread."""
+    data = read_file(path)
+    data.update(changes)
+    validate(data)
+    write_atomically(path, data)
+    return editable_view(data)
+
+
+def editable_view(data: dict[str, Any]) -> dict[str, Any]:
+    """The editable keys with the defaults filled in where the file does not set them."""
+    settings = validate({k: v for k, v in data.items() if k in EDITABLE})
+    return {key: getattr(settings, key) for key in EDITABLE}

@@ -1,0 +1,42 @@
+"""Every action of the console, once: its key, its name in the help screen and the command
+palette, and what it does. Bindings, the palette and the help screen are all built from this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConsoleAction:
+    key: str
+    action: str
+    title: str
+    help: str
+    show: bool = True  # in the footer
+
+
+ACTIONS: tuple[ConsoleAction, ...] = (
+    ConsoleAction("d", "app.switch_mode('dashboard')", "Dashboard",
+                  "This node, its health and live host graphs"),
+    ConsoleAction("p", "app.switch_mode('peers')", "Peers",
+                  "The other nodes and the WireGuard mesh"),
+    ConsoleAction("i", "app.switch_mode('instances')", "Instances",
+                  "Virtual machines of the network"),
+    ConsoleAction("l", "app.switch_mode('logs')", "Logs", "The node's recent log records"),
+    ConsoleAction("s", "app.switch_mode('settings')", "Settings",
+                  "Hostname, bootstrap list and admin SSH keys"),
+    ConsoleAction("e", "app.switch_mode('enroll')", "Network enrollment",
+                  "Found or join a network (comes with the network work)", show=False),
+    ConsoleAction("n", "app.switch_node", "Node", "Attach the console to another node"),
+    ConsoleAction("r", "app.refresh_node", "Refresh", "Ask the node for everything again now",
+                  show=False),
+    ConsoleAction("c", "app.toggle_colours", "16 colours",
+                  "Toggle the 16-colour theme for serial consoles", show=False),
+    ConsoleAction("question_mark", "app.switch_mode('help')", "Help",
+                  "Every key and command of the console"),
+    ConsoleAction("q", "app.quit", "Quit", "Leave the console (the node keeps running)"),
+)
+
+
+def key_label(key: str) -> str:
+    return {"question_mark": "?"}.get(key, key)

@@ -1,0 +1,23 @@
+"""This node at a glance: identity, parts and capabilities, live host graphs, and the events."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+
+from formation.tui.screens.base import ConsoleScreen
+from formation.tui.widgets.event_log import EventLog
+from formation.tui.widgets.host_graphs import HostGraphs
+from formation.tui.widgets.node_summary import NodeSummary
+from formation.tui.widgets.parts_table import PartsTable
+
+
+class DashboardScreen(ConsoleScreen):
+    TITLE_TEXT = "dashboard"
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="top"):
+            yield NodeSummary(id="summary")
+            yield HostGraphs(id="graphs")
+        yield PartsTable(id="parts")
+        yield EventLog(id="events")

@@ -1,0 +1,35 @@
+"""Every key of the console and what it does, built from the same list as the bindings."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import DataTable, Static
+
+from formation.tui.actions import ACTIONS, key_label
+from formation.tui.screens.base import ConsoleScreen
+
+SCREEN_KEYS = (
+    ("ctrl+p", "Command palette", "Search every action by name"),
+    ("ctrl+s", "Save settings", "On the settings screen"),
+    ("ctrl+r", "Reload settings", "On the settings screen"),
+    ("tab", "Next field", "Move between fields and tables (no mouse needed)"),
+    ("f1", "Help", "This screen"),
+)
+
+
+class HelpScreen(ConsoleScreen):
+    TITLE_TEXT = "help"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Keys work everywhere except while typing in a field (tab leaves it).",
+                     classes="prose")
+        yield DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#keys", DataTable)
+        table.add_columns("key", "action", "what it does")
+        for action in ACTIONS:
+            table.add_row(key_label(action.key), action.title, action.help)
+        for row in SCREEN_KEYS:
+            table.add_row(*row)

@@ -1,0 +1,48 @@
+"""The dashboard's log pane, fed by the node's event stream (host samples are left out: the
+graphs show them). It shows the newest lines in a fixed-height box and never asks for a layout
+pass, so 100 events a second cost a repaint of this pane only; the logs screen has scrollback."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.text import Text
+from textual.widgets import Static
+
+from formation.api.models import Event
+from formation.tui.presenter import event_line
+
+QUIET_TOPICS = frozenset({"metrics"})
+KEEP = 200
+
+
+class EventLog(Static):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("", **kwargs)
+        self.recent: deque[str] = deque(maxlen=KEEP)
+        self.shown_seq = 0
+
+    @property
+    def lines(self) -> list[str]:
+        return list(self.recent)
+
+    def on_mount(self) -> None:
+        self.app.event_listeners.append(self.add_event)  # type: ignore[attr-defined]
+
+    def on_unmount(self) -> None:
+        listeners = self.app.event_listeners  # type: ignore[attr-defined]
+        if self.add_event in listeners:
+            listeners.remove(self.add_event)
+
+    def add_event(self, event: Event) -> None:
+        if event.topic in QUIET_TOPICS:
+            return
+        clock = self.app.presenter.clock(event.time)  # type: ignore[attr-defined]
+        self.recent.append(event_line(event, clock))
+        self.shown_seq = event.seq
+        self.refresh()
+
+    def render(self) -> Text:
+        rows = max(self.content_region.height, 1)
+        shown = list(self.recent)[-rows:]
+        return Text("\n".join(shown), no_wrap=True, overflow="ellipsis")

@@ -1,0 +1,62 @@
+"""The console against a real node: a started NodeService with a config file on disk, and a
+FormationApp whose client factory reaches it over the unix socket (or TCP, signed with the
+node's own key, for an address)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from settings_factory import make_settings
+
+from formation.api.client import NodeClient
+from formation.node.service import NodeService
+from formation.tui.app import FormationApp
+
+
+def write_config(base: Path, **extra) -> Path:
+    path = base / "node.yaml"
+    path.write_text(yaml.safe_dump({"name": "test-node", **extra}))
+    return path
+
+
+@pytest.fixture
+async def tui_node(short_tmp: Path) -> AsyncIterator[NodeService]:
+    service = NodeService(make_settings(short_tmp), write_config(short_tmp))
+    await service.start()
+    yield service
+    await service.stop()
+
+
+def client_factory(service: NodeService) -> Callable[[str | None], NodeClient]:
+    socket = service.settings.api.socket
+
+    def make(address: str | None) -> NodeClient:
+        if address is None:
+            return NodeClient.unix(socket)
+        assert service.identity is not None
+        return NodeClient.tcp(address, service.identity)
+
+    return make
+
+
+@pytest.fixture
+def make_app(tui_node: NodeService) -> Callable[..., FormationApp]:
+    def make(**kwargs) -> FormationApp:
+        kwargs.setdefault("request_timeout_s", 2.0)
+        kwargs.setdefault("poll_s", 0.5)
+        return FormationApp(client_factory(tui_node), **kwargs)
+
+    return make
+
+
+async def wait_for(pilot, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Lets the app run until the condition holds; fails with the condition's name if not."""
+    loops = int(timeout_s / 0.05)
+    for _ in range(loops):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"condition not met within {timeout_s} s")

@@ -1,0 +1,235 @@
+"""Pilot tests: every screen and action of the console against a real node service."""
+
+from __future__ import annotations
+
+import yaml
+from textual.widgets import DataTable, Input, RichLog, Static, TextArea
+
+from formation.node.service import NodeService
+from formation.tui.actions import ACTIONS
+from formation.tui.screens.dashboard import DashboardScreen
+from formation.tui.screens.enroll import EnrollScreen
+from formation.tui.screens.help import HelpScreen
+from formation.tui.screens.instances import InstancesScreen
+from formation.tui.screens.logs import LogsScreen
+from formation.tui.screens.peers import PeersScreen
+from formation.tui.screens.settings import SettingsScreen
+from formation.tui.widgets.event_log import EventLog
+from tests.tui.conftest import wait_for
+
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHQ3VHtx7IBiyX8a2VKkZ0Gn0XxLr9bWqkzWq4L3BcBp admin"
+
+
+def text_of(widget: Static) -> str:
+    return str(widget.render())
+
+
+def table_text(table: DataTable) -> str:
+    return "\n".join(" ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count))
+
+
+def log_text(log: RichLog) -> str:
+    return "\n".join(line.text for line in log.lines)
+
+
+async def test_dashboard_shows_the_node_live(make_app, tui_node: NodeService) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.node_status is not None and app.node_health)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        summary = text_of(screen.query_one("#summary", Static))
+        assert "test-node" in summary and tui_node.identity.node_id in summary
+        assert "online" in text_of(screen.query_one("#banner", Static))
+        await wait_for(pilot, lambda: tui_node.prober.current.probed_at is not None)
+        app.link.refresh()
+        parts = screen.query_one("#parts", DataTable)
+        await wait_for(pilot, lambda: "qemu" in table_text(parts))
+        for check in ("service api", "service data_dir", "service host-metrics"):
+            assert check in table_text(parts)
+        missing = [c for c in tui_node.prober.current.items if c.ok is False]
+        assert all(c.reason in table_text(parts) for c in missing)  # each 'no' with its reason
+        # live: an event published on the node's bus reaches the log pane
+        tui_node.publish("test", "hello", {"marker": "from-the-bus"})
+        events = screen.query_one(EventLog)
+        await wait_for(pilot, lambda: "test/hello marker=from-the-bus" in "\n".join(events.lines))
+        await wait_for(pilot, lambda: "test/hello" in str(events.render()))
+        # host samples arrive as events and move the graphs
+        await wait_for(pilot, lambda: len(app.samples) >= 2)
+        assert "%" in str(screen.query_one("#cpu-value").render())
+
+
+async def test_every_screen_is_reachable_by_its_key(make_app) -> None:
+    app = make_app()
+    expected = {"p": PeersScreen, "i": InstancesScreen, "l": LogsScreen, "s": SettingsScreen,
+                "e": EnrollScreen, "question_mark": HelpScreen, "d": DashboardScreen}
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online)
+        for key, screen_type in expected.items():
+            await pilot.press(key)
+            await wait_for(pilot, lambda t=screen_type: isinstance(app.screen, t))
+
+
+async def test_help_lists_every_action_and_palette_runs_them(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        table = app.screen.query_one("#keys", DataTable)
+        listed = table_text(table)
+        assert all(action.title in listed for action in ACTIONS)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"logs")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogsScreen))
+
+
+async def test_non_network_screens_say_what_is_missing(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online)
+        for key, area in (("p", "peers"), ("i", "instances"), ("e", "enroll")):
+            await pilot.press(key)
+            offered = app.screen.query_one("#offered", Static)
+            await wait_for(pilot, lambda o=offered: "endpoints" in text_of(o))
+            assert f"has no {area} endpoints yet" in text_of(offered)
+        assert "not in a network" in text_of(app.screen.query_one("#intro", Static))
+        assert "Not available yet" in text_of(app.screen.query_one("#intro", Static))
+
+
+async def test_logs_screen_shows_the_node_log_ring(make_app, tui_node: NodeService) -> None:
+    import logging
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+        logs = app.screen.query_one("#logs", RichLog)
+        logging.getLogger("formation.test").warning("disk almost full",
+                                                    extra={"fields": {"free_gb": 1}})
+        await wait_for(pilot, lambda: "disk almost full free_gb=1" in log_text(logs))
+
+
+async def test_settings_save_persists_and_asks_for_restart(make_app, tui_node) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 40)) as pilot:
+        await pilot.press("s")
+        state = app.screen.query_one("#settings-state", Static)
+        await wait_for(pilot, lambda: "saved in" in text_of(state))
+        app.screen.query_one("#name", Input).value = "edge-7"
+        app.screen.query_one("#bootstrap", Input).value = "10.0.0.2:7170, 10.0.0.3:7170"
+        app.screen.query_one("#admin_ssh_keys", TextArea).text = ED25519
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "restart the node" in text_of(state))
+        assert "name" in text_of(state)
+    written = yaml.safe_load(tui_node.config_file.read_text())
+    assert written["name"] == "edge-7"
+    assert written["bootstrap"] == ["10.0.0.2:7170", "10.0.0.3:7170"]
+    assert written["admin_ssh_keys"] == [ED25519]
+
+
+async def test_settings_errors_name_the_field(make_app, tui_node) -> None:
+    before = tui_node.config_file.read_text()
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        state = app.screen.query_one("#settings-state", Static)
+        await wait_for(pilot, lambda: "saved in" in text_of(state))
+        app.screen.query_one("#name", Input).value = "typed-but-not-saved"
+        await pilot.press("ctrl+r")  # reload: the field shows the file again
+        await wait_for(pilot, lambda: app.screen.query_one("#name", Input).value == "test-node")
+        app.screen.query_one("#bootstrap", Input).value = "no-port-here"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "not saved" in text_of(state))
+        assert "bootstrap.0" in text_of(state) and "HOST:PORT" in text_of(state)
+        assert state.has_class("-error")
+    assert tui_node.config_file.read_text() == before
+
+
+async def test_node_switcher_attaches_over_signed_tcp(make_app, tui_node) -> None:
+    tcp = tui_node.listen_addresses()[1].removeprefix("tcp:")
+    app = make_app(known_nodes=[tcp])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        await pilot.press("down", "enter")  # the second entry: the known TCP address
+        await wait_for(pilot, lambda: app.link_status.online and app.link_status.where == tcp)
+        await wait_for(pilot, lambda: app.node_status is not None)
+        assert app.node_status.name == "test-node"
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        await pilot.press("escape")  # cancelling keeps the node
+        assert app.link.address == tcp
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        await pilot.press("enter")  # back to local
+        await wait_for(pilot, lambda: app.link_status.online and app.link.address is None)
+
+
+async def test_node_switcher_reports_an_unreachable_address(make_app) -> None:
+    app = make_app(request_timeout_s=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        await pilot.press("tab", *"nonsense", "enter")  # not HOST:PORT: refused, stays open
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#address", Input).value == "nonsense"
+        app.screen.query_one("#address", Input).value = "127.0.0.1:1"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.link_status.state == "offline")
+        assert app.link_status.where == "127.0.0.1:1"
+        assert "NOT ANSWERING" in str(app.screen.query_one("#banner").render())
+
+
+async def test_refresh_colours_resize_and_quit(make_app) -> None:
+    app = make_app(sixteen_colours=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online)
+        await pilot.press("c")
+        assert app.theme == "ansi-dark"
+        await pilot.press("c")
+        assert app.theme == "textual-dark"
+        await pilot.press("r")
+        for size, key in (((20, 5), "s"), ((1, 1), "l"), ((200, 60), "p"), ((80, 24), "d")):
+            await pilot.resize_terminal(*size)
+            await pilot.pause(0.1)
+            await pilot.press(key)
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_sixteen_colour_terminal_gets_the_ansi_theme(make_app) -> None:
+    from formation.tui.app import wants_16_colours
+
+    assert wants_16_colours({"TERM": "linux"}) and wants_16_colours({"TERM": "vt220"})
+    assert not wants_16_colours({"TERM": "xterm-256color"})
+    app = make_app(sixteen_colours=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.node_status is not None)
+        assert app.theme == "ansi-dark"
+
+
+async def test_console_started_for_a_remote_node_uses_signed_tcp(make_app, tui_node) -> None:
+    """`formation console --node HOST:PORT`: no embedded node, every request signed."""
+    tcp = tui_node.listen_addresses()[1].removeprefix("tcp:")
+    started: list[bool] = []
+
+    async def never_embedded():
+        started.append(True)
+        raise AssertionError("must not start an embedded node for --node")
+
+    app = make_app(node_address=tcp, start_embedded=never_embedded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online and app.node_status is not None)
+        assert app.link_status.where == tcp and app.node_status.name == "test-node"
+        await pilot.press("s")
+        state = app.screen.query_one("#settings-state", Static)
+        await wait_for(pilot, lambda: "saved in" in text_of(state))  # signed GET /v1/settings
+    assert started == []
+    refused = sum(sample.value for metric in tui_node.metrics.auth_failures.collect()
+                  for sample in metric.samples if sample.name.endswith("_total"))
+    assert refused == 0

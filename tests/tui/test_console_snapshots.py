@@ -1,0 +1,135 @@
+"""SVG snapshots at 80x24 and 120x40. The data comes from a real node started inside the console
+(the embedded path); what changes from run to run (uptime, resources, paths, times, host
+capabilities, samples) is normalised by a Presenter, and the node's identity comes from a fixed
+seed so its id and keys are the same every run. Update with --snapshot-update."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from settings_factory import make_settings
+
+from formation.api.client import NodeClient
+from formation.api.console_models import EditableSettings, HostSample, LogRecord
+from formation.api.models import Capabilities, Capability, Event, Health, NodeStatus, Resources
+from formation.tui.app import FormationApp
+from formation.tui.presenter import Presenter
+from tests.tui.conftest import wait_for, write_config
+
+FIXED_SEED = "11" * 32
+FIXED_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class FrozenPresenter(Presenter):
+    def status(self, status: NodeStatus) -> NodeStatus:
+        caps = Capabilities(
+            probed_at=FIXED_TIME, wireguard_backend="wireguard-go", vmm_backend="qemu-tcg",
+            items=[Capability(name=c.name, ok=True, summary="normalised for the snapshot")
+                   for c in status.capabilities.items])
+        return status.model_copy(update={
+            "uptime_s": 3723.0, "started_at": FIXED_TIME, "capabilities": caps,
+            "listen": ["unix:/run/formation/node.sock"],
+            "resources": Resources(cpus=4, memory_total_mb=8192, memory_available_mb=6144,
+                                   disk_total_gb=100.0, disk_free_gb=80.0, load_1m=0.5),
+        })
+
+    def health(self, health: Health) -> Health:
+        checks = [c.model_copy(update={"detail": "normalised", "ok": True})
+                  for c in health.checks]
+        return Health(status="ok", checks=checks)
+
+    def sample(self, sample: HostSample) -> HostSample:
+        return HostSample(time=sample.time, cpu_percent=12.0, memory_used_percent=40.0,
+                          net_rx_bps=1500.0, net_tx_bps=300.0)
+
+    def event(self, event: Event) -> Event:
+        return event.model_copy(update={"data": {}, "time": FIXED_TIME})
+
+    def log(self, record: LogRecord) -> LogRecord:
+        return record.model_copy(update={"fields": {}})
+
+    def settings(self, settings: EditableSettings) -> EditableSettings:
+        return settings.model_copy(update={"config_file": "/etc/formation/node.yaml"})
+
+    def clock(self, moment: datetime) -> str:
+        return "12:00:00"
+
+
+def snapshot_app(base: Path) -> FormationApp:
+    settings = make_settings(base)
+    (base / "data").mkdir(mode=0o700)
+    key = base / "data" / "identity.key"
+    key.write_text(FIXED_SEED)
+    key.chmod(0o600)
+    config = write_config(base)
+
+    async def start_embedded():
+        from formation.node.service import NodeService
+
+        service = NodeService(settings, config)
+        await service.start()
+        return service.stop
+
+    return FormationApp(lambda _: NodeClient.unix(settings.api.socket), start_embedded,
+                        presenter=FrozenPresenter(), poll_s=0.3, sixteen_colours=False)
+
+
+async def settled(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.link_status.online and app.node_status is not None
+                   and app.node_health is not None and len(app.samples) >= 2)
+    await wait_for(pilot, lambda: app.node_status.capabilities.items != [])
+
+
+def go(key: str, marker: str):
+    async def run_before(pilot) -> None:
+        await settled(pilot)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: marker in _visible_text(pilot.app))
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+async def dashboard_filled(pilot) -> None:
+    await go("d", "role: none")(pilot)
+    app = pilot.app
+    n_rows = len(app.node_health.checks) + len(app.node_status.capabilities.items)
+    await wait_for(pilot, lambda: app.screen.query_one("#parts").row_count == n_rows)
+    await wait_for(pilot, lambda: len(app.screen.query_one("#events").lines) >= 2)
+    await pilot.pause(0.2)
+
+
+def _visible_text(app) -> str:
+    return " ".join(str(w.render()) for w in app.screen.query("Static"))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_dashboard_snapshot(snap_compare, short_tmp: Path, size) -> None:
+    assert snap_compare(snapshot_app(short_tmp), terminal_size=size,
+                        run_before=dashboard_filled)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_settings_snapshot(snap_compare, short_tmp: Path, size) -> None:
+    assert snap_compare(snapshot_app(short_tmp), terminal_size=size,
+                        run_before=go("s", "saved in"))
+
+
+def test_dashboard_16_colour_snapshot(snap_compare, short_tmp: Path) -> None:
+    """The serial-console look: the theme made of the 16 ANSI colours."""
+    app = snapshot_app(short_tmp)
+    app.sixteen_colours = True
+    assert snap_compare(app, terminal_size=(80, 24), run_before=dashboard_filled)
+
+
+def test_enroll_snapshot(snap_compare, short_tmp: Path) -> None:
+    assert snap_compare(snapshot_app(short_tmp), terminal_size=(80, 24),
+                        run_before=go("e", "endpoints yet"))
+
+
+def test_help_snapshot(snap_compare, short_tmp: Path) -> None:
+    assert snap_compare(snapshot_app(short_tmp), terminal_size=(80, 24),
+                        run_before=go("question_mark", "Keys work everywhere"))
