@@ -228,13 +228,14 @@ def main() -> None:
 
 def _register_part_commands() -> None:
     """Each part of the system adds its command group here with one line."""
-    from formation.commands import lab, mesh, peers, ssh, state
+    from formation.commands import join, lab, mesh, peers, ssh, state
 
     cli.add_command(lab.lab)
     cli.add_command(peers.peers)
     cli.add_command(state.state)
     cli.add_command(mesh.mesh)
     ssh.register(cli)
+    join.register(cli)
 
 
 _register_part_commands()

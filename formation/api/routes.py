@@ -5,7 +5,7 @@ gathers them into ENDPOINTS."""
 
 from __future__ import annotations
 
-from formation.api import console_routes, discovery_routes, p2p_routes
+from formation.api import console_routes, discovery_routes, join_routes, p2p_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
 from formation.api.mesh_routes import MESH_ENDPOINTS
@@ -48,9 +48,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *STATE_ENDPOINTS,
     *MESH_ENDPOINTS,
     *console_routes.ENDPOINTS,
+    *join_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.
 OPENAPI_PATH = "/openapi.json"
 METRICS_PATH = "/metrics"
 PUBLIC_PATHS = frozenset({OPENAPI_PATH, METRICS_PATH}) | {e.path for e in ENDPOINTS if e.public}
+# POST routes whose handler admits callers not yet known (signature still verified).
+SIGNED_BY_ANY_KEY = join_routes.SIGNED_BY_ANY_KEY

@@ -31,6 +31,7 @@ class Component(Protocol):
 def default_components() -> list[Component]:
     """The parts a standalone node runs, in start order. Each part adds itself here."""
     from formation.discovery.component import DiscoveryComponent
+    from formation.discovery.join import JoinComponent
     from formation.node.console_support import ConsoleSupport
     from formation.node.dns.component import DnsComponent
     from formation.node.net.component import MeshComponent
@@ -39,6 +40,7 @@ def default_components() -> list[Component]:
 
     discovery = DiscoveryComponent()
     return [
-        StateComponent(), discovery, P2PComponent(discovery), MeshComponent(), DnsComponent(),
+        StateComponent(), discovery, P2PComponent(discovery), JoinComponent(discovery),
+        MeshComponent(), DnsComponent(),
         ConsoleSupport(),
     ]

@@ -80,6 +80,11 @@ class DirectPush:
                                                        for p in peers}
         self._sent: dict[str, OrderedDict[bytes, None]] = {p.address: OrderedDict() for p in peers}
 
+    def add(self, peer: Peer) -> None:
+        """A peer found after start (a member admitted later); `run(peer)` then serves it."""
+        self._queues[peer.address] = asyncio.Queue(50_000)
+        self._sent[peer.address] = OrderedDict()
+
     def offer(self, ops: list[Op], origin: str | None) -> None:
         if origin == "sync":
             return
@@ -218,6 +223,18 @@ class Replication:
         self.push: OpPusher = DirectPush(self.peers, identity)
         self.anti_entropy = AntiEntropy(store, self.peers, identity, interval_s)
         self._unsubscribe = store.subscribe(self.push.offer)
+
+    def add_peer(self, address: str, key: str) -> list:
+        """Replicates with one more peer (a member of the network found by discovery or the
+        join handshake); returns the coroutines to run for it (none if already a peer)."""
+        if any(p.address == address for p in self.peers):
+            return []
+        peer = Peer(address=address, key=key)
+        if isinstance(self.push, DirectPush):
+            self.push.add(peer)
+        self.peers.append(peer)
+        self.anti_entropy.wake.set()
+        return [self.push.run(peer)] if isinstance(self.push, DirectPush) else []
 
     def peer_keys(self) -> set[str]:
         return {p.key for p in self.peers if p.key}

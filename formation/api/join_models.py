@@ -1,0 +1,97 @@
+"""Models of founding, inviting and joining (formation/discovery/join.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from formation.api.models import Model
+from formation.api.state_models import OpBatch
+
+
+class InviteRequest(Model):
+    expires_s: int = Field(3600, ge=60, le=30 * 24 * 3600,
+                           description="seconds until the token expires")
+    role: Literal["node", "admin"] = Field("node", description="what the joiner becomes")
+
+
+class Invite(Model):
+    token: str = Field(description="the one-time token to hand to the joining host")
+    invite: str = Field(description="the invite op's id")
+    network: str
+    expires_ms: int
+    roles: list[str]
+    endpoints: list[str] = Field(description="bootstrap endpoints carried in the token")
+    admin_fingerprint: str
+
+
+class JoinTokenRequest(Model):
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class JoinAskRequest(Model):
+    address: str = Field(pattern=r"^[^\s]+:[0-9]{1,5}$", description="an admin's HOST:PORT")
+    wait_s: float = Field(600.0, gt=0, le=3600, description="how long to wait for approval")
+
+
+class JoinResult(Model):
+    network: str
+    network_name: str
+    node_id: str
+    admitted_by: str = Field(description="the admin node's key that admitted this node")
+    ops: int = Field(description="ops in this replica after the join")
+    steps: list[str] = Field(description="what the handshake did, in order")
+
+
+class JoinHandshake(Model):
+    """Sent by a joining node to an admin, signed with the joiner's node key."""
+
+    network: str = Field(pattern=r"^[0-9a-f]{32}$")
+    invite: str = Field(pattern=r"^[0-9a-f]{64}$")
+    proof: str = Field(pattern=r"^[0-9a-f]{128}$",
+                       description="the token key's signature over the invite proof message")
+    vv: dict[str, int] = Field(default_factory=dict, description="ops the joiner has already")
+    consume: OpBatch | None = Field(None, description="the joiner's signed invite.consume op")
+    address: str = Field("", max_length=255, description="the joiner's API HOST:PORT, if any")
+
+
+class JoinHandshakeAnswer(Model):
+    network: str
+    network_name: str
+    admitted: bool
+    batch: OpBatch | None = None
+    more: bool = False
+    next_vv: dict[str, int] = Field(default_factory=dict)
+
+
+class JoinKnock(Model):
+    """A host without a token asking to join (signed with its node key)."""
+
+    name: str = Field(max_length=63)
+    address: str = Field("", max_length=255, description="its API HOST:PORT, if any")
+
+
+class JoinKnockAnswer(Model):
+    id: str
+    status: Literal["pending", "admitted", "rejected"]
+    network: str
+
+
+class PendingJoin(Model):
+    id: str = Field(description="the asking node's id: pass to approve/reject")
+    key: str
+    name: str
+    address: str
+    since: str
+    asks: int
+
+
+class PendingJoins(Model):
+    pending: list[PendingJoin]
+
+
+class JoinDecision(Model):
+    id: str
+    key: str
+    status: Literal["admitted", "rejected"]

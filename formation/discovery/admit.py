@@ -1,0 +1,242 @@
+"""The admin side of joining: invite tokens, the token handshake, and pending joins.
+
+The handshake and the knock are called by hosts that are not members yet. The server verified
+their request signature (any key, for these two paths only); here the caller's key is what the
+token proof and the admission op must name, so nobody can join on someone else's behalf."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
+from nacl.exceptions import ValueError as NaclValueError
+
+from formation.api import join_models as jm
+from formation.api import state_models as sm
+from formation.discovery import token as tokens
+from formation.identity import node_id_for
+from formation.node.server import CALLER, BadRequest
+from formation.node.state import wire
+from formation.node.state.op import OpError, decode
+from formation.node.state.rules import invite_proof_message
+
+if TYPE_CHECKING:
+    from formation.discovery.join import JoinComponent
+
+HANDSHAKE_MAX_BYTES = 700_000
+HANDSHAKE_MAX_OPS = 2000
+MAX_PENDING = 256
+ROLES = {"node": ["member"], "admin": ["admin", "member"]}
+
+
+def local_only(request: web.Request) -> None:
+    if not request.get(CALLER, "").startswith("unix:"):
+        raise web.HTTPForbidden(reason="Local callers only")
+
+
+def caller_key(request: web.Request) -> str:
+    """The verified signing key of a node-to-node request (known or not)."""
+    caller = request.get(CALLER, "")
+    for prefix in ("key:", "newkey:"):
+        if caller.startswith(prefix):
+            return caller.removeprefix(prefix)
+    raise web.HTTPForbidden(reason="A joining node signs its request with its node key")
+
+
+def refuse(message: str) -> web.HTTPForbidden:
+    return web.HTTPForbidden(reason=message)
+
+
+@dataclass
+class Pending:
+    key: str
+    name: str
+    address: str
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+    asks: int = 1
+
+    def model(self) -> jm.PendingJoin:
+        return jm.PendingJoin(id=node_id_for(bytes.fromhex(self.key)), key=self.key,
+                              name=self.name, address=self.address,
+                              since=self.since.isoformat(), asks=self.asks)
+
+
+class AdmitSide:
+    def __init__(self, part: JoinComponent) -> None:
+        self.part = part
+        self.pending: dict[str, Pending] = {}
+        self.rejected: set[str] = set()
+        self._lock = asyncio.Lock()  # one admission at a time: a token cannot be used twice
+
+    def _require_admin(self) -> None:
+        store = self.part.store
+        if store.network_id is None:
+            raise refuse("This node belongs to no network (found one: formation network create)")
+        if self.part.service.identity.public_key_hex not in store.admins:  # type: ignore
+            raise refuse("This node is no admin of its network")
+
+    async def _network_name(self) -> str:
+        rows = await self.part.store.view("network")
+        return rows[0]["name"] if rows else ""
+
+    # invites ------------------------------------------------------------------------------
+    async def invite_create(self, request: web.Request, body: jm.InviteRequest) -> jm.Invite:
+        local_only(request)
+        self._require_admin()
+        part, store = self.part, self.part.store
+        endpoints = part.advertised_endpoints()
+        if not endpoints:
+            raise BadRequest("api.listen: this node serves its API on no TCP address, so a "
+                             "joining host could not reach it", [])
+        expires_ms = int(time.time() * 1000) + body.expires_s * 1000
+        roles = ROLES[body.role]
+        try:
+            op, seed = await store.create_invite(expires_ms, tuple(roles))
+        except OpError as exc:
+            raise BadRequest(f"cannot create the invite: {exc}", []) from None
+        await part.state.after_local_write()  # type: ignore[union-attr]
+        ident = part.service.identity  # type: ignore[union-attr]
+        token = tokens.sign(tokens.InviteToken(
+            store.network_id, op.id, seed, tuple(endpoints[:tokens.MAX_ENDPOINTS]),  # type: ignore
+            tokens.key_fingerprint(ident.public_key), expires_ms), ident.sign)
+        part.service.publish("join", "invite_created", {  # type: ignore[union-attr]
+            "invite": op.id.hex(), "expires_ms": expires_ms, "roles": roles})
+        return jm.Invite(token=token.encode(), invite=op.id.hex(),
+                         network=store.network_id.hex(), expires_ms=expires_ms,  # type: ignore
+                         roles=roles, endpoints=list(token.endpoints),
+                         admin_fingerprint=ident.fingerprint)
+
+    # the token handshake -------------------------------------------------------------------
+    async def join_handshake(self, request: web.Request,
+                             body: jm.JoinHandshake) -> jm.JoinHandshakeAnswer:
+        key = caller_key(request)
+        store = self.part.store
+        if store.network_id is None:
+            raise refuse("This node belongs to no network")
+        if body.network != store.network_id.hex():
+            raise refuse(f"Wrong network: the token is for {body.network}, this node is in "
+                         f"{store.network_id.hex()}")
+        async with self._lock:
+            invite = await self._check_invite(body, key)
+            name = await self._network_name()
+            if invite.get("consumed_by") == key or store.is_member_key(key):
+                self._note_address(key, body.address)
+                return jm.JoinHandshakeAnswer(network=body.network, network_name=name,
+                                              admitted=True)
+            if body.consume is not None:
+                await self._admit(body, key)
+                self._note_address(key, body.address)
+                self.part.service.publish("join", "admitted", {  # type: ignore[union-attr]
+                    "node": node_id_for(bytes.fromhex(key)), "key": key, "by": "invite",
+                    "invite": body.invite})
+                return jm.JoinHandshakeAnswer(network=body.network, network_name=name,
+                                              admitted=True)
+        try:
+            vv = {bytes.fromhex(a): int(s) for a, s in body.vv.items()}
+        except ValueError:
+            raise BadRequest("vv: expected author keys as hex", []) from None
+        raws, more, after = await store.ops_after(vv, HANDSHAKE_MAX_OPS, HANDSHAKE_MAX_BYTES)
+        return jm.JoinHandshakeAnswer(
+            network=body.network, network_name=name, admitted=False,
+            batch=sm.OpBatch(ops=wire.pack(raws), count=len(raws)), more=more,
+            next_vv={a.hex(): s for a, s in after.items()})
+
+    async def _check_invite(self, body: jm.JoinHandshake, key: str) -> dict:
+        invites = {i["key"]: i for i in await self.part.store.view("invites")}
+        invite = invites.get(body.invite)
+        if invite is None:
+            raise refuse("Unknown invite: this network has no such invite (forged token?)")
+        consumed_by = invite.get("consumed_by")
+        if consumed_by is not None and consumed_by != key:
+            raise refuse("Token already used: an invite admits one node, once")
+        if consumed_by is None and time.time() * 1000 > invite["expires_ms"]:
+            raise refuse("Token expired: ask an admin for a new one")
+        message = invite_proof_message(bytes.fromhex(body.network), body.invite, key)
+        try:
+            crypto_sign_open(bytes.fromhex(body.proof) + message,
+                             bytes.fromhex(invite["token_key"]))
+        except (BadSignatureError, NaclValueError):
+            raise refuse("Token proof does not verify (tampered or incomplete token)") from None
+        return invite
+
+    async def _admit(self, body: jm.JoinHandshake, key: str) -> None:
+        """Applies the joiner's own invite.consume op: the admission op of a token join."""
+        try:
+            raws = wire.unpack(body.consume.ops)  # type: ignore[union-attr]
+            op = decode(raws[0]) if len(raws) == 1 else None
+        except (wire.WireError, OpError):
+            op = None
+        if (op is None or op.kind != "invite.consume" or op.author.hex() != key
+                or op.payload.get("invite") != body.invite):
+            raise BadRequest("consume: expected one invite.consume op, signed by the joining "
+                             "node, for this invite", [])
+        verdict = (await self.part.store.ingest([op.raw], origin=key))[0]
+        if verdict.status not in ("accepted", "duplicate"):
+            raise refuse(f"Admission op {verdict.status}: {verdict.message or verdict.reason}")
+
+    def _note_address(self, key: str, address: str) -> None:
+        if address:
+            self.part.add_replication_peer(address, key)
+
+    # joins without a token -----------------------------------------------------------------
+    async def join_knock(self, request: web.Request, body: jm.JoinKnock) -> jm.JoinKnockAnswer:
+        key = caller_key(request)
+        store = self.part.store
+        node = node_id_for(bytes.fromhex(key))
+        network = store.network_id.hex() if store.network_id else ""
+        if store.is_member_key(key):
+            self._note_address(key, body.address)
+            return jm.JoinKnockAnswer(id=node, status="admitted", network=network)
+        if key in self.rejected:
+            return jm.JoinKnockAnswer(id=node, status="rejected", network=network)
+        self._require_admin()
+        found = self.pending.get(node)
+        if found is not None:
+            found.asks += 1
+            found.name, found.address = body.name, body.address
+        else:
+            if len(self.pending) >= MAX_PENDING:
+                raise web.HTTPServiceUnavailable(reason="Too many pending joins")
+            found = self.pending[node] = Pending(key, body.name, body.address)
+            self.part.service.publish("join", "pending",  # type: ignore[union-attr]
+                                      found.model().model_dump(mode="json"))
+        return jm.JoinKnockAnswer(id=node, status="pending", network=network)
+
+    async def join_pending(self, request: web.Request, body) -> jm.PendingJoins:
+        return jm.PendingJoins(pending=[p.model() for p in self.pending.values()])
+
+    def _take(self, node: str) -> Pending:
+        found = self.pending.pop(node, None)
+        if found is None:
+            raise web.HTTPNotFound(reason=f"No pending join {node} (see formation join pending)")
+        return found
+
+    async def join_approve(self, request: web.Request, body, id: str) -> jm.JoinDecision:
+        local_only(request)
+        self._require_admin()
+        found = self._take(id)
+        try:
+            await self.part.store.append("node.admit", {"node": found.key, "roles": ["member"]})
+        except OpError as exc:
+            self.pending[id] = found
+            raise BadRequest(f"cannot admit {id}: {exc}", []) from None
+        await self.part.state.after_local_write()  # type: ignore[union-attr]
+        self._note_address(found.key, found.address)
+        self.part.service.publish("join", "admitted", {  # type: ignore[union-attr]
+            "node": id, "key": found.key, "by": "approval"})
+        return jm.JoinDecision(id=id, key=found.key, status="admitted")
+
+    async def join_reject(self, request: web.Request, body, id: str) -> jm.JoinDecision:
+        local_only(request)
+        self._require_admin()
+        found = self._take(id)
+        self.rejected.add(found.key)
+        self.part.service.publish("join", "rejected", {  # type: ignore[union-attr]
+            "node": id, "key": found.key})
+        return jm.JoinDecision(id=id, key=found.key, status="rejected")

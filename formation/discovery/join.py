@@ -1,0 +1,143 @@
+"""Founding's sequel: inviting and joining, as a part of the node.
+
+- Admin side (`admit.py`): makes invite tokens, answers the join handshake of token holders and
+  keeps the list of hosts that asked to join without one, until an admin approves or rejects.
+- Joiner side (`joiner.py`): runs the handshake with a token, or asks and waits.
+- Both sides: once a member, every other member of the replicated state is a replication peer
+  (found by discovery or by the `node.record` ops members write about themselves), and this node
+  writes its own `node.record` (name, API endpoints) so the others can reach it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from formation.api.models import HealthCheck
+from formation.discovery.admit import AdmitSide
+from formation.discovery.joiner import JoinerSide
+from formation.identity import node_id_for
+from formation.node.state.component import StateComponent
+from formation.node.state.op import OpError
+
+if TYPE_CHECKING:
+    from formation.discovery.component import DiscoveryComponent
+    from formation.node.service import NodeService
+    from formation.node.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+WIDEN_EVERY_S = 1.0
+
+
+class JoinComponent:
+    name = "join"
+
+    def __init__(self, discovery: DiscoveryComponent) -> None:
+        self.discovery = discovery
+        self.service: NodeService | None = None
+        self.state: StateComponent | None = None
+        self.admit = AdmitSide(self)
+        self.joiner = JoinerSide(self)
+
+    async def start(self, service: NodeService) -> None:
+        self.service = service
+        self.state = next((c for c in service.components if isinstance(c, StateComponent)), None)
+        if self.state is None or self.state.store is None:
+            raise RuntimeError("joining needs the state store, started before it")
+        store = self.state.store
+        self.discovery.network_id = lambda: store.network_id.hex() if store.network_id else None
+        service.spawn(self._widen())
+
+    @property
+    def store(self) -> StateStore:
+        assert self.state is not None
+        return self.state.require_store()
+
+    async def stop(self) -> None:
+        return None
+
+    # replication with every member ----------------------------------------------------------
+    def add_replication_peer(self, address: str, key: str) -> None:
+        """Replicate (push and anti-entropy) with a member at `address`."""
+        assert self.service is not None and self.state is not None
+        me = self.service.identity.public_key_hex  # type: ignore[union-attr]
+        if not address or key == me or self.state.replication is None:
+            return
+        for coro in self.state.replication.add_peer(address, key):
+            self.service.spawn(coro)
+            log.info("replicating with a member", extra={"fields": {"address": address}})
+
+    def advertised_endpoints(self) -> list[str]:
+        assert self.service is not None
+        found = [self.discovery.advertised_address] if self.discovery.advertised_address else []
+        for address in self.service.listen_addresses():
+            tcp = address.removeprefix("tcp:")
+            if address.startswith("tcp:") and tcp not in found and not tcp.startswith("0.0.0.0"):
+                found.append(tcp)
+        return found
+
+    async def _widen(self) -> None:
+        while True:
+            try:
+                await self.widen_once()
+            except OpError as exc:
+                log.warning("cannot record this node in the state",
+                            extra={"fields": {"error": str(exc)}})
+            await asyncio.sleep(WIDEN_EVERY_S)
+
+    async def widen_once(self) -> None:
+        """Every member known by discovery or by its node record becomes a replication peer
+        and a discovery record (so gossip and membership reach it); this node's own record is
+        written when missing or stale."""
+        assert self.service is not None
+        store, peers = self.store, self.discovery.peers
+        me = self.service.identity.public_key_hex  # type: ignore[union-attr]
+        if me not in store.members:
+            return
+        if peers is not None:
+            for record in peers.records():
+                if record.address and store.is_member_key(record.public_key):
+                    self.add_replication_peer(record.address, record.public_key)
+        nodes = await store.view("nodes")
+        for node in nodes:
+            key, endpoints = node["key"], node.get("endpoints") or []
+            if key == me or not endpoints:
+                continue
+            if peers is not None:
+                peers.observe("state", node_id_for(bytes.fromhex(key)), key, endpoints[0],
+                              name=node.get("name"))
+            self.add_replication_peer(endpoints[0], key)
+        await self._record_self(next((n for n in nodes if n["key"] == me), None))
+
+    async def _record_self(self, current: dict | None) -> None:
+        assert self.service is not None
+        endpoints = self.advertised_endpoints()
+        name = self.service.settings.name
+        if not endpoints:
+            return
+        if current and current.get("name") == name and current.get("endpoints") == endpoints:
+            return
+        await self.store.append("node.record", {"name": name, "endpoints": endpoints})
+
+    # API ------------------------------------------------------------------------------------
+    def api_handlers(self) -> object:
+        return JoinHandlers(self)
+
+    def health(self) -> list[HealthCheck]:
+        pending = len(self.admit.pending)
+        return [HealthCheck(name="join", ok=True, detail=f"{pending} pending join(s)")]
+
+
+class JoinHandlers:
+    """One method per endpoint of `api.join_routes`, split between the two sides."""
+
+    def __init__(self, part: JoinComponent) -> None:
+        self.invite_create = part.admit.invite_create
+        self.join_handshake = part.admit.join_handshake
+        self.join_knock = part.admit.join_knock
+        self.join_pending = part.admit.join_pending
+        self.join_approve = part.admit.join_approve
+        self.join_reject = part.admit.join_reject
+        self.join_token = part.joiner.join_token
+        self.join_ask = part.joiner.join_ask

@@ -1,0 +1,228 @@
+"""The joining side: `formation join TOKEN` and `formation join --request HOST:PORT`.
+
+Token join: verify the token against the admin's key (fetched from a bootstrap endpoint, pinned
+by the fingerprint in the token), receive the state through the handshake until this replica
+holds the invite op, write this node's invite.consume (signed by its node key, with the token's
+proof) and hand it to the admin, which applies it: from then on this node is a member and
+replicates with the admin like any other member."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from nacl.signing import SigningKey
+
+from formation.api import discovery_routes
+from formation.api import join_models as jm
+from formation.api import join_routes as jr
+from formation.api import state_models as sm
+from formation.api.client import ApiError, NodeClient, NodeUnreachable
+from formation.discovery import token as tokens
+from formation.discovery.admit import local_only
+from formation.node.server import BadRequest
+from formation.node.state import wire
+from formation.node.state.op import OpError
+from formation.node.state.rules import invite_proof_message
+
+if TYPE_CHECKING:
+    from formation.discovery.join import JoinComponent
+
+CONTACT_TIMEOUT_S = 10.0
+SYNC_TIMEOUT_S = 30.0
+KNOCK_EVERY_S = 1.0
+
+
+class BootstrapUnreachable(web.HTTPBadGateway):
+    pass
+
+
+def _refused(exc: ApiError, where: str) -> web.HTTPException:
+    message = exc.body.message.split(": POST /v1/")[0]
+    if exc.status == 403:
+        return web.HTTPForbidden(reason=f"Refused by {where}: {message}")
+    return web.HTTPBadGateway(reason=f"{where} answered {exc.status}: {message}")
+
+
+class JoinerSide:
+    def __init__(self, part: JoinComponent) -> None:
+        self.part = part
+        self._lock = asyncio.Lock()
+
+    def _progress(self, steps: list[str], text: str) -> None:
+        steps.append(text)
+        self.part.service.publish("join", "progress", {"step": text})  # type: ignore[union-attr]
+
+    def _client(self, address: str, timeout_s: float = CONTACT_TIMEOUT_S) -> NodeClient:
+        return NodeClient.tcp(address, self.part.service.identity,  # type: ignore[union-attr]
+                              timeout_s=timeout_s)
+
+    def _already_elsewhere(self, network: bytes | None) -> None:
+        mine = self.part.store.network_id
+        if mine is not None and (network is None or mine != network):
+            raise web.HTTPConflict(reason=f"This node already belongs to network {mine.hex()}")
+
+    async def _result(self, admin_key: str, steps: list[str]) -> jm.JoinResult:
+        store = self.part.store
+        rows = await store.view("network")
+        return jm.JoinResult(
+            network=store.network_id.hex(),  # type: ignore[union-attr]
+            network_name=rows[0]["name"] if rows else "", admitted_by=admin_key,
+            node_id=self.part.service.identity.node_id,  # type: ignore[union-attr]
+            ops=store.replica.count, steps=steps)
+
+    # with a token ---------------------------------------------------------------------------
+    async def join_token(self, request: web.Request, body: jm.JoinTokenRequest) -> jm.JoinResult:
+        local_only(request)
+        try:
+            token = tokens.decode(body.token)
+        except tokens.TokenError as exc:
+            raise BadRequest(str(exc), []) from None
+        self._already_elsewhere(token.network)
+        if time.time() * 1000 > token.expires_ms:
+            raise web.HTTPForbidden(reason="Token expired: ask an admin for a new one")
+        async with self._lock:
+            return await self._join_with(token)
+
+    async def _join_with(self, token: tokens.InviteToken) -> jm.JoinResult:
+        steps: list[str] = []
+        endpoint, admin_key = await self._contact(token, steps)
+        store, me = self.part.store, self.part.service.identity  # type: ignore[union-attr]
+        proof = SigningKey(token.seed).sign(invite_proof_message(
+            token.network, token.invite.hex(), me.public_key_hex)).signature
+        hello = jm.JoinHandshake(network=token.network.hex(), invite=token.invite.hex(),
+                                 proof=proof.hex(), address=self._own_address())
+        async with self._client(endpoint, SYNC_TIMEOUT_S) as client:
+            answer = await self._handshake(client, endpoint, hello)
+            if not answer.admitted:
+                await self._receive_state(client, endpoint, hello, answer, token, steps)
+                try:
+                    op = await store.consume_invite(token.invite, token.seed)
+                except OpError as exc:
+                    raise web.HTTPForbidden(reason=f"Token refused: {exc}") from None
+                self._progress(steps, "signed the admission op (invite.consume) with this "
+                               "node's key")
+                hello.consume = sm.OpBatch(ops=wire.pack([op.raw]), count=1)
+                answer = await self._handshake(client, endpoint, hello)
+        if not answer.admitted:
+            raise web.HTTPForbidden(reason=f"{endpoint} did not admit this node")
+        self._progress(steps, f"admitted to network {answer.network_name!r} by {endpoint}")
+        await self._start_replicating(endpoint, admin_key, steps)
+        self.part.service.publish("join", "joined", {  # type: ignore[union-attr]
+            "network": token.network.hex(), "via": endpoint})
+        return await self._result(admin_key, steps)
+
+    async def _contact(self, token: tokens.InviteToken, steps: list[str]) -> tuple[str, str]:
+        """The first bootstrap endpoint that answers with the admin key the token names."""
+        failures = []
+        for endpoint in token.endpoints:
+            try:
+                async with self._client(endpoint) as client:
+                    hello = await client.call(discovery_routes.discovery_hello)
+            except (ApiError, NodeUnreachable) as exc:
+                failures.append(f"{endpoint} ({exc})")
+                continue
+            try:
+                token.verify(bytes.fromhex(hello.public_key))
+            except (tokens.TokenError, ValueError) as exc:
+                failures.append(f"{endpoint} ({exc})")
+                continue
+            self._progress(steps, f"reached {endpoint} ({hello.name}); the token is signed by "
+                           "its admin key")
+            return endpoint, hello.public_key
+        raise BootstrapUnreachable(
+            reason="Bootstrap unreachable: no endpoint of the token answered as its admin: "
+            + "; ".join(failures))
+
+    async def _handshake(self, client: NodeClient, endpoint: str,
+                         hello: jm.JoinHandshake) -> jm.JoinHandshakeAnswer:
+        try:
+            return await client.call(jr.join_handshake, hello)
+        except ApiError as exc:
+            raise _refused(exc, endpoint) from None
+        except NodeUnreachable as exc:
+            raise BootstrapUnreachable(reason=f"Bootstrap unreachable: {exc}") from None
+
+    async def _receive_state(self, client, endpoint, hello, answer, token, steps) -> None:
+        store = self.part.store
+        received = 0
+        while True:
+            if answer.batch is not None and answer.batch.count:
+                verdicts = await store.ingest(wire.unpack(answer.batch.ops), origin="sync")
+                received += sum(v.status == "accepted" for v in verdicts)
+            if await store.has(token.invite) or not answer.more:
+                break
+            hello.vv = answer.next_vv
+            answer = await self._handshake(client, endpoint, hello)
+        if not await store.has(token.invite):
+            raise web.HTTPForbidden(reason="The admin's state does not hold the invite")
+        self._progress(steps, f"received the network's state ({received} ops)")
+
+    def _own_address(self) -> str:
+        endpoints = self.part.advertised_endpoints()
+        return endpoints[0] if endpoints else ""
+
+    async def _start_replicating(self, endpoint: str, admin_key: str, steps: list[str]) -> None:
+        """Adds the admin as a replication peer and pulls until this replica has its heads."""
+        state = self.part.state
+        assert state is not None and state.replication is not None
+        self.part.add_replication_peer(endpoint, admin_key)
+        peer = next(p for p in state.replication.peers if p.address == endpoint)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SYNC_TIMEOUT_S
+        while loop.time() < deadline:
+            await state.replication.anti_entropy.sync_with(peer)
+            if peer.ok and self.part.store.network_id is not None:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise web.HTTPGatewayTimeout(reason=f"Admitted, but syncing with {endpoint} "
+                                         f"failed: {peer.error}")
+        await self.part.widen_once()
+        self._progress(steps, f"synced with {endpoint}; replicating with the network")
+
+    # without a token ------------------------------------------------------------------------
+    async def join_ask(self, request: web.Request, body: jm.JoinAskRequest) -> jm.JoinResult:
+        local_only(request)
+        self._already_elsewhere(None)
+        async with self._lock:
+            return await self._ask(body.address, body.wait_s)
+
+    async def _ask(self, address: str, wait_s: float) -> jm.JoinResult:
+        steps: list[str] = []
+        svc = self.part.service
+        assert svc is not None
+        try:
+            async with self._client(address) as client:
+                hello = await client.call(discovery_routes.discovery_hello)
+        except (ApiError, NodeUnreachable) as exc:
+            raise BootstrapUnreachable(reason=f"Bootstrap unreachable: {address}: {exc}") from None
+        knock = jm.JoinKnock(name=svc.settings.name, address=self._own_address())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        announced = False
+        async with self._client(address) as client:
+            while True:
+                try:
+                    answer = await client.call(jr.join_knock, knock)
+                except ApiError as exc:
+                    raise _refused(exc, address) from None
+                except NodeUnreachable as exc:
+                    raise BootstrapUnreachable(reason=f"Bootstrap unreachable: {exc}") from None
+                if answer.status == "admitted":
+                    break
+                if answer.status == "rejected":
+                    raise web.HTTPForbidden(reason=f"An admin of {address} rejected this join")
+                if not announced:
+                    announced = True
+                    self._progress(steps, f"asked {address} ({hello.name}) to join; waiting "
+                                   f"as pending {answer.id} for an admin's approval")
+                if loop.time() > deadline:
+                    raise web.HTTPGatewayTimeout(reason=f"Not approved within {wait_s:g} s; "
+                                                 f"still pending as {answer.id}")
+                await asyncio.sleep(KNOCK_EVERY_S)
+        self._progress(steps, f"approved by an admin of {address}")
+        await self._start_replicating(address, hello.public_key, steps)
+        return await self._result(hello.public_key, steps)
