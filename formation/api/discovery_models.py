@@ -30,7 +30,7 @@ class DiscoveredPeer(Model):
     network: str
     address: str = Field(description="HOST:PORT of its node API")
     version: str = ""
-    sources: list[Literal["mdns", "bootstrap", "gossip"]] = Field(
+    sources: list[Literal["mdns", "bootstrap", "gossip", "state"]] = Field(
         description="how it was found; mdns is not a liveness signal"
     )
     kind: Literal["peer", "unenrolled", "foreign"] = Field(

@@ -11,7 +11,7 @@ from formation.api.state_models import OpBatch
 
 
 class InviteRequest(Model):
-    expires_s: int = Field(3600, ge=60, le=30 * 24 * 3600,
+    expires_s: int = Field(3600, ge=1, le=30 * 24 * 3600,
                            description="seconds until the token expires")
     role: Literal["node", "admin"] = Field("node", description="what the joiner becomes")
 

@@ -101,7 +101,7 @@ def invite() -> None:
 
 @invite.command("create")
 @click.option("--expires", default="1h", show_default=True,
-              help="How long the token is valid: 90s, 30m, 1h, 7d (1 minute to 30 days).")
+              help="How long the token is valid: 90s, 30m, 1h, 7d (at most 30 days).")
 @click.option("--role", type=click.Choice(["node", "admin"]), default="node", show_default=True,
               help="What the joining host becomes.")
 @click.option("--qr/--no-qr", default=False, help="Also draw the token as a QR code "
@@ -115,8 +115,8 @@ def invite_create(obj: Context, expires: str, role: str, qr: bool, as_json: bool
     from formation.api import join_routes as jr
 
     seconds = parse_duration(expires)
-    if not 60 <= seconds <= 30 * 86400:
-        raise FormationError(f"--expires {expires}: expected between 1 minute and 30 days")
+    if not 1 <= seconds <= 30 * 86400:
+        raise FormationError(f"--expires {expires}: expected between 1 second and 30 days")
     result = _call(obj, jr.invite_create, jm.InviteRequest(expires_s=seconds, role=role))
     if as_json:
         emit_json(result)

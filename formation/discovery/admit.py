@@ -104,7 +104,7 @@ class AdmitSide:
         ident = part.service.identity  # type: ignore[union-attr]
         token = tokens.sign(tokens.InviteToken(
             store.network_id, op.id, seed, tuple(endpoints[:tokens.MAX_ENDPOINTS]),  # type: ignore
-            tokens.key_fingerprint(ident.public_key), expires_ms), ident.sign)
+            ident.public_key, expires_ms), ident.sign)
         part.service.publish("join", "invite_created", {  # type: ignore[union-attr]
             "invite": op.id.hex(), "expires_ms": expires_ms, "roles": roles})
         return jm.Invite(token=token.encode(), invite=op.id.hex(),

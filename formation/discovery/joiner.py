@@ -80,6 +80,10 @@ class JoinerSide:
             token = tokens.decode(body.token)
         except tokens.TokenError as exc:
             raise BadRequest(str(exc), []) from None
+        try:
+            token.verify()
+        except tokens.TokenError as exc:
+            raise web.HTTPForbidden(reason=f"Token refused: {exc}") from None
         self._already_elsewhere(token.network)
         if time.time() * 1000 > token.expires_ms:
             raise web.HTTPForbidden(reason="Token expired: ask an admin for a new one")
@@ -115,7 +119,8 @@ class JoinerSide:
         return await self._result(admin_key, steps)
 
     async def _contact(self, token: tokens.InviteToken, steps: list[str]) -> tuple[str, str]:
-        """The first bootstrap endpoint that answers with the admin key the token names."""
+        """The first bootstrap endpoint that answers with the admin key the token carries.
+        The token's signature was checked before: a changed endpoint cannot get here."""
         failures = []
         for endpoint in token.endpoints:
             try:
@@ -124,13 +129,11 @@ class JoinerSide:
             except (ApiError, NodeUnreachable) as exc:
                 failures.append(f"{endpoint} ({exc})")
                 continue
-            try:
-                token.verify(bytes.fromhex(hello.public_key))
-            except (tokens.TokenError, ValueError) as exc:
-                failures.append(f"{endpoint} ({exc})")
+            if hello.public_key != token.admin_key.hex():
+                failures.append(f"{endpoint} (answered as another node, {hello.name})")
                 continue
-            self._progress(steps, f"reached {endpoint} ({hello.name}); the token is signed by "
-                           "its admin key")
+            self._progress(steps, f"reached {endpoint} ({hello.name}), the admin that signed "
+                           f"the token ({tokens.fingerprint(token.admin_key)})")
             return endpoint, hello.public_key
         raise BootstrapUnreachable(
             reason="Bootstrap unreachable: no endpoint of the token answered as its admin: "
