@@ -4,8 +4,9 @@
     python bench/cluster.py              # N=3, 5, 10
 
 Prints one JSON object. Timestamps come from the nodes' own events (same machine clock), so
-polling does not inflate them. `join_s` waits for the state store; propagation is measured for
-a gossip message on the `state` topic, which is what the store's push will ride on."""
+polling does not inflate them. No key is trusted in advance: h1 founds a network and every other
+host joins it with `formation join TOKEN` (`join_s`); propagation is a real state write on h1
+(a signed `dns.set` op) until it is applied on every other host."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import statistics
 import time
 from datetime import datetime
 
-from formation.api import p2p_routes, routes
-from formation.api.p2p_models import PublishRequest
+from formation.api import join_models as jm
+from formation.api import join_routes as jr
+from formation.api import p2p_routes, routes, state_routes
+from formation.api import state_models as sm
 from formation.lab import Lab
 
 TARGET_P99_MS = 100.0
@@ -85,8 +88,54 @@ async def discovery_s(lab: Lab) -> float:
     return worst
 
 
+async def _heads(lab: Lab, host: str) -> list[str]:
+    async with lab.client(host) as client:
+        return (await client.call(state_routes.state_heads)).heads
+
+
+async def _all_alive(lab: Lab) -> bool:
+    for host in lab.hosts:
+        async with lab.client(host.name) as client:
+            members = (await client.call(p2p_routes.members)).members
+        if len([m for m in members if m.state == "alive"]) != len(lab.hosts) - 1:
+            return False
+    return True
+
+
+async def join_all(lab: Lab) -> list[float]:
+    """h1 founds the network; each other host in turn runs `formation join TOKEN` (the CLI in
+    its namespaces); the time from starting the command until the joiner's state heads equal
+    h1's. Then waits until every host sees every other alive."""
+    async with lab.client("h1") as h1:
+        await h1.call(state_routes.state_create_network,
+                      sm.CreateNetworkRequest(name="bench", cidr="10.42.0.0/16"))
+    times = []
+    for host in lab.hosts[1:]:
+        async with lab.client("h1") as h1:
+            token = (await h1.call(jr.invite_create, jm.InviteRequest(expires_s=600))).token
+        start = time.perf_counter()
+        out = await asyncio.to_thread(lab.exec, host.name, ["formation", "join", token],
+                                      capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"{host.name}: formation join failed: {out.stderr.strip()}")
+        for _poll in range(3000):  # every 20 ms, at most a minute
+            if await _heads(lab, host.name) == await _heads(lab, "h1"):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise RuntimeError(f"{host.name}: state not converged a minute after joining")
+        times.append(time.perf_counter() - start)
+    deadline = time.monotonic() + 60
+    while not await _all_alive(lab):
+        if time.monotonic() > deadline:
+            raise RuntimeError("after joining, not every host sees every other alive")
+        await asyncio.sleep(0.2)
+    return times
+
+
 async def propagation_ms(lab: Lab, messages: int) -> tuple[list[float], int]:
-    """Publish on h1; each other host's `gossip delivered` event time minus publish time."""
+    """A state write on h1 (`dns.set`, signed, applied and committed there); each other host's
+    `state` event for that op (applied to its replica) minus the time the write was sent."""
     others = [h.name for h in lab.hosts[1:]]
     sent: dict[str, float] = {}
     arrivals: list[tuple[str, float]] = []
@@ -94,7 +143,9 @@ async def propagation_ms(lab: Lab, messages: int) -> tuple[list[float], int]:
     clients = {name: lab.client(name, timeout_s=60) for name in others}
 
     async def watch(name: str) -> None:
-        async for event in clients[name].events(topic="gossip"):
+        async for event in clients[name].events(topic="state"):
+            if event.kind != "dns.set":
+                continue
             arrivals.append((event.data["id"], event.time.timestamp()))
             if len(arrivals) >= messages * len(others):
                 all_arrived.set()
@@ -104,9 +155,9 @@ async def propagation_ms(lab: Lab, messages: int) -> tuple[list[float], int]:
     async with lab.client("h1") as h1:
         for i in range(messages):
             before = time.time()
-            result = await h1.call(p2p_routes.gossip_publish,
-                                   PublishRequest(topic="state", payload={"bench": i}))
-            sent[result.id] = before
+            op = await h1.call(state_routes.state_append, sm.AppendRequest(
+                kind="dns.set", payload={"name": f"bench{i}", "type": "TXT", "value": "x"}))
+            sent[op.id] = before
             await asyncio.sleep(PUBLISH_GAP_S)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_arrived.wait(), 10)
@@ -149,8 +200,9 @@ async def api_rtt_ms(lab: Lab, count: int = 50) -> float:
 
 
 async def run_one(count: int, messages: int) -> dict:
-    async with Lab(count) as lab:
+    async with Lab(count, pretrust=False) as lab:
         disc = await discovery_s(lab)
+        joins = await join_all(lab)
         baseline = await api_rtt_ms(lab)
         prop, expected = await propagation_ms(lab, messages)
         detect = await failure_detect_s(lab)
@@ -158,7 +210,8 @@ async def run_one(count: int, messages: int) -> dict:
     return {
         "n": count,
         "discovery_s": round(disc, 3),
-        "join_s": None,
+        "join_s": round(statistics.median(joins), 3),
+        "join_max_s": round(max(joins), 3),
         "propagation_p50_ms": round(p50, 2),
         "propagation_p99_ms": round(p99, 2),
         "failure_detect_s": round(detect, 3),
@@ -173,12 +226,13 @@ async def run_one(count: int, messages: int) -> dict:
 
 
 NOTES = {
-    "join_s": "null: joining needs the replicated state store, not built yet",
-    "propagation": "percentiles over delivered messages (a miss is reported in "
-                   "propagation_delivered, not timed); a signed gossip envelope on the "
-                   "`state` topic, published on h1 every 50 ms, until the "
-                   "`gossip delivered` event on each other host (node timestamps); not yet a "
-                   "state-store write applied on all hosts, which needs the store",
+    "join_s": "median over hosts h2..hN joining one after another: start of the `formation "
+              "join TOKEN` process in the host (includes the CLI's Python start-up) -> the "
+              "joiner's state heads equal h1's; join_max_s the slowest",
+    "propagation": "percentiles over delivered writes (a miss is reported in "
+                   "propagation_delivered, not timed); a `dns.set` op appended on h1 every "
+                   "50 ms through its API until the `state` event (op applied to the replica) "
+                   "on each other host (node timestamps); carried by the store's direct push",
     "discovery_s": "per host: node started_at -> its discovery event naming the last other "
                    "host seen via mDNS; the slowest host",
     "failure_detect_s": "SIGKILL of the last host -> the last other host's `dead` event; "

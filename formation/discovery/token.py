@@ -102,6 +102,6 @@ def decode(text: str) -> InviteToken:
     if not ok:
         raise bad
     token = InviteToken(network, invite, seed, tuple(endpoints), admin, expires, signature)
-    if token.body() != body_raw:
-        raise bad  # not the canonical form: someone re-encoded it
+    if token.body() != body_raw or token.encode() != text:
+        raise bad  # not the canonical form (CBOR or base64 padding bits): re-encoded or changed
     return token
