@@ -104,8 +104,8 @@ def invite() -> None:
               help="How long the token is valid: 90s, 30m, 1h, 7d (at most 30 days).")
 @click.option("--role", type=click.Choice(["node", "admin"]), default="node", show_default=True,
               help="What the joining host becomes.")
-@click.option("--qr/--no-qr", default=False, help="Also draw the token as a QR code "
-              "(needs the segno package).")
+@click.option("--qr/--no-qr", default=False,
+              help="Also draw the token as a QR code in the terminal.")
 @json_option
 @click.pass_obj
 def invite_create(obj: Context, expires: str, role: str, qr: bool, as_json: bool) -> None:
@@ -127,10 +127,8 @@ def invite_create(obj: Context, expires: str, role: str, qr: bool, as_json: bool
                f"{until}, via {', '.join(result.endpoints)}; admin {result.admin_fingerprint})",
                err=True)
     if qr:
-        try:
-            import segno
-        except ImportError:
-            raise FormationError("--qr: the segno package is not installed") from None
+        import segno
+
         segno.make(result.token, error="l").terminal(compact=True)
 
 

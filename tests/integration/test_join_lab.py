@@ -2,7 +2,7 @@
 no key trusted in advance (`pretrust=False`). h1 founds a network; h2 joins with an invite token
 through the `formation` CLI; used, expired and tampered tokens are refused; h3 asks without a
 token, is not admitted until h1 approves, then converges. Afterwards nothing of the lab is left.
-The 5-host variant (marked slow) adds a rejected request."""
+The 5-host variant (marked slow) adds a rejected request and a host of another network."""
 
 from __future__ import annotations
 
@@ -93,6 +93,12 @@ async def test_found_invite_join_and_refusals(lab: Lab):
     assert "admitted to network 'lab'" in out.stdout and "joined network lab" in out.stdout
     await _until(lambda: converged(lab, ["h1", "h2"]), 30)
 
+    # As a person sees it: the token on stdout, a QR code of it below.
+    out = await cli(lab, "h1", "invite", "create", "--qr")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("fmn1") and any("\u2588" in line or "\u2580" in line
+                                               for line in lines[1:])
     # The same token again, from another host: used.
     out = await cli(lab, "h3", "join", token)
     assert out.returncode != 0 and "Token already used" in out.stderr, out.stderr
@@ -183,6 +189,11 @@ async def test_five_hosts_join_and_a_rejected_request():
                 asker.kill()
                 await asker.wait()
         assert asker.returncode != 0 and "rejected" in stderr.decode()
+        # h5 founds a network of its own; a token for h1's network is then refused on h5.
+        out = await cli(lab, "h5", "network", "create", "other")
+        assert out.returncode == 0, out.stderr
+        out = await cli(lab, "h5", "join", await invite(lab))
+        assert out.returncode != 0 and "already belongs to network" in out.stderr, out.stderr
         hosts = ["h1", "h2", "h3", "h4"]
         await _until(lambda: converged(lab, hosts), 40)
         assert await member_names(lab, "h4") == set(hosts)
