@@ -215,6 +215,7 @@ def main() -> None:
 
 def _register_part_commands() -> None:
     """Each part of the system adds its command group here with one line."""
+    from formation.commands.enroll import enroll; cli.add_command(enroll)  # noqa: E702, I001
 
 
 _register_part_commands()
