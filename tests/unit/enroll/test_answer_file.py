@@ -100,15 +100,15 @@ def test_faults_are_explained(text: str, expected: str) -> None:
 
 def test_ssh_key_whose_data_names_another_type_is_refused(ssh_key: str) -> None:
     blob = ssh_key.split()[1]
-    with pytest.raises(ValueError, match="does not hold a ssh-rsa key"):
+    with pytest.raises(ValueError, match=r"does not hold a ssh-rsa key"):
         check_ssh_public_key(f"ssh-rsa {blob}")
-    with pytest.raises(ValueError, match="unknown SSH key type"):
+    with pytest.raises(ValueError, match=r"unknown SSH key type"):
         check_ssh_public_key(f"ssh-dss {blob}")
-    with pytest.raises(ValueError, match="truncated|does not hold"):
+    with pytest.raises(ValueError, match=r"truncated|does not hold"):
         check_ssh_public_key(f"ssh-ed25519 {blob[:8]}")
     assert check_ssh_public_key(f"  {ssh_key}  ") == ssh_key
 
 
 def test_unreadable_file_is_one_clear_problem(tmp_path: Path) -> None:
-    with pytest.raises(AnswerFileError, match="cannot read: No such file"):
+    with pytest.raises(AnswerFileError, match=r"cannot read: No such file"):
         load_answer_file(tmp_path / "missing.yaml")

@@ -53,7 +53,7 @@ def test_invalid_file_lists_every_problem_with_its_line(tmp_path: Path) -> None:
     done = run_enroll("--answer-file", str(path), "--check")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert lines[0] == f"error: {path}: line 2: hostname: expected a hostname: lowercase letters, " \
-                       "digits and '-', at most 63"
+    assert lines[0] == (f"error: {path}: line 2: hostname: expected a hostname: "
+                        "lowercase letters, digits and '-', at most 63")
     assert lines[1].startswith(f"error: {path}: line 4: network.join: joining needs 'invite'")
     assert "Traceback" not in done.stderr
