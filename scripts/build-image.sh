@@ -47,11 +47,13 @@ then
   echo "$out/$name.raw"; exit 0
 fi
 
+started=$SECONDS
 if [ "$config" = "$repo/image" ]; then
   echo "build-image: wheelhouse of the project and its dependencies" >&2
   wheels=$cache/wheelhouse payload=$cache/payload
   rm -rf "$payload" "$wheels"/formation-*.whl
-  "$python" -m pip wheel -q --disable-pip-version-check -w "$wheels" "$repo" >&2
+  "$python" -m pip wheel -q --disable-pip-version-check --find-links "$wheels" -w "$wheels" \
+    "$repo" >&2
   "$python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" \
     --no-compile --target "$payload/usr/lib/formation/site" formation >&2
   rm -rf "$payload/usr/lib/formation/site/bin"
@@ -67,5 +69,6 @@ rm -f "$out/.inputs"
   --cache-dir="$cache/mkosi-cache" --local-mirror="$mirror" --repository-key-check=no \
   "${payload_args[@]}" build >&2
 echo "$hash" >"$out/.inputs"
+echo $((SECONDS - started)) >"$out/.build_s"
 zstd -q -f -T0 -10 "$out/$name.raw" -o "$out/$name.raw.zst"
 echo "$out/$name.raw"
