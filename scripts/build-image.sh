@@ -52,10 +52,16 @@ if [ "$config" = "$repo/image" ]; then
   echo "build-image: wheelhouse of the project and its dependencies" >&2
   wheels=$cache/wheelhouse payload=$cache/payload
   rm -rf "$payload" "$wheels"/formation-*.whl
-  "$python" -m pip wheel -q --disable-pip-version-check --find-links "$wheels" -w "$wheels" \
-    "$repo" >&2
-  "$python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" \
-    --no-compile --target "$payload/usr/lib/formation/site" formation >&2
+  pip=("$python" -m pip -q --disable-pip-version-check)
+  "${pip[@]}" wheel --no-deps -w "$wheels" "$repo" >&2
+  install=(install --no-index --find-links "$wheels" --no-compile
+    --target "$payload/usr/lib/formation/site" formation)
+  # The dependencies' wheels stay in the wheelhouse; the index is asked only when one is missing.
+  if ! "${pip[@]}" "${install[@]}" >/dev/null 2>&1; then
+    "${pip[@]}" wheel --find-links "$wheels" -w "$wheels" "$repo" >&2
+    rm -rf "$payload"
+    "${pip[@]}" "${install[@]}" >&2
+  fi
   rm -rf "$payload/usr/lib/formation/site/bin"
   payload_args=(--extra-tree="$payload")
 fi
