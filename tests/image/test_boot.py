@@ -13,7 +13,7 @@ from guest import BuiltImage, Guest, fat_answer_disk
 
 pytestmark = [pytest.mark.qemu, pytest.mark.root, pytest.mark.timeout(2400)]
 
-BOOT_TIMEOUT_S = 300
+BOOT_TIMEOUT_S = 600
 NODE_READY = r"Started formation-node\.service"
 
 
