@@ -120,7 +120,7 @@ class Guest:
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
                         str(self.image.disk), str(overlay), self.disk_size], check=True)
         args = [
-            QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", os.environ.get("FM_CPU", "max"), "-smp", "1",
+            QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-smp", "1",
             "-m", str(self.memory_mb), "-nic", "none", "-display", "none", "-vga", "std",
             "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
             "-append", f"{BASE_CMDLINE} {self.cmdline_extra}".strip(),
