@@ -28,7 +28,7 @@ def test_first_boot_runs_node_and_console(built_image: BuiltImage, guest_dir: Pa
         FIRST_BOOT_IDS.append(_machine_identity(guest))
         guest.wait_for(r"Started ssh\.service", 60)
         # The node created its identity on first start and says which it is.
-        guest.wait_for(r'msg="node service started" node_id=[0-9a-f]{8,}', 60)
+        guest.wait_for(r'msg="node service started" node_id=[a-z0-9]{16,}', 60)
         # The data partition took the disk (3 GiB, built as 64 MiB) and its file system followed.
         guest.wait_for(r"Successfully resized \"/var/lib/formation\" to [0-9.]+G", 120)
 
