@@ -35,7 +35,7 @@ python=$repo/.venv/bin/python
 [ -x "$python" ] || python=python3
 
 payload_args=()
-inputs=("$config")
+inputs=("$config" "$repo/image")  # image/ holds what both images share (kernel.conf, repart)
 if [ "$config" = "$repo/image" ]; then
   inputs+=("$repo/formation" "$repo/pyproject.toml")
 fi
