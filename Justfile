@@ -31,3 +31,9 @@ setup: system-packages
 # Debian packages the node and the tests use (only as root; otherwise say what is missing).
 system-packages:
     @bash scripts/system-packages.sh
+
+# MIRROR: the Debian mirror to build from (a local one where only a package mirror is reachable).
+# The build tools (mkosi 24, systemd 254 from bookworm-backports) come from scripts/image-tools.sh.
+# Build the appliance image (image/mkosi.conf) into .cache/image/output/formation.
+image MIRROR="http://deb.debian.org/debian" *ARGS: setup
+    FORMATION_MIRROR="{{MIRROR}}" bash scripts/build-image.sh {{ARGS}}

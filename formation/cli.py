@@ -228,12 +228,13 @@ def main() -> None:
 
 def _register_part_commands() -> None:
     """Each part of the system adds its command group here with one line."""
-    from formation.commands import join, lab, mesh, peers, ssh, state
+    from formation.commands import enroll, join, lab, mesh, peers, ssh, state
 
     cli.add_command(lab.lab)
     cli.add_command(peers.peers)
     cli.add_command(state.state)
     cli.add_command(mesh.mesh)
+    cli.add_command(enroll.enroll)
     ssh.register(cli)
     join.register(cli)
 

@@ -29,6 +29,7 @@ from formation.node.component import Component, default_components
 from formation.node.events import EventBus
 from formation.node.handlers import NodeHandlers
 from formation.node.metrics import NodeMetrics
+from formation.node.sd_notify import sd_notify
 from formation.node.server import build_app, find_handler
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ class NodeService:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        sd_notify("READY=1")
         try:
             await stop.wait()
             log.info("stopping: finishing in-flight requests")

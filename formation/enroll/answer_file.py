@@ -1,0 +1,161 @@
+"""The headless answer file (`enroll.yaml`): what a node needs to enroll with nobody at the
+console. Validated completely before anything is done, and every problem names its line, because
+the only place an operator sees it is the journal or a serial console."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+
+from formation.config.loader import _node_lines
+from formation.config.settings import Hostname, HostPort, Strict
+from formation.enroll.ssh_keys import check_ssh_public_key
+from formation.errors import FormationError
+
+_NETWORK_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _network_name(value: str) -> str:
+    if not _NETWORK_NAME.match(value):
+        raise ValueError("expected a network name: lowercase letters, digits and '-', at most 63")
+    return value
+
+
+def _invite_token(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("expected the invite token as one word, as `formation invite` printed it")
+    return value
+
+
+NetworkName = Annotated[str, AfterValidator(_network_name)]
+InviteToken = Annotated[str, AfterValidator(_invite_token)]
+SshPublicKey = Annotated[str, AfterValidator(check_ssh_public_key)]
+
+
+class FoundNetwork(Strict):
+    """Start a new network with this node as its first member."""
+
+    name: NetworkName
+
+
+class JoinNetwork(Strict):
+    """Join an existing network: an invite token, peers to reach it through, or both."""
+
+    invite: InviteToken | None = None
+    bootstrap: list[HostPort] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _needs_a_way_in(self) -> JoinNetwork:
+        if self.invite is None and not self.bootstrap:
+            raise ValueError("joining needs 'invite' (a token) or 'bootstrap' (HOST:PORT peers)")
+        return self
+
+
+class NetworkChoice(Strict):
+    found: FoundNetwork | None = None
+    join: JoinNetwork | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NetworkChoice:
+        if (self.found is None) == (self.join is None):
+            raise ValueError("expected exactly one of 'found' (a new network) or 'join'")
+        return self
+
+
+class Resources(Strict):
+    """What this node offers to the network's instances; absent means all it has."""
+
+    cpus: int | None = Field(None, ge=1, le=4096)
+    memory_mb: int | None = Field(None, ge=64)
+    disk_gb: int | None = Field(None, ge=1)
+
+
+class AnswerFile(Strict):
+    version: Literal[1] = Field(description="format version of the answer file")
+    hostname: Hostname | None = Field(None, description="this node's name (default: hostname)")
+    network: NetworkChoice
+    admin_keys: list[SshPublicKey] = Field(
+        default_factory=list,
+        description="SSH public keys of the network's administrators (console over SSH)",
+    )
+    resources: Resources = Field(default_factory=Resources)
+
+    @model_validator(mode="after")
+    def _founder_has_admins(self) -> AnswerFile:
+        if self.network.found is not None and not self.admin_keys:
+            raise ValueError(
+                "founding a network headless needs at least one entry in 'admin_keys', "
+                "or nobody could ever manage it"
+            )
+        return self
+
+    def summary(self) -> str:
+        who = self.hostname or "this host"
+        if self.network.found is not None:
+            what = f"found network '{self.network.found.name}'"
+        else:
+            join = self.network.join
+            assert join is not None
+            via = ("an invite" if join.invite else "") + (
+                (" and " if join.invite and join.bootstrap else "")
+                + (f"{len(join.bootstrap)} bootstrap peer(s)" if join.bootstrap else "")
+            )
+            what = f"join a network through {via}"
+        return f"{who} will {what} with {len(self.admin_keys)} admin key(s)"
+
+
+class AnswerFileError(FormationError):
+    """The answer file is unreadable or invalid; `problems` has one line per fault."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
+
+
+def _describe(error: dict, path: Path, lines: dict[tuple, int]) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    expected = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        expected = "unknown key (see the answer file reference in docs/operations.md)"
+    elif error["type"] == "missing":
+        expected = "required key is missing"
+    elif error["type"] == "literal_error" and loc == ("version",):
+        expected = "expected version: 1"
+    line = next((lines[loc[:d]] for d in range(len(loc), -1, -1) if loc[:d] in lines), 1)
+    return f"{path}: line {line}: {key}: {expected}"
+
+
+def parse_answer_file(text: str, path: Path) -> AnswerFile:
+    """Validates the text of an answer file; `path` only names it in messages."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "line 1"
+        raise AnswerFileError([f"{path}: {where}: invalid YAML: {exc.problem}"]) from None
+    if not isinstance(data, dict):
+        kind = "nothing" if data is None else f"a {type(data).__name__}"
+        raise AnswerFileError([f"{path}: line 1: expected a mapping (version:, network:, ...), "
+                               f"got {kind}"])
+    lines = _node_lines(node)
+    try:
+        return AnswerFile.model_validate(data)
+    except ValidationError as exc:
+        raise AnswerFileError([_describe(err, path, lines) for err in exc.errors()]) from None
+
+
+def load_answer_file(path: Path) -> AnswerFile:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise AnswerFileError([f"{path}: cannot read: {exc.strerror}"]) from None
+    return parse_answer_file(text, path)

@@ -1,0 +1,90 @@
+"""The files the image lays over Debian, checked with the real tools without building the image:
+the default config loads, the headless generator decides right, sshd accepts the console drop-in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from formation.config.loader import load_settings
+
+OVERLAY = Path(__file__).resolve().parents[2] / "image" / "overlay"
+GENERATOR = OVERLAY / "usr/lib/systemd/system-generators/formation-headless-generator"
+
+
+def test_default_node_config_is_valid() -> None:
+    settings = load_settings(OVERLAY / "etc/formation/node.yaml", environ={})
+    assert settings.data_dir == Path("/var/lib/formation")
+    assert settings.api.socket == Path("/run/formation/node.sock")
+    assert settings.api.socket_mode == 0o660
+    assert settings.headless is False
+
+
+def run_generator(tmp_path: Path, cmdline: str, config: str) -> tuple[Path, Path]:
+    (tmp_path / "cmdline").write_text(cmdline + "\n")
+    (tmp_path / "node.yaml").write_text(config)
+    normal, early = tmp_path / "normal", tmp_path / "early"
+    env = {**os.environ, "FORMATION_CMDLINE": str(tmp_path / "cmdline"),
+           "FORMATION_CONFIG": str(tmp_path / "node.yaml")}
+    subprocess.run(["sh", str(GENERATOR), str(normal), str(early), str(tmp_path / "late")],
+                   check=True, env=env, timeout=10)
+    return normal, early
+
+
+def is_headless(normal: Path, early: Path) -> bool:
+    masked = (early / "formation-console@tty1.service").is_symlink()
+    enrolls = (normal / "multi-user.target.wants/formation-enroll.service").is_symlink()
+    assert masked == enrolls, "console masked and enrolment pulled in go together"
+    if masked:
+        assert os.readlink(early / "formation-console@.service") == "/dev/null"
+    return masked
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "config", "headless"),
+    [
+        ("root=PARTLABEL=formation-root quiet", "headless: false\n", False),
+        ("root=PARTLABEL=formation-root formation.headless quiet", "", True),
+        ("formation.headless=1", "headless: false\n", True),
+        ("quiet", "name: edge\nheadless: true  # no screen here\n", True),
+        ("quiet", "headless: yes\n", True),
+        ("formation.headless=0", "headless: true\n", False),
+        ("quiet", "probe:\n  headless: true\n", False),
+        ("xformation.headless", "", False),
+    ],
+)
+def test_headless_generator(tmp_path: Path, cmdline: str, config: str, headless: bool) -> None:
+    assert is_headless(*run_generator(tmp_path, cmdline, config)) is headless
+
+
+def test_sshd_accepts_the_console_drop_in(tmp_path: Path) -> None:
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.access(sshd, os.X_OK):
+        pytest.skip("sshd (openssh-server) is not installed")
+    privsep = Path("/run/sshd")  # sshd -T insists on its privilege separation directory
+    if not privsep.is_dir():
+        if os.geteuid() != 0:
+            pytest.skip("sshd -T needs /run/sshd, which only root may create")
+        privsep.mkdir(mode=0o755)
+    host_key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+                   check=True)
+    config = tmp_path / "sshd_config"
+    config.write_text(f"HostKey {host_key}\nInclude {OVERLAY}/etc/ssh/sshd_config.d/*.conf\n")
+    effective = subprocess.run(
+        [sshd, "-T", "-f", str(config), "-C", "user=formation-console,host=h,addr=127.0.0.1"],
+        capture_output=True, text=True, timeout=10)
+    assert effective.returncode == 0, effective.stderr
+    lines = set(effective.stdout.splitlines())
+    assert "forcecommand /usr/bin/formation console" in lines
+    assert "authorizedkeyscommand /usr/bin/formation ssh-keys %u" in lines
+    assert "authorizedkeyscommanduser formation-console" in lines
+    assert "passwordauthentication no" in lines
+    other = subprocess.run(
+        [sshd, "-T", "-f", str(config), "-C", "user=alice,host=h,addr=127.0.0.1"],
+        capture_output=True, text=True, timeout=10)
+    assert "forcecommand none" in other.stdout.splitlines(), "only the console user is forced"
