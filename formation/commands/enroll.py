@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from formation.cli_output import emit_json
-from formation.commands.common import json_option
+from formation.commands.common import Context, json_option, run
 
 
 @click.command()
@@ -18,12 +18,14 @@ from formation.commands.common import json_option
 )
 @click.option("--check", is_flag=True, help="Only validate the answer file; change nothing.")
 @json_option
-def enroll(answer_file: Path, check: bool, as_json: bool) -> None:
+@click.pass_obj
+def enroll(obj: Context, answer_file: Path, check: bool, as_json: bool) -> None:
     """Enrol this node without the console, from an answer file.
 
     Every problem in the file is reported with its line (on stderr, so the journal and the serial
     console show it) before anything is done. Exit codes: 0 done (or valid, with --check),
-    2 invalid answer file, 3 valid but this build cannot enrol yet.
+    2 invalid answer file, 3 the node could not found or join the network. On a node that is
+    already in a network it changes nothing and exits 0.
 
     \b
     Example answer file (docs/operations.md has the full reference):
@@ -47,5 +49,14 @@ def enroll(answer_file: Path, check: bool, as_json: bool) -> None:
         emit_json(answer)
     else:
         click.echo(f"{answer_file}: valid: {answer.summary()}")
-    if not check:
-        apply_answer_file(answer)
+    if check:
+        return
+
+    async def go() -> str:
+        say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+        join = answer.network.join
+        awaits_approval = join is not None and not join.invite
+        async with obj.client(None, timeout_s=720.0 if awaits_approval else 120.0) as client:
+            return await apply_answer_file(answer, client, say)
+
+    click.echo(run(go), err=as_json)

@@ -1,24 +1,70 @@
-"""Carries out a validated answer file. Founding and joining write to the replicated state store
-(`formation network create` / `join`), which this build does not have yet: until it does, this says
-so plainly instead of pretending the node enrolled."""
+"""Carries out a validated answer file through the local node's API, as the console would: the
+settings it names (hostname, admin SSH keys) are written to the node's config, then the node
+founds or joins the network. Running it again on an enrolled node changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
+from formation.api import console_models as cm
+from formation.api import console_routes as cr
+from formation.api import join_models as jm
+from formation.api import join_routes as jr
+from formation.api import routes
+from formation.api import state_models as sm
+from formation.api import state_routes as sr
+from formation.api.client import NodeClient, NodeUnreachable
 from formation.enroll.answer_file import AnswerFile
 from formation.errors import FormationError
 
+NODE_WAIT_S = 90.0
 
-class EnrolmentUnavailable(FormationError):
-    """The answer file is valid but this build cannot act on it yet."""
+
+class EnrolmentFailed(FormationError):
+    """The answer file is valid but the node could not found or join the network."""
 
     exit_code = 3
 
 
-def apply_answer_file(answer: AnswerFile) -> None:
-    action = "founding" if answer.network.found is not None else "joining"
-    command = "network create" if answer.network.found is not None else "network join"
-    raise EnrolmentUnavailable(
-        f"enrolment not yet available: {action} a network needs the state store "
-        f"(`formation {command}`), which this build does not have; the answer file is valid "
-        "and nothing was changed"
-    )
+async def _wait_for_node(client: NodeClient, say: Callable[[str], None]) -> None:
+    """The appliance starts the enrol unit beside the node service; give it time to come up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + NODE_WAIT_S
+    while True:
+        try:
+            await client.call(routes.health)
+            return
+        except NodeUnreachable as exc:
+            if loop.time() > deadline:
+                raise EnrolmentFailed(f"enrolment failed: {exc}") from None
+            say("waiting for the node service...")
+            await asyncio.sleep(1.0)
+
+
+async def apply_answer_file(answer: AnswerFile, client: NodeClient,
+                            say: Callable[[str], None]) -> str:
+    """Returns a one-line summary of what was done."""
+    await _wait_for_node(client, say)
+    status = await client.call(sr.state_status)
+    if status.network:
+        return f"already enrolled in network {status.network}; nothing changed"
+    if answer.hostname or answer.admin_keys:
+        update = cm.SettingsUpdate(name=answer.hostname, admin_ssh_keys=answer.admin_keys or None)
+        await client.call(cr.update_settings, update)
+        say("settings written (hostname and admin keys apply from the next node start)")
+    network = answer.network
+    if network.found is not None:
+        say(f"founding network {network.found.name}...")
+        op = await client.call(sr.state_create_network,
+                               sm.CreateNetworkRequest(name=network.found.name))
+        return f"enrolled: founded network {network.found.name} (genesis {op.id[:16]})"
+    join = network.join
+    assert join is not None
+    if join.invite:
+        say("joining with the invite token...")
+        result = await client.call(jr.join_token, jm.JoinTokenRequest(token=join.invite))
+    else:
+        say(f"asking {join.bootstrap[0]} to let this node join (an admin must approve)...")
+        result = await client.call(jr.join_ask, jm.JoinAskRequest(address=join.bootstrap[0]))
+    return f"enrolled: joined network {result.network_name} ({result.network}) as {result.node_id}"

@@ -64,9 +64,7 @@ def test_headless_boot_enrolls_from_answer_partition(
             assert ids[0] != earlier[0] and ids[1] != earlier[1], "identity baked into image"
         guest.wait_for(r"answer file /run/formation/answer-media/enroll\.yaml", 120)
         guest.wait_for(r"valid: edge-01 will found network 'lab' with 1 admin key\(s\)", 120)
-        # What is real today: the answer is validated; founding needs the state store.
-        guest.wait_for(r"enrolment not yet available: founding a network needs the state store",
-                       60)
+        guest.wait_for(r"enrolled: founded network lab", 120)
         log = guest.serial()
         assert not re.search(r"Start(ing|ed) formation-console@", log), "console ran headless"
         assert "Formation" not in guest.screen_text()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from formation.node.service import NodeService
 
 
 def run_enroll(*args: str) -> subprocess.CompletedProcess:
@@ -40,10 +44,58 @@ def test_check_json_prints_the_parsed_file(valid_answer: Path) -> None:
     assert '"name": "lab"' in done.stdout and '"hostname": "edge-01"' in done.stdout
 
 
-def test_enrolling_says_it_is_not_available_yet(valid_answer: Path) -> None:
-    done = run_enroll("--answer-file", str(valid_answer))
+@pytest.fixture
+async def node_with_config(node_settings, tmp_path: Path):
+    config = tmp_path / "node.yaml"
+    config.write_text(yaml.safe_dump(node_settings.model_dump(mode="json")))
+    service = NodeService(node_settings, config_file=config)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def test_enrolling_founds_the_network_once(valid_answer: Path, node_with_config) -> None:
+    """A real node: the answer file founds 'lab', writes the admin key, and a second run is a
+    no-op (the appliance runs it on every boot until enrolled)."""
+    node = node_with_config
+    config = node.config_file
+
+    async def enroll() -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "formation", "--config", str(config), "enroll",
+            "--answer-file", str(valid_answer),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await enroll()
+    assert code == 0, err
+    assert "enrolled: founded network lab" in out
+    status = await node_store_status(node)
+    assert status.network is not None
+    assert yaml.safe_load(config.read_text())["admin_ssh_keys"][0].startswith("ssh-ed25519 ")
+    code, out, err = await enroll()
+    assert code == 0, err
+    assert f"already enrolled in network {status.network}; nothing changed" in out
+
+
+async def node_store_status(node):
+    from formation.api.client import NodeClient
+    from formation.api.state_routes import state_status
+
+    async with NodeClient.unix(node.settings.api.socket) as client:
+        return await client.call(state_status)
+
+
+def test_enrolling_without_a_node_fails_in_one_line(valid_answer: Path, tmp_path: Path) -> None:
+    config = tmp_path / "node.yaml"
+    config.write_text(f"data_dir: {tmp_path}/data\napi:\n  socket: {tmp_path}/none.sock\n")
+    done = subprocess.run([sys.executable, "-c", "import formation.enroll.apply as a; "
+                           "a.NODE_WAIT_S = 0; from formation.cli import main; main()",
+                           "--config", str(config), "enroll", "--answer-file", str(valid_answer)],
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
-    assert "enrolment not yet available: founding a network needs the state store" in done.stderr
+    assert "enrolment failed: no node service answered" in done.stderr
     assert "Traceback" not in done.stderr
 
 
