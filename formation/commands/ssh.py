@@ -4,19 +4,18 @@ from `formation ssh-keys` (today the `admin_ssh_keys` setting; later the replica
 
 from __future__ import annotations
 
-import os
 import pwd
 import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from formation.commands.common import Context
 from formation.errors import FormationError
+from formation.fileutil import write_text_atomically
 
 DEFAULT_USER = "formation"
 DEFAULT_DROPIN = Path("/etc/ssh/sshd_config.d/formation.conf")
@@ -52,21 +51,6 @@ def dropin_text(user: str, executable: str, config_file: Path | None, keys_user:
         "    PermitTunnel no",
         "",
     ))
-
-
-def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def ensure_user(user: str) -> bool:
@@ -124,7 +108,7 @@ def ssh_setup(obj: Context, user: str, dropin: Path, create_user: bool,
     text = dropin_text(user, formation_executable(), obj.config_file,
                        keys_command_user or user)
     try:
-        write_atomically(dropin, text)
+        write_text_atomically(dropin, text)
     except OSError as exc:
         raise FormationError(f"{dropin}: cannot write: {exc.strerror}") from None
     click.echo(f"wrote {dropin}")

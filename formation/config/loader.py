@@ -75,11 +75,11 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tup
     return data, sources
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -116,7 +116,7 @@ def load_settings(
         data, lines = _read_yaml(path)
     env_data, env_sources = _env_overrides(environ)
     try:
-        return NodeSettings.model_validate(_merge(data, env_data))
+        return NodeSettings.model_validate(deep_merge(data, env_data))
     except ValidationError as exc:
         messages = [_describe(err, path, lines, env_sources) for err in exc.errors()]
         extra = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from formation.config.loader import deep_merge
 from formation.config.settings import NodeSettings
 from formation.errors import FormationError
 from formation.identity import load_or_create_identity
@@ -41,16 +42,6 @@ def require_root() -> None:
     for tool in ("nsenter", "unshare"):
         if shutil.which(tool) is None:
             raise LabError(f"formation lab needs `{tool}` (Debian package util-linux)")
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 class Lab:
@@ -147,7 +138,7 @@ class Lab:
             "trusted_keys": trusted,
             "discovery": {"addresses": [host.address]},
         }
-        return _merge(base, self.state.node_overrides)
+        return deep_merge(base, self.state.node_overrides)
 
     def _write_configs(self) -> None:
         """Identities are made here, so every host can trust the others' keys from the start:

@@ -5,8 +5,6 @@ Comments in the file are not kept: it is rewritten from the parsed YAML."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from formation.config.settings import NodeSettings
+from formation.fileutil import write_text_atomically
 
 EDITABLE = ("name", "bootstrap", "admin_ssh_keys")
 
@@ -47,25 +46,10 @@ def validate(data: dict[str, Any]) -> NodeSettings:
 
 
 def write_atomically(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Keeps the file's mode (0600 for a new one: settings may name keys)."""
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_text_atomically(path, text, mode)
 
 
 def update_file(path: Path, changes: dict[str, Any]) -> dict[str, Any]:
