@@ -111,6 +111,8 @@ class DiscoveryComponent:
             except OSError as exc:
                 self.mdns_status = f"failed: {exc}"
                 log.error("mDNS failed to start", extra={"fields": {"error": str(exc)}})
+            else:
+                svc.spawn(self._readvertise_on_enrolment(self._mdns))
         else:
             self.mdns_status = why_not
         if svc.settings.bootstrap:
@@ -120,6 +122,17 @@ class DiscoveryComponent:
                 delay_s=d.bootstrap_delay_s, backoff_max_s=d.bootstrap_backoff_max_s,
                 mdns_found=self._mdns_found)
             await self._bootstrap.run()
+
+    async def _readvertise_on_enrolment(self, mdns: MdnsDiscovery) -> None:
+        """The network id in the TXT record changes when the state store gets its genesis
+        (founded here or joined); watch the store's events for that moment."""
+        assert self.service is not None
+        events = self.service.bus.subscribe(topic="state")
+        await mdns.readvertise_if_changed()  # what changed before we listened
+        async for _event in events:
+            if await mdns.readvertise_if_changed():
+                log.info("mDNS record updated",
+                         extra={"fields": {"network": mdns.advertised_network}})
 
     def _mdns_found(self) -> bool:
         return any("mdns" in r.sources for r in self.peers.records())  # type: ignore[union-attr]

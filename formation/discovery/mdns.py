@@ -50,16 +50,30 @@ class MdnsDiscovery:
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._info: AsyncServiceInfo | None = None
+        self.advertised_network = ""
         self._resolving: set[asyncio.Task] = set()
 
-    async def start(self) -> None:
+    def _service_info(self) -> AsyncServiceInfo:
         hello = self._hello()
-        self._zc = AsyncZeroconf(interfaces=self.addresses, ip_version=IPVersion.V4Only)
-        self._info = AsyncServiceInfo(
+        self.advertised_network = hello.network
+        return AsyncServiceInfo(
             SERVICE_TYPE, f"{hello.node_id}.{SERVICE_TYPE}",
             addresses=[_packed(a) for a in self.addresses], port=hello.api_port,
             properties=txt_record(hello), server=f"{hello.node_id}.local.",
         )
+
+    async def readvertise_if_changed(self) -> bool:
+        """Announces the TXT record again once this node founded or joined a network, so hosts
+        browsing stop listing it as unenrolled."""
+        if self._zc is None or self._hello().network == self.advertised_network:
+            return False
+        self._info = self._service_info()
+        await (await self._zc.async_update_service(self._info))
+        return True
+
+    async def start(self) -> None:
+        self._zc = AsyncZeroconf(interfaces=self.addresses, ip_version=IPVersion.V4Only)
+        self._info = self._service_info()
         self._browser = AsyncServiceBrowser(self._zc.zeroconf, SERVICE_TYPE,
                                             handlers=[self._on_change])
         await (await self._zc.async_register_service(self._info))

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from formation.api import p2p_routes, state_routes
+from formation.api import discovery_routes, p2p_routes, state_routes
 from formation.lab import Lab
 from formation.lab.lab import leftovers
 from tests.conftest import needs_root
@@ -120,6 +120,17 @@ async def test_found_invite_join_and_refusals(lab: Lab):
     assert await member_names(lab, "h1") == {"h1", "h2"}
     async with lab.client("h3") as client:
         assert (await client.call(state_routes.state_status)).network is None
+    # mDNS says so too: h1 and h2 re-announced their network, h3 still advertises none.
+    async with lab.client("h1") as client:
+        network = (await client.call(state_routes.state_status)).network
+
+    async def advertised() -> bool:
+        async with lab.client("h3") as client:
+            found = (await client.call(discovery_routes.discovery_peers)).peers
+        seen = {(p.name, p.network) for p in found if "mdns" in p.sources}
+        return seen >= {("h1", network), ("h2", network)}
+
+    await _until(advertised, 15)
     assert "does not verify" in tampered_stderr or "not a complete" in tampered_stderr
     # The bootstrap endpoint down: said so.
     await asyncio.to_thread(lab.kill, "h1")
