@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from formation.api.models import IdentityInfo
+from formation.api.models import IdentityInfo, NodeStatus
 from formation.identity.keys import node_id_for
 from formation.tui.network import NetworkSnapshot
 from formation.tui.presenter import rate
@@ -55,7 +55,7 @@ def ago(seconds: float | None) -> str:
     return f"{seconds / 3600:.0f}h"
 
 
-def node_rows(net: NetworkSnapshot, me: IdentityInfo | None = None) -> list[NodeRow]:
+def node_rows(net: NetworkSnapshot, me: NodeStatus | None = None) -> list[NodeRow]:
     """Every node any source knows of, keyed by node id; this node first."""
     rows: dict[str, NodeRow] = {}
 
@@ -63,7 +63,8 @@ def node_rows(net: NetworkSnapshot, me: IdentityInfo | None = None) -> list[Node
         return rows.setdefault(node_id, NodeRow(node_id))
 
     if me is not None:
-        row(me.node_id).member = "self"
+        row(me.identity.node_id).member = "self"
+        row(me.identity.node_id).name = me.name
     for item in net.view("nodes"):
         r = row(_node_id(item.get("key", "")))
         r.name = r.name or str(item.get("name") or "")
@@ -89,7 +90,7 @@ def node_rows(net: NetworkSnapshot, me: IdentityInfo | None = None) -> list[Node
             r.handshake = ago(peer.handshake_age_s)
             r.traffic = f"{rate(peer.rx_bytes).removesuffix('/s')}/" \
                         f"{rate(peer.tx_bytes).removesuffix('/s')}"
-    mine = me.node_id if me is not None else ""
+    mine = me.identity.node_id if me is not None else ""
     return sorted(rows.values(), key=lambda r: (r.node_id != mine, r.name, r.node_id))
 
 

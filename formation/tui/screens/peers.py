@@ -52,7 +52,7 @@ class PeersScreen(ConsoleScreen):
         app = self.app
         net: NetworkSnapshot | None = app.network  # type: ignore[attr-defined]
         status = app.node_status  # type: ignore[attr-defined]
-        rows = [r.cells() for r in node_rows(net, status.identity if status else None)] \
+        rows = [r.cells() for r in node_rows(net, status)] \
             if net is not None else []
         self.query_one("#peers-state", Static).update(peers_state_text(net, len(rows)))
         if rows == getattr(self, "_shown", None):
