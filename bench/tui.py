@@ -189,7 +189,7 @@ async def frames_under_load(base: Path, load_s: float, events_per_s: int) -> dic
     from formation.node.service import NodeService
     from formation.tui.app import FormationApp
     from formation.tui.widgets.event_log import EventLog
-    from tests.conftest import make_settings
+    from tests.settings_factory import make_settings
 
     frame_ms: list[float] = []
     lags: list[float] = []
