@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from formation.tui.link import ClientFactory, NodeLink, StartEmbedded
 
 SAMPLES_KEPT = 120
+NETWORK_READ_EVERY_S = 1.0
 SIXTEEN_COLOUR_TERMS = ("linux", "vt100", "vt102", "vt220", "xterm-16color", "ansi")
 ANSI_THEME = "ansi-dark"
 DEFAULT_THEME = "textual-dark"
@@ -141,8 +143,8 @@ class FormationApp(App[None]):
             listener(shown)
 
     def read_network(self) -> None:
-        """Reads the network again; while a read runs, one more follows it (never more), so a
-        burst of events costs two reads, not one per event."""
+        """Reads the network again; while a read runs, one more follows it (never more), and
+        reads start at most every NETWORK_READ_EVERY_S, so a burst of events costs two reads."""
         if self._network_reading:
             self._network_stale = True
             return
@@ -156,9 +158,12 @@ class FormationApp(App[None]):
                 self._network_stale = False
                 if self.link is None or not self.link_status.online:
                     return
+                began = time.monotonic()
                 self.network = self.presenter.network(await fetch_network(self.link))
                 if not self._network_stale:
                     return
+                # A stream of state events must not turn into a stream of reads.
+                await asyncio.sleep(max(0.0, NETWORK_READ_EVERY_S - (time.monotonic() - began)))
         finally:
             self._network_reading = False
 
