@@ -4,11 +4,16 @@ the recent log records, and the few settings an operator edits from the console.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from formation.api.models import Model
+from formation.config.settings import HOST_PORT_PATTERN, HOSTNAME_PATTERN, SSH_KEY_PATTERN
+
+HostnameText = Annotated[str, StringConstraints(pattern=HOSTNAME_PATTERN)]
+HostPortText = Annotated[str, StringConstraints(pattern=HOST_PORT_PATTERN)]
+SshKeyText = Annotated[str, StringConstraints(pattern=SSH_KEY_PATTERN)]
 
 
 class HostSample(Model):
@@ -59,6 +64,7 @@ class EditableSettings(Model):
 class SettingsUpdate(Model):
     """Only the fields given are changed; the whole file is validated before it is written."""
 
-    name: str | None = Field(None, description="the node's hostname")
-    bootstrap: list[str] | None = Field(None, description="HOST:PORT of nodes to join through")
-    admin_ssh_keys: list[str] | None = Field(None, description="OpenSSH public key lines")
+    name: HostnameText | None = Field(None, description="the node's hostname")
+    bootstrap: list[HostPortText] | None = Field(
+        None, description="HOST:PORT of nodes to join through")
+    admin_ssh_keys: list[SshKeyText] | None = Field(None, description="OpenSSH public key lines")

@@ -14,6 +14,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from formation.config import paths
 
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# The same rules as JSON-schema patterns, for API models that must say what they accept.
+HOSTNAME_PATTERN = _HOSTNAME.pattern
+HOST_PORT_PATTERN = (r"^.+:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+                     r"|655[0-2][0-9]|6553[0-5])$")
 
 
 def _host_port(value: str) -> str:
@@ -49,6 +53,9 @@ _SSH_KEY = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
     r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$"
 )
+
+
+SSH_KEY_PATTERN = _SSH_KEY.pattern
 
 
 def _ssh_public_key(value: str) -> str:
