@@ -6,14 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, WithJsonSchema
 
 from formation.api.models import Model
 from formation.config.settings import HOST_PORT_PATTERN, HOSTNAME_PATTERN, SSH_KEY_PATTERN
 
-HostnameText = Annotated[str, StringConstraints(pattern=HOSTNAME_PATTERN)]
-HostPortText = Annotated[str, StringConstraints(pattern=HOST_PORT_PATTERN)]
-SshKeyText = Annotated[str, StringConstraints(pattern=SSH_KEY_PATTERN)]
+
+def _documented(pattern: str) -> WithJsonSchema:
+    """The schema states the rule; the node checks it with the settings model, whose errors name
+    the field in words (and a client may send what the node then explains)."""
+    return WithJsonSchema({"type": "string", "pattern": pattern})
+
+
+HostnameText = Annotated[str, _documented(HOSTNAME_PATTERN)]
+HostPortText = Annotated[str, _documented(HOST_PORT_PATTERN)]
+SshKeyText = Annotated[str, _documented(SSH_KEY_PATTERN)]
 
 
 class HostSample(Model):
