@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from formation.api.models import Event, Health, NodeStatus
 from formation.tui.actions import ACTIONS
 from formation.tui.commands import ConsoleCommands
 from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
+from formation.tui.network import NETWORK_TOPICS, NetworkSnapshot, fetch_network
 from formation.tui.presenter import Presenter
 from formation.tui.screens.dashboard import DashboardScreen
 from formation.tui.screens.enroll import EnrollScreen
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from formation.tui.link import ClientFactory, NodeLink, StartEmbedded
 
 SAMPLES_KEPT = 120
+NETWORK_READ_EVERY_S = 1.0
 SIXTEEN_COLOUR_TERMS = ("linux", "vt100", "vt102", "vt220", "xterm-16color", "ansi")
 ANSI_THEME = "ansi-dark"
 DEFAULT_THEME = "textual-dark"
@@ -73,6 +76,7 @@ class FormationApp(App[None]):
     node_health: reactive[Health | None] = reactive(None, always_update=True, repaint=False)
     link_status: reactive[LinkStatus] = reactive(LinkStatus("connecting"), repaint=False)
     samples_version: reactive[int] = reactive(0, repaint=False)
+    network: reactive[NetworkSnapshot | None] = reactive(None, always_update=True, repaint=False)
 
     def __init__(
         self,
@@ -94,6 +98,8 @@ class FormationApp(App[None]):
         self.samples: deque[HostSample] = deque(maxlen=SAMPLES_KEPT)
         self.event_listeners: list[Callable[[Event], None]] = []
         self.sixteen_colours = wants_16_colours() if sixteen_colours is None else sixteen_colours
+        self._network_reading = False
+        self._network_stale = False
 
     def on_mount(self) -> None:
         self.theme = ANSI_THEME if self.sixteen_colours else DEFAULT_THEME
@@ -119,6 +125,7 @@ class FormationApp(App[None]):
     def link_snapshot(self, status: NodeStatus, health: Health) -> None:
         self.node_status = self.presenter.status(status)
         self.node_health = self.presenter.health(health)
+        self.read_network()
 
     def link_samples(self, samples: list[HostSample], replace: bool) -> None:
         if replace:
@@ -129,9 +136,36 @@ class FormationApp(App[None]):
         self.samples_version += 1
 
     def link_event(self, event: Event) -> None:
+        if event.topic in NETWORK_TOPICS:
+            self.read_network()
         shown = self.presenter.event(event)
         for listener in list(self.event_listeners):
             listener(shown)
+
+    def read_network(self) -> None:
+        """Reads the network again; while a read runs, one more follows it (never more), and
+        reads start at most every NETWORK_READ_EVERY_S, so a burst of events costs two reads."""
+        if self._network_reading:
+            self._network_stale = True
+            return
+        self._network_reading = True
+        self.run_worker(self._read_network_loop(), name="network", group="network",
+                        exit_on_error=False)
+
+    async def _read_network_loop(self) -> None:
+        try:
+            while True:
+                self._network_stale = False
+                if self.link is None or not self.link_status.online:
+                    return
+                began = time.monotonic()
+                self.network = self.presenter.network(await fetch_network(self.link))
+                if not self._network_stale:
+                    return
+                # A stream of state events must not turn into a stream of reads.
+                await asyncio.sleep(max(0.0, NETWORK_READ_EVERY_S - (time.monotonic() - began)))
+        finally:
+            self._network_reading = False
 
     # actions -----------------------------------------------------------------------------------
     def action_refresh_node(self) -> None:
@@ -153,6 +187,7 @@ class FormationApp(App[None]):
         self.samples.clear()
         self.node_status = None
         self.node_health = None
+        self.network = None
         if self.link is not None:
             await self.link.switch(address)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from formation.api.console_models import EditableSettings, HostSample, LogRecord
 from formation.api.models import Event, Health, NodeStatus
+from formation.tui.network import NetworkSnapshot
 
 
 class Presenter:
@@ -29,6 +30,9 @@ class Presenter:
 
     def settings(self, settings: EditableSettings) -> EditableSettings:
         return settings
+
+    def network(self, network: NetworkSnapshot) -> NetworkSnapshot:
+        return network
 
     def clock(self, moment: datetime) -> str:
         return moment.astimezone().strftime("%H:%M:%S")

@@ -144,7 +144,7 @@ def test_console_over_ssh_renders_and_acts(ssh_lab) -> None:
     except AssertionError:
         log = (base / "sshd.log").read_text()[-2000:]
         raise AssertionError(f"screen:\n{tmux.screen()}\nsshd log:\n{log}") from None
-    assert "role: none" in tmux.screen()
+    wait_until(lambda: "role: none" in tmux.screen(), 15, "the network to be read")
     tmux.run("send-keys", "-t", "console", "l")
     wait_until(lambda: "recent log records of the node" in tmux.screen(), 15, "the logs screen")
     tmux.run("send-keys", "-t", "console", "q")

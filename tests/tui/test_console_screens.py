@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import yaml
 from textual.widgets import DataTable, Input, RichLog, Static, TextArea
 
+from formation.api import state_routes
+from formation.api.client import NodeClient
+from formation.api.state_models import AppendRequest, CreateNetworkRequest
 from formation.node.service import NodeService
 from formation.tui.actions import ACTIONS
 from formation.tui.screens.dashboard import DashboardScreen
@@ -18,6 +23,15 @@ from formation.tui.widgets.event_log import EventLog
 from tests.tui.conftest import wait_for
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHQ3VHtx7IBiyX8a2VKkZ0Gn0XxLr9bWqkzWq4L3BcBp admin"
+
+
+@contextlib.asynccontextmanager
+async def client_to(service: NodeService):
+    client = NodeClient.unix(service.settings.api.socket)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def text_of(widget: Static) -> str:
@@ -86,17 +100,107 @@ async def test_help_lists_every_action_and_palette_runs_them(make_app) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, LogsScreen))
 
 
-async def test_non_network_screens_say_what_is_missing(make_app) -> None:
+async def test_before_a_network_every_screen_says_so(make_app) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.link_status.online)
-        for key, area in (("p", "peers"), ("i", "instances"), ("e", "enroll")):
-            await pilot.press(key)
-            offered = app.screen.query_one("#offered", Static)
-            await wait_for(pilot, lambda o=offered: "endpoints" in text_of(o))
-            assert f"has no {area} endpoints yet" in text_of(offered)
-        assert "not in a network" in text_of(app.screen.query_one("#intro", Static))
-        assert "Not available yet" in text_of(app.screen.query_one("#intro", Static))
+        await wait_for(pilot, lambda: app.network is not None and app.node_status is not None)
+        summary = app.screen.query_one("#summary", Static)
+        await wait_for(pilot, lambda: "role: none (not in a network)" in text_of(summary))
+        assert "mesh: none" in text_of(summary)
+        network = text_of(app.screen.query_one("#network", Static))
+        assert "network: none" in network and "0 alive, 0 suspect, 0 dead" in network
+        assert "state store: 0 ops · 0 heads" in network
+        await pilot.press("i")
+        await wait_for(pilot, lambda: "in no network" in text_of(
+            app.screen.query_one("#instances-text", Static)))
+        await pilot.press("p")
+        table = app.screen.query_one("#peers-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)  # this node, from its identity
+        assert table.get_row_at(0)[1] == app.node_status.identity.node_id
+        assert "mesh formnet0: down (mesh.enabled is false)" in text_of(
+            app.screen.query_one("#peers-state", Static))
+        await pilot.press("e")
+        intro = app.screen.query_one("#enroll-intro", Static)
+        await wait_for(pilot, lambda: "in no network" in text_of(intro))
+        assert app.screen.query_one("#found-form").display
+        assert "cannot join yet" in text_of(app.screen.query_one("#join-later", Static))
+        assert "hosts discovered: 0" in text_of(app.screen.query_one("#discovery-state", Static))
+
+
+async def test_enroll_founds_a_network_and_every_screen_follows(make_app, tui_node) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.screen.query_one("#found-form").display
+                       and app.network is not None and app.network.network is None)
+        state = app.screen.query_one("#enroll-state", Static)
+        await pilot.press("f")  # focus the name field
+        await pilot.press(*"Not A Name")
+        assert app.screen.query_one("#net-name", Input).value == "Not A Name"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "not founded" in text_of(state))
+        assert "network name: expected" in text_of(state) and state.has_class("-error")
+        app.screen.query_one("#net-name", Input).value = "lab"
+        app.screen.query_one("#net-cidr", Input).value = "10.99.0.0/33"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "address range" in text_of(state))
+        await pilot.press("escape")  # the way back
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await pilot.press("e")
+        app.screen.query_one("#net-cidr", Input).value = "10.99.0.0/16"
+        app.screen.query_one("#net-name", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "founded network lab" in text_of(state))
+        assert not state.has_class("-error")
+        intro = app.screen.query_one("#enroll-intro", Static)
+        await wait_for(pilot, lambda: "in network lab" in text_of(intro))
+        assert not app.screen.query_one("#found-form").display
+        # the dashboard: role, network, mesh address (claimed after the genesis), the store
+        await pilot.press("d")
+        summary = app.screen.query_one("#summary", Static)
+        await wait_for(pilot, lambda: "mesh: 10.99.0.1" in text_of(summary))
+        assert "role: admin" in text_of(summary)
+        network = app.screen.query_one("#network", Static)
+        await wait_for(pilot, lambda: "network lab · id " in text_of(network))
+        assert app.network.network["id"] in text_of(network) and "10.99.0.0/16" in text_of(network)
+        async with client_to(tui_node) as client:
+            truth = await client.call(state_routes.state_status)
+        assert truth.ops >= 2  # the genesis, the founder's address claim
+        await wait_for(pilot, lambda: f"state store: {truth.ops} ops · 1 heads "
+                       f"{truth.heads[0][:12]}" in text_of(network))
+        # instances: counts from the view, live after a state event
+        await pilot.press("i")
+        text = app.screen.query_one("#instances-text", Static)
+        await wait_for(pilot, lambda: "No instances in network lab" in text_of(text))
+        async with client_to(tui_node) as client:
+            for name in ("web", "db"):
+                await client.call(state_routes.state_append, AppendRequest(
+                    kind="instance.create", payload={"name": name, "spec": {}}))
+        await wait_for(pilot, lambda: "2 instances in network lab" in text_of(text))
+        assert "unplaced     2" in text_of(text)
+        # peers: this node with its role and mesh address
+        await pilot.press("p")
+        table = app.screen.query_one("#peers-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1
+                       and table.get_row_at(0)[3] == "10.99.0.1")
+        assert table.get_row_at(0)[2] == "admin" and table.get_row_at(0)[4] == "self"
+
+
+async def test_founding_refused_by_the_node_is_shown(make_app, tui_node) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.screen.query_one("#found-form").display)
+        async with client_to(tui_node) as client:  # someone else founds it first
+            await client.call(state_routes.state_create_network,
+                              CreateNetworkRequest(name="first", cidr="10.98.0.0/16"))
+        app.screen.query_one("#net-name", Input).value = "second"
+        app.screen.found_network()
+        state = app.screen.query_one("#enroll-state", Static)
+        await wait_for(pilot, lambda: "not founded" in text_of(state))
+        assert "already belongs to a network" in text_of(state)
+        intro = app.screen.query_one("#enroll-intro", Static)
+        await wait_for(pilot, lambda: "in network first" in text_of(intro))
 
 
 async def test_logs_screen_shows_the_node_log_ring(make_app, tui_node: NodeService) -> None:

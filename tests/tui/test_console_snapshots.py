@@ -11,15 +11,19 @@ from pathlib import Path
 import pytest
 from settings_factory import make_settings
 
+from formation.api import state_routes
 from formation.api.client import NodeClient
 from formation.api.console_models import EditableSettings, HostSample, LogRecord
 from formation.api.models import Capabilities, Capability, Event, Health, NodeStatus, Resources
+from formation.api.state_models import CreateNetworkRequest
 from formation.tui.app import FormationApp
+from formation.tui.network import NetworkSnapshot
 from formation.tui.presenter import Presenter
 from tests.tui.conftest import wait_for, write_config
 
 FIXED_SEED = "11" * 32
 FIXED_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+FIXED_NETWORK = "0f" * 16
 
 
 class FrozenPresenter(Presenter):
@@ -55,6 +59,19 @@ class FrozenPresenter(Presenter):
 
     def clock(self, moment: datetime) -> str:
         return "12:00:00"
+
+    def network(self, network: NetworkSnapshot) -> NetworkSnapshot:
+        """The network id and op ids hash the founding time; mDNS's state depends on timing."""
+        if network.discovered is not None:
+            network.discovered = network.discovered.model_copy(update={"mdns": "normalised"})
+        if network.status is not None:
+            network.status = network.status.model_copy(update={
+                "heads": ["ab" * 32] * len(network.status.heads),
+                "network": FIXED_NETWORK if network.status.network else None})
+        if network.network is not None:
+            network.views["network"] = [{**network.network, "id": FIXED_NETWORK,
+                                         "genesis": "cd" * 32}]
+        return network
 
 
 def snapshot_app(base: Path) -> FormationApp:
@@ -94,7 +111,7 @@ def go(key: str, marker: str):
 
 
 async def dashboard_filled(pilot) -> None:
-    await go("d", "role: none")(pilot)
+    await go("d", "state store: 0 ops")(pilot)
     app = pilot.app
     n_rows = len(app.node_health.checks) + len(app.node_status.capabilities.items)
     await wait_for(pilot, lambda: app.screen.query_one("#parts").row_count == n_rows)
@@ -127,7 +144,24 @@ def test_dashboard_16_colour_snapshot(snap_compare, short_tmp: Path) -> None:
 
 def test_enroll_snapshot(snap_compare, short_tmp: Path) -> None:
     assert snap_compare(snapshot_app(short_tmp), terminal_size=(80, 24),
-                        run_before=go("e", "endpoints yet"))
+                        run_before=go("e", "hosts discovered: 0"))
+
+
+async def founded_peers(pilot) -> None:
+    """A network founded through the node's API; the peers screen shows this node in it."""
+    await settled(pilot)
+    app = pilot.app
+    await app.link.call(state_routes.state_create_network,
+                        CreateNetworkRequest(name="lab", cidr="10.42.0.0/16"))
+    await go("p", "1 nodes known")(pilot)
+    table = app.screen.query_one("#peers-table")
+    await wait_for(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[3] == "10.42.0.1")
+    await pilot.pause(0.2)
+
+
+def test_peers_snapshot(snap_compare, short_tmp: Path) -> None:
+    assert snap_compare(snapshot_app(short_tmp), terminal_size=(120, 40),
+                        run_before=founded_peers)
 
 
 def test_help_snapshot(snap_compare, short_tmp: Path) -> None:

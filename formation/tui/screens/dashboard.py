@@ -1,4 +1,5 @@
-"""This node at a glance: identity, parts and capabilities, live host graphs, and the events."""
+"""This node at a glance: identity and role, the network, parts and capabilities, live host
+graphs, and the events."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from textual.containers import Horizontal
 from formation.tui.screens.base import ConsoleScreen
 from formation.tui.widgets.event_log import EventLog
 from formation.tui.widgets.host_graphs import HostGraphs
+from formation.tui.widgets.network_summary import NetworkSummary
 from formation.tui.widgets.node_summary import NodeSummary
 from formation.tui.widgets.parts_table import PartsTable
 
@@ -19,5 +21,6 @@ class DashboardScreen(ConsoleScreen):
         with Horizontal(id="top"):
             yield NodeSummary(id="summary")
             yield HostGraphs(id="graphs")
+        yield NetworkSummary(id="network")
         yield PartsTable(id="parts")
         yield EventLog(id="events")

@@ -1,20 +1,64 @@
-"""Peers and mesh: a place for the other nodes, invites and join approvals."""
+"""Peers and mesh: every node any part of this node knows of, one row each, merged from the
+state store (roles, mesh address), membership (alive/suspect/dead, last heard), discovery (how
+it was found, its API endpoint) and the mesh (WireGuard endpoint, handshake age, bytes). Live:
+the app reads the network again after each membership, discovery, mesh or state event."""
 
 from __future__ import annotations
 
-from formation.tui.screens.network_pending import NetworkPendingScreen
+from textual.app import ComposeResult
+from textual.widgets import DataTable, Static
+
+from formation.tui.network import NetworkSnapshot
+from formation.tui.network_rows import COLUMNS, node_rows
+from formation.tui.screens.base import ConsoleScreen
 
 
-class PeersScreen(NetworkPendingScreen):
+def mesh_text(net: NetworkSnapshot) -> str:
+    mesh = net.mesh
+    if mesh is None:
+        return f"mesh: cannot read ({net.errors.get('mesh', 'no answer')})"
+    if not mesh.up:
+        return f"mesh {mesh.interface}: down ({mesh.error or 'not started'})"
+    return (f"mesh {mesh.interface} up · {mesh.backend} · {mesh.address or 'no address'} · "
+            f"port {mesh.listen_port} · {len(mesh.peers)} peers")
+
+
+def peers_state_text(net: NetworkSnapshot | None, n_rows: int) -> str:
+    if net is None:
+        return "reading the network…"
+    mdns = net.discovered.mdns if net.discovered else net.errors.get("discovery", "no answer")
+    lines = [f"{n_rows} nodes known · {mesh_text(net)} · mDNS {mdns}"]
+    lines += [f"cannot read {source}: {why}" for source, why in sorted(net.errors.items())
+              if source in ("membership", "state view nodes")]
+    lines.append("Invites, approving joins and removing nodes come with `formation join`.")
+    return "\n".join(lines)
+
+
+class PeersScreen(ConsoleScreen):
     TITLE_TEXT = "peers and mesh"
-    AREA = "peers"
-    INTRO = ("[b]Peers and mesh[/b]\n"
-             "Here will be every node with its endpoint, handshake age, rx/tx and round-trip "
-             "time; creating an invite (token and QR code); approving or rejecting pending "
-             "joins; removing a node.")
 
-    def details(self) -> str:
-        status = self.app.node_status  # type: ignore[attr-defined]
-        if status is None:
-            return ""
-        return f"this node's WireGuard public key: {status.identity.wireguard_public_key}"
+    def compose_body(self) -> ComposeResult:
+        yield Static("reading the network…", id="peers-state")
+        yield DataTable(id="peers-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#peers-table", DataTable)
+        for title, width in COLUMNS:
+            table.add_column(title, width=width)
+        self.watch(self.app, "network", lambda _: self.show(), init=True)
+
+    def show(self) -> None:
+        app = self.app
+        net: NetworkSnapshot | None = app.network  # type: ignore[attr-defined]
+        status = app.node_status  # type: ignore[attr-defined]
+        rows = [r.cells() for r in node_rows(net, status)] \
+            if net is not None else []
+        self.query_one("#peers-state", Static).update(peers_state_text(net, len(rows)))
+        if rows == getattr(self, "_shown", None):
+            return
+        self._shown = rows
+        table = self.query_one("#peers-table", DataTable)
+        table.clear()
+        for row in rows:
+            table.add_row(*row)

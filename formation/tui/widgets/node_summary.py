@@ -1,22 +1,31 @@
-"""This node in four lines: name, id, version, uptime, role and mesh address, resources, API."""
+"""This node in six lines: name, id, version, uptime, role and mesh address, resources, API."""
 
 from __future__ import annotations
 
 from textual.widgets import Static
 
 from formation.api.models import NodeStatus
+from formation.tui.network import NetworkSnapshot
+from formation.tui.network_rows import mesh_address, role_of
 from formation.tui.presenter import duration
 
 
-def summary_text(status: NodeStatus | None) -> str:
+def membership_line(status: NodeStatus, net: NetworkSnapshot | None) -> str:
+    if net is None:
+        return "role: … · mesh: …"
+    if net.network is None and "state view network" in net.errors:
+        return f"role: unknown ({net.errors['state view network']})"
+    return f"role: {role_of(net, status.identity)} · mesh: {mesh_address(net, status.identity)}"
+
+
+def summary_text(status: NodeStatus | None, net: NetworkSnapshot | None = None) -> str:
     if status is None:
         return "waiting for the node…"
     res = status.resources
     return "\n".join((
         f"[b]{status.name}[/b]  id {status.identity.node_id}",
         f"formation {status.version} · up {duration(status.uptime_s)}",
-        # The node API has no network membership yet: say so instead of guessing.
-        "role: none (not in a network) · mesh: none",
+        membership_line(status, net),
         f"{res.cpus} CPUs · mem {res.memory_available_mb}/{res.memory_total_mb} MiB free",
         f"disk {res.disk_free_gb}/{res.disk_total_gb} GB free · load {res.load_1m:.2f}",
         "API " + " ".join(status.listen),
@@ -25,10 +34,11 @@ def summary_text(status: NodeStatus | None) -> str:
 
 class NodeSummary(Static):
     def on_mount(self) -> None:
-        self.watch(self.app, "node_status", self.show, init=True)
+        self.watch(self.app, "network", lambda _: self.show(), init=False)
+        self.watch(self.app, "node_status", lambda _: self.show(), init=True)
 
-    def show(self, status: NodeStatus | None) -> None:
-        text = summary_text(status)
+    def show(self) -> None:
+        text = summary_text(self.app.node_status, self.app.network)  # type: ignore[attr-defined]
         if text != getattr(self, "shown", None):
             self.shown = text
             self.update(text, layout=False)  # fixed height: no relayout of the screen

@@ -1,0 +1,87 @@
+"""The peers screen and the dashboard's node counts against two real node services on loopback
+that find each other through a bootstrap list: the second host appears live (membership,
+discovery), and its going away shows as suspect, then dead, without a key press."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from settings_factory import make_settings
+from textual.widgets import DataTable, Static
+
+from formation.identity import load_or_create_identity
+from formation.node.service import NodeService
+from formation.tui.app import FormationApp
+from tests.tui.conftest import client_factory, wait_for
+
+FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.6, "dead_after_s": 1.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def pair(short_tmp: Path):
+    ports = [_free_port() for _ in range(2)]
+    keys = [load_or_create_identity(short_tmp / f"n{i}" / "data").public_key_hex
+            for i in range(2)]
+    services = []
+    for i in range(2):
+        settings = make_settings(
+            short_tmp / f"n{i}", name=f"n{i}",
+            api={"socket": str(short_tmp / f"n{i}.sock"), "listen": f"127.0.0.1:{ports[i]}"},
+            trusted_keys=[keys[1 - i]],
+            bootstrap=[] if i == 0 else [f"127.0.0.1:{ports[0]}"],
+            discovery={"bootstrap_delay_s": 0}, membership=FAST,
+        )
+        services.append(NodeService(settings))
+    for service in services:
+        await service.start()
+    yield services
+    for service in services:
+        if service._runner is not None:
+            await service.stop()
+
+
+def row_of(table: DataTable, name: str) -> tuple[str, ...] | None:
+    for i in range(table.row_count):
+        row = tuple(str(c) for c in table.get_row_at(i))
+        if row[0] == name:
+            return row
+    return None
+
+
+async def test_peers_appear_and_fail_live(pair) -> None:
+    n0, n1 = pair
+    app = FormationApp(client_factory(n0), request_timeout_s=2.0, poll_s=5.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.link_status.online)
+        network = app.screen.query_one("#network", Static)
+        await wait_for(pilot, lambda: "nodes: 1 alive, 0 suspect, 0 dead" in str(network.render()))
+        await pilot.press("p")
+        table = app.screen.query_one("#peers-table", DataTable)
+        await wait_for(pilot, lambda: (row_of(table, "n1") or ("",) * 10)[4] == "alive")
+        row = row_of(table, "n1")
+        assert row[1] == n1.identity.node_id
+        assert row[6] == "unenrolled"  # neither is in a network yet
+        assert row[7] == n1.settings.api.listen
+        assert row_of(table, "n0")[4] == "self"
+        # enrollment lists the hosts discovery found, and does not pretend to join them
+        await pilot.press("e")
+        found = app.screen.query_one("#discovered", DataTable)
+        await wait_for(pilot, lambda: row_of(found, "n1") is not None)
+        assert row_of(found, "n1")[2] == "unenrolled" and "gossip" in row_of(found, "n1")[5]
+        assert "cannot join yet" in str(app.screen.query_one("#join-later", Static).render())
+        await pilot.press("p")
+        table = app.screen.query_one("#peers-table", DataTable)
+        # poll_s is 5 s: only the membership events can make these changes show in time
+        await n1.stop()
+        await wait_for(pilot, lambda: row_of(table, "n1")[4] == "dead", timeout_s=8)
+        await pilot.press("d")
+        network = app.screen.query_one("#network", Static)
+        await wait_for(pilot, lambda: "0 alive, 0 suspect, 1 dead" in str(network.render()))
