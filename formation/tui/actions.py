@@ -26,8 +26,8 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("s", "app.switch_mode('settings')", "Settings",
                   "Hostname, bootstrap list and admin SSH keys"),
     ConsoleAction("e", "app.switch_mode('enroll')", "Network enrollment",
-                  "Found a network; hosts discovered nearby (joining comes with "
-                  "formation join)", show=False),
+                  "Found a network; hosts discovered nearby (join with "
+                  "`formation join` in a shell)", show=False),
     ConsoleAction("n", "app.switch_node", "Node", "Attach the console to another node"),
     ConsoleAction("r", "app.refresh_node", "Refresh", "Ask the node for everything again now",
                   show=False),

@@ -25,9 +25,9 @@ from formation.tui.network_rows import ago
 from formation.tui.screens.base import ConsoleScreen
 
 DEFAULT_CIDR = "10.42.0.0/16"
-JOIN_LATER = ("[b]Joining[/b] a network (an invite token, a bootstrap host, or one discovered "
-              "below) arrives with `formation join`, which is being built now: this console "
-              "cannot join yet.")
+JOIN_LATER = ("[b]Joining[/b] a network: run `formation join TOKEN` (an admin's invite) or "
+              "`formation join --request HOST:PORT` (an admin approves) in a shell on this "
+              "host; this console cannot join yet.")
 DISCOVERED_COLUMNS = (("name", 14), ("id", 27), ("kind", 10), ("network", 12),
                       ("address", 21), ("found by", 16), ("seen", 5))
 
