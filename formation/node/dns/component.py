@@ -1,6 +1,6 @@
 """form-dns as a part of the node: when `dns.enabled`, serve the zone on `dns.listen` (or the
-mesh address) and port `dns.port`. The record source starts as an empty static table; the state
-store replaces it (`component.resolver.source = ...`) with its instance and node views."""
+mesh address) and port `dns.port`. Names come from the state store's node and instance views
+when the node keeps a state store, else from a static table (`component.records`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 
 from formation.api import models as m
 from formation.errors import FormationError
-from formation.node.dns.records import StaticRecords
+from formation.node.dns.records import RecordSource, StaticRecords
 from formation.node.dns.server import DnsResolver, DnsServer
+from formation.node.dns.state_records import StateRecords
 from formation.node.net.host import LOCAL_HOST, NetHost
+from formation.node.state.component import store_of
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
@@ -37,7 +39,11 @@ class DnsComponent:
             listen = [str(ipaddress.ip_interface(service.settings.mesh.address).ip)]
         if not listen:
             raise FormationError("dns: nothing to listen on: set dns.listen, or mesh.address")
-        self.resolver = DnsResolver(self.records, s.zone, s.upstreams, s.ttl_s)
+        try:  # names come from the replicated state when the node keeps one
+            source: RecordSource = StateRecords(store_of(service))
+        except RuntimeError:
+            source = self.records
+        self.resolver = DnsResolver(source, s.zone, s.upstreams, s.ttl_s)
         server = DnsServer(self.resolver, self.host)
         try:
             await server.start(listen, s.port)
