@@ -17,7 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-from formation.api import mesh_routes
+from formation.api import join_routes, mesh_routes, state_routes
+from formation.api.join_models import JoinTokenRequest
+from formation.api.state_models import AppendRequest
 from formation.identity import NodeIdentity
 from formation.lab import Lab
 from formation.node.net.host import NetHost, call_in_netns
@@ -193,9 +195,10 @@ async def lab_peers(lab: Lab, host: str) -> dict[str, float]:
 
 async def through_state(n: int) -> tuple[float, float]:
     """(join_to_handshakes_s, membership_change_s) through the state store, on a lab of real
-    node processes: h1 founds, the others join with tokens; the last join is timed from the
-    `formation join` call to every node having a handshake with every other newer than that
-    call. Then h1 removes the last node and the time until no other node has its peer."""
+    node processes: h1 founds, the others join with tokens; the last join is timed from its
+    join request (what `formation join` sends) to every node having a handshake with every
+    other, the newcomer's newer than that request. Then h1 removes the last node: the time
+    until no other node has its peer."""
     lab = Lab(n, pretrust=False, node_overrides=LAB_OVERRIDES)
     await asyncio.to_thread(lab.up)
     try:
@@ -208,7 +211,8 @@ async def through_state(n: int) -> tuple[float, float]:
         wg_key = leaving["wireguard_public_key"]
         token = json.loads(await lab_cli(lab, names[0], "invite", "create", "--json"))["token"]
         started, wall = time.monotonic(), time.time()
-        await lab_cli(lab, names[-1], "join", token)
+        async with lab.client(names[-1], timeout_s=60) as client:  # the API `formation join` uses
+            await client.call(join_routes.join_token, JoinTokenRequest(token=token))
 
         async def handshaken() -> bool:
             """Every node has a handshake with every other; with the newcomer, a new one
@@ -224,8 +228,9 @@ async def through_state(n: int) -> tuple[float, float]:
         await poll(handshaken, 120, 0.1)
         join = round(time.monotonic() - started, 3)
         started = time.monotonic()
-        await lab_cli(lab, names[0], "state", "append", "node.remove",
-                      json.dumps({"node": leaving["public_key"]}))
+        async with lab.client(names[0]) as client:
+            await client.call(state_routes.state_append, AppendRequest(
+                kind="node.remove", payload={"node": leaving["public_key"]}))
 
         async def gone() -> bool:
             for name in names[:-1]:
@@ -297,14 +302,15 @@ async def main(quick: bool) -> dict:
         if bare_joins[largest] else None,
         "notes": "Real wireguard-go in network namespaces on one machine. join_to_handshakes_s "
         "is measured on a lab of real node processes through the state store: from the last "
-        "host's `formation join TOKEN` call (handshake, replication, its node record with "
+        "host's join request (POST /v1/join/token, what `formation join TOKEN` sends; CLI "
+        "start-up excluded) (handshake, replication, its node record with "
         "WireGuard key and endpoints, address claim, every node re-planning its peers) to "
         "every node having a handshake newer than that call with every other; "
-        "membership_change_s from an admin's node.remove op to the peer being gone from every "
-        "other node's WireGuard config. The reconciler_* figures are the baseline from the "
-        "same run without the state store (peer set handed to every reconciler at once). "
-        "mesh_ratio compares the same "
-        "wireguard-go binary configured by the node's backend vs by `wg`: a check that the "
+        "membership_change_s from an admin's node.remove request (POST /v1/state/ops) to "
+        "the peer being gone from every other node's WireGuard config. The reconciler_* "
+        "figures are the baseline from the same run without the state store (peer set handed "
+        "to every reconciler at once). mesh_ratio compares the same wireguard-go binary "
+        "configured by the node's backend vs by `wg`: a check that the "
         "backend adds no overhead, not a kernel-vs-userspace comparison. Throughput figures "
         "are the best of 3 interleaved single-stream TCP rounds (Python sender and receiver "
         "in threads) on a shared 2-core machine; single rounds vary by 2x.",
