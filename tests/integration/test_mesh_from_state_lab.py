@@ -23,7 +23,7 @@ HOSTS = ["h1", "h2", "h3"]
 DNS_PORT = 5300
 OVERRIDES = {
     "mesh": {"enabled": True, "backend": "wireguard-go", "status_interval_s": 1.0},
-    "dns": {"enabled": True, "listen": ["0.0.0.0"], "port": DNS_PORT},
+    "dns": {"enabled": True, "port": DNS_PORT},  # on the mesh address claimed in the state
 }
 
 TCP_SERVER = """import socket, sys
