@@ -17,7 +17,11 @@ import threading
 import time
 from pathlib import Path
 
+from formation.api import join_routes, mesh_routes, state_routes
+from formation.api.join_models import JoinTokenRequest
+from formation.api.state_models import AppendRequest
 from formation.identity import NodeIdentity
+from formation.lab import Lab
 from formation.node.net.host import NetHost, call_in_netns
 from formation.node.net.reconcile import DesiredPeer, MeshReconciler
 from formation.node.net.testbed import SimHost, Testbed
@@ -128,12 +132,12 @@ async def all_handshaken(backends: list[WireGuardGoBackend], n: int) -> bool:
     return True
 
 
-async def poll(check, timeout_s: float) -> float:
+async def poll(check, timeout_s: float, every_s: float = 0.01) -> float:
     start = time.monotonic()
     while not await check():
         if time.monotonic() - start > timeout_s:
             raise TimeoutError("benchmark condition not reached")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(every_s)
     return round(time.monotonic() - start, 3)
 
 
@@ -168,6 +172,76 @@ async def membership(n: int) -> tuple[float, float]:
             for b in backends:
                 await b.delete()
     return join, change
+
+
+LAB_OVERRIDES = {"mesh": {"enabled": True, "backend": "wireguard-go", "status_interval_s": 1.0}}
+
+
+async def lab_cli(lab: Lab, host: str, *args: str) -> str:
+    out = await asyncio.to_thread(lab.exec, host, ["formation", *args], capture_output=True,
+                                  text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"{host}: formation {' '.join(args)}: {out.stderr.strip()}")
+    return out.stdout
+
+
+async def lab_peers(lab: Lab, host: str) -> dict[str, float]:
+    """WireGuard key -> latest handshake (Unix time; 0: never) of every peer of `host`."""
+    async with lab.client(host) as client:
+        status = await client.call(mesh_routes.mesh_status)
+    return {p.public_key: p.latest_handshake.timestamp() if p.latest_handshake else 0.0
+            for p in status.peers}
+
+
+async def through_state(n: int) -> tuple[float, float]:
+    """(join_to_handshakes_s, membership_change_s) through the state store, on a lab of real
+    node processes: h1 founds, the others join with tokens; the last join is timed from its
+    join request (what `formation join` sends) to every node having a handshake with every
+    other, the newcomer's newer than that request. Then h1 removes the last node: the time
+    until no other node has its peer."""
+    lab = Lab(n, pretrust=False, node_overrides=LAB_OVERRIDES)
+    await asyncio.to_thread(lab.up)
+    try:
+        names = [h.name for h in lab.hosts]
+        await lab_cli(lab, names[0], "network", "create", "bench", "--cidr", "10.42.0.0/16")
+        for name in names[1:-1]:
+            await lab_cli(lab, name, "join", json.loads(await lab_cli(
+                lab, names[0], "invite", "create", "--json"))["token"])
+        leaving = json.loads(await lab_cli(lab, names[-1], "identity", "show", "--json"))
+        wg_key = leaving["wireguard_public_key"]
+        token = json.loads(await lab_cli(lab, names[0], "invite", "create", "--json"))["token"]
+        started, wall = time.monotonic(), time.time()
+        async with lab.client(names[-1], timeout_s=60) as client:  # the API `formation join` uses
+            await client.call(join_routes.join_token, JoinTokenRequest(token=token))
+
+        async def handshaken() -> bool:
+            """Every node has a handshake with every other; with the newcomer, a new one
+            (wireguard-go reports whole seconds, hence the second of slack)."""
+            for name in names:
+                peers = await lab_peers(lab, name)
+                if len(peers) < n - 1 or not all(peers.values()):
+                    return False
+                if name != names[-1] and peers.get(wg_key, 0.0) < wall - 1:
+                    return False
+            return True
+
+        await poll(handshaken, 120, 0.1)
+        join = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        async with lab.client(names[0]) as client:
+            await client.call(state_routes.state_append, AppendRequest(
+                kind="node.remove", payload={"node": leaving["public_key"]}))
+
+        async def gone() -> bool:
+            for name in names[:-1]:
+                if wg_key in await lab_peers(lab, name):
+                    return False
+            return True
+
+        await poll(gone, 60, 0.1)
+        return join, round(time.monotonic() - started, 3)
+    finally:
+        await asyncio.to_thread(lab.down)
 
 
 async def throughput(seconds: float, rounds: int) -> dict:
@@ -211,9 +285,10 @@ async def throughput(seconds: float, rounds: int) -> dict:
 async def main(quick: bool) -> dict:
     sizes = [3] if quick else [3, 5, 10]
     result = await throughput(1.5 if quick else 4.0, 3)
-    joins, changes = {}, {}
+    joins, changes, bare_joins, bare_changes = {}, {}, {}, {}
     for n in sizes:
-        joins[str(n)], changes[str(n)] = await membership(n)
+        joins[str(n)], changes[str(n)] = await through_state(n)
+        bare_joins[str(n)], bare_changes[str(n)] = await membership(n)
     largest = str(sizes[-1])
     result.update({
         "n": int(largest),
@@ -221,13 +296,21 @@ async def main(quick: bool) -> dict:
         "join_to_handshakes_by_n": joins,
         "membership_change_s": changes[largest],
         "membership_change_by_n": changes,
+        "reconciler_to_handshakes_by_n": bare_joins,
+        "reconciler_removal_by_n": bare_changes,
+        "join_vs_reconciler_ratio": round(joins[largest] / bare_joins[largest], 2)
+        if bare_joins[largest] else None,
         "notes": "Real wireguard-go in network namespaces on one machine. join_to_handshakes_s "
-        "is from applying the peer set (reconciler on every node at once, interfaces already "
-        "up) to a handshake with every peer on every node; membership_change_s from the "
-        "removal being applied on every remaining node to the peer being gone from all their "
-        "configs. Neither goes through the state store yet (it does not exist on this "
-        "branch), so replication time is not included. mesh_ratio compares the same "
-        "wireguard-go binary configured by the node's backend vs by `wg`: a check that the "
+        "is measured on a lab of real node processes through the state store: from the last "
+        "host's join request (POST /v1/join/token, what `formation join TOKEN` sends; CLI "
+        "start-up excluded) (handshake, replication, its node record with "
+        "WireGuard key and endpoints, address claim, every node re-planning its peers) to "
+        "every node having a handshake newer than that call with every other; "
+        "membership_change_s from an admin's node.remove request (POST /v1/state/ops) to "
+        "the peer being gone from every other node's WireGuard config. The reconciler_* "
+        "figures are the baseline from the same run without the state store (peer set handed "
+        "to every reconciler at once). mesh_ratio compares the same wireguard-go binary "
+        "configured by the node's backend vs by `wg`: a check that the "
         "backend adds no overhead, not a kernel-vs-userspace comparison. Throughput figures "
         "are the best of 3 interleaved single-stream TCP rounds (Python sender and receiver "
         "in threads) on a shared 2-core machine; single rounds vary by 2x.",

@@ -245,6 +245,9 @@ class MeshSettings(Strict):
     address: IpInterface | None = Field(
         None, description="this node's mesh address with the network's prefix; until the state "
         "store allocates it, set here")
+    endpoints: list[IpPort] = Field(
+        default_factory=list, description="underlay IP:PORT where peers reach this node's "
+        "WireGuard; empty: the hosts of its API endpoints with listen_port")
     persistent_keepalive_s: int = Field(25, ge=0, le=65535)
     status_interval_s: float = Field(10.0, gt=0, le=3600, description="status event period")
 

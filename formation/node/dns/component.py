@@ -1,20 +1,31 @@
-"""form-dns as a part of the node: when `dns.enabled`, serve the zone on `dns.listen` (or the
-mesh address) and port `dns.port`. The record source starts as an empty static table; the state
-store replaces it (`component.resolver.source = ...`) with its instance and node views."""
+"""form-dns as a part of the node: when `dns.enabled`, serve the zone on `dns.listen`, else on
+the mesh address (`mesh.address`, or the one this node claims in the state store, once it has
+one), port `dns.port`. Names come from the state store's node and instance views when the node
+keeps a state store, else from a static table (`component.records`)."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import ipaddress
+import logging
 from typing import TYPE_CHECKING
 
 from formation.api import models as m
 from formation.errors import FormationError
 from formation.node.dns.records import StaticRecords
 from formation.node.dns.server import DnsResolver, DnsServer
+from formation.node.dns.state_records import StateRecords
 from formation.node.net.host import LOCAL_HOST, NetHost
+from formation.node.state.component import store_of
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
+    from formation.node.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+WAIT_ADDRESS_S = 0.5
 
 
 class DnsComponent:
@@ -26,26 +37,60 @@ class DnsComponent:
         self.resolver: DnsResolver | None = None
         self.server: DnsServer | None = None
         self.enabled = False
+        self.waiting = False  # for the mesh address this node claims in the state
 
     async def start(self, service: NodeService) -> None:
         s = service.settings.dns
         self.enabled = s.enabled
         if not s.enabled:
             return
+        try:  # names come from the replicated state when the node keeps one
+            store: StateStore | None = store_of(service)
+        except RuntimeError:
+            store = None
+        self.resolver = DnsResolver(StateRecords(store) if store else self.records,
+                                    s.zone, s.upstreams, s.ttl_s)
         listen = list(s.listen)
         if not listen and service.settings.mesh.address:
             listen = [str(ipaddress.ip_interface(service.settings.mesh.address).ip)]
+        if not listen and store is not None and service.settings.mesh.enabled:
+            self.waiting = True
+            service.spawn(self._serve_on_claimed_address(service, store))
+            return
         if not listen:
             raise FormationError("dns: nothing to listen on: set dns.listen, or mesh.address")
-        self.resolver = DnsResolver(self.records, s.zone, s.upstreams, s.ttl_s)
-        server = DnsServer(self.resolver, self.host)
         try:
-            await server.start(listen, s.port)
+            self.server = await self._serve(listen, s.port)
         except OSError as exc:
             raise FormationError(
                 f"dns: cannot listen on {', '.join(listen)} port {s.port}: {exc.strerror}"
             ) from None
-        self.server = server
+
+    async def _serve(self, listen: list[str], port: int) -> DnsServer:
+        assert self.resolver is not None
+        server = DnsServer(self.resolver, self.host)
+        await server.start(listen, port)
+        return server
+
+    async def _serve_on_claimed_address(self, service: NodeService, store: StateStore) -> None:
+        """Without a configured address: serve on the mesh address this node claims in the
+        state, once the mesh has put it on the interface (binding fails until then)."""
+        assert service.identity is not None
+        me, port = service.identity.public_key_hex, service.settings.dns.port
+        while self.server is None:
+            mine = next((n for n in await store.view("nodes") if n["key"] == me), None)
+            if mine and mine.get("address"):
+                try:
+                    self.server = await self._serve([mine["address"]], port)
+                    self.waiting = False
+                    log.info("dns serving on the mesh address", extra={"fields": {
+                        "address": mine["address"], "port": port}})
+                    return
+                except OSError as exc:
+                    if exc.errno != errno.EADDRNOTAVAIL:
+                        log.warning("dns cannot listen", extra={"fields": {
+                            "address": mine["address"], "port": port, "error": exc.strerror}})
+            await asyncio.sleep(WAIT_ADDRESS_S)
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -58,6 +103,8 @@ class DnsComponent:
     def health(self) -> list[m.HealthCheck]:
         if not self.enabled:
             return []
+        if self.waiting:
+            return [m.HealthCheck(name="dns", ok=True, detail="waiting for a mesh address")]
         bound = ", ".join(f"{a}:{p}" for a, p in self.server.bound) if self.server else ""
         return [m.HealthCheck(name="dns", ok=self.server is not None,
                               detail=f"serving on {bound}" if bound else "not serving")]

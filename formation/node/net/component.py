@@ -1,7 +1,7 @@
 """The mesh as a part of the node: when `mesh.enabled`, create the WireGuard interface with the
 node's own key (backend chosen by the capability probe unless the settings force one), put the
-mesh address on it, publish status events, and serve GET /v1/mesh. The peers come from the
-reconciler (`component.reconciler.reconcile(desired)`), which the state store will drive."""
+mesh address on it, publish status events, and serve GET /v1/mesh. With a state store the
+peers and the mesh address follow its views (follow.py); the reconciler applies them."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from formation.api.mesh_models import MeshPeer, MeshStatus
 from formation.errors import FormationError
 from formation.node.capabilities import host as probes
 from formation.node.net.backend import WireGuardBackend, make_backend
+from formation.node.net.follow import StateFollower
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, WireGuardError
 from formation.node.net.reconcile import MeshReconciler
+from formation.node.state.component import store_of
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
@@ -53,6 +55,7 @@ class MeshComponent:
         self.backend: WireGuardBackend | None = None
         self.reconciler: MeshReconciler | None = None
         self.error = ""
+        self.follower: StateFollower | None = None
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -84,9 +87,20 @@ class MeshComponent:
             self.backend = None
             raise FormationError(f"mesh: cannot address {s.interface}: {exc}") from None
         self.reconciler = MeshReconciler(backend, s.persistent_keepalive_s)
+        self._follow_state(service)
         service.spawn(self._publish_status(s.status_interval_s))
         log.info("mesh interface up", extra={"fields": {
             "interface": s.interface, "backend": backend.kind, "address": s.address or "-"}})
+
+    def _follow_state(self, service: NodeService) -> None:
+        """With a state store, peers and the mesh address come from its views."""
+        try:
+            store = store_of(service)
+        except RuntimeError:
+            return  # no state store: the reconciler is driven by whoever holds it
+        self.follower = StateFollower(self, store)
+        store.subscribe(self.follower.notify)
+        service.spawn(self.follower.run())
 
     def _restarted(self, count: int) -> None:
         if self.service:

@@ -143,7 +143,7 @@ def _remove(op, auth, author, get_op):
 
 def _record(op, auth, author, get_op):
     p = op.payload
-    _only(p, {"name", "endpoints", "resources", "wireguard_key"})
+    _only(p, {"name", "endpoints", "resources", "wireguard_key", "wg_endpoints"})
     _need(p, "name", is_name, "a node name")
     if "endpoints" in p:
         _need(p, "endpoints", lambda v: isinstance(v, list) and all(map(_is_text, v)),
@@ -152,6 +152,9 @@ def _record(op, auth, author, get_op):
         _need(p, "resources", _is_map, "a map")
     if "wireguard_key" in p:
         _need(p, "wireguard_key", _is_text, "a WireGuard public key")
+    if "wg_endpoints" in p:
+        _need(p, "wg_endpoints", lambda v: isinstance(v, list) and all(map(_is_text, v)),
+              "a list of HOST:PORT (WireGuard underlay endpoints)")
 
 
 def _invite_create(op, auth, author, get_op):

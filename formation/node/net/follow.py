@@ -1,0 +1,145 @@
+"""The mesh follows the replicated state: this node writes its WireGuard key and underlay
+endpoints into its own node record, and every `state` event (debounced) re-derives the desired
+peers from the nodes view — every other member with a WireGuard key and a mesh address — and
+hands them to the reconciler, which changes one peer at a time. The interface address is the
+mesh address this node holds in the addresses view."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from formation.node.net.addressing import AddressingError, MeshLayout
+from formation.node.net.peers import WireGuardError
+from formation.node.net.reconcile import DesiredPeer
+from formation.node.state.op import OpError
+
+if TYPE_CHECKING:
+    from formation.node.net.component import MeshComponent
+    from formation.node.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_S = 0.2
+RETRY_S = 2.0
+
+
+def allowed_ips_for(address: str, cidr: str, vm_prefix: int) -> tuple[str, ...]:
+    """A node's mesh /32, and its VM subnet when its address is one of the layout's slots."""
+    own = (f"{address}/32",)
+    try:
+        layout = MeshLayout.parse(cidr, vm_prefix)
+        slot = int(ipaddress.ip_address(address)) - int(layout.network.network_address)
+        return layout.addresses(slot).allowed_ips()
+    except (AddressingError, ValueError):
+        return own
+
+
+def desired_peers(nodes: Sequence[dict[str, Any]], me: str, cidr: str,
+                  vm_prefix: int) -> list[DesiredPeer]:
+    """Every member node but `me` that published a WireGuard key and holds a mesh address."""
+    peers = []
+    for node in nodes:
+        key, wg_key, address = node.get("key"), node.get("wireguard_key"), node.get("address")
+        if key == me or not wg_key or not address or not node.get("roles"):
+            continue
+        peers.append(DesiredPeer(node_id=key, public_key=wg_key,
+                                 endpoints=tuple(node.get("wg_endpoints") or ()),
+                                 allowed_ips=allowed_ips_for(address, cidr, vm_prefix)))
+    return peers
+
+
+def wg_endpoints(api_endpoints: Sequence[str], explicit: Sequence[str], port: int) -> list[str]:
+    """Where peers reach this node's WireGuard: the configured endpoints, else the hosts of its
+    API endpoints (as the join work recorded them) with the WireGuard port."""
+    if explicit:
+        return list(explicit)
+    found: list[str] = []
+    for endpoint in api_endpoints:
+        host = endpoint.rsplit(":", 1)[0].strip("[]")
+        candidate = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if host and candidate not in found:
+            found.append(candidate)
+    return found
+
+
+class StateFollower:
+    """Keeps one mesh component in line with one state store."""
+
+    def __init__(self, mesh: MeshComponent, store: StateStore) -> None:
+        self.mesh = mesh
+        self.store = store
+        self.wake = asyncio.Event()
+        self.address: str | None = None  # the interface address this follower put there
+
+    def notify(self, ops: list, origin: str | None) -> None:
+        self.wake.set()
+
+    async def run(self) -> None:
+        self.wake.set()
+        while True:
+            await self.wake.wait()
+            await asyncio.sleep(DEBOUNCE_S)  # a burst of ops makes one pass
+            self.wake.clear()
+            try:
+                await self.sync_once()
+            except (WireGuardError, OpError, OSError) as exc:
+                log.warning("mesh: cannot follow the state", extra={"fields": {"error": str(exc)}})
+                await asyncio.sleep(RETRY_S)
+                self.wake.set()
+
+    async def sync_once(self) -> None:
+        mesh, store = self.mesh, self.store
+        service, reconciler, backend = mesh.service, mesh.reconciler, mesh.backend
+        assert service is not None and service.identity is not None
+        if reconciler is None or backend is None:
+            return
+        me = service.identity.public_key_hex
+        if me not in store.members:
+            if reconciler.last_desired:  # removed from the network: no peers any more
+                await reconciler.reconcile([])
+            return
+        network = await store.view("network")
+        cidr = network[0].get("cidr") if network else None
+        if not cidr:
+            return
+        nodes = await store.view("nodes")
+        mine = next((n for n in nodes if n["key"] == me), None)
+        await self._record_self(mine)
+        if mine and mine.get("address"):
+            await self._ensure_address(mine["address"], cidr)
+        s = service.settings.mesh
+        await reconciler.reconcile(desired_peers(nodes, me, cidr, s.vm_prefix))
+
+    async def _record_self(self, mine: dict | None) -> None:
+        service, backend = self.mesh.service, self.mesh.backend
+        assert service is not None and service.identity is not None and backend is not None
+        s = service.settings.mesh
+        port = (await backend.status()).listen_port or s.listen_port
+        key = service.identity.wireguard_public_key
+        endpoints = wg_endpoints((mine or {}).get("endpoints") or [], s.endpoints, port)
+        if mine and mine.get("wireguard_key") == key and mine.get("wg_endpoints") == endpoints:
+            return
+        name = (mine or {}).get("name") or service.settings.name
+        await self.store.append("node.record", {"name": name, "wireguard_key": key,
+                                                "wg_endpoints": endpoints})
+
+    async def _ensure_address(self, address: str, cidr: str) -> None:
+        """Puts the claimed mesh address (with the network's prefix) on the interface. A node
+        configured with `mesh.address` keeps that one."""
+        service, backend = self.mesh.service, self.mesh.backend
+        assert service is not None and backend is not None
+        if service.settings.mesh.address:
+            return
+        wanted = f"{address}/{ipaddress.ip_network(cidr).prefixlen}"
+        if wanted == self.address:
+            return
+        if self.address is not None:
+            log.warning("mesh address changed", extra={"fields": {
+                "from": self.address, "to": wanted}})
+        await backend.add_address(wanted)
+        self.address = wanted
+        log.info("mesh address from the state", extra={"fields": {"address": wanted}})
