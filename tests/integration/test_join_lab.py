@@ -173,6 +173,32 @@ async def test_join_without_token_waits_for_approval(lab: Lab):
     assert json.loads(out.stdout)["pending"] == []
 
 
+async def test_partitioned_writes_converge_after_heal(lab: Lab):
+    """Both sides of a partition write; after `lab heal` every replica has every op."""
+    hosts = ["h1", "h2", "h3"]
+    await _until(lambda: converged(lab, hosts), 30)
+    await asyncio.to_thread(lab.partition, ["h3"])
+    try:
+        record = {"name": "db.fog", "type": "A", "value": "10.42.0.9"}
+        out = await cli(lab, "h1", "state", "append", "dns.set", json.dumps(record), "--json")
+        assert out.returncode == 0, out.stderr
+        admin_op = json.loads(out.stdout)["id"]
+        out = await cli(lab, "h3", "state", "append", "node.record", '{"name": "h3"}', "--json")
+        assert out.returncode == 0, out.stderr
+        cut_off_op = json.loads(out.stdout)["id"]
+        await asyncio.sleep(2)
+        async with lab.client("h3") as client:
+            dns = await client.call(state_routes.state_view, collection="dns")
+        assert "db.fog" not in json.dumps(dns.items), "the partition did not cut h3 off"
+    finally:
+        await asyncio.to_thread(lab.heal)
+    await _until(lambda: converged(lab, hosts), 45)
+    for host in hosts:
+        async with lab.client(host) as client:
+            for op_id in (admin_op, cut_off_op):
+                assert (await client.call(state_routes.state_op, op_id=op_id)).id == op_id
+
+
 @pytest.mark.slow
 async def test_five_hosts_join_and_a_rejected_request():
     lab = Lab(5, pretrust=False)
