@@ -94,9 +94,13 @@ def check_sshd(dropin: Path, sshd_config: Path | None) -> str | None:
 @click.option("--check-with", "sshd_config", type=click.Path(path_type=Path), default=None,
               help="Validate with `sshd -t -f FILE` (default: the system sshd_config).")
 @click.option("--no-check", is_flag=True, help="Do not run `sshd -t` after writing.")
+@click.option("--executable", metavar="PATH", default=None,
+              help="The `formation` sshd runs; every directory above it must be root-owned and "
+              "not group/world-writable (default: this formation).")
 @click.pass_obj
 def ssh_setup(obj: Context, user: str, dropin: Path, create_user: bool,
-              keys_command_user: str | None, sshd_config: Path | None, no_check: bool) -> None:
+              keys_command_user: str | None, sshd_config: Path | None, no_check: bool,
+              executable: str | None) -> None:
     """Install the sshd drop-in that gives admins the console over SSH.
 
     Admins log in as USER with a key listed in the node's `admin_ssh_keys` setting; sshd asks
@@ -105,7 +109,9 @@ def ssh_setup(obj: Context, user: str, dropin: Path, create_user: bool,
     """
     if create_user and ensure_user(user):
         click.echo(f"created system user {user}")
-    text = dropin_text(user, formation_executable(), obj.config_file,
+    if executable is not None and not Path(executable).is_absolute():
+        raise FormationError(f"--executable {executable}: expected an absolute path")
+    text = dropin_text(user, executable or formation_executable(), obj.config_file,
                        keys_command_user or user)
     try:
         write_text_atomically(dropin, text)

@@ -19,7 +19,7 @@ import pytest
 from formation.api import discovery_routes, p2p_routes
 from formation.api.p2p_models import PublishRequest
 from formation.lab import Lab
-from formation.lab.lab import leftovers
+from formation.lab.lab import LabError, leftovers
 from formation.lab.names import STATE_ROOT
 from tests.conftest import needs_root
 
@@ -219,17 +219,32 @@ def test_lab_refuses_bad_input_clearly():
     assert not Path("/run/formation-lab/nolab").exists()
 
 
-def test_lab_up_refuses_without_root():
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) not installed")
-    result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         sys.executable, "-m", "formation", "lab", "--name", "nobody", "up", "2"],
-        capture_output=True, text=True, timeout=60, check=False, cwd="/")
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.strip() == (
-        "formation: error: formation lab needs root: it creates network and mount namespaces "
-        "(try: sudo formation lab up 3)")
+NOT_ROOT = ("formation: error: formation lab needs root: it creates network and mount namespaces "
+            "(try: sudo formation lab up 3)")
+
+
+def _as_nobody(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, *args],
+                          capture_output=True, text=True, timeout=60, check=False, cwd="/")
+
+
+def test_lab_up_refuses_without_root(monkeypatch):
+    """As the user nobody for real where the checkout is readable to it; where it is not (a
+    checkout in a 0700 directory), the same command in-process with a non-root euid."""
+    if shutil.which("setpriv") and _as_nobody("-c", "import formation.cli").returncode == 0:
+        result = _as_nobody("-m", "formation", "lab", "--name", "nobody", "up", "2")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip() == NOT_ROOT
+    else:
+        from click.testing import CliRunner
+
+        from formation.cli import cli
+
+        monkeypatch.setattr(os, "geteuid", lambda: 65534)
+        result = CliRunner().invoke(cli, ["lab", "--name", "nobody", "up", "2"])
+        assert isinstance(result.exception, LabError)
+        assert f"formation: error: {result.exception}" == NOT_ROOT
     _nothing_left("nobody")
 
 

@@ -6,11 +6,13 @@ dashboard renders over SSH and a key press acts. Every process is stopped afterw
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,7 +67,21 @@ class Tmux:
 
 
 @pytest.fixture
-def ssh_lab(short_tmp: Path):
+def safe_formation():
+    """sshd runs an AuthorizedKeysCommand only if every directory above it is root-owned and
+    not group- or world-writable; a checkout under /tmp fails that. A wrapper in a fresh
+    0755 directory under /run passes it and runs this checkout's `formation`."""
+    safe_dir = Path(tempfile.mkdtemp(prefix="fmtest-", dir="/run"))
+    safe_dir.chmod(0o755)
+    wrapper = safe_dir / "formation"
+    wrapper.write_text(f"#!/bin/sh\nexec {shlex.quote(FORMATION)} \"$@\"\n")
+    wrapper.chmod(0o755)
+    yield str(wrapper)
+    shutil.rmtree(safe_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def ssh_lab(short_tmp: Path, safe_formation: str):
     port = free_port()
     user_pub = keygen(short_tmp / "user_key")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
@@ -84,11 +100,13 @@ def ssh_lab(short_tmp: Path):
         "AuthorizedKeysFile none", "LogLevel VERBOSE", f"Include {dropin}", "")))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     setup = subprocess.run(
-        [FORMATION, "--config", str(config), "ssh-setup", "--user", "root", "--no-create-user",
+        [FORMATION, "--config", str(config), "ssh-setup", "--user", "root",
+         "--no-create-user", "--executable", safe_formation,
          "--keys-command-user", "root", "--dropin", str(dropin),
          "--check-with", str(sshd_config)], capture_output=True, text=True, check=False)
     assert setup.returncode == 0, setup.stderr
     assert "ForceCommand" in dropin.read_text()
+    assert f"AuthorizedKeysCommand {safe_formation} " in dropin.read_text()
     node = subprocess.Popen([FORMATION, "--config", str(config), "node"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
