@@ -11,6 +11,7 @@ import json
 import subprocess
 
 import pytest
+from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes, state_routes
 from formation.lab import Lab
@@ -36,16 +37,6 @@ def lab():
         _nothing_left(instance.lab_id)
 
 
-async def _until(check, timeout_s: float, every_s: float = 0.2):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {check.__name__}")
-        await asyncio.sleep(every_s)
 
 
 async def cli(lab: Lab, host: str, *args: str,

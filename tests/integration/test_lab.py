@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes
 from formation.api.p2p_models import PublishRequest
@@ -44,16 +45,6 @@ def lab():
         _nothing_left(instance.lab_id)
 
 
-async def _until(check, timeout_s: float, every_s: float = 0.1):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {check.__name__}")
-        await asyncio.sleep(every_s)
 
 
 async def _states(lab: Lab, host: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from settings_factory import make_settings
+from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes
 from formation.api.client import NodeClient
@@ -25,16 +26,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _until(check, timeout_s: float = 10.0, every_s: float = 0.05):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(every_s)
 
 
 @pytest.fixture
