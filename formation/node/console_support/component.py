@@ -89,7 +89,10 @@ class ConsoleHandlers:
         path = self._config_path()
         if path is None:
             return self._view(self._running())
-        data = await asyncio.to_thread(read_file, path)
+        try:
+            data = await asyncio.to_thread(read_file, path)
+        except SettingsRejected:
+            return self._view(self._running())
         return self._view(self._editable(data))
 
     async def update_settings(self, request: web.Request,

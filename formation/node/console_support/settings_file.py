@@ -1,15 +1,18 @@
 """Edits the node's config file for the console: merges the changed keys into the YAML, validates
 the whole result as NodeSettings (so the node will start with it), and replaces the file
 atomically (write a temporary file beside it, fsync, rename) so a crash never leaves half a file.
-Comments in the file are not kept: it is rewritten from the parsed YAML."""
+The file is edited round-trip (ruamel.yaml), so an operator's comments, key order and layout
+survive an edit made from the console."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from formation.config.settings import NodeSettings
 from formation.fileutil import write_text_atomically
@@ -23,10 +26,21 @@ class SettingsRejected(ValueError):
         self.fields = fields
 
 
+def _round_trip() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
 def read_file(path: Path) -> dict[str, Any]:
+    """The file as a comment-keeping mapping (a dict subclass), or {} when there is none."""
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = _round_trip().load(path.read_text())
+    except YAMLError as exc:
+        raise SettingsRejected(f"{path}: not valid YAML: {exc}", []) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -34,9 +48,20 @@ def read_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def plain(value: Any) -> Any:
+    """ruamel's mappings, sequences and scalar strings as built-in types, for validation."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
 def validate(data: dict[str, Any]) -> NodeSettings:
     try:
-        return NodeSettings.model_validate(data)
+        return NodeSettings.model_validate(plain(data))
     except ValidationError as exc:
         fields = [(".".join(str(p) for p in err["loc"]),
                    err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
@@ -48,8 +73,9 @@ def validate(data: dict[str, Any]) -> NodeSettings:
 def write_atomically(path: Path, data: dict[str, Any]) -> None:
     """Keeps the file's mode (0600 for a new one: settings may name keys)."""
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-    write_text_atomically(path, text, mode)
+    buffer = io.StringIO()
+    _round_trip().dump(data, buffer)
+    write_text_atomically(path, buffer.getvalue(), mode)
 
 
 def update_file(path: Path, changes: dict[str, Any]) -> dict[str, Any]:
@@ -63,5 +89,5 @@ def update_file(path: Path, changes: dict[str, Any]) -> dict[str, Any]:
 
 def editable_view(data: dict[str, Any]) -> dict[str, Any]:
     """The editable keys with the defaults filled in where the file does not set them."""
-    settings = validate({k: v for k, v in data.items() if k in EDITABLE})
+    settings = validate({k: plain(v) for k, v in data.items() if k in EDITABLE})
     return {key: getattr(settings, key) for key in EDITABLE}

@@ -23,7 +23,8 @@ from formation.node.service import NodeService
 @pytest.fixture
 async def configured_node(short_tmp: Path):
     config = short_tmp / "node.yaml"
-    config.write_text("# a comment\nname: test-node\nprobe:\n  boot_test: false\n")
+    config.write_text("# a comment\nname: test-node  # the host's name\nprobe:\n"
+                      "  boot_test: false\n")
     service = NodeService(make_settings(short_tmp), config)
     await service.start()
     yield service
@@ -71,6 +72,8 @@ async def test_settings_written_atomically_and_restart_flagged(configured_node) 
     written = yaml.safe_load(config.read_text())
     assert written == {"name": "test-node", "probe": {"boot_test": False},
                        "bootstrap": ["10.1.1.1:7170"]}
+    text = config.read_text()
+    assert text.startswith("# a comment\nname: test-node  # the host's name\n"), text
     assert [p.name for p in config.parent.iterdir() if p.name.startswith(".node.yaml")] == []
 
 
