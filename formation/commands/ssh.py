@@ -140,8 +140,3 @@ def ssh_keys(obj: Context, user: str, console_user: str) -> None:
         return
     for key in obj.settings.admin_ssh_keys:
         click.echo(key)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(ssh_setup)
-    cli.add_command(ssh_keys)
