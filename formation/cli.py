@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Run the node service in the foreground until SIGTERM or Ctrl-C."),
     "peers": ("formation.commands.peers:peers",
               "List the hosts this node found and their membership state."),
-    "ssh-keys": ("formation.commands.ssh:ssh_keys",
+    "ssh-keys": ("formation.commands.ssh_keys:ssh_keys",
                  "Print the admin SSH public keys allowed to log in as USER (for "
                  "AuthorizedKeysCommand)."),
     "ssh-setup": ("formation.commands.ssh:ssh_setup",
