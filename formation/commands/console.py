@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import click
 
@@ -19,9 +20,13 @@ from formation.commands.common import Context, node_option
               help="Use the 16-colour theme (automatic on the Linux console and TERM=vt220).")
 @click.option("--no-embedded", is_flag=True,
               help="Never start a node inside the console (the SSH session uses this).")
+@click.option("--socket", "socket_path", default=None,
+              type=click.Path(path_type=Path, readable=False),
+              help="The local node's API socket; the node's config file is then not read "
+              "(the SSH session uses this: its user may not read the config).")
 @click.pass_obj
 def console(obj: Context, node_address: str | None, sixteen: bool | None,
-            no_embedded: bool) -> None:
+            no_embedded: bool, socket_path: Path | None) -> None:
     """Open the console. With no node service running locally, one starts inside the console.
 
     With --node HOST:PORT it attaches to another node over TCP, every request signed with this
@@ -29,14 +34,27 @@ def console(obj: Context, node_address: str | None, sixteen: bool | None,
     """
     from formation.tui.app import FormationApp
 
-    settings = obj.settings
-    app = FormationApp(client_factory=lambda address: obj.client(address),
+    app = FormationApp(client_factory=_client_factory(obj, socket_path),
                        start_embedded=None if no_embedded else _embedded_starter(obj),
                        node_address=node_address,
-                       known_nodes=settings.bootstrap, sixteen_colours=sixteen)
+                       known_nodes=[] if socket_path else obj.settings.bootstrap,
+                       sixteen_colours=sixteen)
     app.run()
     if app.return_code:
         sys.exit(app.return_code)
+
+
+def _client_factory(obj: Context, socket_path: Path | None):
+    """address -> client: the local node on --socket if given, else as the settings say."""
+
+    def client(address: str | None):
+        if address is None and socket_path is not None:
+            from formation.api.client import NodeClient
+
+            return NodeClient.unix(socket_path)
+        return obj.client(address)
+
+    return client
 
 
 def _embedded_starter(obj: Context) -> Callable[[], Awaitable[Callable[[], Awaitable[None]]]]:
