@@ -122,7 +122,9 @@ class FormationApp(App[None]):
 
     def on_mount(self) -> None:
         self.theme = ANSI_THEME if self.sixteen_colours else DEFAULT_THEME
-        self.run_worker(self._connect(), name="connect", group="connect")
+        # After the first frame: the imports in _connect's thread would slow its drawing.
+        self.call_after_refresh(self.run_worker, self._connect(), name="connect",
+                                group="connect")
 
     async def _connect(self) -> None:
         """Imports the HTTP client off the loop (the first frame is already drawn), then
