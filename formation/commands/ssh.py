@@ -56,6 +56,7 @@ def dropin_text(user: str, executable: str, config_file: Path | None, keys_user:
         "    KbdInteractiveAuthentication no",
         "    PermitTTY yes",
         "    AllowTcpForwarding no",
+        "    AllowStreamLocalForwarding no",  # else `ssh -L` reaches the node's socket directly
         "    AllowAgentForwarding no",
         "    X11Forwarding no",
         "    PermitTunnel no",
@@ -87,9 +88,10 @@ def ensure_group(group: str) -> bool:
     return True
 
 
-def ensure_user(user: str) -> bool:
-    """Creates a system user for key logins only. Its password is `*` (no password matches it)
-    rather than useradd's `!`: without PAM, sshd refuses a `!` account as locked, keys or not.
+def ensure_user(user: str, group: str) -> bool:
+    """Creates a system user for key logins only, group as its primary group (so a user and a
+    group both named `formation` work). Its password is `*` (no password matches it) rather
+    than useradd's `!`: without PAM, sshd refuses a `!` account as locked, keys or not.
     True if it was created."""
     try:
         pwd.getpwnam(user)
@@ -98,7 +100,7 @@ def ensure_user(user: str) -> bool:
         pass
     _run([_tool("useradd"), "--system", "--create-home", "--home-dir",
           f"/var/lib/{user}-console", "--shell", "/bin/sh", "--comment", "Formation console",
-          "--password", "*", user], f"useradd {user}")
+          "--gid", group, "--password", "*", user], f"useradd {user}")
     return True
 
 
@@ -175,7 +177,7 @@ def ssh_setup(obj: Context, user: str, group: str, dropin: Path, create_user: bo
     if create_user:
         if ensure_group(group):
             click.echo(f"created system group {group}")
-        if ensure_user(user):
+        if ensure_user(user, group):
             click.echo(f"created system user {user}")
         if ensure_member(user, group):
             click.echo(f"added {user} to group {group}")

@@ -43,8 +43,9 @@ def _delete_account(user: str, group: str) -> None:
 
 @pytest.fixture
 def accounts():
-    """A console user and group name nobody else uses; both deleted afterwards."""
-    user, group = f"fmc{os.getpid()}", f"fmg{os.getpid()}"
+    """A console user and group nobody else uses, one name for both as by default
+    (`formation`); both deleted afterwards."""
+    user = group = f"fmc{os.getpid()}"
     _delete_account(user, group)
     yield user, group
     _delete_account(user, group)
@@ -73,7 +74,8 @@ def ssh_host(short_tmp: Path, accounts):
         assert f"created system user {user}" in setup.stdout
         assert f"AuthorizedKeysCommand {executable} " in sshd.dropin.read_text()
         assert yaml.safe_load(config.read_text())["api"]["socket_group"] == group
-        assert user in grp.getgrnam(group).gr_mem
+        entry = pwd.getpwnam(user)
+        assert grp.getgrnam(group).gr_gid in os.getgrouplist(user, entry.pw_gid)
         if runs_as(user, executable, "version").returncode != 0:
             pytest.skip("this checkout cannot be run by other users")
         tmux = Tmux(f"fmtest-{os.getpid()}")
