@@ -6,9 +6,9 @@ list, so this command keeps no copy of it."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
+import time
 from pathlib import Path
 
 import click
@@ -21,40 +21,55 @@ KEYS_PATH = "/v1/ssh/authorized-keys"  # formation.api.ssh_routes.ssh_authorized
 TIMEOUT_S = 5.0
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over a unix socket: the node API without aiohttp."""
+def http_get_unix(socket_path: Path, path: str, timeout_s: float) -> tuple[int, bytes]:
+    """One GET over a unix socket, `Connection: close`: (status, body). A raw socket rather
+    than http.client, whose header parsing imports the email package (~40 ms of CPU, twice per
+    login: sshd asks once to probe a key and once to check its signature)."""
+    request = (f"GET {path} HTTP/1.1\r\nHost: node\r\nAccept: application/json\r\n"
+               "Connection: close\r\n\r\n").encode()
+    deadline = time.monotonic() + timeout_s
+    chunks = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(str(socket_path))
+        sock.sendall(request)
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise TimeoutError("timed out")
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0].split()
+    if len(status) < 2 or not status[0].startswith("HTTP/") or not status[1].isdigit():
+        raise ValueError(f"not an HTTP answer: {lines[0][:60]!r}")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _unchunk(body)
+    return int(status[1]), body
 
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = str(path)
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.unix_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+def _unchunk(data: bytes) -> bytes:
+    out = []
+    while True:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return b"".join(out)
+        out.append(rest[:size])
+        data = rest[size + 2:]
 
 
 def fetch_authorized_keys(socket_path: Path, timeout_s: float = TIMEOUT_S) -> list[str]:
     """The node's authorized_keys lines; FormationError naming the socket if it does not answer."""
-    conn = UnixHTTPConnection(socket_path, timeout_s)
     try:
-        conn.request("GET", KEYS_PATH, headers={"Accept": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
+        status, body = http_get_unix(socket_path, KEYS_PATH, timeout_s)
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise FormationError(f"no node service answers on {socket_path}: {reason}") from None
-    except http.client.HTTPException as exc:
-        raise FormationError(f"node at {socket_path}: bad HTTP answer: {exc!r}") from None
-    finally:
-        conn.close()
-    if response.status != 200:
-        raise FormationError(f"node at {socket_path}: {KEYS_PATH} answered {response.status}")
+    except ValueError as exc:
+        raise FormationError(f"node at {socket_path}: bad HTTP answer: {exc}") from None
+    if status != 200:
+        raise FormationError(f"node at {socket_path}: {KEYS_PATH} answered {status}")
     try:
         keys = json.loads(body)["keys"]
         return [key["line"] for key in keys]

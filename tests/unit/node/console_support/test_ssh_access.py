@@ -100,3 +100,48 @@ def test_no_node_means_no_keys_and_one_line(short_tmp: Path) -> None:
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip() == (f"formation: error: no node service answers on "
                                    f"{short_tmp / 'none.sock'}: No such file or directory")
+
+
+def test_a_hung_node_is_an_error_within_the_timeout(short_tmp: Path) -> None:
+    """A socket that accepts and never answers: sshd must not wait forever for the keys."""
+    import socket
+    import time
+
+    from formation.errors import FormationError
+
+    path = short_tmp / "hung.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen()
+        began = time.monotonic()
+        with pytest.raises(FormationError, match=r"no node service answers on .*timed out"):
+            fetch_authorized_keys(path, timeout_s=0.5)
+        assert time.monotonic() - began < 5
+
+
+def test_a_chunked_answer_is_read_whole(short_tmp: Path) -> None:
+    """What an HTTP server may send instead of Content-Length, from a real socket."""
+    import socket
+    import threading
+
+    from formation.commands.ssh_keys import http_get_unix
+
+    path = short_tmp / "chunked.sock"
+    body = b'{"keys": [{"line": "ssh-ed25519 AAAA x", "source": "setting"}]}'
+    answer = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+              + b"%x\r\n%s\r\n" % (10, body[:10]) + b"%x\r\n%s\r\n" % (len(body) - 10, body[10:])
+              + b"0\r\n\r\n")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen()
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        assert http_get_unix(path, "/v1/ssh/authorized-keys", 5.0) == (200, body)
+        thread.join()
