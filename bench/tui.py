@@ -3,7 +3,9 @@
 cold_start_s        `formation console` launched in a pseudo-terminal (80x24) against a running
                     `formation node` process -> first frame (the title bar drawn); first_data_s
                     -> the node's name on screen. Baseline: a minimal Textual app launched the
-                    same way, in the same run (ratio = ours / baseline).
+                    same way, in the same run (ratio = ours / baseline). *_cpu_s: the CPU
+                    seconds the process had used when its first frame appeared (less disturbed
+                    by other load on the machine than wall time).
 ssh_first_frame_s   `ssh` to a real sshd on loopback whose ForceCommand is the console (the
                     `formation ssh-setup` drop-in) -> first frame. Ratio against cold_start_s.
 ssh_keys_command_s  one run of sshd's AuthorizedKeysCommand (`formation ssh-keys`), which every
@@ -68,11 +70,14 @@ def cold_start(base: Path, runs: int) -> dict:
     config = write_node_config(base, "bench-node")
     with node_process(config):
         console = [FORMATION, "--config", str(config), "console", "--no-embedded"]
-        both = [time_to_markers(console, [b"Formation", b"bench-node"]) for _ in range(runs)]
+        cpu: list[float | None] = []
+        both = [time_to_markers(console, [b"Formation", b"bench-node"], cpu_at_markers=cpu)
+                for _ in range(runs)]
         frames = [b[0] for b in both]
         data = [b[1] for b in both]
-        minimal = [time_to_marker([sys.executable, "-c", MINIMAL_APP], b"Formation")
-                   for _ in range(runs)]
+        minimal_cpu: list[float | None] = []
+        minimal = [time_to_markers([sys.executable, "-c", MINIMAL_APP], [b"Formation"],
+                                   cpu_at_markers=minimal_cpu)[0] for _ in range(runs)]
     cold = min(f for f in frames if f is not None) if any(frames) else None
     base_s = min(m for m in minimal if m is not None) if any(minimal) else None
     return {
@@ -80,7 +85,14 @@ def cold_start(base: Path, runs: int) -> dict:
         "first_data_s": round(min(d for d in data if d), 3) if any(data) else None,
         "baseline_minimal_textual_s": round(base_s, 3) if base_s else None,
         "cold_start_ratio": round(cold / base_s, 2) if cold and base_s else None,
+        "cold_start_cpu_s": _least(cpu[0::2]),
+        "baseline_minimal_textual_cpu_s": _least(minimal_cpu),
     }
+
+
+def _least(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(min(present), 3) if present else None
 
 
 def ssh_first_frame(base: Path, runs: int) -> dict:

@@ -203,9 +203,21 @@ class Tmux:
         self.run("kill-server")
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a running process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_to_markers(args: list[str], markers: list[bytes], timeout_s: float = 30.0,
-                    env: dict | None = None) -> list[float | None]:
-    """Runs args on a fresh 80x24 pty; seconds until each marker appears in its output."""
+                    env: dict | None = None,
+                    cpu_at_markers: list[float | None] | None = None) -> list[float | None]:
+    """Runs args on a fresh 80x24 pty; seconds until each marker appears in its output. With
+    cpu_at_markers, also the process's CPU seconds at each marker (appended): a figure that a
+    busy machine disturbs far less than wall time."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     start = time.perf_counter()
@@ -215,6 +227,7 @@ def time_to_markers(args: list[str], markers: list[bytes], timeout_s: float = 30
     os.close(slave)
     seen = b""
     found: list[float | None] = [None] * len(markers)
+    cpu_seen: dict[int, float | None] = {}
     try:
         while time.perf_counter() - start < timeout_s and None in found:
             ready, _, _ = select.select([master], [], [], 0.05)
@@ -224,9 +237,14 @@ def time_to_markers(args: list[str], markers: list[bytes], timeout_s: float = 30
                 except OSError:
                     break
                 now = time.perf_counter() - start
-                found = [f if f is not None or m not in seen else now
-                         for f, m in zip(found, markers, strict=True)]
+                fresh = [f is None and m in seen for f, m in zip(found, markers, strict=True)]
+                if any(fresh):
+                    cpu = process_cpu_s(proc.pid)
+                    cpu_seen.update({i: cpu for i, new in enumerate(fresh) if new})
+                found = [now if new else f for f, new in zip(found, fresh, strict=True)]
     finally:
         stop_process(proc)
         os.close(master)
+    if cpu_at_markers is not None:
+        cpu_at_markers.extend(cpu_seen.get(i) for i in range(len(markers)))
     return found
