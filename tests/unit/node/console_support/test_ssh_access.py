@@ -44,6 +44,12 @@ async def keyed_node(short_tmp: Path):
     await service.stop()
 
 
+def test_the_command_asks_the_endpoint_the_api_defines() -> None:
+    from formation.commands.ssh_keys import KEYS_PATH
+
+    assert KEYS_PATH == ssh_routes.ssh_authorized_keys.path
+
+
 def test_an_account_key_is_the_same_key_as_openssh_writes_it(short_tmp: Path) -> None:
     line = keygen(short_tmp / "key")
     assert ssh_ed25519_line(raw_hex(line), "c") == line
