@@ -1,8 +1,8 @@
 """`formation ssh-keys USER`: sshd's AuthorizedKeysCommand. sshd runs it on every login attempt,
 so it is the fastest path through the CLI: click and the standard library only, one HTTP GET
-over the node's unix socket (the socket path comes from the drop-in; without --socket the node's settings
-are loaded to find it, which costs pydantic and yaml). The node answers from the replicated admin
-list, so this command keeps no copy of it."""
+over the node's unix socket (the socket path comes from the drop-in; without --socket the
+node's settings are loaded to find it, which costs pydantic and yaml). The node answers from the
+replicated admin list, so this command keeps no copy of it."""
 
 from __future__ import annotations
 
