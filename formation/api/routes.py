@@ -5,7 +5,7 @@ gathers them into ENDPOINTS."""
 
 from __future__ import annotations
 
-from formation.api import console_routes, discovery_routes, join_routes, p2p_routes
+from formation.api import console_routes, discovery_routes, join_routes, p2p_routes, ssh_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
 from formation.api.mesh_routes import MESH_ENDPOINTS
@@ -49,6 +49,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *MESH_ENDPOINTS,
     *console_routes.ENDPOINTS,
     *join_routes.ENDPOINTS,
+    *ssh_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -1,1 +1,1 @@
-"""The `formation` subcommands of each part, one module per part; `formation.cli` registers them."""
+"""The `formation` subcommands, one module per part; `formation.cli.COMMANDS` names them."""

@@ -1,15 +1,18 @@
-"""What every command shares: the lazily loaded settings, the client to the node, options."""
+"""What every command shares: the lazily loaded settings, the client to the node, options.
+
+Imported by every command, so it imports only click: settings (pydantic, yaml), asyncio and the
+API client load when a command first needs them (see tests/unit/test_cli_imports.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from formation.config import NodeSettings, load_settings
+if TYPE_CHECKING:
+    from formation.config import NodeSettings
 
 T = TypeVar("T")
 
@@ -29,6 +32,8 @@ class Context:
     @property
     def settings(self) -> NodeSettings:
         if self._settings is None:
+            from formation.config import load_settings
+
             self._settings = load_settings(self.config_file)
         return self._settings
 
@@ -44,6 +49,8 @@ class Context:
 
 
 def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+    import asyncio
+
     return asyncio.run(coro_factory())  # type: ignore[arg-type]
 
 

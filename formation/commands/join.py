@@ -238,9 +238,3 @@ def join_reject(obj: Context, node_id: str, as_json: bool) -> None:
     from formation.api import join_routes as jr
 
     _decide(obj, jr.join_reject, node_id, as_json)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(network)
-    cli.add_command(invite)
-    cli.add_command(join)

@@ -77,13 +77,16 @@ def _default_name() -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ApiSettings(Strict):
     socket: Path = Field(default_factory=paths.default_socket, description="unix socket path")
     socket_mode: FileMode = Field(0o660, ge=0, le=0o777,
                                   description="permissions of the socket, octal (0o660)")
+    socket_group: str | None = Field(
+        None, description="group that owns the socket, so its members (the SSH console user) "
+                          "may connect; `formation ssh-setup` sets it")
     listen: HostPort | None = Field(None, description="TCP HOST:PORT for other nodes")
     clock_skew_s: float = Field(60.0, gt=0, le=3600, description="accepted signature age")
 

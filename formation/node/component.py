@@ -33,6 +33,7 @@ def default_components() -> list[Component]:
     from formation.discovery.component import DiscoveryComponent
     from formation.discovery.join import JoinComponent
     from formation.node.console_support import ConsoleSupport
+    from formation.node.console_support.ssh_access import SshAccess
     from formation.node.dns.component import DnsComponent
     from formation.node.net.component import MeshComponent
     from formation.node.p2p.component import P2PComponent
@@ -42,5 +43,5 @@ def default_components() -> list[Component]:
     return [
         StateComponent(), discovery, P2PComponent(discovery), JoinComponent(discovery),
         MeshComponent(), DnsComponent(),
-        ConsoleSupport(),
+        ConsoleSupport(), SshAccess(),
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import logging
 import os
 import signal
@@ -130,7 +131,7 @@ class NodeService:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                                      handle_signals=False)
         await self._runner.setup()
-        await self._bind_unix(s.api.socket, s.api.socket_mode)
+        await self._bind_unix(s.api.socket, s.api.socket_mode, s.api.socket_group)
         if s.api.listen:
             host, _, port = s.api.listen.rpartition(":")
             site = web.TCPSite(self._runner, host.strip("[]"), int(port))
@@ -150,7 +151,7 @@ class NodeService:
         self.publish("node", "started", {"node_id": self.identity.node_id})
         self.spawn(self.probe_capabilities())
 
-    async def _bind_unix(self, path: Path, mode: int) -> None:
+    async def _bind_unix(self, path: Path, mode: int, group: str | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if path.exists() or path.is_symlink():
             if await asyncio.to_thread(_socket_in_use, path):
@@ -158,7 +159,15 @@ class NodeService:
                 await self._stop_components()
                 raise FormationError(f"another node service is already running at {path}")
             path.unlink()
+        try:
+            gid = grp.getgrnam(group).gr_gid if group else -1
+        except KeyError:
+            await self._runner.cleanup()  # type: ignore[union-attr]
+            await self._stop_components()
+            raise FormationError(f"api.socket_group: no group named {group!r} on this host "
+                                 "(`formation ssh-setup` creates it)") from None
         await web.UnixSite(self._runner, str(path)).start()  # type: ignore[arg-type]
+        os.chown(path, -1, gid)  # the group may connect: the SSH console user is in it
         os.chmod(path, mode)
 
     def spawn(self, coro) -> asyncio.Task:

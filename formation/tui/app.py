@@ -16,24 +16,48 @@ from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
 
-from formation.api.console_models import HostSample
-from formation.api.models import Event, Health, NodeStatus
 from formation.tui.actions import ACTIONS
 from formation.tui.commands import ConsoleCommands
 from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
-from formation.tui.network import NETWORK_TOPICS, NetworkSnapshot, fetch_network
 from formation.tui.presenter import Presenter
 from formation.tui.screens.dashboard import DashboardScreen
-from formation.tui.screens.enroll import EnrollScreen
-from formation.tui.screens.help import HelpScreen
-from formation.tui.screens.instances import InstancesScreen
-from formation.tui.screens.logs import LogsScreen
-from formation.tui.screens.node_switcher import NodeSwitcher
-from formation.tui.screens.peers import PeersScreen
-from formation.tui.screens.settings import SettingsScreen
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from formation.api.console_models import HostSample
+    from formation.api.models import Event, Health, NodeStatus
     from formation.tui.link import ClientFactory, NodeLink, StartEmbedded
+    from formation.tui.network import NetworkSnapshot
+
+# Only the first screen is imported with the app: launch -> first frame pays for nothing else.
+# The API models, HTTP client and the other screens load in a thread once that frame is drawn
+# (bench/tui.py cold_start_s; tests/unit/tui/test_console_imports.py).
+LAZY_SCREENS = {
+    "peers": ("formation.tui.screens.peers", "PeersScreen"),
+    "instances": ("formation.tui.screens.instances", "InstancesScreen"),
+    "logs": ("formation.tui.screens.logs", "LogsScreen"),
+    "settings": ("formation.tui.screens.settings", "SettingsScreen"),
+    "enroll": ("formation.tui.screens.enroll", "EnrollScreen"),
+    "help": ("formation.tui.screens.help", "HelpScreen"),
+}
+AFTER_FIRST_FRAME = ("formation.tui.link", "formation.tui.network")
+LATER = (*(module for module, _ in LAZY_SCREENS.values()), "formation.tui.screens.node_switcher")
+
+
+def lazy_screen(module: str, name: str) -> Callable[[], Screen]:
+    """A MODES entry that makes its screen from a module imported on first use (usually
+    already imported by then, off the loop, by FormationApp._connect)."""
+
+    def make() -> Screen:
+        return getattr(importlib.import_module(module), name)()
+
+    return make
+
+
+def import_all(modules: Iterable[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
 
 SAMPLES_KEPT = 120
 NETWORK_READ_EVERY_S = 1.0
@@ -57,12 +81,7 @@ class FormationApp(App[None]):
     CSS_PATH = "formation.tcss"
     MODES = {
         "dashboard": DashboardScreen,
-        "peers": PeersScreen,
-        "instances": InstancesScreen,
-        "logs": LogsScreen,
-        "settings": SettingsScreen,
-        "enroll": EnrollScreen,
-        "help": HelpScreen,
+        **{mode: lazy_screen(*where) for mode, where in LAZY_SCREENS.items()},
     }
     DEFAULT_MODE = "dashboard"
     BINDINGS = [Binding(a.key, a.action, a.title, show=a.show) for a in ACTIONS] + [
@@ -103,16 +122,20 @@ class FormationApp(App[None]):
 
     def on_mount(self) -> None:
         self.theme = ANSI_THEME if self.sixteen_colours else DEFAULT_THEME
-        self.run_worker(self._connect(), name="connect", group="connect")
+        # After the first frame: the imports in _connect's thread would slow its drawing.
+        self.call_after_refresh(self.run_worker, self._connect(), name="connect",
+                                group="connect")
 
     async def _connect(self) -> None:
         """Imports the HTTP client off the loop (the first frame is already drawn), then
         connects."""
-        link_module = await asyncio.to_thread(importlib.import_module, "formation.tui.link")
+        await asyncio.to_thread(import_all, AFTER_FIRST_FRAME)
+        from formation.tui.link import NodeLink
+
         factory, address, start_embedded, timeout_s, poll_s = self._link_args
-        self.link = link_module.NodeLink(factory, self, address, start_embedded, timeout_s,
-                                         poll_s)
+        self.link = NodeLink(factory, self, address, start_embedded, timeout_s, poll_s)
         self.link.start()
+        await asyncio.to_thread(import_all, LATER)
 
     async def on_unmount(self) -> None:
         if self.link is not None:
@@ -136,6 +159,8 @@ class FormationApp(App[None]):
         self.samples_version += 1
 
     def link_event(self, event: Event) -> None:
+        from formation.tui.network import NETWORK_TOPICS  # loaded before the link started
+
         if event.topic in NETWORK_TOPICS:
             self.read_network()
         shown = self.presenter.event(event)
@@ -153,6 +178,8 @@ class FormationApp(App[None]):
                         exit_on_error=False)
 
     async def _read_network_loop(self) -> None:
+        from formation.tui.network import fetch_network  # loaded before the link started
+
         try:
             while True:
                 self._network_stale = False
@@ -178,6 +205,8 @@ class FormationApp(App[None]):
         if self.link is None:
             self.notify("still connecting", timeout=2)
             return
+        from formation.tui.screens.node_switcher import NodeSwitcher
+
         self.push_screen(NodeSwitcher(self.known_nodes, self.link.address), self._switch_to)
 
     async def _switch_to(self, choice: str | bool | None) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from formation.api.models import IdentityInfo, NodeStatus
-from formation.identity.keys import node_id_for
-from formation.tui.network import NetworkSnapshot
 from formation.tui.presenter import rate
+
+if TYPE_CHECKING:
+    from formation.api.models import IdentityInfo, NodeStatus
+    from formation.tui.network import NetworkSnapshot
 
 MEMBER_STATES = ("alive", "suspect", "dead")
 
@@ -39,6 +41,8 @@ COLUMNS = (("name", 14), ("id", 27), ("roles", 12), ("mesh ip", 15), ("member", 
 
 
 def _node_id(pubkey_hex: str) -> str:
+    from formation.identity.keys import node_id_for  # PyNaCl: not needed for the first frame
+
     try:
         return node_id_for(bytes.fromhex(pubkey_hex))
     except ValueError:

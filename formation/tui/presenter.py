@@ -4,10 +4,12 @@ from run to run (uptime, ids, resources, times) while the data still comes from 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from formation.api.console_models import EditableSettings, HostSample, LogRecord
-from formation.api.models import Event, Health, NodeStatus
-from formation.tui.network import NetworkSnapshot
+if TYPE_CHECKING:
+    from formation.api.console_models import EditableSettings, HostSample, LogRecord
+    from formation.api.models import Event, Health, NodeStatus
+    from formation.tui.network import NetworkSnapshot
 
 
 class Presenter:

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 from aiohttp import web
+from console_harness import start_node_process, stop_process
 
 from formation.api.client import NodeClient
 from formation.tui.app import FormationApp
@@ -78,22 +75,6 @@ async def test_hung_node_times_out_and_console_recovers(short_tmp: Path) -> None
             await service.stop()
 
 
-def start_node_process(config: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "formation", "--config", str(config), "node"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop_node_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 async def test_node_process_stopped_and_restarted(short_tmp: Path) -> None:
     socket = short_tmp / "node.sock"
     config = short_tmp / "node.yaml"
@@ -106,7 +87,7 @@ async def test_node_process_stopped_and_restarted(short_tmp: Path) -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.link_status.online, timeout_s=20)
             first = app.node_status.started_at
-            await asyncio.to_thread(stop_node_process, proc)
+            await asyncio.to_thread(stop_process, proc)
             await wait_for(pilot, lambda: app.link_status.state == "offline")
             assert "NOT ANSWERING" in banner(app)
             await pilot.press("s")  # the settings screen says it cannot read, does not hang
@@ -120,4 +101,4 @@ async def test_node_process_stopped_and_restarted(short_tmp: Path) -> None:
             await wait_for(pilot, lambda: any("node/started" in line for line in log.lines))
     finally:
         with contextlib.suppress(ProcessLookupError):
-            await asyncio.to_thread(stop_node_process, proc)
+            await asyncio.to_thread(stop_process, proc)

@@ -5,12 +5,15 @@ pass, so 100 events a second cost a repaint of this pane only; the logs screen h
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widgets import Static
 
-from formation.api.models import Event
 from formation.tui.presenter import event_line
+
+if TYPE_CHECKING:
+    from formation.api.models import Event
 
 QUIET_TOPICS = frozenset({"metrics"})
 KEEP = 200

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
 
-from formation.api.console_models import HostSample
 from formation.tui.presenter import rate
+
+if TYPE_CHECKING:
+    from formation.api.console_models import HostSample
 
 ROWS = (
     ("cpu", "cpu_percent"),

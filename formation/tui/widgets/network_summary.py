@@ -3,10 +3,14 @@ instances by state, and the state store's op count and heads."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.widgets import Static
 
-from formation.tui.network import NetworkSnapshot
 from formation.tui.network_rows import counts_text, instance_counts, member_counts
+
+if TYPE_CHECKING:
+    from formation.tui.network import NetworkSnapshot
 
 
 def short(hex_id: str) -> str:

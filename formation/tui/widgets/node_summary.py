@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.widgets import Static
 
-from formation.api.models import NodeStatus
-from formation.tui.network import NetworkSnapshot
 from formation.tui.network_rows import mesh_address, role_of
 from formation.tui.presenter import duration
+
+if TYPE_CHECKING:
+    from formation.api.models import NodeStatus
+    from formation.tui.network import NetworkSnapshot
 
 
 def membership_line(status: NodeStatus, net: NetworkSnapshot | None) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.widgets import DataTable
 
-from formation.api.models import Health, NodeStatus
+if TYPE_CHECKING:
+    from formation.api.models import Health, NodeStatus
+
 
 DETAIL_WIDTH = 160  # the table scrolls sideways for the longest reasons
 MARKS = {True: "[green]ok[/]", False: "[red]no[/]", None: "…"}

@@ -20,6 +20,7 @@ def test_dropin_is_accepted_by_sshd(tmp_path: Path) -> None:
     dropin = tmp_path / "formation.conf"
     sshd_config = tmp_path / "sshd_config"
     sshd_config.write_text(f"HostKey {tmp_path / 'host_key'}\nInclude {dropin}\n")
+    (tmp_path / "node.yaml").write_text(f"api:\n  socket: {tmp_path / 'node.sock'}\n")
     result = subprocess.run(
         [FORMATION, "--config", str(tmp_path / "node.yaml"), "ssh-setup", "--user", "nobody",
          "--no-create-user", "--dropin", str(dropin), "--check-with", str(sshd_config)],
@@ -27,9 +28,9 @@ def test_dropin_is_accepted_by_sshd(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     text = dropin.read_text()
     assert "Match User nobody" in text
-    assert f"ForceCommand {FORMATION} --config {tmp_path / 'node.yaml'} console --no-embedded" \
-        in text
-    assert "ssh-keys --console-user nobody %u" in text
+    assert (f"ForceCommand {FORMATION} --config {tmp_path / 'node.yaml'} console --no-embedded"
+            f" --socket {tmp_path / 'node.sock'}") in text
+    assert f"ssh-keys --socket {tmp_path / 'node.sock'} --console-user nobody %u" in text
 
 
 def test_unwritable_dropin_is_one_line(tmp_path: Path) -> None:

@@ -1,0 +1,25 @@
+"""`formation node`: the node service itself, in the foreground."""
+
+from __future__ import annotations
+
+import click
+
+from formation.commands.common import Context, run
+
+
+@click.command()
+@click.pass_obj
+def node(obj: Context) -> None:
+    """Run the node service in the foreground until SIGTERM or Ctrl-C.
+
+    It serves the API on the unix socket (and on api.listen for other nodes), logs to stderr in
+    logfmt (or JSON with log.format: json), and finishes in-flight requests before it exits.
+    """
+    from formation.config.paths import default_config_file
+    from formation.node.logs import setup_logging
+    from formation.node.service import NodeService
+
+    settings = obj.settings
+    setup_logging(settings.log.level, settings.log.format)
+    run(lambda: NodeService(settings, obj.config_file or default_config_file())
+        .run_until_signalled())

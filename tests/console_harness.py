@@ -1,0 +1,250 @@
+"""Real processes around the console, shared by the SSH and resilience tests and bench/tui.py:
+a `formation node` process, OpenSSH (sshd on a loopback port with its own config, host key and
+pid file; `ssh` as the client), a private tmux server and an 80x24 pseudo-terminal. Every
+process is started in its own session, so stopping it stops its children too.
+
+Imported as `console_harness` by tests (tests/ is on sys.path) and as `tests.console_harness`
+by the benchmark."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+FORMATION = str(Path(sys.executable).parent / "formation")
+
+
+def have_ssh_tools() -> bool:
+    return (os.geteuid() == 0 and Path(SSHD).exists() and shutil.which("ssh") is not None
+            and Path(FORMATION).exists())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(check, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def keygen(path: Path, comment: str = "admin@test") -> str:
+    """A fresh ed25519 key pair at path (and path.pub); returns the public line."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
+                    "-f", str(path)], check=True)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+def write_node_config(base: Path, name: str, **extra) -> Path:
+    """A node config with everything under base: data dir, socket, no KVM boot test."""
+    config = base / "node.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": name, "data_dir": str(base / "data"),
+        "api": {"socket": str(base / "node.sock")}, "probe": {"boot_test": False}, **extra}))
+    return config
+
+
+def start_node_process(config: Path) -> subprocess.Popen:
+    """`formation node` (through `python -m`, the same code as the script)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "formation", "--config", str(config), "node"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group, SIGKILL after 10 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
+def node_process(config: Path) -> Iterator[subprocess.Popen]:
+    """A node process whose socket exists, stopped on exit."""
+    socket_path = Path(yaml.safe_load(config.read_text())["api"]["socket"])
+    proc = start_node_process(config)
+    try:
+        wait_until(lambda: socket_path.exists() or proc.poll() is not None, 30, "the node socket")
+        if proc.poll() is not None:
+            raise AssertionError(f"the node exited with {proc.returncode}")
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def _reachable_by_all(path: Path) -> bool:
+    """Every directory above path searchable by others (a python under /root is not)."""
+    return all(parent.stat().st_mode & 0o001 for parent in path.resolve().parents)
+
+
+def _command_for_other_users() -> str:
+    """How a non-root user runs this checkout's formation: the venv's script if its interpreter
+    is reachable; else the system python of the same version with the venv's packages and
+    the checkout on PYTHONPATH (where the venv's python lives under a 0700 home)."""
+    if _reachable_by_all(Path(sys.executable)):
+        return f"exec {shlex.quote(FORMATION)}"
+    system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    import site
+
+    import formation
+
+    paths = [str(Path(formation.__file__).parent.parent), *site.getsitepackages()]
+    return f"PYTHONPATH={shlex.quote(':'.join(paths))} exec {system} -m formation"
+
+
+@contextmanager
+def safe_executable(for_other_users: bool = False) -> Iterator[str]:
+    """sshd runs an AuthorizedKeysCommand only if every directory above it is root-owned and
+    not group- or world-writable; a checkout under /tmp fails that. A wrapper in a fresh 0755
+    directory under /run passes it and runs this checkout's `formation` (for_other_users: in a
+    way that users other than root can run, see _command_for_other_users)."""
+    safe_dir = Path(tempfile.mkdtemp(prefix="fmtest-", dir="/run"))
+    command = _command_for_other_users() if for_other_users else \
+        f"exec {shlex.quote(FORMATION)}"
+    try:
+        safe_dir.chmod(0o755)
+        wrapper = safe_dir / "formation"
+        wrapper.write_text(f"#!/bin/sh\n{command} \"$@\"\n")
+        wrapper.chmod(0o755)
+        yield str(wrapper)
+    finally:
+        shutil.rmtree(safe_dir, ignore_errors=True)
+
+
+class Sshd:
+    """sshd -D on 127.0.0.1:port with its own config in base, which Includes the drop-in."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_port()
+        self.dropin = base / "formation.conf"
+        self.config = base / "sshd_config"
+        self.log = base / "sshd.log"
+        self.proc: subprocess.Popen | None = None
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(base / "host_key")], check=True)
+        self.config.write_text("\n".join((
+            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {base / 'host_key'}",
+            f"PidFile {base / 'sshd.pid'}", "UsePAM no", "StrictModes no",
+            "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+            "AuthorizedKeysFile none", "LogLevel VERBOSE", f"Include {self.dropin}", "")))
+
+    def start(self) -> None:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.proc = subprocess.Popen([SSHD, "-D", "-f", str(self.config), "-E", str(self.log)],
+                                     start_new_session=True)
+        wait_until(lambda: listening(self.port), 10, "sshd to listen")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def log_tail(self) -> str:
+        return self.log.read_text()[-2000:] if self.log.exists() else "(no sshd log)"
+
+    def client_args(self, key: Path, user: str) -> list[str]:
+        """`ssh -t` as user with only this key, trusting any host key, quiet."""
+        return ["ssh", "-t", "-p", str(self.port), "-i", str(key), "-o", "IdentitiesOnly=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", f"{user}@127.0.0.1"]
+
+
+class Tmux:
+    """A private tmux server (its own socket name), so nobody else's sessions are touched."""
+
+    def __init__(self, name: str) -> None:
+        self.base = ["tmux", "-L", name]
+
+    def run(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True,
+                              check=False).stdout
+
+    def start(self, session: str, command: list[str], width: int = 80, height: int = 24) -> None:
+        self.run("new-session", "-d", "-s", session, "-x", str(width), "-y", str(height),
+                 shlex.join(command))
+
+    def screen(self, session: str) -> str:
+        return self.run("capture-pane", "-p", "-t", session)
+
+    def kill(self) -> None:
+        self.run("kill-server")
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a running process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_to_markers(args: list[str], markers: list[bytes], timeout_s: float = 30.0,
+                    env: dict | None = None,
+                    cpu_at_markers: list[float | None] | None = None) -> list[float | None]:
+    """Runs args on a fresh 80x24 pty; seconds until each marker appears in its output. With
+    cpu_at_markers, also the process's CPU seconds at each marker (appended): a figure that a
+    busy machine disturbs far less than wall time."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True,
+                            env={**os.environ, "TERM": "xterm-256color", **(env or {})})
+    os.close(slave)
+    seen = b""
+    found: list[float | None] = [None] * len(markers)
+    cpu_seen: dict[int, float | None] = {}
+    try:
+        while time.perf_counter() - start < timeout_s and None in found:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+                now = time.perf_counter() - start
+                fresh = [f is None and m in seen for f, m in zip(found, markers, strict=True)]
+                if any(fresh):
+                    cpu = process_cpu_s(proc.pid)
+                    cpu_seen.update({i: cpu for i, new in enumerate(fresh) if new})
+                found = [now if new else f for f, new in zip(found, fresh, strict=True)]
+    finally:
+        stop_process(proc)
+        os.close(master)
+    if cpu_at_markers is not None:
+        cpu_at_markers.extend(cpu_seen.get(i) for i in range(len(markers)))
+    return found
