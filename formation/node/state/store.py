@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,11 +21,18 @@ from formation.node.state.buffer import PendingBuffer
 from formation.node.state.op import Op, OpError, decode
 from formation.node.state.replica import BatchResult, Replica, Verdict
 from formation.node.state.rules import invite_proof_message
-from formation.node.state.verify import check_chunk
+from formation.node.state.verify import (
+    POOL_MIN_OPS,
+    SignaturePool,
+    check_chunk,
+    decode_chunk,
+    with_signatures,
+)
 
 log = logging.getLogger(__name__)
 
 CHUNK = 2000
+PIPELINE_DEPTH = 2  # chunks whose signatures are being verified while one is applied
 Listener = Callable[[list[Op], "str | None"], None]
 
 
@@ -33,7 +41,7 @@ class StateStore:
         self.replica = replica
         self.identity = identity
         self._db = ThreadPoolExecutor(1, thread_name_prefix="state-db")
-        self._verify = ThreadPoolExecutor(2, thread_name_prefix="state-verify")
+        self._signatures = SignaturePool(min(2, os.cpu_count() or 1))
         self._listeners: list[Listener] = []
         self._refused_listeners: list[Callable[[str, int], None]] = []
         self.members: frozenset[str] = frozenset()
@@ -50,7 +58,7 @@ class StateStore:
     async def close(self) -> None:
         await self._run(self.replica.close)
         self._db.shutdown(wait=True)
-        self._verify.shutdown(wait=True)
+        await asyncio.to_thread(self._signatures.close)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -138,24 +146,39 @@ class StateStore:
         return op
 
     async def ingest(self, raws: list[bytes], origin: str | None = None) -> list[Verdict]:
-        """Verifies, buffers and applies ops from elsewhere: one transaction per chunk of
-        CHUNK ops, verification of the next chunk overlapping the apply of this one."""
-        loop = asyncio.get_running_loop()
-        chunks = [raws[i:i + CHUNK] for i in range(0, len(raws), CHUNK)]
-        checks = [loop.run_in_executor(self._verify, check_chunk, c) for c in chunks]
+        """Verifies, buffers and applies ops from elsewhere, one transaction per chunk of CHUNK
+        ops. A large batch is pipelined: while the replica's thread applies one chunk and
+        decodes the next, worker processes verify the signatures of the chunks in between."""
+        if len(raws) < POOL_MIN_OPS:
+            result, refused = await self._run(lambda: self._apply(check_chunk(raws), None))
+            self._notify(result, origin, refused)
+            return result.verdicts
         verdicts: list[Verdict] = []
+        pending: deque[tuple[list, asyncio.Future[bytes]]] = deque()
         try:
-            for pending in checks:
-                checked = await pending
-                result, refused = await self._run(self._apply, checked)
-                verdicts.extend(result.verdicts)
-                self._notify(result, origin, refused)
+            for i in range(0, len(raws), CHUNK):
+                decoded = await self._run(decode_chunk, raws[i:i + CHUNK])
+                pending.append((decoded, self._signatures.check(
+                    [c for c in decoded if isinstance(c, Op)])))
+                if len(pending) > PIPELINE_DEPTH:
+                    verdicts += await self._apply_verified(*pending.popleft(), origin)
+            while pending:
+                verdicts += await self._apply_verified(*pending.popleft(), origin)
         finally:
-            for pending in checks:
-                pending.cancel()
+            for _decoded, holds in pending:
+                holds.cancel()
         return verdicts
 
-    def _apply(self, checked: list) -> tuple[BatchResult, dict[str, int]]:
+    async def _apply_verified(self, decoded: list, holds: asyncio.Future[bytes],
+                              origin: str | None) -> list[Verdict]:
+        result, refused = await self._run(self._apply, decoded, await holds)
+        self._notify(result, origin, refused)
+        return result.verdicts
+
+    def _apply(self, checked: list, holds: bytes | None) -> tuple[BatchResult, dict[str, int]]:
+        """On the replica's thread: `holds`, when given, says which signatures verified."""
+        if holds is not None:
+            checked = with_signatures(checked, holds)
         before = dict(self.replica.refused)
         result = self.replica.apply_checked(checked)
         if result.applied:
