@@ -44,6 +44,7 @@ class StateStore:
         self._signatures = SignaturePool(min(2, os.cpu_count() or 1))
         self._listeners: list[Listener] = []
         self._refused_listeners: list[Callable[[str, int], None]] = []
+        self._last_turn: asyncio.Future[None] | None = None  # see ingest
         self.members: frozenset[str] = frozenset()
         self.admins: frozenset[str] = frozenset()
 
@@ -148,30 +149,45 @@ class StateStore:
     async def ingest(self, raws: list[bytes], origin: str | None = None) -> list[Verdict]:
         """Verifies, buffers and applies ops from elsewhere, one transaction per chunk of CHUNK
         ops. A large batch is pipelined: while the replica's thread applies one chunk and
-        decodes the next, worker processes verify the signatures of the chunks in between."""
-        if len(raws) < POOL_MIN_OPS:
-            result, refused = await self._run(lambda: self._apply(check_chunk(raws), None))
-            self._notify(result, origin, refused)
-            return result.verdicts
-        verdicts: list[Verdict] = []
+        decodes the next, worker processes verify the signatures of the chunks in between.
+
+        Concurrent calls decode and verify at once but apply in the order they were made, so
+        a caller may start ingesting the next batch of a stream before this one is applied
+        (anti-entropy does) and its ops still find their parents."""
+        loop = asyncio.get_running_loop()
+        my_turn, self._last_turn = self._last_turn, loop.create_future()
+        done = self._last_turn
         pending: deque[tuple[list, asyncio.Future[bytes]]] = deque()
         try:
+            if len(raws) < POOL_MIN_OPS:
+                checked = await self._run(check_chunk, raws)
+                await _turn(my_turn)
+                return await self._apply_verified(checked, None, origin)
+            verdicts: list[Verdict] = []
             for i in range(0, len(raws), CHUNK):
                 decoded = await self._run(decode_chunk, raws[i:i + CHUNK])
                 pending.append((decoded, self._signatures.check(
                     [c for c in decoded if isinstance(c, Op)])))
                 if len(pending) > PIPELINE_DEPTH:
+                    await _turn(my_turn)
                     verdicts += await self._apply_verified(*pending.popleft(), origin)
+            await _turn(my_turn)
             while pending:
                 verdicts += await self._apply_verified(*pending.popleft(), origin)
+            return verdicts
         finally:
             for _decoded, holds in pending:
                 holds.cancel()
-        return verdicts
+            # the next call's turn comes when this one's has come and it is done
+            if my_turn is None:
+                done.set_result(None)
+            else:
+                my_turn.add_done_callback(lambda _f: done.done() or done.set_result(None))
 
-    async def _apply_verified(self, decoded: list, holds: asyncio.Future[bytes],
+    async def _apply_verified(self, decoded: list, holds: asyncio.Future[bytes] | None,
                               origin: str | None) -> list[Verdict]:
-        result, refused = await self._run(self._apply, decoded, await holds)
+        result, refused = await self._run(self._apply, decoded,
+                                          None if holds is None else await holds)
         self._notify(result, origin, refused)
         return result.verdicts
 
@@ -266,6 +282,13 @@ class StateStore:
 
     async def rebuild(self) -> dict:
         return await self._run(self.replica.rebuild)
+
+
+async def _turn(turn: asyncio.Future[None] | None) -> None:
+    """Waits for an earlier ingest to be applied (shielded: cancelling the wait must not
+    cancel the earlier call's completion)."""
+    if turn is not None:
+        await asyncio.shield(turn)
 
 
 def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
