@@ -37,11 +37,13 @@ Listener = Callable[[list[Op], "str | None"], None]
 
 
 class StateStore:
+    VERIFY_WORKERS = min(2, os.cpu_count() or 1)  # processes verifying large batches
+
     def __init__(self, replica: Replica, identity: NodeIdentity) -> None:
         self.replica = replica
         self.identity = identity
         self._db = ThreadPoolExecutor(1, thread_name_prefix="state-db")
-        self._signatures = SignaturePool(min(2, os.cpu_count() or 1))
+        self._signatures = SignaturePool(self.VERIFY_WORKERS)
         self._listeners: list[Listener] = []
         self._refused_listeners: list[Callable[[str, int], None]] = []
         self._last_turn: asyncio.Future[None] | None = None  # see ingest
