@@ -16,7 +16,12 @@ from typing import NamedTuple
 
 from formation.node.state import db as dbm
 from formation.node.state import evidence, maintenance, rules, views
-from formation.node.state.authority import AUTHORITY_KINDS, Authority, ContextCache
+from formation.node.state.authority import (
+    AUTHORITY_KINDS,
+    Authority,
+    ContextCache,
+    fold_authority,
+)
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.hlc import HybridClock
 from formation.node.state.op import (
@@ -92,6 +97,7 @@ class Replica:
             top = db.execute("SELECT MAX(hlc_c) FROM ops WHERE hlc_ms=?", (row[0],)).fetchone()
             self.clock.observe((row[0], top[0]))
         self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
+        self._full: tuple[int, Authority] | None = None
         self._contexts_written = 0
         self.equivocation_count = db.execute("SELECT COUNT(*) FROM equivocations").fetchone()[0]
 
@@ -359,7 +365,9 @@ class Replica:
         direct = []
         order = op.order_key
         for effect in views.effects(op):
-            if effect[0] in ("lww", "fww"):
+            if effect[0] == "roles":
+                direct += self._roles_effects(op, effect[1])
+            elif effect[0] in ("lww", "fww"):
                 slot = effect[:4]
                 held = registers.get(slot)
                 newer = held is None or (order > held[0] if effect[0] == "lww" else order < held[0])
@@ -369,6 +377,25 @@ class Replica:
                 direct.append(effect)
         if direct:
             views.apply_effects(self.db, op, direct)
+
+    def _roles_effects(self, op: Op, node: str) -> list[tuple]:
+        """The roles of `node`, and of every other node that used the same invite, as the
+        fold of all accepted authority ops gives them (an admission may void another)."""
+        nodes = {node}
+        if op.kind == "invite.consume":
+            invite = op.payload["invite"]
+            nodes.update(o.payload["node"] for o in self.contexts.authority_ops.values()
+                         if o.kind == "invite.consume" and o.payload["invite"] == invite)
+        everything = self._full_authority()
+        return [("set", "nodes", n, "roles", sorted(everything.members.get(n, ())))
+                for n in sorted(nodes)]
+
+    def _full_authority(self) -> Authority:
+        """The fold of every accepted authority op, cached until another is accepted."""
+        ops = self.contexts.authority_ops
+        if self._full is None or self._full[0] != len(ops):
+            self._full = (len(ops), fold_authority(list(ops.values())))
+        return self._full[1]
 
     def _flush(self, rows: list, registers: dict) -> None:
         if rows:
@@ -453,7 +480,7 @@ class Replica:
         cidr = self.current_authority().cidr
         if cidr is None:
             return None
-        taken = {ip for (ip,) in self.db.execute("SELECT DISTINCT ip FROM claims")}
+        taken = views.claimed_ips(self.db)
         for ip in cidr.hosts():
             if str(ip) not in taken:
                 return str(ip)

@@ -46,6 +46,7 @@ class StateStore:
         self._signatures = SignaturePool(self.VERIFY_WORKERS)
         self._listeners: list[Listener] = []
         self._refused_listeners: list[Callable[[str, int], None]] = []
+        self._equivocation_listeners: list[Callable[[dict], None]] = []
         self._last_turn: asyncio.Future[None] | None = None  # see ingest
         self.members: frozenset[str] = frozenset()
         self.admins: frozenset[str] = frozenset()
@@ -76,10 +77,19 @@ class StateStore:
         """`listener(reason, count)` after every batch that refused ops (metrics)."""
         self._refused_listeners.append(listener)
 
+    def on_equivocation(self, listener: Callable[[dict], None]) -> None:
+        """`listener(evidence)` for every equivocation found, evidence as in status():
+        {"author": hex, "seq": n, "ops": [hex, hex]}."""
+        self._equivocation_listeners.append(listener)
+
     def _notify(self, result: BatchResult, origin: str | None, refused: dict[str, int]) -> None:
         for reason, count in refused.items():
             for listener in self._refused_listeners:
                 listener(reason, count)
+        for author, seq, a, b in result.equivocations:
+            evidence = {"author": author.hex(), "seq": seq, "ops": [a.hex(), b.hex()]}
+            for on_evidence in self._equivocation_listeners:
+                on_evidence(evidence)
         if not result.applied:
             return
         for listener in list(self._listeners):
