@@ -11,6 +11,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from formation.node.state.verify import (
     SignaturePool,
     check_chunk,
     decode_chunk,
+    signatures_hold,
     with_signatures,
 )
 
@@ -198,8 +200,15 @@ class StateStore:
 
     async def _apply_verified(self, decoded: list, holds: asyncio.Future[bytes] | None,
                               origin: str | None) -> list[Verdict]:
-        result, refused = await self._run(self._apply, decoded,
-                                          None if holds is None else await holds)
+        verified = None
+        if holds is not None:
+            try:
+                verified = await holds
+            except BrokenProcessPool:  # a worker died (the pool is replaced): check here
+                log.warning("a signature worker died; verifying this batch in the node")
+                verified = await self._run(
+                    signatures_hold, [c.raw for c in decoded if isinstance(c, Op)])
+        result, refused = await self._run(self._apply, decoded, verified)
         self._notify(result, origin, refused)
         return result.verdicts
 

@@ -14,6 +14,7 @@ import ctypes
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
@@ -103,20 +104,38 @@ class SignaturePool:
 
     def check(self, ops: list[Op]) -> asyncio.Future[bytes]:
         """One byte per op (1: its signature verifies), computed in the workers. Call on the
-        event loop (the workers are started from its thread)."""
+        event loop (the workers are started from its thread). A pool whose worker died is
+        replaced; a batch it held fails with BrokenProcessPool (the store then verifies it
+        itself)."""
+        items = [op.raw for op in ops]
+        size = max(1, -(-len(items) // self.workers))
+        pool = self._running()
+        try:
+            futures = [pool.submit(signatures_hold, items[i:i + size])
+                       for i in range(0, len(items), size)]
+        except BrokenProcessPool:
+            self._pool = None
+            pool = self._running()
+            futures = [pool.submit(signatures_hold, items[i:i + size])
+                       for i in range(0, len(items), size)]
+        parts = [asyncio.wrap_future(f) for f in futures]
+
+        async def joined() -> bytes:
+            try:
+                return b"".join(await asyncio.gather(*parts))
+            except BrokenProcessPool:
+                if self._pool is pool:
+                    self._pool = None
+                raise
+
+        return asyncio.ensure_future(joined())
+
+    def _running(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_start)
-        items = [op.raw for op in ops]
-        size = max(1, -(-len(items) // self.workers))
-        parts = [asyncio.wrap_future(self._pool.submit(signatures_hold, items[i:i + size]))
-                 for i in range(0, len(items), size)]
-
-        async def joined() -> bytes:
-            return b"".join(await asyncio.gather(*parts))
-
-        return asyncio.ensure_future(joined())
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
