@@ -1,8 +1,10 @@
 """State store benchmark (issue 3). Prints one JSON object.
 
 - ingest_ops_per_s: a batch of 20,000 signed ops from another author verified, applied and
-  persisted (durable SQLite) through StateStore.ingest; raw_verify_per_s: bare PyNaCl Ed25519
-  verifications of the same ops in one thread, same run; ingest_ratio = their ratio (target >= 0.8).
+  persisted (durable SQLite) through StateStore.ingest, which verifies signatures in
+  `verify_workers` worker processes; raw_verify_per_s: bare PyNaCl Ed25519 verifications of the
+  same ops in one thread, same run; ingest_ratio = their ratio (target >= 0.8). Each rate is
+  the best of runs taken in turns (the machine is shared; load_avg_1m_at_start says how busy).
 - catchup_s, catchup_bytes_ratio: a real node service 100,000 ops behind (20,000 with --quick)
   catches up from another over signed TCP anti-entropy; bytes received / encoded bytes of the
   missing ops (targets <= 10 s and <= 1.1).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -76,7 +79,8 @@ def raw_verify_rate(raws: list[bytes]) -> float:
 
 async def ingest_rate(db: Path, setup: list[bytes], measured: list[bytes],
                       rest: list[bytes]) -> float:
-    """Ingests `setup`, then `measured` (timed), then `rest`, into a durable store at `db`."""
+    """Ingests `setup` (which also starts the store's verify workers, as on a running node),
+    then `measured` (timed), then `rest`, into a durable store at `db`."""
     store = await StateStore.open(db, ADMIN)
     await store.ingest(setup)
     started = time.perf_counter()
@@ -87,6 +91,19 @@ async def ingest_rate(db: Path, setup: list[bytes], measured: list[bytes],
         await store.ingest(rest[i:i + 20_000])
     await store.close()
     return len(measured) / elapsed
+
+
+async def ingest_and_verify_rates(base: Path, db: Path, setup: list[bytes],
+                                  measured: list[bytes], rest: list[bytes]) -> tuple[float, float]:
+    """The machine is shared, so each rate is the best of a few runs taken in turns (verify,
+    ingest, verify, ingest, verify): a burst of someone else's load hurts one run, not the
+    ratio. Returns (best ingest rate, best raw verify rate)."""
+    raw = [raw_verify_rate(measured)]
+    ingest = [await ingest_rate(base / "scratch.db", setup, measured, [])]
+    raw.append(raw_verify_rate(measured))
+    ingest.append(await ingest_rate(db, setup, measured, rest))
+    raw.append(raw_verify_rate(measured))
+    return max(ingest), max(raw)
 
 
 async def catchup(base: Path, setup: list[bytes], missing: list[bytes]) -> dict:
@@ -173,14 +190,17 @@ async def main(quick: bool) -> dict:
         missing = chain(op_id_of(common[-1]), behind, start_seq=1001,
                         prev=op_id_of(common[-1]), start_ms=5000)
         measured = missing[:20_000]
-        raw_rate = raw_verify_rate(measured)
+        load = os.getloadavg()[0]
         db = base / "catchup" / "a" / "data" / "state.db"
         db.parent.mkdir(parents=True)
         load_or_create_identity(db.parent)
-        rate = await ingest_rate(db, setup, measured, missing[20_000:])
+        rate, raw_rate = await ingest_and_verify_rates(base, db, setup, measured,
+                                                       missing[20_000:])
         result: dict = {
             "ingest_ops_per_s": round(rate), "raw_verify_per_s": round(raw_rate),
             "ingest_ratio": round(rate / raw_rate, 3),
+            "verify_workers": StateStore.VERIFY_WORKERS, "verify_in": "processes",
+            "load_avg_1m_at_start": round(load, 2),
         }
         result |= await catchup(base / "catchup", setup, missing)
         if quick:

@@ -53,11 +53,19 @@ async def _views(node: NodeProc) -> dict:
     return {c: (await call(node, sr.state_view, collection=c)).items for c in COLLECTIONS}
 
 
-async def _same_views(nodes: list[NodeProc]) -> dict:
-    all_views = [await _views(n) for n in nodes]
-    for other in all_views[1:]:
-        assert other == all_views[0]
-    return all_views[0]
+async def _same_views(nodes: list[NodeProc], timeout_s: float = 30.0) -> dict:
+    """Equal views on converged heads. A node may still write after the heads first agree (a
+    restarted node re-publishes its record, a loser of an address claim claims another), so
+    this retries until heads and views agree at once."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        heads = await converged(nodes)
+        all_views = [await _views(n) for n in nodes]
+        still = [(await call(n, sr.state_heads)).heads for n in nodes]
+        if all(v == all_views[0] for v in all_views) and all(h == heads for h in still):
+            return all_views[0]
+        assert asyncio.get_running_loop().time() < deadline, "views differ on converged heads"
+        await asyncio.sleep(0.2)
 
 
 async def test_two_nodes_converge_after_concurrent_writes(nodes) -> None:

@@ -21,7 +21,7 @@ from formation.node.state.replica import Replica
 
 NETWORK = bytes(16)
 ROUNDS = 3
-OPS_PER_ROUND = 2000
+OPS_PER_ROUND = 5000
 BATCH = 25
 
 

@@ -39,6 +39,9 @@ class Authority:
 
 
 def fold_authority(ops: list[Op]) -> Authority:
+    """Authority ops in (HLC, id) order. An invite is single-use: when two uses of one invite
+    are concurrent (neither saw the other), both are valid in their own causal past, and in any
+    context holding both the earlier by (HLC, id) admits its node and the other is void."""
     state = Authority()
     for op in sorted(ops, key=lambda o: o.order_key):
         p = op.payload
@@ -52,6 +55,8 @@ def fold_authority(ops: list[Op]) -> Authority:
         elif op.kind == "node.remove":
             state.members.pop(p["node"], None)
         elif op.kind == "invite.consume":
+            if p["invite"] in state.consumed_invites:
+                continue  # a concurrent use of the invite came first: this one is void
             state.consumed_invites.add(p["invite"])
             state.members[p["node"]] = frozenset(p.get("roles", ["member"])) | {"member"}
     return state

@@ -1,6 +1,6 @@
 """The state store as a part of the node: opens the replica in the data directory, lets members'
-keys sign requests, publishes every applied op on the event stream (topic `state`), counts
-refused ops in metrics, and runs replication with the configured peers."""
+keys sign requests, publishes every applied op and every equivocation found on the event stream
+(topic `state`), counts refused ops in metrics, and runs replication with the configured peers."""
 
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ class StateComponent:
             self.store.subscribe(self._maybe_claim)
             service.spawn(self._address_keeper())
         self.store.on_refused(lambda reason, n: self._refused.labels(reason).inc(n))
+        self.store.on_equivocation(lambda evidence: service.publish("state", "equivocation",
+                                                                    evidence))
         self.replication = Replication(self.store, service.identity, list(cfg.peers),
                                        cfg.anti_entropy_interval_s)
         peer_keys = self.replication.peer_keys()

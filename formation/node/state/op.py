@@ -146,6 +146,42 @@ def _check_value(value: Any, depth: int, where: str) -> None:
                       "(text, bytes, integers, booleans, null, arrays, maps)")
 
 
+def _fits(value: Any, depth: int) -> bool:
+    """What _check_value checks, without building field paths: the common case, all fine."""
+    if depth > MAX_DEPTH:
+        return False
+    kind = type(value)
+    if kind is str:
+        return _short_text(value)
+    if kind is int:
+        return -(2**63) <= value < 2**64
+    if kind is bytes:
+        return len(value) <= MAX_STRING_BYTES
+    if value is None or kind is bool:
+        return True
+    if kind is dict:
+        if len(value) > MAX_LIST_ITEMS:
+            return False
+        last = None
+        for key, item in value.items():
+            if type(key) is not str or not _short_text(key):
+                return False
+            order = _canonical_key(key)
+            if last is not None and order < last:
+                return False
+            last = order
+            if not _fits(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return len(value) <= MAX_LIST_ITEMS and all(_fits(item, depth + 1) for item in value)
+    return False
+
+
+def _short_text(text: str) -> bool:
+    return len(text) <= MAX_STRING_BYTES // 4 or len(text.encode()) <= MAX_STRING_BYTES
+
+
 def _canonical_key(key: Any) -> tuple[int, bytes]:
     """RFC 8949 length-first order of text keys (what cbor2's canonical mode produces)."""
     data = key.encode() if isinstance(key, str) else b""
@@ -232,6 +268,7 @@ def decode(raw: bytes) -> Op:
     payload_size = len(body) - 200  # cheap upper bound before walking the payload
     if payload_size > MAX_PAYLOAD_BYTES and len(encode(payload)) > MAX_PAYLOAD_BYTES:
         raise OpError("oversized", f"payload: more than {MAX_PAYLOAD_BYTES} bytes")
-    _check_value(payload, 1, "payload")
+    if not _fits(payload, 1):
+        _check_value(payload, 1, "payload")  # raises, naming the field
     return Op(op_id_of(raw), raw, body, signature, network, author, seq, prev,
               tuple(parents), (hlc[0], hlc[1]), kind, payload)

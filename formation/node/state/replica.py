@@ -12,10 +12,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from formation.node.state import db as dbm
 from formation.node.state import evidence, maintenance, rules, views
-from formation.node.state.authority import AUTHORITY_KINDS, Authority, ContextCache
+from formation.node.state.authority import (
+    AUTHORITY_KINDS,
+    Authority,
+    ContextCache,
+    fold_authority,
+)
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.hlc import HybridClock
 from formation.node.state.op import (
@@ -27,21 +33,21 @@ from formation.node.state.op import (
     decode,
     sign_body,
 )
-from formation.node.state.verify import check_all
+from formation.node.state.verify import check_chunk, check_one
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
+    """What became of one op (a tuple: one is made per op, and tuples are cheap to make)."""
+
     id: bytes | None
     status: str  # accepted | duplicate | buffered | refused
     reason: str = ""
     message: str = ""
 
 
-@dataclass(slots=True)
-class _Info:
+class _Info(NamedTuple):
     ctx: int
     author: bytes
     seq: int
@@ -91,6 +97,7 @@ class Replica:
             top = db.execute("SELECT MAX(hlc_c) FROM ops WHERE hlc_ms=?", (row[0],)).fetchone()
             self.clock.observe((row[0], top[0]))
         self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
+        self._full: tuple[int, Authority] | None = None
         self._contexts_written = 0
         self.equivocation_count = db.execute("SELECT COUNT(*) FROM equivocations").fetchone()[0]
 
@@ -164,7 +171,7 @@ class Replica:
         return self._append_signed(sign_body(body, sign))
 
     def _append_signed(self, raw: bytes) -> Op:
-        checked = check_all([raw], None)[0]
+        checked = check_one(raw)
         if isinstance(checked, OpError):
             raise checked
         result = self.apply([checked])
@@ -174,12 +181,13 @@ class Replica:
         return checked
 
     # applying ------------------------------------------------------------------------------
-    def ingest(self, raws: list[bytes], pool=None) -> BatchResult:
-        """Verifies (in `pool` when given) and applies raw ops; one verdict per input."""
-        return self.apply_checked(check_all(raws, pool))
+    def ingest(self, raws: list[bytes]) -> BatchResult:
+        """Verifies and applies raw ops; one verdict per input."""
+        return self.apply_checked(check_chunk(raws))
 
     def apply_checked(self, checked: list) -> BatchResult:
-        """Applies ops that went through verify.check_all; one verdict per input."""
+        """Applies ops whose structure and signature were checked (verify.py); one verdict
+        per input."""
         ops = [c for c in checked if isinstance(c, Op)]
         result = self.apply(ops)
         by_id = {v.id: v for v in result.verdicts}
@@ -219,6 +227,7 @@ class Replica:
             self._info.clear()  # (only between batches: ops of this batch are not flushed yet)
         batch: set[bytes] = set()
         batch_ops: dict[bytes, Op] = {}
+        self._batch_hlc = (0, 0)
         rows: list[tuple] = []
         registers: dict[tuple, tuple] = {}
         seen: set[bytes] = set()
@@ -234,19 +243,23 @@ class Replica:
             if op.id in self._recent_refused:
                 result.verdicts.append(self._recent_refused[op.id])
                 continue
-            queue = [op]
-            first = True
-            while queue:
-                current = queue.pop()
-                verdict = self._judge(current, batch, batch_ops, rows, registers, result)
-                if first:
-                    result.verdicts.append(verdict)
-                    first = False
-                if verdict.status == "accepted":
-                    queue.extend(self.buffer.resolved(current.id))
-                elif verdict.status == "refused":
-                    self.buffer.discard_refused(current.id)
+            verdict = self._judge(op, batch, batch_ops, rows, registers, result)
+            result.verdicts.append(verdict)
+            if self.buffer:  # ops waiting for this one are judged now (after it, in order)
+                self._unbuffer(op, verdict, batch, batch_ops, rows, registers, result)
         self._flush(rows, registers)
+        self.clock.observe(self._batch_hlc)
+
+    def _unbuffer(self, op: Op, verdict: Verdict, *state) -> None:
+        """Judges the buffered ops that `op`'s verdict decides, and theirs in turn."""
+        queue = [(op, verdict)]
+        while queue:
+            current, decided = queue.pop()
+            if decided.status == "accepted":
+                for ready in self.buffer.resolved(current.id):
+                    queue.append((ready, self._judge(ready, *state)))
+            elif decided.status == "refused":
+                self.buffer.discard_refused(current.id)
 
     def _judge(self, op: Op, batch, batch_ops, rows, registers, result) -> Verdict:
         try:
@@ -254,18 +267,20 @@ class Replica:
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
         deps = op.deps
-        infos = [self._info.get(d) or self._info_of(d) for d in deps]
-        missing = {d for d, i in zip(deps, infos, strict=True) if i is None}
-        missing.update(r for r in refs if self._info_of(r) is None)
-        if missing:
-            self.buffer.add(op, missing)
-            return Verdict(op.id, "buffered", "missing_parents",
-                           f"waiting for {len(missing)} op(s)")
+        known = self._info
+        infos = [known.get(d) or self._info_of(d) for d in deps]
+        if None in infos or refs:
+            missing = {d for d, i in zip(deps, infos, strict=True) if i is None}
+            missing.update(r for r in refs if self._info_of(r) is None)
+            if missing:
+                self.buffer.add(op, missing)
+                return Verdict(op.id, "buffered", "missing_parents",
+                               f"waiting for {len(missing)} op(s)")
         try:
             ctx = self._check(op, infos, batch_ops)
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
-        self._accept(op, ctx, batch, batch_ops, rows, registers, result)
+        self._accept(op, deps, ctx, batch, batch_ops, rows, registers, result)
         return Verdict(op.id, "accepted")
 
     def _refuse(self, op: Op, reason: str, message: str) -> Verdict:
@@ -304,7 +319,8 @@ class Replica:
         rules.check(op, authority, lambda i: batch_ops.get(i) or decode(self.get_raw(i)))
         return self.contexts.own_context(past, op)
 
-    def _accept(self, op: Op, ctx: int, batch, batch_ops, rows, registers, result) -> None:
+    def _accept(self, op: Op, deps: tuple[bytes, ...], ctx: int, batch, batch_ops, rows,
+                registers, result) -> None:
         if op.kind == "network.genesis":
             self.genesis = op.id
             self.network = op.network
@@ -316,19 +332,23 @@ class Replica:
             self.db.execute("INSERT OR IGNORE INTO contexts VALUES (?, ?)",
                             (ctx_id, b"".join(sorted(members))))
             self._contexts_written += 1
-        if op.seq <= self.vv.get(op.author, 0):
+        op_id, author, seq, hlc = op.id, op.author, op.seq, op.hlc
+        top = self.vv.get(author, 0)
+        if seq <= top:
             self._note_equivocation(op, rows, registers, result)
-        batch.add(op.id)
-        self._remember(op.id, _Info(ctx, op.author, op.seq, op.hlc))
-        batch_ops[op.id] = op
-        rows.append((op.id, op.author, op.seq, op.hlc[0], op.hlc[1], op.kind, ctx, op.raw))
+        else:
+            self.vv[author] = seq
+        batch.add(op_id)
+        self._info[op_id] = _Info(ctx, author, seq, hlc)
+        batch_ops[op_id] = op
+        rows.append((op_id, author, seq, hlc[0], hlc[1], op.kind, ctx, op.raw))
         if len(rows) >= 4096:
             self._flush(rows, registers)
-        self.heads.difference_update(op.deps)
-        self.heads.add(op.id)
-        if op.seq > self.vv.get(op.author, 0):
-            self.vv[op.author] = op.seq
-        self.clock.observe(op.hlc)
+        heads = self.heads
+        heads.difference_update(deps)
+        heads.add(op_id)
+        if hlc > self._batch_hlc:
+            self._batch_hlc = hlc
         self.count += 1
         self._effects(op, registers)
         result.applied.append(op)
@@ -345,7 +365,9 @@ class Replica:
         direct = []
         order = op.order_key
         for effect in views.effects(op):
-            if effect[0] in ("lww", "fww"):
+            if effect[0] == "roles":
+                direct += self._roles_effects(op, effect[1])
+            elif effect[0] in ("lww", "fww"):
                 slot = effect[:4]
                 held = registers.get(slot)
                 newer = held is None or (order > held[0] if effect[0] == "lww" else order < held[0])
@@ -355,6 +377,25 @@ class Replica:
                 direct.append(effect)
         if direct:
             views.apply_effects(self.db, op, direct)
+
+    def _roles_effects(self, op: Op, node: str) -> list[tuple]:
+        """The roles of `node`, and of every other node that used the same invite, as the
+        fold of all accepted authority ops gives them (an admission may void another)."""
+        nodes = {node}
+        if op.kind == "invite.consume":
+            invite = op.payload["invite"]
+            nodes.update(o.payload["node"] for o in self.contexts.authority_ops.values()
+                         if o.kind == "invite.consume" and o.payload["invite"] == invite)
+        everything = self._full_authority()
+        return [("set", "nodes", n, "roles", sorted(everything.members.get(n, ())))
+                for n in sorted(nodes)]
+
+    def _full_authority(self) -> Authority:
+        """The fold of every accepted authority op, cached until another is accepted."""
+        ops = self.contexts.authority_ops
+        if self._full is None or self._full[0] != len(ops):
+            self._full = (len(ops), fold_authority(list(ops.values())))
+        return self._full[1]
 
     def _flush(self, rows: list, registers: dict) -> None:
         if rows:
@@ -439,7 +480,7 @@ class Replica:
         cidr = self.current_authority().cidr
         if cidr is None:
             return None
-        taken = {ip for (ip,) in self.db.execute("SELECT DISTINCT ip FROM claims")}
+        taken = views.claimed_ips(self.db)
         for ip in cidr.hosts():
             if str(ip) not in taken:
                 return str(ip)

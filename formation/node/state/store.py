@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +22,34 @@ from formation.node.state.buffer import PendingBuffer
 from formation.node.state.op import Op, OpError, decode
 from formation.node.state.replica import BatchResult, Replica, Verdict
 from formation.node.state.rules import invite_proof_message
-from formation.node.state.verify import check_chunk
+from formation.node.state.verify import (
+    POOL_MIN_OPS,
+    SignaturePool,
+    check_chunk,
+    decode_chunk,
+    signatures_hold,
+    with_signatures,
+)
 
 log = logging.getLogger(__name__)
 
 CHUNK = 2000
+PIPELINE_DEPTH = 2  # chunks whose signatures are being verified while one is applied
 Listener = Callable[[list[Op], "str | None"], None]
 
 
 class StateStore:
+    VERIFY_WORKERS = min(2, os.cpu_count() or 1)  # processes verifying large batches
+
     def __init__(self, replica: Replica, identity: NodeIdentity) -> None:
         self.replica = replica
         self.identity = identity
         self._db = ThreadPoolExecutor(1, thread_name_prefix="state-db")
-        self._verify = ThreadPoolExecutor(2, thread_name_prefix="state-verify")
+        self._signatures = SignaturePool(self.VERIFY_WORKERS)
         self._listeners: list[Listener] = []
         self._refused_listeners: list[Callable[[str, int], None]] = []
+        self._equivocation_listeners: list[Callable[[dict], None]] = []
+        self._last_turn: asyncio.Future[None] | None = None  # see ingest
         self.members: frozenset[str] = frozenset()
         self.admins: frozenset[str] = frozenset()
 
@@ -50,7 +64,7 @@ class StateStore:
     async def close(self) -> None:
         await self._run(self.replica.close)
         self._db.shutdown(wait=True)
-        self._verify.shutdown(wait=True)
+        await asyncio.to_thread(self._signatures.close)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -65,10 +79,19 @@ class StateStore:
         """`listener(reason, count)` after every batch that refused ops (metrics)."""
         self._refused_listeners.append(listener)
 
+    def on_equivocation(self, listener: Callable[[dict], None]) -> None:
+        """`listener(evidence)` for every equivocation found, evidence as in status():
+        {"author": hex, "seq": n, "ops": [hex, hex]}."""
+        self._equivocation_listeners.append(listener)
+
     def _notify(self, result: BatchResult, origin: str | None, refused: dict[str, int]) -> None:
         for reason, count in refused.items():
             for listener in self._refused_listeners:
                 listener(reason, count)
+        for author, seq, a, b in result.equivocations:
+            evidence = {"author": author.hex(), "seq": seq, "ops": [a.hex(), b.hex()]}
+            for on_evidence in self._equivocation_listeners:
+                on_evidence(evidence)
         if not result.applied:
             return
         for listener in list(self._listeners):
@@ -138,24 +161,61 @@ class StateStore:
         return op
 
     async def ingest(self, raws: list[bytes], origin: str | None = None) -> list[Verdict]:
-        """Verifies, buffers and applies ops from elsewhere: one transaction per chunk of
-        CHUNK ops, verification of the next chunk overlapping the apply of this one."""
-        loop = asyncio.get_running_loop()
-        chunks = [raws[i:i + CHUNK] for i in range(0, len(raws), CHUNK)]
-        checks = [loop.run_in_executor(self._verify, check_chunk, c) for c in chunks]
-        verdicts: list[Verdict] = []
-        try:
-            for pending in checks:
-                checked = await pending
-                result, refused = await self._run(self._apply, checked)
-                verdicts.extend(result.verdicts)
-                self._notify(result, origin, refused)
-        finally:
-            for pending in checks:
-                pending.cancel()
-        return verdicts
+        """Verifies, buffers and applies ops from elsewhere, one transaction per chunk of CHUNK
+        ops. A large batch is pipelined: while the replica's thread applies one chunk and
+        decodes the next, worker processes verify the signatures of the chunks in between.
 
-    def _apply(self, checked: list) -> tuple[BatchResult, dict[str, int]]:
+        Concurrent calls decode and verify at once but apply in the order they were made, so
+        a caller may start ingesting the next batch of a stream before this one is applied
+        (anti-entropy does) and its ops still find their parents."""
+        loop = asyncio.get_running_loop()
+        my_turn, self._last_turn = self._last_turn, loop.create_future()
+        done = self._last_turn
+        pending: deque[tuple[list, asyncio.Future[bytes]]] = deque()
+        try:
+            if len(raws) < POOL_MIN_OPS:
+                checked = await self._run(check_chunk, raws)
+                await _turn(my_turn)
+                return await self._apply_verified(checked, None, origin)
+            verdicts: list[Verdict] = []
+            for i in range(0, len(raws), CHUNK):
+                decoded = await self._run(decode_chunk, raws[i:i + CHUNK])
+                pending.append((decoded, self._signatures.check(
+                    [c for c in decoded if isinstance(c, Op)])))
+                if len(pending) > PIPELINE_DEPTH:
+                    await _turn(my_turn)
+                    verdicts += await self._apply_verified(*pending.popleft(), origin)
+            await _turn(my_turn)
+            while pending:
+                verdicts += await self._apply_verified(*pending.popleft(), origin)
+            return verdicts
+        finally:
+            for _decoded, holds in pending:
+                holds.cancel()
+            # the next call's turn comes when this one's has come and it is done
+            if my_turn is None:
+                done.set_result(None)
+            else:
+                my_turn.add_done_callback(lambda _f: done.done() or done.set_result(None))
+
+    async def _apply_verified(self, decoded: list, holds: asyncio.Future[bytes] | None,
+                              origin: str | None) -> list[Verdict]:
+        verified = None
+        if holds is not None:
+            try:
+                verified = await holds
+            except BrokenProcessPool:  # a worker died (the pool is replaced): check here
+                log.warning("a signature worker died; verifying this batch in the node")
+                verified = await self._run(
+                    signatures_hold, [c.raw for c in decoded if isinstance(c, Op)])
+        result, refused = await self._run(self._apply, decoded, verified)
+        self._notify(result, origin, refused)
+        return result.verdicts
+
+    def _apply(self, checked: list, holds: bytes | None) -> tuple[BatchResult, dict[str, int]]:
+        """On the replica's thread: `holds`, when given, says which signatures verified."""
+        if holds is not None:
+            checked = with_signatures(checked, holds)
         before = dict(self.replica.refused)
         result = self.replica.apply_checked(checked)
         if result.applied:
@@ -243,6 +303,13 @@ class StateStore:
 
     async def rebuild(self) -> dict:
         return await self._run(self.replica.rebuild)
+
+
+async def _turn(turn: asyncio.Future[None] | None) -> None:
+    """Waits for an earlier ingest to be applied (shielded: cancelling the wait must not
+    cancel the earlier call's completion)."""
+    if turn is not None:
+        await asyncio.shield(turn)
 
 
 def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

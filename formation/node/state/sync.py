@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -179,8 +179,9 @@ class AntiEntropy:
         return received
 
     async def _pull_ranges(self, peer: Peer, client: NodeClient) -> int:
-        """Batches above our version vector, the next one requested while this one is being
-        ingested (the answer names the vector we will have)."""
+        """Batches above our version vector as a stream: the next batch is requested while
+        this one is verified, and verified while the previous one is applied (the answer names
+        the vector we will have, and the store applies concurrent ingests in call order)."""
         vv = {a.hex(): s for a, s in (await self.store.version_vector()).items()}
 
         def fetch(vector: dict[str, int]):
@@ -189,19 +190,26 @@ class AntiEntropy:
 
         received = 0
         pending = fetch(vv)
+        ingesting: deque[asyncio.Future[tuple[int, bool]]] = deque()
         try:
             while pending is not None:
                 result = await pending
                 pending = fetch(result.next_vv) if result.more else None
-                got, progress = await self._ingest(peer, result.batch)
+                ingesting.append(asyncio.ensure_future(self._ingest(peer, result.batch)))
+                if len(ingesting) < 2:
+                    continue
+                got, progress = await ingesting.popleft()
                 received += got
                 if not progress:
                     break  # nothing applies (refused or waiting): leave it to the walk
+            while ingesting:
+                received += (await ingesting.popleft())[0]
         finally:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
+            for task in [pending, *ingesting]:
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
         return received
 
     async def _ingest(self, peer: Peer, batch: sm.OpBatch) -> tuple[int, bool]:

@@ -40,7 +40,10 @@ COLLECTIONS = ("network", "nodes", "addresses", "instances", "images", "dns", "i
 
 
 def effects(op: Op) -> list[tuple]:
-    """What `op` changes. Pure: the same op gives the same effects on every replica."""
+    """What `op` changes. Pure: the same op gives the same effects on every replica.
+    ("roles", node) asks the replica to set the node's roles from the fold of every accepted
+    authority op (authority.fold_authority), which voids the later of two concurrent uses of
+    one invite; the replica turns it into a ("set", ...) effect (Replica._effects)."""
     p, author, oid = op.payload, op.author.hex(), op.id.hex()
     k = op.kind
     if k == "network.genesis":
@@ -48,21 +51,18 @@ def effects(op: Op) -> list[tuple]:
                 ("lww", "network", "", "cidr", p["cidr"]),
                 ("lww", "network", "", "id", op.network.hex()),
                 ("lww", "network", "", "genesis", oid), ("lww", "network", "", "founder", author),
-                ("lww", "nodes", author, "roles", ["admin", "member"])]
+                ("roles", author)]
     if k == "network.update":
         return [("lww", "network", "", "name", p["name"])]
-    if k in ("node.admit", "node.roles"):
-        return [("lww", "nodes", p["node"], "roles", sorted(set(p["roles"]) | {"member"}))]
-    if k == "node.remove":
-        return [("lww", "nodes", p["node"], "roles", [])]
+    if k in ("node.admit", "node.roles", "node.remove"):
+        return [("roles", p["node"])]
     if k == "node.record":
         return [("lww", "nodes", author, f, p[f]) for f in sorted(p)]
     if k == "invite.create":
         return [("lww", "invites", oid, f, p[f]) for f in sorted(p)] + [
             ("lww", "invites", oid, "created_by", author)]
     if k == "invite.consume":
-        return [("fww", "invites", p["invite"], "consumed_by", p["node"]),
-                ("lww", "nodes", p["node"], "roles", sorted(set(p["roles"]) | {"member"}))]
+        return [("fww", "invites", p["invite"], "consumed_by", p["node"]), ("roles", p["node"])]
     if k == "address.claim":
         return [("claim", str(ipaddress.ip_address(p["ip"])), author)]
     if k == "instance.create":
@@ -111,6 +111,10 @@ def apply_effects(db: sqlite3.Connection, op: Op, changes: list[tuple]) -> None:
             _, coll, key, field, value = effect
             db.execute(LWW_SQL if tag == "lww" else FWW_SQL,
                        (coll, key, field, encode(value), ms, c, oid))
+        elif tag == "set":  # decided by the replica from all it holds (see effects)
+            _, coll, key, field, value = effect
+            db.execute("INSERT OR REPLACE INTO lww VALUES (?,?,?,?,?,?,?)",
+                       (coll, key, field, encode(value), ms, c, oid))
         elif tag == "add":
             _, coll, key, element, value = effect
             if db.execute("SELECT 1 FROM orset_removed WHERE tag=?", (element,)).fetchone():
@@ -149,12 +153,28 @@ def _elements(db: sqlite3.Connection, coll: str) -> list[dict[str, Any]]:
     return [{"key": key, "id": tag.hex(), **cbor2.loads(value)} for key, tag, value in rows]
 
 
+def members(db: sqlite3.Connection) -> set[str]:
+    """Keys of the nodes that hold roles now (admitted and not removed)."""
+    rows = db.execute("SELECT key, value FROM lww WHERE coll='nodes' AND field='roles'")
+    return {key for key, value in rows if cbor2.loads(value)}
+
+
+def claimed_ips(db: sqlite3.Connection) -> set[str]:
+    """Every address a current member has claimed (held, lost or superseded): not free."""
+    current = members(db)
+    return {ip for ip, node in db.execute("SELECT ip, node FROM claims") if node in current}
+
+
 def address_table(db: sqlite3.Connection) -> tuple[dict[str, str], dict[str, list[str]]]:
     """(ip -> holding node, node -> ips it claimed and lost). A node's active claim is its latest
     by (HLC, id); among active claims of one ip the earliest by (HLC, id) holds it. The losers
-    see that and claim another address."""
+    see that and claim another address. Claims of nodes that no longer hold roles (removed, or
+    admitted by a void invite use) count for nothing: their addresses are free again."""
+    current = members(db)
     active: dict[str, tuple] = {}
     for ms, c, oid, ip, node in db.execute("SELECT hlc_ms, hlc_c, op, ip, node FROM claims"):
+        if node not in current:
+            continue
         key = (ms, c, oid)
         if node not in active or key > active[node][0]:
             active[node] = (key, ip)

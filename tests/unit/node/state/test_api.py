@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from statekit import craft
 
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
@@ -12,6 +13,8 @@ from formation.api.client import ApiError, NodeClient
 from formation.api.models import Empty
 from formation.identity import NodeIdentity
 from formation.node.state import wire
+from formation.node.state.component import store_of
+from formation.node.state.op import decode
 
 
 async def test_found_write_read_and_check(node, client) -> None:
@@ -103,3 +106,25 @@ async def test_members_of_the_network_may_sign_requests(node, client) -> None:
         with pytest.raises(ApiError) as err:
             await remote.call(sr.state_heads)
         assert err.value.status == 401
+
+
+async def test_equivocations_are_published_on_the_event_stream(node, client) -> None:
+    events = client.events(since=0, topic="state")
+    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    liar = NodeIdentity.generate()
+    await client.call(sr.state_append, sm.AppendRequest(
+        kind="node.admit", payload={"node": liar.public_key_hex, "roles": ["member"]}))
+    replica = store_of(node).replica
+    # two different ops signed by one member with one sequence number, pushed as from a peer
+    one = craft(liar, replica, "node.record", {"name": "left"}, network=replica.network)
+    two = craft(liar, replica, "node.record", {"name": "right"}, network=replica.network)
+    pushed = await client.call(sr.state_sync_push, sm.OpBatch(ops=wire.pack([one, two]), count=2))
+    assert pushed.accepted == 2
+    async for event in events:
+        if event.kind == "equivocation":
+            break
+    assert event.data["author"] == liar.public_key_hex
+    assert event.data["seq"] == decode(one).seq
+    assert sorted(event.data["ops"]) == sorted([decode(one).id.hex(), decode(two).id.hex()])
+    status = await client.call(sr.state_status)
+    assert [e.ops for e in status.equivocations] == [event.data["ops"]]

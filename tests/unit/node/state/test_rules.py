@@ -7,7 +7,18 @@ import time
 from pathlib import Path
 
 import pytest
-from statekit import NETWORK, craft, found, ids, random_key, replica, sync, views, write
+from statekit import (
+    NETWORK,
+    all_raws,
+    craft,
+    found,
+    ids,
+    random_key,
+    replica,
+    sync,
+    views,
+    write,
+)
 
 from formation.identity import NodeIdentity
 from formation.node.state.op import OpError, decode
@@ -231,3 +242,64 @@ def test_append_refusal_raises(base) -> None:
         write(r, B, "dns.set", {"name": "x.fog", "type": "A", "value": "1.1.1.1"})
     with pytest.raises(OpError, match=r"payload\.name"):
         write(r, B, "node.record", {"name": "Not A Name"})
+
+
+def test_a_removed_node_frees_its_address(base) -> None:
+    a = found(base, ADMIN, [B, C])
+    write(a, B, "address.claim", {"ip": "10.42.0.1"})
+    assert a.view("addresses") == [{"ip": "10.42.0.1", "node": B.public_key_hex}]
+    assert a.free_address() == "10.42.0.2"
+    write(a, ADMIN, "node.remove", {"node": B.public_key_hex})
+    assert a.view("addresses") == []
+    assert a.free_address() == "10.42.0.1"  # free again
+    write(a, C, "address.claim", {"ip": "10.42.0.1"})
+    assert a.view("addresses") == [{"ip": "10.42.0.1", "node": C.public_key_hex}]
+    assert a.rebuild()["equal"] is True
+    other = replica(base, "o")
+    sync(other, a)
+    assert views(other) == views(a)
+
+
+def _consume(r, invite: bytes, who: NodeIdentity, token: NodeIdentity) -> bytes:
+    proof = token.sign(invite_proof_message(NETWORK, invite.hex(), who.public_key_hex))
+    return craft(who, r, "invite.consume", {"invite": invite.hex(), "node": who.public_key_hex,
+                                            "roles": ["member"], "proof": proof.hex()})
+
+
+def test_concurrent_uses_of_one_invite_the_earlier_admits_on_every_replica(base) -> None:
+    a = found(base, ADMIN, [])
+    token = NodeIdentity.from_seed(b"\x09" * 32)
+    inv = write(a, ADMIN, "invite.create", {"token_key": token.public_key_hex,
+                                            "expires_ms": int(time.time() * 1000) + 3_600_000,
+                                            "roles": ["member"]})
+    d = NodeIdentity.from_seed(b"\x04" * 32)
+    joiners = {}
+    for who, name in ((C, "c"), (d, "d")):  # each joins on its own replica, unaware of the other
+        r = replica(base, name)
+        sync(r, a)
+        assert r.ingest([_consume(r, inv.id, who, token)]).verdicts[0].status == "accepted"
+        write(r, who, "node.record", {"name": name})  # a member in its own branch
+        joiners[who.public_key_hex] = r
+    uses = [decode(raw) for r in joiners.values() for raw in all_raws(r)
+            if decode(raw).kind == "invite.consume"]
+    winner, loser = sorted(uses, key=lambda op: op.order_key)
+    # the two arrive in either order at two other replicas
+    first, second = replica(base, "x"), replica(base, "y")
+    for target, order in ((first, [C, d]), (second, [d, C])):
+        sync(target, a)
+        for who in order:
+            sync(target, joiners[who.public_key_hex])
+    for r in (a, *joiners.values()):
+        sync(r, first)
+    reference = views(first)
+    for r in (second, a, *joiners.values()):
+        assert views(r) == reference
+    nodes = {n["key"] for n in first.view("nodes")}
+    assert winner.author.hex() in nodes and loser.author.hex() not in nodes
+    [invite] = first.view("invites")
+    assert invite["consumed_by"] == winner.author.hex()
+    by_key = {C.public_key: C, d.public_key: d}
+    late = craft(by_key[loser.author], first, "node.record", {"name": "late"})
+    assert refused(first, late) == "unauthorized"  # not admitted once both uses are known
+    write(first, by_key[winner.author], "node.record", {"name": "ok"})
+    assert first.rebuild()["equal"] is True
