@@ -22,6 +22,7 @@ from formation.tui.actions import ACTIONS
 from formation.tui.commands import ConsoleCommands
 from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
 from formation.tui.network import NETWORK_TOPICS, NetworkSnapshot, fetch_network
+from formation.tui.peer_actions import PeerActions
 from formation.tui.presenter import Presenter
 from formation.tui.screens.dashboard import DashboardScreen
 from formation.tui.screens.enroll import EnrollScreen
@@ -50,7 +51,7 @@ def wants_16_colours(environ: dict[str, str] | None = None) -> bool:
     return env.get("TERM", "") in SIXTEEN_COLOUR_TERMS
 
 
-class FormationApp(App[None]):
+class FormationApp(PeerActions, App[None]):
     """Formation console."""
 
     TITLE = "Formation"
