@@ -240,6 +240,13 @@ async def test_joining_from_the_console(hosts) -> None:
         intro = app.screen.query_one("#enroll-intro", Static)
         await wait_for(pilot, lambda: "in network lab" in text_of(intro))
         assert not app.screen.query_one("#join-form").display
+        # the dashboard shows replication with the admin: in sync, and how long ago at most
+        await pilot.press("d")
+        network = app.screen.query_one("#network", Static)
+        await wait_for(pilot, lambda: "sync 1/1 peers, lag ≤" in text_of(network), 15)
+        async with client_to(n1) as client:
+            peer = (await client.call(state_routes.state_status)).peers[0]
+        assert peer.ok and peer.last_in_sync is not None and peer.in_sync_age_s < 60
     # n2: the used token is refused in words; then n2 picks n0 from the discovered list and
     # waits until the admin approves
     app = console(n2)
