@@ -130,11 +130,16 @@ class EnrollScreen(ConsoleScreen):
         rows = discovered_rows(net.discovered) if net and net.discovered else []
         if rows != getattr(self, "_shown", None):
             self._shown = rows
-            self.peer_addresses = [p.address for p in peers]
             table = self.query_one("#discovered", DataTable)
+            cursor = table.cursor_row
+            chosen = self.peer_addresses[cursor] if 0 <= cursor < len(self.peer_addresses) \
+                else None
+            self.peer_addresses = [p.address for p in peers]
             table.clear()
             for row in rows:
                 table.add_row(*row)
+            if chosen in self.peer_addresses:  # "seen" changes often: keep the operator's pick
+                table.move_cursor(row=self.peer_addresses.index(chosen))
 
     def action_start_founding(self) -> None:
         if self.query_one("#found-form").display:

@@ -53,6 +53,7 @@ class PeersScreen(ConsoleScreen):
         app = self.app
         net: NetworkSnapshot | None = app.network  # type: ignore[attr-defined]
         status = app.node_status  # type: ignore[attr-defined]
+        selected = self.selected_row()
         self.rows = node_rows(net, status) if net is not None else []
         rows = [r.cells() for r in self.rows]
         self.query_one("#peers-state", Static).update(peers_state_text(net, len(rows)))
@@ -63,6 +64,11 @@ class PeersScreen(ConsoleScreen):
         table.clear()
         for row in rows:
             table.add_row(*row)
+        # "seen" changes every read: the cursor stays on the node the operator chose (what x
+        # removes), not on the first row
+        ids = [r.node_id for r in self.rows]
+        if selected is not None and selected.node_id in ids:
+            table.move_cursor(row=ids.index(selected.node_id), animate=False)
 
     def selected_row(self) -> NodeRow | None:
         """The node under the table's cursor (what x removes)."""
