@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from formation.api import join_routes
-from formation.api.client import ApiError
 from formation.api.join_models import JoinAskRequest, JoinResult, JoinTokenRequest
 from formation.errors import FormationError
 
@@ -56,8 +55,8 @@ async def run_join(link: NodeLink, request: JoinTokenRequest | JoinAskRequest,
         try:
             return await link.call(join_routes.join_ask, request,
                                    timeout_s=ASK_ROUND_S + 3.0)
-        except ApiError as exc:
-            if exc.status != 504:  # 504: not approved within this round; ask again
+        except FormationError as exc:  # the client's ApiError carries the HTTP status
+            if getattr(exc, "status", None) != 504:  # 504: not approved this round; ask again
                 raise
         rounds += 1
         say(f"waiting for an admin of {request.address} to approve this node "

@@ -4,14 +4,14 @@ screen's), whatever the terminal's own colours are; a phone's camera needs that 
 
 from __future__ import annotations
 
-import segno
-
 BORDER = 2  # quiet zone, in modules
 _CELL = {(0, 0): " ", (1, 0): "\u2580", (0, 1): "\u2584", (1, 1): "\u2588"}
 
 
 def qr_lines(text: str) -> list[str]:
     """`text` as a QR code (error correction L: the smallest symbol for a long token)."""
+    import segno  # only when an invite is shown: not on the console's start-up path
+
     rows = [list(r) for r in segno.make(text, error="l").matrix_iter(border=BORDER)]
     if len(rows) % 2:
         rows.append([0] * len(rows[0]))

@@ -205,6 +205,16 @@ async def test_removing_an_unknown_node_and_over_tcp_are_refused_in_words(hosts)
         await wait_for(pilot, lambda: "not removed" in text_of(state))
         assert "No member node" in text_of(state) and state.has_class("-error")
         await pilot.press("escape")
+        # every action is in the command palette too
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"pending joins")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PendingJoinsScreen))
+        await wait_for(pilot, lambda: "no host is waiting" in text_of(
+            app.screen.query_one("#pending-state", Static)))
+        await pilot.press("escape")
     # over signed TCP the node refuses invites (local callers only), and the dialog says so
     app = FormationApp(client_factory(n0), node_address=n0.settings.api.listen,
                        request_timeout_s=3.0, poll_s=0.5)

@@ -4,6 +4,7 @@ copy and as a QR code. A token of about 300 characters needs a 65x33-character Q
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from textual import work
@@ -70,7 +71,9 @@ class InviteScreen(ModalScreen[None]):
         self.invite = invite
         state.update(invite_text(invite))
         self.query_one("#invite-token", Static).update(invite.token)
-        self.query_one("#invite-qr", Static).update("\n".join(qr_lines(invite.token)))
+        # segno takes about 0.1 s for a token on a slow host: not on the event loop
+        lines = await asyncio.to_thread(qr_lines, invite.token)
+        self.query_one("#invite-qr", Static).update("\n".join(lines))
 
     def action_copy(self) -> None:
         if self.invite is None:
