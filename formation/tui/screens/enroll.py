@@ -103,6 +103,7 @@ class EnrollScreen(ConsoleScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.joining = None
+        self.following_join = False  # progress events may trail the join's own answer
         self.join_steps: list[str] = []
         self.peer_addresses: list[str] = []
         table = self.query_one("#discovered", DataTable)
@@ -153,6 +154,7 @@ class EnrollScreen(ConsoleScreen):
         """Stops waiting for a join first; then back to the dashboard."""
         if self.joining is not None and self.joining.is_running:
             self.joining.cancel()
+            self.following_join = False
             self.say("stopped waiting. The admin may still approve this node's request; "
                      "join again or found a network.", error=True)
             return
@@ -180,8 +182,7 @@ class EnrollScreen(ConsoleScreen):
             self.join_network(address)
 
     def _on_event(self, event: Event) -> None:
-        if event.topic == "join" and event.kind == "progress" and self.joining is not None \
-                and self.joining.is_running:  # events may trail the join's own answer
+        if event.topic == "join" and event.kind == "progress" and self.following_join:
             step = str(event.data.get("step", ""))
             if step and step not in self.join_steps:
                 self.join_steps.append(step)
@@ -198,6 +199,7 @@ class EnrollScreen(ConsoleScreen):
                      error=True)
             return
         self.join_steps = []
+        self.following_join = True
         self.joining = self.run_worker(self._join(link, request), name="join", group="enroll",
                                        exclusive=True, exit_on_error=False)
 
@@ -205,12 +207,22 @@ class EnrollScreen(ConsoleScreen):
         try:
             result = await run_join(link, request, self.say)
         except FormationError as exc:
+            if "did not answer within" in str(exc) and not isinstance(request, JoinAskRequest):
+                # the node keeps joining after the console stops waiting for its answer
+                self.say(f"no answer from the node yet ({exc}); it may still be trying (an "
+                         "admin that does not answer takes 10 s per endpoint). Its steps show "
+                         "here as they happen and the text above changes once this node is in "
+                         "the network; if nothing changes, press Enter to try again.",
+                         error=True)
+                return
+            self.following_join = False
             waiting = isinstance(request, JoinAskRequest)
             self.say(f"[b]not joined[/b]: {reason(exc)}. "
                      + ("Check the address and press Enter again, " if waiting else
                         "Ask the admin for a new token, ")
                      + "or esc to go back.", error=True)
             return
+        self.following_join = False
         self.join_steps = list(result.steps)
         self.say("\n".join([f"· {s}" for s in result.steps[-3:]] + [
             f"[b]joined network {result.network_name}[/b] as {result.node_id}: {result.ops} "

@@ -27,7 +27,8 @@ class PendingJoinsScreen(ModalScreen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.pending: list[PendingJoin] = []
-        self.last_decision = ""  # shown under the count until the next decision
+        self.notice = ""  # the last decision or refusal, kept under the count until the next
+        self.notice_is_error = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="pending-box", classes="dialog"):
@@ -74,7 +75,7 @@ class PendingJoinsScreen(ModalScreen[None]):
         count = (f"{len(pending)} host(s) waiting for approval" if pending else
                  "no host is waiting (a host asks with `formation join --request "
                  "THIS-HOST:PORT` or from its console)")
-        self.say("\n".join(x for x in (count, self.last_decision) if x))
+        self.say("\n".join(x for x in (count, self.notice) if x), self.notice_is_error)
         if [p.id for p in pending] == [p.id for p in self.pending]:
             return
         self.pending = pending
@@ -83,11 +84,16 @@ class PendingJoinsScreen(ModalScreen[None]):
         for p in pending:
             table.add_row(p.name or "?", p.id, p.address or "-", str(p.asks))
 
+    def note(self, text: str, error: bool = False) -> None:
+        """A decision's outcome: shown now, and kept when the list is read again."""
+        self.notice, self.notice_is_error = text, error
+        self.say(text, error)
+
     @work(exclusive=True, group="pending-decide")
     async def action_decide(self, verdict: str) -> None:
         table = self.query_one("#pending-table", DataTable)
         if not self.pending or not 0 <= table.cursor_row < len(self.pending):
-            self.say("no pending join selected: ↑↓ to choose one", error=True)
+            self.note("no pending join selected: ↑↓ to choose one", error=True)
             return
         chosen = self.pending[table.cursor_row]
         endpoint = join_routes.join_approve if verdict == "approve" else join_routes.join_reject
@@ -95,10 +101,8 @@ class PendingJoinsScreen(ModalScreen[None]):
         try:
             decision = await self.app.link.call(endpoint, id=chosen.id)  # type: ignore[attr-defined]
         except FormationError as exc:
-            self.last_decision = ""
-            self.say(f"[b]not done[/b]: {error_text(exc)}", error=True)
+            self.note(f"[b]not done[/b]: {error_text(exc)}", error=True)
             return
-        self.last_decision = f"{chosen.name or '?'} ({chosen.id}): {decision.status}"
-        self.say(self.last_decision)
+        self.note(f"{chosen.name or '?'} ({chosen.id}): {decision.status}")
         self.app.read_network()  # type: ignore[attr-defined]
         self.action_reload()
