@@ -95,3 +95,10 @@ class JoinDecision(Model):
     id: str
     key: str
     status: Literal["admitted", "rejected"]
+
+
+class NodeRemoved(Model):
+    id: str = Field(description="the removed node's id")
+    key: str
+    name: str
+    op: str = Field(description="the node.remove op's id")

@@ -59,6 +59,14 @@ join_reject = Endpoint(
     errors=(*LOCAL_ONLY, (404, "No such pending join")),
 )
 
+node_remove = Endpoint(
+    "node_remove", "POST", "/v1/nodes/{id}/remove", Empty, jm.NodeRemoved,
+    "An admin removes a node from the network: writes node.remove (local callers only)",
+    path_patterns=(("id", r"^n[a-z2-7]{24}$"),),
+    errors=(*LOCAL_ONLY, (404, "No such member node"),
+            (409, "This node cannot remove itself")),
+)
+
 ENDPOINTS = (invite_create, join_token, join_ask, join_handshake, join_knock, join_pending,
-             join_approve, join_reject)
+             join_approve, join_reject, node_remove)
 SIGNED_BY_ANY_KEY = frozenset({join_handshake.path, join_knock.path})

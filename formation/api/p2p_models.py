@@ -75,6 +75,8 @@ class Member(Model):
     last_heard_s: float = Field(description="seconds since its last heartbeat")
     since: datetime = Field(description="when it entered this state")
     heartbeats: int
+    rtt_ms: float | None = Field(None, description="round-trip time from heartbeat echoes, "
+                                 "smoothed; null until one of ours came back")
 
 
 class Members(Model):

@@ -58,6 +58,13 @@ class PeerSyncState(Model):
     error: str = ""
     ops_received: int = 0
     bytes_received: int = 0
+    last_in_sync: str | None = Field(None, description="when this replica last held every "
+                                     "head the peer had (the time its heads were asked for)")
+    in_sync_age_s: float | None = Field(None, description="seconds since last_in_sync: the "
+                                        "replication lag behind this peer, at most")
+    heads_missing: int = Field(0, description="the peer's heads this replica lacked at the "
+                               "last check")
+    ops_last_pull: int = Field(0, description="ops the last anti-entropy round brought")
 
 
 class StateStatus(Model):

@@ -64,6 +64,7 @@ def network() -> None:
 
     \b
       formation network create lab --cidr 10.42.0.0/16
+      formation network remove-node ID      (admin) take a node out of the network
     """
 
 
@@ -87,6 +88,27 @@ def network_create(obj: Context, name: str, cidr: str, as_json: bool) -> None:
     click.echo(f"network {name} founded: id {status.network}, mesh {cidr}")
     click.echo(f"this node ({op.author[:16]}...) is its first admin; "
                "invite hosts with: formation invite create")
+
+
+@network.command("remove-node")
+@click.argument("node_id", metavar="ID")
+@json_option
+@click.pass_obj
+def network_remove_node(obj: Context, node_id: str, as_json: bool) -> None:
+    """Remove node ID (as `formation peers` lists it) from the network: writes node.remove,
+    which takes its roles away on every replica; its requests, heartbeats and mesh peer stop
+    being accepted."""
+    from formation.api import join_routes as jr
+
+    if not re.fullmatch(r"n[a-z2-7]{24}", node_id):
+        raise FormationError(f"ID {node_id!r}: expected a node id as `formation peers` lists it "
+                             "(n + 24 characters)")
+    result = _call(obj, jr.node_remove, id=node_id)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"removed {result.name or '?'} ({result.id}) from the network: op "
+                   f"{result.op[:12]}")
 
 
 # invite --------------------------------------------------------------------------------------

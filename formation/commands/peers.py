@@ -18,6 +18,7 @@ def peers(obj: Context, as_json: bool, node_address: str | None) -> None:
     \b
     state   alive / suspect / dead from heartbeats (mDNS is never a liveness signal), or
             "-" for a host found but never heard from
+    rtt     round-trip time of heartbeats (each echoes the other's clock), smoothed
     found   how it was found: mdns, bootstrap, gossip (named in a peer's heartbeat)
     """
     from formation.api import discovery_routes, p2p_routes
@@ -37,6 +38,7 @@ def peers(obj: Context, as_json: bool, node_address: str | None) -> None:
             "kind": peer.kind, "sources": peer.sources, "trusted": peer.trusted,
             "state": member.state if member else None,
             "last_heard_s": member.last_heard_s if member else None,
+            "rtt_ms": member.rtt_ms if member else None,
         })
     if as_json:
         emit_json({"network": found.network, "mdns": found.mdns, "peers": rows})
@@ -46,5 +48,7 @@ def peers(obj: Context, as_json: bool, node_address: str | None) -> None:
         click.echo("  no other hosts found yet")
     for r in rows:
         heard = f"{r['last_heard_s']:.1f}s ago" if r["last_heard_s"] is not None else ""
+        rtt = f"{r['rtt_ms']:.1f}ms" if r["rtt_ms"] is not None else "-"
         click.echo(f"  {r['name'] or '?':<12} {r['address']:<21} {r['state'] or '-':<8} "
-                   f"{heard:<10} {r['kind']:<10} {','.join(r['sources'])}  {r['node_id']}")
+                   f"{rtt:<8} {heard:<10} {r['kind']:<10} {','.join(r['sources'])}  "
+                   f"{r['node_id']}")

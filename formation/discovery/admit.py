@@ -74,7 +74,7 @@ class AdmitSide:
         self.rejected: set[str] = set()
         self._lock = asyncio.Lock()  # one admission at a time: a token cannot be used twice
 
-    def _require_admin(self) -> None:
+    def require_admin(self) -> None:
         store = self.part.store
         if store.network_id is None:
             raise refuse("This node belongs to no network (found one: formation network create)")
@@ -88,7 +88,7 @@ class AdmitSide:
     # invites ------------------------------------------------------------------------------
     async def invite_create(self, request: web.Request, body: jm.InviteRequest) -> jm.Invite:
         local_only(request)
-        self._require_admin()
+        self.require_admin()
         part, store = self.part, self.part.store
         endpoints = part.advertised_endpoints()
         if not endpoints:
@@ -195,7 +195,7 @@ class AdmitSide:
             return jm.JoinKnockAnswer(id=node, status="admitted", network=network)
         if key in self.rejected:
             return jm.JoinKnockAnswer(id=node, status="rejected", network=network)
-        self._require_admin()
+        self.require_admin()
         found = self.pending.get(node)
         if found is not None:
             found.asks += 1
@@ -219,7 +219,7 @@ class AdmitSide:
 
     async def join_approve(self, request: web.Request, body, id: str) -> jm.JoinDecision:
         local_only(request)
-        self._require_admin()
+        self.require_admin()
         found = self._take(id)
         try:
             await self.part.store.append("node.admit", {"node": found.key, "roles": ["member"]})
@@ -234,7 +234,7 @@ class AdmitSide:
 
     async def join_reject(self, request: web.Request, body, id: str) -> jm.JoinDecision:
         local_only(request)
-        self._require_admin()
+        self.require_admin()
         found = self._take(id)
         self.rejected.add(found.key)
         self.part.service.publish("join", "rejected", {  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from formation.api.models import HealthCheck
 from formation.discovery.admit import AdmitSide
 from formation.discovery.joiner import JoinerSide
+from formation.discovery.removal import remove_node
 from formation.identity import node_id_for
 from formation.node.state.component import StateComponent
 from formation.node.state.op import OpError
@@ -141,3 +142,7 @@ class JoinHandlers:
         self.join_reject = part.admit.join_reject
         self.join_token = part.joiner.join_token
         self.join_ask = part.joiner.join_ask
+        self.part = part
+
+    async def node_remove(self, request, body, id: str):
+        return await remove_node(self.part, request, id)

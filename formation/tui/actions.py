@@ -26,8 +26,15 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("s", "app.switch_mode('settings')", "Settings",
                   "Hostname, bootstrap list and admin SSH keys"),
     ConsoleAction("e", "app.switch_mode('enroll')", "Network enrollment",
-                  "Found a network; hosts discovered nearby (join with "
-                  "`formation join` in a shell)", show=False),
+                  "Found a network, or join one: discovered nearby, an invite token or a "
+                  "bootstrap host", show=False),
+    ConsoleAction("v", "app.create_invite", "Invite a host",
+                  "A one-time invite token and its QR code (admins)", show=False),
+    ConsoleAction("a", "app.pending_joins", "Pending joins",
+                  "Approve or reject hosts that asked to join (admins)", show=False),
+    ConsoleAction("x", "app.remove_node", "Remove node",
+                  "Remove the node selected on the peers screen, after confirming (admins)",
+                  show=False),
     ConsoleAction("n", "app.switch_node", "Node", "Attach the console to another node"),
     ConsoleAction("r", "app.refresh_node", "Refresh", "Ask the node for everything again now",
                   show=False),

@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from formation.tui.actions import ACTIONS
 from formation.tui.commands import ConsoleCommands
 from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
+from formation.tui.peer_actions import PeerActions
 from formation.tui.presenter import Presenter
 from formation.tui.screens.dashboard import DashboardScreen
 
@@ -74,7 +75,7 @@ def wants_16_colours(environ: dict[str, str] | None = None) -> bool:
     return env.get("TERM", "") in SIXTEEN_COLOUR_TERMS
 
 
-class FormationApp(App[None]):
+class FormationApp(PeerActions, App[None]):
     """Formation console."""
 
     TITLE = "Formation"

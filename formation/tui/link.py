@@ -68,14 +68,17 @@ class NodeLink:
 
     # requests ----------------------------------------------------------------------------------
     async def call(self, endpoint: Endpoint[Req, Resp], body: Req | None = None,
-                   query: BaseModel | None = None, **params: str) -> Resp:
-        """A request that gives up after the link's timeout, with a message a person reads."""
+                   query: BaseModel | None = None, timeout_s: float | None = None,
+                   **params: str) -> Resp:
+        """A request that gives up after the link's timeout (or `timeout_s`, for the few that
+        are known to take longer, such as joining), with a message a person reads."""
+        limit = timeout_s or self.timeout_s
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(limit):
                 return await self.client.call(endpoint, body, query, **params)
         except TimeoutError:
             raise NodeUnreachable(
-                f"the node at {self.client.where} did not answer within {self.timeout_s:g} s"
+                f"the node at {self.client.where} did not answer within {limit:g} s"
             ) from None
 
     async def raw_get(self, path: str) -> bytes:

@@ -24,6 +24,7 @@ class NodeRow:
     roles: str = ""  # from the state store; empty: not admitted
     mesh_ip: str = ""
     member: str = ""  # alive | suspect | dead | self | "" (no heartbeat heard)
+    rtt: str = ""  # round trip of heartbeats, e.g. "1.2ms"
     last_seen: str = ""
     kind: str = ""  # discovery: peer | unenrolled | foreign
     endpoint: str = ""  # the node API (discovery) or the WireGuard endpoint (mesh)
@@ -32,12 +33,13 @@ class NodeRow:
 
     def cells(self) -> tuple[str, ...]:
         return (self.name or "?", self.node_id, self.roles or "-", self.mesh_ip or "-",
-                self.member or "-", self.last_seen or "-", self.kind or "-",
+                self.member or "-", self.rtt or "-", self.last_seen or "-", self.kind or "-",
                 self.endpoint or "-", self.handshake or "-", self.traffic or "-")
 
 
 COLUMNS = (("name", 14), ("id", 27), ("roles", 12), ("mesh ip", 15), ("member", 7),
-           ("seen", 6), ("found", 10), ("endpoint", 21), ("handshake", 9), ("rx/tx", 19))
+           ("rtt", 7), ("seen", 6), ("found", 10), ("endpoint", 21), ("handshake", 9),
+           ("rx/tx", 19))
 
 
 def _node_id(pubkey_hex: str) -> str:
@@ -57,6 +59,12 @@ def ago(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.0f}h"
+
+
+def round_trip(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    return f"{ms:.2f}ms" if ms < 10 else f"{ms:.0f}ms"
 
 
 def node_rows(net: NetworkSnapshot, me: NodeStatus | None = None) -> list[NodeRow]:
@@ -79,6 +87,7 @@ def node_rows(net: NetworkSnapshot, me: NodeStatus | None = None) -> list[NodeRo
             r = row(m.node_id)
             r.name = r.name or m.name
             r.member, r.last_seen = m.state, ago(m.last_heard_s)
+            r.rtt = round_trip(m.rtt_ms)
             r.endpoint = r.endpoint or m.address
     if net.discovered is not None:
         for p in net.discovered.peers:

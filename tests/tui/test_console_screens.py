@@ -123,7 +123,8 @@ async def test_before_a_network_every_screen_says_so(make_app) -> None:
         intro = app.screen.query_one("#enroll-intro", Static)
         await wait_for(pilot, lambda: "in no network" in text_of(intro))
         assert app.screen.query_one("#found-form").display
-        assert "cannot join yet" in text_of(app.screen.query_one("#join-later", Static))
+        assert app.screen.query_one("#join-form").display
+        assert "invite token" in text_of(app.screen.query_one("#join-help", Static))
         assert "hosts discovered: 0" in text_of(app.screen.query_one("#discovery-state", Static))
 
 

@@ -167,3 +167,16 @@ def test_peers_snapshot(snap_compare, short_tmp: Path) -> None:
 def test_help_snapshot(snap_compare, short_tmp: Path) -> None:
     assert snap_compare(snapshot_app(short_tmp), terminal_size=(80, 24),
                         run_before=go("question_mark", "Keys work everywhere"))
+
+
+async def pending_joins_dialog(pilot) -> None:
+    """The pending-joins dialog over the peers screen, at 80x24: nobody is waiting."""
+    await founded_peers(pilot)
+    await pilot.press("a")
+    await wait_for(pilot, lambda: "no host is waiting" in _visible_text(pilot.app))
+    await pilot.pause(0.2)
+
+
+def test_pending_joins_snapshot(snap_compare, short_tmp: Path) -> None:
+    assert snap_compare(snapshot_app(short_tmp), terminal_size=(80, 24),
+                        run_before=pending_joins_dialog)

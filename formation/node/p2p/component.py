@@ -24,6 +24,7 @@ from formation.identity import node_id_for
 from formation.node.p2p.envelope import MAX_SIGNED_BYTES, TooLarge, origin_id
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.membership import DEAD, MembershipTable, Transition
+from formation.node.p2p.rtt import RoundTrips
 from formation.node.server import CALLER
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class P2PComponent:
         self.service: NodeService | None = None
         self.gossip: Gossip | None = None
         self.members: MembershipTable | None = None
+        self.round_trips: RoundTrips | None = None
         self._seq = 0
 
     async def start(self, service: NodeService) -> None:
@@ -68,6 +70,7 @@ class P2PComponent:
         self.gossip = Gossip(service.identity, s.gossip, service.is_known_key, self._targets,
                              on_delivered=self._delivered)
         self.members = MembershipTable(s.membership.suspect_after_s, s.membership.dead_after_s)
+        self.round_trips = RoundTrips(fresh_s=s.membership.suspect_after_s)
         self.gossip.subscribe(HEARTBEAT, self._on_heartbeat)
         await self.gossip.start()
         service.spawn(self._beat())
@@ -105,7 +108,7 @@ class P2PComponent:
                 self._seq += 1
                 shared = self._shared_peers() if self._seq % PEERS_EVERY == 1 else []
                 payload = {"name": svc.settings.name, "address": self.discovery.advertised_address,
-                           "seq": self._seq, "peers": shared}
+                           "seq": self._seq, "peers": shared, **self.round_trips.stamp()}
                 await self.gossip.publish(HEARTBEAT, payload, fanout=ALL, hops=0)
             await asyncio.sleep(svc.settings.membership.heartbeat_s)
 
@@ -122,6 +125,9 @@ class P2PComponent:
             for entry in p.get("peers", [])[:MAX_SHARED_PEERS]:
                 self._learn(entry)
         transition = self.members.heard(node_id, name, address)
+        if self.round_trips is not None and self.service is not None:
+            self.members.get(node_id).rtt_ms = self.round_trips.heard(  # type: ignore[union-attr]
+                node_id, self.service.identity.node_id, p)  # type: ignore[union-attr]
         if transition is not None:
             self._announce(transition)
 

@@ -26,6 +26,7 @@ class MemberRecord:
     last_heard: float
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
     heartbeats: int = 0
+    rtt_ms: float | None = None  # from heartbeat echoes (rtt.py)
 
 
 @dataclass(frozen=True)
@@ -89,4 +90,5 @@ class MembershipTable:
         return Member(node_id=record.node_id, name=record.name, address=record.address,
                       state=record.state,  # type: ignore[arg-type]
                       last_heard_s=round(self.clock() - record.last_heard, 3),
-                      since=record.since, heartbeats=record.heartbeats)
+                      since=record.since, heartbeats=record.heartbeats,
+                      rtt_ms=round(record.rtt_ms, 2) if record.rtt_ms is not None else None)

@@ -46,6 +46,11 @@ class Peer:
     error: str = ""
     ops_received: int = 0
     bytes_received: int = 0
+    # Replication lag: when this replica last held every head the peer had (the moment its
+    # heads were asked for), how many of them were unknown then, and what the last pull got.
+    last_in_sync: datetime | None = None
+    heads_missing: int = 0
+    ops_last_pull: int = 0
     client: NodeClient | None = field(default=None, repr=False)
 
     @classmethod
@@ -54,10 +59,15 @@ class Peer:
         return cls(address=address, key=key or None)
 
     def state(self) -> sm.PeerSyncState:
+        age = (datetime.now(UTC) - self.last_in_sync).total_seconds() \
+            if self.last_in_sync else None
         return sm.PeerSyncState(
             address=self.address, ok=self.ok, error=self.error,
             last_sync=self.last_sync.isoformat() if self.last_sync else None,
-            ops_received=self.ops_received, bytes_received=self.bytes_received)
+            ops_received=self.ops_received, bytes_received=self.bytes_received,
+            last_in_sync=self.last_in_sync.isoformat() if self.last_in_sync else None,
+            in_sync_age_s=round(age, 3) if age is not None else None,
+            heads_missing=self.heads_missing, ops_last_pull=self.ops_last_pull)
 
 
 class OpPusher(Protocol):
@@ -156,14 +166,27 @@ class AntiEntropy:
 
     async def pull(self, peer: Peer) -> int:
         client = _client(peer, self.identity)
+        asked_at = datetime.now(UTC)
         heads = await client.call(routes.state_heads)
         unknown = [h for h in heads.heads if not await self.store.has(bytes.fromhex(h))]
+        peer.heads_missing = len(unknown)
         if not unknown and not await self.store.missing():
+            peer.last_in_sync, peer.ops_last_pull = asked_at, 0
             return 0
-        received = await self._pull_ranges(peer, client)
+        received = await self._walk(peer, client, heads.heads,
+                                    await self._pull_ranges(peer, client))
+        peer.ops_last_pull = received
+        if all([await self.store.has(bytes.fromhex(h)) for h in heads.heads]):
+            peer.last_in_sync = asked_at
+        return received
+
+    async def _walk(self, peer: Peer, client: NodeClient, heads: list[str],
+                    received: int) -> int:
+        """Fetches what the range exchange could not bring: the peer's heads still unknown
+        and the parents buffered ops wait for."""
         asked: set[str] = set()
         for _round in range(1000):
-            want = [h for h in heads.heads if not await self.store.has(bytes.fromhex(h))]
+            want = [h for h in heads if not await self.store.has(bytes.fromhex(h))]
             want += [m.hex() for m in await self.store.missing()]
             want_set = set(want)
             if not want_set or want_set == asked:

@@ -1,8 +1,8 @@
 """Enrollment. A node in no network can found one here (name and mesh address range → the state
-store's genesis op, this node its first admin), with progress and every error on screen. Joining
-an existing network (invite token, bootstrap host, or a network discovered on this link) arrives
-with `formation join`; until then the screen shows the hosts discovery finds, live, and says
-plainly that it cannot join them yet."""
+store's genesis op, this node its first admin), or join one: paste an invite token, type an
+admin's HOST:PORT, or pick a host from the live list of what discovery (mDNS, bootstrap, gossip)
+found. Progress comes from the node's `join` events; every error is on screen in words, and esc
+stops waiting or goes back."""
 
 from __future__ import annotations
 
@@ -18,16 +18,18 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from formation.api import state_routes
 from formation.api.discovery_models import DiscoveredPeers
+from formation.api.join_models import JoinAskRequest
+from formation.api.models import Event
 from formation.api.state_models import CreateNetworkRequest
 from formation.errors import FormationError
+from formation.tui.join_flow import join_request, reason, run_join
 from formation.tui.network import NetworkSnapshot
 from formation.tui.network_rows import ago
 from formation.tui.screens.base import ConsoleScreen
 
 DEFAULT_CIDR = "10.42.0.0/16"
-JOIN_LATER = ("[b]Joining[/b] a network: run `formation join TOKEN` (an admin's invite) or "
-              "`formation join --request HOST:PORT` (an admin approves) in a shell on this "
-              "host; this console cannot join yet.")
+JOIN_HELP = ("Or [b]join[/b] one (j): paste an invite token, or an admin's HOST:PORT (the "
+             "admin approves); or pick a host below and press Enter.")
 DISCOVERED_COLUMNS = (("name", 14), ("id", 27), ("kind", 10), ("network", 12),
                       ("address", 21), ("found by", 16), ("seen", 5))
 
@@ -58,8 +60,8 @@ def intro_text(net: NetworkSnapshot | None) -> str:
                 f"{network.get('cidr')}). Press d for the dashboard, p for its nodes.")
     if "state view network" in net.errors:
         return f"cannot read the state store: {net.errors['state view network']}"
-    return ("[b]This node is in no network.[/b] Found a new one: this node becomes its first "
-            "admin. Press f, type its name and address range, then Enter:")
+    return ("[b]This node is in no network.[/b] Found a new one (f): this node becomes its "
+            "first admin. Type its name and address range, then Enter:")
 
 
 def discovered_rows(found: DiscoveredPeers) -> list[tuple[str, ...]]:
@@ -79,9 +81,10 @@ def discovery_text(net: NetworkSnapshot | None) -> str:
 
 class EnrollScreen(ConsoleScreen):
     TITLE_TEXT = "enrollment"
-    AUTO_FOCUS = ""  # the screen's keys work until the operator chooses to type (f)
-    BINDINGS = [Binding("escape", "app.switch_mode('dashboard')", "Back"),
-                Binding("f", "start_founding", "Found a network")]
+    AUTO_FOCUS = ""  # the screen's keys work until the operator chooses to type (f, j)
+    BINDINGS = [Binding("escape", "back", "Back"),
+                Binding("f", "start_founding", "Found a network"),
+                Binding("j", "start_joining", "Join a network")]
 
     def compose_body(self) -> ComposeResult:
         yield Static("reading the state store…", id="enroll-intro", classes="prose")
@@ -89,44 +92,143 @@ class EnrollScreen(ConsoleScreen):
             yield Input(id="net-name", placeholder="network name, e.g. lab")
             yield Input(DEFAULT_CIDR, id="net-cidr", placeholder=DEFAULT_CIDR)
             yield Button("Found", id="found", variant="primary")
+        yield Static(JOIN_HELP, id="join-help")
+        with Horizontal(id="join-form"):
+            yield Input(id="join-with", placeholder="fmn1… invite token, or HOST:PORT of an admin")
+            yield Button("Join", id="join", variant="primary")
         yield Static("", id="enroll-state")
-        yield Static(JOIN_LATER, classes="prose", id="join-later")
         yield Static("", id="discovery-state")
         yield DataTable(id="discovered", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.joining = None
+        self.following_join = False  # progress events may trail the join's own answer
+        self.join_steps: list[str] = []
+        self.peer_addresses: list[str] = []
         table = self.query_one("#discovered", DataTable)
         for title, width in DISCOVERED_COLUMNS:
             table.add_column(title, width=width)
+        self.app.event_listeners.append(self._on_event)  # type: ignore[attr-defined]
         self.watch(self.app, "network", self.show, init=True)
+
+    def on_unmount(self) -> None:
+        listeners = self.app.event_listeners  # type: ignore[attr-defined]
+        if self._on_event in listeners:
+            listeners.remove(self._on_event)
 
     def show(self, net: NetworkSnapshot | None) -> None:
         self.query_one("#enroll-intro", Static).update(intro_text(net))
-        form = self.query_one("#found-form")
-        form.display = net is not None and net.network is None \
-            and "state view network" not in net.errors
-        if not form.display and self.focused is not None and form in self.focused.ancestors:
+        open_ = net is not None and net.network is None and "state view network" not in net.errors
+        for form in self.query("#found-form, #join-form, #join-help"):
+            form.display = open_
+        forms = list(self.query("#found-form, #join-form"))
+        if not open_ and self.focused is not None and any(
+                f in self.focused.ancestors_with_self for f in forms):
             self.set_focus(None)  # a hidden input would swallow the navigation keys
         self.query_one("#discovery-state", Static).update(discovery_text(net))
+        peers = net.discovered.peers if net and net.discovered else []
         rows = discovered_rows(net.discovered) if net and net.discovered else []
         if rows != getattr(self, "_shown", None):
             self._shown = rows
             table = self.query_one("#discovered", DataTable)
+            cursor = table.cursor_row
+            chosen = self.peer_addresses[cursor] if 0 <= cursor < len(self.peer_addresses) \
+                else None
+            self.peer_addresses = [p.address for p in peers]
             table.clear()
             for row in rows:
                 table.add_row(*row)
+            if chosen in self.peer_addresses:  # "seen" changes often: keep the operator's pick
+                table.move_cursor(row=self.peer_addresses.index(chosen))
 
     def action_start_founding(self) -> None:
         if self.query_one("#found-form").display:
             self.query_one("#net-name", Input).focus()
 
+    def action_start_joining(self) -> None:
+        if self.query_one("#join-form").display:
+            self.query_one("#join-with", Input).focus()
+
+    def action_back(self) -> None:
+        """Stops waiting for a join first; then back to the dashboard."""
+        if self.joining is not None and self.joining.is_running:
+            self.joining.cancel()
+            self.following_join = False
+            self.say("stopped waiting. The admin may still approve this node's request; "
+                     "join again or found a network.", error=True)
+            return
+        self.app.switch_mode("dashboard")
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.found_network()
+        if event.input.id == "join-with":
+            self.join_network(event.value)
+        else:
+            self.found_network()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "found":
             self.found_network()
+        elif event.button.id == "join":
+            self.join_network(self.query_one("#join-with", Input).value)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a discovered host: ask it to let this node join."""
+        if event.data_table.id != "discovered" or not self.query_one("#join-form").display:
+            return
+        if 0 <= event.cursor_row < len(self.peer_addresses):
+            address = self.peer_addresses[event.cursor_row]
+            self.query_one("#join-with", Input).value = address
+            self.join_network(address)
+
+    def _on_event(self, event: Event) -> None:
+        if event.topic == "join" and event.kind == "progress" and self.following_join:
+            step = str(event.data.get("step", ""))
+            if step and step not in self.join_steps:
+                self.join_steps.append(step)
+                self.say("\n".join(f"· {s}" for s in self.join_steps[-4:]))
+
+    def join_network(self, text: str) -> None:
+        request = join_request(text)
+        if isinstance(request, str):
+            self.say(f"[b]not joined[/b]: {request}", error=True)
+            return
+        link = self.app.link  # type: ignore[attr-defined]
+        if link is None or not self.app.link_status.online:  # type: ignore[attr-defined]
+            self.say("[b]not joined[/b]: the node does not answer; try again when it does",
+                     error=True)
+            return
+        self.join_steps = []
+        self.following_join = True
+        self.joining = self.run_worker(self._join(link, request), name="join", group="enroll",
+                                       exclusive=True, exit_on_error=False)
+
+    async def _join(self, link, request) -> None:
+        try:
+            result = await run_join(link, request, self.say)
+        except FormationError as exc:
+            if "did not answer within" in str(exc) and not isinstance(request, JoinAskRequest):
+                # the node keeps joining after the console stops waiting for its answer
+                self.say(f"no answer from the node yet ({exc}); it may still be trying (an "
+                         "admin that does not answer takes 10 s per endpoint). Its steps show "
+                         "here as they happen and the text above changes once this node is in "
+                         "the network; if nothing changes, press Enter to try again.",
+                         error=True)
+                return
+            self.following_join = False
+            waiting = isinstance(request, JoinAskRequest)
+            self.say(f"[b]not joined[/b]: {reason(exc)}. "
+                     + ("Check the address and press Enter again, " if waiting else
+                        "Ask the admin for a new token, ")
+                     + "or esc to go back.", error=True)
+            return
+        self.following_join = False
+        self.join_steps = list(result.steps)
+        self.say("\n".join([f"· {s}" for s in result.steps[-3:]] + [
+            f"[b]joined network {result.network_name}[/b] as {result.node_id}: {result.ops} "
+            "ops replicated. d: dashboard, p: its nodes."]))
+        self.set_focus(None)
+        self.app.read_network()  # type: ignore[attr-defined]
 
     @work(exclusive=True, group="enroll")
     async def found_network(self) -> None:

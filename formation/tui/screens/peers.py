@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from formation.tui.network import NetworkSnapshot
-from formation.tui.network_rows import COLUMNS, node_rows
+from formation.tui.network_rows import COLUMNS, NodeRow, node_rows
 from formation.tui.screens.base import ConsoleScreen
 
 
@@ -30,12 +30,13 @@ def peers_state_text(net: NetworkSnapshot | None, n_rows: int) -> str:
     lines = [f"{n_rows} nodes known · {mesh_text(net)} · mDNS {mdns}"]
     lines += [f"cannot read {source}: {why}" for source, why in sorted(net.errors.items())
               if source in ("membership", "state view nodes")]
-    lines.append("Invites, approving joins and removing nodes come with `formation join`.")
+    lines.append("v: invite a host · a: pending joins · x: remove the selected node")
     return "\n".join(lines)
 
 
 class PeersScreen(ConsoleScreen):
     TITLE_TEXT = "peers and mesh"
+    rows: list[NodeRow] = []
 
     def compose_body(self) -> ComposeResult:
         yield Static("reading the network…", id="peers-state")
@@ -52,8 +53,9 @@ class PeersScreen(ConsoleScreen):
         app = self.app
         net: NetworkSnapshot | None = app.network  # type: ignore[attr-defined]
         status = app.node_status  # type: ignore[attr-defined]
-        rows = [r.cells() for r in node_rows(net, status)] \
-            if net is not None else []
+        selected = self.selected_row()
+        self.rows = node_rows(net, status) if net is not None else []
+        rows = [r.cells() for r in self.rows]
         self.query_one("#peers-state", Static).update(peers_state_text(net, len(rows)))
         if rows == getattr(self, "_shown", None):
             return
@@ -62,3 +64,13 @@ class PeersScreen(ConsoleScreen):
         table.clear()
         for row in rows:
             table.add_row(*row)
+        # "seen" changes every read: the cursor stays on the node the operator chose (what x
+        # removes), not on the first row
+        ids = [r.node_id for r in self.rows]
+        if selected is not None and selected.node_id in ids:
+            table.move_cursor(row=ids.index(selected.node_id), animate=False)
+
+    def selected_row(self) -> NodeRow | None:
+        """The node under the table's cursor (what x removes)."""
+        cursor = self.query_one("#peers-table", DataTable).cursor_row
+        return self.rows[cursor] if 0 <= cursor < len(self.rows) else None

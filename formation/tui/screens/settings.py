@@ -46,7 +46,14 @@ class SettingsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.loaded = False
+        # opened before the console reached the node: read the settings once it answers
+        self.watch(self.app, "link_status", self._link_changed, init=False)
         self.action_reload()
+
+    def _link_changed(self, status) -> None:
+        if status.online and not self.loaded:
+            self.action_reload()
 
     @work(exclusive=True, group="settings")
     async def action_reload(self) -> None:
@@ -61,6 +68,7 @@ class SettingsScreen(ConsoleScreen):
         self.fill(current)
 
     def fill(self, current: EditableSettings) -> None:
+        self.loaded = True
         current = self.app.presenter.settings(current)  # type: ignore[attr-defined]
         self.query_one("#name", Input).value = current.name
         self.query_one("#bootstrap", Input).value = ", ".join(current.bootstrap)

@@ -1,0 +1,44 @@
+"""Removing a node from the network: an admin writes `node.remove` for a member. The op takes
+the node's roles away on every replica, so its key stops being a member's key: its requests and
+heartbeats are no longer accepted, the mesh drops its peer, and membership sees it go dead.
+Only local callers (the console and CLI on the admin's host) may do this: a member reaching an
+admin over TCP must not get the admin's signature on a removal."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from formation.api import join_models as jm
+from formation.discovery.admit import local_only
+from formation.identity import node_id_for
+from formation.node.server import BadRequest
+from formation.node.state.op import OpError
+
+if TYPE_CHECKING:
+    from formation.discovery.join import JoinComponent
+
+
+async def remove_node(part: JoinComponent, request: web.Request, node_id: str) -> jm.NodeRemoved:
+    local_only(request)
+    part.admit.require_admin()
+    me = part.service.identity  # type: ignore[union-attr]
+    if node_id == me.node_id:
+        raise web.HTTPConflict(reason="This node cannot remove itself; remove it from another "
+                                      "admin's console")
+    nodes = await part.store.view("nodes")
+    found = next((n for n in nodes if node_id_for(bytes.fromhex(n["key"])) == node_id
+                  and n.get("roles")), None)
+    if found is None:
+        raise web.HTTPNotFound(reason=f"No member node {node_id} in this network (already "
+                                      "removed, or never admitted)")
+    try:
+        op = await part.store.append("node.remove", {"node": found["key"]})
+    except OpError as exc:
+        raise BadRequest(f"cannot remove {node_id}: {exc}", []) from None
+    await part.state.after_local_write()  # type: ignore[union-attr]
+    name = str(found.get("name") or "")
+    part.service.publish("join", "removed", {  # type: ignore[union-attr]
+        "node": node_id, "key": found["key"], "name": name, "op": op.id.hex()})
+    return jm.NodeRemoved(id=node_id, key=found["key"], name=name, op=op.id.hex())

@@ -1,0 +1,63 @@
+"""Joining a network from the console: what the operator typed (an invite token or an admin's
+HOST:PORT) turned into a request, and the join run through the node's join API. Asking without
+a token waits for an admin; the console asks in short rounds (each one a request the link can
+time out) until the admin decides or the operator stops waiting."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from formation.api import join_routes
+from formation.api.join_models import JoinAskRequest, JoinResult, JoinTokenRequest
+from formation.errors import FormationError
+
+if TYPE_CHECKING:
+    from formation.tui.link import NodeLink
+
+TOKEN_PREFIX = "fmn1"
+HOST_PORT = re.compile(r"^[^\s:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:.]+\]:[0-9]{1,5}$")
+ASK_ROUND_S = 6.0  # under the API client's own 10 s limit per request
+TOKEN_JOIN_TIMEOUT_S = 9.5
+
+
+def join_request(text: str) -> JoinTokenRequest | JoinAskRequest | str:
+    """The request for what was typed, or what is wrong with it in words."""
+    text = "".join(text.split()) if text.strip().startswith(TOKEN_PREFIX) else text.strip()
+    if not text:
+        return "paste an invite token (fmn1…) or type an admin node's HOST:PORT"
+    if text.startswith(TOKEN_PREFIX):
+        if len(text) > 4096:
+            return "invite token: too long to be a formation token"
+        return JoinTokenRequest(token=text)
+    if HOST_PORT.match(text) and 0 < int(text.rpartition(":")[2]) < 65536:
+        return JoinAskRequest(address=text, wait_s=ASK_ROUND_S)
+    return (f"expected an invite token (fmn1…, from `formation invite create`) or an admin "
+            f"node's HOST:PORT such as 10.0.0.1:7170, got {text[:40]!r}")
+
+
+def reason(exc: FormationError) -> str:
+    body = getattr(exc, "body", None)
+    return body.message if body is not None and body.message else str(exc)
+
+
+async def run_join(link: NodeLink, request: JoinTokenRequest | JoinAskRequest,
+                   say: Callable[[str], None]) -> JoinResult:
+    """Joins; raises FormationError with the node's reason. Cancel the task to stop waiting
+    for an admin's approval."""
+    if isinstance(request, JoinTokenRequest):
+        say("joining with the invite token: contacting the network's admin…")
+        return await link.call(join_routes.join_token, request, timeout_s=TOKEN_JOIN_TIMEOUT_S)
+    say(f"asking {request.address} to let this node join…")
+    rounds = 0
+    while True:
+        try:
+            return await link.call(join_routes.join_ask, request,
+                                   timeout_s=ASK_ROUND_S + 3.0)
+        except FormationError as exc:  # the client's ApiError carries the HTTP status
+            if getattr(exc, "status", None) != 504:  # 504: not approved this round; ask again
+                raise
+        rounds += 1
+        say(f"waiting for an admin of {request.address} to approve this node "
+            f"({rounds * ASK_ROUND_S:.0f} s so far; esc stops waiting)")

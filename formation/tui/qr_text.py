@@ -1,0 +1,19 @@
+"""A QR code as lines of text: two module rows per character row (upper/lower half blocks), so a
+module is about square in a terminal cell. The caller draws it dark-on-light (the style is the
+screen's), whatever the terminal's own colours are; a phone's camera needs that contrast."""
+
+from __future__ import annotations
+
+BORDER = 2  # quiet zone, in modules
+_CELL = {(0, 0): " ", (1, 0): "\u2580", (0, 1): "\u2584", (1, 1): "\u2588"}
+
+
+def qr_lines(text: str) -> list[str]:
+    """`text` as a QR code (error correction L: the smallest symbol for a long token)."""
+    import segno  # only when an invite is shown: not on the console's start-up path
+
+    rows = [list(r) for r in segno.make(text, error="l").matrix_iter(border=BORDER)]
+    if len(rows) % 2:
+        rows.append([0] * len(rows[0]))
+    return ["".join(_CELL[(top, bottom)] for top, bottom in zip(upper, lower, strict=True))
+            for upper, lower in zip(rows[::2], rows[1::2], strict=True)]

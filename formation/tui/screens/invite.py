@@ -1,0 +1,83 @@
+"""Create an invite: asks this node (an admin) for a one-time token and shows it as a line to
+copy and as a QR code. A token of about 300 characters needs a 65x33-character QR code: at
+80x24 the code scrolls inside the dialog (the token line above it always shows whole)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from formation.api import join_routes
+from formation.api.join_models import Invite, InviteRequest
+from formation.errors import FormationError
+from formation.tui.qr_text import qr_lines
+
+
+def error_text(exc: FormationError) -> str:
+    """What the node said (its message), else the client's sentence."""
+    body = getattr(exc, "body", None)
+    return body.message if body is not None and getattr(body, "message", "") else str(exc)
+
+
+def invite_text(invite: Invite) -> str:
+    until = datetime.fromtimestamp(invite.expires_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"one-time {'/'.join(r for r in invite.roles if r != 'member') or 'node'} invite "
+            f"to network {invite.network[:12]}…, valid until {until}, via "
+            f"{', '.join(invite.endpoints)}; admin {invite.admin_fingerprint}. On the joining "
+            "host: `formation join TOKEN`, or paste it in its console (e).")
+
+
+class InviteScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("y", "copy", "Copy token"),
+                Binding("r", "create", "New token")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.invite: Invite | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="invite-box", classes="dialog"):
+            yield Label("[b]Invite a host[/b] · y: copy token · r: new token · esc: close")
+            yield Static("asking the node for an invite…", id="invite-state")
+            yield Static("", id="invite-token")
+            with VerticalScroll(id="invite-qr-box"):
+                yield Static("", id="invite-qr")
+
+    def on_mount(self) -> None:
+        self.action_create()
+
+    @work(exclusive=True, group="invite")
+    async def action_create(self) -> None:
+        link = self.app.link  # type: ignore[attr-defined]
+        state = self.query_one("#invite-state", Static)
+        if link is None:
+            state.update("[b]no invite[/b]: not connected to a node yet")
+            return
+        state.update("asking the node for an invite…")
+        try:
+            invite = await link.call(join_routes.invite_create, InviteRequest())
+        except FormationError as exc:
+            state.update(f"[b]no invite[/b]: {error_text(exc)}")
+            state.add_class("-error")
+            return
+        state.remove_class("-error")
+        self.invite = invite
+        state.update(invite_text(invite))
+        self.query_one("#invite-token", Static).update(invite.token)
+        # segno takes about 0.1 s for a token on a slow host: not on the event loop
+        lines = await asyncio.to_thread(qr_lines, invite.token)
+        self.query_one("#invite-qr", Static).update("\n".join(lines))
+
+    def action_copy(self) -> None:
+        if self.invite is None:
+            self.notify("no token yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.invite.token)
+        self.notify("token sent to the terminal's clipboard (OSC 52)", timeout=3)

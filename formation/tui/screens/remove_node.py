@@ -1,0 +1,56 @@
+"""Confirm, then remove a node from the network (an admin writes `node.remove`). The dialog
+names the node; y removes it, n or esc leaves it."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from formation.api import join_routes
+from formation.errors import FormationError
+from formation.tui.screens.invite import error_text
+
+
+class RemoveNodeScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "remove", "Remove"), Binding("n", "close", "Keep"),
+                Binding("escape", "close", "Close")]
+
+    def __init__(self, node_id: str, name: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.name_shown = name or "?"
+        self.removed = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="remove-box", classes="dialog"):
+            yield Label(f"[b]Remove node {self.name_shown}[/b] ({self.node_id}) from the "
+                        "network?")
+            yield Static("It loses its roles on every replica: its requests and heartbeats are "
+                         "no longer accepted and the mesh drops it. It can come back only with a "
+                         "new invite.\n\ny: remove it · n or esc: keep it", id="remove-state")
+
+    @work(exclusive=True, group="remove")
+    async def action_remove(self) -> None:
+        if self.removed:
+            return
+        state = self.query_one("#remove-state", Static)
+        state.update(f"removing {self.name_shown}…")
+        try:
+            result = await self.app.link.call(  # type: ignore[attr-defined]
+                join_routes.node_remove, id=self.node_id)
+        except FormationError as exc:
+            state.add_class("-error")
+            state.update(f"[b]not removed[/b]: {error_text(exc)}\n\nesc: close")
+            return
+        self.removed = True
+        state.remove_class("-error")
+        state.update(f"removed {result.name or self.name_shown} ({result.id}): op "
+                     f"{result.op[:12]} replicates to every node.\n\nesc: close")
+        self.app.read_network()  # type: ignore[attr-defined]
+
+    def action_close(self) -> None:
+        self.dismiss(self.removed)

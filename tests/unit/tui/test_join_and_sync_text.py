@@ -1,0 +1,44 @@
+"""What the operator types to join, turned into a request or a sentence; the replication lag as
+the dashboard words it; a QR code that fits the dialog's width."""
+
+from __future__ import annotations
+
+from formation.api.join_models import JoinAskRequest, JoinTokenRequest
+from formation.api.state_models import PeerSyncState, StateStatus
+from formation.tui.join_flow import join_request
+from formation.tui.qr_text import qr_lines
+from formation.tui.widgets.network_summary import sync_text
+
+
+def test_join_input_is_a_token_an_address_or_an_error() -> None:
+    token = join_request("  fmn1abc\n def  ")  # wrapped when copied: whitespace dropped
+    assert isinstance(token, JoinTokenRequest) and token.token == "fmn1abcdef"
+    ask = join_request("10.0.0.1:7170")
+    assert isinstance(ask, JoinAskRequest) and ask.address == "10.0.0.1:7170"
+    assert isinstance(join_request("[fd00::1]:7170"), JoinAskRequest)
+    assert "HOST:PORT" in join_request("")
+    assert "expected an invite token" in join_request("10.0.0.1")
+    assert "expected an invite token" in join_request("host:99999")
+    assert "expected an invite token" in join_request("two words:1")
+
+
+def status(*peers: PeerSyncState) -> StateStatus:
+    return StateStatus(network=None, genesis=None, ops=3, heads=[], authors=1, buffered=0,
+                       buffer_bytes=0, buffer_dropped=0, refused={}, equivocations=[],
+                       peers=list(peers))
+
+
+def test_sync_text_names_the_worst_lag_and_failing_peers() -> None:
+    assert sync_text(status()) == ""
+    text = sync_text(status(
+        PeerSyncState(address="a:1", ok=True, in_sync_age_s=2.0),
+        PeerSyncState(address="b:1", ok=True, in_sync_age_s=7.4, heads_missing=2),
+        PeerSyncState(address="c:1", ok=False, error="refused")))
+    assert text == " · sync 2/3 peers, lag ≤7s, 2 heads behind"
+    assert sync_text(status(PeerSyncState(address="a:1"))) == " · sync 0/1 peers"
+
+
+def test_qr_of_a_token_is_narrow_enough_for_80_columns() -> None:
+    lines = qr_lines("fmn1" + "x" * 296)
+    assert len({len(line) for line in lines}) == 1 and len(lines[0]) <= 76
+    assert set("".join(lines)) <= {" ", "\u2580", "\u2584", "\u2588"}
