@@ -1,6 +1,7 @@
 """The p2p part of the node: gossip over the node API, heartbeats on the `heartbeat` topic, and
 the membership table they feed. Peers come from discovery's table; only peers whose keys this node
-trusts are gossip targets (the state store will widen that to the network's members)."""
+trusts are gossip targets (the state store will widen that to the network's members). A peer the
+mesh reaches is sent to at its mesh address (formation/node/net/routes.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from formation.api.p2p_models import (
     PublishResult,
 )
 from formation.identity import node_id_for
+from formation.node.net.routes import peer_api_address
 from formation.node.p2p.envelope import MAX_SIGNED_BYTES, TooLarge, origin_id
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.membership import DEAD, MembershipTable, Transition
@@ -86,7 +88,8 @@ class P2PComponent:
         for record in peers.records():
             if record.address and svc.is_known_key(record.public_key):
                 member = members.get(record.node_id)
-                found.append(PeerTarget(record.node_id, record.address,
+                address = peer_api_address(svc, record.public_key, record.address)
+                found.append(PeerTarget(record.node_id, address,
                                         alive=member is None or member.state != DEAD))
         return found
 

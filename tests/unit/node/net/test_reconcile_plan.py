@@ -95,3 +95,13 @@ def test_an_unanswered_endpoint_moves_to_the_next_one_round_the_list() -> None:
     assert change.config is not None and change.config.endpoint == "198.18.0.1:51820"
     single = want(1, "198.18.0.2:51820", ips=("10.88.0.1/32",))
     assert plan_changes([single], current, unanswered={key(1)}) == []
+
+
+def test_a_roamed_endpoint_is_kept_until_the_state_catches_up() -> None:
+    """The peer moved and WireGuard followed it (authenticated packets from the new address);
+    the nodes view still lists the old address: pointing it back would cut the session."""
+    current = actual(have(1, "198.18.0.101:51820", "10.88.0.1/32"))
+    old = want(1, "198.18.0.1:51820", ips=("10.88.0.1/32",))
+    assert plan_changes([old], current, roamed={key(1)}) == []
+    [change] = plan_changes([old], current)  # not roamed: this reconciler re-points it
+    assert change.config is not None and change.config.endpoint == "198.18.0.1:51820"
