@@ -75,6 +75,9 @@ class Member(Model):
     last_heard_s: float = Field(description="seconds since its last heartbeat")
     since: datetime = Field(description="when it entered this state")
     heartbeats: int
+    handshake_age_s: float | None = Field(
+        None, description="seconds since the last WireGuard handshake with it; null: none yet "
+        "or no mesh")
 
 
 class Members(Model):

@@ -126,6 +126,8 @@ async def test_traffic_moves_onto_the_mesh_and_follows_an_underlay_change(lab: L
         return True
 
     await _until(on_the_mesh, 60, every_s=0.5)
+    members = (await call(lab, "h1", p2p_routes.members)).members
+    assert {m.name for m in members if m.handshake_age_s is not None} == {"h2", "h3"}
 
     # The underlay during heartbeats, anti-entropy and one replicated write: WireGuard only.
     before = await invites_on(lab, "h3")

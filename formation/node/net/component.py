@@ -178,8 +178,10 @@ class MeshComponent:
         try:
             self._api_site = await self.service.listen_also(mesh_ip, int(port))
         except (OSError, RuntimeError) as exc:
-            log.warning("cannot serve the API on the mesh address", extra={"fields": {
-                "address": f"{mesh_ip}:{port}", "error": str(exc)}})
+            log.error("cannot serve the API on the mesh address; peers will fail to reach "
+                      "this node over the mesh", extra={"fields": {
+                          "address": f"{mesh_ip}:{port}", "error": str(exc)}})
+            self._api_site_ip = mesh_ip  # not retried until the address changes
             return
         self._api_site_ip = mesh_ip
         log.info("node API on the mesh address", extra={"fields": {

@@ -31,6 +31,7 @@ class MeshRoutes:
     up: bool = False  # this node's interface holds its mesh address
     mesh_addresses: dict[str, str] = field(default_factory=dict)  # node key -> mesh IP
     handshake_ages: dict[str, float] = field(default_factory=dict)  # node key -> seconds
+    ages_by_node_id: dict[str, float] = field(default_factory=dict)  # what membership shows
 
     def refresh(self, status: InterfaceStatus, node_keys: Mapping[str, str],
                 mesh_addresses: Mapping[str, str], up: bool, now: float | None = None) -> None:
@@ -43,6 +44,7 @@ class MeshRoutes:
             if key is not None and peer.latest_handshake:
                 ages[key] = max(0.0, now - peer.latest_handshake)
         self.handshake_ages = ages
+        self.ages_by_node_id = {node_id_for(bytes.fromhex(k)): a for k, a in ages.items()}
         self.mesh_addresses = dict(mesh_addresses)
         self.up = up
 
@@ -60,10 +62,6 @@ class MeshRoutes:
         if not port.isdigit():
             return underlay
         return join_endpoint(self.mesh_addresses[node_key], int(port))
-
-    def ages_by_node_id(self) -> dict[str, float]:
-        """Handshake age per node id (what membership is keyed by)."""
-        return {node_id_for(bytes.fromhex(key)): age for key, age in self.handshake_ages.items()}
 
 
 def routes_of(components: Iterable[object]) -> MeshRoutes | None:

@@ -22,7 +22,7 @@ from formation.api.p2p_models import (
     PublishResult,
 )
 from formation.identity import node_id_for
-from formation.node.net.routes import peer_api_address
+from formation.node.net.routes import peer_api_address, routes_of
 from formation.node.p2p.envelope import MAX_SIGNED_BYTES, TooLarge, origin_id
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.membership import DEAD, MembershipTable, Transition
@@ -70,6 +70,7 @@ class P2PComponent:
         self.gossip = Gossip(service.identity, s.gossip, service.is_known_key, self._targets,
                              on_delivered=self._delivered)
         self.members = MembershipTable(s.membership.suspect_after_s, s.membership.dead_after_s)
+        self.members.handshake_age = self._handshake_age
         self.gossip.subscribe(HEARTBEAT, self._on_heartbeat)
         await self.gossip.start()
         service.spawn(self._beat())
@@ -92,6 +93,10 @@ class P2PComponent:
                 found.append(PeerTarget(record.node_id, address,
                                         alive=member is None or member.state != DEAD))
         return found
+
+    def _handshake_age(self, node_id: str) -> float | None:
+        routes = routes_of(self.service.components) if self.service else None
+        return routes.ages_by_node_id.get(node_id) if routes else None
 
     def _shared_peers(self) -> list[dict[str, str]]:
         """Peer exchange: each heartbeat names a few known hosts, so a node found by one peer is

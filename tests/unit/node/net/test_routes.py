@@ -44,7 +44,7 @@ def test_the_underlay_until_the_mesh_reaches_the_peer() -> None:
 
 def test_handshake_ages_by_node_id_and_the_lookup_among_components() -> None:
     table = routes()
-    assert table.ages_by_node_id() == {node_id_for(bytes.fromhex(B)): 3.0,
+    assert table.ages_by_node_id == {node_id_for(bytes.fromhex(B)): 3.0,
                                        node_id_for(bytes.fromhex(C)): 1.0}
 
     class Mesh:
