@@ -70,9 +70,14 @@ async def test_the_loser_of_a_concurrent_claim_moves_its_interface(short_tmp: Pa
             view = {n["name"]: n["address"] for n in await store.view("nodes")}
             assert view == {"b": CONTESTED, settings.name: NEXT}
             assert mesh.backend is not None
-            peer = (await mesh.backend.status()).peer(b_id.wireguard_public_key)
-            assert peer is not None
-            assert set(peer.allowed_ips) == {f"{CONTESTED}/32", "10.42.1.0/24"}
+            backend = mesh.backend
+
+            async def b_routed() -> bool:  # b holds the contested address: a peer now
+                peer = (await backend.status()).peer(b_id.wireguard_public_key)
+                return peer is not None and \
+                    set(peer.allowed_ips) == {f"{CONTESTED}/32", "10.42.1.0/24"}
+
+            await wait_for(b_routed, 10, "b's peer with the contested address")
             assert (await mesh.status()).address == f"{NEXT}/16"
 
             async def dns_moved() -> bool:

@@ -218,9 +218,9 @@ class MeshComponent:
         assert self.service is not None
         while True:
             rec = self.reconciler
-            if rec is not None and rec.last_desired is not None:
+            if rec is not None:
                 try:
-                    await rec.reconcile(rec.last_desired)
+                    await rec.reapply()
                 except WireGuardError as exc:
                     log.warning("mesh resync failed", extra={"fields": {"error": str(exc)}})
             current = await self.status()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE_S = 0.2
+DEBOUNCE_S = 0.05
 RETRY_S = 2.0
 
 
@@ -108,10 +108,12 @@ class StateFollower:
         nodes = await store.view("nodes")
         self.mesh_addresses = {n["key"]: n["address"] for n in nodes if n.get("address")}
         mine = next((n for n in nodes if n["key"] == me), None)
-        await self._record_self(mine)
         await self._ensure_address((mine or {}).get("address"), cidr)
         s = service.settings.mesh
         await reconciler.reconcile(desired_peers(nodes, me, cidr, s.vm_prefix))
+        # Only now tell the others our key: a peer that adds us starts a handshake at once,
+        # and it is dropped unless we already have that peer.
+        await self._record_self(mine)
 
     async def _record_self(self, mine: dict | None) -> None:
         service, backend = self.mesh.service, self.mesh.backend

@@ -118,10 +118,17 @@ class MeshReconciler:
 
     A handshake initiation that reaches a node before that node has the sender as a peer is
     dropped, and two initiations that cross make each side drop the answer to its own; either
-    way WireGuard retries only after 5 s. So of each pair only the node with the lower public
-    key turns keepalive on when adding (that starts a handshake at once); the other adds the
-    peer with keepalive 0 and turns it on HOLD_S later by itself (a follow-up pass), starting
-    a handshake then only if none happened meanwhile. `close()` cancels a pending follow-up.
+    way WireGuard retries only after 5 s. So of each pair only the node with the higher public
+    key (base64, compared as text) turns keepalive on when adding (that starts a handshake at
+    once); the other adds the peer with keepalive 0 and turns it on HOLD_S later by itself (a
+    follow-up pass), starting a handshake then only if none happened meanwhile. `close()`
+    cancels a pending follow-up.
+
+    The hold is for peers both sides learn of at about the same time (a network starting, a
+    node restarting: its first peer set). A peer that appears later joined the network after
+    this node: it got this node's record with the state when it joined, so it already has
+    this node as a peer, and whatever it sent was dropped here. This node starts that
+    handshake at once, whichever key is higher; waiting would only add HOLD_S to every join.
 
     A peer with several endpoints that stays without a fresh handshake for ENDPOINT_TRY_S
     after being pointed somewhere is moved to its next endpoint on the next pass; call
@@ -145,6 +152,7 @@ class MeshReconciler:
         self._pointed_at: dict[str, float] = {}
         self._endpoint_set: dict[str, str] = {}  # the endpoint this reconciler last gave a peer
         self._held: set[str] = set()
+        self._first_set: frozenset[str] | None = None  # keys of the first non-empty peer set
         self._lock = asyncio.Lock()
         self._follow_up: asyncio.Task | None = None
 
@@ -162,7 +170,7 @@ class MeshReconciler:
         await asyncio.sleep(self.HOLD_S)
         self._follow_up = None
         try:
-            await self.reconcile(self.last_desired or [])
+            await self.reapply()
         except WireGuardError as exc:
             log.error("mesh follow-up pass failed", extra={"fields": {"error": str(exc)}})
 
@@ -172,10 +180,14 @@ class MeshReconciler:
         have = {p.public_key: p for p in actual.peers}
         now = time.monotonic()
         held = set()
+        if self._first_set is None and desired:
+            self._first_set = frozenset(p.public_key for p in desired)
         for peer in desired:
             key = peer.public_key
             if key <= actual.public_key:
                 continue  # this node starts the handshake
+            if self._first_set is not None and key not in self._first_set:
+                continue  # joined after this node: it is waiting for us
             current = have.get(key)
             if current is not None and (current.latest_handshake > 0
                                         or current.persistent_keepalive):
@@ -231,12 +243,26 @@ class MeshReconciler:
                     touched += 1
         return touched
 
+    async def reapply(self) -> ReconcileResult | None:
+        """Applies the last desired set again (repairs drift, releases held peers, moves
+        unanswered ones). Read under the lock: a set captured before waiting for it could be
+        older than one applied meanwhile, and would undo it (drop a peer just added)."""
+        async with self._lock:
+            if self.last_desired is None:
+                return None
+            result = await self._reconcile(self.last_desired)
+        self._schedule_follow_up()
+        return result
+
     async def reconcile(self, desired: Iterable[DesiredPeer]) -> ReconcileResult:
         async with self._lock:
             result = await self._reconcile(list(desired))
+        self._schedule_follow_up()
+        return result
+
+    def _schedule_follow_up(self) -> None:
         if self._held and self._follow_up is None:
             self._follow_up = asyncio.get_running_loop().create_task(self._release_held())
-        return result
 
     async def _reconcile(self, desired: list[DesiredPeer]) -> ReconcileResult:
         actual = await self.backend.status()

@@ -105,3 +105,14 @@ def test_a_roamed_endpoint_is_kept_until_the_state_catches_up() -> None:
     assert plan_changes([old], current, roamed={key(1)}) == []
     [change] = plan_changes([old], current)  # not roamed: this reconciler re-points it
     assert change.config is not None and change.config.endpoint == "198.18.0.1:51820"
+
+
+def test_a_node_that_joins_later_is_not_held_whatever_its_key() -> None:
+    """Held: a higher-key peer of the first peer set (both sides learn of each other at once).
+    Not held: a peer that appears later, which already has this node and waits for it."""
+    from formation.node.net.reconcile import MeshReconciler
+
+    rec = MeshReconciler(backend=None)  # type: ignore[arg-type]  # _hold reads no interface
+    first = [want(1), want(2)]
+    assert rec._hold(actual(), first) == {key(1), key(2)}  # OWN (key 0) is lower: both wait
+    assert rec._hold(actual(), [*first, want(3)]) == {key(1), key(2)}  # key 3 joined later
