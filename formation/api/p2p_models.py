@@ -77,6 +77,9 @@ class Member(Model):
     heartbeats: int
     rtt_ms: float | None = Field(None, description="round-trip time from heartbeat echoes, "
                                  "smoothed; null until one of ours came back")
+    handshake_age_s: float | None = Field(
+        None, description="seconds since the last WireGuard handshake with it; null: none yet "
+        "or no mesh")
 
 
 class Members(Model):

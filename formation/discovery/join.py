@@ -18,6 +18,7 @@ from formation.discovery.admit import AdmitSide
 from formation.discovery.joiner import JoinerSide
 from formation.discovery.removal import remove_node
 from formation.identity import node_id_for
+from formation.node.net.routes import peer_api_address
 from formation.node.state.component import StateComponent
 from formation.node.state.op import OpError
 
@@ -60,14 +61,16 @@ class JoinComponent:
 
     # replication with every member ----------------------------------------------------------
     def add_replication_peer(self, address: str, key: str) -> None:
-        """Replicate (push and anti-entropy) with a member at `address`."""
+        """Replicate (push and anti-entropy) with a member whose API is at `address` on the
+        underlay: at its mesh address once the mesh reaches it (re-pointed when that changes)."""
         assert self.service is not None and self.state is not None
         me = self.service.identity.public_key_hex  # type: ignore[union-attr]
         if not address or key == me or self.state.replication is None:
             return
-        for coro in self.state.replication.add_peer(address, key):
+        routed = peer_api_address(self.service, key, address)
+        for coro in self.state.replication.add_peer(routed, key):
             self.service.spawn(coro)
-            log.info("replicating with a member", extra={"fields": {"address": address}})
+            log.info("replicating with a member", extra={"fields": {"address": routed}})
 
     def advertised_endpoints(self) -> list[str]:
         assert self.service is not None
@@ -96,10 +99,11 @@ class JoinComponent:
         me = self.service.identity.public_key_hex  # type: ignore[union-attr]
         if me not in store.members:
             return
+        where: dict[str, str] = {}  # member key -> underlay API address; its own record wins
         if peers is not None:
             for record in peers.records():
                 if record.address and store.is_member_key(record.public_key):
-                    self.add_replication_peer(record.address, record.public_key)
+                    where[record.public_key] = record.address
         nodes = await store.view("nodes")
         for node in nodes:
             key, endpoints = node["key"], node.get("endpoints") or []
@@ -108,7 +112,9 @@ class JoinComponent:
             if peers is not None:
                 peers.observe("state", node_id_for(bytes.fromhex(key)), key, endpoints[0],
                               name=node.get("name"))
-            self.add_replication_peer(endpoints[0], key)
+            where[key] = endpoints[0]
+        for key, address in where.items():
+            self.add_replication_peer(address, key)
         await self._record_self(next((n for n in nodes if n["key"] == me), None))
 
     async def _record_self(self, current: dict | None) -> None:

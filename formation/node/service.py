@@ -101,6 +101,17 @@ class NodeService:
             found.append(f"tcp:{self._tcp_address}")
         return found
 
+    async def listen_also(self, host: str, port: int) -> web.TCPSite:
+        """Serves the API on one more TCP address, after start: the mesh part's mesh address
+        exists only once the state store allotted it. Not listed in `listen_addresses` (those
+        are the underlay endpoints a node advertises). Stop it with `await site.stop()`;
+        `stop()` of the service closes it too. Raises OSError when it cannot bind."""
+        if self._runner is None:
+            raise RuntimeError("the node API is not serving yet")
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        return site
+
     def publish(self, topic: str, kind: str, data: dict | None = None) -> None:
         self.bus.publish(topic, kind, data)
         self.metrics.events.labels(topic).inc()

@@ -74,23 +74,36 @@ class DnsComponent:
 
     async def _serve_on_claimed_address(self, service: NodeService, store: StateStore) -> None:
         """Without a configured address: serve on the mesh address this node claims in the
-        state, once the mesh has put it on the interface (binding fails until then)."""
+        state, once the mesh has put it on the interface (binding fails until then), and move
+        with it when a concurrent claim took it and the node claimed another."""
         assert service.identity is not None
         me, port = service.identity.public_key_hex, service.settings.dns.port
-        while self.server is None:
+        served: str | None = None
+        changed = asyncio.Event()  # a new op may have moved this node's address
+        store.subscribe(lambda ops, origin: changed.set())
+        while True:
+            changed.clear()
             mine = next((n for n in await store.view("nodes") if n["key"] == me), None)
-            if mine and mine.get("address"):
+            address = mine.get("address") if mine else None
+            if self.server is not None and address != served:
+                log.info("dns leaves a mesh address this node no longer holds",
+                         extra={"fields": {"address": served}})
+                await self.server.stop()
+                self.server, served, self.waiting = None, None, True
+            if address and self.server is None:
                 try:
-                    self.server = await self._serve([mine["address"]], port)
-                    self.waiting = False
+                    self.server = await self._serve([address], port)
+                    served, self.waiting = address, False
                     log.info("dns serving on the mesh address", extra={"fields": {
-                        "address": mine["address"], "port": port}})
-                    return
+                        "address": address, "port": port}})
                 except OSError as exc:
                     if exc.errno != errno.EADDRNOTAVAIL:
                         log.warning("dns cannot listen", extra={"fields": {
-                            "address": mine["address"], "port": port, "error": exc.strerror}})
-            await asyncio.sleep(WAIT_ADDRESS_S)
+                            "address": address, "port": port, "error": exc.strerror}})
+            if self.server is None:
+                await asyncio.sleep(WAIT_ADDRESS_S)  # the mesh puts the address on soon
+            else:
+                await changed.wait()
 
     async def stop(self) -> None:
         if self.server is not None:

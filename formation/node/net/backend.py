@@ -29,6 +29,8 @@ class WireGuardBackend(Protocol):
 
     async def add_address(self, cidr: str) -> None: ...
 
+    async def remove_address(self, cidr: str) -> None: ...
+
     async def add_route(self, destination: str) -> None: ...
 
     async def delete(self) -> None:
@@ -50,6 +52,11 @@ class LinkMixin:
         await links.add_address(self.host, self.name, cidr)
         if cidr not in self._addresses:
             self._addresses.append(cidr)
+
+    async def remove_address(self, cidr: str) -> None:
+        await links.remove_address(self.host, self.name, cidr)
+        if cidr in self._addresses:
+            self._addresses.remove(cidr)
 
     async def add_route(self, destination: str) -> None:
         await links.add_route(self.host, destination, self.name)

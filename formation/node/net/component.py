@@ -1,7 +1,12 @@
 """The mesh as a part of the node: when `mesh.enabled`, create the WireGuard interface with the
 node's own key (backend chosen by the capability probe unless the settings force one), put the
 mesh address on it, publish status events, and serve GET /v1/mesh. With a state store the
-peers and the mesh address follow its views (follow.py); the reconciler applies them."""
+peers and the mesh address follow its views (follow.py); the reconciler applies them.
+
+Every second it also reads the interface into `routes` (which peers the mesh reaches now, and
+their handshake ages: other parts send node-to-node API traffic over the mesh through it, and
+membership shows the ages), serves the node API on the mesh address, and reads the host's
+underlay addresses: when they change, the follower rewrites this node's `wg_endpoints`."""
 
 from __future__ import annotations
 
@@ -23,12 +28,16 @@ from formation.node.net.follow import StateFollower
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, WireGuardError
 from formation.node.net.reconcile import MeshReconciler
+from formation.node.net.routes import MeshRoutes
+from formation.node.net.underlay import underlay_addresses
 from formation.node.state.component import store_of
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
 
 log = logging.getLogger(__name__)
+
+WATCH_EVERY_S = 1.0
 
 
 def status_model(status: InterfaceStatus, node_ids: dict[str, str], now: float) -> list[MeshPeer]:
@@ -56,6 +65,10 @@ class MeshComponent:
         self.reconciler: MeshReconciler | None = None
         self.error = ""
         self.follower: StateFollower | None = None
+        self.routes = MeshRoutes()
+        self._api_site: web.TCPSite | None = None
+        self._api_site_ip: str | None = None
+        self._api_site_lock = asyncio.Lock()
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -89,6 +102,7 @@ class MeshComponent:
         self.reconciler = MeshReconciler(backend, s.persistent_keepalive_s)
         self._follow_state(service)
         service.spawn(self._publish_status(s.status_interval_s))
+        service.spawn(self._watch())
         log.info("mesh interface up", extra={"fields": {
             "interface": s.interface, "backend": backend.kind, "address": s.address or "-"}})
 
@@ -102,6 +116,77 @@ class MeshComponent:
         store.subscribe(self.follower.notify)
         service.spawn(self.follower.run())
 
+    def mesh_ip(self) -> str | None:
+        """This node's mesh address as it is on the interface now."""
+        assert self.service is not None
+        configured = self.service.settings.mesh.address
+        held = configured or (self.follower.address if self.follower else None)
+        return str(ipaddress.ip_interface(held).ip) if held else None
+
+    async def _watch(self) -> None:
+        """Routes and handshake ages, the API on the mesh address, underlay address changes."""
+        while True:
+            try:
+                await self.watch_once()
+            except (WireGuardError, OSError) as exc:
+                log.warning("mesh watch failed", extra={"fields": {"error": str(exc)}})
+            await asyncio.sleep(WATCH_EVERY_S)
+
+    async def watch_once(self) -> None:
+        assert self.service is not None
+        backend, rec, follower = self.backend, self.reconciler, self.follower
+        if backend is None or rec is None:
+            return
+        mesh_ip = self.mesh_ip()
+        self.routes.refresh(await backend.status(), rec.node_ids,
+                            follower.mesh_addresses if follower else {}, mesh_ip is not None)
+        if mesh_ip != self._api_site_ip:
+            await self.serve_api_on_mesh()
+        s = self.service.settings.mesh
+        if follower is not None and not s.endpoints:
+            current = await underlay_addresses(self.host, follower.not_underlay())
+            if follower.underlay is not None and current != follower.underlay:
+                log.info("underlay addresses changed", extra={"fields": {
+                    "from": ",".join(follower.underlay), "to": ",".join(current)}})
+                follower.underlay = current
+                follower.wake.set()
+                await rec.renew_endpoints()
+            follower.underlay = current
+
+    async def serve_api_on_mesh(self) -> None:
+        """Peers send their API requests to this node's mesh address: serve there too, on the
+        API's port, unless the API already listens on every address (or not on TCP at all)."""
+        async with self._api_site_lock:
+            await self._serve_api_on_mesh()
+
+    async def _serve_api_on_mesh(self) -> None:
+        assert self.service is not None
+        mesh_ip = self.mesh_ip()
+        tcp = next((a.removeprefix("tcp:") for a in self.service.listen_addresses()
+                    if a.startswith("tcp:")), None)
+        if mesh_ip == self._api_site_ip or tcp is None:
+            return
+        host, _, port = tcp.rpartition(":")
+        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
+            self._api_site_ip = mesh_ip
+            return
+        if self._api_site is not None:
+            await self._api_site.stop()
+            self._api_site, self._api_site_ip = None, None
+        if mesh_ip is None:
+            return
+        try:
+            self._api_site = await self.service.listen_also(mesh_ip, int(port))
+        except (OSError, RuntimeError) as exc:
+            log.error("cannot serve the API on the mesh address; peers will fail to reach "
+                      "this node over the mesh", extra={"fields": {
+                          "address": f"{mesh_ip}:{port}", "error": str(exc)}})
+            self._api_site_ip = mesh_ip  # not retried until the address changes
+            return
+        self._api_site_ip = mesh_ip
+        log.info("node API on the mesh address", extra={"fields": {
+            "address": f"{mesh_ip}:{port}"}})
+
     def _restarted(self, count: int) -> None:
         if self.service:
             self.service.publish("mesh", "restarted", {"restarts": count})
@@ -109,7 +194,8 @@ class MeshComponent:
     async def status(self) -> MeshStatus:
         assert self.service is not None
         s = self.service.settings.mesh
-        base = MeshStatus(enabled=s.enabled, interface=s.interface, address=s.address)
+        held = self.follower.address if self.follower else None
+        base = MeshStatus(enabled=s.enabled, interface=s.interface, address=s.address or held)
         if self.backend is None:
             return base.model_copy(update={"error": "mesh.enabled is false" if not s.enabled
                                            else self.error})
@@ -132,9 +218,9 @@ class MeshComponent:
         assert self.service is not None
         while True:
             rec = self.reconciler
-            if rec is not None and rec.last_desired is not None:
+            if rec is not None:
                 try:
-                    await rec.reconcile(rec.last_desired)
+                    await rec.reapply()
                 except WireGuardError as exc:
                     log.warning("mesh resync failed", extra={"fields": {"error": str(exc)}})
             current = await self.status()
@@ -142,6 +228,7 @@ class MeshComponent:
             await asyncio.sleep(interval_s)
 
     async def stop(self) -> None:
+        self._api_site = None  # the service's runner closes it
         if self.reconciler is not None:
             self.reconciler.close()
         if self.backend is not None:

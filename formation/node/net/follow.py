@@ -2,7 +2,10 @@
 endpoints into its own node record, and every `state` event (debounced) re-derives the desired
 peers from the nodes view — every other member with a WireGuard key and a mesh address — and
 hands them to the reconciler, which changes one peer at a time. The interface address is the
-mesh address this node holds in the addresses view."""
+mesh address this node holds in the addresses view; when a concurrent claim took it, the
+interface gives it up and moves to the address claimed next (the peers' allowed IPs follow the
+same view). The WireGuard endpoints written are the host's current underlay addresses
+(underlay.py): the mesh component wakes the follower when they change."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from formation.node.net.addressing import AddressingError, MeshLayout
 from formation.node.net.peers import WireGuardError
 from formation.node.net.reconcile import DesiredPeer
+from formation.node.net.underlay import underlay_addresses, wg_endpoints
 from formation.node.state.op import OpError
 
 if TYPE_CHECKING:
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE_S = 0.2
+DEBOUNCE_S = 0.05
 RETRY_S = 2.0
 
 
@@ -52,20 +56,6 @@ def desired_peers(nodes: Sequence[dict[str, Any]], me: str, cidr: str,
     return peers
 
 
-def wg_endpoints(api_endpoints: Sequence[str], explicit: Sequence[str], port: int) -> list[str]:
-    """Where peers reach this node's WireGuard: the configured endpoints, else the hosts of its
-    API endpoints (as the join work recorded them) with the WireGuard port."""
-    if explicit:
-        return list(explicit)
-    found: list[str] = []
-    for endpoint in api_endpoints:
-        host = endpoint.rsplit(":", 1)[0].strip("[]")
-        candidate = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if host and candidate not in found:
-            found.append(candidate)
-    return found
-
-
 class StateFollower:
     """Keeps one mesh component in line with one state store."""
 
@@ -74,6 +64,14 @@ class StateFollower:
         self.store = store
         self.wake = asyncio.Event()
         self.address: str | None = None  # the interface address this follower put there
+        self.mesh_addresses: dict[str, str] = {}  # node key -> mesh IP, from the nodes view
+        self.underlay: list[str] | None = None  # last read by the mesh component
+        self.cidr: str | None = None  # the network's, from the state
+
+    def not_underlay(self) -> list[str]:
+        """Networks whose addresses are never underlay endpoints: the mesh (and VM subnets)."""
+        assert self.mesh.service is not None
+        return [n for n in (self.cidr, self.mesh.service.settings.mesh.network) if n]
 
     def notify(self, ops: list, origin: str | None) -> None:
         self.wake.set()
@@ -106,13 +104,16 @@ class StateFollower:
         cidr = network[0].get("cidr") if network else None
         if not cidr:
             return
+        self.cidr = cidr
         nodes = await store.view("nodes")
+        self.mesh_addresses = {n["key"]: n["address"] for n in nodes if n.get("address")}
         mine = next((n for n in nodes if n["key"] == me), None)
-        await self._record_self(mine)
-        if mine and mine.get("address"):
-            await self._ensure_address(mine["address"], cidr)
+        await self._ensure_address((mine or {}).get("address"), cidr)
         s = service.settings.mesh
         await reconciler.reconcile(desired_peers(nodes, me, cidr, s.vm_prefix))
+        # Only now tell the others our key: a peer that adds us starts a handshake at once,
+        # and it is dropped unless we already have that peer.
+        await self._record_self(mine)
 
     async def _record_self(self, mine: dict | None) -> None:
         service, backend = self.mesh.service, self.mesh.backend
@@ -120,26 +121,36 @@ class StateFollower:
         s = service.settings.mesh
         port = (await backend.status()).listen_port or s.listen_port
         key = service.identity.wireguard_public_key
-        endpoints = wg_endpoints((mine or {}).get("endpoints") or [], s.endpoints, port)
-        if mine and mine.get("wireguard_key") == key and mine.get("wg_endpoints") == endpoints:
-            return
+        if self.underlay is None and not s.endpoints:
+            self.underlay = await underlay_addresses(self.mesh.host, self.not_underlay())
+        endpoints = wg_endpoints((mine or {}).get("endpoints") or [], s.endpoints, port,
+                                 self.underlay)
+        if mine and mine.get("wireguard_key") == key and (
+                mine.get("wg_endpoints") == endpoints or not endpoints):
+            return  # unchanged, or no address at all for a moment (being replaced): keep it
         name = (mine or {}).get("name") or service.settings.name
         await self.store.append("node.record", {"name": name, "wireguard_key": key,
                                                 "wg_endpoints": endpoints})
 
-    async def _ensure_address(self, address: str, cidr: str) -> None:
-        """Puts the claimed mesh address (with the network's prefix) on the interface. A node
-        configured with `mesh.address` keeps that one."""
+    async def _ensure_address(self, address: str | None, cidr: str) -> None:
+        """Puts the claimed mesh address (with the network's prefix) on the interface, and
+        takes a lost one off. A node configured with `mesh.address` keeps that one."""
         service, backend = self.mesh.service, self.mesh.backend
         assert service is not None and backend is not None
         if service.settings.mesh.address:
             return
-        wanted = f"{address}/{ipaddress.ip_network(cidr).prefixlen}"
+        wanted = f"{address}/{ipaddress.ip_network(cidr).prefixlen}" if address else None
         if wanted == self.address:
             return
         if self.address is not None:
+            # lost to a concurrent claim (or re-allocated): the winner owns it now
             log.warning("mesh address changed", extra={"fields": {
-                "from": self.address, "to": wanted}})
+                "from": self.address, "to": wanted or "-"}})
+            await backend.remove_address(self.address)
+            self.address = None
+        if wanted is None:
+            return
         await backend.add_address(wanted)
         self.address = wanted
         log.info("mesh address from the state", extra={"fields": {"address": wanted}})
+        await self.mesh.serve_api_on_mesh()

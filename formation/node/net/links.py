@@ -20,6 +20,7 @@ IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 EEXIST = 17
 ENODEV = 19
+EADDRNOTAVAIL = 99
 
 
 async def link_index(host: NetHost, name: str) -> int | None:
@@ -69,6 +70,19 @@ async def add_address(host: NetHost, name: str, cidr: str) -> None:
         except NetlinkError as exc:
             if exc.code != EEXIST:
                 raise WireGuardError(f"cannot add {cidr} to {name}: {exc}") from None
+
+
+async def remove_address(host: NetHost, name: str, cidr: str) -> None:
+    """Takes `cidr` off `name`; nothing to do when it is not there."""
+    iface = ipaddress.ip_interface(cidr)
+    index = await require_index(host, name)
+    async with host.iproute() as ipr:
+        try:
+            await ipr.addr("del", index=index, address=str(iface.ip),
+                           prefixlen=iface.network.prefixlen)
+        except NetlinkError as exc:
+            if exc.code != EADDRNOTAVAIL:
+                raise WireGuardError(f"cannot remove {cidr} from {name}: {exc}") from None
 
 
 async def addresses(host: NetHost, name: str) -> list[str]:

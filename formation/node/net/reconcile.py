@@ -44,11 +44,15 @@ class PeerChange:
 
 
 def choose_endpoint(desired: DesiredPeer, actual: PeerStatus | None,
-                    unanswered: bool = False) -> str | None:
+                    unanswered: bool = False, roamed: bool = False) -> str | None:
     """Keep the endpoint in use while it is still one of the peer's endpoints (no needless
     re-pointing), unless it went `unanswered`: then the next one listed, round the list.
-    Otherwise the first one listed. None leaves it to the peer to reach us."""
+    Otherwise the first one listed. None leaves it to the peer to reach us. An endpoint the
+    peer `roamed` to (WireGuard learnt it from the peer's authenticated packets) is kept even
+    when not listed: the peer moved and its new record is still on its way."""
     listed = desired.endpoints
+    if roamed and actual is not None and actual.endpoint:
+        return actual.endpoint
     if actual is not None and actual.endpoint in listed:
         if unanswered and len(listed) > 1:
             return listed[(listed.index(actual.endpoint) + 1) % len(listed)]
@@ -70,11 +74,12 @@ def _differences(want: PeerConfig, have: PeerStatus) -> list[str]:
 def plan_changes(desired: Iterable[DesiredPeer], actual: InterfaceStatus,
                  persistent_keepalive: int = 25,
                  held: frozenset[str] | set[str] = frozenset(),
-                 unanswered: frozenset[str] | set[str] = frozenset()) -> list[PeerChange]:
+                 unanswered: frozenset[str] | set[str] = frozenset(),
+                 roamed: frozenset[str] | set[str] = frozenset()) -> list[PeerChange]:
     """Removals first, then updates, then additions. Peers already right are not touched.
     The interface's own key in `desired` is skipped: a node is not its own peer. Peers in
     `held` get keepalive 0 for now (see `MeshReconciler`: the other side starts the handshake);
-    peers in `unanswered` move on to their next endpoint."""
+    peers in `unanswered` move on to their next endpoint; peers in `roamed` keep theirs."""
     wanted: dict[str, DesiredPeer] = {}
     for peer in desired:
         if peer.public_key == actual.public_key:
@@ -90,7 +95,8 @@ def plan_changes(desired: Iterable[DesiredPeer], actual: InterfaceStatus,
     updates, additions = [], []
     for key, peer in wanted.items():
         current = have.get(key)
-        config = PeerConfig(key, choose_endpoint(peer, current, key in unanswered),
+        config = PeerConfig(key, choose_endpoint(peer, current, key in unanswered,
+                                                 key in roamed),
                             peer.allowed_ips,
                             0 if key in held else persistent_keepalive)
         if current is None:
@@ -112,14 +118,26 @@ class MeshReconciler:
 
     A handshake initiation that reaches a node before that node has the sender as a peer is
     dropped, and two initiations that cross make each side drop the answer to its own; either
-    way WireGuard retries only after 5 s. So of each pair only the node with the lower public
-    key turns keepalive on when adding (that starts a handshake at once); the other adds the
-    peer with keepalive 0 and turns it on HOLD_S later by itself (a follow-up pass), starting
-    a handshake then only if none happened meanwhile. `close()` cancels a pending follow-up.
+    way WireGuard retries only after 5 s. So of each pair only the node with the higher public
+    key (base64, compared as text) turns keepalive on when adding (that starts a handshake at
+    once); the other adds the peer with keepalive 0 and turns it on HOLD_S later by itself (a
+    follow-up pass), starting a handshake then only if none happened meanwhile. `close()`
+    cancels a pending follow-up.
+
+    The hold is for peers both sides learn of at about the same time (a network starting, a
+    node restarting: its first peer set). A peer that appears later joined the network after
+    this node: it got this node's record with the state when it joined, so it already has
+    this node as a peer, and whatever it sent was dropped here. This node starts that
+    handshake at once, whichever key is higher; waiting would only add HOLD_S to every join.
 
     A peer with several endpoints that stays without a fresh handshake for ENDPOINT_TRY_S
     after being pointed somewhere is moved to its next endpoint on the next pass; call
-    `reconcile` periodically (the mesh component does) for that to happen."""
+    `reconcile` periodically (the mesh component does) for that to happen.
+
+    A peer whose underlay address changed sends from its new address at once; WireGuard
+    follows it there (roaming). Until its new `wg_endpoints` arrive through the state, the
+    listed endpoint is the old one: a peer whose endpoint differs from what this reconciler
+    last set, with a live session, is left where it roamed to instead of being pointed back."""
 
     HOLD_S = 1.0
     ENDPOINT_TRY_S = 6.0  # WireGuard retries a handshake every 5 s
@@ -132,7 +150,9 @@ class MeshReconciler:
         self.last_desired: list[DesiredPeer] | None = None  # None: never told
         self._added_at: dict[str, float] = {}
         self._pointed_at: dict[str, float] = {}
+        self._endpoint_set: dict[str, str] = {}  # the endpoint this reconciler last gave a peer
         self._held: set[str] = set()
+        self._first_set: frozenset[str] | None = None  # keys of the first non-empty peer set
         self._lock = asyncio.Lock()
         self._follow_up: asyncio.Task | None = None
 
@@ -150,7 +170,7 @@ class MeshReconciler:
         await asyncio.sleep(self.HOLD_S)
         self._follow_up = None
         try:
-            await self.reconcile(self.last_desired or [])
+            await self.reapply()
         except WireGuardError as exc:
             log.error("mesh follow-up pass failed", extra={"fields": {"error": str(exc)}})
 
@@ -160,10 +180,14 @@ class MeshReconciler:
         have = {p.public_key: p for p in actual.peers}
         now = time.monotonic()
         held = set()
+        if self._first_set is None and desired:
+            self._first_set = frozenset(p.public_key for p in desired)
         for peer in desired:
             key = peer.public_key
             if key <= actual.public_key:
                 continue  # this node starts the handshake
+            if self._first_set is not None and key not in self._first_set:
+                continue  # joined after this node: it is waiting for us
             current = have.get(key)
             if current is not None and (current.latest_handshake > 0
                                         or current.persistent_keepalive):
@@ -188,18 +212,63 @@ class MeshReconciler:
                 found.add(peer.public_key)
         return found
 
+    def _roamed(self, actual: InterfaceStatus, desired: list[DesiredPeer]) -> set[str]:
+        have = {p.public_key: p for p in actual.peers}
+        wall = time.time()
+        found = set()
+        for peer in desired:
+            current, given = have.get(peer.public_key), self._endpoint_set.get(peer.public_key)
+            if current is None or not current.endpoint or given is None:
+                continue
+            if current.endpoint in peer.endpoints:
+                self._endpoint_set[peer.public_key] = current.endpoint  # adopted
+                continue
+            live = current.latest_handshake and \
+                wall - current.latest_handshake < self.STALE_HANDSHAKE_S
+            if current.endpoint != given and live:
+                found.add(peer.public_key)
+        return found
+
+    async def renew_endpoints(self) -> int:
+        """This host's underlay address changed: set every peer's endpoint again, unchanged.
+        wireguard-go remembers the source address it last sent from per peer; while that one
+        is gone its packets fail until a handshake retry, 5 s and more later. A freshly set
+        endpoint has no source remembered, so the next packet leaves from the new address and
+        the peers roam to it at once. Returns the peers touched."""
+        touched = 0
+        async with self._lock:
+            for peer in (await self.backend.status()).peers:
+                if peer.endpoint:
+                    await self.backend.set_peer(peer.config())
+                    touched += 1
+        return touched
+
+    async def reapply(self) -> ReconcileResult | None:
+        """Applies the last desired set again (repairs drift, releases held peers, moves
+        unanswered ones). Read under the lock: a set captured before waiting for it could be
+        older than one applied meanwhile, and would undo it (drop a peer just added)."""
+        async with self._lock:
+            if self.last_desired is None:
+                return None
+            result = await self._reconcile(self.last_desired)
+        self._schedule_follow_up()
+        return result
+
     async def reconcile(self, desired: Iterable[DesiredPeer]) -> ReconcileResult:
         async with self._lock:
             result = await self._reconcile(list(desired))
+        self._schedule_follow_up()
+        return result
+
+    def _schedule_follow_up(self) -> None:
         if self._held and self._follow_up is None:
             self._follow_up = asyncio.get_running_loop().create_task(self._release_held())
-        return result
 
     async def _reconcile(self, desired: list[DesiredPeer]) -> ReconcileResult:
         actual = await self.backend.status()
         self._held = self._hold(actual, desired)
         changes = plan_changes(desired, actual, self.persistent_keepalive, self._held,
-                               self._unanswered(actual, desired))
+                               self._unanswered(actual, desired), self._roamed(actual, desired))
         result = ReconcileResult()
         for change in changes:
             try:
@@ -207,9 +276,12 @@ class MeshReconciler:
                     await self.backend.remove_peer(change.public_key)
                     self._added_at.pop(change.public_key, None)
                     self._pointed_at.pop(change.public_key, None)
+                    self._endpoint_set.pop(change.public_key, None)
                 else:
                     assert change.config is not None
                     await self.backend.set_peer(change.config)
+                    if change.config.endpoint:
+                        self._endpoint_set[change.public_key] = change.config.endpoint
                     if change.action == "add":
                         self._added_at[change.public_key] = time.monotonic()
                     if change.action == "add" or "endpoint" in change.reason:

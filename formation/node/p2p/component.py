@@ -1,6 +1,7 @@
 """The p2p part of the node: gossip over the node API, heartbeats on the `heartbeat` topic, and
 the membership table they feed. Peers come from discovery's table; only peers whose keys this node
-trusts are gossip targets (the state store will widen that to the network's members)."""
+trusts are gossip targets (the state store will widen that to the network's members). A peer the
+mesh reaches is sent to at its mesh address (formation/node/net/routes.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from formation.api.p2p_models import (
     PublishResult,
 )
 from formation.identity import node_id_for
+from formation.node.net.routes import peer_api_address, routes_of
 from formation.node.p2p.envelope import MAX_SIGNED_BYTES, TooLarge, origin_id
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.membership import DEAD, MembershipTable, Transition
@@ -71,6 +73,7 @@ class P2PComponent:
                              on_delivered=self._delivered)
         self.members = MembershipTable(s.membership.suspect_after_s, s.membership.dead_after_s)
         self.round_trips = RoundTrips(fresh_s=s.membership.suspect_after_s)
+        self.members.handshake_age = self._handshake_age
         self.gossip.subscribe(HEARTBEAT, self._on_heartbeat)
         await self.gossip.start()
         service.spawn(self._beat())
@@ -89,9 +92,14 @@ class P2PComponent:
         for record in peers.records():
             if record.address and svc.is_known_key(record.public_key):
                 member = members.get(record.node_id)
-                found.append(PeerTarget(record.node_id, record.address,
+                address = peer_api_address(svc, record.public_key, record.address)
+                found.append(PeerTarget(record.node_id, address,
                                         alive=member is None or member.state != DEAD))
         return found
+
+    def _handshake_age(self, node_id: str) -> float | None:
+        routes = routes_of(self.service.components) if self.service else None
+        return routes.ages_by_node_id.get(node_id) if routes else None
 
     def _shared_peers(self) -> list[dict[str, str]]:
         """Peer exchange: each heartbeat names a few known hosts, so a node found by one peer is

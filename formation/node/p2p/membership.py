@@ -44,6 +44,9 @@ class MembershipTable:
         self.dead_after_s = dead_after_s
         self.clock = clock
         self._members: dict[str, MemberRecord] = {}
+        # WireGuard handshake age by node id, from the mesh. Shown, not counted as liveness:
+        # wireguard-go outlives a killed node service and keeps answering handshakes.
+        self.handshake_age: Callable[[str], float | None] = lambda node_id: None
 
     def get(self, node_id: str) -> MemberRecord | None:
         return self._members.get(node_id)
@@ -91,4 +94,9 @@ class MembershipTable:
                       state=record.state,  # type: ignore[arg-type]
                       last_heard_s=round(self.clock() - record.last_heard, 3),
                       since=record.since, heartbeats=record.heartbeats,
-                      rtt_ms=round(record.rtt_ms, 2) if record.rtt_ms is not None else None)
+                      rtt_ms=round(record.rtt_ms, 2) if record.rtt_ms is not None else None,
+                      handshake_age_s=_rounded(self.handshake_age(record.node_id)))
+
+
+def _rounded(age: float | None) -> float | None:
+    return None if age is None else round(age, 1)

@@ -95,6 +95,11 @@ class DirectPush:
         self._queues[peer.address] = asyncio.Queue(50_000)
         self._sent[peer.address] = OrderedDict()
 
+    def moved(self, old: str, new: str) -> None:
+        """A peer's address changed (onto the mesh): its queue and memory go with it."""
+        self._queues[new] = self._queues.pop(old)
+        self._sent[new] = self._sent.pop(old)
+
     def offer(self, ops: list[Op], origin: str | None) -> None:
         if origin == "sync":
             return
@@ -257,8 +262,18 @@ class Replication:
 
     def add_peer(self, address: str, key: str) -> list:
         """Replicates with one more peer (a member of the network found by discovery or the
-        join handshake); returns the coroutines to run for it (none if already a peer)."""
-        if any(p.address == address for p in self.peers):
+        join handshake); returns the coroutines to run for it (none if already a peer). A peer
+        known by its key at another address is re-pointed there (the mesh address once the
+        mesh reaches it); the old connection is closed by the coroutine returned."""
+        known = next((p for p in self.peers if p.key == key), None)
+        if known is not None and known.address != address \
+                and not any(p.address == address for p in self.peers):
+            old, client = known.address, known.client
+            known.address, known.client = address, None
+            if isinstance(self.push, DirectPush):
+                self.push.moved(old, address)
+            return [client.close()] if client is not None else []
+        if any(p.address == address for p in self.peers) or known is not None:
             return []
         peer = Peer(address=address, key=key)
         if isinstance(self.push, DirectPush):

@@ -1,0 +1,54 @@
+"""A replication peer known by its key moves to a new address (the mesh address, once the mesh
+reaches it) without becoming a second peer, and pushes follow it. Two real node services over
+signed TCP on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from settings_factory import make_settings
+from waiting import until
+
+from formation.node.service import NodeService
+from formation.node.state.component import StateComponent, store_of
+
+
+@pytest.fixture
+async def pair(short_tmp: Path):
+    services = []
+    for name in ("a", "b"):
+        settings = make_settings(short_tmp / name, name=f"node-{name}",
+                                 state={"anti_entropy_interval_s": 3600,
+                                        "claim_address": False})
+        service = NodeService(settings)
+        await service.start()
+        services.append(service)
+    yield services
+    for service in services:
+        await service.stop()
+
+
+async def test_a_peer_moves_to_its_new_address_and_pushes_follow(pair) -> None:
+    a, b = pair
+    store_a, store_b = store_of(a), store_of(b)
+    key_b = b.identity.public_key_hex
+    await store_a.create_network("lab", "10.1.0.0/24")
+    await store_a.append("node.admit", {"node": key_b, "roles": ["member"]})
+    await store_b.ingest([raw for _, raw in await store_a.log(0, 100)])
+    replication = next(c for c in a.components if isinstance(c, StateComponent)).replication
+    assert replication is not None
+    for coro in replication.add_peer("127.0.0.1:9", key_b):  # nothing listens there
+        a.spawn(coro)
+
+    real = b.listen_addresses()[1].removeprefix("tcp:")
+    for coro in replication.add_peer(real, key_b):
+        a.spawn(coro)
+    assert [(p.address, p.key) for p in replication.peers] == [(real, key_b)]
+    assert replication.add_peer(real, key_b) == []  # already there: nothing to do
+    await store_a.append("node.record", {"name": "node-a"})
+
+    async def arrived() -> bool:
+        return any(n.get("name") == "node-a" for n in await store_b.view("nodes"))
+
+    await until(arrived, 10)
