@@ -35,12 +35,13 @@ python=$repo/.venv/bin/python
 [ -x "$python" ] || python=python3
 
 payload_args=()
-inputs=("$config" "$repo/image")  # image/ holds what both images share (kernel.conf, repart)
+# Paths relative to the checkout: a clone elsewhere with the same files has the same hash.
+inputs=("${config#"$repo"/}" image)  # image/ holds what both images share (kernel.conf, repart)
 if [ "$config" = "$repo/image" ]; then
-  inputs+=("$repo/formation" "$repo/pyproject.toml")
+  inputs+=(formation pyproject.toml)
 fi
-hash=$( (cat "$0"; find "${inputs[@]}" -type f ! -name '*.pyc' -print0 | sort -z \
-  | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1)
+hash=$(cd "$repo" && (cat scripts/build-image.sh; find "${inputs[@]}" -type f ! -name '*.pyc' \
+  -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1)
 if [ "$force" = no ] && [ -f "$out/$name.raw" ] && [ "$(cat "$out/.inputs" 2>/dev/null)" = "$hash" ]
 then
   echo "build-image: $name is up to date" >&2
@@ -68,11 +69,23 @@ fi
 
 echo "build-image: mkosi build of $name (mirror $mirror)" >&2
 rm -f "$out/.inputs"
+# Incremental: mkosi keeps the tree as it was after the packages were installed and reuses it
+# while the package list is the same, so a change to the project or the overlay skips apt. The
+# cache is keyed by everything that goes into that tree (the configs and the skeleton: mkosi's own
+# key leaves the skeleton out); another key gets a fresh directory and old ones are dropped.
+base=$(cd "$repo" && find "${config#"$repo"/}" image/kernel.conf image/skeleton -type f \
+  \( -name '*.conf' -o -path '*/skeleton/*' \) -print0 | sort -z | xargs -0 sha256sum \
+  | sha256sum | cut -c1-16)
+mkosi_cache=$cache/mkosi-cache/$name-$base
+find "$cache/mkosi-cache" -mindepth 1 -maxdepth 1 -name "$name-*" ! -name "$name-$base" \
+  -exec rm -rf {} +
+mkdir -p "$mkosi_cache"
 # --local-mirror with no key check: mkosi 24 otherwise adds Debian's debug archive, which mirrors
 # refuse; it also leaves out the updates and security suites, so the image is bookworm as released
 # plus what the mirror carries. Kept here, not in mkosi.conf, as a property of this build host.
 "$mkosi" -C "$config" --force --image-id="$name" --output-dir="$out" \
-  --cache-dir="$cache/mkosi-cache" --local-mirror="$mirror" --repository-key-check=no \
+  --cache-dir="$mkosi_cache" --incremental=yes \
+  --local-mirror="$mirror" --repository-key-check=no \
   "${payload_args[@]}" build >&2
 echo "$hash" >"$out/.inputs"
 echo $((SECONDS - started)) >"$out/.build_s"

@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(
   qemu-system-x86 qemu-utils seabios     # VM backend on hosts without Cloud Hypervisor; KVM probe
+  ovmf                                   # UEFI firmware: the image test boots the disk through it
   wireguard-go wireguard-tools           # the mesh where the kernel has no WireGuard
   iproute2 tcpdump dnsutils              # lab namespaces, capture and DNS checks in tests
   openssh-server openssh-client tmux     # the console over SSH, tested for real

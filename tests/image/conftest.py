@@ -3,11 +3,6 @@ Where the build tools cannot be had, every test here is skipped with the reason.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from guest import BuiltImage, ImageUnavailable, build_image
 
@@ -19,10 +14,3 @@ def built_image() -> BuiltImage:
     except ImageUnavailable as exc:
         pytest.skip(f"appliance image cannot be built here: {exc}")
 
-
-@pytest.fixture
-def guest_dir() -> Iterator[Path]:
-    """Short path: QEMU's monitor is a unix socket (108-byte limit)."""
-    path = Path(tempfile.mkdtemp(prefix="fm-guest-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)

@@ -2,11 +2,13 @@
 for the image tests and bench/image.py. The guest's serial console goes to a file that is read as
 it grows; the QEMU monitor sends keys and reads the VGA text buffer and screen.
 
-Direct kernel boot (the kernel and initrd mkosi writes beside the disk) with the disk behind a
-copy-on-write overlay: the built image stays pristine and every boot is a first boot."""
+Direct kernel boot (the kernel and initrd mkosi writes beside the disk), or the real firmware path
+(OVMF, systemd-boot, the boot entry on the ESP), with the disk behind a copy-on-write overlay:
+the built image stays pristine and every boot is a first boot."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("FORMATION_IMAGE_CACHE", REPO / ".cache" / "image"))
 QEMU = "qemu-system-x86_64"
+# Debian's ovmf package (scripts/image-tools.sh installs it with the build tools).
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 # Serial first in the list of consoles would make tty1 /dev/console; systemd's status lines and
 # the journal (forwarded) go to the last one, the serial line the tests read.
 BASE_CMDLINE = ("root=PARTLABEL=formation-root rw console=tty1 console=ttyS0,115200 "
@@ -78,6 +83,42 @@ def build_image(name: str = "formation", config: Path | None = None, force: bool
     return image
 
 
+def uefi_disk(image: BuiltImage, path: Path, cmdline_extra: str) -> Path:
+    """A copy of the built disk for a UEFI boot, with `cmdline_extra` appended to its boot
+    entries on the ESP (what an operator does in loader/entries/ to boot headless), and the
+    test's console settings in place of `quiet`. Edited with mtools: nothing is mounted."""
+    if not (OVMF_CODE.exists() and OVMF_VARS.exists()):
+        raise ImageUnavailable(f"{OVMF_CODE} is missing (Debian package ovmf)")
+    subprocess.run(["cp", "--sparse=always", str(image.disk), str(path)], check=True)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(path)], capture_output=True,
+                                      text=True, check=True).stdout)["partitiontable"]
+    esp = next(p for p in table["partitions"]
+               if p["type"].upper() == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+    fat = f"{path}@@{esp['start'] * table.get('sectorsize', 512)}"
+    listing = subprocess.run(["mdir", "-b", "-i", fat, "::/loader/entries"], check=True,
+                             capture_output=True, text=True).stdout.split()
+    entries = [name if name.startswith("::") else f"::/loader/entries/{name}"
+               for name in listing if name.endswith(".conf")]
+    if not entries:
+        raise RuntimeError(f"no boot entry on the ESP of {image.disk}")
+    console = BASE_CMDLINE.split("systemd.firstboot=off", 1)[1].replace("nomodeset", "").split()
+    for entry in entries:
+        text = subprocess.run(["mtype", "-i", fat, entry], check=True, capture_output=True,
+                              text=True).stdout
+        lines = []
+        for line in text.splitlines():
+            if line.startswith("options "):
+                words = [w for w in line.split()[1:] if w not in ("quiet",)
+                         and not w.startswith("loglevel=")]
+                line = " ".join(["options", *words, *console, *cmdline_extra.split()])
+            lines.append(line)
+        edited = path.with_suffix(".entry")
+        edited.write_text("\n".join(lines) + "\n")
+        subprocess.run(["mcopy", "-o", "-i", fat, str(edited), entry], check=True,
+                       capture_output=True)
+    return path
+
+
 def fat_answer_disk(path: Path, files: dict[str, str]) -> Path:
     """A small FAT disk labelled FORMATION holding the given files, as an operator's USB stick;
     made with mkfs.fat and mcopy, so nothing is mounted on the host."""
@@ -104,6 +145,8 @@ class Guest:
     disk_size: str = "3G"
     extra_drives: list[Path] = field(default_factory=list)
     memory_mb: int = 1536
+    # None: direct kernel boot. A Path: UEFI boot of that disk (see uefi_disk) through OVMF.
+    uefi_disk: Path | None = None
     process: subprocess.Popen | None = None
     started: float = 0.0
 
@@ -117,13 +160,21 @@ class Guest:
 
     def __enter__(self) -> Guest:
         overlay = self.workdir / "disk.qcow2"
+        backing = self.uefi_disk or self.image.disk
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                        str(self.image.disk), str(overlay), self.disk_size], check=True)
+                        str(backing), str(overlay), self.disk_size], check=True)
+        if self.uefi_disk is None:
+            boot = ["-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
+                    "-append", f"{BASE_CMDLINE} {self.cmdline_extra}".strip()]
+        else:
+            variables = self.workdir / "OVMF_VARS.fd"
+            shutil.copyfile(OVMF_VARS, variables)
+            boot = ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                    "-drive", f"if=pflash,format=raw,unit=1,file={variables}"]
         args = [
             QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-smp", "1",
             "-m", str(self.memory_mb), "-nic", "none", "-display", "none", "-vga", "std",
-            "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
-            "-append", f"{BASE_CMDLINE} {self.cmdline_extra}".strip(),
+            *boot,
             "-drive", f"if=virtio,format=qcow2,file={overlay}",
             "-serial", f"file:{self.serial_log}",
             "-monitor", f"unix:{self.monitor_path},server=on,wait=off",

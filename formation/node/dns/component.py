@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 from formation.api import models as m
 from formation.errors import FormationError
 from formation.node.dns.records import StaticRecords
-from formation.node.dns.server import DnsResolver, DnsServer
 from formation.node.dns.state_records import StateRecords
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.state.component import store_of
 
 if TYPE_CHECKING:
+    from formation.node.dns.server import DnsResolver, DnsServer
     from formation.node.service import NodeService
     from formation.node.state.store import StateStore
 
@@ -44,6 +44,9 @@ class DnsComponent:
         self.enabled = s.enabled
         if not s.enabled:
             return
+        # dnspython is imported only when DNS is on: seconds under emulation, for nothing else.
+        from formation.node.dns.server import DnsResolver
+
         try:  # names come from the replicated state when the node keeps one
             store: StateStore | None = store_of(service)
         except RuntimeError:
@@ -67,6 +70,8 @@ class DnsComponent:
             ) from None
 
     async def _serve(self, listen: list[str], port: int) -> DnsServer:
+        from formation.node.dns.server import DnsServer
+
         assert self.resolver is not None
         server = DnsServer(self.resolver, self.host)
         await server.start(listen, port)

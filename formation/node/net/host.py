@@ -11,9 +11,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pyroute2 import AsyncIPRoute
+if TYPE_CHECKING:
+    from pyroute2 import AsyncIPRoute
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
@@ -62,6 +63,10 @@ class NetHost:
         return [*self.exec_prefix, *args]
 
     def iproute(self) -> AsyncIPRoute:
+        # pyroute2 is imported here, not above: it takes seconds to import under emulation and a
+        # node with neither mesh nor DNS never needs it (the appliance's boot waits for it).
+        from pyroute2 import AsyncIPRoute
+
         # flags=0: pyroute2 would otherwise create a namespace of that name if it is gone
         return AsyncIPRoute(netns=self.netns, flags=0) if self.netns else AsyncIPRoute()
 
