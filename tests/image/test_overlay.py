@@ -80,8 +80,10 @@ def test_sshd_accepts_the_console_drop_in(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=10)
     assert effective.returncode == 0, effective.stderr
     lines = set(effective.stdout.splitlines())
-    assert "forcecommand /usr/bin/formation console" in lines
-    assert "authorizedkeyscommand /usr/bin/formation ssh-keys %u" in lines
+    socket = "--socket /run/formation/node.sock"
+    assert f"forcecommand /usr/bin/formation console --no-embedded {socket}" in lines
+    assert (f"authorizedkeyscommand /usr/bin/formation ssh-keys {socket} "
+            "--console-user formation-console %u") in lines
     assert "authorizedkeyscommanduser formation-console" in lines
     assert "passwordauthentication no" in lines
     other = subprocess.run(
