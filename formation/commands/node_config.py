@@ -11,18 +11,10 @@ from formation.errors import FormationError
 
 
 def set_config_keys(path: Path, changes: dict[str, Any]) -> None:
-    from formation.config.loader import deep_merge
-    from formation.node.console_support.settings_file import (
-        SettingsRejected,
-        read_file,
-        validate,
-        write_atomically,
-    )
+    from formation.node.console_support.settings_file import SettingsRejected, update_file
 
     try:
-        data = deep_merge(read_file(path), changes)
-        validate(data)
-        write_atomically(path, data)
+        update_file(path, changes)
     except SettingsRejected as exc:
         raise FormationError(f"{path}: {exc}") from None
     except OSError as exc:

@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -28,19 +29,12 @@ class SettingsRejected(ValueError):
 
 def _round_trip() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
     yaml.default_flow_style = False
-    yaml.indent(mapping=2, sequence=4, offset=2)
     return yaml
 
 
-def read_file(path: Path) -> dict[str, Any]:
-    """The file as a comment-keeping mapping (a dict subclass), or {} when there is none."""
-    if not path.exists():
-        return {}
-    try:
-        data = _round_trip().load(path.read_text())
-    except YAMLError as exc:
-        raise SettingsRejected(f"{path}: not valid YAML: {exc}", []) from None
+def _mapping(data: Any, path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -48,20 +42,33 @@ def read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def plain(value: Any) -> Any:
-    """ruamel's mappings, sequences and scalar strings as built-in types, for validation."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
+def read_file(path: Path) -> dict[str, Any]:
+    """The settings as the node itself reads them (PyYAML, YAML 1.1: `0660` is octal)."""
+    if not path.exists():
+        return {}
+    try:
+        return _mapping(yaml.safe_load(path.read_text()), path)
+    except yaml.YAMLError as exc:
+        raise SettingsRejected(f"{path}: not valid YAML: {exc}", []) from None
+
+
+def edited_text(path: Path, changes: dict[str, Any]) -> str:
+    """The file with `changes` merged in, its comments, order and scalar spellings kept
+    (ruamel.yaml round trip). Only the changed keys are re-rendered."""
+    yaml_rt = _round_trip()
+    try:
+        data = _mapping(yaml_rt.load(path.read_text()) if path.exists() else None, path)
+    except YAMLError as exc:
+        raise SettingsRejected(f"{path}: not valid YAML: {exc}", []) from None
+    _merge_into(data, changes)
+    buffer = io.StringIO()
+    yaml_rt.dump(data, buffer)
+    return buffer.getvalue()
 
 
 def validate(data: dict[str, Any]) -> NodeSettings:
     try:
-        return NodeSettings.model_validate(plain(data))
+        return NodeSettings.model_validate(data)
     except ValidationError as exc:
         fields = [(".".join(str(p) for p in err["loc"]),
                    err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
@@ -70,24 +77,28 @@ def validate(data: dict[str, Any]) -> NodeSettings:
                                fields) from None
 
 
-def write_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Keeps the file's mode (0600 for a new one: settings may name keys)."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    buffer = io.StringIO()
-    _round_trip().dump(data, buffer)
-    write_text_atomically(path, buffer.getvalue(), mode)
+def _merge_into(target: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Nested mappings are merged key by key, so their comments stay; anything else replaces."""
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value)
+        else:
+            target[key] = value
 
 
 def update_file(path: Path, changes: dict[str, Any]) -> dict[str, Any]:
-    """Returns the editable keys as the file now has them. Blocking: call in a thread."""
-    data = read_file(path)
-    data.update(changes)
+    """Returns the editable keys as the file now has them. The text to be written is validated
+    as the node will read it, so what the console saves is what the node starts with.
+    Blocking: call in a thread."""
+    text = edited_text(path, changes)
+    data = _mapping(yaml.safe_load(text), path)
     validate(data)
-    write_atomically(path, data)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600  # settings may name keys
+    write_text_atomically(path, text, mode)
     return editable_view(data)
 
 
 def editable_view(data: dict[str, Any]) -> dict[str, Any]:
     """The editable keys with the defaults filled in where the file does not set them."""
-    settings = validate({k: plain(v) for k, v in data.items() if k in EDITABLE})
+    settings = validate({k: v for k, v in data.items() if k in EDITABLE})
     return {key: getattr(settings, key) for key in EDITABLE}
