@@ -21,6 +21,7 @@ from formation.tui.commands import ConsoleCommands
 from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
 from formation.tui.peer_actions import PeerActions
 from formation.tui.presenter import Presenter
+from formation.tui.screens.base import ConsoleScreen
 from formation.tui.screens.dashboard import DashboardScreen
 
 if TYPE_CHECKING:
@@ -122,13 +123,20 @@ class FormationApp(PeerActions, App[None]):
         self._network_reading = False
         self._network_stale = False
         self._prepare = prepare
+        self.first_frame_shown = False
         self.startup_error: Exception | None = None
 
     def on_mount(self) -> None:
         self.theme = ANSI_THEME if self.sixteen_colours else DEFAULT_THEME
-        # After the first frame: the imports in _connect's thread would slow its drawing.
-        self.call_after_refresh(self.run_worker, self._connect(), name="connect",
-                                group="connect")
+
+    async def on_ready(self) -> None:
+        """The first frame is on the terminal: now what it did not wait for (the footer, the
+        dashboard's graphs and table, and the imports in _connect's thread, which would have
+        slowed its drawing)."""
+        self.first_frame_shown = True
+        self.run_worker(self._connect(), name="connect", group="connect")
+        if isinstance(self.screen, ConsoleScreen):
+            await self.screen.after_first_frame()
 
     async def _connect(self) -> None:
         """Imports the HTTP client and runs `prepare` off the loop (the first frame is already
