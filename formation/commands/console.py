@@ -37,9 +37,11 @@ def console(obj: Context, node_address: str | None, sixteen: bool | None,
     app = FormationApp(client_factory=_client_factory(obj, socket_path),
                        start_embedded=None if no_embedded else _embedded_starter(obj),
                        node_address=node_address,
-                       known_nodes=[] if socket_path else obj.settings.bootstrap,
-                       sixteen_colours=sixteen)
+                       sixteen_colours=sixteen,
+                       prepare=None if socket_path else lambda: obj.settings.bootstrap)
     app.run()
+    if app.startup_error is not None:  # a bad config file: the CLI's one-line error
+        raise app.startup_error
     if app.return_code:
         sys.exit(app.return_code)
 

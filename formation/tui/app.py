@@ -21,6 +21,7 @@ from formation.tui.commands import ConsoleCommands
 from formation.tui.link_status import POLL_S, REQUEST_TIMEOUT_S, LinkStatus
 from formation.tui.peer_actions import PeerActions
 from formation.tui.presenter import Presenter
+from formation.tui.screens.base import ConsoleScreen
 from formation.tui.screens.dashboard import DashboardScreen
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class FormationApp(PeerActions, App[None]):
         request_timeout_s: float = REQUEST_TIMEOUT_S,
         poll_s: float = POLL_S,
         sixteen_colours: bool | None = None,
+        prepare: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         super().__init__()
         self.presenter = presenter or Presenter()
@@ -120,17 +122,37 @@ class FormationApp(PeerActions, App[None]):
         self.sixteen_colours = wants_16_colours() if sixteen_colours is None else sixteen_colours
         self._network_reading = False
         self._network_stale = False
+        self._prepare = prepare
+        self.first_frame_shown = False
+        self.startup_error: Exception | None = None
 
     def on_mount(self) -> None:
         self.theme = ANSI_THEME if self.sixteen_colours else DEFAULT_THEME
-        # After the first frame: the imports in _connect's thread would slow its drawing.
-        self.call_after_refresh(self.run_worker, self._connect(), name="connect",
-                                group="connect")
+
+    async def on_ready(self) -> None:
+        """The first frame is on the terminal: now what it did not wait for (the footer, the
+        dashboard's graphs and table, and the imports in _connect's thread, which would have
+        slowed its drawing)."""
+        self.first_frame_shown = True
+        self.run_worker(self._connect(), name="connect", group="connect")
+        if isinstance(self.screen, ConsoleScreen):
+            await self.screen.after_first_frame()
 
     async def _connect(self) -> None:
-        """Imports the HTTP client off the loop (the first frame is already drawn), then
-        connects."""
+        """Imports the HTTP client and runs `prepare` off the loop (the first frame is already
+        drawn), then connects. `prepare` is the caller's start-up work that the first frame need
+        not wait for (`formation console` reads its settings there: pydantic and YAML cost a
+        quarter of a second); it returns more known nodes, and an error from it ends the app
+        and is kept in `startup_error` for the caller to report in one line."""
         await asyncio.to_thread(import_all, AFTER_FIRST_FRAME)
+        if self._prepare is not None:
+            try:
+                more = await asyncio.to_thread(self._prepare)
+            except Exception as exc:  # the caller reports it, in its own words
+                self.startup_error = exc
+                self.exit(return_code=1)
+                return
+            self.known_nodes = list(dict.fromkeys([*self.known_nodes, *more]))
         from formation.tui.link import NodeLink
 
         factory, address, start_embedded, timeout_s, poll_s = self._link_args

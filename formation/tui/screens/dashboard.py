@@ -22,5 +22,15 @@ class DashboardScreen(ConsoleScreen):
             yield NodeSummary(id="summary")
             yield HostGraphs(id="graphs")
         yield NetworkSummary(id="network")
-        yield PartsTable(id="parts")
         yield EventLog(id="events")
+
+    async def after_first_frame(self) -> None:
+        """The parts table and the graphs' rows: 20 widgets the first frame need not wait for
+        (they show nothing until the node answers)."""
+        if not self.query(PartsTable):
+            table = PartsTable(id="parts")
+            await self.mount(table, before="#events")
+            if self.focused is None:  # as the screen's auto-focus did when it was composed
+                table.focus()
+        await self.query_one(HostGraphs).mount_rows()
+        await super().after_first_frame()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
 
@@ -29,14 +28,20 @@ def value_text(name: str, sample: HostSample | None) -> str:
     return f"{name:<3}{shown:>10}"
 
 
-class HostGraphs(Vertical):
-    def compose(self) -> ComposeResult:
-        for name, _ in ROWS:
-            with Horizontal(classes="graph-row"):
-                yield Label(value_text(name, None), id=f"{name}-value", classes="graph-value")
-                yield Sparkline([], id=f"{name}-spark", classes="graph")
+def graph_row(name: str) -> Horizontal:
+    return Horizontal(
+        Label(value_text(name, None), id=f"{name}-value", classes="graph-value"),
+        Sparkline([], id=f"{name}-spark", classes="graph"),
+        classes="graph-row")
 
-    def on_mount(self) -> None:
+
+class HostGraphs(Vertical):
+    """Empty until mount_rows (the dashboard calls it once the first frame is drawn)."""
+
+    async def mount_rows(self) -> None:
+        if self.query(".graph-row"):
+            return
+        await self.mount_all([graph_row(name) for name, _ in ROWS])
         self.watch(self.app, "samples_version", self.show, init=True)
 
     def show(self, _: int) -> None:
