@@ -56,6 +56,8 @@ class LinkMixin:
             self._addresses.append(cidr)
 
     async def remove_address(self, cidr: str) -> None:
+        from formation.node.net import links
+
         await links.remove_address(self.host, self.name, cidr)
         if cidr in self._addresses:
             self._addresses.remove(cidr)
