@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from formation.config.settings import NodeSettings
 from formation.fileutil import write_text_atomically
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 EDITABLE = ("name", "bootstrap", "admin_ssh_keys")
 
@@ -27,6 +28,9 @@ class SettingsRejected(ValueError):
 
 
 def _round_trip() -> YAML:
+    # ruamel.yaml is imported on the first edit, not with the node: it is not needed to boot.
+    from ruamel.yaml import YAML
+
     yaml = YAML(typ="rt")
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -37,6 +41,8 @@ def read_file(path: Path) -> dict[str, Any]:
     """The file as a comment-keeping mapping (a dict subclass), or {} when there is none."""
     if not path.exists():
         return {}
+    from ruamel.yaml.error import YAMLError
+
     try:
         data = _round_trip().load(path.read_text())
     except YAMLError as exc:
