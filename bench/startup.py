@@ -30,8 +30,9 @@ from pathlib import Path
 import yaml
 
 READY_TIMEOUT_S = 60
-# Imported by the console, the CLI or the lab, but not by the node on its way to READY.
-WATCHED = ("textual", "segno", "cbor2", "aiohttp.client", "aiohttp.connector", "rich")
+# Imported by the console, the CLI or on first use, not by the node on its way to READY (aiohttp's
+# client side is not here: `import aiohttp` always loads it).
+WATCHED = ("textual", "segno", "zeroconf", "ruamel", "multiprocessing", "rich")
 
 BARE = """
 import os, socket, sys
