@@ -1,7 +1,6 @@
 """Models of the endpoints the console needs from a node beyond its status: host metric samples,
 the recent log records, and the few settings an operator edits from the console."""
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any

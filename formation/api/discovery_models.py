@@ -1,6 +1,5 @@
 """What discovery shows: the hosts this node found (mDNS, bootstrap lists, peers' heartbeats)."""
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal

@@ -1,6 +1,5 @@
 """Models of founding, inviting and joining (formation/discovery/join.py)."""
 
-from __future__ import annotations
 
 from typing import Literal
 

@@ -1,6 +1,5 @@
 """The mesh's part of the API vocabulary: the WireGuard interface and its peers as observed."""
 
-from __future__ import annotations
 
 from datetime import datetime
 

@@ -1,6 +1,5 @@
 """Gossip envelopes and membership, as they travel between nodes and to clients."""
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal

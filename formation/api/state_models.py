@@ -1,6 +1,5 @@
 """Models of the state store's endpoints: views, the op log, status, and the sync exchange."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

@@ -1,7 +1,6 @@
 """The typed settings. Unknown keys are errors: a misspelt key silently ignored is a node
 misconfigured without anyone knowing."""
 
-from __future__ import annotations
 
 import ipaddress
 import re
@@ -153,7 +152,7 @@ class MembershipSettings(Strict):
     dead_after_s: float = Field(2.5, gt=0, le=3600, description="silence before dead")
 
     @model_validator(mode="after")
-    def _ordered(self) -> MembershipSettings:
+    def _ordered(self) -> "MembershipSettings":
         if not self.heartbeat_s < self.suspect_after_s <= self.dead_after_s:
             raise ValueError("expected heartbeat_s < suspect_after_s <= dead_after_s")
         return self

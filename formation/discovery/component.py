@@ -16,11 +16,11 @@ from formation import __version__
 from formation.api.discovery_models import UNENROLLED, DiscoveredPeers, Hello
 from formation.api.models import HealthCheck
 from formation.discovery.bootstrap import Bootstrapper
-from formation.discovery.mdns import MdnsDiscovery
 from formation.discovery.peers import PeerRecord, PeerTable
 
 if TYPE_CHECKING:
     from formation.config.settings import NodeSettings
+    from formation.discovery.mdns import MdnsDiscovery
     from formation.node.service import NodeService
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,9 @@ class DiscoveryComponent:
         addresses, why_not = await asyncio.to_thread(mdns_addresses, svc.settings)
         self.advertised_address = f"{addresses[0] if addresses else host}:{port}"
         if addresses:
+            # zeroconf is imported only here: a node not yet in a network serves no TCP.
+            from formation.discovery.mdns import MdnsDiscovery
+
             self._mdns = MdnsDiscovery(addresses, self.hello, self.peers)
             self.mdns_status = "on " + ", ".join(addresses)  # browsing starts at once
             try:

@@ -49,3 +49,26 @@ def test_console_never_loads_the_node() -> None:
     assert "formation.tui.app" in imported
     assert "textual" in loaded, "the walk really imported the console"
     assert forbidden(loaded, "formation.node") == []
+
+
+NODE_START = """
+import json, sys
+from formation.commands import node
+from formation.node.component import default_components
+from formation.node.service import NodeService
+default_components()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+# Not needed before the node is READY (imported on first use): under emulation in the appliance
+# every module is a noticeable part of the boot.
+NOT_AT_NODE_START = ("textual", "segno", "zeroconf", "ruamel", "multiprocessing", "rich")
+
+
+def test_node_start_leaves_unneeded_libraries_unimported() -> None:
+    done = subprocess.run([sys.executable, "-c", NODE_START], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert "formation.node.service" in loaded
+    assert [m for p in NOT_AT_NODE_START for m in forbidden(loaded, p)] == []

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from formation.config.settings import NodeSettings
 from formation.fileutil import write_text_atomically
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 EDITABLE = ("name", "bootstrap", "admin_ssh_keys")
 
@@ -28,6 +29,9 @@ class SettingsRejected(ValueError):
 
 
 def _round_trip() -> YAML:
+    """ruamel.yaml loads on the first edit, not with the node (tests/unit/test_import_rules.py)."""
+    from ruamel.yaml import YAML
+
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.default_flow_style = False
@@ -55,6 +59,8 @@ def read_file(path: Path) -> dict[str, Any]:
 def edited_text(path: Path, changes: dict[str, Any]) -> str:
     """The file with `changes` merged in, its comments, order and scalar spellings kept
     (ruamel.yaml round trip). Only the changed keys are re-rendered."""
+    from ruamel.yaml.error import YAMLError
+
     yaml_rt = _round_trip()
     try:
         data = _mapping(yaml_rt.load(path.read_text()) if path.exists() else None, path)

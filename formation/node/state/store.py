@@ -10,8 +10,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +203,7 @@ class StateStore:
         if holds is not None:
             try:
                 verified = await holds
-            except BrokenProcessPool:  # a worker died (the pool is replaced): check here
+            except BrokenExecutor:  # a worker died (the pool is replaced): check here
                 log.warning("a signature worker died; verifying this batch in the node")
                 verified = await self._run(
                     signatures_hold, [c.raw for c in decoded if isinstance(c, Op)])

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import multiprocessing
 import signal
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor
+from typing import TYPE_CHECKING
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
@@ -28,6 +27,9 @@ from formation.node.state.op import (
     decode,
     split_envelope,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 Checked = Op | OpError
 # Where the author's key sits in a canonical body: after the array head, the version, the
@@ -113,7 +115,7 @@ class SignaturePool:
         try:
             futures = [pool.submit(signatures_hold, items[i:i + size])
                        for i in range(0, len(items), size)]
-        except BrokenProcessPool:
+        except BrokenExecutor:  # BrokenProcessPool, without importing multiprocessing to boot
             self._pool = None
             pool = self._running()
             futures = [pool.submit(signatures_hold, items[i:i + size])
@@ -123,7 +125,7 @@ class SignaturePool:
         async def joined() -> bytes:
             try:
                 return b"".join(await asyncio.gather(*parts))
-            except BrokenProcessPool:
+            except BrokenExecutor:
                 if self._pool is pool:
                     self._pool = None
                 raise
@@ -132,6 +134,10 @@ class SignaturePool:
 
     def _running(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            # multiprocessing is imported with the first large batch, not when the node starts.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_start)
