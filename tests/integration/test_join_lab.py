@@ -11,30 +11,20 @@ import json
 import subprocess
 
 import pytest
+from lab_running import assert_nothing_left, running_lab
 from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes, state_routes
 from formation.lab import Lab
-from formation.lab.lab import leftovers
 from tests.conftest import needs_root
 
 pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(180)]
 
 
-def _nothing_left(lab_id: str) -> None:
-    left = leftovers(lab_id)
-    assert left == {k: [] for k in left}, f"lab {lab_id} left behind: {left}"
-
-
 @pytest.fixture(scope="module")
 def lab():
-    instance = Lab(3, pretrust=False)
-    instance.up()
-    try:
+    with running_lab(3, pretrust=False) as instance:
         yield instance
-    finally:
-        instance.down()
-        _nothing_left(instance.lab_id)
 
 
 
@@ -227,4 +217,4 @@ async def test_five_hosts_join_and_a_rejected_request():
         assert await member_names(lab, "h4") == set(hosts)
     finally:
         await asyncio.to_thread(lab.down)
-        _nothing_left(lab.lab_id)
+        assert_nothing_left(lab.lab_id)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from lab_running import assert_nothing_left, running_lab
 from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes
@@ -29,20 +30,10 @@ pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(180)]
 HOSTS = ("h1", "h2", "h3")
 
 
-def _nothing_left(lab_id: str) -> None:
-    left = leftovers(lab_id)
-    assert left == {k: [] for k in left}, f"lab {lab_id} left behind: {left}"
-
-
 @pytest.fixture(scope="module")
 def lab():
-    instance = Lab(3)
-    instance.up()
-    try:
+    with running_lab(3) as instance:
         yield instance
-    finally:
-        instance.down()
-        _nothing_left(instance.lab_id)
 
 
 
@@ -191,7 +182,7 @@ def test_down_removes_a_lab_whose_process_is_gone():
             from formation.lab.lab import destroy
 
             destroy(lab_id)
-    _nothing_left(lab_id)
+    assert_nothing_left(lab_id)
 
 
 def test_lab_refuses_bad_input_clearly():
@@ -202,7 +193,7 @@ def test_lab_refuses_bad_input_clearly():
     bad = Lab(2, node_overrides={"membership": {"dead_after_s": 0.5}})
     with pytest.raises(Exception, match="node settings for the lab: membership: "):
         bad.up()
-    _nothing_left(bad.lab_id)  # a failed `up` takes down what it had made
+    assert_nothing_left(bad.lab_id)  # a failed `up` takes down what it had made
     result = _cli("--name", "nolab", "status")
     assert result.returncode == 1
     assert result.stderr.strip() == ("formation: error: no lab 'nolab' is up "
@@ -236,7 +227,7 @@ def test_lab_up_refuses_without_root(monkeypatch):
         result = CliRunner().invoke(cli, ["lab", "--name", "nobody", "up", "2"])
         assert isinstance(result.exception, LabError)
         assert f"formation: error: {result.exception}" == NOT_ROOT
-    _nothing_left("nobody")
+    assert_nothing_left("nobody")
 
 
 async def test_without_pretrust_hosts_find_each_other_but_exchange_nothing():
@@ -254,4 +245,4 @@ async def test_without_pretrust_hosts_find_each_other_but_exchange_nothing():
         async with lab.client("h1") as client:
             assert (await client.call(p2p_routes.gossip_status)).peers == []
         lab_id = lab.lab_id
-    _nothing_left(lab_id)
+    assert_nothing_left(lab_id)

@@ -10,10 +10,10 @@ import json
 import sys
 
 import pytest
+from lab_running import running_lab
 
 from formation.api import mesh_routes, state_routes
 from formation.lab import Lab
-from formation.lab.lab import leftovers
 from tests.conftest import needs_root
 from tests.integration.test_join_lab import _until, cli, found, invite
 
@@ -39,14 +39,8 @@ c.sendall(b"over-the-mesh"); c.close()"""
 
 @pytest.fixture(scope="module")
 def lab():
-    instance = Lab(3, pretrust=False, node_overrides=OVERRIDES)
-    instance.up()
-    try:
+    with running_lab(3, pretrust=False, node_overrides=OVERRIDES) as instance:
         yield instance
-    finally:
-        instance.down()
-        left = leftovers(instance.lab_id)
-        assert left == {k: [] for k in left}, f"lab {instance.lab_id} left behind: {left}"
 
 
 async def nodes_view(lab: Lab, host: str) -> dict[str, dict]:

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from lab_running import running_lab
 from waiting import until as _until
 
 from formation.api import mesh_routes, p2p_routes, state_routes
 from formation.lab import Lab
-from formation.lab.lab import leftovers
 from formation.lab.names import API_PORT, PREFIXLEN
 from tests.conftest import needs_root
 from tests.integration.test_join_lab import cli, found, invite
@@ -36,14 +36,8 @@ CAPTURE_S = 5.0
 
 @pytest.fixture(scope="module")
 def lab():
-    instance = Lab(3, pretrust=False, node_overrides=OVERRIDES)
-    instance.up()
-    try:
+    with running_lab(3, pretrust=False, node_overrides=OVERRIDES) as instance:
         yield instance
-    finally:
-        instance.down()
-        left = leftovers(instance.lab_id)
-        assert left == {k: [] for k in left}, f"lab {instance.lab_id} left behind: {left}"
 
 
 async def call(lab: Lab, host: str, endpoint, **params):

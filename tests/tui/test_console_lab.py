@@ -10,12 +10,12 @@ import asyncio
 import subprocess
 
 import pytest
+from lab_running import running_lab
 from textual.widgets import DataTable, Static
 
 from formation.api import state_routes
 from formation.api.client import NodeClient
 from formation.lab import Lab
-from formation.lab.lab import leftovers
 from formation.tui.app import FormationApp
 from formation.tui.screens.invite import InviteScreen
 from formation.tui.screens.pending_joins import PendingJoinsScreen
@@ -28,14 +28,8 @@ pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(240)]
 
 @pytest.fixture
 def lab():
-    instance = Lab(3, pretrust=False)
-    instance.up()
-    try:
+    with running_lab(3, pretrust=False) as instance:
         yield instance
-    finally:
-        instance.down()
-        left = leftovers(instance.lab_id)
-        assert left == {k: [] for k in left}, f"lab {instance.lab_id} left behind: {left}"
 
 
 async def cli(lab: Lab, host: str, *args: str, timeout_s: float = 60):
