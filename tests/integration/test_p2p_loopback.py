@@ -4,52 +4,24 @@ other through bootstrap lists and peer exchange, gossip, and track membership. N
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
-from settings_factory import make_settings
 from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes
 from formation.api.client import NodeClient
 from formation.api.p2p_models import PublishRequest
-from formation.identity import load_or_create_identity
 from formation.node.service import NodeService
+from tests.loopback_nodes import loopback_nodes
 
 FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.5, "dead_after_s": 0.8}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-
-
 @pytest.fixture
 async def trio(short_tmp: Path):
-    ports = [_free_port() for _ in range(3)]
-    keys = [load_or_create_identity(short_tmp / f"n{i}" / "data").public_key_hex
-            for i in range(3)]
-    services = []
-    for i in range(3):
-        settings = make_settings(
-            short_tmp / f"n{i}", name=f"n{i}",
-            api={"socket": str(short_tmp / f"n{i}.sock"), "listen": f"127.0.0.1:{ports[i]}"},
-            trusted_keys=[k for j, k in enumerate(keys) if j != i],
-            # n1 and n2 only know n0; n0 knows nobody: the rest is peer exchange.
-            bootstrap=[] if i == 0 else [f"127.0.0.1:{ports[0]}"],
-            discovery={"bootstrap_delay_s": 0}, membership=FAST,
-        )
-        services.append(NodeService(settings))
-    for service in services:
-        await service.start()
-    yield services
-    for service in services:
-        if service._runner is not None:
-            await service.stop()
+    async with loopback_nodes(short_tmp, 3, FAST, trust_each_other=True) as services:
+        yield services
 
 
 async def _members(service: NodeService) -> dict[str, str]:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from pathlib import Path
 
 import pytest
-from settings_factory import make_settings
 from textual.widgets import DataTable, Input, Static
 
 from formation.api import join_routes, state_routes
@@ -26,38 +24,20 @@ from formation.tui.screens.invite import InviteScreen
 from formation.tui.screens.peers import PeersScreen
 from formation.tui.screens.pending_joins import PendingJoinsScreen
 from formation.tui.screens.remove_node import RemoveNodeScreen
+from tests.loopback_nodes import loopback_nodes
 from tests.tui.conftest import client_factory, wait_for
 
 FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.6, "dead_after_s": 1.0}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 async def hosts(short_tmp: Path):
     """n0..n3 on loopback; n1..n3 find n0 through their bootstrap list."""
-    ports = [_free_port() for _ in range(4)]
-    services = []
-    for i in range(4):
-        settings = make_settings(
-            short_tmp / f"n{i}", name=f"n{i}",
-            api={"socket": str(short_tmp / f"n{i}.sock"), "listen": f"127.0.0.1:{ports[i]}"},
-            bootstrap=[] if i == 0 else [f"127.0.0.1:{ports[0]}"],
-            discovery={"bootstrap_delay_s": 0}, membership=FAST,
-        )
-        services.append(NodeService(settings))
-    for service in services:
-        await service.start()
-    async with NodeClient.unix(services[0].settings.api.socket) as client:
-        await client.call(state_routes.state_create_network,
-                          CreateNetworkRequest(name="lab", cidr="10.66.0.0/16"))
-    yield services
-    for service in services:
-        await service.stop()
+    async with loopback_nodes(short_tmp, 4, FAST, trust_each_other=False) as services:
+        async with NodeClient.unix(services[0].settings.api.socket) as client:
+            await client.call(state_routes.state_create_network,
+                              CreateNetworkRequest(name="lab", cidr="10.66.0.0/16"))
+        yield services
 
 
 @contextlib.asynccontextmanager

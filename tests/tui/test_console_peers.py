@@ -4,48 +4,22 @@ discovery), and its going away shows as suspect, then dead, without a key press.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
-from settings_factory import make_settings
 from textual.widgets import DataTable, Static
 
-from formation.identity import load_or_create_identity
-from formation.node.service import NodeService
 from formation.tui.app import FormationApp
+from tests.loopback_nodes import loopback_nodes
 from tests.tui.conftest import client_factory, wait_for
 
 FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.6, "dead_after_s": 1.0}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 async def pair(short_tmp: Path):
-    ports = [_free_port() for _ in range(2)]
-    keys = [load_or_create_identity(short_tmp / f"n{i}" / "data").public_key_hex
-            for i in range(2)]
-    services = []
-    for i in range(2):
-        settings = make_settings(
-            short_tmp / f"n{i}", name=f"n{i}",
-            api={"socket": str(short_tmp / f"n{i}.sock"), "listen": f"127.0.0.1:{ports[i]}"},
-            trusted_keys=[keys[1 - i]],
-            bootstrap=[] if i == 0 else [f"127.0.0.1:{ports[0]}"],
-            discovery={"bootstrap_delay_s": 0}, membership=FAST,
-        )
-        services.append(NodeService(settings))
-    for service in services:
-        await service.start()
-    yield services
-    for service in services:
-        if service._runner is not None:
-            await service.stop()
+    async with loopback_nodes(short_tmp, 2, FAST, trust_each_other=True) as services:
+        yield services
 
 
 def row_of(table: DataTable, name: str) -> tuple[str, ...] | None:
