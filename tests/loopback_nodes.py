@@ -4,7 +4,6 @@ list, and the rest is peer exchange."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,12 +13,7 @@ from settings_factory import make_settings
 
 from formation.identity import load_or_create_identity
 from formation.node.service import NodeService
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 @asynccontextmanager

@@ -18,12 +18,7 @@ import yaml
 from formation.api import state_routes as sr
 from formation.api.client import NodeClient, NodeUnreachable
 from formation.identity import load_or_create_identity
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 class NodeProc:

@@ -6,7 +6,6 @@ reason. Then the same node joins with the token through its own API and is a mem
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -24,12 +23,7 @@ from formation.discovery import token as tokens
 from formation.node.service import NodeService
 from formation.node.state import wire
 from formation.node.state.rules import invite_proof_message
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -39,7 +33,7 @@ async def pair(short_tmp: Path):
         settings = make_settings(
             short_tmp / name, name=name,
             api={"socket": str(short_tmp / f"{name}.sock"),
-                 "listen": f"127.0.0.1:{_free_port()}"})
+                 "listen": f"127.0.0.1:{free_port()}"})
         services.append(NodeService(settings))
     for service in services:
         await service.start()
