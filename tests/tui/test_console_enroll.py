@@ -88,6 +88,15 @@ async def test_fields_are_prefilled_and_the_plan_follows_them(make_app, tui_node
         plan = screen.query_one("#enroll-plan", Static)
         assert f"node 'test-node' on image default (DHCP) offering all {cpus} CPUs" in \
             text_of(plan)
+        # the screen's actions are in the command palette while it is shown
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"this node's fields")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is screen
+                       and screen.focused is screen.query_one("#hostname", Input))
+        screen.set_focus(None)
         # typed from the keyboard: h jumps to the hostname
         await pilot.press("h")
         assert screen.focused is screen.query_one("#hostname", Input)
