@@ -22,8 +22,9 @@ from formation.node.component import default_components
 from formation.node.host_network.component import HostNetwork
 from formation.node.net.host import NetHost
 from formation.node.service import NodeService
+from formation.tui.app import FormationApp
 from formation.tui.widgets.node_fields import NodeFieldsForm
-from tests.tui.conftest import wait_for, write_config
+from tests.tui.conftest import client_factory, wait_for, write_config
 from tests.tui.test_console_screens import ED25519, client_to, text_of
 
 NETWORKD_FILE = "10-formation-underlay.network"
@@ -221,3 +222,26 @@ async def test_founding_saves_every_field_then_founds(make_app, tui_node, links)
         mine = await until(my_record, 10.0)
     assert mine["resources"] == {"cpus": 1, "memory_mb": 256, "disk_gb": 1}
     assert mine["endpoints"]  # the join part's own fields are in the same record
+
+
+async def test_a_node_without_a_config_file_founds_without_saving(short_tmp: Path) -> None:
+    """The console's own embedded node on a laptop may run without a config file: the fields
+    show what it runs with, read-only, and founding still works."""
+    service = NodeService(make_settings(short_tmp))
+    await service.start()
+    try:
+        app = FormationApp(client_factory(service), request_timeout_s=2.0, poll_s=0.5)
+        async with app.run_test(size=(80, 24)) as pilot:
+            form = await open_enrollment(pilot)
+            screen = app.screen
+            assert form.disabled and screen.query_one("#hostname", Input).value == "test-node"
+            plan = screen.query_one("#enroll-plan", Static)
+            await wait_for(pilot, lambda: "not saved: the node has no config file"
+                           in text_of(plan))
+            screen.query_one("#net-name", Input).value = "lab"
+            screen.found_network()
+            state = screen.query_one("#enroll-state", Static)
+            await wait_for(pilot, lambda: "founded network lab" in text_of(state))
+            assert "settings not saved: the node runs without a config file" in text_of(state)
+    finally:
+        await service.stop()
