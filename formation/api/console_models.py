@@ -3,7 +3,7 @@ the recent log records, and the few settings an operator edits from the console.
 
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 
@@ -56,6 +56,26 @@ class LogsQuery(Model):
     limit: int = Field(200, ge=1, le=1000)
 
 
+class UnderlayChoice(Model):
+    """The underlay interface and how it gets its address. The node checks the combination
+    (static needs an address; a gateway inside its network) and says which field is wrong."""
+
+    interface: str | None = Field(None, description="e.g. eth0; none: the image's default DHCP")
+    mode: Literal["dhcp", "static"] = "dhcp"
+    address: str | None = Field(None, description="static: address/prefix, e.g. 10.0.0.5/24")
+    gateway: str | None = Field(None, description="static: the default gateway")
+    dns: list[str] = Field(default_factory=list, description="DNS server addresses")
+
+
+class ResourceChoice(Model):
+    """What the node offers to the network's instances; none: all the host has. At most the
+    host's totals."""
+
+    cpus: int | None = None
+    memory_mb: int | None = None
+    disk_gb: int | None = None
+
+
 class EditableSettings(Model):
     """The settings the console edits: as in the config file, and as the node runs now."""
 
@@ -63,8 +83,13 @@ class EditableSettings(Model):
     name: str
     bootstrap: list[str]
     admin_ssh_keys: list[str]
+    underlay: UnderlayChoice = Field(default_factory=UnderlayChoice)
+    resources: ResourceChoice = Field(default_factory=ResourceChoice)
     running: dict[str, Any] = Field(description="the same keys as the running node has them")
     restart_required: bool = Field(description="the file differs from what the node runs")
+    applied: list[str] = Field(
+        default_factory=list, description="what this save applied at once, in words (the "
+        "underlay's networkd file; resources offered in the node record)")
 
 
 class SettingsUpdate(Model):
@@ -74,3 +99,7 @@ class SettingsUpdate(Model):
     bootstrap: list[HostPortText] | None = Field(
         None, description="HOST:PORT of nodes to join through")
     admin_ssh_keys: list[SshKeyText] | None = Field(None, description="OpenSSH public key lines")
+    underlay: UnderlayChoice | None = Field(
+        None, description="replaces the whole underlay section; applied at once")
+    resources: ResourceChoice | None = Field(
+        None, description="replaces the whole resources section; applied at once")

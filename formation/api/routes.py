@@ -8,6 +8,7 @@ from __future__ import annotations
 from formation.api import console_routes, discovery_routes, join_routes, p2p_routes, ssh_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
+from formation.api.host_routes import HOST_ENDPOINTS
 from formation.api.mesh_routes import MESH_ENDPOINTS
 from formation.api.state_routes import STATE_ENDPOINTS
 
@@ -50,6 +51,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *console_routes.ENDPOINTS,
     *join_routes.ENDPOINTS,
     *ssh_routes.ENDPOINTS,
+    *HOST_ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -14,7 +14,8 @@ from formation.commands.common import Context, json_option, run
 @click.command()
 @click.option(
     "--answer-file", "answer_file", required=True, type=click.Path(path_type=Path),
-    help="The answer file (YAML): network to found or join, admin keys, hostname, resources.",
+    help="The answer file (YAML): network to found or join, admin keys, hostname, resources, "
+         "underlay.",
 )
 @click.option("--check", is_flag=True, help="Only validate the answer file; change nothing.")
 @json_option

@@ -70,6 +70,16 @@ Hostname = Annotated[str, AfterValidator(_hostname)]
 SshPublicKey = Annotated[str, AfterValidator(_ssh_public_key)]
 
 
+def field_named_in(loc: tuple, error_type: str, message: str) -> tuple[tuple, str]:
+    """A section's cross-field rule (a model validator) names the field it is about at the start
+    of its message ("address: ..."); move that name into the location, so the error points at
+    the field (and a file's line at that key)."""
+    field, sep, rest = message.partition(": ")
+    if error_type == "value_error" and sep and re.fullmatch(r"[a-z_]+", field):
+        return (*loc, field), rest
+    return loc, message
+
+
 def _default_name() -> str:
     name = socket.gethostname().split(".")[0].lower()
     return name if _HOSTNAME.match(name) else "formation"
@@ -187,6 +197,8 @@ class StateSettings(Strict):
                                 "CIDR when a member without one")
     buffer_max_ops: int = Field(20_000, ge=100, le=1_000_000)
     buffer_max_mb: int = Field(64, ge=1, le=4096)
+
+
 def _interface_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", value):
         raise ValueError("expected a network interface name: 1-15 letters, digits, '_', '.', '-'")
@@ -265,6 +277,59 @@ class DnsSettings(Strict):
     ttl_s: int = Field(30, ge=0, le=86400)
 
 
+class Underlay(Strict):
+    """How the host's underlay interface gets its address. The node renders it as a
+    systemd-networkd file (formation.node.host_network.networkd); no interface: the image's
+    default (DHCP on every wired interface) stays in charge."""
+
+    interface: InterfaceName | None = Field(
+        None, description="the underlay interface, e.g. eth0; unset: leave the host's network "
+        "as the image configures it")
+    mode: Literal["dhcp", "static"] = Field("dhcp", description="dhcp, or a static address")
+    address: IpInterface | None = Field(None, description="static: address/prefix, e.g. "
+                                        "10.0.0.5/24")
+    gateway: IpAddress | None = Field(None, description="static: the default gateway")
+    dns: list[IpAddress] = Field(default_factory=list, description="DNS servers (either mode)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Underlay":
+        """Cross-field rules, each message naming the field it is about."""
+        if self.interface is None and (self.mode == "static" or self.address or self.gateway
+                                       or self.dns):
+            raise ValueError("interface: expected the interface these addresses are for, "
+                             "e.g. eth0")
+        if self.mode == "static" and self.address is None:
+            raise ValueError("address: a static underlay needs address/prefix, "
+                             "e.g. 10.0.0.5/24")
+        if self.mode == "dhcp" and (self.address or self.gateway):
+            field = "address" if self.address else "gateway"
+            raise ValueError(f"{field}: only for mode static (DHCP assigns it)")
+        if self.address and self.gateway:
+            net = ipaddress.ip_interface(self.address).network
+            gateway = ipaddress.ip_address(self.gateway)
+            if gateway not in net:
+                raise ValueError(f"gateway: {gateway} is outside {net}, the static address's "
+                                 "network")
+            if gateway == ipaddress.ip_interface(self.address).ip:
+                raise ValueError("gateway: expected another host than the address itself")
+        return self
+
+
+class UnderlaySettings(Underlay):
+    networkd_dir: Path = Field(
+        Path("/etc/systemd/network"),
+        description="where the node writes 10-formation-underlay.network")
+
+
+class ResourceOffer(Strict):
+    """What this node offers to the network's instances; unset: all the host has. The node
+    checks it against the host's totals when it is saved."""
+
+    cpus: int | None = Field(None, ge=1, le=4096, description="CPUs offered")
+    memory_mb: int | None = Field(None, ge=64, description="memory offered, MiB")
+    disk_gb: int | None = Field(None, ge=1, description="disk offered, GB")
+
+
 class NodeSettings(Strict):
     name: Hostname = Field(default_factory=_default_name)
     data_dir: Path = Field(default_factory=paths.default_data_dir)
@@ -289,3 +354,5 @@ class NodeSettings(Strict):
     headless: bool = False
     mesh: MeshSettings = Field(default_factory=MeshSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
+    underlay: UnderlaySettings = Field(default_factory=UnderlaySettings)
+    resources: ResourceOffer = Field(default_factory=ResourceOffer)

@@ -18,6 +18,8 @@ from formation.discovery.admit import AdmitSide
 from formation.discovery.joiner import JoinerSide
 from formation.discovery.removal import remove_node
 from formation.identity import node_id_for
+from formation.node.capabilities import host
+from formation.node.capabilities.offer import offered
 from formation.node.net.routes import peer_api_address
 from formation.node.state.component import StateComponent
 from formation.node.state.op import OpError
@@ -120,12 +122,17 @@ class JoinComponent:
     async def _record_self(self, current: dict | None) -> None:
         assert self.service is not None
         endpoints = self.advertised_endpoints()
-        name = self.service.settings.name
+        settings = self.service.settings
         if not endpoints:
             return
-        if current and current.get("name") == name and current.get("endpoints") == endpoints:
+        totals = await asyncio.to_thread(host.resources, settings.data_dir)
+        record = {"name": settings.name, "endpoints": endpoints,
+                  "resources": offered(settings.resources, totals)}
+        if current and all(current.get(k) == v for k, v in record.items()):
             return
-        await self.store.append("node.record", {"name": name, "endpoints": endpoints})
+        # node.record fields are last-writer-wins one by one: the mesh's own record op
+        # (wireguard_key, wg_endpoints) and this one never overwrite each other's fields
+        await self.store.append("node.record", record)
 
     # API ------------------------------------------------------------------------------------
     def api_handlers(self) -> object:

@@ -12,7 +12,14 @@ import yaml
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from formation.config.loader import _node_lines
-from formation.config.settings import Hostname, HostPort, Strict
+from formation.config.settings import (
+    Hostname,
+    HostPort,
+    ResourceOffer,
+    Strict,
+    Underlay,
+    field_named_in,
+)
 from formation.enroll.ssh_keys import check_ssh_public_key
 from formation.errors import FormationError
 
@@ -66,14 +73,6 @@ class NetworkChoice(Strict):
         return self
 
 
-class Resources(Strict):
-    """What this node offers to the network's instances; absent means all it has."""
-
-    cpus: int | None = Field(None, ge=1, le=4096)
-    memory_mb: int | None = Field(None, ge=64)
-    disk_gb: int | None = Field(None, ge=1)
-
-
 class AnswerFile(Strict):
     version: Literal[1] = Field(description="format version of the answer file")
     hostname: Hostname | None = Field(None, description="this node's name (default: hostname)")
@@ -82,7 +81,12 @@ class AnswerFile(Strict):
         default_factory=list,
         description="SSH public keys of the network's administrators (console over SSH)",
     )
-    resources: Resources = Field(default_factory=Resources)
+    resources: ResourceOffer = Field(
+        default_factory=ResourceOffer,
+        description="what this node offers (cpus, memory_mb, disk_gb); unset: all it has")
+    underlay: Underlay = Field(
+        default_factory=Underlay,
+        description="the underlay interface, DHCP or static (a systemd-networkd file)")
 
     @model_validator(mode="after")
     def _founder_has_admins(self) -> AnswerFile:
@@ -105,7 +109,14 @@ class AnswerFile(Strict):
                 + (f"{len(join.bootstrap)} bootstrap peer(s)" if join.bootstrap else "")
             )
             what = f"join a network through {via}"
-        return f"{who} will {what} with {len(self.admin_keys)} admin key(s)"
+        extra = ""
+        if self.underlay.interface:
+            u = self.underlay
+            extra += f"; underlay {u.interface} ({'DHCP' if u.mode == 'dhcp' else u.address})"
+        offer = {k: v for k, v in self.resources.model_dump().items() if v is not None}
+        if offer:
+            extra += "; offering " + ", ".join(f"{k} {v}" for k, v in offer.items())
+        return f"{who} will {what} with {len(self.admin_keys)} admin key(s){extra}"
 
 
 class AnswerFileError(FormationError):
@@ -120,9 +131,9 @@ class AnswerFileError(FormationError):
 
 
 def _describe(error: dict, path: Path, lines: dict[tuple, int]) -> str:
-    loc = tuple(error["loc"])
+    loc, expected = field_named_in(tuple(error["loc"]), error["type"],
+                                   error["msg"].removeprefix("Value error, "))
     key = ".".join(str(part) for part in loc) or "(top level)"
-    expected = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         expected = "unknown key (see the answer file reference in docs/operations.md)"
     elif error["type"] == "missing":

@@ -1,6 +1,7 @@
 """Carries out a validated answer file through the local node's API, as the console would: the
-settings it names (hostname, admin SSH keys) are written to the node's config, then the node
-founds or joins the network. Running it again on an enrolled node changes nothing."""
+settings it names (hostname, admin SSH keys, underlay, resources) are written to the node's
+config, then the node founds or joins the network. Running it again on an enrolled node
+changes nothing."""
 
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ async def _wait_for_node(client: NodeClient, say: Callable[[str], None]) -> None
             await asyncio.sleep(1.0)
 
 
+def settings_update(answer: AnswerFile) -> cm.SettingsUpdate:
+    """The node settings the answer file names; sections it leaves out are not touched."""
+    offer = answer.resources.model_dump()
+    return cm.SettingsUpdate(
+        name=answer.hostname, admin_ssh_keys=answer.admin_keys or None,
+        underlay=cm.UnderlayChoice(**answer.underlay.model_dump())
+        if answer.underlay.interface else None,
+        resources=cm.ResourceChoice(**offer) if any(v is not None for v in offer.values())
+        else None)
+
+
 async def apply_answer_file(answer: AnswerFile, client: NodeClient,
                             say: Callable[[str], None]) -> str:
     """Returns a one-line summary of what was done."""
@@ -49,10 +61,12 @@ async def apply_answer_file(answer: AnswerFile, client: NodeClient,
     status = await client.call(sr.state_status)
     if status.network:
         return f"already enrolled in network {status.network}; nothing changed"
-    if answer.hostname or answer.admin_keys:
-        update = cm.SettingsUpdate(name=answer.hostname, admin_ssh_keys=answer.admin_keys or None)
-        await client.call(cr.update_settings, update)
+    update = settings_update(answer)
+    if update.model_dump(exclude_none=True):
+        saved = await client.call(cr.update_settings, update)
         say("settings written (hostname and admin keys apply from the next node start)")
+        for line in saved.applied:
+            say(line)
     network = answer.network
     if network.found is not None:
         say(f"founding network {network.found.name}...")

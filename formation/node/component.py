@@ -35,6 +35,7 @@ def default_components() -> list[Component]:
     from formation.node.console_support import ConsoleSupport
     from formation.node.console_support.ssh_access import SshAccess
     from formation.node.dns.component import DnsComponent
+    from formation.node.host_network.component import HostNetwork
     from formation.node.net.component import MeshComponent
     from formation.node.p2p.component import P2PComponent
     from formation.node.state.component import StateComponent
@@ -43,5 +44,5 @@ def default_components() -> list[Component]:
     return [
         StateComponent(), discovery, P2PComponent(discovery), JoinComponent(discovery),
         MeshComponent(), DnsComponent(),
-        ConsoleSupport(), SshAccess(),
+        ConsoleSupport(), SshAccess(), HostNetwork(),
     ]

@@ -26,8 +26,9 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("s", "app.switch_mode('settings')", "Settings",
                   "Hostname, bootstrap list and admin SSH keys"),
     ConsoleAction("e", "app.switch_mode('enroll')", "Network enrollment",
-                  "Found a network, or join one: discovered nearby, an invite token or a "
-                  "bootstrap host", show=False),
+                  "This node's hostname, underlay, resources and admin keys; then found a "
+                  "network or join one (discovered nearby, an invite token, a bootstrap host)",
+                  show=False),
     ConsoleAction("v", "app.create_invite", "Invite a host",
                   "A one-time invite token and its QR code (admins)", show=False),
     ConsoleAction("a", "app.pending_joins", "Pending joins",

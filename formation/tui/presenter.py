@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from formation.api.console_models import EditableSettings, HostSample, LogRecord
+    from formation.api.host_models import HostInterfaces
     from formation.api.models import Event, Health, NodeStatus
     from formation.tui.network import NetworkSnapshot
 
@@ -35,6 +36,9 @@ class Presenter:
 
     def network(self, network: NetworkSnapshot) -> NetworkSnapshot:
         return network
+
+    def interfaces(self, interfaces: HostInterfaces) -> HostInterfaces:
+        return interfaces
 
     def clock(self, moment: datetime) -> str:
         return moment.astimezone().strftime("%H:%M:%S")

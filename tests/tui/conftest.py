@@ -24,7 +24,9 @@ def write_config(base: Path, **extra) -> Path:
 
 @pytest.fixture
 async def tui_node(short_tmp: Path) -> AsyncIterator[NodeService]:
-    service = NodeService(make_settings(short_tmp), write_config(short_tmp))
+    networkd = {"networkd_dir": str(short_tmp / "networkd")}  # never the host's own
+    service = NodeService(make_settings(short_tmp, underlay=networkd),
+                          write_config(short_tmp, underlay=networkd))
     await service.start()
     yield service
     await service.stop()

@@ -14,6 +14,7 @@ from settings_factory import make_settings
 from formation.api import state_routes
 from formation.api.client import NodeClient
 from formation.api.console_models import EditableSettings, HostSample, LogRecord
+from formation.api.host_models import HostInterface, HostInterfaces
 from formation.api.models import Capabilities, Capability, Event, Health, NodeStatus, Resources
 from formation.api.state_models import CreateNetworkRequest
 from formation.tui.app import FormationApp
@@ -59,6 +60,16 @@ class FrozenPresenter(Presenter):
 
     def clock(self, moment: datetime) -> str:
         return "12:00:00"
+
+    def interfaces(self, interfaces: HostInterfaces) -> HostInterfaces:
+        """The machine's own links differ everywhere: one network card, loopback, the mesh."""
+        return HostInterfaces(networkd=False, interfaces=[
+            HostInterface(name="lo", up=True, state="unknown", kind="loopback",
+                          addresses=["127.0.0.1/8"], role="loopback"),
+            HostInterface(name="eth0", mac="52:54:00:12:34:56", up=True, state="up",
+                          kind="ether", addresses=["192.0.2.10/24"], role="candidate"),
+            HostInterface(name="formnet0", up=True, state="unknown", kind="wireguard",
+                          addresses=["10.42.0.1/16"], role="formation")])
 
     def network(self, network: NetworkSnapshot) -> NetworkSnapshot:
         """The network id and op ids hash the founding time; mDNS's state depends on timing."""
@@ -142,9 +153,11 @@ def test_dashboard_16_colour_snapshot(snap_compare, short_tmp: Path) -> None:
     assert snap_compare(app, terminal_size=(80, 24), run_before=dashboard_filled)
 
 
-def test_enroll_snapshot(snap_compare, short_tmp: Path) -> None:
-    assert snap_compare(snapshot_app(short_tmp), terminal_size=(80, 24),
-                        run_before=go("e", "hosts discovered: 0"))
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_enroll_snapshot(snap_compare, short_tmp: Path, size) -> None:
+    """This node's fields prefilled (eth0 offered), the plan line under them."""
+    assert snap_compare(snapshot_app(short_tmp), terminal_size=size,
+                        run_before=go("e", "plan: node 'test-node'"))
 
 
 async def founded_peers(pilot) -> None:

@@ -12,15 +12,20 @@ from aiohttp import web
 from formation.api import console_models as cm
 from formation.api import models as m
 from formation.api.models import FieldError, HealthCheck
+from formation.config.settings import NodeSettings
+from formation.node.capabilities import host
+from formation.node.capabilities.offer import offer_problems, offered
 from formation.node.console_support.host_sampler import HostSampler
 from formation.node.console_support.log_ring import LogRing
 from formation.node.console_support.settings_file import (
-    EDITABLE,
     SettingsRejected,
+    commit,
+    editable_values,
     editable_view,
+    prepare,
     read_file,
-    update_file,
 )
+from formation.node.host_network import networkd
 from formation.node.server import BadRequest
 
 if TYPE_CHECKING:
@@ -101,20 +106,55 @@ class ConsoleHandlers:
         if path is None:
             raise BadRequest("this node runs without a config file; start it with "
                              "--config FILE to edit settings from the console", [])
-        changes = body.model_dump(exclude_none=True)
+        changes = _changes(body)
         async with self.write_lock:
             try:
-                written = await asyncio.to_thread(update_file, path, changes)
+                text, new = await asyncio.to_thread(prepare, path, changes)
+                if "resources" in changes:
+                    await self._check_offer(new)
+                await asyncio.to_thread(commit, path, text)
             except SettingsRejected as exc:
                 raise BadRequest(str(exc), [FieldError(field=f, message=msg)
                                             for f, msg in exc.fields]) from None
             except OSError as exc:
                 raise BadRequest(f"{path}: cannot write: {exc.strerror}", []) from None
+            applied = await self._apply_live(changes, new)
         assert self.service is not None
         self.service.publish("settings", "updated", {"keys": sorted(changes)})
         logging.getLogger(__name__).info("settings written", extra={"fields": {
             "file": str(path), "keys": ",".join(sorted(changes))}})
-        return self._view(written)
+        return self._view(editable_values(new), applied)
+
+    async def _check_offer(self, new: NodeSettings) -> None:
+        """Resources offered may not exceed what this host has."""
+        assert self.service is not None
+        totals = await asyncio.to_thread(host.resources, self.service.settings.data_dir)
+        problems = offer_problems(new.resources, totals)
+        if problems:
+            field, message = problems[0]
+            raise SettingsRejected(f"invalid settings: {field}: {message}", problems)
+
+    async def _apply_live(self, changes: dict[str, Any], new: NodeSettings) -> list[str]:
+        """Underlay and resources take effect now: the networkd file is written (and networkd
+        reloaded), and the running settings take the new sections, so the node's record
+        offers the new resources within a second. The rest waits for a restart."""
+        assert self.service is not None
+        applied: list[str] = []
+        if "underlay" in changes:
+            try:
+                applied.append("underlay: " + (await networkd.apply(new.underlay)).detail)
+            except OSError as exc:
+                applied.append(f"underlay: NOT applied: cannot write the networkd file in "
+                               f"{new.underlay.networkd_dir}: {exc.strerror}")
+        if "resources" in changes:
+            totals = await asyncio.to_thread(host.resources, self.service.settings.data_dir)
+            offer = offered(new.resources, totals)
+            applied.append("resources: offering {cpus} CPUs, {memory_mb} MiB of memory, "
+                           "{disk_gb} GB of disk in the node record".format(**offer))
+        live = {k: getattr(new, k) for k in ("underlay", "resources") if k in changes}
+        if live:
+            self.service.settings = self.service.settings.model_copy(update=live)
+        return applied
 
     # helpers ---------------------------------------------------------------------------------
     def _config_path(self):
@@ -129,12 +169,24 @@ class ConsoleHandlers:
 
     def _running(self) -> dict[str, Any]:
         assert self.service is not None
-        return {key: getattr(self.service.settings, key) for key in EDITABLE}
+        return editable_values(self.service.settings)
 
-    def _view(self, in_file: dict[str, Any]) -> cm.EditableSettings:
+    def _view(self, in_file: dict[str, Any], applied: list[str] | None = None
+              ) -> cm.EditableSettings:
         running = self._running()
         path = self._config_path()
         return cm.EditableSettings(
             config_file=str(path) if path else None, running=running,
-            restart_required=in_file != running, **in_file,
+            restart_required=in_file != running, applied=applied or [], **in_file,
         )
+
+
+def _changes(body: cm.SettingsUpdate) -> dict[str, Any]:
+    """The keys to merge into the file. A section given is replaced as a whole: its unset
+    fields (None) remove what the file had."""
+    changes = body.model_dump(exclude_none=True, mode="json")
+    for section in ("underlay", "resources"):
+        value = getattr(body, section)
+        if value is not None:
+            changes[section] = value.model_dump(mode="json")
+    return changes

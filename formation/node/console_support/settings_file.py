@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from formation.config.settings import NodeSettings
+from formation.config.settings import NodeSettings, field_named_in
 from formation.fileutil import write_text_atomically
 
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
 
-EDITABLE = ("name", "bootstrap", "admin_ssh_keys")
+EDITABLE = ("name", "bootstrap", "admin_ssh_keys", "underlay", "resources")
+# Sections edited as a whole from the console; their other keys (underlay.networkd_dir) are kept.
+NOT_EDITABLE = {"underlay": {"networkd_dir"}}
 
 
 class SettingsRejected(ValueError):
@@ -76,35 +78,64 @@ def validate(data: dict[str, Any]) -> NodeSettings:
     try:
         return NodeSettings.model_validate(data)
     except ValidationError as exc:
-        fields = [(".".join(str(p) for p in err["loc"]),
-                   err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
+        fields = [_field_error(err) for err in exc.errors()]
         first_field, first_message = fields[0]
         raise SettingsRejected(f"invalid settings: {first_field}: {first_message}",
                                fields) from None
 
 
+def _field_error(err: Any) -> tuple[str, str]:
+    loc, message = field_named_in(tuple(err["loc"]), err["type"],
+                                  err["msg"].removeprefix("Value error, "))
+    return ".".join(str(p) for p in loc), message
+
+
 def _merge_into(target: dict[str, Any], changes: dict[str, Any]) -> None:
-    """Nested mappings are merged key by key, so their comments stay; anything else replaces."""
+    """Nested mappings are merged key by key, so their comments stay; anything else replaces.
+    Inside a nested mapping None removes the key (its default applies again)."""
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             _merge_into(target[key], value)
+            for inner in [k for k, v in value.items() if v is None]:
+                target[key].pop(inner, None)
+        elif isinstance(value, dict):
+            target[key] = {k: v for k, v in value.items() if v is not None}
         else:
             target[key] = value
+
+
+def prepare(path: Path, changes: dict[str, Any]) -> tuple[str, NodeSettings]:
+    """The new text and the settings it holds, validated as the node will read it; nothing is
+    written. Blocking: call in a thread."""
+    text = edited_text(path, changes)
+    return text, validate(_mapping(yaml.safe_load(text), path))
+
+
+def commit(path: Path, text: str) -> None:
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600  # settings may name keys
+    write_text_atomically(path, text, mode)
 
 
 def update_file(path: Path, changes: dict[str, Any]) -> dict[str, Any]:
     """Returns the editable keys as the file now has them. The text to be written is validated
     as the node will read it, so what the console saves is what the node starts with.
     Blocking: call in a thread."""
-    text = edited_text(path, changes)
-    data = _mapping(yaml.safe_load(text), path)
-    validate(data)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600  # settings may name keys
-    write_text_atomically(path, text, mode)
-    return editable_view(data)
+    text, settings = prepare(path, changes)
+    commit(path, text)
+    return editable_values(settings)
+
+
+def editable_values(settings: NodeSettings) -> dict[str, Any]:
+    """The editable keys as the API shows them (sections as plain mappings)."""
+    values: dict[str, Any] = {}
+    for key in EDITABLE:
+        value = getattr(settings, key)
+        if hasattr(value, "model_dump"):
+            value = value.model_dump(mode="json", exclude=NOT_EDITABLE.get(key, set()))
+        values[key] = value
+    return values
 
 
 def editable_view(data: dict[str, Any]) -> dict[str, Any]:
     """The editable keys with the defaults filled in where the file does not set them."""
-    settings = validate({k: v for k, v in data.items() if k in EDITABLE})
-    return {key: getattr(settings, key) for key in EDITABLE}
+    return editable_values(validate({k: v for k, v in data.items() if k in EDITABLE}))

@@ -1,104 +1,82 @@
-"""Enrollment. A node in no network can found one here (name and mesh address range → the state
-store's genesis op, this node its first admin), or join one: paste an invite token, type an
-admin's HOST:PORT, or pick a host from the live list of what discovery (mDNS, bootstrap, gossip)
-found. Progress comes from the node's `join` events; every error is on screen in words, and esc
-stops waiting or goes back."""
+"""Enrollment. First this node: hostname, underlay interface (DHCP or static), resources offered
+and admin SSH keys, prefilled from its saved settings. Then a node in no network can found one
+(name and mesh address range → the state store's genesis op, this node its first admin), or
+join one: paste an invite token, type an admin's HOST:PORT, or pick a host from the live list of
+what discovery (mDNS, bootstrap, gossip) found. The plan line says what will happen; every field
+is checked before anything is written, then the settings are saved and the network founded or
+joined, each step on screen. Progress comes from the node's `join` events; every error is on
+screen in words naming its field, and esc stops waiting or goes back."""
 
 from __future__ import annotations
 
-import ipaddress
-from datetime import UTC, datetime
-
-from pydantic import ValidationError
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.widgets import Button, DataTable, Input, Static
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, DataTable, Input, Select, Static, TextArea
 
-from formation.api import state_routes
-from formation.api.discovery_models import DiscoveredPeers
+from formation.api import console_routes, host_routes, state_routes
+from formation.api.console_models import EditableSettings
 from formation.api.join_models import JoinAskRequest
 from formation.api.models import Event
-from formation.api.state_models import CreateNetworkRequest
 from formation.errors import FormationError
+from formation.tui.actions import ConsoleAction
+from formation.tui.commands import ScreenCommands
+from formation.tui.enroll_plan import NodePlan, node_plan, plan_text
+from formation.tui.enroll_settings import save_settings
+from formation.tui.enroll_text import (
+    DEFAULT_CIDR,
+    DISCOVERED_COLUMNS,
+    FOUND_HELP,
+    JOIN_HELP,
+    OPEN_ONLY,
+    discovered_rows,
+    discovery_text,
+    intro_text,
+    request_from,
+)
 from formation.tui.join_flow import join_request, reason, run_join
 from formation.tui.network import NetworkSnapshot
-from formation.tui.network_rows import ago
 from formation.tui.screens.base import ConsoleScreen
-
-DEFAULT_CIDR = "10.42.0.0/16"
-JOIN_HELP = ("Or [b]join[/b] one (j): paste an invite token, or an admin's HOST:PORT (the "
-             "admin approves); or pick a host below and press Enter.")
-DISCOVERED_COLUMNS = (("name", 14), ("id", 27), ("kind", 10), ("network", 12),
-                      ("address", 21), ("found by", 16), ("seen", 5))
-
-
-def request_from(name: str, cidr: str) -> CreateNetworkRequest | str:
-    """The request, or what is wrong with the fields, in words."""
-    try:
-        network = ipaddress.ip_network(cidr, strict=True)
-    except ValueError as exc:
-        return f"address range: {exc}; expected a CIDR such as {DEFAULT_CIDR}"
-    if network.version != 4 or network.prefixlen > 28:
-        return "address range: expected an IPv4 range of at least 16 addresses (/28 or wider)"
-    try:
-        return CreateNetworkRequest(name=name, cidr=cidr)
-    except ValidationError as exc:
-        return "; ".join(f"network name: expected 1-63 lowercase letters, digits and - "
-                         f"(not at either end), got {name!r}" if "name" in e["loc"]
-                         else f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                         for e in exc.errors())
-
-
-def intro_text(net: NetworkSnapshot | None) -> str:
-    if net is None:
-        return "reading the state store…"
-    network = net.network
-    if network is not None:
-        return (f"This node is in network [b]{network.get('name')}[/b] (id {network.get('id')}, "
-                f"{network.get('cidr')}). Press d for the dashboard, p for its nodes.")
-    if "state view network" in net.errors:
-        return f"cannot read the state store: {net.errors['state view network']}"
-    return ("[b]This node is in no network.[/b] Found a new one (f): this node becomes its "
-            "first admin. Type its name and address range, then Enter:")
-
-
-def discovered_rows(found: DiscoveredPeers) -> list[tuple[str, ...]]:
-    now = datetime.now(UTC)
-    return [(p.name or "?", p.node_id, p.kind, p.network[:12], p.address, ",".join(p.sources),
-             ago((now - p.last_seen).total_seconds())) for p in found.peers]
-
-
-def discovery_text(net: NetworkSnapshot | None) -> str:
-    if net is None:
-        return ""
-    found = net.discovered
-    if found is None:
-        return f"discovery: cannot read ({net.errors.get('discovery', 'no answer')})"
-    return f"hosts discovered: {len(found.peers)} · mDNS {found.mdns}"
+from formation.tui.widgets.node_fields import NODE_TITLE, NodeFieldsForm
 
 
 class EnrollScreen(ConsoleScreen):
     TITLE_TEXT = "enrollment"
     AUTO_FOCUS = ""  # the screen's keys work until the operator chooses to type (f, j)
+    SCREEN_ACTIONS = (
+        ConsoleAction("h", "edit_node", "Enroll: this node's fields",
+                      "Hostname, underlay interface, resources offered, admin SSH keys"),
+        ConsoleAction("f", "start_founding", "Enroll: found a network",
+                      "Save this node's fields, then found a network (this node its admin)"),
+        ConsoleAction("j", "start_joining", "Enroll: join a network",
+                      "Save this node's fields, then join with a token or an admin's address"),
+        ConsoleAction("ctrl+r", "reload_node", "Enroll: reload",
+                      "The saved settings and the host's interfaces (drops unsaved edits)"),
+    )
     BINDINGS = [Binding("escape", "back", "Back"),
-                Binding("f", "start_founding", "Found a network"),
-                Binding("j", "start_joining", "Join a network")]
+                *[Binding(a.key, a.action, a.title.removeprefix("Enroll: "), show=a.key != "h")
+                  for a in SCREEN_ACTIONS]]
+    COMMANDS = ConsoleScreen.COMMANDS | {ScreenCommands}
 
     def compose_body(self) -> ComposeResult:
-        yield Static("reading the state store…", id="enroll-intro", classes="prose")
-        with Horizontal(id="found-form"):
-            yield Input(id="net-name", placeholder="network name, e.g. lab")
-            yield Input(DEFAULT_CIDR, id="net-cidr", placeholder=DEFAULT_CIDR)
-            yield Button("Found", id="found", variant="primary")
-        yield Static(JOIN_HELP, id="join-help")
-        with Horizontal(id="join-form"):
-            yield Input(id="join-with", placeholder="fmn1… invite token, or HOST:PORT of an admin")
-            yield Button("Join", id="join", variant="primary")
+        with VerticalScroll(id="enroll-body"):
+            yield Static("reading the state store…", id="enroll-intro", classes="prose")
+            yield NodeFieldsForm(id="node-form")
+            yield Static(FOUND_HELP, id="found-help")
+            with Horizontal(id="found-form"):
+                yield Input(id="net-name", placeholder="network name, e.g. lab")
+                yield Input(DEFAULT_CIDR, id="net-cidr", placeholder=DEFAULT_CIDR)
+                yield Button("Found", id="found", variant="primary")
+            yield Static(JOIN_HELP, id="join-help")
+            with Horizontal(id="join-form"):
+                yield Input(id="join-with",
+                            placeholder="fmn1… invite token, or HOST:PORT of an admin")
+                yield Button("Join", id="join", variant="primary")
+            yield Static("", id="discovery-state")
+            yield DataTable(id="discovered", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="enroll-plan")
         yield Static("", id="enroll-state")
-        yield Static("", id="discovery-state")
-        yield DataTable(id="discovered", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -106,11 +84,15 @@ class EnrollScreen(ConsoleScreen):
         self.following_join = False  # progress events may trail the join's own answer
         self.join_steps: list[str] = []
         self.peer_addresses: list[str] = []
+        self.saved: EditableSettings | None = None
+        self.node_loaded = False
         table = self.query_one("#discovered", DataTable)
         for title, width in DISCOVERED_COLUMNS:
             table.add_column(title, width=width)
         self.app.event_listeners.append(self._on_event)  # type: ignore[attr-defined]
         self.watch(self.app, "network", self.show, init=True)
+        self.watch(self.app, "node_status", self._status_changed, init=True)
+        self.watch(self.app, "link_status", self._link_changed, init=True)
 
     def on_unmount(self) -> None:
         listeners = self.app.event_listeners  # type: ignore[attr-defined]
@@ -120,9 +102,9 @@ class EnrollScreen(ConsoleScreen):
     def show(self, net: NetworkSnapshot | None) -> None:
         self.query_one("#enroll-intro", Static).update(intro_text(net))
         open_ = net is not None and net.network is None and "state view network" not in net.errors
-        for form in self.query("#found-form, #join-form, #join-help"):
+        for form in self.query(f"{OPEN_ONLY}, #found-help, #enroll-plan"):
             form.display = open_
-        forms = list(self.query("#found-form, #join-form"))
+        forms = list(self.query(OPEN_ONLY))
         if not open_ and self.focused is not None and any(
                 f in self.focused.ancestors_with_self for f in forms):
             self.set_focus(None)  # a hidden input would swallow the navigation keys
@@ -141,6 +123,107 @@ class EnrollScreen(ConsoleScreen):
                 table.add_row(*row)
             if chosen in self.peer_addresses:  # "seen" changes often: keep the operator's pick
                 table.move_cursor(row=self.peer_addresses.index(chosen))
+
+    # this node's fields ---------------------------------------------------------------------
+    def _link_changed(self, status) -> None:
+        if status.online and not self.node_loaded:
+            self.load_node()
+
+    def _status_changed(self, status) -> None:
+        self.query_one(NodeFieldsForm).show_totals(status.resources if status else None)
+        self.show_plan()
+
+    @work(exclusive=True, group="enroll-load")
+    async def load_node(self) -> None:
+        """The saved settings (to prefill) and the host's interfaces (to choose from)."""
+        link = self.app.link  # type: ignore[attr-defined]
+        if link is None:
+            return
+        form = self.query_one(NodeFieldsForm)
+        presenter = self.app.presenter  # type: ignore[attr-defined]
+        try:
+            saved = presenter.settings(await link.call(console_routes.get_settings))
+            found = presenter.interfaces(await link.call(host_routes.host_interfaces))
+        except FormationError as exc:
+            self.say(f"cannot read this node's settings and interfaces: {reason(exc)}",
+                     error=True)
+            return
+        self.node_loaded = True
+        self.saved = saved if saved.config_file else None
+        form.show_interfaces(found)
+        form.fill(saved)
+        form.disabled = self.saved is None
+        if not found.networkd:
+            form.query_one("#node-title", Static).update(
+                f"{NODE_TITLE} · no systemd-networkd here: underlay applies at next boot")
+        self.show_plan()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.show_plan()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.show_plan()
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.show_plan()
+
+    def node_plan(self) -> NodePlan | list[str]:
+        status = self.app.node_status  # type: ignore[attr-defined]
+        return node_plan(self.query_one(NodeFieldsForm).values(), self.saved,
+                         status.resources if status else None)
+
+    def show_plan(self) -> None:
+        """What founding or joining will do, as the fields say now."""
+        if not self.is_mounted or not self.node_loaded:
+            return
+        plan = self.node_plan()
+        widget = self.query_one("#enroll-plan", Static)
+        if isinstance(plan, list):
+            more = f" (and {len(plan) - 1} more)" if len(plan) > 1 else ""
+            widget.update(f"[b]plan[/b]: not ready: {plan[0]}{more}")
+            return
+        status = self.app.node_status  # type: ignore[attr-defined]
+        name = self.query_one("#net-name", Input).value.strip() or "…"
+        cidr = self.query_one("#net-cidr", Input).value.strip()
+        node = plan_text(plan, self.saved, status.resources if status else None)
+        widget.update(f"[b]plan[/b]: {node}; then found network '{name}' ({cidr}) or join")
+
+    def action_reload_node(self) -> None:
+        self.node_loaded = False
+        self.load_node()
+
+    def action_edit_node(self) -> None:
+        if self.query_one("#node-form").display:
+            self.query_one("#hostname", Input).focus()
+
+    def checked(self, action: str, network_error: str | None) -> NodePlan | None:
+        """The node's plan if every field (the network's too) is right; else every fault on
+        screen, each naming its field, and nothing written."""
+        if not self.node_loaded:
+            self.say(f"[b]not {action}[/b]: this node's settings are not read yet; try again "
+                     "when the node answers", error=True)
+            return None
+        plan = self.node_plan()
+        errors = (plan if isinstance(plan, list) else []) + (
+            [network_error] if network_error else [])
+        self.query_one(NodeFieldsForm).mark(errors)
+        if not errors:
+            return plan  # type: ignore[return-value]
+        self.say(f"[b]not {action}[/b] (nothing written): " + (
+            errors[0] if len(errors) == 1 else "\n".join(f"· {e}" for e in errors)), error=True)
+        return None
+
+    async def save_node(self, link, plan: NodePlan, action: str) -> str | None:
+        """Saves the settings; the progress line, or None after saying why not."""
+        self.say("· saving this node's settings…")
+        try:
+            done, self.saved = await save_settings(link, plan, self.saved)
+        except FormationError as exc:
+            self.say(f"[b]not {action}[/b]: {exc}", error=True)
+            return None
+        if self.saved is not None:
+            self.query_one(NodeFieldsForm).fill(self.saved)
+        return f"· {done}"
 
     def action_start_founding(self) -> None:
         if self.query_one("#found-form").display:
@@ -163,8 +246,10 @@ class EnrollScreen(ConsoleScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "join-with":
             self.join_network(event.value)
-        else:
+        elif event.input.id in ("net-name", "net-cidr"):
             self.found_network()
+        else:  # this node's fields: Enter moves on, it never founds by surprise
+            self.focus_next()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "found":
@@ -189,9 +274,10 @@ class EnrollScreen(ConsoleScreen):
                 self.say("\n".join(f"· {s}" for s in self.join_steps[-4:]))
 
     def join_network(self, text: str) -> None:
+        self.progress = ""
         request = join_request(text)
-        if isinstance(request, str):
-            self.say(f"[b]not joined[/b]: {request}", error=True)
+        plan = self.checked("joined", request if isinstance(request, str) else None)
+        if plan is None or isinstance(request, str):
             return
         link = self.app.link  # type: ignore[attr-defined]
         if link is None or not self.app.link_status.online:  # type: ignore[attr-defined]
@@ -200,10 +286,15 @@ class EnrollScreen(ConsoleScreen):
             return
         self.join_steps = []
         self.following_join = True
-        self.joining = self.run_worker(self._join(link, request), name="join", group="enroll",
-                                       exclusive=True, exit_on_error=False)
+        self.joining = self.run_worker(self._join(link, request, plan), name="join",
+                                       group="enroll", exclusive=True, exit_on_error=False)
 
-    async def _join(self, link, request) -> None:
+    async def _join(self, link, request, plan: NodePlan) -> None:
+        saved = await self.save_node(link, plan, "joined")
+        if saved is None:
+            self.following_join = False
+            return
+        self.progress = saved
         try:
             result = await run_join(link, request, self.say)
         except FormationError as exc:
@@ -232,18 +323,23 @@ class EnrollScreen(ConsoleScreen):
 
     @work(exclusive=True, group="enroll")
     async def found_network(self) -> None:
+        self.progress = ""
         name = self.query_one("#net-name", Input).value.strip()
         cidr = self.query_one("#net-cidr", Input).value.strip()
         request = request_from(name, cidr)
-        if isinstance(request, str):
-            self.say(f"[b]not founded[/b]: {request}", error=True)
+        plan = self.checked("founded", request if isinstance(request, str) else None)
+        if plan is None or isinstance(request, str):
             return
         link = self.app.link  # type: ignore[attr-defined]
         if link is None or not self.app.link_status.online:  # type: ignore[attr-defined]
             self.say("[b]not founded[/b]: the node does not answer; try again when it does",
                      error=True)
             return
-        self.say(f"founding network {name} ({cidr}): writing the genesis op…")
+        saved = await self.save_node(link, plan, "founded")
+        if saved is None:
+            return
+        self.progress = saved
+        self.say(f"· founding network {name} ({cidr}): writing the genesis op…")
         try:
             op = await link.call(state_routes.state_create_network, request)
         except FormationError as exc:  # ApiError (refused) and NodeUnreachable
@@ -257,6 +353,7 @@ class EnrollScreen(ConsoleScreen):
         self.app.read_network()  # type: ignore[attr-defined]
 
     def say(self, text: str, error: bool = False) -> None:
+        """The action's progress so far (`self.progress`), then `text`."""
         state = self.query_one("#enroll-state", Static)
         state.set_class(error, "-error")
-        state.update(text)
+        state.update("\n".join(t for t in (getattr(self, "progress", ""), text) if t))

@@ -11,8 +11,9 @@ from formation.tui.screens.base import ConsoleScreen
 SCREEN_KEYS = (
     ("ctrl+p", "Command palette", "Search every action by name"),
     ("ctrl+s", "Save settings", "On the settings screen"),
-    ("ctrl+r", "Reload settings", "On the settings screen"),
-    ("f / j", "Found / join", "On the enrollment screen: found a network, or join one"),
+    ("ctrl+r", "Reload settings", "On the settings and enrollment screens: read them again"),
+    ("h / f / j", "Node / found / join",
+     "On the enrollment screen: this node's fields, then found a network or join one"),
     ("y / r", "Copy / new token", "In the invite dialog: copy the token (OSC 52), make another"),
     ("a / x", "Approve / reject", "In the pending-joins dialog: decide on the selected host"),
     ("y / n", "Remove / keep", "In the remove-node dialog"),

@@ -24,7 +24,8 @@ def state_text(current: EditableSettings) -> str:
     where = current.config_file or "no config file"
     if not current.restart_required:
         return f"saved in {where}; the node runs with these settings"
-    changed = [k for k, v in current.running.items() if getattr(current, k) != v]
+    in_file = current.model_dump(mode="json")
+    changed = [k for k, v in current.running.items() if in_file.get(k) != v]
     return (f"[b]restart the node to apply[/b] {', '.join(changed)} "
             f"(saved in {where}; the node still runs with the old values)")
 

@@ -38,7 +38,40 @@ def test_a_founding_answer_file_is_valid(ssh_key: str) -> None:
     assert answer.network.found is not None and answer.network.found.name == "lab"
     assert answer.admin_keys == [ssh_key]
     assert answer.resources.cpus == 2
-    assert answer.summary() == "edge-01 will found network 'lab' with 1 admin key(s)"
+    assert answer.summary() == ("edge-01 will found network 'lab' with 1 admin key(s); "
+                                "offering cpus 2, memory_mb 2048")
+
+
+def test_an_underlay_is_read_and_summarised(ssh_key: str) -> None:
+    answer = parse_answer_file(
+        "version: 1\nnetwork:\n  found:\n    name: lab\n"
+        f"admin_keys:\n  - {ssh_key}\nunderlay:\n  interface: eth0\n  mode: static\n"
+        "  address: 10.0.0.5/24\n  gateway: 10.0.0.1\n  dns: [10.0.0.53]\n", HERE)
+    assert answer.underlay.interface == "eth0" and answer.underlay.dns == ["10.0.0.53"]
+    assert answer.summary().endswith("; underlay eth0 (10.0.0.5/24)")
+
+
+@pytest.mark.parametrize(
+    ("underlay", "expected"),
+    [
+        ("  interface: eth0\n  mode: static\n",  # no address: the section's line
+         "line 5: underlay.address: a static underlay needs address/prefix"),
+        ("  interface: eth0\n  mode: static\n  address: 10.0.0.5/24\n  gateway: 10.1.0.1\n",
+         "line 9: underlay.gateway: 10.1.0.1 is outside 10.0.0.0/24"),
+        ("  interface: eth0\n  address: 10.0.0.5/24\n",
+         "line 7: underlay.address: only for mode static"),
+        ("  mode: static\n  address: 10.0.0.5/24\n",
+         "line 5: underlay.interface: expected the interface"),
+        ("  interface: eth0\n  mode: static\n  address: 10.0.0.5\n",
+         "line 8: underlay.address: expected an address with prefix"),
+        ("  interface: eth0\n  mode: manual\n", "line 7: underlay.mode: Input should be"),
+        ("  interface: eth0\n  dns: [resolver]\n", "line 7: underlay.dns.0: expected an IP"),
+    ],
+)
+def test_underlay_faults_name_their_line_and_field(underlay: str, expected: str) -> None:
+    text = "version: 1\nnetwork:\n  join: {invite: abc}\nhostname: edge\nunderlay:\n" + underlay
+    found = problems(text)
+    assert len(found) == 1 and expected in found[0], found
 
 
 def test_joining_by_bootstrap_peers_is_valid() -> None:

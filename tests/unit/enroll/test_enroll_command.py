@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from waiting import until
 
+from formation.config.settings import NodeSettings
 from formation.node.service import NodeService
 
 
@@ -28,7 +30,8 @@ def valid_answer(tmp_path: Path) -> Path:
     key = (tmp_path / "id.pub").read_text().strip()
     path = tmp_path / "enroll.yaml"
     path.write_text(f"version: 1\nhostname: edge-01\nnetwork:\n  found:\n    name: lab\n"
-                    f"admin_keys:\n  - {key}\n")
+                    f"admin_keys:\n  - {key}\nresources:\n  cpus: 1\nunderlay:\n"
+                    "  interface: eth0\n  mode: static\n  address: 192.0.2.5/24\n")
     return path
 
 
@@ -47,15 +50,18 @@ def test_check_json_prints_the_parsed_file(valid_answer: Path) -> None:
 @pytest.fixture
 async def node_with_config(node_settings, tmp_path: Path):
     config = tmp_path / "node.yaml"
-    config.write_text(yaml.safe_dump(node_settings.model_dump(mode="json")))
-    service = NodeService(node_settings, config_file=config)
+    data = node_settings.model_dump(mode="json")
+    data["underlay"]["networkd_dir"] = str(tmp_path / "networkd")  # never the host's own
+    config.write_text(yaml.safe_dump(data))
+    service = NodeService(NodeSettings.model_validate(data), config_file=config)
     await service.start()
     yield service
     await service.stop()
 
 
 async def test_enrolling_founds_the_network_once(valid_answer: Path, node_with_config) -> None:
-    """A real node: the answer file founds 'lab', writes the admin key, and a second run is a
+    """A real node: the answer file founds 'lab', writes the admin key, the resources offered
+    (into the node's record too) and the underlay (a networkd file), and a second run is a
     no-op (the appliance runs it on every boot until enrolled)."""
     node = node_with_config
     config = node.config_file
@@ -73,10 +79,30 @@ async def test_enrolling_founds_the_network_once(valid_answer: Path, node_with_c
     assert "enrolled: founded network lab" in out
     status = await node_store_status(node)
     assert status.network is not None
-    assert yaml.safe_load(config.read_text())["admin_ssh_keys"][0].startswith("ssh-ed25519 ")
+    written = yaml.safe_load(config.read_text())
+    assert written["admin_ssh_keys"][0].startswith("ssh-ed25519 ")
+    assert written["resources"] == {"cpus": 1}
+    assert written["underlay"]["interface"] == "eth0"
+    assert written["underlay"]["address"] == "192.0.2.5/24"
+    networkd = Path(written["underlay"]["networkd_dir"]) / "10-formation-underlay.network"
+    assert "Name=eth0" in networkd.read_text() and "Address=192.0.2.5/24" in networkd.read_text()
+    assert "underlay: " in out and "applies at the next boot" in out  # no networkd here
+    await until(lambda: record_resources(node), 10.0)  # written within a second
     code, out, err = await enroll()
     assert code == 0, err
     assert f"already enrolled in network {status.network}; nothing changed" in out
+
+
+async def record_resources(node) -> bool:
+    """The node's own record offers 1 CPU (what the answer file said)."""
+    from formation.api.client import NodeClient
+    from formation.api.state_routes import state_view
+
+    async with NodeClient.unix(node.settings.api.socket) as client:
+        view = await client.call(state_view, collection="nodes")
+    me = node.identity.public_key_hex
+    return any(n["key"] == me and (n.get("resources") or {}).get("cpus") == 1
+               for n in view.items)
 
 
 async def node_store_status(node):

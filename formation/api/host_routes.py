@@ -1,0 +1,15 @@
+"""Endpoints about the host's own network (what the enrollment screen offers as the underlay)."""
+
+from __future__ import annotations
+
+from formation.api import host_models as hm
+from formation.api import models as m
+from formation.api.endpoint import Endpoint
+
+host_interfaces = Endpoint(
+    "host_interfaces", "GET", "/v1/host/interfaces", m.Empty, hm.HostInterfaces,
+    "The host's network interfaces (name, MAC, state, IPv4 addresses), loopback and the node's "
+    "own mesh link marked, for choosing the underlay",
+)
+
+HOST_ENDPOINTS: tuple[Endpoint, ...] = (host_interfaces,)

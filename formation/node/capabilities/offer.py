@@ -1,0 +1,33 @@
+"""What this node offers to the network's instances: the `resources` setting checked against
+the host's totals, and the figures published in the node's own record (a setting left unset
+offers all the host has)."""
+
+from __future__ import annotations
+
+from formation.api.models import Resources
+from formation.config.settings import ResourceOffer
+
+
+def host_totals(host: Resources) -> dict[str, int]:
+    return {"cpus": host.cpus, "memory_mb": host.memory_total_mb,
+            "disk_gb": int(host.disk_total_gb)}
+
+
+UNITS = {"cpus": "CPUs", "memory_mb": "MiB of memory", "disk_gb": "GB of disk"}
+
+
+def offer_problems(offer: ResourceOffer, host: Resources) -> list[tuple[str, str]]:
+    """(field, message) for each figure above what the host has."""
+    totals = host_totals(host)
+    return [(f"resources.{key}", f"{value} is more than this host has ({totals[key]} "
+             f"{UNITS[key]})")
+            for key, value in offer.model_dump().items()
+            if value is not None and value > totals[key]]
+
+
+def offered(offer: ResourceOffer, host: Resources) -> dict[str, int]:
+    """The node record's `resources`: each figure as set (never above the host's total, should
+    the file have been edited by hand), else the host's total."""
+    totals = host_totals(host)
+    return {key: min(value, totals[key]) if value is not None else totals[key]
+            for key, value in offer.model_dump().items()}
