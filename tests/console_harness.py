@@ -255,6 +255,37 @@ def process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_on_pty(args: list[str], timeout_s: float = 30.0) -> tuple[int | None, bytes]:
+    """Runs args on a fresh 80x24 pty to its end: (exit code, None if it had to be stopped;
+    everything it wrote to the terminal)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True, env={**os.environ, "TERM": "xterm-256color"})
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every writer closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif proc.poll() is not None:
+                break
+        return proc.poll() if proc.poll() is not None else proc.wait(1), output
+    except subprocess.TimeoutExpired:
+        return None, output
+    finally:
+        stop_process(proc)
+        os.close(master)
+
+
 def time_to_markers(args: list[str], markers: list[bytes], timeout_s: float = 30.0,
                     env: dict | None = None,
                     cpu_at_markers: list[float | None] | None = None) -> list[float | None]:

@@ -14,7 +14,12 @@ from formation.commands.context import Context
 
 def open_console(obj: Context, node_address: str | None = None, sixteen: bool | None = None,
                  no_embedded: bool = False, socket_path: Path | None = None) -> None:
-    """Runs the console until it ends; a startup error is raised for the caller's one line."""
+    """Runs the console until it ends; a startup error is raised for the caller's one line.
+    A config file that does not load ends it before the first frame (config_check.py)."""
+    if socket_path is None:
+        from formation.commands.config_check import start_config_check
+
+        config_loads = start_config_check(obj)
     from formation.tui.app import FormationApp
 
     app = FormationApp(client_factory=_client_factory(obj, socket_path),
@@ -22,6 +27,8 @@ def open_console(obj: Context, node_address: str | None = None, sixteen: bool | 
                        node_address=node_address,
                        sixteen_colours=sixteen,
                        prepare=None if socket_path else lambda: obj.settings.bootstrap)
+    if socket_path is None:
+        config_loads()
     app.run()
     if app.startup_error is not None:  # a bad config file: the CLI's one-line error
         raise app.startup_error
