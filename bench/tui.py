@@ -246,6 +246,7 @@ def main() -> None:
     result: dict = {"quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="fm-bt-", dir="/tmp") as tmp:
         base = Path(tmp)
+        base.chmod(0o711)  # the SSH console user reaches its node's socket inside ssh/
         for name in ("cold", "ssh", "load"):
             (base / name).mkdir()
         result |= cold_start(base / "cold", runs)
