@@ -13,12 +13,15 @@ from textual.widgets import Static
 
 from formation.api import state_routes
 from formation.api.client import NodeClient
+from formation.api.join_models import Invite
 from formation.api.state_models import CreateNetworkRequest
+from formation.discovery import token as tokens
 from formation.tui.app import FormationApp
 from formation.tui.qr_text import qr_lines
 from formation.tui.screens.invite import InviteScreen
 from tests.loopback_nodes import loopback_nodes
 from tests.tui.conftest import client_factory, wait_for
+from tests.tui.test_console_snapshots import FIXED_NETWORK, founded_peers, snapshot_app
 
 FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.6, "dead_after_s": 1.0}
 
@@ -85,3 +88,36 @@ async def test_at_80x24_the_token_is_whole_and_the_dialog_says_what_shows_the_co
         await pilot.pause(0.3)
         assert screen.query_one("#invite-box").has_class("-beside")
         assert whole_on_screen(screen.query_one("#invite-qr", Static), (120, 40))
+
+
+FIXED_INVITE = tokens.InviteToken(
+    network=bytes.fromhex(FIXED_NETWORK), invite=b"\x01" * 32, seed=b"\x02" * 32,
+    endpoints=("192.0.2.10:7170",), admin_key=b"\x03" * 32, expires_ms=1767268800000,
+    signature=b"\x04" * 64)
+
+
+def with_a_fixed_invite():
+    """The dialog over the peers screen, showing a token made of fixed bytes (the node's own
+    are random: the dialog's real flow is tested above)."""
+
+    async def run_before(pilot) -> None:
+        await founded_peers(pilot)
+        await pilot.press("v")
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: screen.invite is not None
+                       or screen.query_one("#invite-state").has_class("-error"))
+        await screen.workers.wait_for_complete()
+        await screen.show(Invite(
+            token=FIXED_INVITE.encode(), invite="01" * 32, network=FIXED_NETWORK,
+            expires_ms=FIXED_INVITE.expires_ms, roles=["member"],
+            endpoints=list(FIXED_INVITE.endpoints),
+            admin_fingerprint=tokens.fingerprint(FIXED_INVITE.admin_key)))
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_invite_snapshot(snap_compare, short_tmp: Path, size) -> None:
+    assert snap_compare(snapshot_app(short_tmp), terminal_size=size,
+                        run_before=with_a_fixed_invite())

@@ -98,6 +98,11 @@ class InviteScreen(ModalScreen[None]):
             state.update(f"[b]no invite[/b]: {error_text(exc)}")
             state.add_class("-error")
             return
+        await self.show(invite)
+
+    async def show(self, invite: Invite) -> None:
+        """The invite's text, its token and its QR code."""
+        state = self.query_one("#invite-state", Static)
         state.remove_class("-error")
         self.invite = invite
         state.update(invite_text(invite))
