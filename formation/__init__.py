@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """`__version__` is looked up on first use: importlib.metadata costs tens of milliseconds,
     which every `formation` start (and sshd's `ssh-keys` on every login) would pay."""
     if name != "__version__":

@@ -1,3 +1,3 @@
-from formation.cli import main
+from formation.launcher import main
 
 main()

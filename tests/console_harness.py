@@ -110,34 +110,77 @@ def _reachable_by_all(path: Path) -> bool:
     return all(parent.stat().st_mode & 0o001 for parent in path.resolve().parents)
 
 
-def _command_for_other_users() -> str:
-    """How a non-root user runs this checkout's formation: the venv's script if its interpreter
-    is reachable; else the system python of the same version with the venv's packages and
-    the checkout on PYTHONPATH (where the venv's python lives under a 0700 home)."""
-    if _reachable_by_all(Path(sys.executable)):
-        return f"exec {shlex.quote(FORMATION)}"
+def _python_for_other_users() -> Path | None:
+    """This interpreter if others can run it (a venv's python is a link to it), else the
+    system python of the same version (this one may live under a 0700 home, as pyenv's)."""
+    mine = Path(sys.executable).resolve()
+    if _reachable_by_all(mine):
+        return mine
     system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
-    import site
+    return system if system.exists() else None
 
-    import formation
 
-    paths = [str(Path(formation.__file__).parent.parent), *site.getsitepackages()]
-    return f"PYTHONPATH={shlex.quote(':'.join(paths))} exec {system} -m formation"
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _not_copied(directory: str, names: list[str]) -> set[str]:
+    """The checkout's own package (copied apart) and its editable-install hooks."""
+    return {n for n in names if n == "formation" or n.startswith("__editable__")
+            or n.endswith(".pth")}
 
 
 @contextmanager
-def safe_executable(for_other_users: bool = False) -> Iterator[str]:
+def installed_for_other_users() -> Iterator[Path]:
+    """This checkout installed the way the appliance has it (image/overlay/usr/bin/formation):
+    the package and its libraries in one `site` directory that every user can read, run by
+    the system python through a tiny script that puts it on sys.path. Yields the site
+    directory. The test's checkout and venv may sit under a 0700 directory (CI clones into
+    `mktemp -d`), which the console user cannot enter. The libraries are hard links to this
+    environment's files (copies across file systems), byte-compiled (the console user cannot
+    write __pycache__), so this takes about a second; a session makes it once."""
+    import compileall
+    import sysconfig
+
+    import formation
+
+    root = Path(tempfile.mkdtemp(prefix="fmtest-site-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        site = root / "site"
+        shutil.copytree(sysconfig.get_paths()["purelib"], site, ignore=_not_copied,
+                        copy_function=_link_or_copy, symlinks=True)
+        shutil.copytree(Path(formation.__file__).parent, site / "formation",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        compileall.compile_dir(site / "formation", quiet=1)
+        yield site
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def can_run_for_other_users() -> bool:
+    return _python_for_other_users() is not None
+
+
+@contextmanager
+def safe_executable(site: Path | None = None) -> Iterator[str]:
     """sshd runs an AuthorizedKeysCommand only if every directory above it is root-owned and
-    not group- or world-writable; a checkout under /tmp fails that. A wrapper in a fresh 0755
-    directory under /run passes it and runs this checkout's `formation` (for_other_users: in a
-    way that users other than root can run, see _command_for_other_users)."""
+    not group- or world-writable; a checkout under /tmp fails that. A `formation` in a fresh
+    0755 directory under /run passes it: a wrapper that runs this checkout's script, or, with
+    site (from installed_for_other_users), the appliance's script, which any user can run."""
     safe_dir = Path(tempfile.mkdtemp(prefix="fmtest-", dir="/run"))
-    command = _command_for_other_users() if for_other_users else \
-        f"exec {shlex.quote(FORMATION)}"
+    if site is None:
+        text = f"#!/bin/sh\nexec {shlex.quote(FORMATION)} \"$@\"\n"
+    else:
+        text = (f"#!{_python_for_other_users()}\nimport sys\n\nsys.path.insert(0, {str(site)!r})\n"
+                "from formation.launcher import main  # noqa: E402\n\nmain()\n")
     try:
         safe_dir.chmod(0o755)
         wrapper = safe_dir / "formation"
-        wrapper.write_text(f"#!/bin/sh\n{command} \"$@\"\n")
+        wrapper.write_text(text)
         wrapper.chmod(0o755)
         yield str(wrapper)
     finally:
@@ -210,6 +253,37 @@ def process_cpu_s(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_on_pty(args: list[str], timeout_s: float = 30.0) -> tuple[int | None, bytes]:
+    """Runs args on a fresh 80x24 pty to its end: (exit code, None if it had to be stopped;
+    everything it wrote to the terminal)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True, env={**os.environ, "TERM": "xterm-256color"})
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every writer closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif proc.poll() is not None:
+                break
+        return proc.poll() if proc.poll() is not None else proc.wait(1), output
+    except subprocess.TimeoutExpired:
+        return None, output
+    finally:
+        stop_process(proc)
+        os.close(master)
 
 
 def time_to_markers(args: list[str], markers: list[bytes], timeout_s: float = 30.0,

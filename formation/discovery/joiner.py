@@ -55,9 +55,9 @@ class JoinerSide:
         steps.append(text)
         self.part.service.publish("join", "progress", {"step": text})  # type: ignore[union-attr]
 
-    def _client(self, address: str, timeout_s: float = CONTACT_TIMEOUT_S) -> NodeClient:
+    def _client(self, address: str, timeout_s: float | None = None) -> NodeClient:
         return NodeClient.tcp(address, self.part.service.identity,  # type: ignore[union-attr]
-                              timeout_s=timeout_s)
+                              timeout_s=timeout_s or CONTACT_TIMEOUT_S)
 
     def _already_elsewhere(self, network: bytes | None) -> None:
         mine = self.part.store.network_id
@@ -75,7 +75,29 @@ class JoinerSide:
 
     # with a token ---------------------------------------------------------------------------
     async def join_token(self, request: web.Request, body: jm.JoinTokenRequest) -> jm.JoinResult:
+        """Every token join ends with a `join` event, `joined` (the JoinResult and `via`) or
+        `failed` (`reason`, `status`): a client that stopped waiting for the answer (the
+        console gives up after 10 s; an admin that does not answer takes 10 s per endpoint)
+        learns the outcome from the event stream."""
         local_only(request)
+        try:
+            result = await self._join_token(body)
+        except web.HTTPException as exc:
+            self._failed(exc.reason, exc.status)
+            raise
+        except BadRequest as exc:
+            self._failed(str(exc), 400)
+            raise
+        except Exception as exc:
+            self._failed(f"{type(exc).__name__}: {exc}", 500)
+            raise
+        return result
+
+    def _failed(self, reason: str, status: int) -> None:
+        self.part.service.publish(  # type: ignore[union-attr]
+            "join", "failed", {"reason": reason, "status": status})
+
+    async def _join_token(self, body: jm.JoinTokenRequest) -> jm.JoinResult:
         try:
             token = tokens.decode(body.token)
         except tokens.TokenError as exc:
@@ -114,9 +136,10 @@ class JoinerSide:
             raise web.HTTPForbidden(reason=f"{endpoint} did not admit this node")
         self._progress(steps, f"admitted to network {answer.network_name!r} by {endpoint}")
         await self._start_replicating(endpoint, admin_key, steps)
+        result = await self._result(admin_key, steps)
         self.part.service.publish("join", "joined", {  # type: ignore[union-attr]
-            "network": token.network.hex(), "via": endpoint})
-        return await self._result(admin_key, steps)
+            **result.model_dump(), "via": endpoint})
+        return result
 
     async def _contact(self, token: tokens.InviteToken, steps: list[str]) -> tuple[str, str]:
         """The first bootstrap endpoint that answers with the admin key the token carries.

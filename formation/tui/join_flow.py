@@ -5,6 +5,7 @@ time out) until the admin decides or the operator stops waiting."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -12,14 +13,17 @@ from typing import TYPE_CHECKING
 from formation.api import join_routes
 from formation.api.join_models import JoinAskRequest, JoinResult, JoinTokenRequest
 from formation.errors import FormationError
+from formation.tui.link import NoAnswerInTime
 
 if TYPE_CHECKING:
+    from formation.api.models import Event
     from formation.tui.link import NodeLink
 
 TOKEN_PREFIX = "fmn1"
 HOST_PORT = re.compile(r"^[^\s:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:.]+\]:[0-9]{1,5}$")
 ASK_ROUND_S = 6.0  # under the API client's own 10 s limit per request
 TOKEN_JOIN_TIMEOUT_S = 9.5
+OUTCOME_WAIT_S = 300.0  # 8 endpoints x 10 s, two 30 s syncs, and room: then it is lost
 
 
 def join_request(text: str) -> JoinTokenRequest | JoinAskRequest | str:
@@ -47,8 +51,7 @@ async def run_join(link: NodeLink, request: JoinTokenRequest | JoinAskRequest,
     """Joins; raises FormationError with the node's reason. Cancel the task to stop waiting
     for an admin's approval."""
     if isinstance(request, JoinTokenRequest):
-        say("joining with the invite token: contacting the network's admin…")
-        return await link.call(join_routes.join_token, request, timeout_s=TOKEN_JOIN_TIMEOUT_S)
+        return await _join_with_token(link, request, say)
     say(f"asking {request.address} to let this node join…")
     rounds = 0
     while True:
@@ -61,3 +64,36 @@ async def run_join(link: NodeLink, request: JoinTokenRequest | JoinAskRequest,
         rounds += 1
         say(f"waiting for an admin of {request.address} to approve this node "
             f"({rounds * ASK_ROUND_S:.0f} s so far; esc stops waiting)")
+
+
+async def _join_with_token(link: NodeLink, request: JoinTokenRequest,
+                           say: Callable[[str], None]) -> JoinResult:
+    say("joining with the invite token: contacting the network's admin…")
+    with link.subscription() as events:
+        try:
+            return await link.call(join_routes.join_token, request,
+                                   timeout_s=TOKEN_JOIN_TIMEOUT_S)
+        except NoAnswerInTime:
+            pass
+        say("the node is still joining (an admin endpoint that does not answer takes 10 s); "
+            "its steps show here as they happen, and then how it ended. esc stops waiting.")
+        try:
+            async with asyncio.timeout(OUTCOME_WAIT_S):
+                return await join_outcome(events)
+        except TimeoutError:
+            raise FormationError(f"the node told no outcome of the join within "
+                                 f"{OUTCOME_WAIT_S:.0f} s; see its log") from None
+
+
+async def join_outcome(events: asyncio.Queue[Event]) -> JoinResult:
+    """The result in the node's `join`/`joined` event; FormationError with the reason of a
+    `join`/`failed` one."""
+    while True:
+        event = await events.get()
+        if event.topic != "join":
+            continue
+        if event.kind == "joined":
+            fields = JoinResult.model_fields
+            return JoinResult.model_validate({k: v for k, v in event.data.items() if k in fields})
+        if event.kind == "failed":
+            raise FormationError(str(event.data.get("reason") or "the join failed"))

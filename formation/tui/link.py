@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Protocol
 
@@ -27,6 +27,10 @@ RETRY_S = 1.0
 StopFn = Callable[[], Awaitable[None]]
 StartEmbedded = Callable[[], Awaitable[StopFn]]
 ClientFactory = Callable[[str | None], NodeClient]
+
+
+class NoAnswerInTime(NodeUnreachable):
+    """The link stopped waiting for an answer; the node may still be doing what was asked."""
 
 
 class LinkListener(Protocol):
@@ -61,6 +65,7 @@ class NodeLink:
         self._poller: asyncio.Task | None = None
         self._stream: asyncio.Task | None = None
         self.last_poll_at = 0.0
+        self._subscribers: list[asyncio.Queue[Event]] = []
 
     @property
     def where(self) -> str:
@@ -77,7 +82,7 @@ class NodeLink:
             async with asyncio.timeout(limit):
                 return await self.client.call(endpoint, body, query, **params)
         except TimeoutError:
-            raise NodeUnreachable(
+            raise NoAnswerInTime(
                 f"the node at {self.client.where} did not answer within {limit:g} s"
             ) from None
 
@@ -89,6 +94,17 @@ class NodeLink:
             raise NodeUnreachable(
                 f"the node at {self.client.where} did not answer within {self.timeout_s:g} s"
             ) from None
+
+    @contextlib.contextmanager
+    def subscription(self) -> Iterator[asyncio.Queue[Event]]:
+        """Every event of the stream from now on, in a queue, until the block ends (for a task
+        that waits for a particular event, such as the outcome of a join)."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._subscribers.append(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.remove(queue)
 
     # lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -207,6 +223,8 @@ class NodeLink:
                 if event.topic == "metrics" and event.kind == "sample":
                     self.listener.link_samples([HostSample.model_validate(event.data)], False)
                 self.listener.link_event(event)
+                for queue in self._subscribers:
+                    queue.put_nowait(event)
                 if event.topic in ("node", "capabilities", "settings"):
                     self._wake.set()
         except (NodeUnreachable, ApiError) as exc:

@@ -22,7 +22,9 @@ from console_harness import (
     FORMATION,
     Sshd,
     Tmux,
+    can_run_for_other_users,
     have_ssh_tools,
+    installed_for_other_users,
     keygen,
     node_process,
     safe_executable,
@@ -32,8 +34,9 @@ from console_harness import (
 
 pytestmark = pytest.mark.skipif(
     not have_ssh_tools() or not shutil.which("tmux") or not shutil.which("useradd")
-    or not shutil.which("runuser"),
-    reason="needs root, sshd, ssh, tmux, useradd, runuser and the formation script")
+    or not shutil.which("runuser") or not can_run_for_other_users(),
+    reason="needs root, sshd, ssh, tmux, useradd, runuser, the formation script and a python "
+    "that every user can run")
 
 
 def _delete_account(user: str, group: str) -> None:
@@ -57,14 +60,22 @@ def runs_as(user: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=60, check=False, cwd="/")
 
 
+@pytest.fixture(scope="session")
+def formation_site():
+    """This checkout installed where the console user can read it (the checkout itself may be
+    under a 0700 directory), once per test session."""
+    with installed_for_other_users() as site:
+        yield site
+
+
 @pytest.fixture
-def ssh_host(short_tmp: Path, accounts):
+def ssh_host(short_tmp: Path, accounts, formation_site: Path):
     user, group = accounts
     short_tmp.chmod(0o711)  # the console user reaches the socket inside, nothing else
     user_pub = keygen(short_tmp / "user_key")
     config = write_node_config(short_tmp, "ssh-node", admin_ssh_keys=[user_pub])
     sshd = Sshd(short_tmp)
-    with safe_executable(for_other_users=True) as executable:
+    with safe_executable(formation_site) as executable:
         setup = subprocess.run(
             [FORMATION, "--config", str(config), "ssh-setup", "--user", user, "--group", group,
              "--executable", executable, "--dropin", str(sshd.dropin),
@@ -76,8 +87,8 @@ def ssh_host(short_tmp: Path, accounts):
         assert yaml.safe_load(config.read_text())["api"]["socket_group"] == group
         entry = pwd.getpwnam(user)
         assert grp.getgrnam(group).gr_gid in os.getgrouplist(user, entry.pw_gid)
-        if runs_as(user, executable, "version").returncode != 0:
-            pytest.skip("this checkout cannot be run by other users")
+        version = runs_as(user, executable, "version")
+        assert version.returncode == 0, version.stderr
         tmux = Tmux(f"fmtest-{os.getpid()}")
         with node_process(config):
             sshd.start()

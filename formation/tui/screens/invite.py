@@ -1,6 +1,9 @@
 """Create an invite: asks this node (an admin) for a one-time token and shows it as a line to
-copy and as a QR code. A token of about 300 characters needs a 65x33-character QR code: at
-80x24 the code scrolls inside the dialog (the token line above it always shows whole)."""
+copy and as a QR code. A token is about 300 characters: QR version 11 (61 modules a side, 65
+with the quiet zone), 65 columns by 33 rows of half blocks, whatever the rendering (a text row
+holds two modules at most). Where the terminal has room (about 105x36) the dialog puts the code
+beside the text, whole; at 80x24 nothing that size fits, so the code scrolls and the dialog says
+how big a terminal shows it whole; the token line always shows whole, to copy (y)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from datetime import UTC, datetime
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Resize
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
@@ -34,6 +38,11 @@ def invite_text(invite: Invite) -> str:
             "host: `formation join TOKEN`, or paste it in its console (e).")
 
 
+SIDE_TEXT_COLUMNS = 36  # the invite's text and the token, wrapped beside the code
+DIALOG_FRAME_COLUMNS = 5  # border, padding and the gap between text and code
+DIALOG_FRAME_ROWS = 3  # border and the title line
+
+
 class InviteScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("y", "copy", "Copy token"),
                 Binding("r", "create", "New token")]
@@ -45,13 +54,35 @@ class InviteScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="invite-box", classes="dialog"):
             yield Label("[b]Invite a host[/b] · y: copy token · r: new token · esc: close")
-            yield Static("asking the node for an invite…", id="invite-state")
-            yield Static("", id="invite-token")
-            with VerticalScroll(id="invite-qr-box"):
-                yield Static("", id="invite-qr")
+            with Horizontal(id="invite-body"):
+                with Vertical(id="invite-text"):
+                    yield Static("asking the node for an invite…", id="invite-state")
+                    yield Static("", id="invite-token")
+                    yield Static("", id="invite-qr-note")
+                with VerticalScroll(id="invite-qr-box"):
+                    yield Static("", id="invite-qr")
 
     def on_mount(self) -> None:
+        self.qr_size: tuple[int, int] | None = None  # columns, rows
         self.action_create()
+
+    def on_resize(self, event: Resize) -> None:
+        self.fit_qr()
+
+    def fit_qr(self) -> None:
+        """Beside the text if the whole code fits there; else under it, scrolling, with a
+        line saying what size of terminal shows it whole."""
+        note = self.query_one("#invite-qr-note", Static)
+        if self.qr_size is None:
+            note.update("")
+            return
+        columns, rows = self.qr_size
+        need = (columns + SIDE_TEXT_COLUMNS + DIALOG_FRAME_COLUMNS, rows + DIALOG_FRAME_ROWS)
+        beside = self.app.size.width >= need[0] and self.app.size.height >= need[1]
+        self.query_one("#invite-box").set_class(beside, "-beside")
+        note.update("" if beside else
+                    f"The QR code is {columns}x{rows} characters: it shows whole in a terminal "
+                    f"of at least {need[0]}x{need[1]}; here it scrolls below.")
 
     @work(exclusive=True, group="invite")
     async def action_create(self) -> None:
@@ -67,13 +98,20 @@ class InviteScreen(ModalScreen[None]):
             state.update(f"[b]no invite[/b]: {error_text(exc)}")
             state.add_class("-error")
             return
+        await self.show(invite)
+
+    async def show(self, invite: Invite) -> None:
+        """The invite's text, its token and its QR code."""
+        state = self.query_one("#invite-state", Static)
         state.remove_class("-error")
         self.invite = invite
         state.update(invite_text(invite))
         self.query_one("#invite-token", Static).update(invite.token)
         # segno takes about 0.1 s for a token on a slow host: not on the event loop
         lines = await asyncio.to_thread(qr_lines, invite.token)
+        self.qr_size = (max(map(len, lines)), len(lines))
         self.query_one("#invite-qr", Static).update("\n".join(lines))
+        self.fit_qr()
 
     def action_copy(self) -> None:
         if self.invite is None:

@@ -1,0 +1,48 @@
+"""The `formation` program's entry point (the console script, `python -m formation`, the
+appliance's /usr/bin/formation). sshd runs two commands on every login: the AuthorizedKeysCommand
+`formation ssh-keys --socket ...` (twice) and the ForceCommand `formation console --no-embedded
+--socket ...`. Those exact forms run here without click and the command table (~50 ms each);
+every other form, and any variation of these, goes to formation.cli."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if "ssh-keys" in argv:
+        from formation.commands.authorized_keys import run_fast
+
+        code = run_fast(argv)
+        if code is not None:
+            sys.exit(code)
+    elif "console" in argv:
+        code = _reporting_errors(argv)
+        if code is not None:
+            sys.exit(code)
+    from formation.cli import main as cli_main
+
+    cli_main()
+
+
+def _reporting_errors(argv: list[str]) -> int | None:
+    """The console's fast path, with formation.cli.main's error reporting: one line, no
+    traceback (FORMATION_DEBUG=1 shows it)."""
+    from formation.commands.console_run import run_fast
+    from formation.errors import FormationError
+
+    try:
+        return run_fast(argv)
+    except FormationError as exc:
+        sys.stderr.write(f"formation: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: say so in one line; the traceback only on request
+        if os.environ.get("FORMATION_DEBUG"):
+            raise
+        sys.stderr.write(f"formation: internal error: {type(exc).__name__}: {exc} "
+                         "(set FORMATION_DEBUG=1 for details)\n")
+        return 70
