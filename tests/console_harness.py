@@ -28,6 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.ports import free_port
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 FORMATION = str(Path(sys.executable).parent / "formation")
 
@@ -35,12 +37,6 @@ FORMATION = str(Path(sys.executable).parent / "formation")
 def have_ssh_tools() -> bool:
     return (os.geteuid() == 0 and Path(SSHD).exists() and shutil.which("ssh") is not None
             and Path(FORMATION).exists())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(port: int) -> bool:

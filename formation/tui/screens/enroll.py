@@ -298,14 +298,6 @@ class EnrollScreen(ConsoleScreen):
         try:
             result = await run_join(link, request, self.say)
         except FormationError as exc:
-            if "did not answer within" in str(exc) and not isinstance(request, JoinAskRequest):
-                # the node keeps joining after the console stops waiting for its answer
-                self.say(f"no answer from the node yet ({exc}); it may still be trying (an "
-                         "admin that does not answer takes 10 s per endpoint). Its steps show "
-                         "here as they happen and the text above changes once this node is in "
-                         "the network; if nothing changes, press Enter to try again.",
-                         error=True)
-                return
             self.following_join = False
             waiting = isinstance(request, JoinAskRequest)
             self.say(f"[b]not joined[/b]: {reason(exc)}. "
