@@ -24,7 +24,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
                   "Instances of the network by state (VMs come later)"),
     ConsoleAction("l", "app.switch_mode('logs')", "Logs", "The node's recent log records"),
     ConsoleAction("s", "app.switch_mode('settings')", "Settings",
-                  "Hostname, bootstrap list and admin SSH keys"),
+                  "Hostname, underlay, resources offered, admin SSH keys, bootstrap list"),
     ConsoleAction("e", "app.switch_mode('enroll')", "Network enrollment",
                   "This node's hostname, underlay, resources and admin keys; then found a "
                   "network or join one (discovered nearby, an invite token, a bootstrap host)",

@@ -245,3 +245,44 @@ async def test_a_node_without_a_config_file_founds_without_saving(short_tmp: Pat
             assert "settings not saved: the node runs without a config file" in text_of(state)
     finally:
         await service.stop()
+
+
+async def test_settings_screen_edits_underlay_and_resources(make_app, tui_node, links) -> None:
+    """The settings screen (s) has the same node fields as enrollment: a wrong one is refused
+    on screen with nothing written; right ones are saved, and underlay and resources applied
+    at once (the networkd file, the node's running settings)."""
+    config = tui_node.config_file
+    networkd_dir = tui_node.settings.underlay.networkd_dir
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        screen = app.screen
+        state = screen.query_one("#settings-state", Static)
+        await wait_for(pilot, lambda: "saved in" in text_of(state)
+                       and app.node_status is not None)
+        form = screen.query_one(NodeFieldsForm)
+        assert sorted(v for _, v in form.options) == sorted([links.up, links.down])
+        before = config.read_text()
+        cpus = app.node_status.resources.cpus
+        fill(screen, **{"underlay-interface": links.up, "underlay-mode": "static"})
+        await pilot.pause()
+        fill(screen, **{"underlay-address": "192.0.2.30/24", "res-cpus": str(cpus + 1)})
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "not saved" in text_of(state))
+        assert "(nothing written)" in text_of(state)
+        assert f"resources CPUs: {cpus + 1} is more than this host has" in text_of(state)
+        assert screen.query_one("#res-cpus").has_class("-invalid")
+        assert config.read_text() == before
+        assert not (networkd_dir / NETWORKD_FILE).exists()
+        fill(screen, **{"res-cpus": "1"})
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "saved in" in text_of(state))
+        assert not state.has_class("-error")
+        assert "underlay: " in text_of(state) and "resources: offering 1 CPUs" in text_of(state)
+        assert not screen.query_one("#res-cpus").has_class("-invalid")
+    saved = yaml.safe_load(config.read_text())
+    assert saved["resources"] == {"cpus": 1}
+    assert saved["underlay"]["interface"] == links.up
+    assert saved["underlay"]["address"] == "192.0.2.30/24"
+    assert "Address=192.0.2.30/24" in (networkd_dir / NETWORKD_FILE).read_text()
+    assert tui_node.settings.resources.cpus == 1  # applied to the running node, no restart

@@ -222,9 +222,9 @@ async def test_settings_save_persists_and_asks_for_restart(make_app, tui_node) -
         await pilot.press("s")
         state = app.screen.query_one("#settings-state", Static)
         await wait_for(pilot, lambda: "saved in" in text_of(state))
-        app.screen.query_one("#name", Input).value = "edge-7"
+        app.screen.query_one("#hostname", Input).value = "edge-7"
         app.screen.query_one("#bootstrap", Input).value = "10.0.0.2:7170, 10.0.0.3:7170"
-        app.screen.query_one("#admin_ssh_keys", TextArea).text = ED25519
+        app.screen.query_one("#admin-keys", TextArea).text = ED25519
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "restart the node" in text_of(state))
         assert "name" in text_of(state)
@@ -241,9 +241,9 @@ async def test_settings_errors_name_the_field(make_app, tui_node) -> None:
         await pilot.press("s")
         state = app.screen.query_one("#settings-state", Static)
         await wait_for(pilot, lambda: "saved in" in text_of(state))
-        app.screen.query_one("#name", Input).value = "typed-but-not-saved"
+        app.screen.query_one("#hostname", Input).value = "typed-but-not-saved"
         await pilot.press("ctrl+r")  # reload: the field shows the file again
-        await wait_for(pilot, lambda: app.screen.query_one("#name", Input).value == "test-node")
+        await wait_for(pilot, lambda: app.screen.query_one("#hostname", Input).value == "test-node")
         app.screen.query_one("#bootstrap", Input).value = "no-port-here"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "not saved" in text_of(state))

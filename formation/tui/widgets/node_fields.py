@@ -46,13 +46,16 @@ def totals_text(host: Resources | None) -> str:
 
 
 class NodeFieldsForm(Vertical):
-    def __init__(self, **kwargs) -> None:
+    """Shared by enrollment (saved before founding or joining) and the settings screen."""
+
+    def __init__(self, title: str = NODE_TITLE + " · saved first, then the network is founded "
+                 "or joined", **kwargs) -> None:
         super().__init__(**kwargs)
+        self.title_text = title
         self.options: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(NODE_TITLE + " · saved first, then the network is founded or joined",
-                     id="node-title")
+        yield Static(self.title_text, id="node-title")
         with Horizontal(classes="enroll-row"):
             yield Label("hostname", classes="enroll-label")
             yield Input(compact=True, id="hostname", placeholder="lowercase letters, digits and -")
