@@ -71,9 +71,9 @@ class ResourceChoice(Model):
     """What the node offers to the network's instances; none: all the host has. At most the
     host's totals."""
 
-    cpus: int | None = None
-    memory_mb: int | None = None
-    disk_gb: int | None = None
+    cpus: int | None = Field(None, ge=1, le=4096, description="CPUs offered")
+    memory_mb: int | None = Field(None, ge=64, description="memory offered, MiB")
+    disk_gb: int | None = Field(None, ge=1, description="disk offered, GB")
 
 
 class EditableSettings(Model):
