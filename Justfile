@@ -34,6 +34,7 @@ system-packages:
 
 # MIRROR: the Debian mirror to build from (a local one where only a package mirror is reachable).
 # The build tools (mkosi 24, systemd 254 from bookworm-backports) come from scripts/image-tools.sh.
-# Build the appliance image (image/mkosi.conf) into .cache/image/output/formation.
+# Build the appliance image (image/mkosi.conf); prints the raw disk's path (as root under
+# /var/cache/formation-image, shared by every checkout on the machine; FORMATION_IMAGE_CACHE moves it).
 image MIRROR="http://deb.debian.org/debian" *ARGS: setup
     FORMATION_MIRROR="{{MIRROR}}" bash scripts/build-image.sh {{ARGS}}

@@ -8,6 +8,7 @@ the built image stays pristine and every boot is a first boot."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("FORMATION_IMAGE_CACHE", REPO / ".cache" / "image"))
+# Where scripts/build-image.sh keeps its builds (the same rule): outside the checkout as root, so
+# every clone and worktree on the machine reuses them.
+CACHE = Path(os.environ.get("FORMATION_IMAGE_CACHE") or (
+    "/var/cache/formation-image" if os.geteuid() == 0 else REPO / ".cache" / "image"))
 QEMU = "qemu-system-x86_64"
 # Debian's ovmf package (scripts/image-tools.sh installs it with the build tools).
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -67,7 +71,8 @@ def build_image(name: str = "formation", config: Path | None = None, force: bool
         args += ["--config", str(config)]
     if force:
         args.append("--force")
-    log = CACHE / f"build-{name}.log"
+    # One log per checkout: the cache is shared by every clone on the machine.
+    log = CACHE / f"build-{name}-{hashlib.sha256(str(REPO).encode()).hexdigest()[:8]}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log.open("w") as out:

@@ -39,7 +39,9 @@ def guests(built_image: BuiltImage) -> Iterator[dict[str, Guest]]:
         key = (headless_dir / "admin.pub").read_text().strip()
         answer = fat_answer_disk(headless_dir / "answer.img", {"enroll.yaml": (
             f"version: 1\nhostname: edge-01\nnetwork:\n  found:\n    name: lab\n"
-            f"admin_keys:\n  - {key}\n")})
+            f"admin_keys:\n  - {key}\nresources:\n  memory_mb: 256\n"
+            f"underlay:\n  interface: enp0s5\n  mode: static\n  address: 192.0.2.20/24\n"
+            f"  gateway: 192.0.2.1\n")})
         try:
             firmware_disk = uefi_disk(built_image, headless_dir / "uefi.raw",
                                       "formation.headless")
@@ -92,6 +94,11 @@ def test_headless_uefi_boot_enrolls_from_answer_partition(guests: dict[str, Gues
     guest.wait_for(NODE_READY, BOOT_TIMEOUT_S)
     guest.wait_for(r"answer file /run/formation/answer-media/enroll\.yaml", 120)
     guest.wait_for(r"valid: edge-01 will found network 'lab' with 1 admin key\(s\)", 120)
+    # The underlay from the answer file: a networkd file the hardened node unit may write, and
+    # systemd-networkd reloaded for real (the only place here where networkd runs).
+    guest.wait_for(r"/etc/systemd/network/10-formation-underlay\.network written; "
+                   r"systemd-networkd reloaded: applied now", 120)
+    guest.wait_for(r"resources: offering [^\n]*256 MiB", 60)
     guest.wait_for(r"enrolled: founded network lab", 120)
     log = guest.serial()
     assert not re.search(r"Start(ing|ed) formation-console@", log), "console ran headless"

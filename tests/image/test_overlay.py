@@ -90,3 +90,27 @@ def test_sshd_accepts_the_console_drop_in(tmp_path: Path) -> None:
         [sshd, "-T", "-f", str(config), "-C", "user=alice,host=h,addr=127.0.0.1"],
         capture_output=True, text=True, timeout=10)
     assert "forcecommand none" in other.stdout.splitlines(), "only the console user is forced"
+
+
+def unit_settings(path: Path) -> dict[str, list[str]]:
+    """KEY -> every value it is given in a systemd unit or .network file (sections ignored)."""
+    found: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith(("#", "[")):
+            found.setdefault(key.strip(), []).extend(value.split())
+    return found
+
+
+def test_node_starts_early_and_first_while_booting() -> None:
+    """The node is what the appliance boots for (bench/image.py's boot_ratio): it waits for
+    nothing it does not use, and has the CPU first while the machine boots."""
+    unit = unit_settings(OVERLAY / "usr/lib/systemd/system/formation-node.service")
+    assert unit["DefaultDependencies"] == ["no"]
+    waits_for = set(unit.get("After", []) + unit.get("Requires", []) + unit.get("Wants", []))
+    assert not waits_for & {"network.target", "network-online.target", "basic.target",
+                            "sysinit.target", "systemd-networkd.service"}, waits_for
+    assert int(unit["StartupCPUWeight"][0]) > 100, "the default weight is 100"
+    # Not ordered after the network, so the network must outlive networkd's stop at shutdown.
+    network = unit_settings(OVERLAY / "etc/systemd/network/80-formation-dhcp.network")
+    assert network["KeepConfiguration"] == ["yes"]
