@@ -18,6 +18,7 @@ from formation.node.proc import run_command
 
 FILE_NAME = "10-formation-underlay.network"
 RELOAD_TIMEOUT_S = 10.0
+SYSTEM_BUS = "/run/dbus/system_bus_socket"  # networkctl reload needs D-Bus
 
 
 def render(underlay: Underlay) -> str | None:
@@ -74,18 +75,34 @@ async def networkd_running() -> bool:
 
 
 async def reload() -> str:
-    """Asks networkd to re-read its files; says in words what happened."""
+    """Asks networkd to re-read its files; says in words what happened. `networkctl reload`
+    goes through D-Bus, which the appliance does not ship (nothing else needs it): there,
+    systemd restarts networkd instead (PID 1 answers root on its private socket), which re-reads
+    the files just the same; DHCP addresses stay (KeepConfiguration= in the image's file)."""
     networkctl = shutil.which("networkctl")
     if networkctl is None or not await networkd_running():
         return "systemd-networkd does not run here: it applies at the next boot"
-    try:
-        done = await run_command([networkctl, "reload"], RELOAD_TIMEOUT_S)
-    except (OSError, TimeoutError) as exc:
-        return f"networkctl reload failed ({exc!r}): it applies at the next boot"
-    if done.returncode != 0:
-        why = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+    if Path(SYSTEM_BUS).exists():
+        why = await _run_for_reason([networkctl, "reload"])
+        if why is None:
+            return "systemd-networkd reloaded: applied now"
         return f"networkctl reload failed ({why}): it applies at the next boot"
-    return "systemd-networkd reloaded: applied now"
+    why = await _run_for_reason([shutil.which("systemctl") or "systemctl", "try-restart",
+                                 "systemd-networkd.service"])
+    if why is None:
+        return "systemd-networkd restarted (no D-Bus here for a reload): applied now"
+    return f"restarting systemd-networkd failed ({why}): it applies at the next boot"
+
+
+async def _run_for_reason(args: list[str]) -> str | None:
+    """None when the command succeeded, else why it did not, in words."""
+    try:
+        done = await run_command(args, RELOAD_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        return repr(exc)
+    if done.returncode != 0:
+        return done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+    return None
 
 
 async def apply(underlay: UnderlaySettings) -> Applied:
