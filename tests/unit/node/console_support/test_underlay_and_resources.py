@@ -83,7 +83,8 @@ async def test_underlay_and_resources_apply_at_once(node_with_networkd_dir) -> N
      "resources.cpus", "more than this host has"),
     (SettingsUpdate(resources=ResourceChoice(memory_mb=10**9)),
      "resources.memory_mb", "more than this host has"),
-    (SettingsUpdate(resources=ResourceChoice(disk_gb=0)), "resources.disk_gb",
+    # built past the client's own check: the node must refuse it too
+    (SettingsUpdate(resources=ResourceChoice.model_construct(disk_gb=0)), "resources.disk_gb",
      "greater than or equal to 1"),
     (SettingsUpdate(underlay=UnderlayChoice(interface="eth0", mode="static")),
      "underlay.address", "needs address/prefix"),
