@@ -8,9 +8,13 @@ import os
 import socket
 
 
-def sd_notify(state: str) -> bool:
-    """Sends e.g. "READY=1"; False when not run by systemd (no NOTIFY_SOCKET) or on failure."""
-    address = os.environ.get("NOTIFY_SOCKET")
+def sd_notify(state: str, unset_environment: bool = False) -> bool:
+    """Sends e.g. "READY=1"; False when not run by systemd (no NOTIFY_SOCKET) or on failure.
+    `unset_environment` (as sd_notify(3)'s) drops $NOTIFY_SOCKET after the last message, so the
+    commands the node runs later (networkctl, systemctl, wireguard-go) do not inherit it and
+    systemd does not log refused notifications from them."""
+    address = os.environ.pop("NOTIFY_SOCKET", None) if unset_environment \
+        else os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):

@@ -230,7 +230,7 @@ class NodeService:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
-        sd_notify("READY=1")
+        sd_notify("READY=1", unset_environment=True)  # the only message it sends
         try:
             await stop.wait()
             log.info("stopping: finishing in-flight requests")
