@@ -103,6 +103,8 @@ def test_headless_uefi_boot_enrolls_from_answer_partition(guests: dict[str, Gues
     guest.wait_for(r"enrolled: founded network lab", 120)
     log = guest.serial()
     assert not re.search(r"Start(ing|ed) formation-console@", log), "console ran headless"
+    # the commands the node ran (systemctl for networkd) did not inherit its notify socket
+    assert "reception only permitted for main PID" not in log, log
 
 
 def _machine_identity(guest: Guest) -> tuple[str, str]:
