@@ -101,6 +101,10 @@ def test_headless_uefi_boot_enrolls_from_answer_partition(guests: dict[str, Gues
                    r"systemd-networkd restarted \(no D-Bus here for a reload\): applied now", 120)
     guest.wait_for(r"resources: offering [^\n]*256 MiB", 60)
     guest.wait_for(r"enrolled: founded network lab", 120)
+    # The appliance's mesh: the kernel's WireGuard (the guest kernel has the module), addressed
+    # from the network's state once the founder claims its address.
+    guest.wait_for(r'msg="mesh interface up"[^\n]*backend=kernel', 60)
+    guest.wait_for(r'msg="mesh address from the state" address=10\.42\.', 120)
     log = guest.serial()
     assert not re.search(r"Start(ing|ed) formation-console@", log), "console ran headless"
     # the commands the node ran (systemctl for networkd) did not inherit its notify socket
