@@ -61,28 +61,27 @@ async def delete_link(host: NetHost, name: str) -> bool:
 
 async def add_address(host: NetHost, name: str, cidr: str) -> None:
     """`10.1.0.5/16` on `name`; the kernel adds the connected route for the prefix."""
-    iface = ipaddress.ip_interface(cidr)
-    index = await require_index(host, name)
-    async with host.iproute() as ipr:
-        try:
-            await ipr.addr("add", index=index, address=str(iface.ip),
-                           prefixlen=iface.network.prefixlen)
-        except NetlinkError as exc:
-            if exc.code != EEXIST:
-                raise WireGuardError(f"cannot add {cidr} to {name}: {exc}") from None
+    await _change_address(host, name, cidr, "add", EEXIST, f"cannot add {cidr} to {name}")
 
 
 async def remove_address(host: NetHost, name: str, cidr: str) -> None:
     """Takes `cidr` off `name`; nothing to do when it is not there."""
+    await _change_address(host, name, cidr, "del", EADDRNOTAVAIL,
+                          f"cannot remove {cidr} from {name}")
+
+
+async def _change_address(host: NetHost, name: str, cidr: str, command: str,
+                          already_done: int, failure: str) -> None:
+    """One address change; the errno that means "already so" is not an error."""
     iface = ipaddress.ip_interface(cidr)
     index = await require_index(host, name)
     async with host.iproute() as ipr:
         try:
-            await ipr.addr("del", index=index, address=str(iface.ip),
+            await ipr.addr(command, index=index, address=str(iface.ip),
                            prefixlen=iface.network.prefixlen)
         except NetlinkError as exc:
-            if exc.code != EADDRNOTAVAIL:
-                raise WireGuardError(f"cannot remove {cidr} from {name}: {exc}") from None
+            if exc.code != already_done:
+                raise WireGuardError(f"{failure}: {exc}") from None
 
 
 async def addresses(host: NetHost, name: str) -> list[str]:
