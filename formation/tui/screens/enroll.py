@@ -279,15 +279,22 @@ class EnrollScreen(ConsoleScreen):
         plan = self.checked("joined", request if isinstance(request, str) else None)
         if plan is None or isinstance(request, str):
             return
-        link = self.app.link  # type: ignore[attr-defined]
-        if link is None or not self.app.link_status.online:  # type: ignore[attr-defined]
-            self.say("[b]not joined[/b]: the node does not answer; try again when it does",
-                     error=True)
+        link = self.answering_link("joined")
+        if link is None:
             return
         self.join_steps = []
         self.following_join = True
         self.joining = self.run_worker(self._join(link, request, plan), name="join",
                                        group="enroll", exclusive=True, exit_on_error=False)
+
+    def answering_link(self, action: str):
+        """The link to the node if it answers; else None, having said so."""
+        link = self.app.link  # type: ignore[attr-defined]
+        if link is None or not self.app.link_status.online:  # type: ignore[attr-defined]
+            self.say(f"[b]not {action}[/b]: the node does not answer; try again when it does",
+                     error=True)
+            return None
+        return link
 
     async def _join(self, link, request, plan: NodePlan) -> None:
         saved = await self.save_node(link, plan, "joined")
@@ -322,10 +329,8 @@ class EnrollScreen(ConsoleScreen):
         plan = self.checked("founded", request if isinstance(request, str) else None)
         if plan is None or isinstance(request, str):
             return
-        link = self.app.link  # type: ignore[attr-defined]
-        if link is None or not self.app.link_status.online:  # type: ignore[attr-defined]
-            self.say("[b]not founded[/b]: the node does not answer; try again when it does",
-                     error=True)
+        link = self.answering_link("founded")
+        if link is None:
             return
         saved = await self.save_node(link, plan, "founded")
         if saved is None:
