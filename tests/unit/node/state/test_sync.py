@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nodepair import two_nodes
 from settings_factory import make_settings
 from statekit import NETWORK, craft, replica, write
 
@@ -21,19 +22,9 @@ WRITER = NodeIdentity.from_seed(b"\x02" * 32)
 
 @pytest.fixture
 async def pair(short_tmp: Path):
-    services = []
-    for name in ("a", "b"):
-        settings = make_settings(short_tmp / name, name=f"node-{name}",
-                                 state={"anti_entropy_interval_s": 3600,
-                                        "claim_address": False})
-        service = NodeService(settings)
-        await service.start()
-        services.append(service)
-    a, b = services
-    a.key_authorities.append(lambda key: key == b.identity.public_key_hex)
-    yield a, b
-    for service in services:
-        await service.stop()
+    async with two_nodes(short_tmp) as (a, b):
+        a.key_authorities.append(lambda key: key == b.identity.public_key_hex)
+        yield a, b
 
 
 def pair_base(service) -> Path:

@@ -7,26 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from settings_factory import make_settings
+from nodepair import two_nodes
 from waiting import until
 
-from formation.node.service import NodeService
 from formation.node.state.component import StateComponent, store_of
 
 
 @pytest.fixture
 async def pair(short_tmp: Path):
-    services = []
-    for name in ("a", "b"):
-        settings = make_settings(short_tmp / name, name=f"node-{name}",
-                                 state={"anti_entropy_interval_s": 3600,
-                                        "claim_address": False})
-        service = NodeService(settings)
-        await service.start()
-        services.append(service)
-    yield services
-    for service in services:
-        await service.stop()
+    async with two_nodes(short_tmp) as services:
+        yield services
 
 
 async def test_a_peer_moves_to_its_new_address_and_pushes_follow(pair) -> None:
