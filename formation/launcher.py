@@ -1,8 +1,9 @@
 """The `formation` program's entry point (the console script, `python -m formation`, the
 appliance's /usr/bin/formation). sshd runs two commands on every login: the AuthorizedKeysCommand
 `formation ssh-keys --socket ...` (twice) and the ForceCommand `formation console --no-embedded
---socket ...`. Those exact forms run here without click and the command table (~50 ms each);
-every other form, and any variation of these, goes to formation.cli."""
+--socket ...`; systemd runs `formation node` at every boot. Those exact forms run here without
+click and the command table (~50 ms each, seconds under emulation); every other form, and any
+variation of these, goes to formation.cli."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def main() -> None:
         code = run_fast(argv)
         if code is not None:
             sys.exit(code)
-    elif "console" in argv:
+    elif "console" in argv or argv[-1:] == ["node"]:
         code = _reporting_errors(argv)
         if code is not None:
             sys.exit(code)
@@ -28,11 +29,14 @@ def main() -> None:
 
 
 def _reporting_errors(argv: list[str]) -> int | None:
-    """The console's fast path, with formation.cli.main's error reporting: one line, no
-    traceback (FORMATION_DEBUG=1 shows it)."""
-    from formation.commands.console_run import run_fast
+    """The console's or the node's fast path, with formation.cli.main's error reporting: one
+    line, no traceback (FORMATION_DEBUG=1 shows it)."""
     from formation.errors import FormationError
 
+    if argv[-1:] == ["node"]:
+        from formation.commands.node_run import run_fast
+    else:
+        from formation.commands.console_run import run_fast
     try:
         return run_fast(argv)
     except FormationError as exc:

@@ -1,0 +1,50 @@
+"""`formation node` as systemd runs it: through the launcher's fast path, READY=1 on
+$NOTIFY_SOCKET once the API answers, the mesh and DNS started after it, a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.conftest import clean_env, write_config
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        log = path.read_text()
+        if text in log:
+            return log
+        assert proc.poll() is None, f"formation node exited {proc.returncode}: {log}"
+        time.sleep(0.05)
+    raise AssertionError(f"no {text!r} in {timeout_s} s: {path.read_text()}")
+
+
+def test_ready_then_the_parts_started_after_it(short_tmp: Path) -> None:
+    config = write_config(short_tmp)
+    notify = short_tmp / "notify.sock"
+    stderr = short_tmp / "node.log"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(notify))
+        receiver.settimeout(30)
+        with stderr.open("w") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "formation", "--config", str(config),
+                                     "node"], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    env={**clean_env(), "NOTIFY_SOCKET": str(notify)})
+        try:
+            assert receiver.recv(64) == b"READY=1"
+            assert (short_tmp / "node.sock").exists(), "READY comes after the API socket"
+            _wait_for(stderr, 'msg="started after ready" parts=mesh,dns', proc, 30)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    log = stderr.read_text()
+    assert "node service stopped" in log and "Traceback" not in log

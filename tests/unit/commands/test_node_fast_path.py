@@ -1,0 +1,48 @@
+"""systemd's `formation node` (and the same with `--config F`) runs the node without click
+(formation.launcher -> node_run); any other form is click's. The process itself, with READY and
+the parts started after it, is tested in tests/integration/node/test_node_ready.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from formation.commands.node_run import parse_node_form
+
+
+@pytest.mark.parametrize(("argv", "parsed"), [
+    (["node"], (None,)),
+    (["--config", "/c.yaml", "node"], ("/c.yaml",)),
+    (["--config=/c.yaml", "node"], ("/c.yaml",)),
+])
+def test_the_unit_forms_take_the_fast_path(argv, parsed) -> None:
+    assert parse_node_form(argv) == parsed
+
+
+@pytest.mark.parametrize("argv", [
+    ["node", "--help"], ["--config", "node"], ["--version", "node"], ["status", "node"], [],
+])
+def test_any_other_form_goes_to_click(argv) -> None:
+    assert parse_node_form(argv) is None
+
+
+def _modules_when_the_node_runs(args: list[str]) -> list[str]:
+    """Runs the launcher with run_node replaced by a probe that prints sys.modules."""
+    code = ("import json, sys\nimport formation.commands.node_run as run\n"
+            "run.run_node = lambda obj: print(json.dumps([str(obj.config_file), "
+            "sorted(sys.modules)]))\n"
+            f"sys.argv = ['formation', *{args!r}]\n"
+            "from formation.launcher import main\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_node_starts_without_click() -> None:
+    config, modules = _modules_when_the_node_runs(["--config", "/n.yaml", "node"])
+    assert config == "/n.yaml"
+    assert [m for m in modules if m.split(".")[0] == "click" or m == "formation.cli"] == []
