@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 class Component(Protocol):
     name: str
+    # Optional class attribute `after_ready = True`: a standalone node (`formation node`) starts
+    # the part after it told systemd it is ready, because nothing the API needs to answer waits
+    # for it and its start is long on a slow machine (the mesh: pyroute2, a kernel module, a
+    # link). Until then its endpoints answer 503 and its health says "starting".
 
     async def start(self, service: NodeService) -> None:
         """Open resources; `service.identity`, `.settings`, `.bus` and `.metrics` are ready."""
@@ -26,6 +30,10 @@ class Component(Protocol):
 
     def health(self) -> list[HealthCheck]:
         """This part's health checks, shown in GET /v1/health."""
+
+
+def starts_after_ready(component: Component) -> bool:
+    return bool(getattr(component, "after_ready", False))
 
 
 def default_components() -> list[Component]:

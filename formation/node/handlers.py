@@ -38,7 +38,10 @@ class NodeHandlers:
                           detail="probed" if svc.prober.current.probed_at else "probing"),
         ]
         for component in svc.components:
-            checks.extend(component.health())
+            if component in svc.pending_components:
+                checks.append(m.HealthCheck(name=component.name, ok=False, detail="starting"))
+            else:
+                checks.extend(component.health())
         return m.Health(status="ok" if all(c.ok for c in checks) else "degraded", checks=checks)
 
     def _status(self, uptime_s: float) -> m.NodeStatus:

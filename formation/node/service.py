@@ -26,7 +26,7 @@ from formation.config.settings import NodeSettings
 from formation.errors import FormationError
 from formation.identity import NodeIdentity, load_or_create_identity
 from formation.node.capabilities import CapabilityProber
-from formation.node.component import Component, default_components
+from formation.node.component import Component, default_components, starts_after_ready
 from formation.node.events import EventBus
 from formation.node.handlers import NodeHandlers
 from formation.node.metrics import NodeMetrics
@@ -58,6 +58,7 @@ class NodeService:
         self.settings = settings
         self.components = default_components() if components is None else components
         self._started_components: list[Component] = []
+        self.pending_components: list[Component] = []  # deferred until after READY
         self.config_file = config_file
         self.identity: NodeIdentity | None = None
         self._identity_info: IdentityInfo | None = None
@@ -117,17 +118,17 @@ class NodeService:
         self.metrics.events.labels(topic).inc()
 
     # lifecycle ------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, defer: bool = False) -> None:
+        """Start every part, then serve. With `defer`, the parts marked `after_ready` are left
+        for `start_deferred()`: the API answers (their endpoints with 503) while they start."""
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.identity = await asyncio.to_thread(load_or_create_identity, s.data_dir)
         for component in self.components:
-            try:
-                await component.start(self)
-            except BaseException:
-                await self._stop_components()
-                raise
-            self._started_components.append(component)
+            if defer and starts_after_ready(component):
+                self.pending_components.append(component)
+            else:
+                await self._start_component(component)
         handlers = [NodeHandlers(self)] + [
             h for c in self.components if (h := c.api_handlers()) is not None
         ]
@@ -161,6 +162,23 @@ class NodeService:
             "listen": ",".join(self.listen_addresses())}})
         self.publish("node", "started", {"node_id": self.identity.node_id})
         self.spawn(self.probe_capabilities())
+
+    async def start_deferred(self) -> None:
+        """The parts `start(defer=True)` left, in their order. A part that fails to start
+        stops the others, as at start, and its error propagates: the node exits and its
+        supervisor restarts it."""
+        while self.pending_components:
+            component = self.pending_components[0]
+            await self._start_component(component)
+            self.pending_components.pop(0)
+
+    async def _start_component(self, component: Component) -> None:
+        try:
+            await component.start(self)
+        except BaseException:
+            await self._stop_components()
+            raise
+        self._started_components.append(component)
 
     async def _bind_unix(self, path: Path, mode: int, group: str | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -229,9 +247,12 @@ class NodeService:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await self.start()
+        await self.start(defer=True)
         sd_notify("READY=1", unset_environment=True)  # the only message it sends
         try:
+            if deferred := [c.name for c in self.pending_components]:
+                await self.start_deferred()
+                log.info("started after ready", extra={"fields": {"parts": ",".join(deferred)}})
             await stop.wait()
             log.info("stopping: finishing in-flight requests")
         finally:

@@ -1,5 +1,6 @@
-"""The mesh and DNS as parts of a real node service, in a simulated host: the interface made
-with the node's own WireGuard key, GET /v1/mesh, `formation mesh status`, status events."""
+"""The mesh and DNS as parts of a real node service, in a simulated host: started after the API
+answers (as `formation node` starts them), the interface made with the node's own WireGuard
+key, GET /v1/mesh, `formation mesh status`, status events."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from mesh_support import identities, requires_mesh_tools, wait_for
 from settings_factory import make_settings
 
-from formation.api.client import NodeClient
+from formation.api.client import ApiError, NodeClient
 from formation.api.mesh_routes import mesh_status
 from formation.api.routes import health
 from formation.node.dns.component import DnsComponent
@@ -38,8 +39,15 @@ async def test_node_runs_the_mesh_and_reports_it(short_tmp: Path) -> None:
         dns = DnsComponent(bed.hosts["a"].net)
         service = NodeService(settings, components=[mesh, dns])
         other = WireGuardGoBackend("formnet0", bed.hosts["b"].net)
-        await service.start()
+        await service.start(defer=True)  # as `formation node` does: the mesh after READY
         try:
+            async with NodeClient.unix(settings.api.socket) as client:
+                with pytest.raises(ApiError, match="starting"):
+                    await client.call(mesh_status)
+                checks = {c.name: c for c in (await client.call(health)).checks}
+                assert checks["mesh"].detail == "starting" and checks["dns"].detail == "starting"
+            assert not bed.hosts["a"].net.path("/run/wireguard/formnet0.sock").exists()
+            await service.start_deferred()
             assert service.identity is not None
             await other.create(peer_id.wireguard_private_key, 51820)
             await other.add_address("10.88.0.2/16")

@@ -53,17 +53,17 @@ async def _views(node: NodeProc) -> dict:
     return {c: (await call(node, sr.state_view, collection=c)).items for c in COLLECTIONS}
 
 
-async def _same_views(nodes: list[NodeProc], timeout_s: float = 30.0) -> dict:
-    """Equal views on converged heads. A node may still write after the heads first agree (a
-    restarted node re-publishes its record, a loser of an address claim claims another), so
-    this retries until heads and views agree at once."""
+async def _same_views(nodes: list[NodeProc], timeout_s: float = 30.0) -> tuple[list[str], dict]:
+    """Equal views on converged heads, and those heads. A node may still write after the heads
+    first agree (a restarted node re-publishes its record, a loser of an address claim claims
+    another), so this retries until heads and views agree at once."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         heads = await converged(nodes)
         all_views = [await _views(n) for n in nodes]
         still = [(await call(n, sr.state_heads)).heads for n in nodes]
         if all(v == all_views[0] for v in all_views) and all(h == heads for h in still):
-            return all_views[0]
+            return heads, all_views[0]
         assert asyncio.get_running_loop().time() < deadline, "views differ on converged heads"
         await asyncio.sleep(0.2)
 
@@ -73,7 +73,7 @@ async def test_two_nodes_converge_after_concurrent_writes(nodes) -> None:
     await _found([a, b])
     await asyncio.gather(_write_many(a, 15, "a"), _write_many(b, 15, "b"))
     await converged([a, b])
-    views = await _same_views([a, b])
+    _, views = await _same_views([a, b])
     assert len(views["instances"]) == 30
     addresses = {n["address"] for n in views["nodes"]}
     assert len(addresses) == 2 and None not in addresses  # both claimed distinct addresses
@@ -90,8 +90,7 @@ async def test_three_nodes_converge_and_a_stopped_node_catches_up(nodes) -> None
     await asyncio.gather(_write_many(a, 20, "x"), _write_many(b, 20, "y"))
     await converged([a, b])
     c.start()
-    heads = await converged([a, b, c])
-    views = await _same_views([a, b, c])
+    heads, views = await _same_views([a, b, c])
     assert len(views["instances"]) == 24 + 40
     # the CLI against a real node
     assert c.cli_json("state", "heads")["heads"] == heads

@@ -30,6 +30,7 @@ WAIT_ADDRESS_S = 0.5
 
 class DnsComponent:
     name = "dns"
+    after_ready = True  # it serves on the mesh address, which comes up after ready
 
     def __init__(self, host: NetHost = LOCAL_HOST) -> None:
         self.host = host

@@ -57,6 +57,7 @@ def status_model(status: InterfaceStatus, node_ids: dict[str, str], now: float) 
 
 class MeshComponent:
     name = "mesh"
+    after_ready = True  # seconds of a slow machine's boot; the API needs none of it
 
     def __init__(self, host: NetHost = LOCAL_HOST) -> None:
         self.host = host
@@ -254,4 +255,6 @@ class MeshHandlers:
         self.component = component
 
     async def mesh_status(self, request: web.Request, body: m.Empty) -> MeshStatus:
+        if self.component.service is None:
+            raise web.HTTPServiceUnavailable(reason="The mesh is starting: try again shortly")
         return await self.component.status()
