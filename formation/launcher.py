@@ -19,7 +19,7 @@ def main() -> None:
         code = run_fast(argv)
         if code is not None:
             sys.exit(code)
-    elif "console" in argv or argv[-1:] == ["node"]:
+    elif "console" in argv or "node" in argv:
         code = _reporting_errors(argv)
         if code is not None:
             sys.exit(code)
@@ -33,7 +33,7 @@ def _reporting_errors(argv: list[str]) -> int | None:
     line, no traceback (FORMATION_DEBUG=1 shows it)."""
     from formation.errors import FormationError
 
-    if argv[-1:] == ["node"]:
+    if "node" in argv and "console" not in argv:
         from formation.commands.node_run import run_fast
     else:
         from formation.commands.console_run import run_fast

@@ -12,8 +12,10 @@ from pathlib import Path
 from formation.commands.context import Context
 
 
-def run_node(obj: Context) -> None:
-    """Serve until SIGTERM or Ctrl-C; a startup error is raised for the caller's one line."""
+def run_node(obj: Context, wait_for_data_mount: bool = False) -> None:
+    """Serve until SIGTERM or Ctrl-C; a startup error is raised for the caller's one line.
+    `wait_for_data_mount`: the modules are imported first, then the node waits for its data
+    directory to be a mount point (formation/node/data_mount.py) before it starts."""
     # Start-up is imports and class definitions: hundreds of thousands of objects that live as
     # long as the process, and next to no garbage. The cyclic collector's passes over them are
     # about 6 % of the CPU to READY (bench/startup.py), a second of the appliance's boot under
@@ -31,20 +33,30 @@ def run_node(obj: Context) -> None:
     finally:
         gc.freeze()
         gc.enable()
+    if wait_for_data_mount:
+        from formation.node.data_mount import wait_for_mount
+
+        wait_for_mount(settings.data_dir)
     import asyncio
 
     asyncio.run(service.run_until_signalled())
 
 
-def parse_node_form(argv: list[str]) -> tuple[str | None] | None:
-    """(config file,) from `[--config F] node` (`--config=F` too); None for any other form,
-    which click then handles (`node --help`, options of the group it does not know)."""
+WAIT_FLAG = "--wait-for-data-mount"
+
+
+def parse_node_form(argv: list[str]) -> tuple[str | None, bool] | None:
+    """(config file, wait for the data mount) from `[--config F] node [--wait-for-data-mount]`
+    (`--config=F` too); None for any other form, which click then handles (`node --help`,
+    options of the group it does not know)."""
+    wait = argv[-1:] == [WAIT_FLAG]
+    argv = argv[:-1] if wait else argv
     if argv == ["node"]:
-        return (None,)
+        return (None, wait)
     if len(argv) == 3 and argv[0] == "--config" and argv[2] == "node":
-        return (argv[1],)
+        return (argv[1], wait)
     if len(argv) == 2 and argv[0].startswith("--config=") and argv[1] == "node":
-        return (argv[0].removeprefix("--config="),)
+        return (argv[0].removeprefix("--config="), wait)
     return None
 
 
@@ -54,5 +66,5 @@ def run_fast(argv: list[str]) -> int | None:
     if form is None:
         return None
     config = form[0] or os.environ.get("FORMATION_CONFIG")  # click's envvar for --config
-    run_node(Context(Path(config) if config else None))
+    run_node(Context(Path(config) if config else None), wait_for_data_mount=form[1])
     return 0

@@ -1,14 +1,19 @@
 """`formation node` as systemd runs it: through the launcher's fast path, READY=1 on
-$NOTIFY_SOCKET once the API answers, the mesh and DNS started after it, a clean exit on SIGTERM."""
+$NOTIFY_SOCKET once the API answers, the mesh and DNS started after it, a clean exit on SIGTERM;
+with --wait-for-data-mount (the appliance's unit), nothing happens in the data directory until
+its file system is mounted (a real tmpfs, in a mount namespace of the node's own)."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.integration.conftest import clean_env, write_config
 
@@ -48,3 +53,35 @@ def test_ready_then_the_parts_started_after_it(short_tmp: Path) -> None:
                 proc.wait()
     log = stderr.read_text()
     assert "node service stopped" in log and "Traceback" not in log
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("nsenter") is None,
+                    reason="needs util-linux's unshare and nsenter")
+@pytest.mark.root
+def test_the_node_waits_for_its_data_file_system(short_tmp: Path) -> None:
+    data = short_tmp / "data"
+    data.mkdir()
+    config = write_config(short_tmp)
+    stderr = short_tmp / "node.log"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
+                                 sys.executable, "-m", "formation", "--config", str(config),
+                                 "node", "--wait-for-data-mount"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                env=clean_env())
+    try:
+        _wait_for(stderr, "waiting for the data directory's file system", proc, 30)
+        time.sleep(0.3)
+        assert list(data.iterdir()) == [], "nothing is written before the mount"
+        assert not (short_tmp / "node.sock").exists()
+        subprocess.run(["nsenter", "-t", str(proc.pid), "-m", "mount", "-t", "tmpfs",
+                        "fm-data", str(data)], check=True, timeout=10)
+        log = _wait_for(stderr, "node service started", proc, 30)
+        assert 'msg="data directory mounted"' in log
+        assert list(data.iterdir()) == [], "the identity went to the mounted file system"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -14,9 +14,10 @@ from formation.commands.node_run import parse_node_form
 
 
 @pytest.mark.parametrize(("argv", "parsed"), [
-    (["node"], (None,)),
-    (["--config", "/c.yaml", "node"], ("/c.yaml",)),
-    (["--config=/c.yaml", "node"], ("/c.yaml",)),
+    (["node"], (None, False)),
+    (["node", "--wait-for-data-mount"], (None, True)),
+    (["--config", "/c.yaml", "node"], ("/c.yaml", False)),
+    (["--config=/c.yaml", "node", "--wait-for-data-mount"], ("/c.yaml", True)),
 ])
 def test_the_unit_forms_take_the_fast_path(argv, parsed) -> None:
     assert parse_node_form(argv) == parsed
@@ -24,6 +25,7 @@ def test_the_unit_forms_take_the_fast_path(argv, parsed) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["node", "--help"], ["--config", "node"], ["--version", "node"], ["status", "node"], [],
+    ["--wait-for-data-mount", "node"], ["node", "--wait-for-data-mount", "--help"],
 ])
 def test_any_other_form_goes_to_click(argv) -> None:
     assert parse_node_form(argv) is None
@@ -32,8 +34,8 @@ def test_any_other_form_goes_to_click(argv) -> None:
 def _modules_when_the_node_runs(args: list[str]) -> list[str]:
     """Runs the launcher with run_node replaced by a probe that prints sys.modules."""
     code = ("import json, sys\nimport formation.commands.node_run as run\n"
-            "run.run_node = lambda obj: print(json.dumps([str(obj.config_file), "
-            "sorted(sys.modules)]))\n"
+            "run.run_node = lambda obj, wait_for_data_mount: print(json.dumps("
+            "[str(obj.config_file), wait_for_data_mount, sorted(sys.modules)]))\n"
             f"sys.argv = ['formation', *{args!r}]\n"
             "from formation.launcher import main\nmain()\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -43,6 +45,7 @@ def _modules_when_the_node_runs(args: list[str]) -> list[str]:
 
 
 def test_the_node_starts_without_click() -> None:
-    config, modules = _modules_when_the_node_runs(["--config", "/n.yaml", "node"])
-    assert config == "/n.yaml"
+    config, wait, modules = _modules_when_the_node_runs(
+        ["--config", "/n.yaml", "node", "--wait-for-data-mount"])
+    assert config == "/n.yaml" and wait is True
     assert [m for m in modules if m.split(".")[0] == "click" or m == "formation.cli"] == []
