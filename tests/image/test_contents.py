@@ -53,7 +53,8 @@ def test_project_and_units_are_installed(root_fs: Path) -> None:
     assert "formation-console@ttyS0.service" in wants
     assert "formation-node.service" in debugfs(root_fs,
                                                "ls /etc/systemd/system/multi-user.target.wants")
-    assert '"/dev/null"' in debugfs(root_fs, "stat /etc/systemd/system/getty@tty1.service")
+    for unit in ("getty@tty1.service", "getty-static.service", "systemd-binfmt.service"):
+        assert '"/dev/null"' in debugfs(root_fs, f"stat /etc/systemd/system/{unit}"), unit
 
 
 def test_boot_files_live_on_the_esp_only(root_fs: Path) -> None:
