@@ -222,6 +222,11 @@ async def test_joining_from_the_console(hosts) -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: "not joined" in text_of(state))
         assert "expected an invite token" in text_of(state) and state.has_class("-error")
+        # a typo in the token (U is no token character): told with its position, no contact
+        app.screen.query_one("#join-with", Input).value = token[:9] + "U" + token[10:]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "bad character 'U' at position 10" in text_of(state))
+        assert state.has_class("-error")
         app.screen.query_one("#join-with", Input).value = token
         await pilot.press("enter")
         await wait_for(pilot, lambda: "joined network lab" in text_of(state)
@@ -245,6 +250,7 @@ async def test_joining_from_the_console(hosts) -> None:
         await pilot.press("e")
         await wait_for(pilot, lambda: app.screen.query_one("#join-form").display)
         state = app.screen.query_one("#enroll-state", Static)
+        await wait_for(pilot, lambda: app.screen.node_loaded)  # else "not read yet", a race
         app.screen.join_network(token)
         await wait_for(pilot, lambda: "not joined" in text_of(state), 20)
         assert "Token already used" in text_of(state)
