@@ -16,7 +16,8 @@ class InviteRequest(Model):
 
 
 class Invite(Model):
-    token: str = Field(description="the one-time token to hand to the joining host")
+    token: str = Field(description="the one-time token to hand to the joining host, grouped "
+                       "for reading (FMN2-XXXX-...)")
     invite: str = Field(description="the invite op's id")
     network: str
     expires_ms: int
@@ -26,7 +27,8 @@ class Invite(Model):
 
 
 class JoinTokenRequest(Model):
-    token: str = Field(min_length=1, max_length=4096)
+    token: str = Field(min_length=1, max_length=1024,
+                       description="an invite token; case, spaces and dashes do not matter")
 
 
 class JoinAskRequest(Model):
@@ -46,10 +48,13 @@ class JoinResult(Model):
 class JoinHandshake(Model):
     """Sent by a joining node to an admin, signed with the joiner's node key."""
 
-    network: str = Field(pattern=r"^[0-9a-f]{32}$")
-    invite: str = Field(pattern=r"^[0-9a-f]{64}$")
+    network: str = Field(pattern=r"^[0-9a-f]{32}$",
+                         description="the admin's network id, as its hello answered")
+    token_key: str = Field(pattern=r"^[0-9a-f]{64}$",
+                           description="the public half of the token's one-time key: names the "
+                           "invite (its invite.create op holds it)")
     proof: str = Field(pattern=r"^[0-9a-f]{128}$",
-                       description="the token key's signature over the invite proof message")
+                       description="the token key's signature over the handshake proof message")
     vv: dict[str, int] = Field(default_factory=dict, description="ops the joiner has already")
     consume: OpBatch | None = Field(None, description="the joiner's signed invite.consume op")
     address: str = Field("", max_length=255, description="the joiner's API HOST:PORT, if any")
@@ -58,6 +63,7 @@ class JoinHandshake(Model):
 class JoinHandshakeAnswer(Model):
     network: str
     network_name: str
+    invite: str = Field(description="the id of the invite op the token key names")
     admitted: bool
     batch: OpBatch | None = None
     more: bool = False

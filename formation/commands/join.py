@@ -131,8 +131,9 @@ def invite() -> None:
 @json_option
 @click.pass_obj
 def invite_create(obj: Context, expires: str, role: str, qr: bool, as_json: bool) -> None:
-    """Make a one-time invite token, signed by this admin node. Hand it to the joining host,
-    which runs `formation join TOKEN`. Anyone holding the whole token can use it once."""
+    """Make a one-time invite token (FMN2-XXXX-..., about 100 characters). Hand it to the
+    joining host, which runs `formation join TOKEN` (case, spaces and dashes do not matter).
+    Anyone holding the whole token can use it once."""
     from formation.api import join_models as jm
     from formation.api import join_routes as jr
 
@@ -149,9 +150,9 @@ def invite_create(obj: Context, expires: str, role: str, qr: bool, as_json: bool
                f"{until}, via {', '.join(result.endpoints)}; admin {result.admin_fingerprint})",
                err=True)
     if qr:
-        import segno
+        from formation.tui.qr_text import qr_code  # segno only, no Textual
 
-        segno.make(result.token, error="l").terminal(compact=True)
+        qr_code(result.token).terminal(compact=True)
 
 
 # join ----------------------------------------------------------------------------------------
@@ -178,25 +179,28 @@ def join() -> None:
 
 
 @join.command("run", hidden=True)
-@click.argument("token", required=False)
+@click.argument("token", nargs=-1)
 @click.option("--request", "request_address", metavar="HOST:PORT",
               help="Ask the admin node at HOST:PORT to let this host join, and wait.")
 @click.option("--wait", "wait_s", default=600.0, show_default=True,
               help="With --request: seconds to wait for approval.")
 @json_option
 @click.pass_obj
-def join_run(obj: Context, token: str | None, request_address: str | None, wait_s: float,
-             as_json: bool) -> None:
-    """Join with TOKEN, or --request HOST:PORT without one."""
+def join_run(obj: Context, token: tuple[str, ...], request_address: str | None,
+             wait_s: float, as_json: bool) -> None:
+    """Join with TOKEN (typed in one word or several), or --request HOST:PORT without one."""
     from formation.api import join_models as jm
     from formation.api import join_routes as jr
+    from formation.discovery import token as tokens
 
     if bool(token) == bool(request_address):
         raise FormationError("join: give a TOKEN or --request HOST:PORT (one of them)")
     if token:
+        text = " ".join(token)
+        tokens.decode(text)  # a typo is told here, before the node contacts anyone
         if not as_json:
             click.echo("joining with the invite token...")
-        result = _call_with_progress(obj, jr.join_token, jm.JoinTokenRequest(token=token),
+        result = _call_with_progress(obj, jr.join_token, jm.JoinTokenRequest(token=text),
                                      60.0, as_json)
     else:
         if not as_json:

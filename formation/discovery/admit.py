@@ -7,6 +7,7 @@ token proof and the admission op must name, so nobody can join on someone else's
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,6 @@ from formation.identity import node_id_for
 from formation.node.server import CALLER, BadRequest
 from formation.node.state import wire
 from formation.node.state.op import OpError, decode
-from formation.node.state.rules import invite_proof_message
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
@@ -94,17 +94,20 @@ class AdmitSide:
         if not endpoints:
             raise BadRequest("api.listen: this node serves its API on no TCP address, so a "
                              "joining host could not reach it", [])
-        expires_ms = int(time.time() * 1000) + body.expires_s * 1000
+        expires_s = int(time.time()) + body.expires_s
         roles = ROLES[body.role]
+        ident = part.service.identity  # type: ignore[union-attr]
         try:
-            op, seed = await store.create_invite(expires_ms, tuple(roles))
+            token = tokens.new_token(endpoints, ident.public_key, expires_s,
+                                     os.urandom(tokens.SECRET_BYTES))
+        except tokens.TokenError as exc:
+            raise BadRequest(f"api.listen: {exc}", []) from None
+        expires_ms = expires_s * 1000
+        try:
+            op, _ = await store.create_invite(expires_ms, tuple(roles), token.seed)
         except OpError as exc:
             raise BadRequest(f"cannot create the invite: {exc}", []) from None
         await part.state.after_local_write()  # type: ignore[union-attr]
-        ident = part.service.identity  # type: ignore[union-attr]
-        token = tokens.sign(tokens.InviteToken(
-            store.network_id, op.id, seed, tuple(endpoints[:tokens.MAX_ENDPOINTS]),  # type: ignore
-            ident.public_key, expires_ms), ident.sign)
         part.service.publish("join", "invite_created", {  # type: ignore[union-attr]
             "invite": op.id.hex(), "expires_ms": expires_ms, "roles": roles})
         return jm.Invite(token=token.encode(), invite=op.id.hex(),
@@ -120,7 +123,7 @@ class AdmitSide:
         if store.network_id is None:
             raise refuse("This node belongs to no network")
         if body.network != store.network_id.hex():
-            raise refuse(f"Wrong network: the token is for {body.network}, this node is in "
+            raise refuse(f"Wrong network: the joiner asks for {body.network}, this node is in "
                          f"{store.network_id.hex()}")
         async with self._lock:
             invite = await self._check_invite(body, key)
@@ -128,44 +131,48 @@ class AdmitSide:
             if invite.get("consumed_by") == key or store.is_member_key(key):
                 self._note_address(key, body.address)
                 return jm.JoinHandshakeAnswer(network=body.network, network_name=name,
-                                              admitted=True)
+                                              invite=invite["key"], admitted=True)
             if body.consume is not None:
-                await self._admit(body, key)
+                await self._admit(body, key, invite["key"])
                 self._note_address(key, body.address)
                 self.part.service.publish("join", "admitted", {  # type: ignore[union-attr]
                     "node": node_id_for(bytes.fromhex(key)), "key": key, "by": "invite",
-                    "invite": body.invite})
+                    "invite": invite["key"]})
                 return jm.JoinHandshakeAnswer(network=body.network, network_name=name,
-                                              admitted=True)
+                                              invite=invite["key"], admitted=True)
         try:
             vv = {bytes.fromhex(a): int(s) for a, s in body.vv.items()}
         except ValueError:
             raise BadRequest("vv: expected author keys as hex", []) from None
         raws, more, after = await store.ops_after(vv, HANDSHAKE_MAX_OPS, HANDSHAKE_MAX_BYTES)
         return jm.JoinHandshakeAnswer(
-            network=body.network, network_name=name, admitted=False,
+            network=body.network, network_name=name, invite=invite["key"], admitted=False,
             batch=sm.OpBatch(ops=wire.pack(raws), count=len(raws)), more=more,
             next_vv={a.hex(): s for a, s in after.items()})
 
     async def _check_invite(self, body: jm.JoinHandshake, key: str) -> dict:
-        invites = {i["key"]: i for i in await self.part.store.view("invites")}
-        invite = invites.get(body.invite)
-        if invite is None:
-            raise refuse("Unknown invite: this network has no such invite (forged token?)")
+        """The invite whose one-time key is the token's (the token carries no invite id): the
+        one this key consumed if any, else an unused one."""
+        found = [i for i in await self.part.store.view("invites")
+                 if i.get("token_key") == body.token_key]
+        if not found:
+            raise refuse("Unknown invite: this network has no invite for this token (made by "
+                         "another admin or network?)")
+        invite = next((i for i in found if i.get("consumed_by") in (None, key)), found[0])
         consumed_by = invite.get("consumed_by")
         if consumed_by is not None and consumed_by != key:
             raise refuse("Token already used: an invite admits one node, once")
         if consumed_by is None and time.time() * 1000 > invite["expires_ms"]:
             raise refuse("Token expired: ask an admin for a new one")
-        message = invite_proof_message(bytes.fromhex(body.network), body.invite, key)
+        message = tokens.handshake_proof_message(bytes.fromhex(body.network),
+                                                 bytes.fromhex(body.token_key), key)
         try:
-            crypto_sign_open(bytes.fromhex(body.proof) + message,
-                             bytes.fromhex(invite["token_key"]))
+            crypto_sign_open(bytes.fromhex(body.proof) + message, bytes.fromhex(body.token_key))
         except (BadSignatureError, NaclValueError):
             raise refuse("Token proof does not verify (tampered or incomplete token)") from None
         return invite
 
-    async def _admit(self, body: jm.JoinHandshake, key: str) -> None:
+    async def _admit(self, body: jm.JoinHandshake, key: str, invite: str) -> None:
         """Applies the joiner's own invite.consume op: the admission op of a token join."""
         try:
             raws = wire.unpack(body.consume.ops)  # type: ignore[union-attr]
@@ -173,7 +180,7 @@ class AdmitSide:
         except (wire.WireError, OpError):
             op = None
         if (op is None or op.kind != "invite.consume" or op.author.hex() != key
-                or op.payload.get("invite") != body.invite):
+                or op.payload.get("invite") != invite):
             raise BadRequest("consume: expected one invite.consume op, signed by the joining "
                              "node, for this invite", [])
         verdict = (await self.part.store.ingest([op.raw], origin=key))[0]

@@ -1,10 +1,11 @@
 """The joining side: `formation join TOKEN` and `formation join --request HOST:PORT`.
 
-Token join: verify the token against the admin's key (fetched from a bootstrap endpoint, pinned
-by the fingerprint in the token), receive the state through the handshake until this replica
-holds the invite op, write this node's invite.consume (signed by its node key, with the token's
-proof) and hand it to the admin, which applies it: from then on this node is a member and
-replicates with the admin like any other member."""
+Token join: find a bootstrap endpoint whose node key hashes to the token's pin (that admin tells
+the network id), prove the token to it in the handshake (which names the invite op, found there
+by the token's one-time key), receive the state until this replica holds the invite op, write
+this node's invite.consume (signed by its node key, with the token's proof) and hand it to the
+admin, which applies it: from then on this node is a member and replicates with the admin like
+any other member."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ from formation.discovery.admit import local_only
 from formation.node.server import BadRequest
 from formation.node.state import wire
 from formation.node.state.op import OpError
-from formation.node.state.rules import invite_proof_message
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
@@ -44,6 +44,16 @@ def _refused(exc: ApiError, where: str) -> web.HTTPException:
     if exc.status == 403:
         return web.HTTPForbidden(reason=f"Refused by {where}: {message}")
     return web.HTTPBadGateway(reason=f"{where} answered {exc.status}: {message}")
+
+
+def _invite_id(answer: jm.JoinHandshakeAnswer, endpoint: str) -> bytes:
+    try:
+        invite = bytes.fromhex(answer.invite)
+    except ValueError:
+        invite = b""
+    if len(invite) != 32:
+        raise web.HTTPBadGateway(reason=f"{endpoint} named no invite op for the token")
+    return invite
 
 
 class JoinerSide:
@@ -102,30 +112,26 @@ class JoinerSide:
             token = tokens.decode(body.token)
         except tokens.TokenError as exc:
             raise BadRequest(str(exc), []) from None
-        try:
-            token.verify()
-        except tokens.TokenError as exc:
-            raise web.HTTPForbidden(reason=f"Token refused: {exc}") from None
-        self._already_elsewhere(token.network)
-        if time.time() * 1000 > token.expires_ms:
+        if time.time() > token.expires_s:
             raise web.HTTPForbidden(reason="Token expired: ask an admin for a new one")
         async with self._lock:
             return await self._join_with(token)
 
     async def _join_with(self, token: tokens.InviteToken) -> jm.JoinResult:
         steps: list[str] = []
-        endpoint, admin_key = await self._contact(token, steps)
+        endpoint, admin_key, network = await self._contact(token, steps)
         store, me = self.part.store, self.part.service.identity  # type: ignore[union-attr]
-        proof = SigningKey(token.seed).sign(invite_proof_message(
-            token.network, token.invite.hex(), me.public_key_hex)).signature
-        hello = jm.JoinHandshake(network=token.network.hex(), invite=token.invite.hex(),
+        proof = SigningKey(token.seed).sign(tokens.handshake_proof_message(
+            network, token.token_key, me.public_key_hex)).signature
+        hello = jm.JoinHandshake(network=network.hex(), token_key=token.token_key.hex(),
                                  proof=proof.hex(), address=self._own_address())
         async with self._client(endpoint, SYNC_TIMEOUT_S) as client:
             answer = await self._handshake(client, endpoint, hello)
             if not answer.admitted:
-                await self._receive_state(client, endpoint, hello, answer, token, steps)
+                invite = _invite_id(answer, endpoint)
+                await self._receive_state(client, endpoint, hello, answer, invite, steps)
                 try:
-                    op = await store.consume_invite(token.invite, token.seed)
+                    op = await store.consume_invite(invite, token.seed)
                 except OpError as exc:
                     raise web.HTTPForbidden(reason=f"Token refused: {exc}") from None
                 self._progress(steps, "signed the admission op (invite.consume) with this "
@@ -141,9 +147,11 @@ class JoinerSide:
             **result.model_dump(), "via": endpoint})
         return result
 
-    async def _contact(self, token: tokens.InviteToken, steps: list[str]) -> tuple[str, str]:
-        """The first bootstrap endpoint that answers with the admin key the token carries.
-        The token's signature was checked before: a changed endpoint cannot get here."""
+    async def _contact(self, token: tokens.InviteToken,
+                       steps: list[str]) -> tuple[str, str, bytes]:
+        """The first bootstrap endpoint that answers with a key matching the token's pin, and
+        the network that pinned admin is in. A changed endpoint leads to another node, whose
+        key does not match: it is skipped."""
         failures = []
         for endpoint in token.endpoints:
             try:
@@ -152,12 +160,20 @@ class JoinerSide:
             except (ApiError, NodeUnreachable) as exc:
                 failures.append(f"{endpoint} ({exc})")
                 continue
-            if hello.public_key != token.admin_key.hex():
+            if not token.matches(bytes.fromhex(hello.public_key)):
                 failures.append(f"{endpoint} (answered as another node, {hello.name})")
                 continue
-            self._progress(steps, f"reached {endpoint} ({hello.name}), the admin that signed "
-                           f"the token ({tokens.fingerprint(token.admin_key)})")
-            return endpoint, hello.public_key
+            try:
+                network = bytes.fromhex(hello.network)
+            except ValueError:
+                network = b""
+            if len(network) != 16:
+                failures.append(f"{endpoint} ({hello.name} belongs to no network)")
+                continue
+            self._already_elsewhere(network)
+            self._progress(steps, f"reached {endpoint} ({hello.name}), the admin the token "
+                           f"names ({tokens.format_pin(token.pin)})")
+            return endpoint, hello.public_key, network
         raise BootstrapUnreachable(
             reason="Bootstrap unreachable: no endpoint of the token answered as its admin: "
             + "; ".join(failures))
@@ -171,18 +187,18 @@ class JoinerSide:
         except NodeUnreachable as exc:
             raise BootstrapUnreachable(reason=f"Bootstrap unreachable: {exc}") from None
 
-    async def _receive_state(self, client, endpoint, hello, answer, token, steps) -> None:
+    async def _receive_state(self, client, endpoint, hello, answer, invite, steps) -> None:
         store = self.part.store
         received = 0
         while True:
             if answer.batch is not None and answer.batch.count:
                 verdicts = await store.ingest(wire.unpack(answer.batch.ops), origin="sync")
                 received += sum(v.status == "accepted" for v in verdicts)
-            if await store.has(token.invite) or not answer.more:
+            if await store.has(invite) or not answer.more:
                 break
             hello.vv = answer.next_vv
             answer = await self._handshake(client, endpoint, hello)
-        if not await store.has(token.invite):
+        if not await store.has(invite):
             raise web.HTTPForbidden(reason="The admin's state does not hold the invite")
         self._progress(steps, f"received the network's state ({received} ops)")
 

@@ -20,6 +20,7 @@ from formation.config.settings import (
     Underlay,
     field_named_in,
 )
+from formation.discovery import token as tokens
 from formation.enroll.ssh_keys import check_ssh_public_key
 from formation.errors import FormationError
 
@@ -33,8 +34,11 @@ def _network_name(value: str) -> str:
 
 
 def _invite_token(value: str) -> str:
-    if not value or any(c.isspace() for c in value):
-        raise ValueError("expected the invite token as one word, as `formation invite` printed it")
+    """Decoded here, so a typo is told with its line before the node starts joining."""
+    try:
+        tokens.decode(value)
+    except tokens.TokenError as exc:
+        raise ValueError(str(exc).removeprefix("token: ")) from None
     return value
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from formation.api import join_routes
 from formation.api.join_models import JoinAskRequest, JoinResult, JoinTokenRequest
+from formation.discovery import token as tokens
 from formation.errors import FormationError
 from formation.tui.link import NoAnswerInTime
 
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from formation.api.models import Event
     from formation.tui.link import NodeLink
 
-TOKEN_PREFIX = "fmn1"
 HOST_PORT = re.compile(r"^[^\s:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:.]+\]:[0-9]{1,5}$")
 ASK_ROUND_S = 6.0  # under the API client's own 10 s limit per request
 TOKEN_JOIN_TIMEOUT_S = 9.5
@@ -27,17 +27,22 @@ OUTCOME_WAIT_S = 300.0  # 8 endpoints x 10 s, two 30 s syncs, and room: then it 
 
 
 def join_request(text: str) -> JoinTokenRequest | JoinAskRequest | str:
-    """The request for what was typed, or what is wrong with it in words."""
-    text = "".join(text.split()) if text.strip().startswith(TOKEN_PREFIX) else text.strip()
+    """The request for what was typed, or what is wrong with it in words. A token is checked
+    here (its checksum catches a typo) before the node contacts anyone."""
+    text = text.strip()
     if not text:
-        return "paste an invite token (fmn1…) or type an admin node's HOST:PORT"
-    if text.startswith(TOKEN_PREFIX):
-        if len(text) > 4096:
+        return "type an invite token (FMN2-…) or an admin node's HOST:PORT"
+    if text[:3].upper() == "FMN" and ":" not in text:
+        if len(text) > 1024:
             return "invite token: too long to be a formation token"
+        try:
+            tokens.decode(text)
+        except tokens.TokenError as exc:
+            return f"invite {exc}"
         return JoinTokenRequest(token=text)
     if HOST_PORT.match(text) and 0 < int(text.rpartition(":")[2]) < 65536:
         return JoinAskRequest(address=text, wait_s=ASK_ROUND_S)
-    return (f"expected an invite token (fmn1…, from `formation invite create`) or an admin "
+    return (f"expected an invite token (FMN2-…, from `formation invite create`) or an admin "
             f"node's HOST:PORT such as 10.0.0.1:7170, got {text[:40]!r}")
 
 

@@ -8,11 +8,20 @@ BORDER = 2  # quiet zone, in modules
 _CELL = {(0, 0): " ", (1, 0): "\u2580", (0, 1): "\u2584", (1, 1): "\u2588"}
 
 
-def qr_lines(text: str) -> list[str]:
-    """`text` as a QR code (error correction L: the smallest symbol for a long token)."""
+def qr_code(token: str):
+    """A segno QR code of an invite token as shown (grouped by dashes) when that is no bigger
+    than without the dashes: a phone then shows the groups to type. Error correction L at
+    least (segno raises it while the symbol keeps its size)."""
     import segno  # only when an invite is shown: not on the console's start-up path
 
-    rows = [list(r) for r in segno.make(text, error="l").matrix_iter(border=BORDER)]
+    grouped = segno.make(token, error="l")
+    compact = segno.make(token.replace("-", ""), error="l")
+    return grouped if grouped.version <= compact.version else compact
+
+
+def qr_lines(token: str) -> list[str]:
+    """The token's QR code (`qr_code`) as half-block lines, with its quiet zone."""
+    rows = [list(r) for r in qr_code(token).matrix_iter(border=BORDER)]
     if len(rows) % 2:
         rows.append([0] * len(rows[0]))
     return ["".join(_CELL[(top, bottom)] for top, bottom in zip(upper, lower, strict=True))

@@ -22,7 +22,6 @@ from formation.api.client import ApiError, NodeClient
 from formation.discovery import token as tokens
 from formation.node.service import NodeService
 from formation.node.state import wire
-from formation.node.state.rules import invite_proof_message
 from tests.ports import free_port
 
 
@@ -69,10 +68,11 @@ async def test_handshake_refusals_then_join(pair):
     token = tokens.decode(good.token)
     await local.close()
     me = joiner.identity.public_key_hex
+    network = bytes.fromhex(good.network)
 
     def hello(t: tokens.InviteToken, **changes) -> jm.JoinHandshake:
-        proof = SigningKey(t.seed).sign(invite_proof_message(t.network, t.invite.hex(), me))
-        fields = {"network": t.network.hex(), "invite": t.invite.hex(),
+        proof = SigningKey(t.seed).sign(tokens.handshake_proof_message(network, t.token_key, me))
+        fields = {"network": network.hex(), "token_key": t.token_key.hex(),
                   "proof": proof.signature.hex(), **changes}
         return jm.JoinHandshake(**fields)
 
@@ -88,18 +88,23 @@ async def test_handshake_refusals_then_join(pair):
             assert exc.value.status == status and text in str(exc.value), str(exc.value)
 
         await refused(hello(token, network="00" * 16), 403, "Wrong network")
-        await refused(hello(token, invite="11" * 32), 403, "Unknown invite")
+        await refused(hello(token, token_key="11" * 32), 403, "Unknown invite")
         await refused(hello(token, proof="22" * 64), 403, "proof does not verify")
-        other = SigningKey.generate().sign(
-            invite_proof_message(token.network, token.invite.hex(), me)).signature.hex()
+        other = SigningKey.generate().sign(tokens.handshake_proof_message(
+            network, token.token_key, me)).signature.hex()
         await refused(hello(token, proof=other), 403, "proof does not verify")
-        await asyncio.sleep(max(0.0, short.expires_ms / 1000 - time.time()) + 0.2)
+        # The proof binds the joiner's key: one made for another node does not verify.
+        stolen = SigningKey(token.seed).sign(tokens.handshake_proof_message(
+            network, token.token_key, "33" * 32)).signature.hex()
+        await refused(hello(token, proof=stolen), 403, "proof does not verify")
+        await asyncio.sleep(max(0.0, short.expires_s - time.time()) + 1.2)
         await refused(hello(short), 403, "Token expired")
         await refused(hello(token, consume=sm.OpBatch(ops=wire.pack([b"x"]), count=1)),
                       400, "expected one invite.consume op")
         # A valid proof gets the state, but no admission.
         answer = await remote.call(jr.join_handshake, hello(token))
         assert not answer.admitted and answer.batch.count >= 3
+        assert answer.invite == good.invite  # found by the token's key
 
     # Unsigned, the join path is refused before any handler runs.
     async with aiohttp.ClientSession() as http:
@@ -109,7 +114,7 @@ async def test_handshake_refusals_then_join(pair):
 
     async with NodeClient.unix(joiner.settings.api.socket) as client:
         result = await client.call(jr.join_token, jm.JoinTokenRequest(token=good.token))
-    assert result.network == token.network.hex() and result.network_name == "t"
+    assert result.network == good.network and result.network_name == "t"
     async with NodeClient.tcp(_address(admin), joiner.identity) as remote:
         heads = await remote.call(sr.state_heads)  # a member now
-    assert heads.network == token.network.hex()
+    assert heads.network == good.network

@@ -1,8 +1,8 @@
-"""The invite dialog's QR code against a real admin node. A real token (about 300 characters)
-makes a 65x33-character code, which no 24-row terminal can hold (a text row holds two modules):
-where the terminal has room the code is on screen whole, beside the token; at 80x24 the token is
-whole, the code scrolls and the dialog says what size shows it whole. Checked on the regions
-Textual rendered."""
+"""The invite dialog's QR code against a real admin node. A real token with one IPv4 endpoint
+makes a version-4 code, 37x19 characters with its quiet zone (a text row holds two modules): at
+80x24, the size of tty1 and of most SSH terminals, it is on screen whole beside the token, no
+scrolling. A token with many endpoints makes a bigger code: there the code scrolls and the dialog
+says what size shows it whole. Checked on the regions Textual rendered."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from formation.api.join_models import Invite
 from formation.api.state_models import CreateNetworkRequest
 from formation.discovery import token as tokens
 from formation.tui.app import FormationApp
-from formation.tui.qr_text import qr_lines
+from formation.tui.qr_text import qr_code, qr_lines
 from formation.tui.screens.invite import InviteScreen
 from tests.loopback_nodes import loopback_nodes
 from tests.tui.conftest import client_factory, wait_for
@@ -41,8 +41,8 @@ def whole_on_screen(widget, size: tuple[int, int]) -> bool:
         and region.bottom <= size[1]
 
 
-@pytest.mark.parametrize("size", [(120, 40), (106, 36)])
-async def test_the_whole_code_is_on_screen_where_it_fits(admin, size) -> None:
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_whole_code_is_on_screen(admin, size) -> None:
     app = FormationApp(client_factory(admin), request_timeout_s=3.0, poll_s=0.5)
     async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: app.link_status.online)
@@ -51,49 +51,57 @@ async def test_the_whole_code_is_on_screen_where_it_fits(admin, size) -> None:
         await wait_for(pilot, lambda: app.screen.qr_size is not None)
         await pilot.pause(0.2)
         screen = app.screen
+        assert qr_code(screen.invite.token).version <= 4
         lines = qr_lines(screen.invite.token)
+        assert (len(lines[0]), len(lines)) == (37, 19)
         qr = screen.query_one("#invite-qr", Static)
         assert str(qr.render()).splitlines() == lines
         assert screen.query_one("#invite-box").has_class("-beside")
         assert (qr.region.width, qr.region.height) == (len(lines[0]), len(lines))
         assert whole_on_screen(qr, size)
         assert screen.query_one("#invite-qr-box").max_scroll_y == 0
+        assert screen.query_one("#invite-qr-box").max_scroll_x == 0
         token = screen.query_one("#invite-token", Static)
         assert str(token.render()).replace("\n", "") == screen.invite.token
         assert whole_on_screen(token, size)
+        assert whole_on_screen(screen.query_one("#invite-box"), size)
         assert str(screen.query_one("#invite-qr-note", Static).render()) == ""
 
 
-async def test_at_80x24_the_token_is_whole_and_the_dialog_says_what_shows_the_code(admin) -> None:
+async def test_a_code_too_big_for_80x24_scrolls_and_the_dialog_says_what_shows_it(admin) -> None:
+    """Eight IPv6 endpoints: a code no 24-row terminal holds."""
     size = (80, 24)
     app = FormationApp(client_factory(admin), request_timeout_s=3.0, poll_s=0.5)
     async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: app.link_status.online)
         await pilot.press("v")
         await wait_for(pilot, lambda: app.screen.qr_size is not None)
-        await pilot.pause(0.2)
         screen = app.screen
+        endpoints = [f"[fd00::{i}:1234:5678:9abc]:7170" for i in range(8)]
+        big = tokens.new_token(endpoints, b"\x03" * 32, 1767268800, b"\x02" * 16)
+        await screen.show(screen.invite.model_copy(update={"token": big.encode(),
+                                                           "endpoints": endpoints}))
+        await pilot.pause(0.2)
         columns, rows = screen.qr_size
         assert rows > size[1]  # nothing shows it whole here
         assert not screen.query_one("#invite-box").has_class("-beside")
         token = screen.query_one("#invite-token", Static)
-        assert str(token.render()).replace("\n", "") == screen.invite.token
+        assert str(token.render()).replace("\n", "") == big.encode()
         assert whole_on_screen(token, size)
         note = str(screen.query_one("#invite-qr-note", Static).render()).replace("\n", " ")
-        assert f"{columns}x{rows} characters" in note and "106x36" in note
+        need = f"{columns + 41}x{rows + 3}"
+        assert f"{columns}x{rows} characters" in note and need in note
         assert screen.query_one("#invite-qr-box").max_scroll_y > 0
         assert screen.query_one("#invite-box").region.bottom <= size[1]
-        # a taller, wider terminal: the code moves beside the text, whole
-        await pilot.resize_terminal(120, 40)
+        # a terminal that size: the code moves beside the text, whole
+        await pilot.resize_terminal(columns + 41, rows + 3)
         await pilot.pause(0.3)
         assert screen.query_one("#invite-box").has_class("-beside")
-        assert whole_on_screen(screen.query_one("#invite-qr", Static), (120, 40))
+        assert whole_on_screen(screen.query_one("#invite-qr", Static), (columns + 41, rows + 3))
 
 
-FIXED_INVITE = tokens.InviteToken(
-    network=bytes.fromhex(FIXED_NETWORK), invite=b"\x01" * 32, seed=b"\x02" * 32,
-    endpoints=("192.0.2.10:7170",), admin_key=b"\x03" * 32, expires_ms=1767268800000,
-    signature=b"\x04" * 64)
+FIXED_ADMIN = b"\x03" * 32
+FIXED_INVITE = tokens.new_token(["192.0.2.10:7170"], FIXED_ADMIN, 1767268800, b"\x02" * 16)
 
 
 def with_a_fixed_invite():
@@ -109,9 +117,9 @@ def with_a_fixed_invite():
         await screen.workers.wait_for_complete()
         await screen.show(Invite(
             token=FIXED_INVITE.encode(), invite="01" * 32, network=FIXED_NETWORK,
-            expires_ms=FIXED_INVITE.expires_ms, roles=["member"],
+            expires_ms=FIXED_INVITE.expires_s * 1000, roles=["member"],
             endpoints=list(FIXED_INVITE.endpoints),
-            admin_fingerprint=tokens.fingerprint(FIXED_INVITE.admin_key)))
+            admin_fingerprint=tokens.fingerprint(FIXED_ADMIN)))
         await pilot.pause(0.2)
 
     return run_before

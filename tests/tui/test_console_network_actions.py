@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from formation.api import join_routes, state_routes
+from formation.api import discovery_routes, join_routes, state_routes
 from formation.api.client import ApiError, NodeClient
 from formation.api.join_models import InviteRequest, JoinAskRequest, JoinTokenRequest
 from formation.api.state_models import CreateNetworkRequest
@@ -80,12 +80,13 @@ async def test_invite_pending_joins_and_removal_from_the_console(hosts) -> None:
         token = app.screen.invite.token
         assert text_of(app.screen.query_one("#invite-token", Static)).replace("\n", "") == token
         qr = text_of(app.screen.query_one("#invite-qr", Static))
-        assert "\u2588" in qr and len(qr.splitlines()) > 20
+        assert "\u2588" in qr and len(qr.splitlines()) == 19  # version 4, whole at 80x24
         assert app.screen.query_one("#invite-box").region.bottom <= 24
         parsed = tokens.decode(token)
         async with client_to(n0) as client:
             network = (await client.call(state_routes.state_status)).network
-        assert parsed.network.hex() == network
+            admin_key = (await client.call(discovery_routes.discovery_hello)).public_key
+        assert app.screen.invite.network == network and parsed.matches(bytes.fromhex(admin_key))
         await pilot.press("escape")
         # the invite is real: n1 joins with it
         async with client_to(n1, 30.0) as client:
@@ -221,6 +222,11 @@ async def test_joining_from_the_console(hosts) -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: "not joined" in text_of(state))
         assert "expected an invite token" in text_of(state) and state.has_class("-error")
+        # a typo in the token (U is no token character): told with its position, no contact
+        app.screen.query_one("#join-with", Input).value = token[:9] + "U" + token[10:]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "bad character 'U' at position 10" in text_of(state))
+        assert state.has_class("-error")
         app.screen.query_one("#join-with", Input).value = token
         await pilot.press("enter")
         await wait_for(pilot, lambda: "joined network lab" in text_of(state)
@@ -244,6 +250,7 @@ async def test_joining_from_the_console(hosts) -> None:
         await pilot.press("e")
         await wait_for(pilot, lambda: app.screen.query_one("#join-form").display)
         state = app.screen.query_one("#enroll-state", Static)
+        await wait_for(pilot, lambda: app.screen.node_loaded)  # else "not read yet", a race
         app.screen.join_network(token)
         await wait_for(pilot, lambda: "not joined" in text_of(state), 20)
         assert "Token already used" in text_of(state)

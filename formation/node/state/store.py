@@ -114,11 +114,12 @@ class StateStore:
         return await self._write(lambda: self.replica.append(ident.sign, ident.public_key,
                                                              kind, payload))
 
-    async def create_invite(self, expires_ms: int,
-                            roles: tuple[str, ...] = ("member",)) -> tuple[Op, bytes]:
-        """An admin's invite: returns the invite op and the token's secret seed (32 bytes), to
-        hand to the joining node out of band. The invite can be consumed once."""
-        token = SigningKey.generate()
+    async def create_invite(self, expires_ms: int, roles: tuple[str, ...] = ("member",),
+                            token_seed: bytes | None = None) -> tuple[Op, bytes]:
+        """An admin's invite: returns the invite op and the token's secret seed (32 bytes; a
+        random one unless given), to hand to the joining node out of band. The invite can be
+        consumed once."""
+        token = SigningKey(token_seed) if token_seed is not None else SigningKey.generate()
         op = await self.append("invite.create", {
             "token_key": bytes(token.verify_key).hex(), "expires_ms": expires_ms,
             "roles": list(roles)})
@@ -126,12 +127,18 @@ class StateStore:
 
     async def consume_invite(self, invite_id: bytes, token_seed: bytes) -> Op:
         """The joining node's side: once this replica holds the invite op (synced from a
-        member), admit this node with the token. Refused if used, expired or forged."""
+        member), admit this node with the token. Refused if used, expired or forged, or if
+        the op is no invite for this token's key."""
+        token_key = bytes(SigningKey(token_seed).verify_key).hex()
+
         def read_invite() -> dict:
             raw = self.replica.get_raw(invite_id)
             if raw is None:
                 raise OpError("invalid", "invite: this replica does not have the invite op yet")
-            return decode(raw).payload
+            op = decode(raw)
+            if op.kind != "invite.create" or op.payload.get("token_key") != token_key:
+                raise OpError("invalid", "invite: that op is no invite for this token")
+            return op.payload
 
         payload = await self._run(read_invite)
         me = self.identity.public_key_hex

@@ -71,7 +71,7 @@ class EnrollScreen(ConsoleScreen):
             yield Static(JOIN_HELP, id="join-help")
             with Horizontal(id="join-form"):
                 yield Input(id="join-with",
-                            placeholder="fmn1… invite token, or HOST:PORT of an admin")
+                            placeholder="FMN2-… invite token, or HOST:PORT of an admin")
                 yield Button("Join", id="join", variant="primary")
             yield Static("", id="discovery-state")
             yield DataTable(id="discovered", cursor_type="row", zebra_stripes=True)

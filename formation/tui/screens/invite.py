@@ -1,9 +1,9 @@
 """Create an invite: asks this node (an admin) for a one-time token and shows it as a line to
-copy and as a QR code. A token is about 300 characters: QR version 11 (61 modules a side, 65
-with the quiet zone), 65 columns by 33 rows of half blocks, whatever the rendering (a text row
-holds two modules at most). Where the terminal has room (about 105x36) the dialog puts the code
-beside the text, whole; at 80x24 nothing that size fits, so the code scrolls and the dialog says
-how big a terminal shows it whole; the token line always shows whole, to copy (y)."""
+copy or type and as a QR code. A token with one IPv4 endpoint is 78 characters (97 grouped by
+dashes): QR version 4, 33 modules a side, 37 with the quiet zone, so 37 columns by 19 rows of
+half blocks; beside the text that is a 78x22 dialog, whole at 80x24 (tty1, most SSH terminals).
+A token with many endpoints makes a bigger code: where that does not fit, the code scrolls under
+the text and the dialog says how big a terminal shows it whole; the token always shows whole."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ def invite_text(invite: Invite) -> str:
             f"to network {invite.network[:12]}…, valid until {until}, via "
             f"{', '.join(invite.endpoints)}; admin {invite.admin_fingerprint}. On the joining "
             "host: `formation join TOKEN`, or paste it in its console (e).")
+
+
+def token_lines(token: str, width: int = 35) -> str:
+    """The token broken after a dash where a line would pass `width`, so each line holds whole
+    groups to type (the dashes stay: the lines joined are the token)."""
+    lines: list[str] = []
+    for group in token.split("-"):
+        if lines and len(lines[-1]) + len(group) + 1 <= width:
+            lines[-1] += "-" + group
+        else:
+            if lines:
+                lines[-1] += "-"
+            lines.append(group)
+    return "\n".join(lines)
 
 
 SIDE_TEXT_COLUMNS = 36  # the invite's text and the token, wrapped beside the code
@@ -106,7 +120,7 @@ class InviteScreen(ModalScreen[None]):
         state.remove_class("-error")
         self.invite = invite
         state.update(invite_text(invite))
-        self.query_one("#invite-token", Static).update(invite.token)
+        self.query_one("#invite-token", Static).update(token_lines(invite.token))
         # segno takes about 0.1 s for a token on a slow host: not on the event loop
         lines = await asyncio.to_thread(qr_lines, invite.token)
         self.qr_size = (max(map(len, lines)), len(lines))

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from formation.discovery import token as tokens
 from formation.enroll.answer_file import AnswerFileError, load_answer_file, parse_answer_file
 from formation.enroll.ssh_keys import check_ssh_public_key
 
 HERE = Path("enroll.yaml")
+
+TOKEN = tokens.new_token(["192.0.2.1:7170"], bytes(32), 1_800_000_000, bytes(16)).encode()
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,8 @@ def test_an_underlay_is_read_and_summarised(ssh_key: str) -> None:
     ],
 )
 def test_underlay_faults_name_their_line_and_field(underlay: str, expected: str) -> None:
-    text = "version: 1\nnetwork:\n  join: {invite: abc}\nhostname: edge\nunderlay:\n" + underlay
+    text = (f"version: 1\nnetwork:\n  join: {{invite: {TOKEN}}}\nhostname: edge\nunderlay:\n"
+            + underlay)
     found = problems(text)
     assert len(found) == 1 and expected in found[0], found
 
@@ -111,7 +115,7 @@ def test_each_fault_names_its_line_and_key() -> None:
     [
         ("network:\n  found: {name: lab}\n", "line 1: version: required key is missing"),
         ("version: 2\nnetwork:\n  found: {name: lab}\n", "line 1: version: expected version: 1"),
-        ("version: 1\nnetwork:\n  found: {name: lab}\n  join: {invite: abc}\n",
+        (f"version: 1\nnetwork:\n  found: {{name: lab}}\n  join: {{invite: {TOKEN}}}\n",
          "line 2: network: expected exactly one of 'found'"),
         ("version: 1\nnetwork: {}\n", "line 2: network: expected exactly one of 'found'"),
         ("version: 1\nnetwork:\n  join: {}\n", "line 3: network.join: joining needs 'invite'"),
@@ -120,7 +124,9 @@ def test_each_fault_names_its_line_and_key() -> None:
         ("version: 1\nnetwork:\n  found: {name: Lab!}\n",
          "line 3: network.found.name: expected a network name"),
         ("version: 1\nnetwork:\n  join: {invite: 'two words'}\n",
-         "line 3: network.join.invite: expected the invite token as one word"),
+         "line 3: network.join.invite: expected it to start with FMN2"),
+        (f"version: 1\nnetwork:\n  join: {{invite: {TOKEN[:-1]}}}\n",
+         "line 3: network.join.invite: wrong length"),
         ("version: 1\nnetwork: [\n", "line 3, column 1: invalid YAML"),
         ("- a list\n", "line 1: expected a mapping"),
         ("", "line 1: expected a mapping (version:, network:, ...), got nothing"),

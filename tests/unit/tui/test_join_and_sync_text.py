@@ -5,14 +5,26 @@ from __future__ import annotations
 
 from formation.api.join_models import JoinAskRequest, JoinTokenRequest
 from formation.api.state_models import PeerSyncState, StateStatus
+from formation.discovery import token as tokens
 from formation.tui.join_flow import join_request
 from formation.tui.qr_text import qr_lines
 from formation.tui.widgets.network_summary import sync_text
 
+TOKEN = tokens.new_token(["192.0.2.10:7170"], bytes(32), 1_800_000_000, bytes(range(16)))
+
 
 def test_join_input_is_a_token_an_address_or_an_error() -> None:
-    token = join_request("  fmn1abc\n def  ")  # wrapped when copied: whitespace dropped
-    assert isinstance(token, JoinTokenRequest) and token.token == "fmn1abcdef"
+    typed = TOKEN.encode().lower().replace("-", " ")
+    token = join_request(f"  {typed[:30]}\n {typed[30:]}  ")  # wrapped when copied
+    assert isinstance(token, JoinTokenRequest) and tokens.decode(token.token) == TOKEN
+    typo = TOKEN.encode()[:12] + "U" + TOKEN.encode()[13:]
+    assert join_request(typo) == ("invite token: bad character 'U' at position 13 (a token "
+                                  "has only digits and letters other than U)")
+    changed = TOKEN.encode()[:20] + ("Z" if TOKEN.encode()[20] != "Z" else "Y") + \
+        TOKEN.encode()[21:]
+    assert join_request(changed) == ("invite token: checksum does not match: a character is "
+                                     "mistyped, missing or extra")
+    assert "old-format token" in join_request("fmn1gliThwFQDw8PDw8PDw8P")
     ask = join_request("10.0.0.1:7170")
     assert isinstance(ask, JoinAskRequest) and ask.address == "10.0.0.1:7170"
     assert isinstance(join_request("[fd00::1]:7170"), JoinAskRequest)
@@ -38,7 +50,8 @@ def test_sync_text_names_the_worst_lag_and_failing_peers() -> None:
     assert sync_text(status(PeerSyncState(address="a:1"))) == " · sync 0/1 peers"
 
 
-def test_qr_of_a_token_is_narrow_enough_for_80_columns() -> None:
-    lines = qr_lines("fmn1" + "x" * 296)
-    assert len({len(line) for line in lines}) == 1 and len(lines[0]) <= 76
+def test_qr_of_a_token_fits_beside_its_text_at_80x24() -> None:
+    lines = qr_lines(TOKEN.encode())
+    # version 4: 33 modules and a quiet zone of 2 on each side, two module rows a text row
+    assert len({len(line) for line in lines}) == 1 and len(lines[0]) == 37 and len(lines) == 19
     assert set("".join(lines)) <= {" ", "\u2580", "\u2584", "\u2588"}

@@ -21,11 +21,18 @@ async def test_invite_admits_once_and_subscribers_hear_every_op(short_tmp) -> No
     joiner.subscribe(lambda ops, origin: heard.extend(op.kind for op in ops))
     try:
         await founder.create_network("lab", "10.3.0.0/24")
-        invite, seed = await founder.create_invite(int(time.time() * 1000) + 60_000)
+        invite, seed = await founder.create_invite(int(time.time() * 1000) + 60_000,
+                                                   token_seed=bytes(range(32)))
+        assert seed == bytes(range(32))  # the token's seed, derived from its secret
         raws = [raw for _, raw in await founder.log(0, 100)]
         verdicts = await joiner.ingest(raws, origin="test")
         assert {v.status for v in verdicts} == {"accepted"}
         assert not joiner.is_member_key(joiner.identity.public_key_hex)
+        # an admin naming another invite op than the token's: refused before anything is signed
+        with pytest.raises(OpError, match="no invite for this token"):
+            await joiner.consume_invite(invite.id, bytes(32))
+        with pytest.raises(OpError, match="no invite for this token"):
+            await joiner.consume_invite(invite.parents[0], seed)
         consumed = await joiner.consume_invite(invite.id, seed)
         assert joiner.is_member_key(joiner.identity.public_key_hex)
         await founder.ingest([consumed.raw])
