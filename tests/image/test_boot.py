@@ -105,6 +105,8 @@ def test_headless_uefi_boot_enrolls_from_answer_partition(guests: dict[str, Gues
     # from the network's state once the founder claims its address.
     guest.wait_for(r'msg="mesh interface up"[^\n]*backend=kernel', 60)
     guest.wait_for(r'msg="mesh address from the state" address=10\.42\.', 120)
+    # form-dns answers on that mesh address (it binds only once the address is on the link)
+    guest.wait_for(r'msg="dns serving on the mesh address" address=10\.42\.[0-9.]+ port=53', 60)
     log = guest.serial()
     assert not re.search(r"Start(ing|ed) formation-console@", log), "console ran headless"
     # the commands the node ran (systemctl for networkd) did not inherit its notify socket
