@@ -64,7 +64,10 @@ apt-get "${apt_opts[@]}" update -qq >/dev/null 2>&1 \
 for deb in "$state"/archives/*.deb; do dpkg-deb -x "$deb" "$tools/root"; done
 
 root=$tools/root
-cp "$root$private_lib" "$private_lib"
+# Replaced by a rename, never rewritten in place: another build may have the library mapped.
+if ! cmp -s "$root$private_lib" "$private_lib"; then
+  cp "$root$private_lib" "$private_lib.new.$$" && mv -f "$private_lib.new.$$" "$private_lib"
+fi
 cat >"$wrapper" <<EOF
 #!/usr/bin/env bash
 # mkosi 24 with systemd 254 tools from an unpacked tree (see scripts/image-tools.sh).
