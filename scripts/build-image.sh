@@ -80,7 +80,9 @@ if [ "$config" = "$repo/image" ]; then
     --target "$payload/usr/lib/formation/site" formation)
   # The dependencies' wheels stay in the wheelhouse; the index is asked only when one is missing.
   if ! "${pip[@]}" "${install[@]}" >/dev/null 2>&1; then
-    "${pip[@]}" wheel --find-links "$wheels" -w "$wheels" "$repo" >&2
+    # From the wheel just made: building the project again would set up a second isolated
+    # build environment (seconds on a cold machine) for the same wheel.
+    "${pip[@]}" wheel --find-links "$wheels" -w "$wheels" "$wheels"/formation-*.whl >&2
     rm -rf "$payload"
     "${pip[@]}" "${install[@]}" >&2
   fi

@@ -20,8 +20,9 @@ mirror=${FORMATION_MIRROR:-http://deb.debian.org/debian}
 tools=${FORMATION_IMAGE_TOOLS:-/usr/local/lib/formation-image-tools}
 private_lib=/usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-254.so
 wrapper=$tools/bin/mkosi
+# binutils: build-image.sh strips the wheels' C extensions; not on a fresh Debian.
 host_packages=(bubblewrap dosfstools mtools e2fsprogs zstd xz-utils cpio debian-archive-keyring
-  apt dpkg fdisk kmod qemu-utils ovmf)
+  apt dpkg fdisk kmod qemu-utils ovmf binutils)
 backports_packages=(mkosi systemd systemd-container systemd-boot systemd-boot-efi libsystemd0
   libsystemd-shared udev)
 
