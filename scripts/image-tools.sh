@@ -65,6 +65,7 @@ apt-get "${apt_opts[@]}" update -qq >/dev/null 2>&1 \
 for deb in "$state"/archives/*.deb; do dpkg-deb -x "$deb" "$tools/root"; done
 
 root=$tools/root
+mkdir -p "$(dirname "$private_lib")"
 # Replaced by a rename, never rewritten in place: another build may have the library mapped.
 if ! cmp -s "$root$private_lib" "$private_lib"; then
   cp "$root$private_lib" "$private_lib.new.$$" && mv -f "$private_lib.new.$$" "$private_lib"
