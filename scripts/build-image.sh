@@ -9,8 +9,9 @@
 #
 # Usage: scripts/build-image.sh [--force] [--config DIR] [--name NAME]
 #   --config DIR   another mkosi configuration (the benchmark's minimal image); no project payload
-#   FORMATION_IMAGE_CACHE  wheelhouse, mkosi cache and outputs (default /var/cache/formation-image
-#                          as root, else .cache/image in the checkout)
+#   FORMATION_IMAGE_CACHE  wheelhouse, mkosi's caches (incremental trees and downloaded packages)
+#                          and outputs (default /var/cache/formation-image as root, else
+#                          .cache/image in the checkout)
 #   FORMATION_MIRROR       Debian mirror, used as mkosi's local mirror (default deb.debian.org)
 #   FORMATION_IMAGE_ZSTD   zstd options for the shipped .zst (default -10 --long=27)
 set -euo pipefail
@@ -79,7 +80,9 @@ if [ "$config" = "$repo/image" ]; then
     --target "$payload/usr/lib/formation/site" formation)
   # The dependencies' wheels stay in the wheelhouse; the index is asked only when one is missing.
   if ! "${pip[@]}" "${install[@]}" >/dev/null 2>&1; then
-    "${pip[@]}" wheel --find-links "$wheels" -w "$wheels" "$repo" >&2
+    # From the wheel just made: building the project again would set up a second isolated
+    # build environment (seconds on a cold machine) for the same wheel.
+    "${pip[@]}" wheel --find-links "$wheels" -w "$wheels" "$wheels"/formation-*.whl >&2
     rm -rf "$payload"
     "${pip[@]}" "${install[@]}" >&2
   fi
@@ -111,7 +114,7 @@ keep_newest 2 "$cache/mkosi-cache" "$name-*"
 # refuse; it also leaves out the updates and security suites, so the image is bookworm as released
 # plus what the mirror carries. Kept here, not in mkosi.conf, as a property of this build host.
 "$mkosi" -C "$config" --force --image-id="$name" --output-dir="$work/out" \
-  --cache-dir="$mkosi_cache" --incremental=yes \
+  --cache-dir="$mkosi_cache" --incremental=yes --package-cache-dir="$cache/mkosi-packages" \
   --local-mirror="$mirror" --repository-key-check=no \
   "${payload_args[@]}" build 2>&1 | stamp >&2
 echo "build-image: compressing $name.raw (zstd $zstd_options)" | stamp >&2

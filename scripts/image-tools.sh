@@ -20,8 +20,9 @@ mirror=${FORMATION_MIRROR:-http://deb.debian.org/debian}
 tools=${FORMATION_IMAGE_TOOLS:-/usr/local/lib/formation-image-tools}
 private_lib=/usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-254.so
 wrapper=$tools/bin/mkosi
+# binutils: build-image.sh strips the wheels' C extensions; not on a fresh Debian.
 host_packages=(bubblewrap dosfstools mtools e2fsprogs zstd xz-utils cpio debian-archive-keyring
-  apt dpkg fdisk kmod qemu-utils ovmf)
+  apt dpkg fdisk kmod qemu-utils ovmf binutils)
 backports_packages=(mkosi systemd systemd-container systemd-boot systemd-boot-efi libsystemd0
   libsystemd-shared udev)
 
@@ -64,7 +65,11 @@ apt-get "${apt_opts[@]}" update -qq >/dev/null 2>&1 \
 for deb in "$state"/archives/*.deb; do dpkg-deb -x "$deb" "$tools/root"; done
 
 root=$tools/root
-cp "$root$private_lib" "$private_lib"
+mkdir -p "$(dirname "$private_lib")"
+# Replaced by a rename, never rewritten in place: another build may have the library mapped.
+if ! cmp -s "$root$private_lib" "$private_lib"; then
+  cp "$root$private_lib" "$private_lib.new.$$" && mv -f "$private_lib.new.$$" "$private_lib"
+fi
 cat >"$wrapper" <<EOF
 #!/usr/bin/env bash
 # mkosi 24 with systemd 254 tools from an unpacked tree (see scripts/image-tools.sh).

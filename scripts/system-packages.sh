@@ -6,6 +6,7 @@ packages=(
   ovmf                                   # UEFI firmware: the image test boots the disk through it
   wireguard-go wireguard-tools           # the mesh where the kernel has no WireGuard
   iproute2 tcpdump dnsutils              # lab namespaces, capture and DNS checks in tests
+  busybox-static                         # ping inside the lab's namespaces (mesh traffic tests)
   openssh-server openssh-client tmux     # the console over SSH, tested for real
 )
 missing=()
