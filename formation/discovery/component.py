@@ -72,6 +72,8 @@ class DiscoveryComponent:
         self._mdns: MdnsDiscovery | None = None
         self._bootstrap: Bootstrapper | None = None
         self._underlay: UnderlayWatch | None = None
+        self._mdns_lock = asyncio.Lock()  # one re-registration at a time
+        self._enrolment_watch: asyncio.Task | None = None
 
     # the peer table and what others see of this node -------------------------------------
     def network(self) -> str:
@@ -128,13 +130,16 @@ class DiscoveryComponent:
         """(Re)starts mDNS on the addresses to advertise, and sets the API address advertised.
         zeroconf's sockets are bound to the addresses' interfaces, so a new address takes a
         new zeroconf instance rather than an updated record."""
+        async with self._mdns_lock:
+            await self._advertise_now(host_addresses)
+
+    async def _advertise_now(self, host_addresses: list[str]) -> None:
         svc = self.service
         assert svc is not None and self.peers is not None
         addresses, why_not = mdns_addresses(svc.settings, host_addresses)
-        self.advertised_address = f"{addresses[0] if addresses else self.bound_host}:" \
-                                  f"{self.api_port}"
-        if host_addresses and not addresses:  # mDNS off, yet the API is at the host's address
-            self.advertised_address = f"{host_addresses[0]}:{self.api_port}"
+        host = (addresses or host_addresses or [self.bound_host])[0]
+        # an API on every address of a host that has none yet: nothing to advertise until one
+        self.advertised_address = "" if _unspecified(host) else f"{host}:{self.api_port}"
         if self._mdns is not None:
             with contextlib.suppress(Exception):  # its address may be gone: no goodbye then
                 await asyncio.wait_for(self._mdns.stop(), 5.0)
@@ -153,6 +158,9 @@ class DiscoveryComponent:
             self.mdns_status = f"failed: {exc}"
             self._mdns = None
             log.error("mDNS failed to start", extra={"fields": {"error": str(exc)}})
+        else:
+            if self._enrolment_watch is None:
+                self._enrolment_watch = svc.spawn(self._readvertise_on_enrolment())
 
     async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
         """The host's addresses changed: advertise the new ones. With none left (an address
@@ -179,9 +187,11 @@ class DiscoveryComponent:
             await self._readvertise_if_changed()
 
     async def _readvertise_if_changed(self) -> None:
-        mdns = self._mdns
-        if mdns is not None and await mdns.readvertise_if_changed():
-            log.info("mDNS record updated", extra={"fields": {"network": mdns.advertised_network}})
+        async with self._mdns_lock:
+            mdns = self._mdns
+            if mdns is not None and await mdns.readvertise_if_changed():
+                log.info("mDNS record updated",
+                         extra={"fields": {"network": mdns.advertised_network}})
 
     def _mdns_found(self) -> bool:
         return any("mdns" in r.sources for r in self.peers.records())  # type: ignore[union-attr]
@@ -201,6 +211,13 @@ class DiscoveryComponent:
         failed = self.mdns_status.startswith("failed")
         return [HealthCheck(name="discovery", ok=not failed,
                             detail=f"mDNS {self.mdns_status}; {count} hosts known")]
+
+
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
 
 
 async def _bound_tcp(service: NodeService) -> str | None:
