@@ -117,7 +117,6 @@ class DiscoveryComponent:
         await self._advertise(host_addresses)
         if self._underlay is not None:  # a change since that reading is still seen
             self._underlay.subscribe(self._underlay_changed)
-        svc.spawn(self._readvertise_on_enrolment())
         if svc.settings.bootstrap:
             d = svc.settings.discovery
             self._bootstrap = Bootstrapper(

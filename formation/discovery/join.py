@@ -45,6 +45,7 @@ class JoinComponent:
         self.state: StateComponent | None = None
         self.admit = AdmitSide(self)
         self.joiner = JoinerSide(self)
+        self._underlay: UnderlayWatch | None = None
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -55,7 +56,8 @@ class JoinComponent:
         self.discovery.network_id = lambda: store.network_id.hex() if store.network_id else None
         service.spawn(self._widen())
         if follows_underlay(service.settings):
-            UnderlayWatch.of(service).subscribe(self._underlay_changed)
+            self._underlay = UnderlayWatch.of(service)
+            self._underlay.subscribe(self._underlay_changed)
 
     @property
     def store(self) -> StateStore:
@@ -63,8 +65,8 @@ class JoinComponent:
         return self.state.require_store()
 
     async def stop(self) -> None:
-        if self.service is not None:
-            UnderlayWatch.of(self.service).unsubscribe(self._underlay_changed)
+        if self._underlay is not None:
+            self._underlay.unsubscribe(self._underlay_changed)
 
     async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
         """Replication connects anew from the new address; the node record follows within a

@@ -65,6 +65,7 @@ class P2PComponent:
         self.members: MembershipTable | None = None
         self.round_trips: RoundTrips | None = None
         self._seq = 0
+        self._underlay: UnderlayWatch | None = None
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -80,15 +81,16 @@ class P2PComponent:
         service.spawn(self._beat())
         service.spawn(self._age())
         if follows_underlay(s):
-            UnderlayWatch.of(service).subscribe(self._underlay_changed)
+            self._underlay = UnderlayWatch.of(service)
+            self._underlay.subscribe(self._underlay_changed)
 
     async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
         if self.gossip is not None:
             await self.gossip.reconnect()
 
     async def stop(self) -> None:
-        if self.service is not None:
-            UnderlayWatch.of(self.service).unsubscribe(self._underlay_changed)
+        if self._underlay is not None:
+            self._underlay.unsubscribe(self._underlay_changed)
         if self.gossip is not None:
             await self.gossip.stop()
 

@@ -293,8 +293,8 @@ class Replication:
 
     async def reconnect(self) -> None:
         """Drops every peer's connection: after an underlay change one made from an address the
-        host no longer has would hang until its timeout. The next request connects anew
-        (a request in flight fails and is retried)."""
+        host no longer has would hang until its timeout. The next request connects anew; a
+        push in flight fails, and anti-entropy brings the peer what it missed."""
         for peer in self.peers:
             if peer.client is not None:
                 await peer.client.close()
