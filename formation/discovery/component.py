@@ -1,5 +1,10 @@
 """The discovery part of the node: owns the peer table, runs mDNS and the bootstrap list, and
-serves what it found in the API and on the event stream (topic `discovery`)."""
+serves what it found in the API and on the event stream (topic `discovery`).
+
+Where the API listens on every address (`0.0.0.0:PORT`, the appliance's setting) what is
+advertised (the mDNS record, and the address the join part puts in the node record's
+`endpoints`) is the host's underlay addresses. They are followed (node/net/underlay_watch.py):
+after a change the mDNS service is registered again with the new addresses."""
 
 from __future__ import annotations
 
@@ -7,16 +12,15 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
-
-import ifaddr
 
 from formation import __version__
 from formation.api.discovery_models import UNENROLLED, DiscoveredPeers, Hello
 from formation.api.models import HealthCheck
 from formation.discovery.bootstrap import Bootstrapper
 from formation.discovery.peers import PeerRecord, PeerTable
+from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
 
 if TYPE_CHECKING:
     from formation.config.settings import NodeSettings
@@ -28,9 +32,11 @@ log = logging.getLogger(__name__)
 BIND_WAIT_S = 30.0
 
 
-def mdns_addresses(settings: NodeSettings) -> tuple[list[str], str]:
-    """Where to advertise: the configured addresses, else where the API listens. A loopback
-    API cannot be reached from another host, so there is nothing to advertise."""
+def mdns_addresses(settings: NodeSettings,
+                   host_addresses: Sequence[str] = ()) -> tuple[list[str], str]:
+    """Where to advertise: the configured addresses, else where the API listens (for every
+    address: the host's underlay `host_addresses`). A loopback API cannot be reached from
+    another host, so there is nothing to advertise."""
     if not settings.discovery.mdns:
         return [], "off (discovery.mdns: false)"
     if settings.discovery.addresses:
@@ -47,8 +53,7 @@ def mdns_addresses(settings: NodeSettings) -> tuple[list[str], str]:
     if ip.is_loopback:
         return [], "off: api.listen is on loopback"
     if ip.is_unspecified:
-        found = [str(a.ip) for adapter in ifaddr.get_adapters() for a in adapter.ips
-                 if a.is_IPv4 and not ipaddress.ip_address(a.ip).is_loopback]
+        found = list(host_addresses)
         return (found, "") if found else ([], "off: no IPv4 interface address")
     return [host], ""
 
@@ -61,10 +66,14 @@ class DiscoveryComponent:
         self.peers: PeerTable | None = None
         self.network_id: Callable[[], str | None] = lambda: None  # the state store sets this
         self.api_port = 0
-        self.advertised_address = ""
+        self.advertised_address = ""  # host:port other hosts reach the API at
+        self.bound_host = ""
         self.mdns_status = "starting"
         self._mdns: MdnsDiscovery | None = None
         self._bootstrap: Bootstrapper | None = None
+        self._underlay: UnderlayWatch | None = None
+        self._mdns_lock = asyncio.Lock()  # one re-registration at a time
+        self._enrolment_watch: asyncio.Task | None = None
 
     # the peer table and what others see of this node -------------------------------------
     def network(self) -> str:
@@ -100,24 +109,14 @@ class DiscoveryComponent:
             self.mdns_status = "off: the node API is not served on TCP"
             return
         host, _, port = tcp.rpartition(":")
-        self.api_port = int(port)
-        addresses, why_not = await asyncio.to_thread(mdns_addresses, svc.settings)
-        self.advertised_address = f"{addresses[0] if addresses else host}:{port}"
-        if addresses:
-            # zeroconf is imported only here: a node not yet in a network serves no TCP.
-            from formation.discovery.mdns import MdnsDiscovery
-
-            self._mdns = MdnsDiscovery(addresses, self.hello, self.peers)
-            self.mdns_status = "on " + ", ".join(addresses)  # browsing starts at once
-            try:
-                await self._mdns.start()
-            except OSError as exc:
-                self.mdns_status = f"failed: {exc}"
-                log.error("mDNS failed to start", extra={"fields": {"error": str(exc)}})
-            else:
-                svc.spawn(self._readvertise_on_enrolment(self._mdns))
-        else:
-            self.mdns_status = why_not
+        self.api_port, self.bound_host = int(port), host
+        host_addresses: list[str] = []
+        if follows_underlay(svc.settings):
+            self._underlay = UnderlayWatch.of(svc)
+            host_addresses = await self._underlay.addresses()
+        await self._advertise(host_addresses)
+        if self._underlay is not None:  # a change since that reading is still seen
+            self._underlay.subscribe(self._underlay_changed)
         if svc.settings.bootstrap:
             d = svc.settings.discovery
             self._bootstrap = Bootstrapper(
@@ -126,14 +125,70 @@ class DiscoveryComponent:
                 mdns_found=self._mdns_found)
             await self._bootstrap.run()
 
-    async def _readvertise_on_enrolment(self, mdns: MdnsDiscovery) -> None:
+    async def _advertise(self, host_addresses: list[str]) -> None:
+        """(Re)starts mDNS on the addresses to advertise, and sets the API address advertised.
+        zeroconf's sockets are bound to the addresses' interfaces, so a new address takes a
+        new zeroconf instance rather than an updated record."""
+        async with self._mdns_lock:
+            await self._advertise_now(host_addresses)
+
+    async def _advertise_now(self, host_addresses: list[str]) -> None:
+        svc = self.service
+        assert svc is not None and self.peers is not None
+        addresses, why_not = mdns_addresses(svc.settings, host_addresses)
+        host = (addresses or host_addresses or [self.bound_host])[0]
+        # an API on every address of a host that has none yet: nothing to advertise until one
+        self.advertised_address = "" if _unspecified(host) else f"{host}:{self.api_port}"
+        if self._mdns is not None:
+            with contextlib.suppress(Exception):  # its address may be gone: no goodbye then
+                await asyncio.wait_for(self._mdns.stop(), 5.0)
+            self._mdns = None
+        if not addresses:
+            self.mdns_status = why_not
+            return
+        # zeroconf is imported only here: a node not yet in a network serves no TCP.
+        from formation.discovery.mdns import MdnsDiscovery
+
+        self._mdns = MdnsDiscovery(addresses, self.hello, self.peers)
+        self.mdns_status = "on " + ", ".join(addresses)  # browsing starts at once
+        try:
+            await self._mdns.start()
+        except OSError as exc:
+            self.mdns_status = f"failed: {exc}"
+            self._mdns = None
+            log.error("mDNS failed to start", extra={"fields": {"error": str(exc)}})
+        else:
+            if self._enrolment_watch is None:
+                self._enrolment_watch = svc.spawn(self._readvertise_on_enrolment())
+
+    async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
+        """The host's addresses changed: advertise the new ones. With none left (an address
+        being replaced) the old record stays until one comes."""
+        assert self.service is not None
+        if not new:
+            return
+        before = self.advertised_address
+        await self._advertise(new)
+        log.info("mDNS record registered again for the new underlay addresses",
+                 extra={"fields": {"addresses": ",".join(new), "api": self.advertised_address,
+                                   "mdns": self.mdns_status}})
+        self.service.publish("discovery", "readvertised", {
+            "addresses": new, "api_from": before, "api": self.advertised_address,
+            "mdns": self.mdns_status})
+
+    async def _readvertise_on_enrolment(self) -> None:
         """The network id in the TXT record changes when the state store gets its genesis
         (founded here or joined); watch the store's events for that moment."""
         assert self.service is not None
         events = self.service.bus.subscribe(topic="state")
-        await mdns.readvertise_if_changed()  # what changed before we listened
+        await self._readvertise_if_changed()  # what changed before we listened
         async for _event in events:
-            if await mdns.readvertise_if_changed():
+            await self._readvertise_if_changed()
+
+    async def _readvertise_if_changed(self) -> None:
+        async with self._mdns_lock:
+            mdns = self._mdns
+            if mdns is not None and await mdns.readvertise_if_changed():
                 log.info("mDNS record updated",
                          extra={"fields": {"network": mdns.advertised_network}})
 
@@ -141,6 +196,8 @@ class DiscoveryComponent:
         return any("mdns" in r.sources for r in self.peers.records())  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        if self._underlay is not None:
+            self._underlay.unsubscribe(self._underlay_changed)
         if self._mdns is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._mdns.stop(), 5.0)
@@ -153,6 +210,13 @@ class DiscoveryComponent:
         failed = self.mdns_status.startswith("failed")
         return [HealthCheck(name="discovery", ok=not failed,
                             detail=f"mDNS {self.mdns_status}; {count} hosts known")]
+
+
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
 
 
 async def _bound_tcp(service: NodeService) -> str | None:

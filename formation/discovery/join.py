@@ -5,7 +5,8 @@
 - Joiner side (`joiner.py`): runs the handshake with a token, or asks and waits.
 - Both sides: once a member, every other member of the replicated state is a replication peer
   (found by discovery or by the `node.record` ops members write about themselves), and this node
-  writes its own `node.record` (name, API endpoints) so the others can reach it."""
+  writes its own `node.record` (name, API endpoints) so the others can reach it, and writes it
+  again when the endpoints change (discovery follows the host's underlay addresses)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from formation.identity import node_id_for
 from formation.node.capabilities import host
 from formation.node.capabilities.offer import offered
 from formation.node.net.routes import peer_api_address
+from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
 from formation.node.state.component import StateComponent
 from formation.node.state.op import OpError
 
@@ -43,6 +45,7 @@ class JoinComponent:
         self.state: StateComponent | None = None
         self.admit = AdmitSide(self)
         self.joiner = JoinerSide(self)
+        self._underlay: UnderlayWatch | None = None
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -52,6 +55,9 @@ class JoinComponent:
         store = self.state.store
         self.discovery.network_id = lambda: store.network_id.hex() if store.network_id else None
         service.spawn(self._widen())
+        if follows_underlay(service.settings):
+            self._underlay = UnderlayWatch.of(service)
+            self._underlay.subscribe(self._underlay_changed)
 
     @property
     def store(self) -> StateStore:
@@ -59,7 +65,14 @@ class JoinComponent:
         return self.state.require_store()
 
     async def stop(self) -> None:
-        return None
+        if self._underlay is not None:
+            self._underlay.unsubscribe(self._underlay_changed)
+
+    async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
+        """Replication connects anew from the new address; the node record follows within a
+        second (`_widen`), once discovery advertises the new address."""
+        if self.state is not None and self.state.replication is not None:
+            await self.state.replication.reconnect()
 
     # replication with every member ----------------------------------------------------------
     def add_replication_peer(self, address: str, key: str) -> None:
@@ -130,6 +143,12 @@ class JoinComponent:
                   "resources": offered(settings.resources, totals)}
         if current and all(current.get(k) == v for k, v in record.items()):
             return
+        if current and current.get("endpoints") and current["endpoints"] != endpoints:
+            # the underlay changed (discovery advertises the host's new address)
+            log.info("node record: the API endpoints changed", extra={"fields": {
+                "from": ",".join(current["endpoints"]), "to": ",".join(endpoints)}})
+            self.service.publish("join", "endpoints_changed",
+                                 {"from": current["endpoints"], "to": endpoints})
         # node.record fields are last-writer-wins one by one: the mesh's own record op
         # (wireguard_key, wg_endpoints) and this one never overwrite each other's fields
         await self.store.append("node.record", record)

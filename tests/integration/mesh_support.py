@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import socket
 import time
@@ -75,7 +76,18 @@ async def tcp_roundtrip(host: NetHost, ip: str, port: int, line: bytes,
 
 class UnderlayCapture:
     """tcpdump on every port of the underlay switch, writing raw packets to a file. (On br0
-    itself tcpdump sees only frames to and from the bridge, not those it forwards.)"""
+    itself tcpdump sees only frames to and from the bridge, not those it forwards.)
+
+    A capture that lost packets proves nothing about what is absent from it. With `-s 0`
+    (262144-byte frames) and immediate mode, tcpdump's default 2 MiB ring on `any` held only
+    about 8 packets: whenever tcpdump was not scheduled for a moment (a loaded machine), a TCP
+    exchange overflowed it and the kernel dropped the rest. Frames sized for the underlay's
+    1500-byte MTU in a 16 MiB ring hold thousands; `dropped` reports tcpdump's own count, and
+    `wait_for_bytes` waits until tcpdump has written what was sent, instead of stopping it after
+    a fixed pause (packets still unread in the ring are lost when it stops)."""
+
+    SNAPLEN = 2048  # the underlay's MTU and the link headers of `any`
+    RING_KIB = 16384
 
     def __init__(self, bed: Testbed, path: Path) -> None:
         self.bed = bed
@@ -87,7 +99,8 @@ class UnderlayCapture:
             # -Z root: tcpdump would drop to its own user, which cannot write pytest's tmp dir;
             # --immediate-mode: packets still in the ring buffer are lost on SIGTERM otherwise
             "ip", "netns", "exec", self.bed.switch, "tcpdump", "-Z", "root", "--immediate-mode",
-            "-i", "any", "-U", "-n", "-s", "0", "-w", str(self.path),
+            "-i", "any", "-U", "-n", "-s", str(self.SNAPLEN), "-B", str(self.RING_KIB),
+            "-w", str(self.path),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         assert self.proc.stderr is not None
@@ -108,6 +121,20 @@ class UnderlayCapture:
 
     def data(self) -> bytes:
         return self.path.read_bytes()
+
+    async def wait_for_bytes(self, needle: bytes, timeout_s: float = 10.0) -> None:
+        """Until tcpdump has written a packet holding `needle` (and so every one before it)."""
+        async def written() -> bool:
+            return needle in self.data()
+
+        await wait_for(written, timeout_s, f"the capture to hold {needle!r}")
+
+    @property
+    def dropped(self) -> int:
+        """Packets the kernel dropped because tcpdump's ring was full (after exit)."""
+        match = re.search(r"(\d+) packets? dropped by kernel", self.stats)
+        assert match, f"tcpdump reported no drop count: {self.stats!r}"
+        return int(match.group(1))
 
 
 def identities(names: list[str]) -> dict[str, NodeIdentity]:

@@ -21,6 +21,7 @@ from lab_running import running_lab
 from waiting import until as _until
 
 from formation.api import mesh_routes, p2p_routes, state_routes
+from formation.api.client import ApiError
 from formation.lab import Lab
 from formation.lab.names import API_PORT, PREFIXLEN
 from tests.conftest import needs_root
@@ -181,8 +182,15 @@ async def test_traffic_moves_onto_the_mesh_and_follows_an_underlay_change(lab: L
     out = await cli(lab, "h3", "state", "append", "node.record",
                     '{"name": "h3", "resources": {"cpus": 1}}')
     assert out.returncode == 0, out.stderr
+    op_id = out.stdout.strip()
 
-    async def h3_record_replicated() -> bool:
-        return (await nodes_view(lab, "h1"))["h3"].get("resources") == {"cpus": 1}
+    async def h3_write_replicated() -> bool:
+        # the op itself, not the record's `resources`: h3's node writes its own offer back
+        # there within a second, so that value was on h1 only for a moment
+        try:
+            await call(lab, "h1", state_routes.state_op, op_id=op_id)
+        except ApiError:
+            return False
+        return True
 
-    await _until(h3_record_replicated, 20, every_s=0.5)
+    await _until(h3_write_replicated, 20, every_s=0.5)

@@ -3,7 +3,6 @@ namespace for /run/wireguard), configured by the node's own backend and reconcil
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
@@ -84,10 +83,10 @@ async def test_three_hosts_mesh(tmp_path: Path) -> None:
                 got = await tcp_roundtrip(bed.hosts["a"].net, bed.hosts["c"].underlay_ip, 7001,
                                           control)
                 assert got == control
-                await asyncio.sleep(0.3)
-            pcap = capture.data()
-            assert control in pcap, f"the capture saw nothing, so proves nothing: {capture.stats}"
-            assert marker not in pcap
+                # sent last: once it is in the file, so is everything sent before it
+                await capture.wait_for_bytes(control)
+            assert capture.dropped == 0, f"the capture lost packets: {capture.stats}"
+            assert marker not in capture.data()
 
             # removing c from a leaves a's session with b intact
             before = (await backends["a"].status()).peer(ids["b"].wireguard_public_key)

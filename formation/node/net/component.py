@@ -5,8 +5,9 @@ peers and the mesh address follow its views (follow.py); the reconciler applies 
 
 Every second it also reads the interface into `routes` (which peers the mesh reaches now, and
 their handshake ages: other parts send node-to-node API traffic over the mesh through it, and
-membership shows the ages), serves the node API on the mesh address, and reads the host's
-underlay addresses: when they change, the follower rewrites this node's `wg_endpoints`."""
+membership shows the ages), and serves the node API on the mesh address. It follows the host's
+underlay addresses (underlay_watch.py, shared with discovery): when they change, the follower
+rewrites this node's `wg_endpoints` and the peers are re-set."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, WireGuardError
 from formation.node.net.reconcile import MeshReconciler
 from formation.node.net.routes import MeshRoutes
-from formation.node.net.underlay import underlay_addresses
+from formation.node.net.underlay_watch import UnderlayWatch
 from formation.node.state.component import store_of
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class MeshComponent:
         self._api_site: web.TCPSite | None = None
         self._api_site_ip: str | None = None
         self._api_site_lock = asyncio.Lock()
+        self.underlay: UnderlayWatch | None = None
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -102,6 +104,10 @@ class MeshComponent:
             raise FormationError(f"mesh: cannot address {s.interface}: {exc}") from None
         self.reconciler = MeshReconciler(backend, s.persistent_keepalive_s)
         self._follow_state(service)
+        self.underlay = UnderlayWatch.of(service, self.host)
+        if self.follower is not None:
+            self.underlay.exclude(self.follower.not_underlay)
+        self.underlay.subscribe(self._underlay_changed)
         service.spawn(self._publish_status(s.status_interval_s))
         service.spawn(self._watch())
         log.info("mesh interface up", extra={"fields": {
@@ -125,7 +131,7 @@ class MeshComponent:
         return str(ipaddress.ip_interface(held).ip) if held else None
 
     async def _watch(self) -> None:
-        """Routes and handshake ages, the API on the mesh address, underlay address changes."""
+        """Routes and handshake ages, the API on the mesh address."""
         while True:
             try:
                 await self.watch_once()
@@ -143,16 +149,17 @@ class MeshComponent:
                             follower.mesh_addresses if follower else {}, mesh_ip is not None)
         if mesh_ip != self._api_site_ip:
             await self.serve_api_on_mesh()
-        s = self.service.settings.mesh
-        if follower is not None and not s.endpoints:
-            current = await underlay_addresses(self.host, follower.not_underlay())
-            if follower.underlay is not None and current != follower.underlay:
-                log.info("underlay addresses changed", extra={"fields": {
-                    "from": ",".join(follower.underlay), "to": ",".join(current)}})
-                follower.underlay = current
-                follower.wake.set()
-                await rec.renew_endpoints()
-            follower.underlay = current
+    async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
+        """Peers send WireGuard packets to the underlay addresses in this node's record: the
+        follower rewrites them, and the peers are re-set (wireguard-go keeps a vanished source
+        address otherwise)."""
+        follower, rec = self.follower, self.reconciler
+        assert self.service is not None
+        if follower is None or rec is None or self.service.settings.mesh.endpoints:
+            return
+        follower.underlay = new
+        follower.wake.set()
+        await rec.renew_endpoints()
 
     async def serve_api_on_mesh(self) -> None:
         """Peers send their API requests to this node's mesh address: serve there too, on the
@@ -229,6 +236,8 @@ class MeshComponent:
             await asyncio.sleep(interval_s)
 
     async def stop(self) -> None:
+        if self.underlay is not None:
+            self.underlay.unsubscribe(self._underlay_changed)
         self._api_site = None  # the service's runner closes it
         if self.reconciler is not None:
             self.reconciler.close()

@@ -5,7 +5,7 @@ hands them to the reconciler, which changes one peer at a time. The interface ad
 mesh address this node holds in the addresses view; when a concurrent claim took it, the
 interface gives it up and moves to the address claimed next (the peers' allowed IPs follow the
 same view). The WireGuard endpoints written are the host's current underlay addresses
-(underlay.py): the mesh component wakes the follower when they change."""
+(underlay_watch.py): the mesh component wakes the follower when they change."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from formation.node.net.addressing import AddressingError, MeshLayout
 from formation.node.net.peers import WireGuardError
 from formation.node.net.reconcile import DesiredPeer
-from formation.node.net.underlay import underlay_addresses, wg_endpoints
+from formation.node.net.underlay import wg_endpoints
 from formation.node.state.op import OpError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class StateFollower:
         self.wake = asyncio.Event()
         self.address: str | None = None  # the interface address this follower put there
         self.mesh_addresses: dict[str, str] = {}  # node key -> mesh IP, from the nodes view
-        self.underlay: list[str] | None = None  # last read by the mesh component
+        self.underlay: list[str] | None = None  # as the mesh's underlay watch read it
         self.cidr: str | None = None  # the network's, from the state
 
     def not_underlay(self) -> list[str]:
@@ -121,8 +121,8 @@ class StateFollower:
         s = service.settings.mesh
         port = (await backend.status()).listen_port or s.listen_port
         key = service.identity.wireguard_public_key
-        if self.underlay is None and not s.endpoints:
-            self.underlay = await underlay_addresses(self.mesh.host, self.not_underlay())
+        if self.underlay is None and not s.endpoints and self.mesh.underlay is not None:
+            self.underlay = await self.mesh.underlay.addresses()
         endpoints = wg_endpoints((mine or {}).get("endpoints") or [], s.endpoints, port,
                                  self.underlay)
         if mine and mine.get("wireguard_key") == key and (

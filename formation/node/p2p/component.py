@@ -23,6 +23,7 @@ from formation.api.p2p_models import (
 )
 from formation.identity import node_id_for
 from formation.node.net.routes import peer_api_address, routes_of
+from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
 from formation.node.p2p.envelope import MAX_SIGNED_BYTES, TooLarge, origin_id
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.membership import DEAD, MembershipTable, Transition
@@ -64,6 +65,7 @@ class P2PComponent:
         self.members: MembershipTable | None = None
         self.round_trips: RoundTrips | None = None
         self._seq = 0
+        self._underlay: UnderlayWatch | None = None
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -78,8 +80,17 @@ class P2PComponent:
         await self.gossip.start()
         service.spawn(self._beat())
         service.spawn(self._age())
+        if follows_underlay(s):
+            self._underlay = UnderlayWatch.of(service)
+            self._underlay.subscribe(self._underlay_changed)
+
+    async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
+        if self.gossip is not None:
+            await self.gossip.reconnect()
 
     async def stop(self) -> None:
+        if self._underlay is not None:
+            self._underlay.unsubscribe(self._underlay_changed)
         if self.gossip is not None:
             await self.gossip.stop()
 

@@ -157,6 +157,10 @@ class Gossip:
             envelope, sender_id = await self._inbox.get()
             await self.handle(envelope, sender_id)
 
+    async def reconnect(self) -> None:
+        """Every lane connects anew (after an underlay change; see `PeerSender.reconnect`)."""
+        await asyncio.gather(*(s.reconnect() for s in self._senders.values()))
+
     async def stop(self) -> None:
         if self._worker is not None:
             self._worker.cancel()

@@ -58,6 +58,10 @@ class PeerSender:
             await asyncio.gather(self._task, return_exceptions=True)
         await self._client.close()
 
+    async def reconnect(self) -> None:
+        """Drops the connection (see `Replication.reconnect`); the next send connects anew."""
+        await self._client.close()
+
     def _take_batch(self) -> list[Envelope]:
         """Up to `batch` envelopes and MAX_BATCH_BYTES (always at least one)."""
         taken: list[Envelope] = []

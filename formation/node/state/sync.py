@@ -291,6 +291,14 @@ class Replication:
             coros += [self.push.run(peer) for peer in self.peers]
         return coros
 
+    async def reconnect(self) -> None:
+        """Drops every peer's connection: after an underlay change one made from an address the
+        host no longer has would hang until its timeout. The next request connects anew; a
+        push in flight fails, and anti-entropy brings the peer what it missed."""
+        for peer in self.peers:
+            if peer.client is not None:
+                await peer.client.close()
+
     async def close(self) -> None:
         self._unsubscribe()
         for peer in self.peers:

@@ -10,6 +10,7 @@ from formation.discovery.component import mdns_addresses
 from formation.discovery.mdns import parse_txt, txt_record
 from formation.discovery.peers import PeerTable
 from formation.identity import NodeIdentity
+from formation.node.net.underlay_watch import follows_underlay
 
 IDENT = NodeIdentity.generate()
 
@@ -47,6 +48,20 @@ def test_malformed_records_are_ignored(change):
 ])
 def test_mdns_is_advertised_where_the_api_listens(settings, addresses, reason):
     assert mdns_addresses(NodeSettings.model_validate(settings)) == (addresses, reason)
+
+
+@pytest.mark.parametrize("settings, follows", [
+    ({"api": {"listen": "0.0.0.0:7170"}}, True),
+    ({"api": {"listen": "0.0.0.0:7170"}, "discovery": {"addresses": ["10.1.2.3"]}}, False),
+    ({"api": {"listen": "10.0.0.1:7170"}}, False),
+    ({}, False),
+])
+def test_an_api_on_every_address_advertises_the_hosts_addresses(settings, follows):
+    parsed = NodeSettings.model_validate(settings)
+    assert follows_underlay(parsed) is follows
+    if follows:
+        assert mdns_addresses(parsed, ["10.0.0.7", "10.9.0.1"]) == (["10.0.0.7", "10.9.0.1"], "")
+        assert mdns_addresses(parsed, []) == ([], "off: no IPv4 interface address")
 
 
 def test_settings_name_the_bad_field():
