@@ -165,7 +165,7 @@ async def founded_peers(pilot) -> None:
     await settled(pilot)
     app = pilot.app
     await app.link.call(state_routes.state_create_network,
-                        CreateNetworkRequest(name="lab", cidr="10.42.0.0/16"))
+                        CreateNetworkRequest(name="lab", cidr="10.42.0.0/16"), timeout_s=9.5)
     await go("p", "1 nodes known")(pilot)
     table = app.screen.query_one("#peers-table")
     await wait_for(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[3] == "10.42.0.1")

@@ -40,6 +40,10 @@ from formation.tui.network import NetworkSnapshot
 from formation.tui.screens.base import ConsoleScreen
 from formation.tui.widgets.node_fields import NODE_TITLE, NodeFieldsForm
 
+# The genesis op is signed and written to disk: more than the link's 3 s on a slow disk or under
+# emulation. A timeout here would say "not founded" while the node goes on and founds it.
+FOUND_TIMEOUT_S = 9.5  # under the API client's own 10 s limit per request
+
 
 class EnrollScreen(ConsoleScreen):
     TITLE_TEXT = "enrollment"
@@ -338,7 +342,8 @@ class EnrollScreen(ConsoleScreen):
         self.progress = saved
         self.say(f"· founding network {name} ({cidr}): writing the genesis op…")
         try:
-            op = await link.call(state_routes.state_create_network, request)
+            op = await link.call(state_routes.state_create_network, request,
+                                 timeout_s=FOUND_TIMEOUT_S)
         except FormationError as exc:  # ApiError (refused) and NodeUnreachable
             body = getattr(exc, "body", None)
             why = body.message if body is not None else str(exc)
