@@ -5,12 +5,14 @@ its file system is mounted (a real tmpfs, in a mount namespace of the node's own
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,21 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout_s: float) -
     raise AssertionError(f"no {text!r} in {timeout_s} s: {path.read_text()}")
 
 
+@contextlib.contextmanager
+def _node_process(argv: list[str], stderr: Path, env: dict[str, str]
+                  ) -> Iterator[subprocess.Popen]:
+    """`argv` started with its stderr in a file; killed afterwards if it is still running."""
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_ready_then_the_parts_started_after_it(short_tmp: Path) -> None:
     config = write_config(short_tmp)
     notify = short_tmp / "notify.sock"
@@ -36,21 +53,13 @@ def test_ready_then_the_parts_started_after_it(short_tmp: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
         receiver.bind(str(notify))
         receiver.settimeout(30)
-        with stderr.open("w") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "formation", "--config", str(config),
-                                     "node"], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=err,
-                                    env={**clean_env(), "NOTIFY_SOCKET": str(notify)})
-        try:
+        with _node_process([sys.executable, "-m", "formation", "--config", str(config), "node"],
+                           stderr, {**clean_env(), "NOTIFY_SOCKET": str(notify)}) as proc:
             assert receiver.recv(64) == b"READY=1"
             assert (short_tmp / "node.sock").exists(), "READY comes after the API socket"
             _wait_for(stderr, 'msg="started after ready" parts=mesh,dns', proc, 30)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(20) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     log = stderr.read_text()
     assert "node service stopped" in log and "Traceback" not in log
 
@@ -63,13 +72,9 @@ def test_the_node_waits_for_its_data_file_system(short_tmp: Path) -> None:
     data.mkdir()
     config = write_config(short_tmp)
     stderr = short_tmp / "node.log"
-    with stderr.open("w") as err:
-        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
-                                 sys.executable, "-m", "formation", "--config", str(config),
-                                 "node", "--wait-for-data-mount"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                env=clean_env())
-    try:
+    with _node_process(["unshare", "--mount", "--propagation", "private", "--", sys.executable,
+                        "-m", "formation", "--config", str(config), "node",
+                        "--wait-for-data-mount"], stderr, clean_env()) as proc:
         _wait_for(stderr, "waiting for the data directory's file system", proc, 30)
         time.sleep(0.3)
         assert list(data.iterdir()) == [], "nothing is written before the mount"
@@ -81,7 +86,3 @@ def test_the_node_waits_for_its_data_file_system(short_tmp: Path) -> None:
         assert list(data.iterdir()) == [], "the identity went to the mounted file system"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

@@ -6,10 +6,9 @@ tests/tui/test_console_over_ssh.py."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from launcher_probe import launcher_output
 
 from formation.commands.console_run import parse_ssh_form
 
@@ -40,14 +39,10 @@ def test_any_other_form_goes_to_click(argv) -> None:
 
 def _modules_when_the_console_opens(args: list[str]) -> list[str] | None:
     """Runs the launcher with open_console replaced by a probe that prints sys.modules."""
-    code = ("import json, sys\nimport formation.commands.console_run as run\n"
-            "run.open_console = lambda *a, **k: print(json.dumps(sorted(sys.modules)))\n"
-            f"sys.argv = ['formation', *{args!r}]\n"
-            "from formation.launcher import main\nmain()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout) if done.stdout.startswith("[") else None
+    out = launcher_output("import formation.commands.console_run as run\n"
+                          "run.open_console = lambda *a, **k: print(json.dumps("
+                          "sorted(sys.modules)))", args)
+    return json.loads(out) if out.startswith("[") else None
 
 
 def test_the_ssh_session_opens_the_console_without_click() -> None:

@@ -5,10 +5,9 @@ the parts started after it, is tested in tests/integration/node/test_node_ready.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from launcher_probe import launcher_output
 
 from formation.commands.node_run import parse_node_form
 
@@ -31,17 +30,13 @@ def test_any_other_form_goes_to_click(argv) -> None:
     assert parse_node_form(argv) is None
 
 
-def _modules_when_the_node_runs(args: list[str]) -> list[str]:
-    """Runs the launcher with run_node replaced by a probe that prints sys.modules."""
-    code = ("import json, sys\nimport formation.commands.node_run as run\n"
-            "run.run_node = lambda obj, wait_for_data_mount: print(json.dumps("
-            "[str(obj.config_file), wait_for_data_mount, sorted(sys.modules)]))\n"
-            f"sys.argv = ['formation', *{args!r}]\n"
-            "from formation.launcher import main\nmain()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+def _modules_when_the_node_runs(args: list[str]) -> list:
+    """Runs the launcher with run_node replaced by a probe that prints what it got and
+    sys.modules."""
+    return json.loads(launcher_output(
+        "import formation.commands.node_run as run\n"
+        "run.run_node = lambda obj, wait_for_data_mount: print(json.dumps("
+        "[str(obj.config_file), wait_for_data_mount, sorted(sys.modules)]))", args))
 
 
 def test_the_node_starts_without_click() -> None:
