@@ -9,34 +9,39 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def main() -> None:
     argv = sys.argv[1:]
+    code = None
     if "ssh-keys" in argv:
         from formation.commands.authorized_keys import run_fast
 
         code = run_fast(argv)
-        if code is not None:
-            sys.exit(code)
-    elif "console" in argv or "node" in argv:
-        code = _reporting_errors(argv)
-        if code is not None:
-            sys.exit(code)
+    elif "console" in argv:
+        from formation.commands.console_run import run_fast
+
+        code = _reporting_errors(run_fast, argv)
+    elif "node" in argv:
+        from formation.commands.node_run import run_fast
+
+        code = _reporting_errors(run_fast, argv)
+    if code is not None:
+        sys.exit(code)
     from formation.cli import main as cli_main
 
     cli_main()
 
 
-def _reporting_errors(argv: list[str]) -> int | None:
+def _reporting_errors(run_fast: Callable[[list[str]], int | None], argv: list[str]) -> int | None:
     """The console's or the node's fast path, with formation.cli.main's error reporting: one
     line, no traceback (FORMATION_DEBUG=1 shows it)."""
     from formation.errors import FormationError
 
-    if "node" in argv and "console" not in argv:
-        from formation.commands.node_run import run_fast
-    else:
-        from formation.commands.console_run import run_fast
     try:
         return run_fast(argv)
     except FormationError as exc:
