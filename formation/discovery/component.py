@@ -20,7 +20,7 @@ from formation.api.discovery_models import UNENROLLED, DiscoveredPeers, Hello
 from formation.api.models import HealthCheck
 from formation.discovery.bootstrap import Bootstrapper
 from formation.discovery.peers import PeerRecord, PeerTable
-from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
+from formation.node.net.underlay_watch import UnderlayWatch, every_address, follows_underlay
 
 if TYPE_CHECKING:
     from formation.config.settings import NodeSettings
@@ -138,7 +138,7 @@ class DiscoveryComponent:
         addresses, why_not = mdns_addresses(svc.settings, host_addresses)
         host = (addresses or host_addresses or [self.bound_host])[0]
         # an API on every address of a host that has none yet: nothing to advertise until one
-        self.advertised_address = "" if _unspecified(host) else f"{host}:{self.api_port}"
+        self.advertised_address = "" if every_address(host) else f"{host}:{self.api_port}"
         if self._mdns is not None:
             with contextlib.suppress(Exception):  # its address may be gone: no goodbye then
                 await asyncio.wait_for(self._mdns.stop(), 5.0)
@@ -210,13 +210,6 @@ class DiscoveryComponent:
         failed = self.mdns_status.startswith("failed")
         return [HealthCheck(name="discovery", ok=not failed,
                             detail=f"mDNS {self.mdns_status}; {count} hosts known")]
-
-
-def _unspecified(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return False
 
 
 async def _bound_tcp(service: NodeService) -> str | None:

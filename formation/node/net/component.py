@@ -30,7 +30,7 @@ from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, WireGuardError
 from formation.node.net.reconcile import MeshReconciler
 from formation.node.net.routes import MeshRoutes
-from formation.node.net.underlay_watch import UnderlayWatch
+from formation.node.net.underlay_watch import UnderlayWatch, every_address
 from formation.node.state.component import store_of
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ class MeshComponent:
                             follower.mesh_addresses if follower else {}, mesh_ip is not None)
         if mesh_ip != self._api_site_ip:
             await self.serve_api_on_mesh()
+
     async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
         """Peers send WireGuard packets to the underlay addresses in this node's record: the
         follower rewrites them, and the peers are re-set (wireguard-go keeps a vanished source
@@ -175,7 +176,7 @@ class MeshComponent:
         if mesh_ip == self._api_site_ip or tcp is None:
             return
         host, _, port = tcp.rpartition(":")
-        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
+        if every_address(host):
             self._api_site_ip = mesh_ip
             return
         if self._api_site is not None:

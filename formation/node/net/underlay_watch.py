@@ -44,9 +44,13 @@ def follows_underlay(settings: NodeSettings) -> bool:
     listening on every address."""
     if settings.discovery.addresses or not settings.api.listen:
         return False
-    host = settings.api.listen.rpartition(":")[0].strip("[]")
+    return every_address(settings.api.listen.rpartition(":")[0])
+
+
+def every_address(host: str) -> bool:
+    """`0.0.0.0` or `[::]`: a listener on every address of the host (False for a name)."""
     try:
-        return ipaddress.ip_address(host).is_unspecified
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
     except ValueError:
         return False
 
