@@ -46,12 +46,18 @@ def _refused(exc: ApiError, where: str) -> web.HTTPException:
     return web.HTTPBadGateway(reason=f"{where} answered {exc.status}: {message}")
 
 
-def _invite_id(answer: jm.JoinHandshakeAnswer, endpoint: str) -> bytes:
+def _hex_bytes(text: str, length: int) -> bytes | None:
+    """`length` bytes written in hex by another node, or None for anything else."""
     try:
-        invite = bytes.fromhex(answer.invite)
+        found = bytes.fromhex(text)
     except ValueError:
-        invite = b""
-    if len(invite) != 32:
+        return None
+    return found if len(found) == length else None
+
+
+def _invite_id(answer: jm.JoinHandshakeAnswer, endpoint: str) -> bytes:
+    invite = _hex_bytes(answer.invite, 32)
+    if invite is None:
         raise web.HTTPBadGateway(reason=f"{endpoint} named no invite op for the token")
     return invite
 
@@ -163,11 +169,8 @@ class JoinerSide:
             if not token.matches(bytes.fromhex(hello.public_key)):
                 failures.append(f"{endpoint} (answered as another node, {hello.name})")
                 continue
-            try:
-                network = bytes.fromhex(hello.network)
-            except ValueError:
-                network = b""
-            if len(network) != 16:
+            network = _hex_bytes(hello.network, 16)
+            if network is None:
                 failures.append(f"{endpoint} ({hello.name} belongs to no network)")
                 continue
             self._already_elsewhere(network)
