@@ -47,6 +47,7 @@ def join_request(text: str) -> JoinTokenRequest | JoinAskRequest | str:
 
 
 def reason(exc: FormationError) -> str:
+    """What the node said (its message), else the client's sentence."""
     body = getattr(exc, "body", None)
     return body.message if body is not None and body.message else str(exc)
 

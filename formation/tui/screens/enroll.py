@@ -345,9 +345,7 @@ class EnrollScreen(ConsoleScreen):
             op = await link.call(state_routes.state_create_network, request,
                                  timeout_s=FOUND_TIMEOUT_S)
         except FormationError as exc:  # ApiError (refused) and NodeUnreachable
-            body = getattr(exc, "body", None)
-            why = body.message if body is not None else str(exc)
-            self.say(f"[b]not founded[/b]: {why}. Change the fields and press Enter again, "
+            self.say(f"[b]not founded[/b]: {reason(exc)}. Change the fields and press Enter again, "
                      "or Esc for the dashboard.", error=True)
             return
         self.say(f"founded network {name}: genesis op {op.id[:12]}; this node is its first "

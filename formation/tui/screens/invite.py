@@ -21,13 +21,8 @@ from textual.widgets import Label, Static
 from formation.api import join_routes
 from formation.api.join_models import Invite, InviteRequest
 from formation.errors import FormationError
+from formation.tui.join_flow import reason
 from formation.tui.qr_text import qr_lines
-
-
-def error_text(exc: FormationError) -> str:
-    """What the node said (its message), else the client's sentence."""
-    body = getattr(exc, "body", None)
-    return body.message if body is not None and getattr(body, "message", "") else str(exc)
 
 
 def invite_text(invite: Invite) -> str:
@@ -109,7 +104,7 @@ class InviteScreen(ModalScreen[None]):
         try:
             invite = await link.call(join_routes.invite_create, InviteRequest())
         except FormationError as exc:
-            state.update(f"[b]no invite[/b]: {error_text(exc)}")
+            state.update(f"[b]no invite[/b]: {reason(exc)}")
             state.add_class("-error")
             return
         await self.show(invite)

@@ -14,7 +14,7 @@ from formation.api import join_routes
 from formation.api.join_models import PendingJoin
 from formation.api.models import Event
 from formation.errors import FormationError
-from formation.tui.screens.invite import error_text
+from formation.tui.join_flow import reason
 
 POLL_S = 3.0
 COLUMNS = (("name", 14), ("id", 26), ("address", 21), ("asks", 4))
@@ -67,7 +67,7 @@ class PendingJoinsScreen(ModalScreen[None]):
         try:
             got = await link.call(join_routes.join_pending)
         except FormationError as exc:
-            self.say(f"cannot read the pending joins: {error_text(exc)}", error=True)
+            self.say(f"cannot read the pending joins: {reason(exc)}", error=True)
             return
         self.show(got.pending)
 
@@ -101,7 +101,7 @@ class PendingJoinsScreen(ModalScreen[None]):
         try:
             decision = await self.app.link.call(endpoint, id=chosen.id)  # type: ignore[attr-defined]
         except FormationError as exc:
-            self.note(f"[b]not done[/b]: {error_text(exc)}", error=True)
+            self.note(f"[b]not done[/b]: {reason(exc)}", error=True)
             return
         self.note(f"{chosen.name or '?'} ({chosen.id}): {decision.status}")
         self.app.read_network()  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from textual.widgets import Label, Static
 
 from formation.api import join_routes
 from formation.errors import FormationError
-from formation.tui.screens.invite import error_text
+from formation.tui.join_flow import reason
 
 
 class RemoveNodeScreen(ModalScreen[bool]):
@@ -44,7 +44,7 @@ class RemoveNodeScreen(ModalScreen[bool]):
                 join_routes.node_remove, id=self.node_id)
         except FormationError as exc:
             state.add_class("-error")
-            state.update(f"[b]not removed[/b]: {error_text(exc)}\n\nesc: close")
+            state.update(f"[b]not removed[/b]: {reason(exc)}\n\nesc: close")
             return
         self.removed = True
         state.remove_class("-error")
