@@ -53,16 +53,12 @@ class TokenError(FormationError):
     """A token that cannot be used, with the reason in one line."""
 
 
-def fingerprint(public_key: bytes) -> str:
-    """As `formation status` shows node keys: SHA-256, first 16 bytes, grouped."""
-    return format_pin(pin_of(public_key))
-
-
 def pin_of(public_key: bytes) -> bytes:
     return hashlib.sha256(public_key).digest()[:PIN_BYTES]
 
 
 def format_pin(pin: bytes) -> str:
+    """As the admin's fingerprint shows (formation.identity.keys.fingerprint), from the pin."""
     digest = pin.hex()
     return ":".join(digest[i:i + 4] for i in range(0, len(digest), 4))
 

@@ -16,6 +16,7 @@ from formation.api.client import NodeClient
 from formation.api.join_models import Invite
 from formation.api.state_models import CreateNetworkRequest
 from formation.discovery import token as tokens
+from formation.identity.keys import fingerprint
 from formation.tui.app import FormationApp
 from formation.tui.qr_text import qr_code, qr_lines
 from formation.tui.screens.invite import InviteScreen
@@ -119,7 +120,7 @@ def with_a_fixed_invite():
             token=FIXED_INVITE.encode(), invite="01" * 32, network=FIXED_NETWORK,
             expires_ms=FIXED_INVITE.expires_s * 1000, roles=["member"],
             endpoints=list(FIXED_INVITE.endpoints),
-            admin_fingerprint=tokens.fingerprint(FIXED_ADMIN)))
+            admin_fingerprint=fingerprint(FIXED_ADMIN)))
         await pilot.pause(0.2)
 
     return run_before
