@@ -51,20 +51,18 @@ hash=$(cd "$repo" && (cat scripts/build-image.sh; find "${inputs[@]}" -type f ! 
 # One output directory per input hash, so checkouts at different commits do not rebuild over
 # each other; it appears (renamed into place) only once complete.
 out=$cache/output/$name-$hash
-up_to_date() { [ "$force" = no ] && [ -f "$out/.inputs" ] && [ -f "$out/$name.raw.zst" ]; }
-if up_to_date; then
+exit_if_up_to_date() {
+  [ "$force" = no ] && [ -f "$out/.inputs" ] && [ -f "$out/$name.raw.zst" ] || return 0
   touch "$out"  # recently used: kept when older outputs are dropped
   echo "build-image: $name is up to date" >&2
   echo "$out/$name.raw"; exit 0
-fi
+}
+exit_if_up_to_date
 # Builds of one image wait for each other (they share mkosi's cache and the wheelhouse); the
 # second finds the first one's output.
 exec {lock}>"$cache/$name.lock"
 flock "$lock"
-if up_to_date; then
-  echo "build-image: $name is up to date" >&2
-  echo "$out/$name.raw"; exit 0
-fi
+exit_if_up_to_date
 work=$(mktemp -d "$cache/output/.$name-$hash.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
