@@ -146,8 +146,8 @@ async def test_honest_hosts_hold_against_a_hostile_admin(lab: Lab, tmp_path: Pat
     # Forks: a hundred ops with one sequence number, and one stamped ten years ahead on top.
     chain = await Chain.read(lab, "h1", hostile)
     now_ms = int(time.time() * 1000)
-    forks = [chain.sign(hostile, "node.record", {"name": "h3", "fork": i}, seq=chain.seq + 1,
-                        prev=chain.last, parents=chain.heads, hlc=(now_ms, i))
+    forks = [chain.sign(hostile, "node.record", {"name": "h3", "resources": {"fork": i}},
+                        seq=chain.seq + 1, prev=chain.last, parents=chain.heads, hlc=(now_ms, i))
              for i in range(FORKS)]
     future = chain.sign(hostile, "node.record", {"name": "h3"}, seq=chain.seq + 2,
                         prev=op_id_of(forks[0]), parents=[op_id_of(forks[0])],
