@@ -127,12 +127,3 @@ class StateComponent:
         if r.equivocation_count:
             detail += f", {r.equivocation_count} equivocation(s)"
         return [HealthCheck(name="state", ok=True, detail=detail)]
-
-
-def store_of(service: NodeService) -> StateStore:
-    """The state store of a running node service: how other parts (joining, gossip,
-    reconcilers) reach it to read views, append ops or subscribe."""
-    for component in service.components:
-        if isinstance(component, StateComponent):
-            return component.require_store()
-    raise RuntimeError("this node service runs no state store")
