@@ -62,12 +62,15 @@ def mdns_addresses(settings: NodeSettings,
 class DiscoveryComponent:
     name = "discovery"
 
-    def __init__(self, underlay: Underlay | None = None) -> None:
+    def __init__(self, underlay: Underlay | None = None,
+                 network_id: Callable[[], str | None] = lambda: None) -> None:
         """`underlay`: the host's addresses, to advertise and follow where the API listens on
-        every address (none: what is configured, or where the API listens, is advertised)."""
+        every address (none: what is configured, or where the API listens, is advertised).
+        `network_id()`: the network this node is in (hex; None before founding or joining),
+        told to others in the mDNS record and the hello."""
         self.service: NodeRuntime | None = None
         self.peers: PeerTable | None = None
-        self.network_id: Callable[[], str | None] = lambda: None  # the state store sets this
+        self.network_id = network_id
         self.api_port = 0
         self.advertised_address = ""  # host:port other hosts reach the API at
         self.bound_host = ""

@@ -59,8 +59,7 @@ class JoinComponent:
 
     async def start(self, service: NodeRuntime) -> None:
         self.service = service
-        store = self.state.require_store()  # the state part starts before this one
-        self.discovery.network_id = lambda: store.network_id.hex() if store.network_id else None
+        self.state.require_store()  # the state part starts before this one
         service.spawn(self._widen())
         if self._underlay is not None:
             self._underlay.subscribe(self._underlay_changed)

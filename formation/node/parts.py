@@ -55,7 +55,7 @@ def build_parts(settings: NodeSettings) -> Parts:
     followed = underlay if follows_underlay(settings) else None
     routes = MeshRoutes()  # written by the mesh; read by the parts that send to peers
     state = StateComponent()
-    discovery = DiscoveryComponent(followed)
+    discovery = DiscoveryComponent(followed, state.network_hex)
     return Parts(
         underlay=underlay,
         state=state,

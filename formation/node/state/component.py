@@ -99,6 +99,11 @@ class StateComponent:
             raise RuntimeError("state store not started")
         return self.store
 
+    def network_hex(self) -> str | None:
+        """The network this replica belongs to, in hex; None before founding or joining."""
+        network = self.store.network_id if self.store is not None else None
+        return network.hex() if network else None
+
     def peer_states(self) -> list:
         return [p.state() for p in self.replication.peers] if self.replication else []
 

@@ -61,6 +61,6 @@ async def test_a_running_node_is_its_parts(node: NodeService) -> None:
     store = parts.state.require_store()
     assert parts.join.store is store and parts.dns.state is parts.state
     assert parts.join.discovery is parts.discovery and parts.p2p.discovery is parts.discovery
-    assert parts.discovery.network() == "unenrolled"  # the join part told discovery its store
+    assert parts.discovery.network() == "unenrolled"  # discovery tells the state's network
     await store.create_network("lab", "10.42.0.0/16")
     assert parts.discovery.network() == store.network_id.hex()  # type: ignore[union-attr]
