@@ -108,11 +108,22 @@ class OpBatch(Model):
     count: int = Field(ge=0)
 
 
+class OpRefusal(Model):
+    """Why one op of a pushed batch was refused (the others are judged on their own)."""
+
+    index: int = Field(description="the op's position in the pushed batch, from 0")
+    id: str | None = Field(description="the op's id, null when it could not be read")
+    reason: str = Field(description="a short code: malformed, oversized, bad_signature, ...")
+    message: str
+
+
 class PushResult(Model):
     accepted: int
     duplicate: int
     buffered: int
     refused: int
+    refusals: list[OpRefusal] = Field(default_factory=list, description="the first "
+                                      "refused ops of the batch (at most 100), each with why")
 
 
 AuthorHex = Annotated[str, StringConstraints(pattern=HEX_ID)]

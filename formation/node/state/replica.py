@@ -266,6 +266,8 @@ class Replica:
             refs = rules.refs(op) if op.kind in rules.REF_FIELDS else ()
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
+        except Exception as exc:  # a payload no rule foresaw: refuse this op, not the batch
+            return self._unforeseen(op, exc)
         deps = op.deps
         known = self._info
         infos = [known.get(d) or self._info_of(d) for d in deps]
@@ -280,6 +282,8 @@ class Replica:
             ctx = self._check(op, infos, batch_ops)
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
+        except Exception as exc:
+            return self._unforeseen(op, exc)
         self._accept(op, deps, ctx, batch, batch_ops, rows, registers, result)
         return Verdict(op.id, "accepted")
 
@@ -290,6 +294,11 @@ class Replica:
         if len(self._recent_refused) > 10_000:
             self._recent_refused.popitem(last=False)
         return verdict
+
+    def _unforeseen(self, op: Op, exc: Exception) -> Verdict:
+        """The checks raised something other than a refusal: the same op raises the same on
+        every replica running this code, so refusing it keeps verdicts equal."""
+        return self._refuse(op, "invalid", f"payload: cannot be checked ({type(exc).__name__})")
 
     def _check(self, op: Op, infos: list[_Info], batch_ops) -> int:
         """Network, sequence, causality and authorization; returns the op's context."""
