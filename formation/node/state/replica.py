@@ -58,7 +58,7 @@ class _Info(NamedTuple):
 class BatchResult:
     verdicts: list[Verdict]
     applied: list[Op] = field(default_factory=list)  # in apply order, includes unbuffered ops
-    equivocations: list[tuple[bytes, int, bytes, bytes]] = field(default_factory=list)
+    equivocations: list[dict] = field(default_factory=list)  # each announced once
 
 
 class Replica:
@@ -72,6 +72,7 @@ class Replica:
         self.configured_network = network
         self.refused: dict[str, int] = {}
         self._recent_refused: OrderedDict[bytes, Verdict] = OrderedDict()
+        self._evidence_log = evidence.LogLimiter()
         self._load()
 
     # loading ------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ class Replica:
         self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
         self._full: tuple[int, Authority] | None = None
         self._contexts_written = 0
-        self.equivocation_count = db.execute("SELECT COUNT(*) FROM equivocations").fetchone()[0]
+        self.equivocation_count = evidence.count(db)
 
     def close(self) -> None:
         self.db.close()
@@ -363,10 +364,10 @@ class Replica:
         result.applied.append(op)
 
     def _note_equivocation(self, op: Op, rows, registers, result: BatchResult) -> None:
-        self._flush(rows, registers)  # an equivocating twin may be in this batch
-        found = evidence.record(self.db, op)
-        self.equivocation_count += len(found)
-        result.equivocations.extend(found)
+        found = evidence.record(self.db, op, rows, self._evidence_log)  # a twin may be in rows
+        self.equivocation_count += 1
+        if found is not None:
+            result.equivocations.append(found)
 
     def _effects(self, op: Op, registers: dict) -> None:
         """Registers are merged in memory within a batch (one write per field), the rest go to

@@ -17,6 +17,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from formation.identity import NodeIdentity
+from formation.node.state import evidence
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.op import Op, OpError, decode
 from formation.node.state.replica import BatchResult, Replica, Verdict
@@ -79,18 +80,18 @@ class StateStore:
         self._refused_listeners.append(listener)
 
     def on_equivocation(self, listener: Callable[[dict], None]) -> None:
-        """`listener(evidence)` for every equivocation found, evidence as in status():
-        {"author": hex, "seq": n, "ops": [hex, hex]}."""
+        """`listener(evidence)` once for every (author, seq) found forked, evidence as in
+        status(): {"author": hex, "seq": n, "ops": [hex, hex], "forks": 2}. Later forks of
+        the same seq are only counted (see evidence.py)."""
         self._equivocation_listeners.append(listener)
 
     def _notify(self, result: BatchResult, origin: str | None, refused: dict[str, int]) -> None:
         for reason, count in refused.items():
             for listener in self._refused_listeners:
                 listener(reason, count)
-        for author, seq, a, b in result.equivocations:
-            evidence = {"author": author.hex(), "seq": seq, "ops": [a.hex(), b.hex()]}
+        for found in result.equivocations:
             for on_evidence in self._equivocation_listeners:
-                on_evidence(evidence)
+                on_evidence(found)
         if not result.applied:
             return
         for listener in list(self._listeners):
@@ -301,6 +302,7 @@ class StateStore:
                 "authors": len(r.vv), "buffered": len(r.buffer),
                 "buffer_bytes": r.buffer.bytes, "buffer_dropped": r.buffer.dropped,
                 "refused": dict(r.refused), "equivocations": r.equivocations(),
+                "equivocators": evidence.authors(r.db),
             }
         return await self._run(collect)
 
