@@ -182,15 +182,15 @@ class Replica:
         return checked
 
     # applying ------------------------------------------------------------------------------
-    def ingest(self, raws: list[bytes]) -> BatchResult:
+    def ingest(self, raws: list[bytes], source: str = "") -> BatchResult:
         """Verifies and applies raw ops; one verdict per input."""
-        return self.apply_checked(check_chunk(raws))
+        return self.apply_checked(check_chunk(raws), source)
 
-    def apply_checked(self, checked: list) -> BatchResult:
+    def apply_checked(self, checked: list, source: str = "") -> BatchResult:
         """Applies ops whose structure and signature were checked (verify.py); one verdict
-        per input."""
+        per input. `source`: who sent them (the orphan buffer bounds each source)."""
         ops = [c for c in checked if isinstance(c, Op)]
-        result = self.apply(ops)
+        result = self.apply(ops, source)
         by_id = {v.id: v for v in result.verdicts}
         verdicts = []
         for c in checked:
@@ -206,8 +206,9 @@ class Replica:
         self.refused[reason] = self.refused.get(reason, 0) + 1
         log.warning("op refused", extra={"fields": {"reason": reason, "detail": message}})
 
-    def apply(self, ops: list[Op]) -> BatchResult:
+    def apply(self, ops: list[Op], source: str = "") -> BatchResult:
         result = BatchResult([])
+        self._source = source
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self._apply(ops, result)
@@ -276,7 +277,7 @@ class Replica:
             missing = {d for d, i in zip(deps, infos, strict=True) if i is None}
             missing.update(r for r in refs if self._info_of(r) is None)
             if missing:
-                self.buffer.add(op, missing)
+                self.buffer.add(op, missing, self._source)
                 return Verdict(op.id, "buffered", "missing_parents",
                                f"waiting for {len(missing)} op(s)")
         try:

@@ -167,14 +167,17 @@ class StateStore:
         self._notify(BatchResult([Verdict(op.id, "accepted")], [op]), None, refused)
         return op
 
-    async def ingest(self, raws: list[bytes], origin: str | None = None) -> list[Verdict]:
+    async def ingest(self, raws: list[bytes], origin: str | None = None,
+                     source: str | None = None) -> list[Verdict]:
         """Verifies, buffers and applies ops from elsewhere, one transaction per chunk of CHUNK
         ops. A large batch is pipelined: while the replica's thread applies one chunk and
         decodes the next, worker processes verify the signatures of the chunks in between.
 
         Concurrent calls decode and verify at once but apply in the order they were made, so
         a caller may start ingesting the next batch of a stream before this one is applied
-        (anti-entropy does) and its ops still find their parents."""
+        (anti-entropy does) and its ops still find their parents. `source` names the sender
+        for the orphan buffer's per-source bound (default: `origin`)."""
+        source = source if source is not None else (origin or "")
         loop = asyncio.get_running_loop()
         my_turn, self._last_turn = self._last_turn, loop.create_future()
         done = self._last_turn
@@ -183,7 +186,7 @@ class StateStore:
             if len(raws) < POOL_MIN_OPS:
                 checked = await self._run(check_chunk, raws)
                 await _turn(my_turn)
-                return await self._apply_verified(checked, None, origin)
+                return await self._apply_verified(checked, None, origin, source)
             verdicts: list[Verdict] = []
             for i in range(0, len(raws), CHUNK):
                 decoded = await self._run(decode_chunk, raws[i:i + CHUNK])
@@ -191,10 +194,10 @@ class StateStore:
                     [c for c in decoded if isinstance(c, Op)])))
                 if len(pending) > PIPELINE_DEPTH:
                     await _turn(my_turn)
-                    verdicts += await self._apply_verified(*pending.popleft(), origin)
+                    verdicts += await self._apply_verified(*pending.popleft(), origin, source)
             await _turn(my_turn)
             while pending:
-                verdicts += await self._apply_verified(*pending.popleft(), origin)
+                verdicts += await self._apply_verified(*pending.popleft(), origin, source)
             return verdicts
         finally:
             for _decoded, holds in pending:
@@ -206,7 +209,7 @@ class StateStore:
                 my_turn.add_done_callback(lambda _f: done.done() or done.set_result(None))
 
     async def _apply_verified(self, decoded: list, holds: asyncio.Future[bytes] | None,
-                              origin: str | None) -> list[Verdict]:
+                              origin: str | None, source: str = "") -> list[Verdict]:
         verified = None
         if holds is not None:
             try:
@@ -215,16 +218,17 @@ class StateStore:
                 log.warning("a signature worker died; verifying this batch in the node")
                 verified = await self._run(
                     signatures_hold, [c.raw for c in decoded if isinstance(c, Op)])
-        result, refused = await self._run(self._apply, decoded, verified)
+        result, refused = await self._run(self._apply, decoded, verified, source)
         self._notify(result, origin, refused)
         return result.verdicts
 
-    def _apply(self, checked: list, holds: bytes | None) -> tuple[BatchResult, dict[str, int]]:
+    def _apply(self, checked: list, holds: bytes | None,
+               source: str = "") -> tuple[BatchResult, dict[str, int]]:
         """On the replica's thread: `holds`, when given, says which signatures verified."""
         if holds is not None:
             checked = with_signatures(checked, holds)
         before = dict(self.replica.refused)
-        result = self.replica.apply_checked(checked)
+        result = self.replica.apply_checked(checked, source)
         if result.applied:
             self._refresh_members()
         return result, _diff(before, self.replica.refused)

@@ -245,7 +245,7 @@ class AntiEntropy:
         peer.bytes_received += len(batch.ops)
         raws = wire.unpack(batch.ops)
         peer.ops_received += len(raws)
-        verdicts = await self.store.ingest(raws, origin="sync")
+        verdicts = await self.store.ingest(raws, origin="sync", source=peer.key or peer.address)
         accepted = sum(v.status == "accepted" for v in verdicts)
         return accepted, accepted > 0 or any(v.status == "duplicate" for v in verdicts)
 
