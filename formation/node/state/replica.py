@@ -67,7 +67,7 @@ class Replica:
                  wall_ms: Callable[[], int] | None = None, durable: bool = True) -> None:
         self.path = path
         self.db = dbm.connect(path, durable)
-        self.buffer = buffer or PendingBuffer()
+        self.buffer = buffer if buffer is not None else PendingBuffer()  # empty is falsy
         self.clock = HybridClock(wall_ms)
         self.configured_network = network
         self.refused: dict[str, int] = {}

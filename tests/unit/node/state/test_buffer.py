@@ -9,11 +9,14 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from settings_factory import make_settings
 from statekit import craft, found, replica
 
 from formation.identity import NodeIdentity
+from formation.node.service import NodeService
 from formation.node.state import op as opm
 from formation.node.state.buffer import PendingBuffer, entry_cost
+from formation.node.state.component import store_of
 
 KEY = NodeIdentity.from_seed(b"\x21" * 32)
 OTHER = NodeIdentity.from_seed(b"\x22" * 32)
@@ -125,3 +128,17 @@ def test_a_flooding_pusher_leaves_the_replicas_other_orphans(short_tmp: Path) ->
     r.ingest(flood, source="flood")
     assert all(opm.decode(w).id in r.buffer for w in waiting)
     assert len(r.buffer) == 20 + 100
+
+
+async def test_the_configured_bounds_are_the_ones_in_force(short_tmp: Path) -> None:
+    """An empty buffer is falsy: `buffer or PendingBuffer()` replaced the configured one with
+    the default, so state.buffer_max_ops and buffer_max_mb never took effect."""
+    settings = make_settings(short_tmp, state={"buffer_max_ops": 150, "buffer_max_mb": 3,
+                                               "claim_address": False})
+    service = NodeService(settings)
+    await service.start()
+    try:
+        buffer = store_of(service).replica.buffer
+        assert (buffer.max_ops, buffer.max_bytes) == (150, 3 * 1024 * 1024)
+    finally:
+        await service.stop()
