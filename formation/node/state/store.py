@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
@@ -228,10 +229,35 @@ class StateStore:
         if holds is not None:
             checked = with_signatures(checked, holds)
         before = dict(self.replica.refused)
-        result = self.replica.apply_checked(checked, source)
+        try:
+            result = self.replica.apply_checked(checked, source)
+        except Exception as exc:
+            if _environmental(exc):
+                raise  # the disk, not an op: the sender retries later
+            log.exception("a batch failed to apply; applying its ops one at a time")
+            result = self._apply_each(checked, source)
         if result.applied:
             self._refresh_members()
         return result, _diff(before, self.replica.refused)
+
+    def _apply_each(self, checked: list, source: str) -> BatchResult:
+        """After a batch raised (and was rolled back): each op in its own transaction, so the
+        op that raises is refused alone and the others of the batch still apply."""
+        result = BatchResult([])
+        for one in checked:
+            try:
+                part = self.replica.apply_checked([one], source)
+            except Exception as exc:
+                if _environmental(exc):
+                    raise
+                message = f"cannot be applied ({type(exc).__name__})"
+                self.replica._count_refused("invalid", message)
+                op_id = one.id if isinstance(one, Op) else None
+                part = BatchResult([Verdict(op_id, "refused", "invalid", message)])
+            result.verdicts += part.verdicts
+            result.applied += part.applied
+            result.equivocations += part.equivocations
+        return result
 
     def _refresh_members(self) -> None:
         authority = self.replica.current_authority()
@@ -322,6 +348,13 @@ async def _turn(turn: asyncio.Future[None] | None) -> None:
     cancel the earlier call's completion)."""
     if turn is not None:
         await asyncio.shield(turn)
+
+
+def _environmental(exc: Exception) -> bool:
+    """SQLite failing for reasons of its own (disk full, I/O, a locked or corrupt file), not
+    because of what an op holds (a constraint it breaks, a value it cannot store)."""
+    return isinstance(exc, sqlite3.DatabaseError | MemoryError) and not isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.DataError)
 
 
 def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

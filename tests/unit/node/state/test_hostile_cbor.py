@@ -188,3 +188,32 @@ async def test_a_payload_the_rules_cannot_check_is_refused_alone(node, client) -
     assert refusal.index == 0 and refusal.id == decode(odd).id.hex()
     assert refusal.reason == "invalid" and "TypeError" in refusal.message
     assert await store_of(node).has(decode(good).id)
+
+
+async def test_an_op_that_breaks_applying_is_refused_alone(node, client) -> None:
+    """The last guard: an op that makes applying raise after every check passed (here a value
+    a constraint of the database refuses, set up by the test in the real SQLite file) is
+    refused alone, and the rest of its push is applied one op at a time."""
+    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    member, other = NodeIdentity.generate(), NodeIdentity.generate()
+    for who in (member, other):
+        await client.call(sr.state_append, sm.AppendRequest(
+            kind="node.admit", payload={"node": who.public_key_hex, "roles": ["member"]}))
+    store = store_of(node)
+    replica = store.replica
+    replica.db.execute("CREATE TEMP TRIGGER no_poison BEFORE INSERT ON lww "
+                       "WHEN NEW.field = 'wireguard_key' BEGIN SELECT RAISE(ABORT, 'no'); END")
+    before = decode(craft(member, replica, "node.record", {"name": "before"},
+                          network=replica.network))
+    poison = craft(other, replica, "node.record", {"name": "p", "wireguard_key": "poison"},
+                   network=replica.network)
+    after = craft(member, replica, "node.record", {"name": "after"}, network=replica.network,
+                  seq=before.seq + 1, prev=before.id, parents=[before.id],
+                  hlc=(before.hlc[0] + 1, 0))
+    batch = [before.raw, poison, after]
+    pushed = await client.call(sr.state_sync_push, sm.OpBatch(ops=wire.pack(batch), count=3))
+    assert (pushed.accepted, pushed.refused) == (2, 1), pushed
+    [refusal] = pushed.refusals
+    assert refusal.index == 1 and "IntegrityError" in refusal.message
+    assert await store.has(before.id) and await store.has(decode(after).id)
+    assert not await store.has(decode(poison).id)
