@@ -132,3 +132,37 @@ def test_old_pair_table_is_migrated(short_tmp: Path) -> None:
     assert again.equivocations() == expected
     assert again.db.execute("SELECT name FROM sqlite_master WHERE name='equivocations'"
                             ).fetchone() is None
+
+
+async def test_a_fork_flood_over_the_api_is_one_event_and_a_short_status(node, client) -> None:
+    """One push of 400 forks of one seq: status lists one (author, seq) with its count, and
+    the event stream carries one equivocation event (on main: 79,800 of them, and as many
+    rows and log lines)."""
+    from formation.api import state_models as sm
+    from formation.api import state_routes as sr
+    from formation.node.state import wire
+    from formation.node.state.component import store_of
+
+    events = client.events(since=0, topic="state")
+    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    await client.call(sr.state_append, sm.AppendRequest(
+        kind="node.admit", payload={"node": LIAR.public_key_hex, "roles": ["member"]}))
+    r = store_of(node).replica
+    forks = [craft(LIAR, r, "node.record", {"name": f"f{i}"}, network=r.network)
+             for i in range(400)]
+    pushed = await client.call(sr.state_sync_push, sm.OpBatch(ops=wire.pack(forks), count=400))
+    assert pushed.accepted == 400
+    records, equivocations = 0, []
+    async for event in events:
+        if event.kind == "node.record":
+            records += 1
+        elif event.kind == "equivocation":
+            equivocations.append(event.data)
+        if records == 400:
+            break
+    assert len(equivocations) == 1 and equivocations[0]["forks"] == 2
+    status = await client.call(sr.state_status)
+    [entry] = status.equivocations
+    assert (entry.author, entry.forks) == (LIAR.public_key_hex, 400)
+    assert [(e.author, e.forks, e.seqs_listed) for e in status.equivocators] == [
+        (LIAR.public_key_hex, 399, 1)]
