@@ -45,3 +45,11 @@ def get_meta(db: sqlite3.Connection, key: str) -> bytes | None:
 
 def set_meta(db: sqlite3.Connection, key: str, value: bytes) -> None:
     db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def environmental(exc: BaseException) -> bool:
+    """SQLite failing for reasons of its own (disk full, I/O, a locked or corrupt file), not
+    because of what an op holds (a constraint it breaks, a value it cannot store): such an
+    error is no verdict on the op, and the op must not be refused for it."""
+    return isinstance(exc, sqlite3.DatabaseError | MemoryError) and not isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.DataError)

@@ -299,7 +299,10 @@ class Replica:
 
     def _unforeseen(self, op: Op, exc: Exception) -> Verdict:
         """The checks raised something other than a refusal: the same op raises the same on
-        every replica running this code, so refusing it keeps verdicts equal."""
+        every replica running this code, so refusing it keeps verdicts equal. A failing disk
+        is no verdict on the op: that goes up (the batch is rolled back)."""
+        if dbm.environmental(exc):
+            raise exc
         return self._refuse(op, "invalid", f"payload: cannot be checked ({type(exc).__name__})")
 
     def _check(self, op: Op, infos: list[_Info], batch_ops) -> int:

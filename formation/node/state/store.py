@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
@@ -20,6 +19,7 @@ from nacl.signing import SigningKey
 from formation.identity import NodeIdentity
 from formation.node.state import evidence
 from formation.node.state.buffer import PendingBuffer
+from formation.node.state.db import environmental
 from formation.node.state.op import Op, OpError, decode
 from formation.node.state.replica import BatchResult, Replica, Verdict
 from formation.node.state.rules import invite_proof_message
@@ -232,7 +232,7 @@ class StateStore:
         try:
             result = self.replica.apply_checked(checked, source)
         except Exception as exc:
-            if _environmental(exc):
+            if environmental(exc):
                 raise  # the disk, not an op: the sender retries later
             log.exception("a batch failed to apply; applying its ops one at a time")
             result = self._apply_each(checked, source)
@@ -248,7 +248,7 @@ class StateStore:
             try:
                 part = self.replica.apply_checked([one], source)
             except Exception as exc:
-                if _environmental(exc):
+                if environmental(exc):
                     raise
                 message = f"cannot be applied ({type(exc).__name__})"
                 self.replica._count_refused("invalid", message)
@@ -348,13 +348,6 @@ async def _turn(turn: asyncio.Future[None] | None) -> None:
     cancel the earlier call's completion)."""
     if turn is not None:
         await asyncio.shield(turn)
-
-
-def _environmental(exc: Exception) -> bool:
-    """SQLite failing for reasons of its own (disk full, I/O, a locked or corrupt file), not
-    because of what an op holds (a constraint it breaks, a value it cannot store)."""
-    return isinstance(exc, sqlite3.DatabaseError | MemoryError) and not isinstance(
-        exc, sqlite3.IntegrityError | sqlite3.DataError)
 
 
 def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

@@ -217,3 +217,31 @@ async def test_an_op_that_breaks_applying_is_refused_alone(node, client) -> None
     assert refusal.index == 1 and "IntegrityError" in refusal.message
     assert await store.has(before.id) and await store.has(decode(after).id)
     assert not await store.has(decode(poison).id)
+
+
+async def test_a_failing_database_refuses_no_op(node, client) -> None:
+    """The disk, not an op, failing (here the file locked by another connection for longer
+    than SQLite waits) is an error for the whole push, never a refusal of its ops: the same
+    push is accepted once the database works again."""
+    import sqlite3
+
+    from formation.api.client import ApiError
+
+    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    member = NodeIdentity.generate()
+    await client.call(sr.state_append, sm.AppendRequest(
+        kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
+    replica = store_of(node).replica
+    good = craft(member, replica, "node.record", {"name": "good"}, network=replica.network)
+    batch = sm.OpBatch(ops=wire.pack([good]), count=1)
+    locker = sqlite3.connect(str(replica.path), isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(ApiError) as err:
+            await client.call(sr.state_sync_push, batch)
+        assert err.value.status == 500
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    pushed = await client.call(sr.state_sync_push, batch)
+    assert (pushed.accepted, pushed.refused) == (1, 0)
