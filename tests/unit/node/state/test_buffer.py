@@ -16,7 +16,6 @@ from formation.identity import NodeIdentity
 from formation.node.service import NodeService
 from formation.node.state import op as opm
 from formation.node.state.buffer import PendingBuffer, entry_cost
-from formation.node.state.component import store_of
 
 KEY = NodeIdentity.from_seed(b"\x21" * 32)
 OTHER = NodeIdentity.from_seed(b"\x22" * 32)
@@ -138,7 +137,7 @@ async def test_the_configured_bounds_are_the_ones_in_force(short_tmp: Path) -> N
     service = NodeService(settings)
     await service.start()
     try:
-        buffer = store_of(service).replica.buffer
+        buffer = service.parts.state.require_store().replica.buffer
         assert (buffer.max_ops, buffer.max_bytes) == (150, 3 * 1024 * 1024)
     finally:
         await service.stop()

@@ -141,13 +141,12 @@ async def test_a_fork_flood_over_the_api_is_one_event_and_a_short_status(node, c
     from formation.api import state_models as sm
     from formation.api import state_routes as sr
     from formation.node.state import wire
-    from formation.node.state.component import store_of
 
     events = client.events(since=0, topic="state")
     await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
     await client.call(sr.state_append, sm.AppendRequest(
         kind="node.admit", payload={"node": LIAR.public_key_hex, "roles": ["member"]}))
-    r = store_of(node).replica
+    r = node.parts.state.require_store().replica
     forks = [craft(LIAR, r, "node.record", {"name": f"f{i}"}, network=r.network)
              for i in range(400)]
     pushed = await client.call(sr.state_sync_push, sm.OpBatch(ops=wire.pack(forks), count=400))

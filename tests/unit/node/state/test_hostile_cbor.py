@@ -15,7 +15,6 @@ from formation.api import state_routes as sr
 from formation.identity import NodeIdentity
 from formation.node.state import op as opm
 from formation.node.state import wire
-from formation.node.state.component import store_of
 from formation.node.state.op import decode
 from formation.node.state.verify import check_one, decode_chunk
 
@@ -147,7 +146,7 @@ async def test_a_hostile_op_is_refused_alone_and_its_neighbours_land(node, clien
     member = NodeIdentity.generate()
     await client.call(sr.state_append, sm.AppendRequest(
         kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
-    replica = store_of(node).replica
+    replica = node.parts.state.require_store().replica
     good = craft(member, replica, "node.record", {"name": "good"}, network=replica.network)
     tip = decode(good)
     hostile = [
@@ -162,7 +161,7 @@ async def test_a_hostile_op_is_refused_alone_and_its_neighbours_land(node, clien
     assert (pushed.accepted, pushed.refused) == (1, 3)
     assert [r.index for r in pushed.refusals] == [0, 2, 3]
     assert all(r.reason == "malformed" and r.message for r in pushed.refusals)
-    assert await store_of(node).has(tip.id)
+    assert await node.parts.state.require_store().has(tip.id)
     status = await client.call(sr.state_status)
     assert status.refused.get("malformed") == 3
 
@@ -174,7 +173,7 @@ async def test_a_payload_the_rules_cannot_check_is_refused_alone(node, client) -
     member = NodeIdentity.generate()
     await client.call(sr.state_append, sm.AppendRequest(
         kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
-    replica = store_of(node).replica
+    replica = node.parts.state.require_store().replica
     odd = craft(member, replica, "node.admit", {"node": member.public_key_hex, "roles": [[]]},
                 network=replica.network)
     other = NodeIdentity.generate()
@@ -187,7 +186,7 @@ async def test_a_payload_the_rules_cannot_check_is_refused_alone(node, client) -
     [refusal] = pushed.refusals
     assert refusal.index == 0 and refusal.id == decode(odd).id.hex()
     assert refusal.reason == "invalid" and "TypeError" in refusal.message
-    assert await store_of(node).has(decode(good).id)
+    assert await node.parts.state.require_store().has(decode(good).id)
 
 
 async def test_an_op_that_breaks_applying_is_refused_alone(node, client) -> None:
@@ -199,7 +198,7 @@ async def test_an_op_that_breaks_applying_is_refused_alone(node, client) -> None
     for who in (member, other):
         await client.call(sr.state_append, sm.AppendRequest(
             kind="node.admit", payload={"node": who.public_key_hex, "roles": ["member"]}))
-    store = store_of(node)
+    store = node.parts.state.require_store()
     replica = store.replica
     replica.db.execute("CREATE TEMP TRIGGER no_poison BEFORE INSERT ON lww "
                        "WHEN NEW.field = 'wireguard_key' BEGIN SELECT RAISE(ABORT, 'no'); END")
@@ -231,7 +230,7 @@ async def test_a_failing_database_refuses_no_op(node, client) -> None:
     member = NodeIdentity.generate()
     await client.call(sr.state_append, sm.AppendRequest(
         kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
-    replica = store_of(node).replica
+    replica = node.parts.state.require_store().replica
     good = craft(member, replica, "node.record", {"name": "good"}, network=replica.network)
     batch = sm.OpBatch(ops=wire.pack([good]), count=1)
     locker = sqlite3.connect(str(replica.path), isolation_level=None)
