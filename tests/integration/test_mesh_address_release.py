@@ -19,7 +19,7 @@ from formation.node.net import links
 from formation.node.net.component import MeshComponent
 from formation.node.net.testbed import Testbed
 from formation.node.service import NodeService
-from formation.node.state.component import StateComponent, store_of
+from formation.node.state.component import StateComponent
 from formation.node.state.store import StateStore
 
 pytestmark = [requires_mesh_tools, pytest.mark.root]
@@ -34,13 +34,14 @@ async def test_a_removed_node_gives_up_its_address_and_claims_anew_when_readmitt
         host = bed.hosts["a"].net
         settings = make_settings(short_tmp / "a", mesh={
             "enabled": True, "backend": "wireguard-go", "status_interval_s": 0.5})
-        service = NodeService(settings, components=[StateComponent(), MeshComponent(host)])
+        state = StateComponent()
+        service = NodeService(settings, components=[state, MeshComponent(host, state)])
         admin = await StateStore.open(short_tmp / "b.db", b_id)
         await service.start()
         try:
             assert service.identity is not None
             a_key = service.identity.public_key_hex
-            store = store_of(service)
+            store = state.require_store()
 
             async def ipv4_on_interface() -> list[str]:
                 return [x for x in await links.addresses(host, "formnet0") if ":" not in x]
