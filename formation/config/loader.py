@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from formation.config import paths
 from formation.config.settings import NodeSettings
@@ -19,17 +20,20 @@ ENV_PREFIX = "FORMATION_"
 _NOT_SETTINGS = {"FORMATION_CONFIG", "FORMATION_DEBUG"}  # steer the CLI, not the node
 
 
-def _node_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
-    """Maps every key path in the YAML tree to its 1-based line, for error messages."""
+def node_lines(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
+    """Maps every key path in the YAML tree to its 1-based line, for error messages (the answer
+    file's too); an empty document has none."""
+    if node is None:
+        return {}
     lines: dict[tuple, int] = {prefix: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             path = (*prefix, key.value)
             lines[path] = key.start_mark.line + 1
-            lines.update({k: v for k, v in _node_lines(value, path).items() if k != path})
+            lines.update({k: v for k, v in node_lines(value, path).items() if k != path})
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            lines.update(_node_lines(item, (*prefix, index)))
+            lines.update(node_lines(item, (*prefix, index)))
     return lines
 
 
@@ -50,7 +54,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise ConfigError(f"{path}: line 1: expected a mapping of settings, got a {kind}")
-    return data, _node_lines(node)
+    return data, node_lines(node)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple, str]]:
@@ -85,7 +89,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: dict, file: Path | None, lines: dict, env: dict) -> str:
+def _describe(error: ErrorDetails, file: Path | None, lines: dict, env: dict) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(part) for part in loc) or "(top level)"
     expected = error["msg"].removeprefix("Value error, ")

@@ -10,8 +10,9 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
-from formation.config.loader import _node_lines
+from formation.config.loader import node_lines
 from formation.config.settings import (
     Hostname,
     HostPort,
@@ -134,7 +135,7 @@ class AnswerFileError(FormationError):
         super().__init__(problems[0] + more)
 
 
-def _describe(error: dict, path: Path, lines: dict[tuple, int]) -> str:
+def _describe(error: ErrorDetails, path: Path, lines: dict[tuple, int]) -> str:
     loc, expected = field_named_in(tuple(error["loc"]), error["type"],
                                    error["msg"].removeprefix("Value error, "))
     key = ".".join(str(part) for part in loc) or "(top level)"
@@ -161,7 +162,7 @@ def parse_answer_file(text: str, path: Path) -> AnswerFile:
         kind = "nothing" if data is None else f"a {type(data).__name__}"
         raise AnswerFileError([f"{path}: line 1: expected a mapping (version:, network:, ...), "
                                f"got {kind}"])
-    lines = _node_lines(node)
+    lines = node_lines(node)
     try:
         return AnswerFile.model_validate(data)
     except ValidationError as exc:

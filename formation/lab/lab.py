@@ -280,7 +280,8 @@ def destroy(lab_id: str, state_root: Path = STATE_ROOT) -> dict[str, list]:
     pids.update(processes.processes_with_mount(names.netns_prefix))
     if state is not None:
         for host in state.hosts:
-            pids.update(p for p in (host.node_pid, host.holder_pid) if processes.alive(p))
+            pids.update(p for p in (host.node_pid, host.holder_pid)
+                        if p is not None and processes.alive(p))
     pids.discard(os.getpid())
     for pid in sorted(pids):
         processes.kill(pid)

@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -211,7 +211,7 @@ class NodeService:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    async def probe_capabilities(self, only: list[str] | None = None) -> Capabilities:
+    async def probe_capabilities(self, only: Collection[str] | None = None) -> Capabilities:
         result = await self.prober.probe(only)
         self.publish("capabilities", "probed", result.model_dump(mode="json"))
         return result

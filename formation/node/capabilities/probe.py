@@ -8,7 +8,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
-from formation.api.models import VMM_CAPABILITIES, Capabilities, Capability
+from formation.api.models import VMM_CAPABILITIES, Capabilities, Capability, VmmKind
 from formation.config.settings import ProbeSettings
 from formation.node.capabilities import guest, host
 
@@ -87,7 +87,7 @@ class CapabilityProber:
                 host.sized("memory", round(res.memory_total_mb / 1024, 1), "GiB", 0.5),
                 host.sized("disk", res.disk_free_gb, "GB free", 1.0),
             ]
-            vmm = (
+            vmm: VmmKind = (
                 "cloud-hypervisor" if ch.ok and kvm.ok
                 else "qemu-kvm" if qemu.ok and kvm.ok
                 else "qemu-tcg" if qemu.ok

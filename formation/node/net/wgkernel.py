@@ -58,7 +58,8 @@ def peer_from_netlink(attr) -> PeerStatus:
 
 def status_from_netlink(name: str, messages: list) -> InterfaceStatus:
     """A device dump may span several messages (many peers); the device fields repeat."""
-    public_key, port, peers = None, 0, []
+    public_key, port = None, 0
+    peers: list[PeerStatus] = []
     for msg in messages:
         key = msg.get_attr("WGDEVICE_A_PUBLIC_KEY")
         public_key = _text(key) if key else public_key
