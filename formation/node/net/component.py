@@ -24,7 +24,8 @@ from formation.api import models as m
 from formation.api.mesh_models import MeshPeer, MeshStatus
 from formation.errors import FormationError
 from formation.node.capabilities import host as probes
-from formation.node.net.backend import WireGuardBackend, make_backend
+from formation.node.net.backend import WireGuardBackend
+from formation.node.net.backend_factory import make_backend
 from formation.node.net.follow import StateFollower
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, WireGuardError

@@ -11,7 +11,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.wireguard import AsyncWireGuard
 
 from formation.node.net import links
-from formation.node.net.backend import LinkMixin
+from formation.node.net.backend_links import LinkMixin
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import (
     InterfaceStatus,
