@@ -153,7 +153,7 @@ class NodeService:
                 await self._runner.cleanup()
                 await self._stop_components()
                 raise FormationError(f"cannot listen on {s.api.listen}: {exc.strerror}") from None
-            bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+            bound = next(a for a in self._runner.addresses if isinstance(a, tuple))
             self._tcp_address = f"{bound[0]}:{bound[1]}"
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()

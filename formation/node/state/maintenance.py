@@ -22,7 +22,7 @@ def rebuild(replica: Replica) -> dict:
         views.clear(db)
         registers: dict = {}
         for (raw,) in db.execute("SELECT raw FROM ops ORDER BY ord"):
-            replica._effects(decode(raw), registers)
+            replica.replay_effects(decode(raw), registers)
             if len(registers) > 100_000:
                 _write_registers(replica, registers)
         _write_registers(replica, registers)

@@ -487,6 +487,11 @@ class Replica:
         return None
 
     # maintenance --------------------------------------------------------------------------
+    def replay_effects(self, op: Op, registers: dict) -> None:
+        """One logged op's effects on the views again, the same fold as when it was accepted
+        (maintenance.rebuild); register writes gather in `registers` until written."""
+        self._effects(op, registers)
+
     def rebuild(self) -> dict:
         return maintenance.rebuild(self)
 
