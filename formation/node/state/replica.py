@@ -487,7 +487,7 @@ class Replica:
         return None
 
     # maintenance --------------------------------------------------------------------------
-    def replay_effects(self, op: Op, registers: dict) -> None:
+    def replay_effects(self, op: Op, registers: views.Registers) -> None:
         """One logged op's effects on the views again, the same fold as when it was accepted
         (maintenance.rebuild); register writes gather in `registers` until written."""
         self._effects(op, registers)
