@@ -229,9 +229,10 @@ class Lab:
     # entering hosts -------------------------------------------------------------------------
     def exec_argv(self, name: str, argv: list[str]) -> tuple[list[str], dict[str, str]]:
         host = self.host(name)
-        if not processes.alive(host.holder_pid):
+        pid = host.holder_pid
+        if pid is None or not processes.alive(pid):
             raise LabError(f"{name}: its namespaces are gone (run `formation lab down`)")
-        return (processes.enter_argv(host.holder_pid, argv),  # type: ignore[arg-type]
+        return (processes.enter_argv(pid, argv),
                 processes.host_env(self.config_path(name)))
 
     def exec(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:

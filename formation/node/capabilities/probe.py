@@ -68,9 +68,9 @@ class CapabilityProber:
                                  ) -> tuple[Capability, Capability, Capability]:
         """The VMM probe boots test guests (seconds); skip it when the caller asked only for
         cheap facts and an earlier result exists."""
-        last = [self.current.get(name) for name in ("kvm", "qemu", "cloud_hypervisor")]
-        if only is not None and not VMM_CAPABILITIES & set(only) and all(last):
-            return last[0], last[1], last[2]  # type: ignore[return-value]
+        kvm, qemu, ch = (self.current.get(name) for name in ("kvm", "qemu", "cloud_hypervisor"))
+        if only is not None and not VMM_CAPABILITIES & set(only) and kvm and qemu and ch:
+            return kvm, qemu, ch
         kvm, qemu, ch = await self._vmm()
         if ch.ok and not kvm.ok:
             ch = ch.model_copy(update={"summary": ch.summary + " (unusable without KVM)"})
