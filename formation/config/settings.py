@@ -98,6 +98,36 @@ class ApiSettings(Strict):
                           "may connect; `formation ssh-setup` sets it")
     listen: HostPort | None = Field(None, description="TCP HOST:PORT for other nodes")
     clock_skew_s: float = Field(60.0, gt=0, le=3600, description="accepted signature age")
+    # What an anonymous client on the TCP port may hold (docs/operations.md, "Limits").
+    max_connections: int = Field(
+        4096, ge=1, le=1_000_000, description="TCP connections at once; lowered at start to the "
+        "process's open-file limit minus reserved_fds, so the unix socket and the node's own "
+        "files always find a descriptor")
+    max_connections_per_peer: int = Field(
+        128, ge=1, le=1_000_000, description="TCP connections at once from one peer address")
+    reserved_fds: int = Field(
+        256, ge=16, le=1_000_000, description="descriptors kept from TCP clients (at most a "
+        "quarter of the open-file limit)")
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="a TCP request's headers must arrive within this long "
+        "of the connection or of its first byte")
+    body_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="a TCP request's body must arrive within this long "
+        "of its headers")
+    idle_timeout_s: float = Field(
+        60.0, gt=0, le=86400, description="an idle kept-alive TCP connection is closed after "
+        "this long")
+    join_guesses: int = Field(
+        10, ge=1, le=100_000, description="failed join handshakes or knocks one address may "
+        "make at once before it is answered 429; one more is allowed every join_guess_every_s")
+    join_guess_every_s: float = Field(6.0, gt=0, le=86400)
+    pending_joins_max: int = Field(256, ge=1, le=100_000,
+                                   description="hosts waiting for approval at once")
+    pending_joins_per_source: int = Field(
+        8, ge=1, le=100_000, description="hosts waiting for approval from one address")
+    pending_join_expiry_s: float = Field(
+        3600.0, gt=0, le=30 * 86400, description="a pending join is dropped this long after "
+        "its host last asked")
 
 
 class LogSettings(Strict):

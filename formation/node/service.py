@@ -33,6 +33,7 @@ from formation.node.metrics import NodeMetrics
 from formation.node.parts import Parts, build_parts
 from formation.node.sd_notify import sd_notify
 from formation.node.server import build_app, find_handler
+from formation.node.tcp_site import TcpGuard
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class NodeService:
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
         self._tcp_address: str | None = None
+        self.tcp_guard: TcpGuard | None = None  # connection caps and timeouts of TCP listeners
         self.unserved_endpoints: list[str] = []
 
     # identity and trust -------------------------------------------------------------------
@@ -117,7 +119,8 @@ class NodeService:
         `stop()` of the service closes it too. Raises OSError when it cannot bind."""
         if self._runner is None:
             raise RuntimeError("the node API is not serving yet")
-        site = web.TCPSite(self._runner, host, port)
+        assert self.tcp_guard is not None
+        site = self.tcp_guard.site(self._runner, host, port)
         await site.start()
         return site
 
@@ -148,13 +151,14 @@ class NodeService:
                 "endpoints": ",".join(self.unserved_endpoints)}})
         app = build_app(handlers, self.metrics, self.is_known_key, s.api.clock_skew_s)
         app.on_shutdown.append(self._on_shutdown)
+        self.tcp_guard = self.tcp_guard or TcpGuard(s.api, self.metrics.registry)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                                      handle_signals=False)
         await self._runner.setup()
         await self._bind_unix(s.api.socket, s.api.socket_mode, s.api.socket_group)
         if s.api.listen:
             host, _, port = s.api.listen.rpartition(":")
-            site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+            site = self.tcp_guard.site(self._runner, host.strip("[]"), int(port))
             try:
                 await site.start()
             except OSError as exc:
@@ -235,6 +239,8 @@ class NodeService:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.tcp_guard is not None:
+            self.tcp_guard.close()
         with contextlib.suppress(FileNotFoundError):
             self.settings.api.socket.unlink()
         await self._stop_components()
