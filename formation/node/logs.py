@@ -8,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from formation.node.log_limits import RepeatLimit
+
 
 def _fields(record: logging.LogRecord) -> dict:
     return dict(getattr(record, "fields", {}) or {})
@@ -47,11 +49,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+# Libraries whose warnings the node's log carries too, through the same handler: asyncio reports
+# failing accept() calls (descriptors run out) there, several a second with a traceback each.
+LIBRARY_LOGGERS = ("asyncio", "aiohttp")
+
+
 def setup_logging(level: str = "info", fmt: str = "text", stream=None) -> None:
+    """The node's log: one handler, whose repeated lines are rate-limited (`log_limits`)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    handler.addFilter(RepeatLimit(handler.handle))
     root = logging.getLogger("formation")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.setLevel(logging.WARNING)
+        library.propagate = False
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
