@@ -21,13 +21,14 @@ from aiohttp import web
 
 from formation import __version__
 from formation.api.models import Capabilities, IdentityInfo
-from formation.api.routes import ENDPOINTS
+from formation.api.routes import ENDPOINTS, SIGNED_BY_ANY_KEY
 from formation.config.settings import NodeSettings
 from formation.errors import FormationError
 from formation.identity import NodeIdentity, load_or_create_identity
 from formation.node.capabilities import CapabilityProber
 from formation.node.component import Component, starts_after_ready
 from formation.node.events import EventBus
+from formation.node.guesses import GuessThrottle, guess_middleware
 from formation.node.handlers import NodeHandlers
 from formation.node.metrics import NodeMetrics
 from formation.node.parts import Parts, build_parts
@@ -151,6 +152,8 @@ class NodeService:
                 "endpoints": ",".join(self.unserved_endpoints)}})
         app = build_app(handlers, self.metrics, self.is_known_key, s.api.clock_skew_s)
         app.on_shutdown.append(self._on_shutdown)
+        app.middlewares.insert(0, guess_middleware(  # outermost: it sees the final status
+            GuessThrottle(s.api.join_guesses, s.api.join_guess_every_s), SIGNED_BY_ANY_KEY))
         self.tcp_guard = self.tcp_guard or TcpGuard(s.api, self.metrics.registry)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                                      handle_signals=False)
