@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -21,6 +19,13 @@ from nacl.exceptions import ValueError as NaclValueError
 from formation.api import join_models as jm
 from formation.api import state_models as sm
 from formation.discovery import token as tokens
+from formation.discovery.pending_joins import (
+    FILE_NAME,
+    Pending,
+    PendingJoins,
+    TooMany,
+    knock_source,
+)
 from formation.errors import OpError
 from formation.identity import node_id_for
 from formation.node.server import CALLER, BadRequest
@@ -30,7 +35,6 @@ if TYPE_CHECKING:
 
 HANDSHAKE_MAX_BYTES = 700_000
 HANDSHAKE_MAX_OPS = 2000
-MAX_PENDING = 256
 ROLES = {"node": ["member"], "admin": ["admin", "member"]}
 
 
@@ -52,26 +56,21 @@ def refuse(message: str) -> web.HTTPForbidden:
     return web.HTTPForbidden(reason=message)
 
 
-@dataclass
-class Pending:
-    key: str
-    name: str
-    address: str
-    since: datetime = field(default_factory=lambda: datetime.now(UTC))
-    asks: int = 1
-
-    def model(self) -> jm.PendingJoin:
-        return jm.PendingJoin(id=node_id_for(bytes.fromhex(self.key)), key=self.key,
-                              name=self.name, address=self.address,
-                              since=self.since.isoformat(), asks=self.asks)
-
-
 class AdmitSide:
     def __init__(self, part: JoinComponent) -> None:
         self.part = part
-        self.pending: dict[str, Pending] = {}
-        self.rejected: set[str] = set()
+        self._pending: PendingJoins | None = None  # read from the data dir when first needed
         self._lock = asyncio.Lock()  # one admission at a time: a token cannot be used twice
+
+    @property
+    def pending(self) -> PendingJoins:
+        """The hosts waiting for approval, as saved in the data dir (bounded, expiring)."""
+        if self._pending is None:
+            settings = self.part.service.settings  # type: ignore[union-attr]
+            api = settings.api
+            self._pending = PendingJoins(settings.data_dir / FILE_NAME, api.pending_joins_max,
+                                         api.pending_joins_per_source, api.pending_join_expiry_s)
+        return self._pending
 
     def require_admin(self) -> None:
         store = self.part.store
@@ -201,26 +200,30 @@ class AdmitSide:
         if store.is_member_key(key):
             self._note_address(key, body.address)
             return jm.JoinKnockAnswer(id=node, status="admitted", network=network)
-        if key in self.rejected:
+        pending = self.pending
+        if pending.is_rejected(key):
             return jm.JoinKnockAnswer(id=node, status="rejected", network=network)
         self.require_admin()
-        found = self.pending.get(node)
-        if found is not None:
-            found.asks += 1
-            found.name, found.address = body.name, body.address
-        else:
-            if len(self.pending) >= MAX_PENDING:
-                raise web.HTTPServiceUnavailable(reason="Too many pending joins")
-            found = self.pending[node] = Pending(key, body.name, body.address)
+        try:
+            found, new = pending.knock(key, body.name, body.address, knock_source())
+        except TooMany as exc:
+            if exc.per_source:
+                raise web.HTTPTooManyRequests(reason=str(exc)) from None
+            raise web.HTTPServiceUnavailable(reason=str(exc)) from None
+        await pending.save()
+        if new:
             self.part.service.publish("join", "pending",  # type: ignore[union-attr]
                                       found.model().model_dump(mode="json"))
         return jm.JoinKnockAnswer(id=node, status="pending", network=network)
 
     async def join_pending(self, request: web.Request, body) -> jm.PendingJoins:
-        return jm.PendingJoins(pending=[p.model() for p in self.pending.values()])
+        found = self.pending.entries()
+        await self.pending.save()  # the expired ones are gone
+        return jm.PendingJoins(pending=[p.model() for p in found])
 
     def _take(self, node: str) -> Pending:
-        found = self.pending.pop(node, None)
+        self.pending.entries()  # an expired one cannot be approved
+        found = self.pending.take(node)
         if found is None:
             raise web.HTTPNotFound(reason=f"No pending join {node} (see formation join pending)")
         return found
@@ -232,8 +235,9 @@ class AdmitSide:
         try:
             await self.part.store.append("node.admit", {"node": found.key, "roles": ["member"]})
         except OpError as exc:
-            self.pending[id] = found
+            self.pending.put_back(found)
             raise BadRequest(f"cannot admit {id}: {exc}", []) from None
+        await self.pending.save()
         await self.part.state.after_local_write()
         self._note_address(found.key, found.address)
         self.part.service.publish("join", "admitted", {  # type: ignore[union-attr]
@@ -244,7 +248,8 @@ class AdmitSide:
         local_only(request)
         self.require_admin()
         found = self._take(id)
-        self.rejected.add(found.key)
+        self.pending.reject(found.key)
+        await self.pending.save()
         self.part.service.publish("join", "rejected", {  # type: ignore[union-attr]
             "node": id, "key": found.key})
         return jm.JoinDecision(id=id, key=found.key, status="rejected")

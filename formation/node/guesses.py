@@ -8,13 +8,12 @@ address with an empty bucket is answered 429 with Retry-After before its request
 checked. The buckets are kept for the most recent MAX_SOURCES addresses only, so a flood of
 addresses costs bounded memory (an evicted address starts again with a full bucket).
 
-The same middleware records each request's TCP peer address in a context variable,
-`request_source()`, which the join handlers read for their per-address limit on pending joins:
-it does not depend on how a handler is called."""
+The same middleware records each join request's TCP peer address in discovery's context
+variable `KNOCK_SOURCE`, which the join handlers read for their per-address limit on pending
+joins: it does not depend on how a handler is called."""
 
 from __future__ import annotations
 
-import contextvars
 import math
 import time
 from collections import OrderedDict
@@ -22,19 +21,11 @@ from collections.abc import Awaitable, Callable, Collection
 
 from aiohttp import web
 
+from formation.discovery.pending_joins import KNOCK_SOURCE
 from formation.node.server import error_response
 
 MAX_SOURCES = 4096
 FAILED = frozenset({401, 403})
-
-_SOURCE: contextvars.ContextVar[str] = contextvars.ContextVar("formation_request_source",
-                                                              default="")
-
-
-def request_source() -> str:
-    """The TCP peer address of the join request being handled; "" elsewhere."""
-    return _SOURCE.get()
-
 
 class GuessThrottle:
     """A token bucket per source address, for failed attempts only."""
@@ -92,11 +83,11 @@ def guess_middleware(throttle: GuessThrottle, door: Collection[str]) -> Callable
                                       f"too many failed join attempts from {source}: retry later")
             response.headers["Retry-After"] = str(math.ceil(wait))
             return response
-        reset = _SOURCE.set(source)
+        reset = KNOCK_SOURCE.set(source)
         try:
             response = await handler(request)
         finally:
-            _SOURCE.reset(reset)
+            KNOCK_SOURCE.reset(reset)
         if response.status in FAILED:
             throttle.failed(source)
         if response.status == 429 and "Retry-After" not in response.headers:
