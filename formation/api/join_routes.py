@@ -12,6 +12,8 @@ from formation.api.models import Empty
 LOCAL_ONLY = ((403, "Only local callers (the unix socket) may do this"),)
 REFUSED = ((403, "The join is refused: used, expired or forged token, wrong network, "
                  "rejected, or this node is no admin"),)
+# The join door's limits (docs/operations.md, "Limits"): answered with a Retry-After header.
+THROTTLED = ((429, "Too many failed join attempts, or pending joins, from this address"),)
 
 invite_create = Endpoint(
     "invite_create", "POST", "/v1/invites", jm.InviteRequest, jm.Invite,
@@ -35,12 +37,12 @@ join_handshake = Endpoint(
     "join_handshake", "POST", "/v1/join/handshake", jm.JoinHandshake, jm.JoinHandshakeAnswer,
     "Node to node: a joiner proves its key and the token, receives the state, hands in its "
     "admission op",
-    errors=REFUSED,
+    errors=(*REFUSED, *THROTTLED),
 )
 join_knock = Endpoint(
     "join_knock", "POST", "/v1/join/knock", jm.JoinKnock, jm.JoinKnockAnswer,
     "Node to node: a host without a token asks to join; it waits as pending",
-    errors=REFUSED,
+    errors=(*REFUSED, *THROTTLED, (503, "Too many pending joins")),
 )
 join_pending = Endpoint(
     "join_pending", "GET", "/v1/join/pending", Empty, jm.PendingJoins,
