@@ -102,6 +102,14 @@ def unit_settings(path: Path) -> dict[str, list[str]]:
     return found
 
 
+def test_node_may_hold_many_more_descriptors_than_systemds_default() -> None:
+    """The node's TCP connection cap is derived from its open-file limit (systemd's default
+    soft limit, 1024, would cap it at 768 connections)."""
+    unit = unit_settings(OVERLAY / "usr/lib/systemd/system/formation-node.service")
+    [limit] = unit["LimitNOFILE"]
+    assert int(limit.split(":")[-1]) >= 65536
+
+
 def test_node_starts_early_and_first_while_booting() -> None:
     """The node is what the appliance boots for (bench/image.py's boot_ratio): it waits for
     nothing it does not use, and has the CPU first while the machine boots."""
