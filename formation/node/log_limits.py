@@ -4,8 +4,12 @@ matters in it.
 
 A line's key is its logger, level and message template (the first line of it: asyncio puts
 details on the next ones), not its fields, so "request refused" from a thousand addresses is one
-key. Each key may log `burst` lines per `window_s`; beyond that its lines are counted, and when
-the window ends one line says how many were suppressed. That line is written at the window's end
+key. The audit trail is never suppressed: a line whose `caller` field names an authenticated
+caller (a signing key, `key:...`, or a unix socket peer, `unix:...`) always passes; anonymous
+callers' lines (`tcp:ADDRESS unsigned`) are limited like any other.
+
+Each key may log `burst` lines per `window_s`; beyond that its lines are counted, and when the
+window ends one line says how many were suppressed. That line is written at the window's end
 when a record was logged on an event loop (a timer on it), else with the key's next line."""
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 BURST = 20
 WINDOW_S = 10.0
 MAX_KEYS = 4096
+AUDITED = ("key:", "unix:")  # callers whose requests' lines are the audit trail
 
 
 class _Key:
@@ -48,7 +53,7 @@ class RepeatLimit(logging.Filter):
         return record.name, record.levelno, str(record.msg).split("\n", 1)[0]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "suppressed_summary", False):
+        if getattr(record, "suppressed_summary", False) or audited(record):
             return True
         now = self._clock()
         key = self.key_of(record)
@@ -87,6 +92,11 @@ class RepeatLimit(logging.Filter):
     def flush(self) -> None:
         for key in list(self._keys):
             self._close(key)
+
+
+def audited(record: logging.LogRecord) -> bool:
+    fields = getattr(record, "fields", None)
+    return isinstance(fields, dict) and str(fields.get("caller", "")).startswith(AUDITED)
 
 
 def summary(first: logging.LogRecord, suppressed: int, window_s: float) -> logging.LogRecord:

@@ -70,10 +70,12 @@ class GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._peer is None:  # refused: aborted, nothing of it is parsed
+            return
         idle = self._waiter is not None and not self._waiter.done()  # awaiting a request
         queued = len(self._messages)
         super().data_received(data)
-        if self._peer is None or self.transport is None:
+        if self.transport is None:
             return
         if len(self._messages) > queued:  # the headers of a request are complete
             _, payload = self._messages[-1]

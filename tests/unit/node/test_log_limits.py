@@ -46,6 +46,18 @@ def test_a_flood_of_one_message_logs_a_burst_then_a_summary(node_log) -> None:
     assert "suppressed=980" in summary
 
 
+def test_the_audit_trail_of_authenticated_callers_is_never_suppressed(node_log) -> None:
+    log = logging.getLogger("formation.node.server")
+    for n in range(100):
+        log.info("request", extra={"fields": {"caller": f"key:{n:064x}", "method": "POST"}})
+        log.info("request", extra={"fields": {"caller": "unix:pid=1,uid=0", "method": "POST"}})
+        log.info("request", extra={"fields": {"caller": "tcp:10.0.0.1 unsigned"}})
+    lines = node_log.getvalue().splitlines()
+    assert sum("caller=key:" in line for line in lines) == 100
+    assert sum('caller="unix:' in line for line in lines) == 100
+    assert sum("unsigned" in line for line in lines) == log_limits.BURST
+
+
 def test_asyncio_accept_errors_go_through_the_same_limit(node_log) -> None:
     log = logging.getLogger("asyncio")
     error = OSError(24, "Too many open files")
