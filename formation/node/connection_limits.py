@@ -108,7 +108,9 @@ class ConnectionGate:
 
     def report(self) -> None:
         """One line for all refusals since the last one."""
-        self._summary = None
+        if self._summary is not None:
+            self._summary.cancel()  # called before its time (at stop, or by a test)
+            self._summary = None
         if not self._unreported:
             return
         counts, self._unreported = self._unreported, {}
@@ -118,6 +120,4 @@ class ConnectionGate:
             "per_peer_limit": self.per_peer}})
 
     def close(self) -> None:
-        if self._summary is not None:
-            self._summary.cancel()
-            self.report()
+        self.report()
