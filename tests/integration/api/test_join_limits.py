@@ -73,23 +73,25 @@ async def test_pending_joins_are_capped_per_address_and_in_total_and_survive_a_r
         short_tmp: Path) -> None:
     settings = admin_settings(short_tmp, pending_joins_per_source=3, pending_joins_max=5)
     admin = await founded(settings)
-    for _ in range(3):
-        status, _, answer = await knock(admin)
-        assert status == 200 and answer["status"] == "pending", answer
-    status, headers, answer = await knock(admin)
-    assert status == 429, answer
-    assert "from 127.0.0.1" in answer["message"] and int(headers["Retry-After"]) > 0
-    # One host asking again is no new entry.
-    again = NodeIdentity.generate()
-    for _ in range(2):
-        status, _, _ = await knock(admin, "127.0.0.2", again)
-        assert status == 200
-    assert (await knock(admin, "127.0.0.2"))[0] == 200
-    status, _, answer = await knock(admin, "127.0.0.3")
-    assert status == 503 and "Too many pending joins" in answer["message"], answer
-    before = await pending_ids(admin)
-    assert len(before) == 5
-    await admin.stop()
+    try:
+        for _ in range(3):
+            status, _, answer = await knock(admin)
+            assert status == 200 and answer["status"] == "pending", answer
+        status, headers, answer = await knock(admin)
+        assert status == 429, answer
+        assert "from 127.0.0.1" in answer["message"] and int(headers["Retry-After"]) > 0
+        # One host asking again is no new entry.
+        again = NodeIdentity.generate()
+        for _ in range(2):
+            status, _, _ = await knock(admin, "127.0.0.2", again)
+            assert status == 200
+        assert (await knock(admin, "127.0.0.2"))[0] == 200
+        status, _, answer = await knock(admin, "127.0.0.3")
+        assert status == 503 and "Too many pending joins" in answer["message"], answer
+        before = await pending_ids(admin)
+        assert len(before) == 5
+    finally:
+        await admin.stop()
     back = await restarted(settings)
     try:
         assert sorted(await pending_ids(back)) == sorted(before), "lost in the restart"
@@ -142,11 +144,11 @@ async def test_pending_joins_expire(short_tmp: Path) -> None:
 
 async def test_failed_handshakes_from_one_address_are_throttled(short_tmp: Path) -> None:
     admin = await founded(admin_settings(short_tmp, join_guesses=3, join_guess_every_s=30))
-    async with NodeClient.unix(admin.settings.api.socket) as local:
-        network = (await local.call(sr.state_status)).network
-    guess = jm.JoinHandshake(network=network, token_key="11" * 32,
-                             proof="22" * 64).model_dump_json().encode()
     try:
+        async with NodeClient.unix(admin.settings.api.socket) as local:
+            network = (await local.call(sr.state_status)).network
+        guess = jm.JoinHandshake(network=network, token_key="11" * 32,
+                                 proof="22" * 64).model_dump_json().encode()
         for _ in range(3):
             status, _, answer = await post(admin, jr.join_handshake.path, guess)
             assert status == 403 and "Unknown invite" in answer["message"], answer
