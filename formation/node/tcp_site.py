@@ -121,9 +121,10 @@ class GuardedTCPSite(web.TCPSite):
     def _handler(self) -> GuardedHandler:
         server = self._runner.server
         assert server is not None
-        # the runner's own handler arguments (access_log=None, ...), as aiohttp passes them
-        kwargs = {k: v for k, v in server._kwargs.items() if k != "keepalive_timeout"}
-        return GuardedHandler(server, self._gate, self._timeouts, loop=server._loop, **kwargs)
+        # access_log=None as the node's runner has it: requests are logged by the server's
+        # middleware, with their caller
+        return GuardedHandler(server, self._gate, self._timeouts,
+                              loop=asyncio.get_running_loop(), access_log=None)
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with the runner
