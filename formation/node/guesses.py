@@ -79,10 +79,10 @@ def guess_middleware(throttle: GuessThrottle, door: Collection[str]) -> Callable
             return await handler(request)
         wait = throttle.retry_after_s(source)
         if wait > 0:
-            response = error_response(429, "too_many_requests",
-                                      f"too many failed join attempts from {source}: retry later")
-            response.headers["Retry-After"] = str(math.ceil(wait))
-            return response
+            refused = error_response(429, "too_many_requests",
+                                     f"too many failed join attempts from {source}: retry later")
+            refused.headers["Retry-After"] = str(math.ceil(wait))
+            return refused
         reset = KNOCK_SOURCE.set(source)
         try:
             response = await handler(request)

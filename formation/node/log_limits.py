@@ -103,6 +103,6 @@ def summary(first: logging.LogRecord, suppressed: int, window_s: float) -> loggi
     record = logging.LogRecord(
         first.name, first.levelno, first.pathname, first.lineno,
         "suppressed %d repeats of: %s", (suppressed, first.getMessage().split("\n", 1)[0]), None)
-    record.fields = {"suppressed": suppressed, "window_s": window_s}  # type: ignore[attr-defined]
-    record.suppressed_summary = True  # type: ignore[attr-defined]
+    record.fields = {"suppressed": suppressed, "window_s": window_s}
+    record.suppressed_summary = True
     return record

@@ -55,6 +55,7 @@ class GuardedHandler(RequestHandler):
         peername = transport.get_extra_info("peername")
         peer = str(peername[0]) if peername else ""
         if not self._gate.admit(peer):
+            assert isinstance(transport, asyncio.Transport)
             transport.abort()  # no response, no log line: the gate counts and sums up
             return
         self._peer = peer
