@@ -29,7 +29,8 @@ class StateOpPage(Model):
 
 
 class LogQuery(Model):
-    after: int = Field(0, ge=0, description="position in this replica's log to start after")
+    after: int = Field(0, ge=0, le=2**63 - 1,
+                       description="position in this replica's log to start after")
     limit: int = Field(100, ge=1, le=1000)
 
 
