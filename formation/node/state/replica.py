@@ -23,7 +23,8 @@ from formation.node.state.authority import (
     fold_authority,
 )
 from formation.node.state.buffer import PendingBuffer
-from formation.node.state.hlc import HybridClock
+from formation.node.state.held import HeldBuffer
+from formation.node.state.hlc import HORIZON_MS, HybridClock
 from formation.node.state.op import (
     MAX_PARENTS,
     NETWORK_BYTES,
@@ -69,6 +70,7 @@ class Replica:
         self.db = dbm.connect(path, durable)
         self.buffer = buffer or PendingBuffer()
         self.clock = HybridClock(wall_ms)
+        self.held = HeldBuffer()
         self.configured_network = network
         self.refused: dict[str, int] = {}
         self._recent_refused: OrderedDict[bytes, Verdict] = OrderedDict()
@@ -165,10 +167,25 @@ class Replica:
         if seq > 1:
             prev = self.db.execute("SELECT id FROM ops WHERE author=? AND seq=? ORDER BY ord",
                                    (author, seq - 1)).fetchone()[0]
-        parents = sorted(self.heads)[:MAX_PARENTS]
-        body = build_body(self.network, author, seq, prev, parents, self.clock.tick(), kind,
-                          payload)
+        hlc = self.clock.tick()
+        parents = self._parents_below(hlc, prev)
+        body = build_body(self.network, author, seq, prev, parents, hlc, kind, payload)
         return self._append_signed(sign_body(body, sign))
+
+    def _parents_below(self, hlc: tuple[int, int], prev: bytes | None) -> list[bytes]:
+        """The current heads a new op stamped `hlc` can name as parents: those below it. A
+        head from further ahead than our clock may go (only in a log written before the clock
+        was bounded) is left out rather than dragging the new op's time after it."""
+        below = [h for h in sorted(self.heads)
+                 if (i := self._info_of(h)) is not None and i.hlc < hlc]
+        if prev is not None:
+            info = self._info_of(prev)
+            if info is not None and info.hlc >= hlc:
+                raise OpError("invalid", "this node's own last op is stamped ahead of its "
+                              "clock; wait for the wall clock to pass it")
+        if not below and prev is None:
+            raise OpError("invalid", "every head is stamped ahead of this node's clock")
+        return below[:MAX_PARENTS] or [prev]  # type: ignore[list-item]
 
     def _append_signed(self, raw: bytes) -> Op:
         checked = check_one(raw)
@@ -206,9 +223,15 @@ class Replica:
         log.warning("op refused", extra={"fields": {"reason": reason, "detail": message}})
 
     def apply(self, ops: list[Op]) -> BatchResult:
+        """Applies `ops` (one verdict each, in order) after the held-back ops whose time has
+        come (their verdicts are not reported; their effects are, in `applied`)."""
+        due = self.held.due(self.clock.wall()) if len(self.held) else []
         result = BatchResult([])
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            if due:
+                self._apply(due, result)
+                result.verdicts.clear()
             self._apply(ops, result)
             self.db.execute("COMMIT")
         except BaseException:
@@ -236,6 +259,9 @@ class Replica:
             if op.id in self.buffer:
                 result.verdicts.append(Verdict(op.id, "buffered", "missing_parents"))
                 continue
+            if op.id in self.held:
+                result.verdicts.append(Verdict(op.id, "buffered", "future"))
+                continue
             if op.id in seen or op.id in batch or op.id in stored:
                 result.verdicts.append(Verdict(op.id, "duplicate"))
                 continue
@@ -261,7 +287,23 @@ class Replica:
             elif decided.status == "refused":
                 self.buffer.discard_refused(current.id)
 
+    def _within_ceiling(self, op: Op) -> bool:
+        """False when `op` is from too far in the future: then it is held, not judged."""
+        ceiling = self.clock.ceiling()
+        if op.hlc[0] <= ceiling:
+            return True
+        if op.hlc[0] <= HORIZON_MS:
+            self.held.add(op, op.hlc[0] - (ceiling - self.clock.wall()))
+        return False
+
     def _judge(self, op: Op, batch, batch_ops, rows, registers, result) -> Verdict:
+        if op.hlc[0] > HORIZON_MS:
+            return self._refuse(op, "future", f"hlc: {op.hlc[0]} ms is past the horizon "
+                                f"{HORIZON_MS} (year 3000); no correct clock is there")
+        if not self._within_ceiling(op):
+            return Verdict(op.id, "buffered", "future",
+                           f"stamped {op.hlc[0] - self.clock.wall()} ms ahead of this node's "
+                           "clock; held until its time comes")
         try:
             refs = rules.refs(op) if op.kind in rules.REF_FIELDS else ()
         except rules.Refused as exc:

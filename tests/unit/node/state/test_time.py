@@ -1,0 +1,109 @@
+"""Time in ops: a peer's far-future stamp is held back (not accepted, not refused) until its time
+comes, never drags this node's clock ahead, and cannot stop it from writing, even after a
+restart. Stamps past the horizon are refused by every replica alike."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from statekit import NETWORK, craft, found, replica, sync, write
+
+from formation.identity import NodeIdentity
+from formation.node.state.hlc import HORIZON_MS, MAX_SKEW_MS, HybridClock
+from formation.node.state.op import MAX_HLC_COUNTER, MAX_HLC_MS
+from formation.node.state.replica import Replica
+from formation.node.state.rules import invite_proof_message
+
+ADMIN, B, C = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (1, 2, 3))
+TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
+
+
+@pytest.fixture
+def base(short_tmp: Path) -> Path:
+    return short_tmp
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def test_far_future_op_is_held_and_node_keeps_writing_after_restart(base) -> None:
+    r = found(base, ADMIN, [B])
+    future = craft(B, r, "node.record", {"name": "b"}, hlc=(now_ms() + TEN_YEARS_MS, 0))
+    verdict = r.ingest([future]).verdicts[0]
+    assert (verdict.status, verdict.reason) == ("buffered", "future")
+    assert len(r.held) == 1 and r.clock.last[0] <= now_ms() + MAX_SKEW_MS
+    assert r.ingest([future]).verdicts[0].status == "buffered"  # held once, not twice
+    assert len(r.held) == 1
+    # the node still writes: an invite, expiring in an hour of wall time, can be used
+    token = NodeIdentity.from_seed(b"\x09" * 32)
+    inv = write(r, ADMIN, "invite.create", {"token_key": token.public_key_hex,
+                                            "expires_ms": now_ms() + 3_600_000,
+                                            "roles": ["member"]})
+    proof = token.sign(invite_proof_message(NETWORK, inv.id.hex(), C.public_key_hex))
+    c = replica(base, "c")
+    sync(c, r)
+    write(c, C, "invite.consume", {"invite": inv.id.hex(), "node": C.public_key_hex,
+                                   "roles": ["member"], "proof": proof.hex()})
+    path = r.path
+    r.close()
+    again = Replica(path, durable=False)
+    write(again, ADMIN, "node.record", {"name": "admin"})
+    assert again.clock.last[0] <= now_ms() + MAX_SKEW_MS
+
+
+@pytest.mark.parametrize("stamp", [HORIZON_MS + 1, MAX_HLC_MS - 1])
+def test_stamps_past_the_horizon_are_refused_without_effect(base, stamp) -> None:
+    r = found(base, ADMIN, [B])
+    raw = craft(B, r, "node.record", {"name": "b"}, hlc=(stamp, MAX_HLC_COUNTER - 1))
+    verdict = r.ingest([raw]).verdicts[0]
+    assert (verdict.status, verdict.reason) == ("refused", "future")
+    assert len(r.held) == 0
+    write(r, ADMIN, "node.record", {"name": "admin"})
+    assert r.clock.last[0] <= now_ms() + MAX_SKEW_MS
+
+
+def test_held_op_is_accepted_when_its_time_comes(base) -> None:
+    clock = [now_ms()]
+    r = Replica(base / "r.db", durable=False, wall_ms=lambda: clock[0])
+    r.create_network(ADMIN.sign, ADMIN.public_key, NETWORK, "lab", "10.42.0.0/24")
+    write(r, ADMIN, "node.admit", {"node": B.public_key_hex, "roles": ["member"]})
+    stamp = clock[0] + 10 * MAX_SKEW_MS
+    clock[0] += 60_000
+    raw = craft(B, r, "node.record", {"name": "b"}, hlc=(stamp, 0))
+    assert r.ingest([raw]).verdicts[0].status == "buffered"
+    assert all(n.get("name") != "b" for n in r.view("nodes"))
+    r.apply([])  # not yet: a minute before its time minus the skew
+    assert len(r.held) == 1
+    clock[0] = stamp - MAX_SKEW_MS  # now it is within the skew
+    result = r.apply([])
+    assert [op.kind for op in result.applied] == ["node.record"]
+    assert len(r.held) == 0
+    assert any(n.get("name") == "b" for n in r.view("nodes"))
+
+
+def test_held_buffer_is_bounded_per_author(base) -> None:
+    r = found(base, ADMIN, [B, C])
+    r.held.max_per_author = 3
+    far = now_ms() + TEN_YEARS_MS
+    raws = [craft(B, r, "node.record", {"name": f"b{i}"}, seq=1, parents=sorted(r.heads),
+                  hlc=(far + i, 0)) for i in range(5)]
+    r.ingest(raws)
+    assert len(r.held) == 3 and r.held.dropped == 2
+    assert r.ingest([craft(C, r, "node.record", {"name": "c"}, hlc=(far, 0))]).verdicts[0] \
+        .reason == "future"
+    assert len(r.held) == 4  # another author still has room
+
+
+def test_clock_never_passes_wall_plus_skew_and_counter_never_overflows() -> None:
+    wall = [1_000_000]
+    clock = HybridClock(lambda: wall[0])
+    clock.observe((MAX_HLC_MS - 1, MAX_HLC_COUNTER - 1))
+    assert clock.last == (wall[0] + MAX_SKEW_MS, 0)
+    clock.observe((wall[0] + 5, MAX_HLC_COUNTER - 1))
+    assert clock.tick() == (wall[0] + MAX_SKEW_MS, 1)
+    clock = HybridClock(lambda: wall[0])
+    clock.observe((wall[0], MAX_HLC_COUNTER - 1))
+    assert clock.tick() == (wall[0] + 1, 0)
