@@ -20,7 +20,6 @@ from formation.node.state.authority import (
     AUTHORITY_KINDS,
     Authority,
     ContextCache,
-    fold_authority,
 )
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.held import HeldBuffer
@@ -34,6 +33,7 @@ from formation.node.state.op import (
     decode,
     sign_body,
 )
+from formation.node.state.revocation import Revocation
 from formation.node.state.verify import check_chunk, check_one
 
 log = logging.getLogger(__name__)
@@ -90,16 +90,17 @@ class Replica:
             self.contexts.load(ctx_id, frozenset(members[i:i + 32]
                                                  for i in range(0, len(members), 32)))
         kinds = ",".join("?" * len(AUTHORITY_KINDS))
-        for (raw,) in db.execute(f"SELECT raw FROM ops WHERE kind IN ({kinds})",
-                                 tuple(AUTHORITY_KINDS)):
+        for raw, ctx in db.execute(f"SELECT raw, ctx FROM ops WHERE kind IN ({kinds})",
+                                   tuple(AUTHORITY_KINDS)):
             op = decode(raw)
-            self.contexts.authority_ops[op.id] = op
+            self.contexts.add_authority_op(op, self.contexts.by_id[ctx])
+        self.revocation = Revocation(self)
+        self._batch_ops: dict[bytes, Op] = {}
         row = db.execute("SELECT MAX(hlc_ms) FROM ops").fetchone()
         if row[0] is not None:
             top = db.execute("SELECT MAX(hlc_c) FROM ops WHERE hlc_ms=?", (row[0],)).fetchone()
             self.clock.observe((row[0], top[0]))
         self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
-        self._full: tuple[int, Authority] | None = None
         self._contexts_written = 0
         self.equivocation_count = db.execute("SELECT COUNT(*) FROM equivocations").fetchone()[0]
 
@@ -133,6 +134,26 @@ class Replica:
             found.update(row[0] for row in self.db.execute(
                 f"SELECT id FROM ops WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         return found
+
+    def ops_of(self, author: bytes) -> dict[bytes, tuple[int, tuple[int, int], int]]:
+        """Every accepted op of `author`: id -> (seq, hlc, ctx), including this batch's."""
+        found = {row[0]: (row[1], (row[2], row[3]), row[4]) for row in self.db.execute(
+            "SELECT id, seq, hlc_ms, hlc_c, ctx FROM ops WHERE author=?", (author,))}
+        for op_id, op in self._batch_ops.items():
+            if op.author == author and (info := self._info_of(op_id)) is not None:
+                found[op_id] = (op.seq, op.hlc, info.ctx)
+        return found
+
+    def hlc_of(self, op_id: bytes) -> tuple[int, int] | None:
+        info = self._info_of(op_id)
+        return info.hlc if info is not None else None
+
+    def deps_of(self, op_id: bytes) -> tuple[bytes, ...]:
+        return self._op(op_id).deps
+
+    def _op(self, op_id: bytes) -> Op:
+        found = self._batch_ops.get(op_id)
+        return found if found is not None else decode(self.get_raw(op_id))  # type: ignore[arg-type]
 
     def get_raw(self, op_id: bytes) -> bytes | None:
         row = self.db.execute("SELECT raw FROM ops WHERE id=?", (op_id,)).fetchone()
@@ -250,6 +271,9 @@ class Replica:
             self._info.clear()  # (only between batches: ops of this batch are not flushed yet)
         batch: set[bytes] = set()
         batch_ops: dict[bytes, Op] = {}
+        self._batch_ops = batch_ops
+        before = self.revocation.signature()
+        self._applied_void: dict[bytes, bool] = {}  # this batch's authority ops: skipped?
         self._batch_hlc = (0, 0)
         rows: list[tuple] = []
         registers: dict[tuple, tuple] = {}
@@ -274,6 +298,9 @@ class Replica:
             if self.buffer:  # ops waiting for this one are judged now (after it, in order)
                 self._unbuffer(op, verdict, batch, batch_ops, rows, registers, result)
         self._flush(rows, registers)
+        if self._applied_void and self._voids_changed(before):
+            self._rebuild_views()
+        self._batch_ops = {}
         self.clock.observe(self._batch_hlc)
 
     def _unbuffer(self, op: Op, verdict: Verdict, *state) -> None:
@@ -383,6 +410,7 @@ class Replica:
         batch.add(op_id)
         self._info[op_id] = _Info(ctx, author, seq, hlc)
         batch_ops[op_id] = op
+        self.revocation.note_accepted(op, ctx)
         rows.append((op_id, author, seq, hlc[0], hlc[1], op.kind, ctx, op.raw))
         if len(rows) >= 4096:
             self._flush(rows, registers)
@@ -404,6 +432,8 @@ class Replica:
     def _effects(self, op: Op, registers: dict) -> None:
         """Registers are merged in memory within a batch (one write per field), the rest go to
         SQLite directly."""
+        if self._is_void(op):
+            return
         direct = []
         order = op.order_key
         for effect in views.effects(op):
@@ -428,16 +458,43 @@ class Replica:
             invite = op.payload["invite"]
             nodes.update(o.payload["node"] for o in self.contexts.authority_ops.values()
                          if o.kind == "invite.consume" and o.payload["invite"] == invite)
-        everything = self._full_authority()
+        everything = self.revocation.resolution().authority
         return [("set", "nodes", n, "roles", sorted(everything.members.get(n, ())))
                 for n in sorted(nodes)]
 
-    def _full_authority(self) -> Authority:
-        """The fold of every accepted authority op, cached until another is accepted."""
+    def _is_void(self, op: Op) -> bool:
+        """True when `op` was accepted but takes no effect (revocation.py)."""
+        info = self._info_of(op.id)
+        if info is None:
+            return False
+        void = self.revocation.is_void(op, info.ctx, self._op)
+        if op.kind in AUTHORITY_KINDS and hasattr(self, "_applied_void"):
+            self._applied_void[op.id] = void
+        return void
+
+    def _voids_changed(self, before: tuple[frozenset[bytes], frozenset[bytes]]) -> bool:
+        """Whether this batch's authority ops changed what is void for ops applied before
+        them (then the views are rebuilt): an op voided or restored, or a revocation decided
+        or undone while its revoked author has ops concurrent with it."""
+        void, decided = self.revocation.signature()
+        old_void, old_decided = before
+        batch = set(self._applied_void)
+        if void - batch != old_void - batch:
+            return True
+        if any((i in void) != skipped for i, skipped in self._applied_void.items()):
+            return True
         ops = self.contexts.authority_ops
-        if self._full is None or self._full[0] != len(ops):
-            self._full = (len(ops), fold_authority(list(ops.values())))
-        return self._full[1]
+        return any(self.revocation.concurrent_with(ops[i]) for i in decided ^ old_decided
+                   if i in ops)
+
+    def _rebuild_views(self) -> None:
+        """Every view from the log again, within the batch's transaction."""
+        views.clear(self.db)
+        registers: dict = {}
+        for (raw,) in self.db.execute("SELECT raw FROM ops ORDER BY ord"):
+            self._effects(decode(raw), registers)
+        for slot, (_order, value, op) in registers.items():
+            views.apply_effects(self.db, op, [(*slot, value)])
 
     def _flush(self, rows: list, registers: dict) -> None:
         if rows:
