@@ -320,8 +320,19 @@ class Replica:
         if op.hlc[0] <= ceiling:
             return True
         if op.hlc[0] <= HORIZON_MS:
-            self.held.add(op, op.hlc[0] - (ceiling - self.clock.wall()))
+            if self._may_hold(op):
+                self.held.add(op, op.hlc[0] - (ceiling - self.clock.wall()))
+            else:  # not kept (no verdict either): fetched again later, if it ever comes due
+                self.held.dropped += 1
         return False
+
+    def _may_hold(self, op: Op) -> bool:
+        """Only a member's op, or the use of an invite this replica holds, may take room in
+        the held buffer: a throwaway key cannot fill it."""
+        if self.current_authority().is_member(op.author.hex()):
+            return True
+        invite = op.payload.get("invite") if op.kind == "invite.consume" else None
+        return rules.is_key(invite) and self.has(bytes.fromhex(invite))
 
     def _judge(self, op: Op, batch, batch_ops, rows, registers, result) -> Verdict:
         if op.hlc[0] > HORIZON_MS:

@@ -107,3 +107,11 @@ def test_clock_never_passes_wall_plus_skew_and_counter_never_overflows() -> None
     clock = HybridClock(lambda: wall[0])
     clock.observe((wall[0], MAX_HLC_COUNTER - 1))
     assert clock.tick() == (wall[0] + 1, 0)
+
+
+def test_a_non_members_future_op_takes_no_room(base) -> None:
+    r = found(base, ADMIN, [B])
+    raw = craft(C, r, "node.record", {"name": "c"}, hlc=(now_ms() + TEN_YEARS_MS, 0))
+    verdict = r.ingest([raw]).verdicts[0]
+    assert (verdict.status, verdict.reason) == ("buffered", "future")
+    assert len(r.held) == 0 and r.held.dropped == 1
