@@ -74,8 +74,9 @@ def _step(state: Authority, op: Op) -> None:
 
 
 def revokes(op: Op) -> bool:
-    """A removal, or a change of roles that takes the admin role away (a demotion)."""
-    return op.kind == "node.remove" or (op.kind == "node.roles"
+    """A removal, or roles set without admin (a demotion, if the node was an admin: node.roles
+    or node.admit of a node already admitted both set its roles)."""
+    return op.kind == "node.remove" or (op.kind in ("node.roles", "node.admit")
                                         and ADMIN not in op.payload.get("roles", ()))
 
 
@@ -107,7 +108,7 @@ def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution
     1. In (HLC, id) order (a linear extension of the causal order), an op is valid when it is
        not voided (step 2) and its author may sign it given the *valid* ops of its causal past;
        of two valid uses of one invite the earlier stands; a use of a void invite is void.
-    2. The valid revocations are decided in order of their authors' seniority (the position of
+    2. The valid revocations (removals; roles set without admin) are decided in order of their authors' seniority (the position of
        the op that first made them admin; the founder first), ties by (HLC, id). A decided
        revocation of X voids X's ops concurrent with it (neither in the other's causal past):
        all of them for a removal, those only an admin may sign for a demotion. A revocation
