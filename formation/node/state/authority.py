@@ -108,8 +108,9 @@ def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution
     1. In (HLC, id) order (a linear extension of the causal order), an op is valid when it is
        not voided (step 2) and its author may sign it given the *valid* ops of its causal past;
        of two valid uses of one invite the earlier stands; a use of a void invite is void.
-    2. The valid revocations (removals; roles set without admin) are decided in order of their authors' seniority (the position of
-       the op that first made them admin; the founder first), ties by (HLC, id). A decided
+    2. The valid revocations (removals; roles set without admin) are decided in order of their
+       authors' seniority (the position of the op that first made them admin; the founder
+       first), ties by (HLC, id). A decided
        revocation of X voids X's ops concurrent with it (neither in the other's causal past):
        all of them for a removal, those only an admin may sign for a demotion. A revocation
        already voided by a decided one is skipped, and a decided one is not voided by a later
