@@ -184,3 +184,36 @@ def test_two_concurrent_uses_of_one_invite_exactly_one_stands_with_its_effects(b
         [invite] = target.view("invites")
         assert invite["consumed_by"] == winner
     assert results[0] == results[1]
+
+
+def test_a_junior_admins_removal_voids_the_seniors_backdated_admission(base) -> None:
+    f = found(base, F, [], name="f")
+    write(f, F, "node.admit", {"node": A.public_key_hex, "roles": ["admin"]})
+    write(f, F, "node.admit", {"node": C.public_key_hex, "roles": ["admin"]})
+    before = sorted(f.heads)
+    write(f, C, "node.remove", {"node": A.public_key_hex})  # C is junior to A
+    raw = craft(A, f, "node.admit", {"node": B.public_key_hex, "roles": ["admin"]},
+                parents=before, hlc=(f.clock.last[0] - 1, 7))
+    assert f.ingest([raw]).verdicts[0].status == "accepted"
+    assert admins(f) == {F.public_key_hex, C.public_key_hex}
+    assert B.public_key_hex not in nodes(f)
+    assert f.rebuild()["equal"] is True
+
+
+def test_a_backdated_fork_of_an_early_seq_is_void(base) -> None:
+    """The removed member equivocates: a second op at an early seq, on early parents. The
+    removal saw the first op at that seq, not the fork, so the fork is concurrent and void."""
+    f = found(base, F, [M], name="f")
+    early = sorted(f.heads)
+    first = write(f, M, "image.add", {"digest": "01" * 32, "name": "one", "size": 1})
+    write(f, M, "image.add", {"digest": "02" * 32, "name": "two", "size": 1})
+    write(f, F, "node.record", {"name": "f"})
+    write(f, F, "node.remove", {"node": M.public_key_hex})
+    fork = craft(M, f, "image.add", {"digest": "03" * 32, "name": "fork", "size": 1}, seq=1,
+                 parents=early, hlc=(first.hlc[0], first.hlc[1]))
+    assert f.ingest([fork]).verdicts[0].status == "accepted"
+    assert sorted(i["name"] for i in f.view("images")) == ["one", "two"]
+    fresh = replica(base, "fresh")
+    fresh.ingest(list(reversed(all_raws(f))))
+    assert views(fresh) == views(f)
+    assert f.rebuild()["equal"] is True
