@@ -73,11 +73,13 @@ def _step(state: Authority, op: Op) -> None:
         state.members[p["node"]] = frozenset(p.get("roles", ["member"])) | {"member"}
 
 
-def revokes(op: Op) -> bool:
-    """A removal, or roles set without admin (a demotion, if the node was an admin: node.roles
-    or node.admit of a node already admitted both set its roles)."""
-    return op.kind == "node.remove" or (op.kind in ("node.roles", "node.admit")
-                                        and ADMIN not in op.payload.get("roles", ()))
+def revokes(op: Op, auth: Authority) -> bool:
+    """A removal, or roles set without admin for an admin (a demotion: node.roles, or node.admit
+    of a node already admitted, both set its roles), judged in `auth`, the op's past."""
+    if op.kind == "node.remove":
+        return True
+    return (op.kind in ("node.roles", "node.admit") and ADMIN not in op.payload.get("roles", ())
+            and auth.is_admin(op.payload["node"]))
 
 
 def _grants_admin(op: Op) -> str | None:
@@ -123,8 +125,8 @@ def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution
         by_author.setdefault(op.author.hex(), []).append(op)
     voided: frozenset[bytes] = frozenset()
     for _round in range(len(order) + 2):
-        valid, authority = _valid_ops(order, past_of, voided)
-        revocations, again = _revoke(order, by_author, past_of, valid)
+        valid, authority, revoking = _valid_ops(order, past_of, voided)
+        revocations, again = _revoke(order, by_author, past_of, valid, revoking)
         if again == voided:
             break
         voided = again
@@ -133,8 +135,10 @@ def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution
 
 
 def _valid_ops(order: list[Op], past_of: dict[bytes, frozenset[bytes]],
-               voided: frozenset[bytes]) -> tuple[set[bytes], Authority]:
+               voided: frozenset[bytes]) -> tuple[set[bytes], Authority, set[bytes]]:
+    """The valid ops, their fold, and which of them are revocations."""
     valid: set[bytes] = set()
+    revoking: set[bytes] = set()
     running = Authority()  # the fold of every valid op so far
     folds: dict[frozenset[bytes], Authority] = {}
     present = {op.id: op for op in order}
@@ -152,10 +156,12 @@ def _valid_ops(order: list[Op], past_of: dict[bytes, frozenset[bytes]],
         if not _allowed(op, auth, present, valid, used_invites):
             continue
         valid.add(op.id)
+        if revokes(op, auth):
+            revoking.add(op.id)
         if op.kind == "invite.consume":
             used_invites.add(op.payload["invite"])
         _step(running, op)
-    return valid, running
+    return valid, running, revoking
 
 
 def _allowed(op: Op, auth: Authority, present: dict[bytes, Op], valid: set[bytes],
@@ -175,13 +181,14 @@ def _allowed(op: Op, auth: Authority, present: dict[bytes, Op], valid: set[bytes
 
 def _revoke(order: list[Op], by_author: dict[str, list[Op]],
             past_of: dict[bytes, frozenset[bytes]],
-            valid: set[bytes]) -> tuple[dict[str, tuple[Op, ...]], frozenset[bytes]]:
+            valid: set[bytes],
+            revoking: set[bytes]) -> tuple[dict[str, tuple[Op, ...]], frozenset[bytes]]:
     seniority: dict[str, int] = {}
     for rank, op in enumerate(order):
         if op.id in valid and (granted := _grants_admin(op)) is not None:
             seniority.setdefault(granted, rank)
     junior = len(order)
-    candidates = sorted((op for op in order if op.id in valid and revokes(op)),
+    candidates = sorted((op for op in order if op.id in revoking),
                         key=lambda o: (seniority.get(o.author.hex(), junior), o.order_key))
     voided: set[bytes] = set()
     decided: set[bytes] = set()

@@ -193,7 +193,7 @@ def test_a_junior_admins_removal_voids_the_seniors_backdated_admission(base) -> 
     before = sorted(f.heads)
     write(f, C, "node.remove", {"node": A.public_key_hex})  # C is junior to A
     raw = craft(A, f, "node.admit", {"node": B.public_key_hex, "roles": ["admin"]},
-                parents=before, hlc=(f.clock.last[0] - 1, 7))
+                parents=before, hlc=(max(f.hlc_of(h) for h in before)[0], 99))
     assert f.ingest([raw]).verdicts[0].status == "accepted"
     assert admins(f) == {F.public_key_hex, C.public_key_hex}
     assert B.public_key_hex not in nodes(f)
