@@ -101,6 +101,7 @@ class Resolution:
     valid: frozenset[bytes]
     void: frozenset[bytes]
     revocations: dict[str, tuple[Op, ...]]
+    settled: bool = True  # the rounds reached a fixed point (see resolve)
 
 
 def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution:
@@ -124,14 +125,36 @@ def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution
     for op in order:
         by_author.setdefault(op.author.hex(), []).append(op)
     voided: frozenset[bytes] = frozenset()
+    settled = False
     for _round in range(len(order) + 2):
         valid, authority, revoking = _valid_ops(order, past_of, voided)
         revocations, again = _revoke(order, by_author, past_of, valid, revoking)
         if again == voided:
+            settled = True
             break
         voided = again
     ids = frozenset(op.id for op in order)
-    return Resolution(authority, frozenset(valid), ids - valid, revocations)
+    return Resolution(authority, frozenset(valid), ids - valid, revocations, settled)
+
+
+def extend(base: Resolution, op: Op) -> Resolution:
+    """resolve(S + [op]) from base = resolve(S), when op's causal past is all of S (the usual
+    case: an op that saw every authority op before it). Then op comes last in (HLC, id) order
+    and is concurrent with nothing in S, so it voids nothing there and nothing voids it: only
+    its own validity is new. Equal to resolving from scratch (tested), and O(members)."""
+    assert base.settled
+    auth = base.authority
+    present = base.valid | base.void
+    if not _allowed(op, auth, present, base.valid, auth.consumed_invites):
+        return Resolution(auth, base.valid, base.void | {op.id}, base.revocations)
+    after = Authority(auth.network_name, auth.cidr, auth.genesis, dict(auth.members),
+                      set(auth.consumed_invites))
+    _step(after, op)
+    revocations = base.revocations
+    if revokes(op, auth):
+        target = op.payload["node"]
+        revocations = {**revocations, target: (*revocations.get(target, ()), op)}
+    return Resolution(after, base.valid | {op.id}, base.void, revocations)
 
 
 def _valid_ops(order: list[Op], past_of: dict[bytes, frozenset[bytes]],
@@ -143,13 +166,16 @@ def _valid_ops(order: list[Op], past_of: dict[bytes, frozenset[bytes]],
     folds: dict[frozenset[bytes], Authority] = {}
     present = {op.id: op for op in order}
     used_invites: set[str] = set()
-    for op in order:
+    for position, op in enumerate(order):
         if op.id in voided:
             continue
         past = past_of.get(op.id, frozenset())
-        valid_past = frozenset(p for p in past if p in valid)
-        if len(valid_past) == len(valid):
-            auth = running  # the usual case: this op saw every valid op before it
+        # Its past is among the ops before it (HLC rises along causal edges): when it has as
+        # many as there are before it and all of those are valid, it saw every valid op.
+        if len(past) == position == len(valid):
+            auth = running  # the usual case, without building the set
+        elif len(valid_past := frozenset(p for p in past if p in valid)) == len(valid):
+            auth = running
         else:
             auth = folds.get(valid_past) or folds.setdefault(
                 valid_past, fold_authority([present[i] for i in valid_past]))
@@ -164,8 +190,8 @@ def _valid_ops(order: list[Op], past_of: dict[bytes, frozenset[bytes]],
     return valid, running, revoking
 
 
-def _allowed(op: Op, auth: Authority, present: dict[bytes, Op], valid: set[bytes],
-             used_invites: set[str]) -> bool:
+def _allowed(op: Op, auth: Authority, present: dict[bytes, Op] | frozenset[bytes],
+             valid: set[bytes] | frozenset[bytes], used_invites: set[str]) -> bool:
     if op.kind == "network.genesis":
         return True
     if op.kind in ADMIN_KINDS:
@@ -218,7 +244,8 @@ class ContextCache:
         self.ids: dict[frozenset[bytes], int] = {}
         self.authority_ops: dict[bytes, Op] = {}
         self.past_of: dict[bytes, frozenset[bytes]] = {}  # authority op -> its causal past
-        self._folds: dict[int, Authority] = {}
+        self._resolutions: dict[int, Resolution] = {}
+        self._extends: dict[int, tuple[int, bytes]] = {}  # ctx -> (its op's past ctx, op)
         self.new_contexts: list[tuple[int, frozenset[bytes]]] = []
 
     def load(self, ctx_id: int, members: frozenset[bytes]) -> None:
@@ -248,7 +275,10 @@ class ContextCache:
             return past
         members = self.by_id[past] if past is not None else frozenset()
         self.add_authority_op(op, members)
-        return self.intern(members | {op.id})
+        ctx = self.intern(members | {op.id})
+        if past is not None:
+            self._extends.setdefault(ctx, (past, op.id))
+        return ctx
 
     def add_authority_op(self, op: Op, past: frozenset[bytes]) -> None:
         self.authority_ops[op.id] = op
@@ -259,12 +289,22 @@ class ContextCache:
                        {i: self.past_of[i] for i in members})
 
     def authority(self, ctx_id: int) -> Authority:
-        found = self._folds.get(ctx_id)
+        return self.resolution(ctx_id).authority
+
+    def resolution(self, ctx_id: int) -> Resolution:
+        """The resolution of a context, extended from its op's past context when that one is
+        at hand (see extend), else resolved from scratch; cached."""
+        found = self._resolutions.get(ctx_id)
         if found is None:
-            if len(self._folds) > 4096:
-                self._folds.clear()
-            found = self.resolve(self.by_id.get(ctx_id, frozenset())).authority
-            self._folds[ctx_id] = found
+            step = self._extends.get(ctx_id)
+            base = self._resolutions.get(step[0]) if step is not None else None
+            if step is not None and base is not None and base.settled:
+                found = extend(base, self.authority_ops[step[1]])
+            else:
+                found = self.resolve(self.by_id.get(ctx_id, frozenset()))
+            if len(self._resolutions) > 4096:
+                self._resolutions.clear()
+            self._resolutions[ctx_id] = found
         return found
 
     def rollback(self) -> None:
@@ -272,5 +312,6 @@ class ContextCache:
         for ctx_id, members in self.new_contexts:
             self.by_id.pop(ctx_id, None)
             self.ids.pop(members, None)
-            self._folds.pop(ctx_id, None)
+            self._resolutions.pop(ctx_id, None)
+            self._extends.pop(ctx_id, None)
         self.new_contexts.clear()

@@ -47,7 +47,10 @@ class Revocation:
         contexts = self.replica.contexts
         ops = contexts.authority_ops
         if self._resolution is None or self._resolution[0] != len(ops):
-            self._resolution = (len(ops), contexts.resolve(frozenset(ops)))
+            every = frozenset(ops)
+            ctx = contexts.ids.get(every)  # usually a context: the one the latest op saw
+            self._resolution = (len(ops), contexts.resolution(ctx) if ctx is not None
+                                else contexts.resolve(every))
             self._effective.clear()
         return self._resolution[1]
 

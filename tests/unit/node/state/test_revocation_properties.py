@@ -150,6 +150,9 @@ def test_same_ops_same_authority_and_backdated_ops_never_count(steps, data) -> N
             outcomes.append((views(r), authority.members, r.revocation.resolution().void))
             assert r.rebuild()["equal"]
             res = r.revocation.resolution()
+            scratch = r.contexts.resolve(frozenset(r.contexts.authority_ops))
+            assert (scratch.valid, scratch.void, scratch.authority.members) == (
+                res.valid, res.void, res.authority.members)  # extended = resolved afresh
             images = {i["id"] for i in r.view("images")}
             for op_id, author in backdated:
                 op = decode(r.get_raw(op_id))
