@@ -115,3 +115,31 @@ def test_a_non_members_future_op_takes_no_room(base) -> None:
     verdict = r.ingest([raw]).verdicts[0]
     assert (verdict.status, verdict.reason) == ("buffered", "future")
     assert len(r.held) == 0 and r.held.dropped == 1
+
+
+async def test_store_judges_a_held_op_once_its_time_comes(short_tmp) -> None:
+    from formation.node.state.store import StateStore
+    from tests.waiting import until
+
+    store = await StateStore.open(short_tmp / "s.db", ADMIN)
+    heard: list[str] = []
+    store.subscribe(lambda ops, origin: heard.extend(op.kind for op in ops))
+    try:
+        await store.create_network("lab", "10.3.0.0/24")
+        await store.append("node.admit", {"node": B.public_key_hex, "roles": ["member"]})
+        soon = now_ms() + MAX_SKEW_MS + 400
+        raw = craft(B, store.replica, "node.record", {"name": "b"}, hlc=(soon, 0),
+                    network=store.network_id)
+        [verdict] = await store.ingest([raw])
+        assert verdict.status == "buffered" and (await store.status())["held_future"] == 1
+        assert store.next_held_due_ms() == soon - MAX_SKEW_MS
+
+        async def judged() -> bool:
+            await store.release_held()
+            return "node.record" in heard
+
+        await until(judged, timeout_s=10)
+        status = await store.status()
+        assert status["held_future"] == 0 and status["ops"] == 3
+    finally:
+        await store.close()
