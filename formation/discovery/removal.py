@@ -12,9 +12,9 @@ from aiohttp import web
 
 from formation.api import join_models as jm
 from formation.discovery.admit import local_only
+from formation.errors import OpError
 from formation.identity import node_id_for
 from formation.node.server import BadRequest
-from formation.node.state.op import OpError
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
@@ -37,7 +37,7 @@ async def remove_node(part: JoinComponent, request: web.Request, node_id: str) -
         op = await part.store.append("node.remove", {"node": found["key"]})
     except OpError as exc:
         raise BadRequest(f"cannot remove {node_id}: {exc}", []) from None
-    await part.state.after_local_write()  # type: ignore[union-attr]
+    await part.state.after_local_write()
     name = str(found.get("name") or "")
     part.service.publish("join", "removed", {  # type: ignore[union-attr]
         "node": node_id, "key": found["key"], "name": name, "op": op.id.hex()})

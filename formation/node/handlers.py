@@ -13,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from formation import __version__
 from formation.api import models as m
 from formation.node.capabilities import host
+from formation.node.health import for_anyone
+from formation.node.server import CALLER
 from formation.node.status_body import StatusBody
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ class NodeHandlers:
 
     async def health(self, request: web.Request, body: m.Empty) -> m.Health:
         svc = self.service
+        local = str(request.get(CALLER, "")).startswith("unix:")  # the local socket's callers
         data_ok = os.access(svc.settings.data_dir, os.W_OK)
         checks = [
             m.HealthCheck(name="api", ok=True, detail="serving"),
@@ -42,7 +45,8 @@ class NodeHandlers:
                 checks.append(m.HealthCheck(name=component.name, ok=False, detail="starting"))
             else:
                 checks.extend(component.health())
-        return m.Health(status="ok" if all(c.ok for c in checks) else "degraded", checks=checks)
+        health = m.Health(status="ok" if all(c.ok for c in checks) else "degraded", checks=checks)
+        return health if local else for_anyone(health)
 
     def _status(self, uptime_s: float) -> m.NodeStatus:
         svc = self.service

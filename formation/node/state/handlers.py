@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_REFUSALS = 100  # per push answer: enough to debug a peer, small whatever the batch
+MESSAGE_CHARS = 300
+
 
 def op_model(op: Op, with_raw: bool = False) -> sm.StateOp:
     return sm.StateOp(**op.summary(),
@@ -123,7 +126,10 @@ class StateHandlers:
                   for s in ("accepted", "duplicate", "buffered", "refused")}
         if counts["buffered"]:
             self.component.wake_anti_entropy()
-        return sm.PushResult(**counts)
+        refusals = [sm.OpRefusal(index=i, id=v.id.hex() if v.id else None, reason=v.reason,
+                                 message=v.message[:MESSAGE_CHARS])
+                    for i, v in enumerate(verdicts) if v.status == "refused"]
+        return sm.PushResult(**counts, refusals=refusals[:MAX_REFUSALS])
 
     async def state_sync_range(self, request: web.Request,
                                body: sm.RangeRequest) -> sm.RangeResult:

@@ -17,6 +17,8 @@ from typing import Any
 
 import cbor2
 
+from formation.errors import OpError
+
 VERSION = 1
 SIGNING_CONTEXT = b"formation-state-op-v1\x00"
 ID_BYTES = 32
@@ -34,15 +36,6 @@ MAX_DEPTH = 6
 MAX_SEQ = 2**53
 MAX_HLC_MS = 2**48
 MAX_HLC_COUNTER = 2**32
-
-
-class OpError(ValueError):
-    """Why an op is malformed. `reason` is a short code (metrics label); the message names the
-    field and what was expected."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def op_id_of(envelope: bytes) -> bytes:
@@ -195,8 +188,14 @@ def _loads_canonical(data: bytes, what: str) -> Any:
         raise OpError("malformed", f"{what}: not CBOR ({type(exc).__name__})") from None
     # Decoding keeps map order, and plain encoding is minimal (shortest heads, definite
     # lengths), so this round trip plus the key-order check in _check_value is the canonical
-    # check, at half the cost of re-encoding in canonical mode.
-    if cbor2.dumps(value) != data:
+    # check, at half the cost of re-encoding in canonical mode. Some decodable input cannot be
+    # encoded again (a shared reference that makes a cycle, say): that is malformed too.
+    try:
+        again = cbor2.dumps(value)
+    except Exception as exc:
+        raise OpError("malformed", f"{what}: not canonical CBOR ({type(exc).__name__} when "
+                      "encoding it again)") from None
+    if again != data:
         raise OpError("malformed", f"{what}: not in canonical CBOR form")
     return value
 
@@ -232,7 +231,17 @@ def split_envelope(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def decode(raw: bytes) -> Op:
-    """Parses and checks structure and limits. Does not verify the signature (see verify)."""
+    """Parses and checks structure and limits. Does not verify the signature (see verify).
+    Raises OpError and nothing else, whatever the bytes: a hostile op is refused alone."""
+    try:
+        return _decode(raw)
+    except OpError:
+        raise
+    except Exception as exc:  # a decoded value no check foresaw; never let it escape
+        raise OpError("malformed", f"op: cannot be read ({type(exc).__name__})") from None
+
+
+def _decode(raw: bytes) -> Op:
     if len(raw) > MAX_OP_BYTES:
         raise OpError("oversized", f"op: {len(raw)} bytes, at most {MAX_OP_BYTES}")
     body, signature = split_envelope(raw)
@@ -241,7 +250,7 @@ def decode(raw: bytes) -> Op:
         raise OpError("malformed", "body: expected an array of 9 fields")
     version, network, author, seq, prev, parents, hlc, kind, payload = fields
     if version != VERSION:
-        raise OpError("malformed", f"version: {version!r}, this replica reads {VERSION}")
+        raise OpError("malformed", f"version: expected {VERSION}, this replica reads no other")
     _bytes_field(network, NETWORK_BYTES, "network")
     _bytes_field(author, KEY_BYTES, "author")
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < MAX_SEQ:

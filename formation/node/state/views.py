@@ -54,8 +54,10 @@ def effects(op: Op) -> list[tuple]:
                 ("roles", author)]
     if k == "network.update":
         return [("lww", "network", "", "name", p["name"])]
-    if k in ("node.admit", "node.roles", "node.remove"):
+    if k in ("node.admit", "node.roles"):
         return [("roles", p["node"])]
+    if k == "node.remove":
+        return [("roles", p["node"]), ("release", p["node"])]
     if k == "node.record":
         return [("lww", "nodes", author, f, p[f]) for f in sorted(p)]
     if k == "invite.create":
@@ -130,6 +132,9 @@ def apply_effects(db: sqlite3.Connection, op: Op, changes: list[tuple]) -> None:
         elif tag == "claim":
             db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?,?)",
                        (oid, effect[1], effect[2], ms, c))
+        elif tag == "release":  # a claim of no address: see _live_claims
+            db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?,?)",
+                       (oid, _RELEASED, effect[1], ms, c))
 
 
 def clear(db: sqlite3.Connection) -> None:
@@ -159,23 +164,40 @@ def members(db: sqlite3.Connection) -> set[str]:
     return {key for key, value in rows if cbor2.loads(value)}
 
 
-def claimed_ips(db: sqlite3.Connection) -> set[str]:
-    """Every address a current member has claimed (held, lost or superseded): not free."""
+_RELEASED = ""  # the `ip` of a node.remove's row in claims: every earlier claim is void
+
+
+def _live_claims(db: sqlite3.Connection) -> list[tuple[tuple, str, str]]:
+    """((HLC, id), ip, node) of each claim that still counts: made by a node that holds roles
+    now, and later by (HLC, id) than that node's last removal. A removal releases the node's
+    addresses for good, so a node admitted again claims anew instead of reviving an old claim
+    and taking the address back from whoever was given it meanwhile. Every replica holding the
+    same ops reaches the same answer, whatever order they came in."""
     current = members(db)
-    return {ip for ip, node in db.execute("SELECT ip, node FROM claims") if node in current}
+    rows = [((ms, c, oid), ip, node) for ms, c, oid, ip, node in
+            db.execute("SELECT hlc_ms, hlc_c, op, ip, node FROM claims") if node in current]
+    released: dict[str, tuple] = {}
+    for key, ip, node in rows:
+        if ip == _RELEASED and (node not in released or key > released[node]):
+            released[node] = key
+    return [(key, ip, node) for key, ip, node in rows
+            if ip != _RELEASED and (node not in released or key > released[node])]
+
+
+def claimed_ips(db: sqlite3.Connection) -> set[str]:
+    """Every address a current member has claimed since it was last removed (held, lost or
+    superseded): not free."""
+    return {ip for _key, ip, _node in _live_claims(db)}
 
 
 def address_table(db: sqlite3.Connection) -> tuple[dict[str, str], dict[str, list[str]]]:
     """(ip -> holding node, node -> ips it claimed and lost). A node's active claim is its latest
     by (HLC, id); among active claims of one ip the earliest by (HLC, id) holds it. The losers
     see that and claim another address. Claims of nodes that no longer hold roles (removed, or
-    admitted by a void invite use) count for nothing: their addresses are free again."""
-    current = members(db)
+    admitted by a void invite use), and claims made before a node's removal, count for nothing:
+    their addresses are free again."""
     active: dict[str, tuple] = {}
-    for ms, c, oid, ip, node in db.execute("SELECT hlc_ms, hlc_c, op, ip, node FROM claims"):
-        if node not in current:
-            continue
-        key = (ms, c, oid)
+    for key, ip, node in _live_claims(db):
         if node not in active or key > active[node][0]:
             active[node] = (key, ip)
     holders: dict[str, tuple] = {}
