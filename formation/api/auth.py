@@ -11,6 +11,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from nacl.exceptions import BadSignatureError
@@ -71,17 +72,17 @@ class NonceCache:
 
 
 def verify_request(
-    headers: dict[str, str] | object,
+    headers: Mapping[str, str],
     method: str,
     target: str,
     body: bytes,
     *,
-    is_known: callable,
+    is_known: Callable[[str], bool],
     nonces: NonceCache,
     now: float | None = None,
 ) -> str:
     """Returns the caller's public key (hex) or raises AuthFailure with the reason."""
-    get = headers.get  # type: ignore[attr-defined]
+    get = headers.get
     key, stamp, nonce, sig = (get(h) for h in (H_KEY, H_TIMESTAMP, H_NONCE, H_SIGNATURE))
     if not (key and stamp and nonce and sig):
         raise AuthFailure("unsigned request: signature headers missing")

@@ -3,6 +3,8 @@ log records, and the operator-editable settings (written to the node's config fi
 
 from __future__ import annotations
 
+from typing import Any
+
 from formation.api import console_models as cm
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
@@ -24,4 +26,4 @@ update_settings = Endpoint(
     "Validate and atomically write settings to the config file; applied at the next restart",
 )
 
-ENDPOINTS: tuple[Endpoint, ...] = (node_metrics, node_logs, get_settings, update_settings)
+ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (node_metrics, node_logs, get_settings, update_settings)

@@ -5,6 +5,8 @@ gathers them into ENDPOINTS."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from formation.api import console_routes, discovery_routes, join_routes, p2p_routes, ssh_routes
 from formation.api import models as m
 from formation.api.endpoint import Endpoint
@@ -37,7 +39,7 @@ events = Endpoint(
     "Server-sent events: every change the node publishes", query=m.EventsQuery, stream=True,
 )
 
-ENDPOINTS: tuple[Endpoint, ...] = (
+ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     health,
     node_status,
     get_config,

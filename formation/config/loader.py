@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from formation.config import paths
 from formation.config.settings import NodeSettings
@@ -67,7 +68,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: dict, file: Path | None, lines: dict, env: dict) -> str:
+def _describe(error: ErrorDetails, file: Path | None, lines: dict, env: dict) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(part) for part in loc) or "(top level)"
     expected = error["msg"].removeprefix("Value error, ")

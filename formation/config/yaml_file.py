@@ -64,7 +64,9 @@ class _BoundedLoader(yaml.SafeLoader):
                                        mark)
         self._depth += 1
         try:
-            return Composer.compose_node(self, parent, index)
+            node = Composer.compose_node(self, parent, index)
+            assert node is not None  # an event was peeked, so a node follows
+            return node
         finally:
             self._depth -= 1
 

@@ -24,6 +24,7 @@ async def remove_node(part: JoinComponent, request: web.Request, node_id: str) -
     local_only(request)
     part.admit.require_admin()
     me = part.service.identity  # type: ignore[union-attr]
+    assert me is not None  # the node service has its identity before any part starts
     if node_id == me.node_id:
         raise web.HTTPConflict(reason="This node cannot remove itself; remove it from another "
                                       "admin's console")

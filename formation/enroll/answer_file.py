@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from formation.config.settings import (
     Hostname,
@@ -133,7 +134,7 @@ class AnswerFileError(FormationError):
         super().__init__(problems[0] + more)
 
 
-def _describe(error: dict, path: Path, lines: dict[tuple, int]) -> str:
+def _describe(error: ErrorDetails, path: Path, lines: dict[tuple, int]) -> str:
     loc, expected = field_named_in(tuple(error["loc"]), error["type"],
                                    error["msg"].removeprefix("Value error, "))
     key = ".".join(str(part) for part in loc) or "(top level)"

@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from formation.node.net.testbed import Testbed
 from mesh_support import requires_mesh_tools, wait_for
 from settings_factory import make_settings
 
 from formation.identity import NodeIdentity
 from formation.node.net import links
 from formation.node.net.component import MeshComponent
-from formation.node.net.testbed import Testbed
 from formation.node.service import NodeService
 from formation.node.state.component import StateComponent
 from formation.node.state.store import StateStore

@@ -48,7 +48,7 @@ def desired_peers(nodes: Sequence[dict[str, Any]], me: str, cidr: str,
     """Every member node but `me` that published a WireGuard key and holds a mesh address."""
     peers = []
     for node in nodes:
-        key, wg_key, address = node.get("key"), node.get("wireguard_key"), node.get("address")
+        key, wg_key, address = node["key"], node.get("wireguard_key"), node.get("address")
         if key == me or not wg_key or not address or not node.get("roles"):
             continue
         peers.append(DesiredPeer(node_id=key, public_key=wg_key,

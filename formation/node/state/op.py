@@ -12,12 +12,13 @@ form and therefore one id."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import cbor2
 
-from formation.errors import OpError
+from formation.errors import OpError as OpError  # re-exported: node/state imports it from here
 
 VERSION = 1
 SIGNING_CONTEXT = b"formation-state-op-v1\x00"
@@ -62,7 +63,7 @@ class Op:
     parents: tuple[bytes, ...]
     hlc: tuple[int, int]
     kind: str
-    payload: dict
+    payload: dict[str, Any]
 
     @property
     def deps(self) -> tuple[bytes, ...]:
@@ -76,7 +77,7 @@ class Op:
         """Last-writer-wins order: HLC, then op id."""
         return (self.hlc[0], self.hlc[1], self.id)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {
             "id": self.id.hex(), "author": self.author.hex(), "seq": self.seq,
             "prev": self.prev.hex() if self.prev else None,
@@ -95,13 +96,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def build_body(network: bytes, author: bytes, seq: int, prev: bytes | None,
-               parents: list[bytes], hlc: tuple[int, int], kind: str, payload: dict) -> bytes:
+def build_body(network: bytes, author: bytes, seq: int, prev: bytes | None, parents: list[bytes],
+               hlc: tuple[int, int], kind: str, payload: dict[str, Any]) -> bytes:
     return encode([VERSION, network, author, seq, prev, sorted(set(parents)), list(hlc), kind,
                    payload])
 
 
-def sign_body(body: bytes, sign) -> bytes:
+def sign_body(body: bytes, sign: Callable[[bytes], bytes]) -> bytes:
     """`sign` is NodeIdentity.sign (or a SigningKey's). Returns the envelope bytes."""
     return encode([body, sign(SIGNING_CONTEXT + body)])
 
@@ -147,7 +148,8 @@ def _fits(value: Any, depth: int) -> bool:
     if kind is str:
         return _short_text(value)
     if kind is int:
-        return -(2**63) <= value < 2**64
+        number: int = value
+        return -(2**63) <= number < 2**64
     if kind is bytes:
         return len(value) <= MAX_STRING_BYTES
     if value is None or kind is bool:

@@ -233,14 +233,14 @@ class Replica:
         verdicts = []
         for c in checked:
             if isinstance(c, OpError):
-                self._count_refused(c.reason, str(c))
+                self.count_refused(c.reason, str(c))
                 verdicts.append(Verdict(None, "refused", c.reason, str(c)))
             else:
                 verdicts.append(by_id[c.id])
         result.verdicts = verdicts
         return result
 
-    def _count_refused(self, reason: str, message: str) -> None:
+    def count_refused(self, reason: str, message: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
         log.warning("op refused", extra={"fields": {"reason": reason, "detail": message}})
 
@@ -372,7 +372,7 @@ class Replica:
         return Verdict(op.id, "accepted")
 
     def _refuse(self, op: Op, reason: str, message: str) -> Verdict:
-        self._count_refused(reason, f"op {op.id.hex()[:16]} ({op.kind}): {message}")
+        self.count_refused(reason, f"op {op.id.hex()[:16]} ({op.kind}): {message}")
         verdict = Verdict(op.id, "refused", reason, message)
         self._recent_refused[op.id] = verdict
         if len(self._recent_refused) > 10_000:
@@ -613,6 +613,11 @@ class Replica:
         return None
 
     # maintenance --------------------------------------------------------------------------
+    def replay_effects(self, op: Op, registers: views.Registers) -> None:
+        """One logged op's effects on the views again, the same fold as when it was accepted
+        (maintenance.rebuild); register writes gather in `registers` until written."""
+        self._effects(op, registers)
+
     def rebuild(self) -> dict:
         return maintenance.rebuild(self)
 

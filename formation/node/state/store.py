@@ -251,7 +251,7 @@ class StateStore:
                 if environmental(exc):
                     raise
                 message = f"cannot be applied ({type(exc).__name__})"
-                self.replica._count_refused("invalid", message)
+                self.replica.count_refused("invalid", message)
                 op_id = one.id if isinstance(one, Op) else None
                 part = BatchResult([Verdict(op_id, "refused", "invalid", message)])
             result.verdicts += part.verdicts

@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from formation.api import state_models as sm
 from formation.api import state_routes as routes
@@ -225,12 +226,12 @@ class AntiEntropy:
         the vector we will have, and the store applies concurrent ingests in call order)."""
         vv = {a.hex(): s for a, s in (await self.store.version_vector()).items()}
 
-        def fetch(vector: dict[str, int]):
+        def fetch(vector: dict[str, int]) -> asyncio.Future[sm.RangeResult]:
             return asyncio.ensure_future(client.call(
                 routes.state_sync_range, sm.RangeRequest(vv=vector, limit=RANGE_LIMIT)))
 
         received = 0
-        pending = fetch(vv)
+        pending: asyncio.Future[sm.RangeResult] | None = fetch(vv)
         ingesting: deque[asyncio.Future[tuple[int, bool]]] = deque()
         try:
             while pending is not None:
@@ -246,7 +247,8 @@ class AntiEntropy:
             while ingesting:
                 received += (await ingesting.popleft())[0]
         finally:
-            for task in [pending, *ingesting]:
+            unfinished: list[asyncio.Future[Any] | None] = [pending, *ingesting]
+            for task in unfinished:
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(BaseException):
@@ -273,7 +275,7 @@ class Replication:
         self.anti_entropy = AntiEntropy(store, self.peers, identity, interval_s)
         self._unsubscribe = store.subscribe(self.push.offer)
 
-    def add_peer(self, address: str, key: str) -> list:
+    def add_peer(self, address: str, key: str) -> list[Coroutine[Any, Any, None]]:
         """Replicates with one more peer (a member of the network found by discovery or the
         join handshake); returns the coroutines to run for it (none if already a peer). A peer
         known by its key at another address is re-pointed there (the mesh address once the
@@ -298,8 +300,8 @@ class Replication:
     def peer_keys(self) -> set[str]:
         return {p.key for p in self.peers if p.key}
 
-    def tasks(self) -> list:
-        coros = [self.anti_entropy.run()]
+    def tasks(self) -> list[Coroutine[Any, Any, None]]:
+        coros: list[Coroutine[Any, Any, None]] = [self.anti_entropy.run()]
         if isinstance(self.push, DirectPush):
             coros += [self.push.run(peer) for peer in self.peers]
         return coros
