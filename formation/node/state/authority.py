@@ -87,7 +87,7 @@ def _grants_admin(op: Op) -> str | None:
         return op.author.hex()
     if op.kind in ("node.admit", "node.roles", "invite.consume") and ADMIN in op.payload.get(
             "roles", ()):
-        return op.payload["node"]
+        return str(op.payload["node"])
     return None
 
 

@@ -154,7 +154,7 @@ class Replica:
 
     def _op(self, op_id: bytes) -> Op:
         found = self._batch_ops.get(op_id)
-        return found if found is not None else decode(self.get_raw(op_id))  # type: ignore[arg-type]
+        return found if found is not None else decode(self.get_raw(op_id))
 
     def get_raw(self, op_id: bytes) -> bytes | None:
         row = self.db.execute("SELECT raw FROM ops WHERE id=?", (op_id,)).fetchone()
