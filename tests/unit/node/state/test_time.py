@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from statekit import NETWORK, craft, found, replica, sync, write
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from statekit import NETWORK, craft, found, replica, sync, views, write
 
 from formation.identity import NodeIdentity
 from formation.node.state.hlc import HORIZON_MS, MAX_SKEW_MS, HybridClock
@@ -143,3 +145,55 @@ async def test_store_judges_a_held_op_once_its_time_comes(short_tmp) -> None:
         assert status["held_future"] == 0 and status["ops"] == 3
     finally:
         await store.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(offsets=st.lists(st.integers(-5 * MAX_SKEW_MS, 20 * MAX_SKEW_MS), min_size=1,
+                        max_size=8),
+       skews=st.tuples(st.integers(-MAX_SKEW_MS, MAX_SKEW_MS),
+                       st.integers(-MAX_SKEW_MS, MAX_SKEW_MS)),
+       data=st.data())
+def test_replicas_with_different_clocks_reach_the_same_verdicts(offsets, skews, data) -> None:
+    """A member's chain of ops stamped around and far ahead of now reaches two replicas whose
+    clocks disagree, in any order. Each holds back (or, before it knows the author, leaves to
+    anti-entropy) what is ahead of its own clock; once both clocks have passed every stamp and
+    anti-entropy has offered the ops again, both hold the same ops and views."""
+    import shutil
+    import tempfile
+
+    from formation.node.state.op import decode
+
+    base = Path(tempfile.mkdtemp(prefix="fm-time-", dir="/tmp"))
+    replicas: list[Replica] = []
+    try:
+        start = now_ms()
+        founder = found(base, ADMIN, [B], name="w")
+        raws = [raw for _, raw in founder.log_page(0, 100)]
+        parents, prev, stamp = sorted(founder.heads), None, founder.clock.last
+        for i, offset in enumerate(sorted(offsets)):
+            stamp = max((start + offset, 0), (stamp[0], stamp[1] + 1))
+            raw = craft(B, founder, "node.record", {"name": f"b{i}"}, seq=i + 1, prev=prev,
+                        parents=parents, hlc=stamp)
+            raws.append(raw)
+            prev = decode(raw).id
+            parents = [prev]
+        clocks = [[start + skews[0]], [start + skews[1]]]
+        replicas = [Replica(base / f"r{i}.db", durable=False,
+                            wall_ms=lambda c=clocks[i]: c[0]) for i in range(2)]
+        for r in replicas:
+            for raw in data.draw(st.permutations(raws)):
+                r.ingest([raw])
+            assert r.clock.last[0] <= r.clock.wall() + MAX_SKEW_MS
+            event(f"held back: {min(len(r.held), 1)}")
+        for clock in clocks:
+            clock[0] = start + 30 * MAX_SKEW_MS
+        for r in replicas:
+            r.apply([])  # what was held comes due
+            r.ingest(raws)  # anti-entropy offers the rest again
+        assert replicas[0].count == replicas[1].count == len(raws)
+        assert views(replicas[0]) == views(replicas[1])
+        founder.close()
+    finally:
+        for r in replicas:
+            r.close()
+        shutil.rmtree(base, ignore_errors=True)
