@@ -84,6 +84,10 @@ class StateStatus(Model):
     buffered: int
     buffer_bytes: int
     buffer_dropped: int
+    held_future: int = Field(0, description="ops stamped too far ahead of this node's clock, "
+                             "held back until their time comes")
+    held_future_dropped: int = Field(0, description="future ops that did not fit the held "
+                                     "buffer since start (fetched again later)")
     refused: dict[str, int] = Field(description="refused ops by reason since start")
     equivocations: list[Equivocation] = Field(description="by author and seq, capped per "
                                               "author and in all")

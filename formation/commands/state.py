@@ -49,6 +49,7 @@ def status(obj: Context, as_json: bool, node_address: str | None) -> None:
     click.echo(f"ops            {result.ops} from {result.authors} author(s)")
     click.echo(f"heads          {len(result.heads)}")
     click.echo(f"buffered       {result.buffered} ({result.buffer_dropped} dropped)")
+    click.echo(f"held (future)  {result.held_future} ({result.held_future_dropped} dropped)")
     refused = ", ".join(f"{k} {v}" for k, v in sorted(result.refused.items())) or "none"
     click.echo(f"refused        {refused}")
     forks = sum(e.forks for e in result.equivocators)

@@ -2,10 +2,16 @@
 
 Kleppmann's rule: an op's validity may depend only on its causal history, so every correct
 replica reaches the same verdict. Membership and roles change only through a few *authority ops*
-(genesis, admit, remove, roles, invite consumption). Each accepted op carries the set of
-authority ops in its causal past (its *context*); folding that set in (HLC, id) order gives the
-roles the op is judged against. Contexts are shared between ops and cached, because they change
-only when an authority op is added or branches with different authority ops merge."""
+(genesis, admit, remove, roles, invite creation and consumption). Each accepted op carries the
+set of authority ops in its causal past (its *context*); *resolving* that set (resolve below)
+gives the roles the op is judged against. Contexts are shared between ops and cached, because
+they change only when an authority op is added or branches with different authority ops merge.
+
+Resolving is a pure function of a set of authority ops and their causal order, so any two
+replicas holding the same set compute the same authority, whatever order the ops arrived in.
+It voids what a revoked author signed without having seen its revocation (docs/protocol.md,
+"Revocation"): an op concurrent with a removal of its author is void, and so is every authority
+derived from a void op."""
 
 from __future__ import annotations
 
@@ -15,8 +21,10 @@ from dataclasses import dataclass, field
 from formation.node.state.op import Op
 
 AUTHORITY_KINDS = frozenset({
-    "network.genesis", "node.admit", "node.remove", "node.roles", "invite.consume",
+    "network.genesis", "node.admit", "node.remove", "node.roles", "invite.create",
+    "invite.consume",
 })
+ADMIN_KINDS = frozenset({"node.admit", "node.remove", "node.roles", "invite.create"})
 ADMIN = "admin"
 ROLES = frozenset({ADMIN, "member"})
 
@@ -39,27 +47,192 @@ class Authority:
 
 
 def fold_authority(ops: list[Op]) -> Authority:
-    """Authority ops in (HLC, id) order. An invite is single-use: when two uses of one invite
-    are concurrent (neither saw the other), both are valid in their own causal past, and in any
-    context holding both the earlier by (HLC, id) admits its node and the other is void."""
+    """Authority ops in (HLC, id) order, all taken as valid (resolve decides which are). An
+    invite is single-use: of two uses the earlier by (HLC, id) admits its node."""
     state = Authority()
     for op in sorted(ops, key=lambda o: o.order_key):
-        p = op.payload
-        if op.kind == "network.genesis":
-            state.genesis = op.id
-            state.network_name = p["name"]
-            state.cidr = ipaddress.ip_network(p["cidr"])
-            state.members[op.author.hex()] = frozenset({ADMIN, "member"})
-        elif op.kind in ("node.admit", "node.roles"):
-            state.members[p["node"]] = frozenset(p.get("roles", ["member"])) | {"member"}
-        elif op.kind == "node.remove":
-            state.members.pop(p["node"], None)
-        elif op.kind == "invite.consume":
-            if p["invite"] in state.consumed_invites:
-                continue  # a concurrent use of the invite came first: this one is void
-            state.consumed_invites.add(p["invite"])
-            state.members[p["node"]] = frozenset(p.get("roles", ["member"])) | {"member"}
+        _step(state, op)
     return state
+
+
+def _step(state: Authority, op: Op) -> None:
+    p = op.payload
+    if op.kind == "network.genesis":
+        state.genesis = op.id
+        state.network_name = p["name"]
+        state.cidr = ipaddress.ip_network(p["cidr"])
+        state.members[op.author.hex()] = frozenset({ADMIN, "member"})
+    elif op.kind in ("node.admit", "node.roles"):
+        state.members[p["node"]] = frozenset(p.get("roles", ["member"])) | {"member"}
+    elif op.kind == "node.remove":
+        state.members.pop(p["node"], None)
+    elif op.kind == "invite.consume":
+        if p["invite"] in state.consumed_invites:
+            return  # a concurrent use of the invite came first: this one is void
+        state.consumed_invites.add(p["invite"])
+        state.members[p["node"]] = frozenset(p.get("roles", ["member"])) | {"member"}
+
+
+def revokes(op: Op, auth: Authority) -> bool:
+    """A removal, or roles set without admin for an admin (a demotion: node.roles, or node.admit
+    of a node already admitted, both set its roles), judged in `auth`, the op's past."""
+    if op.kind == "node.remove":
+        return True
+    return (op.kind in ("node.roles", "node.admit") and ADMIN not in op.payload.get("roles", ())
+            and auth.is_admin(op.payload["node"]))
+
+
+def _grants_admin(op: Op) -> str | None:
+    if op.kind == "network.genesis":
+        return op.author.hex()
+    if op.kind in ("node.admit", "node.roles", "invite.consume") and ADMIN in op.payload.get(
+            "roles", ()):
+        return str(op.payload["node"])
+    return None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a set of authority ops amounts to: the authority, which of its ops stand (valid)
+    and which are void, and the revocations (removals, demotions) that took effect, by the key
+    of the node they revoke, in the order they were decided."""
+
+    authority: Authority
+    valid: frozenset[bytes]
+    void: frozenset[bytes]
+    revocations: dict[str, tuple[Op, ...]]
+    settled: bool = True  # the rounds reached a fixed point (see resolve)
+
+
+def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution:
+    """The authority a causally closed set of authority ops gives; `past_of[id]` is the set of
+    authority ops in that op's causal past. Pure: the same set gives the same result anywhere.
+
+    1. In (HLC, id) order (a linear extension of the causal order), an op is valid when it is
+       not voided (step 2) and its author may sign it given the *valid* ops of its causal past;
+       of two valid uses of one invite the earlier stands; a use of a void invite is void.
+    2. The valid revocations (removals; roles set without admin) are decided in order of their
+       authors' seniority (the position of the op that first made them admin; the founder
+       first), ties by (HLC, id). A decided
+       revocation of X voids X's ops concurrent with it (neither in the other's causal past):
+       all of them for a removal, those only an admin may sign for a demotion. A revocation
+       already voided by a decided one is skipped, and a decided one is not voided by a later
+       one: of two admins removing each other concurrently, the senior stands.
+    3. Steps 1 and 2 repeat until the voided set no longer changes (bounded; the result is
+       deterministic either way)."""
+    order = sorted(ops, key=lambda o: o.order_key)
+    by_author: dict[str, list[Op]] = {}
+    for op in order:
+        by_author.setdefault(op.author.hex(), []).append(op)
+    voided: frozenset[bytes] = frozenset()
+    settled = False
+    for _round in range(len(order) + 2):
+        valid, authority, revoking = _valid_ops(order, past_of, voided)
+        revocations, again = _revoke(order, by_author, past_of, valid, revoking)
+        if again == voided:
+            settled = True
+            break
+        voided = again
+    ids = frozenset(op.id for op in order)
+    return Resolution(authority, frozenset(valid), ids - valid, revocations, settled)
+
+
+def extend(base: Resolution, op: Op) -> Resolution:
+    """resolve(S + [op]) from base = resolve(S), when op's causal past is all of S (the usual
+    case: an op that saw every authority op before it). Then op comes last in (HLC, id) order
+    and is concurrent with nothing in S, so it voids nothing there and nothing voids it: only
+    its own validity is new. Equal to resolving from scratch (tested), and O(members)."""
+    assert base.settled
+    auth = base.authority
+    present = base.valid | base.void
+    if not _allowed(op, auth, present, base.valid, auth.consumed_invites):
+        return Resolution(auth, base.valid, base.void | {op.id}, base.revocations)
+    after = Authority(auth.network_name, auth.cidr, auth.genesis, dict(auth.members),
+                      set(auth.consumed_invites))
+    _step(after, op)
+    revocations = base.revocations
+    if revokes(op, auth):
+        target = op.payload["node"]
+        revocations = {**revocations, target: (*revocations.get(target, ()), op)}
+    return Resolution(after, base.valid | {op.id}, base.void, revocations)
+
+
+def _valid_ops(order: list[Op], past_of: dict[bytes, frozenset[bytes]],
+               voided: frozenset[bytes]) -> tuple[set[bytes], Authority, set[bytes]]:
+    """The valid ops, their fold, and which of them are revocations."""
+    valid: set[bytes] = set()
+    revoking: set[bytes] = set()
+    running = Authority()  # the fold of every valid op so far
+    folds: dict[frozenset[bytes], Authority] = {}
+    present = {op.id: op for op in order}
+    used_invites: set[str] = set()
+    for position, op in enumerate(order):
+        if op.id in voided:
+            continue
+        past = past_of.get(op.id, frozenset())
+        # Its past is among the ops before it (HLC rises along causal edges): when it has as
+        # many as there are before it and all of those are valid, it saw every valid op.
+        if len(past) == position == len(valid):
+            auth = running  # the usual case, without building the set
+        elif len(valid_past := frozenset(p for p in past if p in valid)) == len(valid):
+            auth = running
+        else:
+            auth = folds.get(valid_past) or folds.setdefault(
+                valid_past, fold_authority([present[i] for i in valid_past]))
+        if not _allowed(op, auth, present, valid, used_invites):
+            continue
+        valid.add(op.id)
+        if revokes(op, auth):
+            revoking.add(op.id)
+        if op.kind == "invite.consume":
+            used_invites.add(op.payload["invite"])
+        _step(running, op)
+    return valid, running, revoking
+
+
+def _allowed(op: Op, auth: Authority, present: dict[bytes, Op] | frozenset[bytes],
+             valid: set[bytes] | frozenset[bytes], used_invites: set[str]) -> bool:
+    if op.kind == "network.genesis":
+        return True
+    if op.kind in ADMIN_KINDS:
+        return auth.is_admin(op.author.hex())
+    if op.kind == "invite.consume":
+        invite = op.payload["invite"]
+        if invite in used_invites:
+            return False  # an earlier use (by HLC, id) stands
+        invite_id = bytes.fromhex(invite)
+        return invite_id not in present or invite_id in valid
+    return True
+
+
+def _revoke(order: list[Op], by_author: dict[str, list[Op]],
+            past_of: dict[bytes, frozenset[bytes]],
+            valid: set[bytes],
+            revoking: set[bytes]) -> tuple[dict[str, tuple[Op, ...]], frozenset[bytes]]:
+    seniority: dict[str, int] = {}
+    for rank, op in enumerate(order):
+        if op.id in valid and (granted := _grants_admin(op)) is not None:
+            seniority.setdefault(granted, rank)
+    junior = len(order)
+    candidates = sorted((op for op in order if op.id in revoking),
+                        key=lambda o: (seniority.get(o.author.hex(), junior), o.order_key))
+    voided: set[bytes] = set()
+    decided: set[bytes] = set()
+    revocations: dict[str, list[Op]] = {}
+    for rev in candidates:
+        if rev.id in voided:
+            continue
+        decided.add(rev.id)
+        target = rev.payload["node"]
+        revocations.setdefault(target, []).append(rev)
+        for op in by_author.get(target, ()):
+            if op.id in decided or op.id == rev.id:
+                continue
+            if rev.id in past_of.get(op.id, ()) or op.id in past_of.get(rev.id, ()):
+                continue  # not concurrent: it saw the revocation, or the revocation saw it
+            if rev.kind == "node.remove" or op.kind in ADMIN_KINDS:
+                voided.add(op.id)
+    return {k: tuple(v) for k, v in revocations.items()}, frozenset(voided)
 
 
 class ContextCache:
@@ -70,7 +243,9 @@ class ContextCache:
         self.by_id: dict[int, frozenset[bytes]] = {}
         self.ids: dict[frozenset[bytes], int] = {}
         self.authority_ops: dict[bytes, Op] = {}
-        self._folds: dict[int, Authority] = {}
+        self.past_of: dict[bytes, frozenset[bytes]] = {}  # authority op -> its causal past
+        self._resolutions: dict[int, Resolution] = {}
+        self._extends: dict[int, tuple[int, bytes]] = {}  # ctx -> (its op's past ctx, op)
         self.new_contexts: list[tuple[int, frozenset[bytes]]] = []
 
     def load(self, ctx_id: int, members: frozenset[bytes]) -> None:
@@ -98,18 +273,38 @@ class ContextCache:
         if op.kind not in AUTHORITY_KINDS:
             assert past is not None
             return past
-        self.authority_ops[op.id] = op
         members = self.by_id[past] if past is not None else frozenset()
-        return self.intern(members | {op.id})
+        self.add_authority_op(op, members)
+        ctx = self.intern(members | {op.id})
+        if past is not None:
+            self._extends.setdefault(ctx, (past, op.id))
+        return ctx
+
+    def add_authority_op(self, op: Op, past: frozenset[bytes]) -> None:
+        self.authority_ops[op.id] = op
+        self.past_of[op.id] = past - {op.id}
+
+    def resolve(self, members: frozenset[bytes]) -> Resolution:
+        return resolve([self.authority_ops[i] for i in members],
+                       {i: self.past_of[i] for i in members})
 
     def authority(self, ctx_id: int) -> Authority:
-        found = self._folds.get(ctx_id)
+        return self.resolution(ctx_id).authority
+
+    def resolution(self, ctx_id: int) -> Resolution:
+        """The resolution of a context, extended from its op's past context when that one is
+        at hand (see extend), else resolved from scratch; cached."""
+        found = self._resolutions.get(ctx_id)
         if found is None:
-            if len(self._folds) > 4096:
-                self._folds.clear()
-            members = self.by_id.get(ctx_id, frozenset())
-            found = fold_authority([self.authority_ops[i] for i in members])
-            self._folds[ctx_id] = found
+            step = self._extends.get(ctx_id)
+            base = self._resolutions.get(step[0]) if step is not None else None
+            if step is not None and base is not None and base.settled:
+                found = extend(base, self.authority_ops[step[1]])
+            else:
+                found = self.resolve(self.by_id.get(ctx_id, frozenset()))
+            if len(self._resolutions) > 4096:
+                self._resolutions.clear()
+            self._resolutions[ctx_id] = found
         return found
 
     def rollback(self) -> None:
@@ -117,5 +312,6 @@ class ContextCache:
         for ctx_id, members in self.new_contexts:
             self.by_id.pop(ctx_id, None)
             self.ids.pop(members, None)
-            self._folds.pop(ctx_id, None)
+            self._resolutions.pop(ctx_id, None)
+            self._extends.pop(ctx_id, None)
         self.new_contexts.clear()

@@ -20,10 +20,10 @@ from formation.node.state.authority import (
     AUTHORITY_KINDS,
     Authority,
     ContextCache,
-    fold_authority,
 )
 from formation.node.state.buffer import PendingBuffer
-from formation.node.state.hlc import HybridClock
+from formation.node.state.held import HeldBuffer
+from formation.node.state.hlc import HORIZON_MS, HybridClock
 from formation.node.state.op import (
     MAX_PARENTS,
     NETWORK_BYTES,
@@ -33,6 +33,7 @@ from formation.node.state.op import (
     decode,
     sign_body,
 )
+from formation.node.state.revocation import Revocation
 from formation.node.state.verify import check_chunk, check_one
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Replica:
         self.db = dbm.connect(path, durable)
         self.buffer = buffer if buffer is not None else PendingBuffer()  # empty is falsy
         self.clock = HybridClock(wall_ms)
+        self.held = HeldBuffer()
         self.configured_network = network
         self.refused: dict[str, int] = {}
         self._recent_refused: OrderedDict[bytes, Verdict] = OrderedDict()
@@ -89,16 +91,17 @@ class Replica:
             self.contexts.load(ctx_id, frozenset(members[i:i + 32]
                                                  for i in range(0, len(members), 32)))
         kinds = ",".join("?" * len(AUTHORITY_KINDS))
-        for (raw,) in db.execute(f"SELECT raw FROM ops WHERE kind IN ({kinds})",
-                                 tuple(AUTHORITY_KINDS)):
+        for raw, ctx in db.execute(f"SELECT raw, ctx FROM ops WHERE kind IN ({kinds})",
+                                   tuple(AUTHORITY_KINDS)):
             op = decode(raw)
-            self.contexts.authority_ops[op.id] = op
+            self.contexts.add_authority_op(op, self.contexts.by_id[ctx])
+        self.revocation = Revocation(self)
+        self._batch_ops: dict[bytes, Op] = {}
         row = db.execute("SELECT MAX(hlc_ms) FROM ops").fetchone()
         if row[0] is not None:
             top = db.execute("SELECT MAX(hlc_c) FROM ops WHERE hlc_ms=?", (row[0],)).fetchone()
             self.clock.observe((row[0], top[0]))
         self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
-        self._full: tuple[int, Authority] | None = None
         self._contexts_written = 0
         self.equivocation_count = evidence.count(db)
 
@@ -133,6 +136,26 @@ class Replica:
                 f"SELECT id FROM ops WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         return found
 
+    def ops_of(self, author: bytes) -> dict[bytes, tuple[int, tuple[int, int], int]]:
+        """Every accepted op of `author`: id -> (seq, hlc, ctx), including this batch's."""
+        found = {row[0]: (row[1], (row[2], row[3]), row[4]) for row in self.db.execute(
+            "SELECT id, seq, hlc_ms, hlc_c, ctx FROM ops WHERE author=?", (author,))}
+        for op_id, op in self._batch_ops.items():
+            if op.author == author and (info := self._info_of(op_id)) is not None:
+                found[op_id] = (op.seq, op.hlc, info.ctx)
+        return found
+
+    def hlc_of(self, op_id: bytes) -> tuple[int, int] | None:
+        info = self._info_of(op_id)
+        return info.hlc if info is not None else None
+
+    def deps_of(self, op_id: bytes) -> tuple[bytes, ...]:
+        return self._op(op_id).deps
+
+    def _op(self, op_id: bytes) -> Op:
+        found = self._batch_ops.get(op_id)
+        return found if found is not None else decode(self.get_raw(op_id))
+
     def get_raw(self, op_id: bytes) -> bytes | None:
         row = self.db.execute("SELECT raw FROM ops WHERE id=?", (op_id,)).fetchone()
         return row[0] if row else None
@@ -166,10 +189,25 @@ class Replica:
         if seq > 1:
             prev = self.db.execute("SELECT id FROM ops WHERE author=? AND seq=? ORDER BY ord",
                                    (author, seq - 1)).fetchone()[0]
-        parents = sorted(self.heads)[:MAX_PARENTS]
-        body = build_body(self.network, author, seq, prev, parents, self.clock.tick(), kind,
-                          payload)
+        hlc = self.clock.tick()
+        parents = self._parents_below(hlc, prev)
+        body = build_body(self.network, author, seq, prev, parents, hlc, kind, payload)
         return self._append_signed(sign_body(body, sign))
+
+    def _parents_below(self, hlc: tuple[int, int], prev: bytes | None) -> list[bytes]:
+        """The current heads a new op stamped `hlc` can name as parents: those below it. A
+        head from further ahead than our clock may go (only in a log written before the clock
+        was bounded) is left out rather than dragging the new op's time after it."""
+        below = [h for h in sorted(self.heads)
+                 if (i := self._info_of(h)) is not None and i.hlc < hlc]
+        if prev is not None:
+            info = self._info_of(prev)
+            if info is not None and info.hlc >= hlc:
+                raise OpError("invalid", "this node's own last op is stamped ahead of its "
+                              "clock; wait for the wall clock to pass it")
+        if not below and prev is None:
+            raise OpError("invalid", "every head is stamped ahead of this node's clock")
+        return below[:MAX_PARENTS] or [prev]  # type: ignore[list-item]
 
     def _append_signed(self, raw: bytes) -> Op:
         checked = check_one(raw)
@@ -207,10 +245,16 @@ class Replica:
         log.warning("op refused", extra={"fields": {"reason": reason, "detail": message}})
 
     def apply(self, ops: list[Op], source: str = "") -> BatchResult:
+        """Applies `ops` (one verdict each, in order) after the held-back ops whose time has
+        come (their verdicts are not reported; their effects are, in `applied`)."""
+        due = self.held.due(self.clock.wall()) if len(self.held) else []
         result = BatchResult([])
         self._source = source
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            if due:
+                self._apply(due, result)
+                result.verdicts.clear()
             self._apply(ops, result)
             self.db.execute("COMMIT")
         except BaseException:
@@ -219,6 +263,8 @@ class Replica:
             self.contexts.rollback()
             self._contexts_written = 0
             self._load()
+            for op in due:  # still due: judged with the next batch
+                self.held.add(op, 0)
             raise
         self.contexts.new_contexts.clear()
         self._contexts_written = 0
@@ -229,6 +275,9 @@ class Replica:
             self._info.clear()  # (only between batches: ops of this batch are not flushed yet)
         batch: set[bytes] = set()
         batch_ops: dict[bytes, Op] = {}
+        self._batch_ops = batch_ops
+        before = self.revocation.signature()
+        self._applied_void: dict[bytes, bool] = {}  # this batch's authority ops: skipped?
         self._batch_hlc = (0, 0)
         rows: list[tuple] = []
         registers: dict[tuple, tuple] = {}
@@ -237,6 +286,9 @@ class Replica:
         for op in ops:
             if op.id in self.buffer:
                 result.verdicts.append(Verdict(op.id, "buffered", "missing_parents"))
+                continue
+            if op.id in self.held:
+                result.verdicts.append(Verdict(op.id, "buffered", "future"))
                 continue
             if op.id in seen or op.id in batch or op.id in stored:
                 result.verdicts.append(Verdict(op.id, "duplicate"))
@@ -250,6 +302,9 @@ class Replica:
             if self.buffer:  # ops waiting for this one are judged now (after it, in order)
                 self._unbuffer(op, verdict, batch, batch_ops, rows, registers, result)
         self._flush(rows, registers)
+        if self._applied_void and self._voids_changed(before):
+            self._rebuild_views()
+        self._batch_ops = {}
         self.clock.observe(self._batch_hlc)
 
     def _unbuffer(self, op: Op, verdict: Verdict, *state) -> None:
@@ -263,7 +318,34 @@ class Replica:
             elif decided.status == "refused":
                 self.buffer.discard_refused(current.id)
 
+    def _within_ceiling(self, op: Op) -> bool:
+        """False when `op` is from too far in the future: then it is held, not judged."""
+        ceiling = self.clock.ceiling()
+        if op.hlc[0] <= ceiling:
+            return True
+        if op.hlc[0] <= HORIZON_MS:
+            if self._may_hold(op):
+                self.held.add(op, op.hlc[0] - (ceiling - self.clock.wall()))
+            else:  # not kept (no verdict either): fetched again later, if it ever comes due
+                self.held.dropped += 1
+        return False
+
+    def _may_hold(self, op: Op) -> bool:
+        """Only a member's op, or the use of an invite this replica holds, may take room in
+        the held buffer: a throwaway key cannot fill it."""
+        if self.current_authority().is_member(op.author.hex()):
+            return True
+        invite = op.payload.get("invite") if op.kind == "invite.consume" else None
+        return rules.is_key(invite) and self.has(bytes.fromhex(invite))
+
     def _judge(self, op: Op, batch, batch_ops, rows, registers, result) -> Verdict:
+        if op.hlc[0] > HORIZON_MS:
+            return self._refuse(op, "future", f"hlc: {op.hlc[0]} ms is past the horizon "
+                                f"{HORIZON_MS} (year 3000); no correct clock is there")
+        if not self._within_ceiling(op):
+            return Verdict(op.id, "buffered", "future",
+                           f"stamped {op.hlc[0] - self.clock.wall()} ms ahead of this node's "
+                           "clock; held until its time comes")
         try:
             refs = rules.refs(op) if op.kind in rules.REF_FIELDS else ()
         except rules.Refused as exc:
@@ -355,6 +437,7 @@ class Replica:
         batch.add(op_id)
         self._info[op_id] = _Info(ctx, author, seq, hlc)
         batch_ops[op_id] = op
+        self.revocation.note_accepted(op, ctx)
         rows.append((op_id, author, seq, hlc[0], hlc[1], op.kind, ctx, op.raw))
         if len(rows) >= 4096:
             self._flush(rows, registers)
@@ -376,6 +459,8 @@ class Replica:
     def _effects(self, op: Op, registers: dict) -> None:
         """Registers are merged in memory within a batch (one write per field), the rest go to
         SQLite directly."""
+        if self._is_void(op):
+            return
         direct = []
         order = op.order_key
         for effect in views.effects(op):
@@ -400,16 +485,43 @@ class Replica:
             invite = op.payload["invite"]
             nodes.update(o.payload["node"] for o in self.contexts.authority_ops.values()
                          if o.kind == "invite.consume" and o.payload["invite"] == invite)
-        everything = self._full_authority()
+        everything = self.revocation.resolution().authority
         return [("set", "nodes", n, "roles", sorted(everything.members.get(n, ())))
                 for n in sorted(nodes)]
 
-    def _full_authority(self) -> Authority:
-        """The fold of every accepted authority op, cached until another is accepted."""
+    def _is_void(self, op: Op) -> bool:
+        """True when `op` was accepted but takes no effect (revocation.py)."""
+        info = self._info_of(op.id)
+        if info is None:
+            return False
+        void = self.revocation.is_void(op, info.ctx, self._op)
+        if op.kind in AUTHORITY_KINDS and hasattr(self, "_applied_void"):
+            self._applied_void[op.id] = void
+        return void
+
+    def _voids_changed(self, before: tuple[frozenset[bytes], frozenset[bytes]]) -> bool:
+        """Whether this batch's authority ops changed what is void for ops applied before
+        them (then the views are rebuilt): an op voided or restored, or a revocation decided
+        or undone while its revoked author has ops concurrent with it."""
+        void, decided = self.revocation.signature()
+        old_void, old_decided = before
+        batch = set(self._applied_void)
+        if void - batch != old_void - batch:
+            return True
+        if any((i in void) != skipped for i, skipped in self._applied_void.items()):
+            return True
         ops = self.contexts.authority_ops
-        if self._full is None or self._full[0] != len(ops):
-            self._full = (len(ops), fold_authority(list(ops.values())))
-        return self._full[1]
+        return any(self.revocation.concurrent_with(ops[i]) for i in decided ^ old_decided
+                   if i in ops)
+
+    def _rebuild_views(self) -> None:
+        """Every view from the log again, within the batch's transaction."""
+        views.clear(self.db)
+        registers: dict = {}
+        for (raw,) in self.db.execute("SELECT raw FROM ops ORDER BY ord"):
+            self._effects(decode(raw), registers)
+        for slot, (_order, value, op) in registers.items():
+            views.apply_effects(self.db, op, [(*slot, value)])
 
     def _flush(self, rows: list, registers: dict) -> None:
         if rows:

@@ -331,10 +331,21 @@ class StateStore:
                 "ops": r.count, "heads": sorted(h.hex() for h in r.heads),
                 "authors": len(r.vv), "buffered": len(r.buffer),
                 "buffer_bytes": r.buffer.bytes, "buffer_dropped": r.buffer.dropped,
+                "held_future": len(r.held), "held_future_dropped": r.held.dropped,
                 "refused": dict(r.refused), "equivocations": r.equivocations(),
                 "equivocators": evidence.authors(r.db),
             }
         return await self._run(collect)
+
+    async def release_held(self) -> list[Verdict]:
+        """Judges the held-back future ops whose time has come (apply does that first)."""
+        if not len(self.replica.held):
+            return []
+        return await self._apply_verified([], None, None)
+
+    def next_held_due_ms(self) -> int | None:
+        """Wall time (ms) when the earliest held-back op may be judged, if any."""
+        return self.replica.held.next_due()
 
     async def verify(self) -> list[str]:
         return await self._run(self.replica.verify)

@@ -61,7 +61,8 @@ def test_non_members_refused_and_removed_nodes_lose_their_voice(base) -> None:
 
 def test_concurrent_op_of_a_removed_node_stands(base) -> None:
     """Kleppmann: validity depends on the causal past only, so an op concurrent with the removal
-    is accepted everywhere (the same verdict on every replica)."""
+    is accepted everywhere (the same verdict on every replica); it is void in the views
+    (test_revocation.py)."""
     a = found(base, ADMIN, [B])
     b = replica(base, "b")
     sync(b, a)

@@ -1,0 +1,158 @@
+"""Which accepted ops are void in the views, given the resolution of every authority op.
+
+Acceptance judges an op by its causal past only (every replica gives the same verdict). Whether
+it *takes effect* also depends on ops it did not see: a removal of its author that it is
+concurrent with, or a void op its author's authority came from (resolve in authority.py). So
+the views skip the effects of void ops, and when a newly accepted authority op changes what is
+void for ops already applied, the views are rebuilt from the log (rare: a revoked author's
+concurrent ops, or an invite used twice).
+
+Concurrency of a plain op with a revocation is decided exactly: an op that arrives after the
+revocation was accepted cannot be in its causal past; for ops stored before, a walk back from
+the revocation in falling HLC order finds which of the revoked author's ops it saw (HLCs rise
+along every causal edge, so the walk stops below the oldest op still in question)."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from formation.node.state import rules
+from formation.node.state.authority import (
+    ADMIN,
+    AUTHORITY_KINDS,
+    Authority,
+    Resolution,
+    fold_authority,
+)
+from formation.node.state.op import Op
+
+if TYPE_CHECKING:
+    from formation.node.state.replica import Replica
+
+
+class Revocation:
+    """The replica's void bookkeeping (one per replica, rebuilt on load)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self._resolution: tuple[int, Resolution] | None = None
+        self._concurrent: dict[bytes, set[bytes]] = {}  # revocation -> revoked author's ops
+        self._effective: dict[int, Authority] = {}  # ctx -> authority of its valid ops
+
+    def resolution(self) -> Resolution:
+        """The resolution of every accepted authority op, cached until another is accepted."""
+        contexts = self.replica.contexts
+        ops = contexts.authority_ops
+        if self._resolution is None or self._resolution[0] != len(ops):
+            every = frozenset(ops)
+            ctx = contexts.ids.get(every)  # usually a context: the one the latest op saw
+            self._resolution = (len(ops), contexts.resolution(ctx) if ctx is not None
+                                else contexts.resolve(every))
+            self._effective.clear()
+        return self._resolution[1]
+
+    def signature(self) -> tuple[frozenset[bytes], frozenset[bytes]]:
+        res = self.resolution()
+        return res.void, frozenset(r.id for revs in res.revocations.values() for r in revs)
+
+    def is_void(self, op: Op, ctx: int, get_op: Callable[[bytes], Op]) -> bool:
+        res = self.resolution()
+        if op.kind in AUTHORITY_KINDS:
+            return op.id in res.void
+        members = self.replica.contexts.by_id[ctx]
+        if members & res.void:  # part of its author's authority may come from void ops
+            try:
+                rules.check(op, self._effective_authority(ctx, members, res), get_op)
+            except rules.Refused:
+                return True
+        author = op.author.hex()
+        for rev in res.revocations.get(author, ()):
+            if rev.id in members or op.id not in self.concurrent_with(rev):
+                continue
+            if rev.kind == "node.remove":
+                return True
+            try:  # a demotion: void what only an admin may sign
+                rules.check(op, _demoted(self._effective_authority(ctx, members, res), author),
+                            get_op)
+            except rules.Refused:
+                return True
+        return False
+
+    def note_accepted(self, op: Op, ctx: int) -> None:
+        """An op accepted after a revocation was cannot be in its causal past."""
+        if not self._concurrent:
+            return
+        members = self.replica.contexts.by_id[ctx]
+        author = op.author.hex()
+        for rev_id, found in self._concurrent.items():
+            rev = self.replica.contexts.authority_ops.get(rev_id)
+            if rev is not None and rev.payload["node"] == author and rev_id not in members \
+                    and rev_id != op.id:
+                found.add(op.id)
+
+    def _effective_authority(self, ctx: int, members: frozenset[bytes],
+                             res: Resolution) -> Authority:
+        found = self._effective.get(ctx)
+        if found is None:
+            ops = self.replica.contexts.authority_ops
+            found = fold_authority([ops[i] for i in members if i in res.valid])
+            self._effective[ctx] = found
+        return found
+
+    def concurrent_with(self, rev: Op) -> set[bytes]:
+        """The revoked author's stored ops that neither saw `rev` nor were seen by it."""
+        found = self._concurrent.get(rev.id)
+        if found is None:
+            found = self._walk(rev)
+            self._concurrent[rev.id] = found
+        return found
+
+    def _walk(self, rev: Op) -> set[bytes]:
+        r = self.replica
+        target = bytes.fromhex(rev.payload["node"])
+        by_id = r.contexts.by_id
+        theirs = r.ops_of(target)  # id -> (seq, hlc, ctx)
+        seqs = Counter(seq for seq, _h, _c in theirs.values())
+        open_: dict[bytes, tuple[int, tuple[int, int]]] = {}
+        concurrent: set[bytes] = set()
+        for op_id, (seq, hlc, ctx) in theirs.items():
+            if op_id == rev.id or rev.id in by_id[ctx]:
+                continue  # the revocation itself, or an op that saw it
+            if hlc >= rev.hlc:
+                concurrent.add(op_id)  # too late to be in its causal past
+            else:
+                open_[op_id] = (seq, hlc)
+        heap = [(_neg(h), d) for d in rev.deps if (h := r.hlc_of(d)) is not None]
+        heapq.heapify(heap)
+        seen = {d for _h, d in heap}
+        while open_ and heap:
+            neg, op_id = heapq.heappop(heap)
+            if (-neg[0], -neg[1]) < min(h for _s, h in open_.values()):
+                break  # everything left in question is above what the walk can still reach
+            if op_id in open_:
+                seq, _hlc = open_.pop(op_id)
+                for other, (s, _h) in list(open_.items()):
+                    if s < seq and seqs[s] == 1:  # its author's one op at that seq: an ancestor
+                        del open_[other]
+            for dep in r.deps_of(op_id):
+                if dep not in seen:
+                    seen.add(dep)
+                    h = r.hlc_of(dep)
+                    if h is not None:
+                        heapq.heappush(heap, (_neg(h), dep))
+        return concurrent | set(open_)
+
+
+def _neg(hlc: tuple[int, int]) -> tuple[int, int]:
+    return (-hlc[0], -hlc[1])
+
+
+def _demoted(auth: Authority, key: str) -> Authority:
+    members = dict(auth.members)
+    if key in members:
+        members[key] = members[key] - {ADMIN}
+    return Authority(auth.network_name, auth.cidr, auth.genesis, members,
+                     set(auth.consumed_invites))
