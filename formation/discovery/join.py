@@ -14,7 +14,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from formation.api.models import HealthCheck
+from formation.api import join_models as jm
+from formation.api.caller import Caller
+from formation.api.models import Empty, HealthCheck
 from formation.discovery.admit import AdmitSide
 from formation.discovery.joiner import JoinerSide
 from formation.discovery.removal import remove_node
@@ -176,5 +178,5 @@ class JoinHandlers:
         self.join_ask = part.joiner.join_ask
         self.part = part
 
-    async def node_remove(self, request, body, id: str):
-        return await remove_node(self.part, request, id)
+    async def node_remove(self, body: Empty, caller: Caller, id: str) -> jm.NodeRemoved:
+        return await remove_node(self.part, id)
