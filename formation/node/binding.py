@@ -33,6 +33,9 @@ class HandlerMismatch(RuntimeError):
 
 
 def _name(hint: object) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is not None and args:
+        return f"{getattr(origin, '__name__', origin)}[{', '.join(_name(a) for a in args)}]"
     return getattr(hint, "__name__", None) or str(hint)
 
 

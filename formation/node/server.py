@@ -30,7 +30,7 @@ from formation.api.endpoint import Endpoint
 from formation.api.errors import BadRequest, HandlerError, Unavailable
 from formation.api.models import Empty, ErrorBody, FieldError
 from formation.api.rendered import Rendered
-from formation.node.binding import check_handler
+from formation.node.binding import HandlerMismatch, check_handler
 from formation.node.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
@@ -317,14 +317,21 @@ def build_app(handler_objects: list[object], metrics: NodeMetrics,
         middlewares=make_middlewares(metrics, is_known, clock_skew_s, node_key, is_admin),
         client_max_size=MAX_BODY,
     )
+    mismatched: list[str] = []
     for endpoint in (*routes.ENDPOINTS, routes.metrics):
         handler = find_handler(handler_objects, endpoint.name)
         if handler is None:
             handler = _part_not_running(endpoint)
         else:
-            check_handler(endpoint, handler)
+            try:
+                check_handler(endpoint, handler)
+            except HandlerMismatch as exc:
+                mismatched.append(str(exc))
         app.router.add_route(endpoint.method, endpoint.path, bind(endpoint, handler, node_key),
                              name=endpoint.name)
+    if mismatched:
+        raise HandlerMismatch(f"{len(mismatched)} handler(s) do not fit their endpoint:\n"
+                              + "\n".join(mismatched))
     document: list[bytes] = []  # built on the first request: it is not needed to be READY
 
     async def openapi(_: web.Request) -> web.Response:
