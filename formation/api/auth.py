@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from nacl.exceptions import BadSignatureError
@@ -81,7 +81,7 @@ class NonceCache:
 
 
 def verify_request(
-    headers: dict[str, str] | object,
+    headers: Mapping[str, str],
     method: str,
     target: str,
     body: bytes,
@@ -93,7 +93,7 @@ def verify_request(
 ) -> str:
     """Returns the caller's public key (hex) or raises AuthFailure with the reason. `node_key`
     is this node's public key (hex): the request must be signed for it."""
-    get = headers.get  # type: ignore[attr-defined]
+    get = headers.get
     key, stamp, nonce, sig = (get(h) for h in (H_KEY, H_TIMESTAMP, H_NONCE, H_SIGNATURE))
     node = get(H_NODE)
     if not (key and stamp and nonce and sig):

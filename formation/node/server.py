@@ -274,14 +274,15 @@ def make_middlewares(
         audience = endpoint.audience if endpoint is not None else Audience.MEMBER
         if request.match_info.route.name == "openapi":
             audience = Audience.PUBLIC
-        caller: Caller | web.Response | None = _unix_caller(request)
+        caller = _unix_caller(request)
         if caller is None:
             if audience is Audience.PUBLIC:
                 caller = Caller("tcp", remote=request.remote)
             else:
-                caller = await signed_caller(request, audience)
-                if isinstance(caller, web.Response):
-                    return caller
+                signed = await signed_caller(request, audience)
+                if isinstance(signed, web.Response):
+                    return signed
+                caller = signed
         if not allows(audience, caller):
             return error_response(403, "forbidden", f"{endpoint.name if endpoint else request.path}"
                                   f" is for {_WHO[audience]} only: {request.method} {request.path}")
