@@ -110,7 +110,6 @@ async def catchup(base: Path, setup: list[bytes], missing: list[bytes]) -> dict:
     """Node A (its database filled by ingest_rate) has `missing` ops more than node B; B pulls
     them over the node API with signed requests."""
     from formation.node.service import NodeService
-    from formation.node.state.component import store_of
     from formation.node.state.sync import AntiEntropy, Peer
 
     services = []
@@ -126,7 +125,7 @@ async def catchup(base: Path, setup: list[bytes], missing: list[bytes]) -> dict:
         services.append(service)
     a, b = services
     try:
-        store_a, store_b = store_of(a), store_of(b)
+        store_a, store_b = a.parts.state.require_store(), b.parts.state.require_store()
         await store_b.ingest(setup)
         # A accepts B's signed requests (B is not a member of the bench network).
         a.key_authorities.append(lambda key: key == b.identity.public_key_hex)

@@ -218,9 +218,7 @@ async def fill_store(service, nodes: int, instances: int) -> None:
     """Real signed ops through the node's store: a network, admitted nodes, instances."""
     from nacl.signing import SigningKey
 
-    from formation.node.state.component import store_of
-
-    store = store_of(service)
+    store = service.parts.state.require_store()
     await store.create_network("bench", "10.42.0.0/16")
     for _ in range(nodes):
         key = SigningKey.generate().verify_key.encode().hex()

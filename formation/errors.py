@@ -15,3 +15,13 @@ class ConfigError(FormationError):
 
 class IdentityError(FormationError):
     """The node's key material is missing, unreadable or unsafe."""
+
+
+class OpError(ValueError):
+    """Why a state op is malformed or refused. `reason` is a short code (metrics label); the
+    message names the field and what was expected. Defined here, not in node/state, because
+    discovery's join code catches it from the store it is given and never imports the node."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -23,9 +23,8 @@ from formation.api.caller import Caller
 from formation.api.errors import BadRequest, Forbidden, NotFound, Unavailable
 from formation.api.models import Empty
 from formation.discovery import token as tokens
+from formation.errors import OpError
 from formation.identity import node_id_for
-from formation.node.state import wire
-from formation.node.state.op import OpError, decode
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
@@ -93,7 +92,7 @@ class AdmitSide:
             op, _ = await store.create_invite(expires_ms, tuple(roles), token.seed)
         except OpError as exc:
             raise BadRequest(f"cannot create the invite: {exc}") from None
-        await part.state.after_local_write()  # type: ignore[union-attr]
+        await part.state.after_local_write()
         part.service.publish("join", "invite_created", {  # type: ignore[union-attr]
             "invite": op.id.hex(), "expires_ms": expires_ms, "roles": roles})
         return jm.Invite(token=token.encode(), invite=op.id.hex(),
@@ -133,7 +132,7 @@ class AdmitSide:
         raws, more, after = await store.ops_after(vv, HANDSHAKE_MAX_OPS, HANDSHAKE_MAX_BYTES)
         return jm.JoinHandshakeAnswer(
             network=body.network, network_name=name, invite=invite["key"], admitted=False,
-            batch=sm.OpBatch(ops=wire.pack(raws), count=len(raws)), more=more,
+            batch=sm.OpBatch(ops=self.part.wire.pack(raws), count=len(raws)), more=more,
             next_vv={a.hex(): s for a, s in after.items()})
 
     async def _check_invite(self, body: jm.JoinHandshake, key: str) -> dict:
@@ -160,10 +159,11 @@ class AdmitSide:
 
     async def _admit(self, body: jm.JoinHandshake, key: str, invite: str) -> None:
         """Applies the joiner's own invite.consume op: the admission op of a token join."""
+        wire = self.part.wire
         try:
             raws = wire.unpack(body.consume.ops)  # type: ignore[union-attr]
-            op = decode(raws[0]) if len(raws) == 1 else None
-        except (wire.WireError, OpError):
+            op = wire.decode(raws[0]) if len(raws) == 1 else None
+        except ValueError:  # no packed batch (WireError), no op (OpError)
             op = None
         if (op is None or op.kind != "invite.consume" or op.author.hex() != key
                 or op.payload.get("invite") != invite):
@@ -218,7 +218,7 @@ class AdmitSide:
         except OpError as exc:
             self.pending[id] = found
             raise BadRequest(f"cannot admit {id}: {exc}") from None
-        await self.part.state.after_local_write()  # type: ignore[union-attr]
+        await self.part.state.after_local_write()
         self._note_address(found.key, found.address)
         self.part.service.publish("join", "admitted", {  # type: ignore[union-attr]
             "node": id, "key": found.key, "by": "approval"})

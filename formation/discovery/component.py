@@ -3,8 +3,9 @@ serves what it found in the API and on the event stream (topic `discovery`).
 
 Where the API listens on every address (`0.0.0.0:PORT`, the appliance's setting) what is
 advertised (the mDNS record, and the address the join part puts in the node record's
-`endpoints`) is the host's underlay addresses. They are followed (node/net/underlay_watch.py):
-after a change the mDNS service is registered again with the new addresses."""
+`endpoints`) is the host's underlay addresses. They are followed (the `Underlay` node/parts.py
+gives it then: node/net/underlay_watch.py): after a change the mDNS service is registered again
+with the new addresses."""
 
 from __future__ import annotations
 
@@ -16,17 +17,17 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from formation import __version__
+from formation.addresses import every_address
 from formation.api.caller import Caller
 from formation.api.discovery_models import UNENROLLED, DiscoveredPeers, Hello
 from formation.api.models import Empty, HealthCheck
 from formation.discovery.bootstrap import Bootstrapper
+from formation.discovery.needs import NodeRuntime, Underlay
 from formation.discovery.peers import PeerRecord, PeerTable
-from formation.node.net.underlay_watch import UnderlayWatch, every_address, follows_underlay
 
 if TYPE_CHECKING:
     from formation.config.settings import NodeSettings
     from formation.discovery.mdns import MdnsDiscovery
-    from formation.node.service import NodeService
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +63,22 @@ def mdns_addresses(settings: NodeSettings,
 class DiscoveryComponent:
     name = "discovery"
 
-    def __init__(self) -> None:
-        self.service: NodeService | None = None
+    def __init__(self, underlay: Underlay | None = None,
+                 network_id: Callable[[], str | None] = lambda: None) -> None:
+        """`underlay`: the host's addresses, to advertise and follow where the API listens on
+        every address (none: what is configured, or where the API listens, is advertised).
+        `network_id()`: the network this node is in (hex; None before founding or joining),
+        told to others in the mDNS record and the hello."""
+        self.service: NodeRuntime | None = None
         self.peers: PeerTable | None = None
-        self.network_id: Callable[[], str | None] = lambda: None  # the state store sets this
+        self.network_id = network_id
         self.api_port = 0
         self.advertised_address = ""  # host:port other hosts reach the API at
         self.bound_host = ""
         self.mdns_status = "starting"
         self._mdns: MdnsDiscovery | None = None
         self._bootstrap: Bootstrapper | None = None
-        self._underlay: UnderlayWatch | None = None
+        self._underlay = underlay
         self._mdns_lock = asyncio.Lock()  # one re-registration at a time
         self._enrolment_watch: asyncio.Task | None = None
 
@@ -94,7 +100,7 @@ class DiscoveryComponent:
         self.service.publish("discovery", kind, model.model_dump(mode="json"))
 
     # lifecycle ----------------------------------------------------------------------------
-    async def start(self, service: NodeService) -> None:
+    async def start(self, service: NodeRuntime) -> None:
         self.service = service
         assert service.identity is not None
         self.peers = PeerTable(service.identity.node_id)
@@ -112,8 +118,7 @@ class DiscoveryComponent:
         host, _, port = tcp.rpartition(":")
         self.api_port, self.bound_host = int(port), host
         host_addresses: list[str] = []
-        if follows_underlay(svc.settings):
-            self._underlay = UnderlayWatch.of(svc)
+        if self._underlay is not None:
             host_addresses = await self._underlay.addresses()
         await self._advertise(host_addresses)
         if self._underlay is not None:  # a change since that reading is still seen
@@ -213,7 +218,7 @@ class DiscoveryComponent:
                             detail=f"mDNS {self.mdns_status}; {count} hosts known")]
 
 
-async def _bound_tcp(service: NodeService) -> str | None:
+async def _bound_tcp(service: NodeRuntime) -> str | None:
     if not service.settings.api.listen:
         return None
     loop = asyncio.get_running_loop()

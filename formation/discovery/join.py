@@ -6,32 +6,31 @@
 - Both sides: once a member, every other member of the replicated state is a replication peer
   (found by discovery or by the `node.record` ops members write about themselves), and this node
   writes its own `node.record` (name, API endpoints) so the others can reach it, and writes it
-  again when the endpoints change (discovery follows the host's underlay addresses)."""
+  again when the endpoints change (discovery follows the host's underlay addresses).
+
+What it uses of the node (the state store, where a peer's API is reached, what this host offers)
+it is given in its constructor: node/parts.py wires it (discovery/needs.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from formation.api import join_models as jm
 from formation.api.caller import Caller
 from formation.api.models import Empty, HealthCheck
+from formation.config.settings import NodeSettings
 from formation.discovery.admit import AdmitSide
 from formation.discovery.joiner import JoinerSide
+from formation.discovery.needs import JoinStore, NodeRuntime, OpWire, StatePart, Underlay
 from formation.discovery.removal import remove_node
+from formation.errors import OpError
 from formation.identity import node_id_for
-from formation.node.capabilities import host
-from formation.node.capabilities.offer import offered
-from formation.node.net.routes import peer_api_address
-from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
-from formation.node.state.component import StateComponent
-from formation.node.state.op import OpError
 
 if TYPE_CHECKING:
     from formation.discovery.component import DiscoveryComponent
-    from formation.node.service import NodeService
-    from formation.node.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -41,29 +40,34 @@ WIDEN_EVERY_S = 1.0
 class JoinComponent:
     name = "join"
 
-    def __init__(self, discovery: DiscoveryComponent) -> None:
+    def __init__(self, discovery: DiscoveryComponent, state: StatePart, wire: OpWire,
+                 peer_address: Callable[[str, str], str],
+                 offer: Callable[[NodeSettings], dict[str, int]],
+                 underlay: Underlay | None = None) -> None:
+        """`peer_address(key, underlay_address)`: where to reach a member's API (at its mesh
+        address once the mesh reaches it). `offer(settings)`: the resources this host offers
+        under the current settings (the console changes them while the node runs), read from
+        the host now (blocking: called in a thread). `underlay`: given where discovery
+        follows the host's addresses; replication then reconnects when they change."""
         self.discovery = discovery
-        self.service: NodeService | None = None
-        self.state: StateComponent | None = None
+        self.state = state
+        self.wire = wire
+        self.peer_address = peer_address
+        self.offer = offer
+        self.service: NodeRuntime | None = None
         self.admit = AdmitSide(self)
         self.joiner = JoinerSide(self)
-        self._underlay: UnderlayWatch | None = None
+        self._underlay = underlay
 
-    async def start(self, service: NodeService) -> None:
+    async def start(self, service: NodeRuntime) -> None:
         self.service = service
-        self.state = next((c for c in service.components if isinstance(c, StateComponent)), None)
-        if self.state is None or self.state.store is None:
-            raise RuntimeError("joining needs the state store, started before it")
-        store = self.state.store
-        self.discovery.network_id = lambda: store.network_id.hex() if store.network_id else None
+        self.state.require_store()  # the state part starts before this one
         service.spawn(self._widen())
-        if follows_underlay(service.settings):
-            self._underlay = UnderlayWatch.of(service)
+        if self._underlay is not None:
             self._underlay.subscribe(self._underlay_changed)
 
     @property
-    def store(self) -> StateStore:
-        assert self.state is not None
+    def store(self) -> JoinStore:
         return self.state.require_store()
 
     async def stop(self) -> None:
@@ -73,18 +77,18 @@ class JoinComponent:
     async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
         """Replication connects anew from the new address; the node record follows within a
         second (`_widen`), once discovery advertises the new address."""
-        if self.state is not None and self.state.replication is not None:
+        if self.state.replication is not None:
             await self.state.replication.reconnect()
 
     # replication with every member ----------------------------------------------------------
     def add_replication_peer(self, address: str, key: str) -> None:
         """Replicate (push and anti-entropy) with a member whose API is at `address` on the
         underlay: at its mesh address once the mesh reaches it (re-pointed when that changes)."""
-        assert self.service is not None and self.state is not None
+        assert self.service is not None
         me = self.service.identity.public_key_hex  # type: ignore[union-attr]
         if not address or key == me or self.state.replication is None:
             return
-        routed = peer_api_address(self.service, key, address)
+        routed = self.peer_address(key, address)
         for coro in self.state.replication.add_peer(routed, key):
             self.service.spawn(coro)
             log.info("replicating with a member", extra={"fields": {"address": routed}})
@@ -140,9 +144,8 @@ class JoinComponent:
         settings = self.service.settings
         if not endpoints:
             return
-        totals = await asyncio.to_thread(host.resources, settings.data_dir)
         record = {"name": settings.name, "endpoints": endpoints,
-                  "resources": offered(settings.resources, totals)}
+                  "resources": await asyncio.to_thread(self.offer, settings)}
         if current and all(current.get(k) == v for k, v in record.items()):
             return
         if current and current.get("endpoints") and current["endpoints"] != endpoints:

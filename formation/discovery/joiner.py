@@ -30,8 +30,7 @@ from formation.api.errors import (
     HandlerError,
 )
 from formation.discovery import token as tokens
-from formation.node.state import wire
-from formation.node.state.op import OpError
+from formation.errors import OpError
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
@@ -147,7 +146,7 @@ class JoinerSide:
                     raise Forbidden(f"Token refused: {exc}") from None
                 self._progress(steps, "signed the admission op (invite.consume) with this "
                                "node's key")
-                hello.consume = sm.OpBatch(ops=wire.pack([op.raw]), count=1)
+                hello.consume = sm.OpBatch(ops=self.part.wire.pack([op.raw]), count=1)
                 answer = await self._handshake(client, endpoint, hello)
         if not answer.admitted:
             raise Forbidden(f"{endpoint} did not admit this node")
@@ -200,7 +199,8 @@ class JoinerSide:
         received = 0
         while True:
             if answer.batch is not None and answer.batch.count:
-                verdicts = await store.ingest(wire.unpack(answer.batch.ops), origin="sync")
+                verdicts = await store.ingest(self.part.wire.unpack(answer.batch.ops),
+                                              origin="sync")
                 received += sum(v.status == "accepted" for v in verdicts)
             if await store.has(invite) or not answer.more:
                 break
@@ -217,7 +217,7 @@ class JoinerSide:
     async def _start_replicating(self, endpoint: str, admin_key: str, steps: list[str]) -> None:
         """Adds the admin as a replication peer and pulls until this replica has its heads."""
         state = self.part.state
-        assert state is not None and state.replication is not None
+        assert state.replication is not None
         self.part.add_replication_peer(endpoint, admin_key)
         peer = next(p for p in state.replication.peers if p.address == endpoint)
         loop = asyncio.get_running_loop()

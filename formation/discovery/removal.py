@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from formation.api import join_models as jm
 from formation.api.errors import BadRequest, Conflict, NotFound
+from formation.errors import OpError
 from formation.identity import node_id_for
-from formation.node.state.op import OpError
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
@@ -32,7 +32,7 @@ async def remove_node(part: JoinComponent, node_id: str) -> jm.NodeRemoved:
         op = await part.store.append("node.remove", {"node": found["key"]})
     except OpError as exc:
         raise BadRequest(f"cannot remove {node_id}: {exc}") from None
-    await part.state.after_local_write()  # type: ignore[union-attr]
+    await part.state.after_local_write()
     name = str(found.get("name") or "")
     part.service.publish("join", "removed", {  # type: ignore[union-attr]
         "node": node_id, "key": found["key"], "name": name, "op": op.id.hex()})

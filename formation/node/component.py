@@ -1,6 +1,7 @@
 """The parts of the node service (state store, discovery, mesh, VMs) plug in as components: each
 starts after the identity exists and before the API is served, may bring an object of API
-handlers, reports health, and stops in reverse order."""
+handlers, reports health, and stops in reverse order. Which parts a node runs, and which part
+uses which, is node/parts.py."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class Component(Protocol):
     # link). Until then its endpoints answer 503 and its health says "starting".
 
     async def start(self, service: NodeService) -> None:
-        """Open resources; `service.identity`, `.settings`, `.bus` and `.metrics` are ready."""
+        """Open resources; `service.identity`, `.settings`, `.bus` and `.metrics` are ready, and
+        so are the parts this one was given in its constructor (they start before it)."""
 
     async def stop(self) -> None:
         """Release everything start opened. Called once, after the API stopped serving."""
@@ -34,23 +36,3 @@ class Component(Protocol):
 
 def starts_after_ready(component: Component) -> bool:
     return bool(getattr(component, "after_ready", False))
-
-
-def default_components() -> list[Component]:
-    """The parts a standalone node runs, in start order. Each part adds itself here."""
-    from formation.discovery.component import DiscoveryComponent
-    from formation.discovery.join import JoinComponent
-    from formation.node.console_support import ConsoleSupport
-    from formation.node.console_support.ssh_access import SshAccess
-    from formation.node.dns.component import DnsComponent
-    from formation.node.host_network.component import HostNetwork
-    from formation.node.net.component import MeshComponent
-    from formation.node.p2p.component import P2PComponent
-    from formation.node.state.component import StateComponent
-
-    discovery = DiscoveryComponent()
-    return [
-        StateComponent(), discovery, P2PComponent(discovery), JoinComponent(discovery),
-        MeshComponent(), DnsComponent(),
-        ConsoleSupport(), SshAccess(), HostNetwork(),
-    ]

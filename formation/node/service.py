@@ -26,10 +26,11 @@ from formation.config.settings import NodeSettings
 from formation.errors import FormationError
 from formation.identity import NodeIdentity, load_or_create_identity
 from formation.node.capabilities import CapabilityProber
-from formation.node.component import Component, default_components, starts_after_ready
+from formation.node.component import Component, starts_after_ready
 from formation.node.events import EventBus
 from formation.node.handlers import NodeHandlers
 from formation.node.metrics import NodeMetrics
+from formation.node.parts import Parts, build_parts
 from formation.node.sd_notify import sd_notify
 from formation.node.server import build_app, find_handler
 
@@ -54,9 +55,16 @@ class NodeService:
         settings: NodeSettings,
         config_file: Path | None = None,
         components: list[Component] | None = None,
+        parts: Parts | None = None,
     ) -> None:
+        """The node runs `parts` (node/parts.py: built from the settings unless given), or,
+        given `components` instead, only those (a test's own few, wired by the test)."""
         self.settings = settings
-        self.components = default_components() if components is None else components
+        self.parts: Parts | None = None
+        if components is None:
+            self.parts = build_parts(settings) if parts is None else parts
+            components = self.parts.in_start_order()
+        self.components = components
         self._started_components: list[Component] = []
         self.pending_components: list[Component] = []  # deferred until after READY
         self.config_file = config_file

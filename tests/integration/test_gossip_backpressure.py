@@ -11,7 +11,6 @@ from formation.api import p2p_routes
 from formation.api.client import ApiError, NodeClient
 from formation.api.p2p_models import GossipBatch
 from formation.identity import NodeIdentity
-from formation.node.p2p.component import find_gossip
 from formation.node.p2p.envelope import make_envelope
 from formation.node.p2p.sender import PeerSender
 from formation.node.service import NodeService
@@ -53,14 +52,16 @@ async def test_a_full_inbox_refuses_and_the_sender_keeps_its_batch(short_tmp):
         await sender.close()
 
         got = []
-        find_gossip(service).subscribe("state", got.append)
+        gossip = service.parts.p2p.gossip
+        assert gossip is not None
+        gossip.subscribe("state", got.append)
         small = PeerSender(node, address, PEER, capacity=64, batch=4, timeout_s=2, max_age_s=30)
         for envelope in too_many:
             small.offer(envelope)
         small.start()
         await _wait_until(lambda: len(got) >= 12)
         assert small.sent == 12 and sorted(e.payload["i"] for e in got) == list(range(12))
-        assert find_gossip(service).busy_refusals >= 3
+        assert gossip.busy_refusals >= 3
         await small.close()
     finally:
         await service.stop()

@@ -21,7 +21,7 @@ from formation.node.net import links
 from formation.node.net.component import MeshComponent
 from formation.node.net.testbed import Testbed
 from formation.node.service import NodeService
-from formation.node.state.component import StateComponent, store_of
+from formation.node.state.component import StateComponent
 from formation.node.state.store import StateStore
 
 pytestmark = [requires_mesh_tools, pytest.mark.root]
@@ -36,13 +36,14 @@ async def test_the_loser_of_a_concurrent_claim_moves_its_interface(short_tmp: Pa
         settings = make_settings(short_tmp / "a", mesh={
             "enabled": True, "backend": "wireguard-go", "status_interval_s": 0.5},
             dns={"enabled": True, "port": 5300})
-        mesh, dns = MeshComponent(host), DnsComponent(host)
-        service = NodeService(settings, components=[StateComponent(), mesh, dns])
+        state = StateComponent()
+        mesh, dns = MeshComponent(host, state), DnsComponent(host, state)
+        service = NodeService(settings, components=[state, mesh, dns])
         rival = await StateStore.open(short_tmp / "b.db", b_id)
         await service.start()
         try:
             assert service.identity is not None
-            store = store_of(service)
+            store = state.require_store()
             await rival.create_network("lab", "10.42.0.0/16")
             await rival.append("node.admit", {"node": service.identity.public_key_hex,
                                               "roles": ["member"]})

@@ -8,6 +8,7 @@ in the node's record."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ from textual.widgets import Input, Select, Static, TextArea
 from waiting import until
 
 from formation.api import state_routes
-from formation.node.component import default_components
 from formation.node.host_network.component import HostNetwork
 from formation.node.net.host import NetHost
+from formation.node.parts import build_parts
 from formation.node.service import NodeService
 from formation.tui.app import FormationApp
 from formation.tui.widgets.node_fields import NodeFieldsForm
@@ -40,10 +41,9 @@ async def links() -> AsyncIterator[LinkedNamespace]:
 async def tui_node(short_tmp: Path, links: LinkedNamespace) -> AsyncIterator[NodeService]:
     """conftest's node, its interfaces read in the test's namespace (make_app uses this)."""
     networkd = {"networkd_dir": str(short_tmp / "networkd")}  # never the host's own
-    parts = [HostNetwork(NetHost(netns=links.netns)) if isinstance(c, HostNetwork) else c
-             for c in default_components()]
-    service = NodeService(make_settings(short_tmp, underlay=networkd),
-                          write_config(short_tmp, underlay=networkd), components=parts)
+    settings = make_settings(short_tmp, underlay=networkd)
+    parts = replace(build_parts(settings), host_network=HostNetwork(NetHost(netns=links.netns)))
+    service = NodeService(settings, write_config(short_tmp, underlay=networkd), parts=parts)
     await service.start()
     yield service
     await service.stop()

@@ -54,9 +54,10 @@ def test_console_never_loads_the_node() -> None:
 NODE_START = """
 import json, sys
 from formation.commands import node
-from formation.node.component import default_components
+from formation.config.settings import NodeSettings
+from formation.node.parts import build_parts
 from formation.node.service import NodeService
-default_components()
+build_parts(NodeSettings())
 print(json.dumps(sorted(sys.modules)))
 """
 

@@ -17,6 +17,7 @@ from formation.api.models import HealthCheck
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
+    from formation.node.state.component import StateComponent
 
 ADMIN_ROLE = "admin"
 
@@ -43,7 +44,10 @@ def admin_account_keys(accounts: list[dict[str, Any]]) -> list[sm.AuthorizedKey]
 class SshAccess:
     name = "ssh-access"
 
-    def __init__(self) -> None:
+    def __init__(self, state: StateComponent | None = None) -> None:
+        """`state`: the state store's part, whose admin accounts may log in (without it, or
+        before the node is in a network, only the `admin_ssh_keys` setting)."""
+        self.state = state
         self.service: NodeService | None = None
 
     async def start(self, service: NodeService) -> None:
@@ -68,20 +72,17 @@ class SshAccessHandlers:
         assert service is not None, "handlers are served only after start"
         keys = [sm.AuthorizedKey(line=key, source="setting")
                 for key in service.settings.admin_ssh_keys]
-        accounts = await _accounts(service)
+        accounts = await _accounts(self.part.state)
         if accounts is None:
             return sm.AuthorizedKeys(keys=keys, network=False)
         return sm.AuthorizedKeys(keys=keys + admin_account_keys(accounts), network=True)
 
 
-async def _accounts(service: NodeService) -> list[dict[str, Any]] | None:
+async def _accounts(state: StateComponent | None) -> list[dict[str, Any]] | None:
     """The accounts view, or None when this node runs no store or is in no network yet."""
-    from formation.node.state.component import store_of
-
-    try:
-        store = store_of(service)
-    except RuntimeError:
+    if state is None or state.store is None:
         return None
+    store = state.store
     if not await store.view("network"):
         return None
     return await store.view("accounts")

@@ -16,11 +16,11 @@ from formation.errors import FormationError
 from formation.node.dns.records import StaticRecords
 from formation.node.dns.state_records import StateRecords
 from formation.node.net.host import LOCAL_HOST, NetHost
-from formation.node.state.component import store_of
 
 if TYPE_CHECKING:
     from formation.node.dns.server import DnsResolver, DnsServer
     from formation.node.service import NodeService
+    from formation.node.state.component import StateComponent
     from formation.node.state.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,11 @@ class DnsComponent:
     name = "dns"
     after_ready = True  # it serves on the mesh address, which comes up after ready
 
-    def __init__(self, host: NetHost = LOCAL_HOST) -> None:
+    def __init__(self, host: NetHost = LOCAL_HOST, state: StateComponent | None = None) -> None:
+        """`state`: the state store's part, started before this one; without it names come
+        from `records`."""
         self.host = host
+        self.state = state
         self.records = StaticRecords()
         self.resolver: DnsResolver | None = None
         self.server: DnsServer | None = None
@@ -48,10 +51,8 @@ class DnsComponent:
         # dnspython is imported only when DNS is on: seconds under emulation, for nothing else.
         from formation.node.dns.server import DnsResolver
 
-        try:  # names come from the replicated state when the node keeps one
-            store: StateStore | None = store_of(service)
-        except RuntimeError:
-            store = None
+        # names come from the replicated state when the node keeps one
+        store: StateStore | None = self.state.require_store() if self.state else None
         self.resolver = DnsResolver(StateRecords(store) if store else self.records,
                                     s.zone, s.upstreams, s.ttl_s)
         listen = list(s.listen)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from formation.addresses import every_address
 from formation.api import models as m
 from formation.api.caller import Caller
 from formation.api.errors import Unavailable
@@ -32,11 +33,11 @@ from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, WireGuardError
 from formation.node.net.reconcile import MeshReconciler
 from formation.node.net.routes import MeshRoutes
-from formation.node.net.underlay_watch import UnderlayWatch, every_address
-from formation.node.state.component import store_of
+from formation.node.net.underlay_watch import UnderlayWatch
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
+    from formation.node.state.component import StateComponent
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +63,25 @@ class MeshComponent:
     name = "mesh"
     after_ready = True  # seconds of a slow machine's boot; the API needs none of it
 
-    def __init__(self, host: NetHost = LOCAL_HOST) -> None:
+    def __init__(self, host: NetHost = LOCAL_HOST, state: StateComponent | None = None,
+                 routes: MeshRoutes | None = None, underlay: UnderlayWatch | None = None) -> None:
+        """`state`: the state store's part, started before this one; the peers and the mesh
+        address follow its views (without it the reconciler is driven by whoever holds it).
+        `routes`: where this part writes who the mesh reaches, for the parts that send to
+        peers. `underlay`: the host's address watch, shared with discovery; a mesh on
+        another host (tests: a namespace) gets a watch of its own."""
         self.host = host
+        self.state = state
         self.service: NodeService | None = None
         self.backend: WireGuardBackend | None = None
         self.reconciler: MeshReconciler | None = None
         self.error = ""
         self.follower: StateFollower | None = None
-        self.routes = MeshRoutes()
+        self.routes = routes if routes is not None else MeshRoutes()
         self._api_site: web.TCPSite | None = None
         self._api_site_ip: str | None = None
         self._api_site_lock = asyncio.Lock()
-        self.underlay: UnderlayWatch | None = None
+        self.underlay = underlay
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -106,7 +114,9 @@ class MeshComponent:
             raise FormationError(f"mesh: cannot address {s.interface}: {exc}") from None
         self.reconciler = MeshReconciler(backend, s.persistent_keepalive_s)
         self._follow_state(service)
-        self.underlay = UnderlayWatch.of(service, self.host)
+        if self.underlay is None:
+            self.underlay = UnderlayWatch(self.host)
+            await self.underlay.start(service)
         if self.follower is not None:
             self.underlay.exclude(self.follower.not_underlay)
         self.underlay.subscribe(self._underlay_changed)
@@ -117,10 +127,9 @@ class MeshComponent:
 
     def _follow_state(self, service: NodeService) -> None:
         """With a state store, peers and the mesh address come from its views."""
-        try:
-            store = store_of(service)
-        except RuntimeError:
+        if self.state is None:
             return  # no state store: the reconciler is driven by whoever holds it
+        store = self.state.require_store()
         self.follower = StateFollower(self, store)
         store.subscribe(self.follower.notify)
         service.spawn(self.follower.run())

@@ -4,22 +4,18 @@ only WireGuard and discovery; until this node has its mesh address and a fresh h
 that peer, the underlay address is used as before (a new member's first contacts, a peer whose
 WireGuard session has lapsed).
 
-The mesh component refreshes a `MeshRoutes` from the interface every second; other parts ask
-through `peer_api_address(service, key, underlay)`, which answers the underlay address on a node
-without a mesh."""
+The mesh component refreshes a `MeshRoutes` from the interface every second; the parts that send
+to peers are given the same `MeshRoutes` (node/parts.py) and ask it `api_address(key, underlay)`,
+which answers the underlay address on a node without a mesh."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from formation.identity import node_id_for
 from formation.node.net.peers import InterfaceStatus, join_endpoint
-
-if TYPE_CHECKING:
-    from formation.node.service import NodeService
 
 FRESH_HANDSHAKE_S = 180.0  # WireGuard's Reject-After-Time: an older session carries nothing
 
@@ -62,18 +58,3 @@ class MeshRoutes:
         if not port.isdigit():
             return underlay
         return join_endpoint(self.mesh_addresses[node_key], int(port))
-
-
-def routes_of(components: Iterable[object]) -> MeshRoutes | None:
-    for component in components:
-        routes = getattr(component, "routes", None)
-        if isinstance(routes, MeshRoutes):
-            return routes
-    return None
-
-
-def peer_api_address(service: NodeService, node_key: str, underlay: str) -> str:
-    """Where to send API requests for the node with `node_key` (hex) whose underlay API
-    endpoint is `underlay`."""
-    routes = routes_of(service.components)
-    return underlay if routes is None else routes.api_address(node_key, underlay)

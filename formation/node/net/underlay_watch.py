@@ -15,12 +15,12 @@ replication and gossip parts drop theirs."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from formation.addresses import every_address
+from formation.api.models import HealthCheck
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.underlay import underlay_addresses
 
@@ -34,10 +34,6 @@ WATCH_EVERY_S = 1.0
 
 Subscriber = Callable[[list[str], list[str]], Awaitable[None]]
 
-# one watch per node service and host (tests run a node's mesh in a namespace of its own)
-_WATCHES: weakref.WeakKeyDictionary[NodeService, dict[NetHost, UnderlayWatch]] = \
-    weakref.WeakKeyDictionary()
-
 
 def follows_underlay(settings: NodeSettings) -> bool:
     """Whether what is advertised is the host's addresses: no configured addresses, and an API
@@ -47,32 +43,34 @@ def follows_underlay(settings: NodeSettings) -> bool:
     return every_address(settings.api.listen.rpartition(":")[0])
 
 
-def every_address(host: str) -> bool:
-    """`0.0.0.0` or `[::]`: a listener on every address of the host (False for a name)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return False
-
-
 class UnderlayWatch:
-    def __init__(self, service: NodeService, host: NetHost = LOCAL_HOST) -> None:
-        self.service = service
+    """A part of the node (started before the parts it is given to, in node/parts.py): one per
+    host, since tests run a node's mesh in a namespace of its own."""
+
+    name = "underlay"
+
+    def __init__(self, host: NetHost = LOCAL_HOST) -> None:
+        self.service: NodeService | None = None
         self.host = host
         self.current: list[str] | None = None  # the last reading; None before the first
         self._excluded: list[Callable[[], Sequence[str | None]]] = [self._mesh_network]
         self._subscribers: list[Subscriber] = []
         self._task: asyncio.Task | None = None
 
-    @classmethod
-    def of(cls, service: NodeService, host: NetHost = LOCAL_HOST) -> UnderlayWatch:
-        """The watch of this service's host, made on first use."""
-        per_host = _WATCHES.setdefault(service, {})
-        if host not in per_host:
-            per_host[host] = cls(service, host)
-        return per_host[host]
+    async def start(self, service: NodeService) -> None:
+        self.service = service
+
+    async def stop(self) -> None:
+        """Its reading task is the service's: cancelled when the service stops."""
+
+    def api_handlers(self) -> None:
+        return None
+
+    def health(self) -> list[HealthCheck]:
+        return []
 
     def _mesh_network(self) -> list[str]:
+        assert self.service is not None, "the underlay watch reads only once started"
         mesh = self.service.settings.mesh
         return [str(mesh.network)] if mesh.enabled else []
 
@@ -94,6 +92,7 @@ class UnderlayWatch:
         if self.current is None:
             self.current = await self.read()
         if self._task is None:
+            assert self.service is not None, "the underlay watch reads only once started"
             self._task = self.service.spawn(self._run())
         return list(self.current)
 
@@ -109,6 +108,7 @@ class UnderlayWatch:
             return False
         log.info("underlay addresses changed", extra={"fields": {
             "from": ",".join(old) or "-", "to": ",".join(new) or "-"}})
+        assert self.service is not None
         self.service.publish("host", "underlay_changed", {"from": old, "to": new})
         for subscriber in list(self._subscribers):
             try:

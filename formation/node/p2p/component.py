@@ -22,8 +22,8 @@ from formation.api.p2p_models import (
     PublishResult,
 )
 from formation.identity import node_id_for
-from formation.node.net.routes import peer_api_address, routes_of
-from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
+from formation.node.net.routes import MeshRoutes
+from formation.node.net.underlay_watch import UnderlayWatch
 from formation.node.p2p.envelope import MAX_SIGNED_BYTES, TooLarge, origin_id
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.membership import DEAD, MembershipTable, Transition
@@ -40,31 +40,23 @@ PEERS_EVERY = 5  # peer exchange rides on every 5th heartbeat: at N=20 a full li
 # to each peer would be most of the heartbeat traffic
 
 
-def find_gossip(service: NodeService) -> Gossip:
-    """How another part of the node (the state store) reaches gossip:
-
-        gossip = find_gossip(service)
-        gossip.subscribe("state", on_op)
-        await gossip.publish("state", {...})
-
-    Call it from the part's `start`; p2p starts before parts added after it."""
-    for component in service.components:
-        if isinstance(component, P2PComponent) and component.gossip is not None:
-            return component.gossip
-    raise RuntimeError("the p2p component is not running in this node")
-
-
 class P2PComponent:
     name = "p2p"
 
-    def __init__(self, discovery: DiscoveryComponent) -> None:
+    def __init__(self, discovery: DiscoveryComponent, routes: MeshRoutes,
+                 underlay: UnderlayWatch | None = None) -> None:
+        """`discovery`: whose peer table gossip sends to and heartbeats add to. `routes`: the
+        mesh's (a peer it reaches is sent to at its mesh address; membership shows the
+        handshake ages). `underlay`: given where the host's addresses are followed; gossip
+        then reconnects when they change."""
         self.discovery = discovery
+        self.routes = routes
         self.service: NodeService | None = None
         self.gossip: Gossip | None = None
         self.members: MembershipTable | None = None
         self.round_trips: RoundTrips | None = None
         self._seq = 0
-        self._underlay: UnderlayWatch | None = None
+        self._underlay = underlay
 
     async def start(self, service: NodeService) -> None:
         self.service = service
@@ -79,8 +71,7 @@ class P2PComponent:
         await self.gossip.start()
         service.spawn(self._beat())
         service.spawn(self._age())
-        if follows_underlay(s):
-            self._underlay = UnderlayWatch.of(service)
+        if self._underlay is not None:
             self._underlay.subscribe(self._underlay_changed)
 
     async def _underlay_changed(self, old: list[str], new: list[str]) -> None:
@@ -102,14 +93,13 @@ class P2PComponent:
         for record in peers.records():
             if record.address and svc.is_known_key(record.public_key):
                 member = members.get(record.node_id)
-                address = peer_api_address(svc, record.public_key, record.address)
+                address = self.routes.api_address(record.public_key, record.address)
                 found.append(PeerTarget(record.node_id, address,
                                         alive=member is None or member.state != DEAD))
         return found
 
     def _handshake_age(self, node_id: str) -> float | None:
-        routes = routes_of(self.service.components) if self.service else None
-        return routes.ages_by_node_id.get(node_id) if routes else None
+        return self.routes.ages_by_node_id.get(node_id)
 
     def _shared_peers(self) -> list[dict[str, str]]:
         """Peer exchange: each heartbeat names a few known hosts, so a node found by one peer is

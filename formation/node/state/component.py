@@ -100,6 +100,11 @@ class StateComponent:
             raise RuntimeError("state store not started")
         return self.store
 
+    def network_hex(self) -> str | None:
+        """The network this replica belongs to, in hex; None before founding or joining."""
+        network = self.store.network_id if self.store is not None else None
+        return network.hex() if network else None
+
     def peer_states(self) -> list:
         return [p.state() for p in self.replication.peers] if self.replication else []
 
@@ -128,12 +133,3 @@ class StateComponent:
         if r.equivocation_count:
             detail += f", {r.equivocation_count} equivocation(s)"
         return [HealthCheck(name="state", ok=True, detail=detail)]
-
-
-def store_of(service: NodeService) -> StateStore:
-    """The state store of a running node service: how other parts (joining, gossip,
-    reconcilers) reach it to read views, append ops or subscribe."""
-    for component in service.components:
-        if isinstance(component, StateComponent):
-            return component.require_store()
-    raise RuntimeError("this node service runs no state store")

@@ -17,6 +17,8 @@ from typing import Any
 
 import cbor2
 
+from formation.errors import OpError
+
 VERSION = 1
 SIGNING_CONTEXT = b"formation-state-op-v1\x00"
 ID_BYTES = 32
@@ -34,15 +36,6 @@ MAX_DEPTH = 6
 MAX_SEQ = 2**53
 MAX_HLC_MS = 2**48
 MAX_HLC_COUNTER = 2**32
-
-
-class OpError(ValueError):
-    """Why an op is malformed. `reason` is a short code (metrics label); the message names the
-    field and what was expected."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def op_id_of(envelope: bytes) -> bytes:

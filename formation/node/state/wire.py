@@ -9,7 +9,7 @@ import zlib
 
 import cbor2
 
-from formation.node.state.op import MAX_OP_BYTES
+from formation.node.state.op import MAX_OP_BYTES, Op, decode
 
 MAX_BATCH_OPS = 5000
 MAX_BATCH_RAW_BYTES = 16 * 1024 * 1024
@@ -40,3 +40,17 @@ def unpack(text: str) -> list[bytes]:
             isinstance(r, bytes) and len(r) <= MAX_OP_BYTES for r in raws):
         raise WireError(f"ops: expected at most {MAX_BATCH_OPS} op envelopes")
     return raws
+
+
+class OpWire:
+    """Packing, unpacking and decoding together: what the join handshake is given
+    (discovery/needs.py, `OpWire`), since discovery does not import the node."""
+
+    def pack(self, raws: list[bytes]) -> str:
+        return pack(raws)
+
+    def unpack(self, text: str) -> list[bytes]:
+        return unpack(text)
+
+    def decode(self, raw: bytes) -> Op:
+        return decode(raw)

@@ -7,7 +7,7 @@ import base64
 
 from formation.identity import node_id_for
 from formation.node.net.peers import InterfaceStatus, PeerStatus
-from formation.node.net.routes import FRESH_HANDSHAKE_S, MeshRoutes, routes_of
+from formation.node.net.routes import FRESH_HANDSHAKE_S, MeshRoutes
 from formation.node.net.underlay import wg_endpoints
 
 NOW = 1_700_000_000.0
@@ -42,18 +42,10 @@ def test_the_underlay_until_the_mesh_reaches_the_peer() -> None:
     assert routes().api_address("d" * 64, "192.0.2.4:7170") == "192.0.2.4:7170"
 
 
-def test_handshake_ages_by_node_id_and_the_lookup_among_components() -> None:
+def test_handshake_ages_by_node_id() -> None:
     table = routes()
     assert table.ages_by_node_id == {node_id_for(bytes.fromhex(B)): 3.0,
                                        node_id_for(bytes.fromhex(C)): 1.0}
-
-    class Mesh:
-        pass
-
-    mesh = Mesh()
-    mesh.routes = table  # type: ignore[attr-defined]
-    assert routes_of([object(), mesh]) is table
-    assert routes_of([object()]) is None
 
 
 def test_wg_endpoints_follow_the_current_underlay_addresses() -> None:

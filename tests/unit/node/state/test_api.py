@@ -13,7 +13,6 @@ from formation.api.client import ApiError, NodeClient
 from formation.api.models import Empty
 from formation.identity import NodeIdentity
 from formation.node.state import wire
-from formation.node.state.component import store_of
 from formation.node.state.op import decode
 
 
@@ -114,7 +113,7 @@ async def test_equivocations_are_published_on_the_event_stream(node, client) -> 
     liar = NodeIdentity.generate()
     await client.call(sr.state_append, sm.AppendRequest(
         kind="node.admit", payload={"node": liar.public_key_hex, "roles": ["member"]}))
-    replica = store_of(node).replica
+    replica = node.parts.state.require_store().replica
     # two different ops signed by one member with one sequence number, pushed as from a peer
     one = craft(liar, replica, "node.record", {"name": "left"}, network=replica.network)
     two = craft(liar, replica, "node.record", {"name": "right"}, network=replica.network)

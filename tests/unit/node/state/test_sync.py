@@ -12,7 +12,6 @@ from statekit import NETWORK, craft, replica, write
 
 from formation.identity import NodeIdentity
 from formation.node.service import NodeService
-from formation.node.state.component import store_of
 from formation.node.state.op import decode
 from formation.node.state.sync import AntiEntropy, Peer
 
@@ -31,7 +30,7 @@ def pair_base(service) -> Path:
     return service.settings.data_dir
 
 def _store(service):
-    return store_of(service)
+    return service.parts.state.require_store()
 
 
 async def _history(a, base: Path, extra: int) -> list[bytes]:
@@ -110,7 +109,7 @@ async def test_new_ops_are_pushed_at_once(short_tmp: Path) -> None:
         services.append(NodeService(settings))
     for service in services:
         await service.start()
-    a, b = (store_of(s) for s in services)
+    a, b = (_store(s) for s in services)
 
     async def arrives(store, op_id: bytes) -> None:
         for _ in range(100):

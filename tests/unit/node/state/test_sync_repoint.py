@@ -10,8 +10,6 @@ import pytest
 from nodepair import two_nodes
 from waiting import until
 
-from formation.node.state.component import StateComponent, store_of
-
 
 @pytest.fixture
 async def pair(short_tmp: Path):
@@ -21,12 +19,12 @@ async def pair(short_tmp: Path):
 
 async def test_a_peer_moves_to_its_new_address_and_pushes_follow(pair) -> None:
     a, b = pair
-    store_a, store_b = store_of(a), store_of(b)
+    store_a, store_b = a.parts.state.require_store(), b.parts.state.require_store()
     key_b = b.identity.public_key_hex
     await store_a.create_network("lab", "10.1.0.0/24")
     await store_a.append("node.admit", {"node": key_b, "roles": ["member"]})
     await store_b.ingest([raw for _, raw in await store_a.log(0, 100)])
-    replication = next(c for c in a.components if isinstance(c, StateComponent)).replication
+    replication = a.parts.state.replication
     assert replication is not None
     for coro in replication.add_peer("127.0.0.1:9", key_b):  # nothing listens there
         a.spawn(coro)
