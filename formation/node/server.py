@@ -284,6 +284,8 @@ def make_middlewares(
                     return signed
                 caller = signed
         if not allows(audience, caller):
+            log.warning("request outside the route's audience", extra={"fields": {
+                "path": request.path, "audience": str(audience), "caller": str(caller)}})
             return error_response(403, "forbidden", f"{endpoint.name if endpoint else request.path}"
                                   f" is for {_WHO[audience]} only: {request.method} {request.path}")
         request[CALLER] = caller
