@@ -9,18 +9,20 @@ py := venv / "bin/python"
 run *ARGS: setup
     {{venv}}/bin/formation console {{ARGS}}
 
-# Run the whole test suite.
+# Run the whole test suite (after the linter and the type checker).
 test *ARGS: setup
     {{venv}}/bin/ruff check formation tests bench
+    {{venv}}/bin/mypy formation
     {{py}} -m pytest {{ARGS}}
 
 # Run every benchmark in its quick form; each prints one JSON object.
 bench *ARGS: setup
     for b in bench/*.py; do echo "== $b" >&2; {{py}} "$b" --quick {{ARGS}}; done
 
-# Lint and format check.
+# Lint and type check.
 lint: setup
     {{venv}}/bin/ruff check formation tests bench
+    {{venv}}/bin/mypy formation
 
 # Create .venv and install the project with its test tools; as root, the Debian packages too.
 setup: system-packages

@@ -4,7 +4,7 @@ removal disappears from every config. Prints one JSON object.
 
     sudo .venv/bin/python bench/mesh.py [--quick]
 
-Real wireguard-go in network namespaces (formation.node.net.testbed); needs root."""
+Real wireguard-go in network namespaces (bench/testbed.py); needs root."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from testbed import SimHost, Testbed  # bench/testbed.py: run as a script, bench/ is on sys.path
+
 from formation.api import join_routes, mesh_routes, state_routes
 from formation.api.join_models import JoinTokenRequest
 from formation.api.state_models import AppendRequest
@@ -24,7 +26,6 @@ from formation.identity import NodeIdentity
 from formation.lab import Lab
 from formation.node.net.host import NetHost, call_in_netns
 from formation.node.net.reconcile import DesiredPeer, MeshReconciler
-from formation.node.net.testbed import SimHost, Testbed
 from formation.node.net.wggo import WireGuardGoBackend
 
 PORT = 51820

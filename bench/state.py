@@ -9,6 +9,20 @@
   catches up from another over signed TCP anti-entropy; bytes received / encoded bytes of the
   missing ops (targets <= 10 s and <= 1.1).
 - rss_mb_after_1m_ops: peak RSS of a process that ingested 1,000,000 ops (skipped with --quick).
+
+Byzantine data (issue 13):
+- evidence_bytes_per_fork: a member signs n different ops with one sequence number (n = 10,
+  100, 1000; also 10,000 without --quick), pushed to a durable replica; per n, the bytes the
+  equivocation evidence takes (its tables, from SQLite's dbstat), the whole database's growth
+  and the warning log's growth, each divided by n. `constant` says whether the evidence and the
+  log per fork stay flat as n grows (target: yes; they grew with n when a row was kept per
+  pair of forks).
+- orphan_rss_mb: the RSS growth of a fresh process whose orphan buffer (byte bound
+  orphan_bound_mb, the default) is filled, through wire.unpack and Replica.ingest in pushes of
+  500 from 8 peers, with the costliest orphans there are (small ops waiting on 32 unknown
+  parents each) until it drops;
+  orphan_rss_ratio = growth / bound (target <= 1; it was about 13 when only envelope bytes
+  were counted).
 """
 
 from __future__ import annotations
@@ -147,6 +161,102 @@ async def catchup(base: Path, setup: list[bytes], missing: list[bytes]) -> dict:
             await service.stop()
 
 
+def evidence_per_fork(base: Path, counts: list[int]) -> dict:
+    """Bytes of evidence, database and log per fork of one (author, seq), at each count."""
+    import io
+    import logging
+    import sqlite3
+
+    from formation.node.state.replica import Replica
+
+    def evidence_bytes(db: sqlite3.Connection) -> int:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return db.execute("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN "
+                          "('equivocations', 'forks', 'equivocators') OR name LIKE "
+                          "'sqlite_autoindex_equivocations%'").fetchone()[0]
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s %(fields)s",
+                                           defaults={"fields": ""}))
+    watched = logging.getLogger("formation.node.state")
+    watched.addHandler(handler)
+    watched.setLevel(logging.WARNING)
+    out: dict = {}
+    try:
+        for n in counts:
+            replica = Replica(base / f"forks-{n}.db")
+            setup = base_ops()
+            replica.ingest(setup)
+            first = chain(op_id_of(setup[-1]), 1)
+            replica.ingest(first)
+            forks = [sign_body(build_body(NETWORK, WRITER.public_key, 2, op_id_of(first[0]),
+                                          [op_id_of(first[0])], (200, 0), "node.record",
+                                          {"name": f"fork{i}"}), WRITER.sign)
+                     for i in range(n)]
+            ev0, size0, log0 = evidence_bytes(replica.db), replica.path.stat().st_size, \
+                len(stream.getvalue())
+            for i in range(0, n, 500):  # pushes of at most 500 ops, as DirectPush sends
+                replica.ingest(forks[i:i + 500])
+            ev = evidence_bytes(replica.db) - ev0
+            out[str(n)] = {"evidence": round(ev / n, 1),
+                           "db": round((replica.path.stat().st_size - size0) / n, 1),
+                           "log": round((len(stream.getvalue()) - log0) / n, 1)}
+            replica.close()
+    finally:
+        watched.removeHandler(handler)
+    small, large = out[str(counts[0])], out[str(counts[-1])]
+    out["constant"] = all(large[k] <= 1.5 * small[k] + 64 for k in ("evidence", "db", "log"))
+    return out
+
+
+ORPHAN_CHILD = """
+import gc, os, sys
+sys.path.insert(0, {root!r})
+from formation.identity import NodeIdentity
+from formation.node.state import wire
+from formation.node.state.buffer import PendingBuffer
+from formation.node.state.op import build_body, sign_body
+from formation.node.state.replica import Replica
+from pathlib import Path
+
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) * 1024
+
+keys = [NodeIdentity.from_seed(bytes([7 + k]) * 32) for k in range(8)]
+replica = Replica(Path({db!r}), buffer=PendingBuffer(10**6, {bound}))
+pushes = []
+for start in range(0, {count}, 500):
+    raws = [sign_body(build_body(bytes(16), keys[i % 8].public_key, 9, os.urandom(32),
+                                 [os.urandom(32) for _ in range(31)], (10, i), "node.record",
+                                 {{"name": f"n{{i}}"}}), keys[i % 8].sign)
+            for i in range(start, start + 500)]
+    pushes.append(wire.pack(raws))
+del raws
+gc.collect()
+before = rss()
+for i, batch in enumerate(pushes):  # from 8 peers, by 8 authors: each may fill a quarter
+    replica.ingest(wire.unpack(batch), source=f"peer{{i % 8}}")
+gc.collect()
+print(rss() - before, len(replica.buffer), replica.buffer.bytes, replica.buffer.dropped)
+"""
+
+
+def orphan_rss(base: Path, bound: int) -> dict:
+    """Fills an orphan buffer bounded at `bound` bytes in a fresh process; its RSS growth."""
+    count = int(bound / 8000 * 1.3) // 500 * 500 + 500  # past full: the buffer must drop
+    code = ORPHAN_CHILD.format(root=str(Path(__file__).resolve().parent.parent),
+                               db=str(base / "orphans.db"), bound=bound, count=count)
+    grown, held, accounted, dropped = map(int, subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split())
+    mb = 1024 * 1024
+    return {"orphan_rss_mb": round(grown / mb, 1), "orphan_bound_mb": round(bound / mb, 1),
+            "orphan_rss_ratio": round(grown / bound, 2), "orphans_held": held,
+            "orphans_dropped": dropped, "orphan_accounted_mb": round(accounted / mb, 1)}
+
+
 RSS_CHILD = """
 import resource, sys, asyncio
 sys.path.insert(0, {root!r})
@@ -207,9 +317,13 @@ async def main(quick: bool) -> dict:
             result["rss_skipped"] = "--quick: ingesting 1,000,000 ops takes minutes"
         else:
             result["rss_mb_after_1m_ops"] = rss_after(base, 1_000_000)
+        result["evidence_bytes_per_fork"] = evidence_per_fork(
+            base, [10, 100, 1000] if quick else [10, 100, 1000, 10_000])
+        result |= orphan_rss(base, 64 * 1024 * 1024)  # the default bound
         result["bench_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         result["targets"] = {"ingest_ratio": ">= 0.8", "catchup_s": "<= 10",
-                             "catchup_bytes_ratio": "<= 1.1", "rss_mb_after_1m_ops": "< 300"}
+                             "catchup_bytes_ratio": "<= 1.1", "rss_mb_after_1m_ops": "< 300",
+                             "evidence_bytes_per_fork": "constant", "orphan_rss_ratio": "<= 1"}
         return result
     finally:
         shutil.rmtree(base, ignore_errors=True)

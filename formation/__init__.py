@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    __version__: str  # set on first use by __getattr__
 
 _DIST_INFO = ("formation-", ".dist-info")
 

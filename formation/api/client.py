@@ -113,7 +113,8 @@ class NodeClient:
         return self.node_key
 
     async def _prepare(
-        self, endpoint: Endpoint, body: BaseModel | None, query: BaseModel | None, params: dict
+        self, endpoint: Endpoint[Any, Any], body: BaseModel | None, query: BaseModel | None,
+        params: dict[str, Any],
     ) -> tuple[str, bytes, dict[str, str]]:
         target = endpoint.path.format(**params) if params else endpoint.path
         if query is not None:

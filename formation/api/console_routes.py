@@ -3,6 +3,8 @@ log records, and the operator-editable settings (written to the node's config fi
 
 from __future__ import annotations
 
+from typing import Any
+
 from formation.api import console_models as cm
 from formation.api import models as m
 from formation.api.caller import Audience as A
@@ -29,4 +31,4 @@ update_settings = Endpoint(
     audience=A.LOCAL,
 )
 
-ENDPOINTS: tuple[Endpoint, ...] = (node_metrics, node_logs, get_settings, update_settings)
+ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (node_metrics, node_logs, get_settings, update_settings)

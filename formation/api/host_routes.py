@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from formation.api import host_models as hm
 from formation.api import models as m
 from formation.api.caller import Audience as A
@@ -14,4 +16,4 @@ host_interfaces = Endpoint(
     audience=A.LOCAL,
 )
 
-HOST_ENDPOINTS: tuple[Endpoint, ...] = (host_interfaces,)
+HOST_ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (host_interfaces,)

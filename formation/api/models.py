@@ -46,10 +46,14 @@ class Capability(Model):
     reason: str = Field("", description="why not, when ok is false")
 
 
+WireGuardKind = Literal["kernel", "wireguard-go", "none", "unknown"]
+VmmKind = Literal["cloud-hypervisor", "qemu-kvm", "qemu-tcg", "none", "unknown"]
+
+
 class Capabilities(Model):
     probed_at: datetime | None = None
-    wireguard_backend: Literal["kernel", "wireguard-go", "none", "unknown"] = "unknown"
-    vmm_backend: Literal["cloud-hypervisor", "qemu-kvm", "qemu-tcg", "none", "unknown"] = "unknown"
+    wireguard_backend: WireGuardKind = "unknown"
+    vmm_backend: VmmKind = "unknown"
     items: list[Capability] = Field(default_factory=list)
 
     def get(self, name: str) -> Capability | None:

@@ -12,10 +12,10 @@ from formation.api.endpoint import Endpoint
 from formation.api.models import Empty, ErrorBody
 
 REF = "#/components/schemas/{model}"
-SECURITY = {"FormationSignature": []}
+SECURITY: dict[str, list[str]] = {"FormationSignature": []}
 
 
-def _error_responses(endpoint: Endpoint) -> dict[str, Any]:
+def _error_responses(endpoint: Endpoint[Any, Any]) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}
     codes = {"400": "Invalid request", "500": "Internal error",
              "503": "That part of the node is not running here"}
@@ -27,7 +27,7 @@ def _error_responses(endpoint: Endpoint) -> dict[str, Any]:
     return {code: {"description": text, "content": error} for code, text in codes.items()}
 
 
-def _query_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+def _query_parameters(endpoint: Endpoint[Any, Any]) -> list[dict[str, Any]]:
     if endpoint.query is None:
         return []
     schema = endpoint.query.model_json_schema()
@@ -38,7 +38,7 @@ def _query_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     ]
 
 
-def _path_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+def _path_parameters(endpoint: Endpoint[Any, Any]) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in endpoint.path.split("/") if part.startswith("{")]
     patterns = dict(endpoint.path_patterns)
 
@@ -49,7 +49,7 @@ def _path_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     return [{"name": n, "in": "path", "required": True, "schema": schema(n)} for n in names]
 
 
-def _operation(endpoint: Endpoint) -> dict[str, Any]:
+def _operation(endpoint: Endpoint[Any, Any]) -> dict[str, Any]:
     media = "text/event-stream" if endpoint.stream else "application/json"
     response_schema: dict[str, Any] = {"$ref": REF.format(model=endpoint.response.__name__)}
     if endpoint.stream:

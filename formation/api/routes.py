@@ -5,6 +5,8 @@ gathers them into ENDPOINTS."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from formation.api import console_routes, discovery_routes, join_routes, p2p_routes, ssh_routes
 from formation.api import models as m
 from formation.api.caller import Audience as A
@@ -44,7 +46,7 @@ events = Endpoint(
     audience=A.MEMBER,
 )
 
-ENDPOINTS: tuple[Endpoint, ...] = (
+ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     health,
     node_status,
     get_config,

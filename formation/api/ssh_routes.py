@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from formation.api import models as m
 from formation.api import ssh_models as sm
 from formation.api.caller import Audience as A
@@ -14,4 +16,4 @@ ssh_authorized_keys = Endpoint(
     audience=A.LOCAL,
 )
 
-ENDPOINTS: tuple[Endpoint, ...] = (ssh_authorized_keys,)
+ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (ssh_authorized_keys,)

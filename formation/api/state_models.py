@@ -51,7 +51,15 @@ class StateView(Model):
 class Equivocation(Model):
     author: str
     seq: int
-    ops: list[str] = Field(description="the two conflicting ops: the evidence")
+    ops: list[str] = Field(description="conflicting ops with this author and seq (the first "
+                           "few by id): the evidence")
+    forks: int = Field(2, description="how many different ops share this author and seq")
+
+
+class Equivocator(Model):
+    author: str
+    forks: int = Field(description="ops accepted whose author and seq were taken already")
+    seqs_listed: int = Field(description="its seqs listed in `equivocations` (capped)")
 
 
 class PeerSyncState(Model):
@@ -80,7 +88,9 @@ class StateStatus(Model):
     buffer_bytes: int
     buffer_dropped: int
     refused: dict[str, int] = Field(description="refused ops by reason since start")
-    equivocations: list[Equivocation]
+    equivocations: list[Equivocation] = Field(description="by author and seq, capped per "
+                                              "author and in all")
+    equivocators: list[Equivocator] = Field(default_factory=list)
     peers: list[PeerSyncState] = Field(default_factory=list)
 
 
@@ -112,11 +122,22 @@ class OpBatch(Model):
     count: int = Field(ge=0)
 
 
+class OpRefusal(Model):
+    """Why one op of a pushed batch was refused (the others are judged on their own)."""
+
+    index: int = Field(description="the op's position in the pushed batch, from 0")
+    id: str | None = Field(description="the op's id, null when it could not be read")
+    reason: str = Field(description="a short code: malformed, oversized, bad_signature, ...")
+    message: str
+
+
 class PushResult(Model):
     accepted: int
     duplicate: int
     buffered: int
     refused: int
+    refusals: list[OpRefusal] = Field(default_factory=list, description="the first "
+                                      "refused ops of the batch (at most 100), each with why")
 
 
 AuthorHex = Annotated[str, StringConstraints(pattern=HEX_ID)]

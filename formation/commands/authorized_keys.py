@@ -51,7 +51,7 @@ def http_get_unix(socket_path, path: str, timeout_s: float) -> tuple[int, bytes]
 
 
 def _unchunk(data: bytes) -> bytes:
-    out = []
+    out: list[bytes] = []
     while True:
         size_line, _, rest = data.partition(b"\r\n")
         size = int(size_line.split(b";")[0], 16)
@@ -99,9 +99,10 @@ def parse_fast_args(argv: list[str]) -> tuple[str, str, str] | None:
             if name not in allowed or name in options:
                 return None
             if not has_value:
-                value = next(args, None)
-                if value is None:
+                following = next(args, None)
+                if following is None:
                     return None
+                value = following
             options[name] = value
         else:
             positional.append(arg)

@@ -5,8 +5,8 @@ API client load when a command first needs them (see tests/unit/test_cli_imports
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import click
 
@@ -24,9 +24,9 @@ node_option = click.option(
 )
 
 
-def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     import asyncio
 
-    return asyncio.run(coro_factory())  # type: ignore[arg-type]
+    return asyncio.run(coro_factory())
 
 

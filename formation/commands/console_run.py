@@ -50,8 +50,11 @@ def parse_ssh_form(argv: list[str]) -> tuple[str | None, str, bool | None] | Non
         if arg == "console" and not seen_command:
             seen_command = True
         elif name in ("--config", "--socket") and (name == "--socket") == seen_command:
-            if not has_value and (value := next(args, None)) is None:
-                return None
+            if not has_value:
+                following = next(args, None)
+                if following is None:
+                    return None
+                value = following
             if (config if name == "--config" else socket) is not None:
                 return None
             if name == "--config":

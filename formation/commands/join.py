@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import re
 from datetime import UTC, datetime
+from typing import Literal
 
 import click
 
@@ -130,7 +131,8 @@ def invite() -> None:
               help="Also draw the token as a QR code in the terminal.")
 @json_option
 @click.pass_obj
-def invite_create(obj: Context, expires: str, role: str, qr: bool, as_json: bool) -> None:
+def invite_create(obj: Context, expires: str, role: Literal["node", "admin"], qr: bool,
+                  as_json: bool) -> None:
     """Make a one-time invite token (FMN2-XXXX-..., about 100 characters). Hand it to the
     joining host, which runs `formation join TOKEN` (case, spaces and dashes do not matter).
     Anyone holding the whole token can use it once."""
@@ -203,6 +205,7 @@ def join_run(obj: Context, token: tuple[str, ...], request_address: str | None,
         result = _call_with_progress(obj, jr.join_token, jm.JoinTokenRequest(token=text),
                                      60.0, as_json)
     else:
+        assert request_address is not None  # exactly one of the two, checked above
         if not as_json:
             click.echo(f"asking {request_address} to join...")
         result = _call_with_progress(obj, jr.join_ask,

@@ -51,9 +51,11 @@ def status(obj: Context, as_json: bool, node_address: str | None) -> None:
     click.echo(f"buffered       {result.buffered} ({result.buffer_dropped} dropped)")
     refused = ", ".join(f"{k} {v}" for k, v in sorted(result.refused.items())) or "none"
     click.echo(f"refused        {refused}")
-    click.echo(f"equivocations  {len(result.equivocations)}")
+    forks = sum(e.forks for e in result.equivocators)
+    click.echo(f"equivocations  {forks} fork(s) by {len(result.equivocators)} author(s)")
     for e in result.equivocations:
-        click.echo(f"  author {e.author[:16]} seq {e.seq}: {' '.join(o[:16] for o in e.ops)}")
+        click.echo(f"  author {e.author[:16]} seq {e.seq}: {e.forks} ops "
+                   f"{' '.join(o[:16] for o in e.ops)}")
     for p in result.peers:
         mark = {True: "ok", False: "failing", None: "not yet"}[p.ok]
         click.echo(f"peer {p.address:<21} {mark} {p.error}")

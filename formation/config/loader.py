@@ -8,49 +8,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from formation.config import paths
 from formation.config.settings import NodeSettings
+from formation.config.yaml_file import YamlRefused, parse_yaml, read_yaml_file
 from formation.errors import ConfigError
 
 ENV_PREFIX = "FORMATION_"
 _NOT_SETTINGS = {"FORMATION_CONFIG", "FORMATION_DEBUG"}  # steer the CLI, not the node
 
 
-def _node_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
-    """Maps every key path in the YAML tree to its 1-based line, for error messages."""
-    lines: dict[tuple, int] = {prefix: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = (*prefix, key.value)
-            lines[path] = key.start_mark.line + 1
-            lines.update({k: v for k, v in _node_lines(value, path).items() if k != path})
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_node_lines(item, (*prefix, index)))
-    return lines
-
-
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     try:
-        text = path.read_text()
+        document = read_yaml_file(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
-        raise ConfigError(f"{path}: {where}: invalid YAML: {exc.problem}") from None
+    except YamlRefused as exc:
+        raise ConfigError(str(exc)) from None
+    data = document.data
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise ConfigError(f"{path}: line 1: expected a mapping of settings, got a {kind}")
-    return data, _node_lines(node)
+    return data, document.lines
 
 
 def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple, str]]:
@@ -62,8 +45,8 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tup
             continue
         keys = tuple(part.lower() for part in var[len(ENV_PREFIX) :].split("__"))
         try:
-            value = yaml.safe_load(raw) if raw else raw
-        except yaml.YAMLError:
+            value = parse_yaml(raw, var).data if raw else raw
+        except YamlRefused:
             value = raw
         target = data
         for key in keys[:-1]:
@@ -85,7 +68,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: dict, file: Path | None, lines: dict, env: dict) -> str:
+def _describe(error: ErrorDetails, file: Path | None, lines: dict, env: dict) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(part) for part in loc) or "(top level)"
     expected = error["msg"].removeprefix("Value error, ")

@@ -82,6 +82,7 @@ class AdmitSide:
         expires_s = int(time.time()) + body.expires_s
         roles = ROLES[body.role]
         ident = part.service.identity  # type: ignore[union-attr]
+        assert ident is not None  # the node service has its identity before any part starts
         try:
             token = tokens.new_token(endpoints, ident.public_key, expires_s,
                                      os.urandom(tokens.SECRET_BYTES))

@@ -80,8 +80,10 @@ class JoinerSide:
                 node_key: str | None = None) -> NodeClient:
         """`node_key`: the node the requests are signed for, when known (the admin the token
         pins); else the client asks the node at `address`."""
-        return NodeClient.tcp(address, self.part.service.identity,  # type: ignore[union-attr]
-                              timeout_s=timeout_s or CONTACT_TIMEOUT_S, node_key=node_key)
+        me = self.part.service.identity  # type: ignore[union-attr]
+        assert me is not None  # the node service has its identity before any part starts
+        return NodeClient.tcp(address, me, timeout_s=timeout_s or CONTACT_TIMEOUT_S,
+                              node_key=node_key)
 
     def _already_elsewhere(self, network: bytes | None) -> None:
         mine = self.part.store.network_id
@@ -131,6 +133,7 @@ class JoinerSide:
         steps: list[str] = []
         endpoint, admin_key, network = await self._contact(token, steps)
         store, me = self.part.store, self.part.service.identity  # type: ignore[union-attr]
+        assert me is not None  # the node service has its identity before any part starts
         proof = SigningKey(token.seed).sign(tokens.handshake_proof_message(
             network, token.token_key, me.public_key_hex)).signature
         hello = jm.JoinHandshake(network=network.hex(), token_key=token.token_key.hex(),

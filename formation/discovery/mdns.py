@@ -101,7 +101,8 @@ class MdnsDiscovery:
 
     async def _resolve(self, service_type: str, name: str) -> None:
         info = AsyncServiceInfo(service_type, name)
-        if not await info.async_request(self._zc.zeroconf, RESOLVE_TIMEOUT_MS):  # type: ignore
+        assert self._zc is not None  # browsing (the only caller) starts after it is made
+        if not await info.async_request(self._zc.zeroconf, RESOLVE_TIMEOUT_MS):
             return
         hello = parse_txt(info.decoded_properties)
         addresses = info.parsed_addresses(IPVersion.V4Only)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 async def remove_node(part: JoinComponent, node_id: str) -> jm.NodeRemoved:
     part.admit.require_admin()
     me = part.service.identity  # type: ignore[union-attr]
+    assert me is not None  # the node service has its identity before any part starts
     if node_id == me.node_id:
         raise Conflict("This node cannot remove itself; remove it from another admin's console")
     nodes = await part.store.view("nodes")

@@ -8,10 +8,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
-from formation.config.loader import _node_lines
 from formation.config.settings import (
     Hostname,
     HostPort,
@@ -20,6 +19,7 @@ from formation.config.settings import (
     Underlay,
     field_named_in,
 )
+from formation.config.yaml_file import MAX_BYTES, YamlRefused, parse_yaml
 from formation.discovery import token as tokens
 from formation.enroll.ssh_keys import check_ssh_public_key
 from formation.errors import FormationError
@@ -134,7 +134,7 @@ class AnswerFileError(FormationError):
         super().__init__(problems[0] + more)
 
 
-def _describe(error: dict, path: Path, lines: dict[tuple, int]) -> str:
+def _describe(error: ErrorDetails, path: Path, lines: dict[tuple, int]) -> str:
     loc, expected = field_named_in(tuple(error["loc"]), error["type"],
                                    error["msg"].removeprefix("Value error, "))
     key = ".".join(str(part) for part in loc) or "(top level)"
@@ -148,29 +148,28 @@ def _describe(error: dict, path: Path, lines: dict[tuple, int]) -> str:
     return f"{path}: line {line}: {key}: {expected}"
 
 
-def parse_answer_file(text: str, path: Path) -> AnswerFile:
+def parse_answer_file(text: str | bytes, path: Path) -> AnswerFile:
     """Validates the text of an answer file; `path` only names it in messages."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "line 1"
-        raise AnswerFileError([f"{path}: {where}: invalid YAML: {exc.problem}"]) from None
+        document = parse_yaml(text, path)
+    except YamlRefused as exc:
+        raise AnswerFileError([str(exc)]) from None
+    data: Any = document.data
     if not isinstance(data, dict):
         kind = "nothing" if data is None else f"a {type(data).__name__}"
         raise AnswerFileError([f"{path}: line 1: expected a mapping (version:, network:, ...), "
                                f"got {kind}"])
-    lines = _node_lines(node)
     try:
         return AnswerFile.model_validate(data)
     except ValidationError as exc:
-        raise AnswerFileError([_describe(err, path, lines) for err in exc.errors()]) from None
+        raise AnswerFileError([_describe(err, path, document.lines)
+                               for err in exc.errors()]) from None
 
 
 def load_answer_file(path: Path) -> AnswerFile:
     try:
-        text = path.read_text()
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)  # parse_yaml refuses a larger file
     except OSError as exc:
         raise AnswerFileError([f"{path}: cannot read: {exc.strerror}"]) from None
-    return parse_answer_file(text, path)
+    return parse_answer_file(raw, path)

@@ -229,9 +229,10 @@ class Lab:
     # entering hosts -------------------------------------------------------------------------
     def exec_argv(self, name: str, argv: list[str]) -> tuple[list[str], dict[str, str]]:
         host = self.host(name)
-        if not processes.alive(host.holder_pid):
+        pid = host.holder_pid
+        if pid is None or not processes.alive(pid):
             raise LabError(f"{name}: its namespaces are gone (run `formation lab down`)")
-        return (processes.enter_argv(host.holder_pid, argv),  # type: ignore[arg-type]
+        return (processes.enter_argv(pid, argv),
                 processes.host_env(self.config_path(name)))
 
     def exec(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
@@ -280,7 +281,8 @@ def destroy(lab_id: str, state_root: Path = STATE_ROOT) -> dict[str, list]:
     pids.update(processes.processes_with_mount(names.netns_prefix))
     if state is not None:
         for host in state.hosts:
-            pids.update(p for p in (host.node_pid, host.holder_pid) if processes.alive(p))
+            pids.update(p for p in (host.node_pid, host.holder_pid)
+                        if p is not None and processes.alive(p))
     pids.discard(os.getpid())
     for pid in sorted(pids):
         processes.kill(pid)

@@ -15,6 +15,7 @@ from formation.api.caller import Caller
 from formation.api.rendered import Rendered
 from formation.node.capabilities import host
 from formation.node.events import EventBus, Subscription
+from formation.node.health import for_anyone
 from formation.node.status_body import StatusBody
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class NodeHandlers:
 
     async def health(self, body: m.Empty, caller: Caller) -> m.Health:
         svc = self.service
+        local = caller.local  # the local socket's callers see every detail
         data_ok = os.access(svc.settings.data_dir, os.W_OK)
         checks = [
             m.HealthCheck(name="api", ok=True, detail="serving"),
@@ -62,7 +64,8 @@ class NodeHandlers:
                 checks.append(m.HealthCheck(name=component.name, ok=False, detail="starting"))
             else:
                 checks.extend(component.health())
-        return m.Health(status="ok" if all(c.ok for c in checks) else "degraded", checks=checks)
+        health = m.Health(status="ok" if all(c.ok for c in checks) else "degraded", checks=checks)
+        return health if local else for_anyone(health)
 
     def _status(self, uptime_s: float) -> m.NodeStatus:
         svc = self.service

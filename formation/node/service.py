@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -167,7 +167,7 @@ class NodeService:
                 await self._runner.cleanup()
                 await self._stop_components()
                 raise FormationError(f"cannot listen on {s.api.listen}: {exc.strerror}") from None
-            bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+            bound = next(a for a in self._runner.addresses if isinstance(a, tuple))
             self._tcp_address = f"{bound[0]}:{bound[1]}"
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
@@ -225,7 +225,7 @@ class NodeService:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    async def probe_capabilities(self, only: list[str] | None = None) -> Capabilities:
+    async def probe_capabilities(self, only: Collection[str] | None = None) -> Capabilities:
         result = await self.prober.probe(only)
         self.publish("capabilities", "probed", result.model_dump(mode="json"))
         return result

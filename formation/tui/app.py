@@ -10,10 +10,10 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
 from formation.tui.actions import ACTIONS
@@ -76,7 +76,7 @@ def wants_16_colours(environ: dict[str, str] | None = None) -> bool:
     return env.get("TERM", "") in SIXTEEN_COLOUR_TERMS
 
 
-class FormationApp(PeerActions, App[None]):
+class FormationApp(PeerActions):
     """Formation console."""
 
     TITLE = "Formation"
@@ -86,7 +86,8 @@ class FormationApp(PeerActions, App[None]):
         **{mode: lazy_screen(*where) for mode, where in LAZY_SCREENS.items()},
     }
     DEFAULT_MODE = "dashboard"
-    BINDINGS = [Binding(a.key, a.action, a.title, show=a.show) for a in ACTIONS] + [
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(a.key, a.action, a.title, show=a.show) for a in ACTIONS),
         Binding("f1", "app.switch_mode('help')", "Help", show=False),
     ]
     COMMANDS = App.COMMANDS | {ConsoleCommands}

@@ -72,7 +72,7 @@ def _underlay(fields: NodeFields, errors: list[str]) -> UnderlayChoice:
                                           err["msg"].removeprefix("Value error, "))
             name = ".".join(str(p) for p in loc) or "underlay"
             errors.append(f"underlay {name}: {message}")
-    return UnderlayChoice(**data)
+    return UnderlayChoice.model_validate(data)
 
 
 def _offer(fields: NodeFields, host: Resources | None, errors: list[str]) -> ResourceChoice:

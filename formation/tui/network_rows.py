@@ -128,7 +128,8 @@ def mesh_address(net: NetworkSnapshot, me: IdentityInfo) -> str:
 
 
 def member_counts(net: NetworkSnapshot) -> dict[str, int]:
-    counts = Counter(m.state for m in net.members.members) if net.members else Counter()
+    counts: Counter[str] = (Counter(m.state for m in net.members.members) if net.members
+                            else Counter())
     return {state: counts.get(state, 0) for state in MEMBER_STATES}
 
 

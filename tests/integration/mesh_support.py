@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.testbed import Testbed
 from formation.identity import NodeIdentity
 from formation.node.net.host import NetHost
 from formation.node.net.peers import InterfaceStatus
-from formation.node.net.testbed import Testbed
 
 requires_mesh_tools = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("wireguard-go", "ip", "nsenter")),

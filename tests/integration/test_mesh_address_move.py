@@ -15,11 +15,11 @@ import pytest
 from mesh_support import requires_mesh_tools, wait_for
 from settings_factory import make_settings
 
+from bench.testbed import Testbed
 from formation.identity import NodeIdentity
 from formation.node.dns.component import DnsComponent
 from formation.node.net import links
 from formation.node.net.component import MeshComponent
-from formation.node.net.testbed import Testbed
 from formation.node.service import NodeService
 from formation.node.state.component import StateComponent
 from formation.node.state.store import StateStore

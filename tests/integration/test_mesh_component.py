@@ -14,6 +14,7 @@ import pytest
 from mesh_support import identities, requires_mesh_tools, wait_for
 from settings_factory import make_settings
 
+from bench.testbed import Testbed
 from formation.api.client import ApiError, NodeClient
 from formation.api.mesh_routes import mesh_status
 from formation.api.routes import health
@@ -21,7 +22,6 @@ from formation.node.dns.component import DnsComponent
 from formation.node.net.component import MeshComponent
 from formation.node.net.peers import WireGuardError
 from formation.node.net.reconcile import DesiredPeer
-from formation.node.net.testbed import Testbed
 from formation.node.net.wggo import WireGuardGoBackend
 from formation.node.net.wgkernel import KernelWireGuardBackend
 from formation.node.service import NodeService

@@ -9,9 +9,9 @@ import time
 import pytest
 from mesh_support import identities, requires_mesh_tools
 
+from bench.testbed import Testbed
 from formation.node.net.peers import PeerConfig
 from formation.node.net.reconcile import DesiredPeer, MeshReconciler
-from formation.node.net.testbed import Testbed
 from formation.node.net.wggo import WireGuardGoBackend
 
 pytestmark = [requires_mesh_tools, pytest.mark.root]

@@ -13,12 +13,12 @@ from mesh_support import (
     wait_for,
 )
 
+from bench.testbed import Testbed
 from formation.node.dns.records import StaticRecords
 from formation.node.dns.server import DnsResolver, DnsServer
 from formation.node.net import links
 from formation.node.net.addressing import MeshLayout
 from formation.node.net.reconcile import DesiredPeer, MeshReconciler
-from formation.node.net.testbed import Testbed
 from formation.node.net.wggo import WireGuardGoBackend
 
 pytestmark = [requires_mesh_tools, pytest.mark.root]

@@ -17,8 +17,8 @@ from mesh_support import (
     wait_for,
 )
 
+from bench.testbed import Testbed
 from formation.node.net.reconcile import DesiredPeer, MeshReconciler
-from formation.node.net.testbed import Testbed
 from formation.node.net.wggo import WireGuardGoBackend
 
 pytestmark = [requires_mesh_tools, __import__("pytest").mark.root]

@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from formation.api.models import Capability, Resources
+from formation.api.models import Capability, Resources, WireGuardKind
 from formation.node.proc import run_command
 
 KVM_GET_API_VERSION = 0xAE00
@@ -94,7 +94,7 @@ async def binary_version(binary: str, name: str, pattern: str) -> Capability:
     return Capability(name=name, ok=True, summary=f"{path} {version}")
 
 
-def wireguard() -> tuple[Capability, str]:
+def wireguard() -> tuple[Capability, WireGuardKind]:
     """Kernel WireGuard if the module is loaded or loadable, else wireguard-go, else nothing."""
     release = os.uname().release
     if Path("/sys/module/wireguard").exists() or module_available(

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
-from formation.api.models import VMM_CAPABILITIES, Capabilities, Capability
+from formation.api.models import VMM_CAPABILITIES, Capabilities, Capability, VmmKind
 from formation.config.settings import ProbeSettings
 from formation.node.capabilities import guest, host
 
@@ -68,9 +68,9 @@ class CapabilityProber:
                                  ) -> tuple[Capability, Capability, Capability]:
         """The VMM probe boots test guests (seconds); skip it when the caller asked only for
         cheap facts and an earlier result exists."""
-        last = [self.current.get(name) for name in ("kvm", "qemu", "cloud_hypervisor")]
-        if only is not None and not VMM_CAPABILITIES & set(only) and all(last):
-            return last[0], last[1], last[2]  # type: ignore[return-value]
+        kvm, qemu, ch = (self.current.get(name) for name in ("kvm", "qemu", "cloud_hypervisor"))
+        if only is not None and not VMM_CAPABILITIES & set(only) and kvm and qemu and ch:
+            return kvm, qemu, ch
         kvm, qemu, ch = await self._vmm()
         if ch.ok and not kvm.ok:
             ch = ch.model_copy(update={"summary": ch.summary + " (unusable without KVM)"})
@@ -87,7 +87,7 @@ class CapabilityProber:
                 host.sized("memory", round(res.memory_total_mb / 1024, 1), "GiB", 0.5),
                 host.sized("disk", res.disk_free_gb, "GB free", 1.0),
             ]
-            vmm = (
+            vmm: VmmKind = (
                 "cloud-hypervisor" if ch.ok and kvm.ok
                 else "qemu-kvm" if qemu.ok and kvm.ok
                 else "qemu-tcg" if qemu.ok

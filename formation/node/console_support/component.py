@@ -28,6 +28,8 @@ from formation.node.console_support.settings_file import (
 from formation.node.host_network import networkd
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from formation.node.service import NodeService
 
 
@@ -150,13 +152,14 @@ class ConsoleHandlers:
             offer = offered(new.resources, totals)
             applied.append("resources: offering {cpus} CPUs, {memory_mb} MiB of memory, "
                            "{disk_gb} GB of disk in the node record".format(**offer))
-        live = {k: getattr(new, k) for k in ("underlay", "resources") if k in changes}
+        live: dict[str, Any] = {k: getattr(new, k) for k in ("underlay", "resources")
+                                if k in changes}
         if live:
             self.service.settings = self.service.settings.model_copy(update=live)
         return applied
 
     # helpers ---------------------------------------------------------------------------------
-    def _config_path(self):
+    def _config_path(self) -> Path | None:
         assert self.service is not None
         return self.service.config_file
 

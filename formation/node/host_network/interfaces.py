@@ -5,6 +5,7 @@ marked, so nobody picks them as the underlay."""
 from __future__ import annotations
 
 import socket
+from typing import Literal
 
 from formation.api.host_models import HostInterface
 from formation.node.net.host import NetHost, call_in_netns
@@ -21,7 +22,8 @@ def _kind(link) -> str:
     return str(kind) if kind else "ether"
 
 
-def _role(name: str, kind: str, flags: int, mesh_interface: str) -> str:
+def _role(name: str, kind: str, flags: int,
+          mesh_interface: str) -> Literal["candidate", "loopback", "formation"]:
     if flags & IFF_LOOPBACK:
         return "loopback"
     if name == mesh_interface or kind in FORMATION_KINDS:

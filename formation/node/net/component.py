@@ -27,7 +27,8 @@ from formation.api.errors import Unavailable
 from formation.api.mesh_models import MeshPeer, MeshStatus
 from formation.errors import FormationError
 from formation.node.capabilities import host as probes
-from formation.node.net.backend import WireGuardBackend, make_backend
+from formation.node.net.backend import WireGuardBackend
+from formation.node.net.backend_factory import make_backend
 from formation.node.net.follow import StateFollower
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, WireGuardError
@@ -89,7 +90,7 @@ class MeshComponent:
         if not s.enabled:
             return
         assert service.identity is not None
-        kind = s.backend
+        kind: str = s.backend
         if kind == "auto":  # the capability probe's choice; probed now if not yet
             kind = service.prober.current.wireguard_backend
             if kind not in ("kernel", "wireguard-go"):
@@ -97,7 +98,7 @@ class MeshComponent:
         try:
             backend = make_backend(kind, s.interface, self.host, s.wireguard_go_binary)
             if hasattr(backend, "on_restart"):
-                backend.on_restart = self._restarted  # type: ignore[union-attr]
+                backend.on_restart = self._restarted
             await backend.create(service.identity.wireguard_private_key, s.listen_port)
         except WireGuardError as exc:
             raise FormationError(f"mesh: cannot create {s.interface}: {exc}") from None

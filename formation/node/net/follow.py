@@ -4,8 +4,9 @@ peers from the nodes view — every other member with a WireGuard key and a mesh
 hands them to the reconciler, which changes one peer at a time. The interface address is the
 mesh address this node holds in the addresses view; when a concurrent claim took it, the
 interface gives it up and moves to the address claimed next (the peers' allowed IPs follow the
-same view). The WireGuard endpoints written are the host's current underlay addresses
-(underlay_watch.py): the mesh component wakes the follower when they change."""
+same view), and a node removed from the network takes its address off. The WireGuard endpoints
+written are the host's current underlay addresses (underlay_watch.py): the mesh component wakes
+the follower when they change."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def desired_peers(nodes: Sequence[dict[str, Any]], me: str, cidr: str,
     """Every member node but `me` that published a WireGuard key and holds a mesh address."""
     peers = []
     for node in nodes:
-        key, wg_key, address = node.get("key"), node.get("wireguard_key"), node.get("address")
+        key, wg_key, address = node["key"], node.get("wireguard_key"), node.get("address")
         if key == me or not wg_key or not address or not node.get("roles"):
             continue
         peers.append(DesiredPeer(node_id=key, public_key=wg_key,
@@ -99,6 +100,8 @@ class StateFollower:
         if me not in store.members:
             if reconciler.last_desired:  # removed from the network: no peers any more
                 await reconciler.reconcile([])
+            # ... and no mesh address: the removal freed it, and it may be allotted again
+            await self._ensure_address(None, "")
             return
         network = await store.view("network")
         cidr = network[0].get("cidr") if network else None
@@ -143,7 +146,7 @@ class StateFollower:
         if wanted == self.address:
             return
         if self.address is not None:
-            # lost to a concurrent claim (or re-allocated): the winner owns it now
+            # lost to a concurrent claim, re-allocated, or freed by this node's removal
             log.warning("mesh address changed", extra={"fields": {
                 "from": self.address, "to": wanted or "-"}})
             await backend.remove_address(self.address)

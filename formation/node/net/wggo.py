@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from formation.node.net import links
-from formation.node.net.backend import LinkMixin
+from formation.node.net.backend_links import LinkMixin
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, PeerConfig, WireGuardError, key_to_hex
 from formation.node.net.uapi import UapiClient, peer_lines, remove_peer_lines

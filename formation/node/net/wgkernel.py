@@ -11,7 +11,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.wireguard import AsyncWireGuard
 
 from formation.node.net import links
-from formation.node.net.backend import LinkMixin
+from formation.node.net.backend_links import LinkMixin
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import (
     InterfaceStatus,
@@ -58,7 +58,8 @@ def peer_from_netlink(attr) -> PeerStatus:
 
 def status_from_netlink(name: str, messages: list) -> InterfaceStatus:
     """A device dump may span several messages (many peers); the device fields repeat."""
-    public_key, port, peers = None, 0, []
+    public_key, port = None, 0
+    peers: list[PeerStatus] = []
     for msg in messages:
         key = msg.get_attr("WGDEVICE_A_PUBLIC_KEY")
         public_key = _text(key) if key else public_key

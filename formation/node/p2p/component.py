@@ -109,14 +109,14 @@ class P2PComponent:
                 for r in records[:MAX_SHARED_PEERS]]
 
     async def _beat(self) -> None:
-        svc = self.service
-        assert svc is not None and self.gossip is not None
+        svc, round_trips = self.service, self.round_trips
+        assert svc is not None and self.gossip is not None and round_trips is not None
         while True:
             if self.discovery.advertised_address:
                 self._seq += 1
                 shared = self._shared_peers() if self._seq % PEERS_EVERY == 1 else []
                 payload = {"name": svc.settings.name, "address": self.discovery.advertised_address,
-                           "seq": self._seq, "peers": shared, **self.round_trips.stamp()}
+                           "seq": self._seq, "peers": shared, **round_trips.stamp()}
                 await self.gossip.publish(HEARTBEAT, payload, fanout=ALL, hops=0)
             await asyncio.sleep(svc.settings.membership.heartbeat_s)
 
@@ -144,7 +144,7 @@ class P2PComponent:
         if not isinstance(entry, dict) or peers is None:
             return
         ident, key, address = entry.get("id"), entry.get("pk"), entry.get("addr")
-        if not all(isinstance(v, str) for v in (ident, key, address)):
+        if not (isinstance(ident, str) and isinstance(key, str) and isinstance(address, str)):
             return
         with contextlib.suppress(ValueError):
             if peers.get(ident) is None and node_id_for(bytes.fromhex(key)) == ident:

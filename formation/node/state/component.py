@@ -19,6 +19,7 @@ from formation.node.state.store import StateStore
 from formation.node.state.sync import Replication
 
 if TYPE_CHECKING:
+    from formation.api.state_models import PeerSyncState
     from formation.node.service import NodeService
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class StateComponent:
         network = self.store.network_id if self.store is not None else None
         return network.hex() if network else None
 
-    def peer_states(self) -> list:
+    def peer_states(self) -> list[PeerSyncState]:
         return [p.state() for p in self.replication.peers] if self.replication else []
 
     def wake_anti_entropy(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from formation.node.state import views
+from formation.node.state import evidence, views
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -21,9 +21,6 @@ CREATE TABLE IF NOT EXISTS ops (
 CREATE INDEX IF NOT EXISTS ops_author_seq ON ops (author, seq);
 CREATE TABLE IF NOT EXISTS heads (id BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS contexts (ctx INTEGER PRIMARY KEY, members BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS equivocations (
-  author BLOB NOT NULL, seq INTEGER NOT NULL, a BLOB NOT NULL, b BLOB NOT NULL,
-  PRIMARY KEY (author, seq, a, b)) WITHOUT ROWID;
 """
 
 
@@ -36,7 +33,8 @@ def connect(path: Path, durable: bool = True) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
     db.execute("PRAGMA foreign_keys=OFF")
     db.execute("PRAGMA cache_size=-16000")
-    db.executescript(SCHEMA + views.SCHEMA)
+    db.executescript(SCHEMA + evidence.SCHEMA + views.SCHEMA)
+    evidence.migrate(db)
     return db
 
 
@@ -47,3 +45,11 @@ def get_meta(db: sqlite3.Connection, key: str) -> bytes | None:
 
 def set_meta(db: sqlite3.Connection, key: str, value: bytes) -> None:
     db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def environmental(exc: BaseException) -> bool:
+    """SQLite failing for reasons of its own (disk full, I/O, a locked or corrupt file), not
+    because of what an op holds (a constraint it breaks, a value it cannot store): such an
+    error is no verdict on the op, and the op must not be refused for it."""
+    return isinstance(exc, sqlite3.DatabaseError | MemoryError) and not isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.DataError)

@@ -15,8 +15,12 @@ from formation.node.state.op import Op, OpError, decode
 
 if TYPE_CHECKING:
     from formation.node.state.component import StateComponent
+    from formation.node.state.store import StateStore
 
 log = logging.getLogger(__name__)
+
+MAX_REFUSALS = 100  # per push answer: enough to debug a peer, small whatever the batch
+MESSAGE_CHARS = 300
 
 
 def op_model(op: Op, with_raw: bool = False) -> sm.StateOp:
@@ -46,7 +50,7 @@ class StateHandlers:
         self.component = component
 
     @property
-    def store(self):
+    def store(self) -> StateStore:
         return self.component.require_store()
 
     async def state_status(self, body: Empty, caller: Caller) -> sm.StateStatus:
@@ -112,7 +116,10 @@ class StateHandlers:
                   for s in ("accepted", "duplicate", "buffered", "refused")}
         if counts["buffered"]:
             self.component.wake_anti_entropy()
-        return sm.PushResult(**counts)
+        refusals = [sm.OpRefusal(index=i, id=v.id.hex() if v.id else None, reason=v.reason,
+                                 message=v.message[:MESSAGE_CHARS])
+                    for i, v in enumerate(verdicts) if v.status == "refused"]
+        return sm.PushResult(**counts, refusals=refusals[:MAX_REFUSALS])
 
     async def state_sync_range(self, body: sm.RangeRequest, caller: Caller) -> sm.RangeResult:
         raws, more, after = await self.store.ops_after(_vv(body.vv), body.limit, 700_000)

@@ -3,7 +3,7 @@ Both stream the log (a cursor, not a list), so memory stays flat for millions of
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from formation.node.state import views
 from formation.node.state.op import OpError, decode
@@ -13,16 +13,16 @@ if TYPE_CHECKING:
     from formation.node.state.replica import Replica
 
 
-def rebuild(replica: Replica) -> dict:
+def rebuild(replica: Replica) -> dict[str, Any]:
     """Recomputes every view from the log; reports whether they equal the incremental ones."""
     db = replica.db
     before = views.snapshot(db)
     db.execute("BEGIN IMMEDIATE")
     try:
         views.clear(db)
-        registers: dict = {}
+        registers: views.Registers = {}
         for (raw,) in db.execute("SELECT raw FROM ops ORDER BY ord"):
-            replica._effects(decode(raw), registers)
+            replica.replay_effects(decode(raw), registers)
             if len(registers) > 100_000:
                 _write_registers(replica, registers)
         _write_registers(replica, registers)
@@ -35,7 +35,7 @@ def rebuild(replica: Replica) -> dict:
     return {"ops": replica.count, "equal": not differing, "differing": differing}
 
 
-def _write_registers(replica: Replica, registers: dict) -> None:
+def _write_registers(replica: Replica, registers: views.Registers) -> None:
     for slot, (_order, value, op) in registers.items():
         views.apply_effects(replica.db, op, [(*slot, value)])
     registers.clear()

@@ -12,12 +12,13 @@ form and therefore one id."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import cbor2
 
-from formation.errors import OpError
+from formation.errors import OpError as OpError  # re-exported: node/state imports it from here
 
 VERSION = 1
 SIGNING_CONTEXT = b"formation-state-op-v1\x00"
@@ -62,7 +63,7 @@ class Op:
     parents: tuple[bytes, ...]
     hlc: tuple[int, int]
     kind: str
-    payload: dict
+    payload: dict[str, Any]
 
     @property
     def deps(self) -> tuple[bytes, ...]:
@@ -76,7 +77,7 @@ class Op:
         """Last-writer-wins order: HLC, then op id."""
         return (self.hlc[0], self.hlc[1], self.id)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {
             "id": self.id.hex(), "author": self.author.hex(), "seq": self.seq,
             "prev": self.prev.hex() if self.prev else None,
@@ -95,13 +96,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def build_body(network: bytes, author: bytes, seq: int, prev: bytes | None,
-               parents: list[bytes], hlc: tuple[int, int], kind: str, payload: dict) -> bytes:
+def build_body(network: bytes, author: bytes, seq: int, prev: bytes | None, parents: list[bytes],
+               hlc: tuple[int, int], kind: str, payload: dict[str, Any]) -> bytes:
     return encode([VERSION, network, author, seq, prev, sorted(set(parents)), list(hlc), kind,
                    payload])
 
 
-def sign_body(body: bytes, sign) -> bytes:
+def sign_body(body: bytes, sign: Callable[[bytes], bytes]) -> bytes:
     """`sign` is NodeIdentity.sign (or a SigningKey's). Returns the envelope bytes."""
     return encode([body, sign(SIGNING_CONTEXT + body)])
 
@@ -147,7 +148,8 @@ def _fits(value: Any, depth: int) -> bool:
     if kind is str:
         return _short_text(value)
     if kind is int:
-        return -(2**63) <= value < 2**64
+        number: int = value
+        return -(2**63) <= number < 2**64
     if kind is bytes:
         return len(value) <= MAX_STRING_BYTES
     if value is None or kind is bool:
@@ -188,8 +190,14 @@ def _loads_canonical(data: bytes, what: str) -> Any:
         raise OpError("malformed", f"{what}: not CBOR ({type(exc).__name__})") from None
     # Decoding keeps map order, and plain encoding is minimal (shortest heads, definite
     # lengths), so this round trip plus the key-order check in _check_value is the canonical
-    # check, at half the cost of re-encoding in canonical mode.
-    if cbor2.dumps(value) != data:
+    # check, at half the cost of re-encoding in canonical mode. Some decodable input cannot be
+    # encoded again (a shared reference that makes a cycle, say): that is malformed too.
+    try:
+        again = cbor2.dumps(value)
+    except Exception as exc:
+        raise OpError("malformed", f"{what}: not canonical CBOR ({type(exc).__name__} when "
+                      "encoding it again)") from None
+    if again != data:
         raise OpError("malformed", f"{what}: not in canonical CBOR form")
     return value
 
@@ -225,7 +233,17 @@ def split_envelope(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def decode(raw: bytes) -> Op:
-    """Parses and checks structure and limits. Does not verify the signature (see verify)."""
+    """Parses and checks structure and limits. Does not verify the signature (see verify).
+    Raises OpError and nothing else, whatever the bytes: a hostile op is refused alone."""
+    try:
+        return _decode(raw)
+    except OpError:
+        raise
+    except Exception as exc:  # a decoded value no check foresaw; never let it escape
+        raise OpError("malformed", f"op: cannot be read ({type(exc).__name__})") from None
+
+
+def _decode(raw: bytes) -> Op:
     if len(raw) > MAX_OP_BYTES:
         raise OpError("oversized", f"op: {len(raw)} bytes, at most {MAX_OP_BYTES}")
     body, signature = split_envelope(raw)
@@ -234,7 +252,7 @@ def decode(raw: bytes) -> Op:
         raise OpError("malformed", "body: expected an array of 9 fields")
     version, network, author, seq, prev, parents, hlc, kind, payload = fields
     if version != VERSION:
-        raise OpError("malformed", f"version: {version!r}, this replica reads {VERSION}")
+        raise OpError("malformed", f"version: expected {VERSION}, this replica reads no other")
     _bytes_field(network, NETWORK_BYTES, "network")
     _bytes_field(author, KEY_BYTES, "author")
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < MAX_SEQ:

@@ -58,7 +58,7 @@ class _Info(NamedTuple):
 class BatchResult:
     verdicts: list[Verdict]
     applied: list[Op] = field(default_factory=list)  # in apply order, includes unbuffered ops
-    equivocations: list[tuple[bytes, int, bytes, bytes]] = field(default_factory=list)
+    equivocations: list[dict] = field(default_factory=list)  # each announced once
 
 
 class Replica:
@@ -67,11 +67,12 @@ class Replica:
                  wall_ms: Callable[[], int] | None = None, durable: bool = True) -> None:
         self.path = path
         self.db = dbm.connect(path, durable)
-        self.buffer = buffer or PendingBuffer()
+        self.buffer = buffer if buffer is not None else PendingBuffer()  # empty is falsy
         self.clock = HybridClock(wall_ms)
         self.configured_network = network
         self.refused: dict[str, int] = {}
         self._recent_refused: OrderedDict[bytes, Verdict] = OrderedDict()
+        self._evidence_log = evidence.LogLimiter()
         self._load()
 
     # loading ------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ class Replica:
         self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
         self._full: tuple[int, Authority] | None = None
         self._contexts_written = 0
-        self.equivocation_count = db.execute("SELECT COUNT(*) FROM equivocations").fetchone()[0]
+        self.equivocation_count = evidence.count(db)
 
     def close(self) -> None:
         self.db.close()
@@ -181,32 +182,33 @@ class Replica:
         return checked
 
     # applying ------------------------------------------------------------------------------
-    def ingest(self, raws: list[bytes]) -> BatchResult:
+    def ingest(self, raws: list[bytes], source: str = "") -> BatchResult:
         """Verifies and applies raw ops; one verdict per input."""
-        return self.apply_checked(check_chunk(raws))
+        return self.apply_checked(check_chunk(raws), source)
 
-    def apply_checked(self, checked: list) -> BatchResult:
+    def apply_checked(self, checked: list, source: str = "") -> BatchResult:
         """Applies ops whose structure and signature were checked (verify.py); one verdict
-        per input."""
+        per input. `source`: who sent them (the orphan buffer bounds each source)."""
         ops = [c for c in checked if isinstance(c, Op)]
-        result = self.apply(ops)
+        result = self.apply(ops, source)
         by_id = {v.id: v for v in result.verdicts}
         verdicts = []
         for c in checked:
             if isinstance(c, OpError):
-                self._count_refused(c.reason, str(c))
+                self.count_refused(c.reason, str(c))
                 verdicts.append(Verdict(None, "refused", c.reason, str(c)))
             else:
                 verdicts.append(by_id[c.id])
         result.verdicts = verdicts
         return result
 
-    def _count_refused(self, reason: str, message: str) -> None:
+    def count_refused(self, reason: str, message: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
         log.warning("op refused", extra={"fields": {"reason": reason, "detail": message}})
 
-    def apply(self, ops: list[Op]) -> BatchResult:
+    def apply(self, ops: list[Op], source: str = "") -> BatchResult:
         result = BatchResult([])
+        self._source = source
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self._apply(ops, result)
@@ -266,6 +268,8 @@ class Replica:
             refs = rules.refs(op) if op.kind in rules.REF_FIELDS else ()
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
+        except Exception as exc:  # a payload no rule foresaw: refuse this op, not the batch
+            return self._unforeseen(op, exc)
         deps = op.deps
         known = self._info
         infos = [known.get(d) or self._info_of(d) for d in deps]
@@ -273,23 +277,33 @@ class Replica:
             missing = {d for d, i in zip(deps, infos, strict=True) if i is None}
             missing.update(r for r in refs if self._info_of(r) is None)
             if missing:
-                self.buffer.add(op, missing)
+                self.buffer.add(op, missing, self._source)
                 return Verdict(op.id, "buffered", "missing_parents",
                                f"waiting for {len(missing)} op(s)")
         try:
             ctx = self._check(op, infos, batch_ops)
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
+        except Exception as exc:
+            return self._unforeseen(op, exc)
         self._accept(op, deps, ctx, batch, batch_ops, rows, registers, result)
         return Verdict(op.id, "accepted")
 
     def _refuse(self, op: Op, reason: str, message: str) -> Verdict:
-        self._count_refused(reason, f"op {op.id.hex()[:16]} ({op.kind}): {message}")
+        self.count_refused(reason, f"op {op.id.hex()[:16]} ({op.kind}): {message}")
         verdict = Verdict(op.id, "refused", reason, message)
         self._recent_refused[op.id] = verdict
         if len(self._recent_refused) > 10_000:
             self._recent_refused.popitem(last=False)
         return verdict
+
+    def _unforeseen(self, op: Op, exc: Exception) -> Verdict:
+        """The checks raised something other than a refusal: the same op raises the same on
+        every replica running this code, so refusing it keeps verdicts equal. A failing disk
+        is no verdict on the op: that goes up (the batch is rolled back)."""
+        if dbm.environmental(exc):
+            raise exc
+        return self._refuse(op, "invalid", f"payload: cannot be checked ({type(exc).__name__})")
 
     def _check(self, op: Op, infos: list[_Info], batch_ops) -> int:
         """Network, sequence, causality and authorization; returns the op's context."""
@@ -354,10 +368,10 @@ class Replica:
         result.applied.append(op)
 
     def _note_equivocation(self, op: Op, rows, registers, result: BatchResult) -> None:
-        self._flush(rows, registers)  # an equivocating twin may be in this batch
-        found = evidence.record(self.db, op)
-        self.equivocation_count += len(found)
-        result.equivocations.extend(found)
+        found = evidence.record(self.db, op, rows, self._evidence_log)  # a twin may be in rows
+        self.equivocation_count += 1
+        if found is not None:
+            result.equivocations.append(found)
 
     def _effects(self, op: Op, registers: dict) -> None:
         """Registers are merged in memory within a batch (one write per field), the rest go to
@@ -487,6 +501,11 @@ class Replica:
         return None
 
     # maintenance --------------------------------------------------------------------------
+    def replay_effects(self, op: Op, registers: views.Registers) -> None:
+        """One logged op's effects on the views again, the same fold as when it was accepted
+        (maintenance.rebuild); register writes gather in `registers` until written."""
+        self._effects(op, registers)
+
     def rebuild(self) -> dict:
         return maintenance.rebuild(self)
 

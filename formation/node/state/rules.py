@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
@@ -25,6 +25,9 @@ _DNS = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0
 DNS_TYPES = frozenset({"A", "AAAA", "CNAME", "TXT"})
 INSTANCE_STATES = frozenset({"running", "stopped", "deleted"})
 
+GetOp = Callable[[bytes], Op]  # a present op by id (references are checked present first)
+Rule = Callable[[Op, Authority, str, GetOp], None]  # raises Refused; author is op.author.hex()
+
 
 class Refused(Exception):
     def __init__(self, reason: str, message: str) -> None:
@@ -32,24 +35,24 @@ class Refused(Exception):
         self.reason = reason
 
 
-def _need(payload: dict, name: str, check: Callable[[Any], bool], expected: str) -> Any:
+def _need(payload: dict[str, Any], name: str, check: Callable[[Any], bool], expected: str) -> Any:
     value = payload.get(name)
     if not check(value):
         raise Refused("invalid", f"payload.{name}: expected {expected}")
     return value
 
 
-def _only(payload: dict, allowed: set[str]) -> None:
+def _only(payload: dict[str, Any], allowed: set[str]) -> None:
     extra = set(payload) - allowed
     if extra:
         raise Refused("invalid", f"payload.{sorted(extra)[0]}: not a field of this kind")
 
 
-def is_key(v: Any) -> bool:
+def is_key(v: Any) -> TypeGuard[str]:
     return isinstance(v, str) and bool(_HEX64.match(v))
 
 
-def is_name(v: Any) -> bool:
+def is_name(v: Any) -> TypeGuard[str]:
     return isinstance(v, str) and bool(_NAME.match(v))
 
 
@@ -87,7 +90,7 @@ REF_FIELDS = {
 
 
 def refs(op: Op) -> list[bytes]:
-    out = []
+    out: list[bytes] = []
     for name in REF_FIELDS.get(op.kind, ()):
         value = op.payload.get(name)
         if not is_key(value):
@@ -96,7 +99,7 @@ def refs(op: Op) -> list[bytes]:
     return out
 
 
-def check(op: Op, auth: Authority, get_op: Callable[[bytes], Op]) -> None:
+def check(op: Op, auth: Authority, get_op: GetOp) -> None:
     """Raises Refused unless `op` may be applied. Structure, signature, network, sequence and
     causality were checked before; this is the kind-specific part."""
     rule = RULES.get(op.kind)
@@ -113,7 +116,7 @@ def _admin(auth: Authority, author: str, what: str) -> None:
         raise Refused("unauthorized", f"{what}: only a network admin may do this")
 
 
-def _genesis(op, auth, author, get_op):
+def _genesis(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"name", "cidr"})
     _need(p, "name", is_name, "a network name (lowercase letters, digits, '-')")
@@ -122,26 +125,26 @@ def _genesis(op, auth, author, get_op):
         raise Refused("invalid", "network.genesis: must be its author's first op, without parents")
 
 
-def _network_update(op, auth, author, get_op):
+def _network_update(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"name"})
     _need(op.payload, "name", is_name, "a network name")
     _admin(auth, author, "network.update")
 
 
-def _admit(op, auth, author, get_op):
+def _admit(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"node", "roles"})
     _need(op.payload, "node", is_key, "a node's Ed25519 key, 64 hex")
     _need(op.payload, "roles", _is_roles, "a list of roles from admin, member")
     _admin(auth, author, op.kind)
 
 
-def _remove(op, auth, author, get_op):
+def _remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"node"})
     _need(op.payload, "node", is_key, "a node's Ed25519 key, 64 hex")
     _admin(auth, author, op.kind)
 
 
-def _record(op, auth, author, get_op):
+def _record(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"name", "endpoints", "resources", "wireguard_key", "wg_endpoints"})
     _need(p, "name", is_name, "a node name")
@@ -157,7 +160,7 @@ def _record(op, auth, author, get_op):
               "a list of HOST:PORT (WireGuard underlay endpoints)")
 
 
-def _invite_create(op, auth, author, get_op):
+def _invite_create(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"token_key", "expires_ms", "roles"})
     _need(p, "token_key", is_key, "the invite token's public key, 64 hex")
@@ -170,7 +173,7 @@ def invite_proof_message(network: bytes, invite_id: str, node_key: str) -> bytes
     return INVITE_PROOF_CONTEXT + network + bytes.fromhex(invite_id) + bytes.fromhex(node_key)
 
 
-def _invite_consume(op, auth, author, get_op):
+def _invite_consume(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"invite", "node", "roles", "proof"})
     _need(p, "node", is_key, "the joining node's key")
@@ -195,10 +198,10 @@ def _invite_consume(op, auth, author, get_op):
         raise Refused("unauthorized", "invite.consume: proof does not verify") from None
 
 
-def _address_claim(op, auth, author, get_op):
+def _address_claim(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"ip"})
     try:
-        ip = ipaddress.ip_address(op.payload.get("ip"))
+        ip = ipaddress.ip_address(op.payload.get("ip", ""))
     except (ValueError, TypeError):
         raise Refused("invalid", "payload.ip: expected an IP address") from None
     net = auth.cidr
@@ -206,7 +209,7 @@ def _address_claim(op, auth, author, get_op):
         raise Refused("invalid", f"payload.ip: {ip} is not a host address of {net}")
 
 
-def _instance_create(op, auth, author, get_op):
+def _instance_create(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"name", "spec", "desired"})
     _need(p, "name", is_name, "an instance name")
@@ -215,7 +218,7 @@ def _instance_create(op, auth, author, get_op):
         _need(p, "desired", lambda v: v in INSTANCE_STATES, "running or stopped")
 
 
-def _owner_or_admin(op, auth, author, get_op) -> Op:
+def _owner_or_admin(op: Op, auth: Authority, author: str, get_op: GetOp) -> Op:
     created = get_op(bytes.fromhex(op.payload["instance"]))
     if created.kind != "instance.create":
         raise Refused("invalid", "payload.instance: does not name an instance.create op")
@@ -224,7 +227,7 @@ def _owner_or_admin(op, auth, author, get_op) -> Op:
     return created
 
 
-def _instance_update(op, auth, author, get_op):
+def _instance_update(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"instance", "spec", "desired"})
     if "spec" in p:
@@ -234,13 +237,13 @@ def _instance_update(op, auth, author, get_op):
     _owner_or_admin(op, auth, author, get_op)
 
 
-def _instance_place(op, auth, author, get_op):
+def _instance_place(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"instance", "node"})
     _need(op.payload, "node", is_key, "a node key")
     _owner_or_admin(op, auth, author, get_op)
 
 
-def _instance_status(op, auth, author, get_op):
+def _instance_status(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"instance", "placement", "observed"})
     _need(p, "observed", _is_map, "a map")
@@ -251,12 +254,12 @@ def _instance_status(op, auth, author, get_op):
         raise Refused("unauthorized", "instance.status: only the node the work is assigned to")
 
 
-def _instance_delete(op, auth, author, get_op):
+def _instance_delete(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"instance"})
     _owner_or_admin(op, auth, author, get_op)
 
 
-def _image_add(op, auth, author, get_op):
+def _image_add(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"digest", "name", "size"})
     _need(p, "digest", is_key, "the image's SHA-256, 64 hex")
@@ -264,7 +267,7 @@ def _image_add(op, auth, author, get_op):
     _need(p, "size", _is_uint, "a size in bytes")
 
 
-def _image_remove(op, auth, author, get_op):
+def _image_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"image"})
     added = get_op(bytes.fromhex(op.payload["image"]))
     if added.kind != "image.add":
@@ -273,7 +276,7 @@ def _image_remove(op, auth, author, get_op):
         raise Refused("unauthorized", "image.remove: only who added it or an admin")
 
 
-def _dns_set(op, auth, author, get_op):
+def _dns_set(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"name", "type", "value"})
     _need(p, "name", lambda v: isinstance(v, str) and len(v) <= 253 and bool(_DNS.match(v)),
@@ -283,14 +286,14 @@ def _dns_set(op, auth, author, get_op):
     _admin(auth, author, "dns.set")
 
 
-def _dns_remove(op, auth, author, get_op):
+def _dns_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"record"})
     if get_op(bytes.fromhex(op.payload["record"])).kind != "dns.set":
         raise Refused("invalid", "payload.record: does not name a dns.set op")
     _admin(auth, author, "dns.remove")
 
 
-def _account_set(op, auth, author, get_op):
+def _account_set(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"name", "keys", "roles"})
     _need(p, "name", is_name, "an account name")
@@ -299,13 +302,13 @@ def _account_set(op, auth, author, get_op):
     _admin(auth, author, "account.set")
 
 
-def _account_remove(op, auth, author, get_op):
+def _account_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _only(op.payload, {"name"})
     _need(op.payload, "name", is_name, "an account name")
     _admin(auth, author, "account.remove")
 
 
-RULES = {
+RULES: dict[str, Rule] = {
     "network.genesis": _genesis, "network.update": _network_update,
     "node.admit": _admit, "node.roles": _admit, "node.remove": _remove, "node.record": _record,
     "invite.create": _invite_create, "invite.consume": _invite_consume,

@@ -17,7 +17,9 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from formation.identity import NodeIdentity
+from formation.node.state import evidence
 from formation.node.state.buffer import PendingBuffer
+from formation.node.state.db import environmental
 from formation.node.state.op import Op, OpError, decode
 from formation.node.state.replica import BatchResult, Replica, Verdict
 from formation.node.state.rules import invite_proof_message
@@ -79,18 +81,18 @@ class StateStore:
         self._refused_listeners.append(listener)
 
     def on_equivocation(self, listener: Callable[[dict], None]) -> None:
-        """`listener(evidence)` for every equivocation found, evidence as in status():
-        {"author": hex, "seq": n, "ops": [hex, hex]}."""
+        """`listener(evidence)` once for every (author, seq) found forked, evidence as in
+        status(): {"author": hex, "seq": n, "ops": [hex, hex], "forks": 2}. Later forks of
+        the same seq are only counted (see evidence.py)."""
         self._equivocation_listeners.append(listener)
 
     def _notify(self, result: BatchResult, origin: str | None, refused: dict[str, int]) -> None:
         for reason, count in refused.items():
             for listener in self._refused_listeners:
                 listener(reason, count)
-        for author, seq, a, b in result.equivocations:
-            evidence = {"author": author.hex(), "seq": seq, "ops": [a.hex(), b.hex()]}
+        for found in result.equivocations:
             for on_evidence in self._equivocation_listeners:
-                on_evidence(evidence)
+                on_evidence(found)
         if not result.applied:
             return
         for listener in list(self._listeners):
@@ -166,14 +168,17 @@ class StateStore:
         self._notify(BatchResult([Verdict(op.id, "accepted")], [op]), None, refused)
         return op
 
-    async def ingest(self, raws: list[bytes], origin: str | None = None) -> list[Verdict]:
+    async def ingest(self, raws: list[bytes], origin: str | None = None,
+                     source: str | None = None) -> list[Verdict]:
         """Verifies, buffers and applies ops from elsewhere, one transaction per chunk of CHUNK
         ops. A large batch is pipelined: while the replica's thread applies one chunk and
         decodes the next, worker processes verify the signatures of the chunks in between.
 
         Concurrent calls decode and verify at once but apply in the order they were made, so
         a caller may start ingesting the next batch of a stream before this one is applied
-        (anti-entropy does) and its ops still find their parents."""
+        (anti-entropy does) and its ops still find their parents. `source` names the sender
+        for the orphan buffer's per-source bound (default: `origin`)."""
+        source = source if source is not None else (origin or "")
         loop = asyncio.get_running_loop()
         my_turn, self._last_turn = self._last_turn, loop.create_future()
         done = self._last_turn
@@ -182,7 +187,7 @@ class StateStore:
             if len(raws) < POOL_MIN_OPS:
                 checked = await self._run(check_chunk, raws)
                 await _turn(my_turn)
-                return await self._apply_verified(checked, None, origin)
+                return await self._apply_verified(checked, None, origin, source)
             verdicts: list[Verdict] = []
             for i in range(0, len(raws), CHUNK):
                 decoded = await self._run(decode_chunk, raws[i:i + CHUNK])
@@ -190,10 +195,10 @@ class StateStore:
                     [c for c in decoded if isinstance(c, Op)])))
                 if len(pending) > PIPELINE_DEPTH:
                     await _turn(my_turn)
-                    verdicts += await self._apply_verified(*pending.popleft(), origin)
+                    verdicts += await self._apply_verified(*pending.popleft(), origin, source)
             await _turn(my_turn)
             while pending:
-                verdicts += await self._apply_verified(*pending.popleft(), origin)
+                verdicts += await self._apply_verified(*pending.popleft(), origin, source)
             return verdicts
         finally:
             for _decoded, holds in pending:
@@ -205,7 +210,7 @@ class StateStore:
                 my_turn.add_done_callback(lambda _f: done.done() or done.set_result(None))
 
     async def _apply_verified(self, decoded: list, holds: asyncio.Future[bytes] | None,
-                              origin: str | None) -> list[Verdict]:
+                              origin: str | None, source: str = "") -> list[Verdict]:
         verified = None
         if holds is not None:
             try:
@@ -214,19 +219,45 @@ class StateStore:
                 log.warning("a signature worker died; verifying this batch in the node")
                 verified = await self._run(
                     signatures_hold, [c.raw for c in decoded if isinstance(c, Op)])
-        result, refused = await self._run(self._apply, decoded, verified)
+        result, refused = await self._run(self._apply, decoded, verified, source)
         self._notify(result, origin, refused)
         return result.verdicts
 
-    def _apply(self, checked: list, holds: bytes | None) -> tuple[BatchResult, dict[str, int]]:
+    def _apply(self, checked: list, holds: bytes | None,
+               source: str = "") -> tuple[BatchResult, dict[str, int]]:
         """On the replica's thread: `holds`, when given, says which signatures verified."""
         if holds is not None:
             checked = with_signatures(checked, holds)
         before = dict(self.replica.refused)
-        result = self.replica.apply_checked(checked)
+        try:
+            result = self.replica.apply_checked(checked, source)
+        except Exception as exc:
+            if environmental(exc):
+                raise  # the disk, not an op: the sender retries later
+            log.exception("a batch failed to apply; applying its ops one at a time")
+            result = self._apply_each(checked, source)
         if result.applied:
             self._refresh_members()
         return result, _diff(before, self.replica.refused)
+
+    def _apply_each(self, checked: list, source: str) -> BatchResult:
+        """After a batch raised (and was rolled back): each op in its own transaction, so the
+        op that raises is refused alone and the others of the batch still apply."""
+        result = BatchResult([])
+        for one in checked:
+            try:
+                part = self.replica.apply_checked([one], source)
+            except Exception as exc:
+                if environmental(exc):
+                    raise
+                message = f"cannot be applied ({type(exc).__name__})"
+                self.replica.count_refused("invalid", message)
+                op_id = one.id if isinstance(one, Op) else None
+                part = BatchResult([Verdict(op_id, "refused", "invalid", message)])
+            result.verdicts += part.verdicts
+            result.applied += part.applied
+            result.equivocations += part.equivocations
+        return result
 
     def _refresh_members(self) -> None:
         authority = self.replica.current_authority()
@@ -301,6 +332,7 @@ class StateStore:
                 "authors": len(r.vv), "buffered": len(r.buffer),
                 "buffer_bytes": r.buffer.bytes, "buffer_dropped": r.buffer.dropped,
                 "refused": dict(r.refused), "equivocations": r.equivocations(),
+                "equivocators": evidence.authors(r.db),
             }
         return await self._run(collect)
 

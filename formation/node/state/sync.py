@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from formation.api import state_models as sm
 from formation.api import state_routes as routes
@@ -32,6 +33,8 @@ from formation.node.state.store import StateStore
 log = logging.getLogger(__name__)
 
 PUSH_MAX_OPS = 500
+PUSH_QUEUE_MAX_OPS = 50_000  # per peer: what waits to be pushed; beyond, anti-entropy sends it
+PUSH_QUEUE_MAX_BYTES = 16 * 1024 * 1024  # per peer (a member's ops may be 16 KiB each)
 PUSH_MAX_BYTES = 600_000  # packed, the batch stays under the server's 1 MiB body limit
 RANGE_LIMIT = 2000
 RANGE_MAX_BYTES = 700_000  # keeps a packed batch under the 1 MiB request/response bodies
@@ -87,19 +90,24 @@ class DirectPush:
     def __init__(self, peers: list[Peer], identity: NodeIdentity) -> None:
         self.peers = peers
         self.identity = identity
-        self._queues: dict[str, asyncio.Queue[bytes]] = {p.address: asyncio.Queue(50_000)
-                                                       for p in peers}
-        self._sent: dict[str, OrderedDict[bytes, None]] = {p.address: OrderedDict() for p in peers}
+        self._queues: dict[str, asyncio.Queue[bytes]] = {}
+        self._sent: dict[str, OrderedDict[bytes, None]] = {}
+        self.queued_bytes: dict[str, int] = {}  # per peer: the envelopes waiting in its queue
+        self.skipped = 0  # ops not queued because a peer's queue was full (anti-entropy's)
+        for peer in peers:
+            self.add(peer)
 
     def add(self, peer: Peer) -> None:
         """A peer found after start (a member admitted later); `run(peer)` then serves it."""
-        self._queues[peer.address] = asyncio.Queue(50_000)
+        self._queues[peer.address] = asyncio.Queue(PUSH_QUEUE_MAX_OPS)
         self._sent[peer.address] = OrderedDict()
+        self.queued_bytes[peer.address] = 0
 
     def moved(self, old: str, new: str) -> None:
         """A peer's address changed (onto the mesh): its queue and memory go with it."""
         self._queues[new] = self._queues.pop(old)
         self._sent[new] = self._sent.pop(old)
+        self.queued_bytes[new] = self.queued_bytes.pop(old)
 
     def offer(self, ops: list[Op], origin: str | None) -> None:
         if origin == "sync":
@@ -107,15 +115,20 @@ class DirectPush:
         for peer in self.peers:
             if peer.key is not None and peer.key == origin:
                 continue
-            queue, sent = self._queues[peer.address], self._sent[peer.address]
+            address = peer.address
+            queue, sent = self._queues[address], self._sent[address]
             for op in ops:
                 if op.id in sent:
+                    continue
+                if queue.full() or self.queued_bytes[address] + len(op.raw) > \
+                        PUSH_QUEUE_MAX_BYTES:
+                    self.skipped += 1  # a slow or absent peer: anti-entropy brings it later
                     continue
                 sent[op.id] = None
                 if len(sent) > 100_000:
                     sent.popitem(last=False)
-                with contextlib.suppress(asyncio.QueueFull):  # anti-entropy recovers it
-                    queue.put_nowait(op.raw)
+                queue.put_nowait(op.raw)
+                self.queued_bytes[address] += len(op.raw)
 
     async def run(self, peer: Peer) -> None:
         queue = self._queues[peer.address]
@@ -125,6 +138,7 @@ class DirectPush:
             while not queue.empty() and len(batch) < PUSH_MAX_OPS and size < PUSH_MAX_BYTES:
                 batch.append(queue.get_nowait())
                 size += len(batch[-1])
+            self.queued_bytes[peer.address] -= size
             try:
                 await _client(peer, self.identity).call(
                     routes.state_sync_push, sm.OpBatch(ops=wire.pack(batch), count=len(batch)))
@@ -213,12 +227,12 @@ class AntiEntropy:
         the vector we will have, and the store applies concurrent ingests in call order)."""
         vv = {a.hex(): s for a, s in (await self.store.version_vector()).items()}
 
-        def fetch(vector: dict[str, int]):
+        def fetch(vector: dict[str, int]) -> asyncio.Future[sm.RangeResult]:
             return asyncio.ensure_future(client.call(
                 routes.state_sync_range, sm.RangeRequest(vv=vector, limit=RANGE_LIMIT)))
 
         received = 0
-        pending = fetch(vv)
+        pending: asyncio.Future[sm.RangeResult] | None = fetch(vv)
         ingesting: deque[asyncio.Future[tuple[int, bool]]] = deque()
         try:
             while pending is not None:
@@ -234,7 +248,8 @@ class AntiEntropy:
             while ingesting:
                 received += (await ingesting.popleft())[0]
         finally:
-            for task in [pending, *ingesting]:
+            unfinished: list[asyncio.Future[Any] | None] = [pending, *ingesting]
+            for task in unfinished:
                 if task is not None and not task.done():
                     task.cancel()
                     with contextlib.suppress(BaseException):
@@ -246,7 +261,7 @@ class AntiEntropy:
         peer.bytes_received += len(batch.ops)
         raws = wire.unpack(batch.ops)
         peer.ops_received += len(raws)
-        verdicts = await self.store.ingest(raws, origin="sync")
+        verdicts = await self.store.ingest(raws, origin="sync", source=peer.key or peer.address)
         accepted = sum(v.status == "accepted" for v in verdicts)
         return accepted, accepted > 0 or any(v.status == "duplicate" for v in verdicts)
 
@@ -261,7 +276,7 @@ class Replication:
         self.anti_entropy = AntiEntropy(store, self.peers, identity, interval_s)
         self._unsubscribe = store.subscribe(self.push.offer)
 
-    def add_peer(self, address: str, key: str) -> list:
+    def add_peer(self, address: str, key: str) -> list[Coroutine[Any, Any, None]]:
         """Replicates with one more peer (a member of the network found by discovery or the
         join handshake); returns the coroutines to run for it (none if already a peer). A peer
         known by its key at another address is re-pointed there (the mesh address once the
@@ -286,8 +301,8 @@ class Replication:
     def peer_keys(self) -> set[str]:
         return {p.key for p in self.peers if p.key}
 
-    def tasks(self) -> list:
-        coros = [self.anti_entropy.run()]
+    def tasks(self) -> list[Coroutine[Any, Any, None]]:
+        coros: list[Coroutine[Any, Any, None]] = [self.anti_entropy.run()]
         if isinstance(self.push, DirectPush):
             coros += [self.push.run(peer) for peer in self.peers]
         return coros

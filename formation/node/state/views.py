@@ -35,11 +35,18 @@ CREATE TABLE IF NOT EXISTS claims (
   hlc_ms INTEGER NOT NULL, hlc_c INTEGER NOT NULL) WITHOUT ROWID;
 """
 VIEW_TABLES = ("lww", "orset", "orset_removed", "tombstones", "claims")
+# An effect is a tuple whose first item names its kind ("lww", "fww", "set", "add", "remove",
+# "tomb", "claim", "roles"); what follows depends on the kind (see `effects`).
+Effect = tuple[Any, ...]
+Order = tuple[int, int, bytes]  # (HLC ms, HLC counter, op id): how concurrent writes are ordered
+# Register writes merged in memory within a batch, one per field: (kind, collection, key, field)
+# -> (the winning write's order, its value, its op).
+Registers = dict[Effect, tuple[Order, Any, Op]]
 COLLECTIONS = ("network", "nodes", "addresses", "instances", "images", "dns", "invites",
                "accounts")
 
 
-def effects(op: Op) -> list[tuple]:
+def effects(op: Op) -> list[Effect]:
     """What `op` changes. Pure: the same op gives the same effects on every replica.
     ("roles", node) asks the replica to set the node's roles from the fold of every accepted
     authority op (authority.fold_authority), which voids the later of two concurrent uses of
@@ -54,8 +61,10 @@ def effects(op: Op) -> list[tuple]:
                 ("roles", author)]
     if k == "network.update":
         return [("lww", "network", "", "name", p["name"])]
-    if k in ("node.admit", "node.roles", "node.remove"):
+    if k in ("node.admit", "node.roles"):
         return [("roles", p["node"])]
+    if k == "node.remove":
+        return [("roles", p["node"]), ("release", p["node"])]
     if k == "node.record":
         return [("lww", "nodes", author, f, p[f]) for f in sorted(p)]
     if k == "invite.create":
@@ -103,7 +112,7 @@ LWW_SQL = _LWW.format(cmp=">")
 FWW_SQL = _LWW.format(cmp="<")
 
 
-def apply_effects(db: sqlite3.Connection, op: Op, changes: list[tuple]) -> None:
+def apply_effects(db: sqlite3.Connection, op: Op, changes: list[Effect]) -> None:
     ms, c, oid = op.hlc[0], op.hlc[1], op.id
     for effect in changes:
         tag = effect[0]
@@ -130,6 +139,9 @@ def apply_effects(db: sqlite3.Connection, op: Op, changes: list[tuple]) -> None:
         elif tag == "claim":
             db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?,?)",
                        (oid, effect[1], effect[2], ms, c))
+        elif tag == "release":  # a claim of no address: see _live_claims
+            db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?,?)",
+                       (oid, _RELEASED, effect[1], ms, c))
 
 
 def clear(db: sqlite3.Connection) -> None:
@@ -159,26 +171,43 @@ def members(db: sqlite3.Connection) -> set[str]:
     return {key for key, value in rows if cbor2.loads(value)}
 
 
-def claimed_ips(db: sqlite3.Connection) -> set[str]:
-    """Every address a current member has claimed (held, lost or superseded): not free."""
+_RELEASED = ""  # the `ip` of a node.remove's row in claims: every earlier claim is void
+
+
+def _live_claims(db: sqlite3.Connection) -> list[tuple[Order, str, str]]:
+    """((HLC, id), ip, node) of each claim that still counts: made by a node that holds roles
+    now, and later by (HLC, id) than that node's last removal. A removal releases the node's
+    addresses for good, so a node admitted again claims anew instead of reviving an old claim
+    and taking the address back from whoever was given it meanwhile. Every replica holding the
+    same ops reaches the same answer, whatever order they came in."""
     current = members(db)
-    return {ip for ip, node in db.execute("SELECT ip, node FROM claims") if node in current}
+    rows = [((ms, c, oid), ip, node) for ms, c, oid, ip, node in
+            db.execute("SELECT hlc_ms, hlc_c, op, ip, node FROM claims") if node in current]
+    released: dict[str, Order] = {}
+    for key, ip, node in rows:
+        if ip == _RELEASED and (node not in released or key > released[node]):
+            released[node] = key
+    return [(key, ip, node) for key, ip, node in rows
+            if ip != _RELEASED and (node not in released or key > released[node])]
+
+
+def claimed_ips(db: sqlite3.Connection) -> set[str]:
+    """Every address a current member has claimed since it was last removed (held, lost or
+    superseded): not free."""
+    return {ip for _key, ip, _node in _live_claims(db)}
 
 
 def address_table(db: sqlite3.Connection) -> tuple[dict[str, str], dict[str, list[str]]]:
     """(ip -> holding node, node -> ips it claimed and lost). A node's active claim is its latest
     by (HLC, id); among active claims of one ip the earliest by (HLC, id) holds it. The losers
     see that and claim another address. Claims of nodes that no longer hold roles (removed, or
-    admitted by a void invite use) count for nothing: their addresses are free again."""
-    current = members(db)
-    active: dict[str, tuple] = {}
-    for ms, c, oid, ip, node in db.execute("SELECT hlc_ms, hlc_c, op, ip, node FROM claims"):
-        if node not in current:
-            continue
-        key = (ms, c, oid)
+    admitted by a void invite use), and claims made before a node's removal, count for nothing:
+    their addresses are free again."""
+    active: dict[str, tuple[Order, str]] = {}  # node -> (its latest claim, that ip)
+    for key, ip, node in _live_claims(db):
         if node not in active or key > active[node][0]:
             active[node] = (key, ip)
-    holders: dict[str, tuple] = {}
+    holders: dict[str, tuple[Order, str]] = {}  # ip -> (the earliest claim, its node)
     for node, (key, ip) in active.items():
         if ip not in holders or key < holders[ip][0]:
             holders[ip] = (key, node)

@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Select, Static, TextArea
+from textual.worker import Worker
 
 from formation.api import console_routes, host_routes, state_routes
 from formation.api.console_models import EditableSettings
@@ -22,6 +23,7 @@ from formation.api.models import Event
 from formation.errors import FormationError
 from formation.tui.actions import ConsoleAction
 from formation.tui.commands import ScreenCommands
+from formation.tui.console_app import console_app
 from formation.tui.enroll_plan import NodePlan, node_plan, plan_text
 from formation.tui.enroll_settings import save_settings
 from formation.tui.enroll_text import (
@@ -84,7 +86,7 @@ class EnrollScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.joining = None
+        self.joining: Worker[None] | None = None
         self.following_join = False  # progress events may trail the join's own answer
         self.join_steps: list[str] = []
         self.peer_addresses: list[str] = []
@@ -93,13 +95,13 @@ class EnrollScreen(ConsoleScreen):
         table = self.query_one("#discovered", DataTable)
         for title, width in DISCOVERED_COLUMNS:
             table.add_column(title, width=width)
-        self.app.event_listeners.append(self._on_event)  # type: ignore[attr-defined]
+        console_app(self).event_listeners.append(self._on_event)
         self.watch(self.app, "network", self.show, init=True)
         self.watch(self.app, "node_status", self._status_changed, init=True)
         self.watch(self.app, "link_status", self._link_changed, init=True)
 
     def on_unmount(self) -> None:
-        listeners = self.app.event_listeners  # type: ignore[attr-defined]
+        listeners = console_app(self).event_listeners
         if self._on_event in listeners:
             listeners.remove(self._on_event)
 
@@ -140,11 +142,11 @@ class EnrollScreen(ConsoleScreen):
     @work(exclusive=True, group="enroll-load")
     async def load_node(self) -> None:
         """The saved settings (to prefill) and the host's interfaces (to choose from)."""
-        link = self.app.link  # type: ignore[attr-defined]
+        link = console_app(self).link
         if link is None:
             return
         form = self.query_one(NodeFieldsForm)
-        presenter = self.app.presenter  # type: ignore[attr-defined]
+        presenter = console_app(self).presenter
         try:
             saved = presenter.settings(await link.call(console_routes.get_settings))
             found = presenter.interfaces(await link.call(host_routes.host_interfaces))
@@ -172,7 +174,7 @@ class EnrollScreen(ConsoleScreen):
         self.show_plan()
 
     def node_plan(self) -> NodePlan | list[str]:
-        status = self.app.node_status  # type: ignore[attr-defined]
+        status = console_app(self).node_status
         return node_plan(self.query_one(NodeFieldsForm).values(), self.saved,
                          status.resources if status else None)
 
@@ -186,7 +188,7 @@ class EnrollScreen(ConsoleScreen):
             more = f" (and {len(plan) - 1} more)" if len(plan) > 1 else ""
             widget.update(f"[b]plan[/b]: not ready: {plan[0]}{more}")
             return
-        status = self.app.node_status  # type: ignore[attr-defined]
+        status = console_app(self).node_status
         name = self.query_one("#net-name", Input).value.strip() or "…"
         cidr = self.query_one("#net-cidr", Input).value.strip()
         node = plan_text(plan, self.saved, status.resources if status else None)
@@ -211,8 +213,8 @@ class EnrollScreen(ConsoleScreen):
         errors = (plan if isinstance(plan, list) else []) + (
             [network_error] if network_error else [])
         self.query_one(NodeFieldsForm).mark(errors)
-        if not errors:
-            return plan  # type: ignore[return-value]
+        if not errors and not isinstance(plan, list):  # a list of faults is never empty
+            return plan
         self.say(f"[b]not {action}[/b] (nothing written): " + (
             errors[0] if len(errors) == 1 else "\n".join(f"· {e}" for e in errors)), error=True)
         return None
@@ -293,8 +295,9 @@ class EnrollScreen(ConsoleScreen):
 
     def answering_link(self, action: str):
         """The link to the node if it answers; else None, having said so."""
-        link = self.app.link  # type: ignore[attr-defined]
-        if link is None or not self.app.link_status.online:  # type: ignore[attr-defined]
+        app = console_app(self)
+        link = app.link
+        if link is None or not app.link_status.online:
             self.say(f"[b]not {action}[/b]: the node does not answer; try again when it does",
                      error=True)
             return None
@@ -322,7 +325,7 @@ class EnrollScreen(ConsoleScreen):
             f"[b]joined network {result.network_name}[/b] as {result.node_id}: {result.ops} "
             "ops replicated. d: dashboard, p: its nodes."]))
         self.set_focus(None)
-        self.app.read_network()  # type: ignore[attr-defined]
+        console_app(self).read_network()
 
     @work(exclusive=True, group="enroll")
     async def found_network(self) -> None:
@@ -350,7 +353,7 @@ class EnrollScreen(ConsoleScreen):
             return
         self.say(f"founded network {name}: genesis op {op.id[:12]}; this node is its first "
                  "admin and claims its mesh address next. Esc: dashboard.")
-        self.app.read_network()  # type: ignore[attr-defined]
+        console_app(self).read_network()
 
     def say(self, text: str, error: bool = False) -> None:
         """The action's progress so far (`self.progress`), then `text`."""

@@ -21,6 +21,7 @@ from textual.widgets import Label, Static
 from formation.api import join_routes
 from formation.api.join_models import Invite, InviteRequest
 from formation.errors import FormationError
+from formation.tui.console_app import console_app
 from formation.tui.join_flow import reason
 from formation.tui.qr_text import qr_lines
 
@@ -95,7 +96,7 @@ class InviteScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="invite")
     async def action_create(self) -> None:
-        link = self.app.link  # type: ignore[attr-defined]
+        link = console_app(self).link
         state = self.query_one("#invite-state", Static)
         if link is None:
             state.update("[b]no invite[/b]: not connected to a node yet")

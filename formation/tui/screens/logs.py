@@ -3,6 +3,8 @@ seconds while the screen is shown."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from textual import work
 from textual.app import ComposeResult
 from textual.widgets import RichLog, Static
@@ -10,6 +12,7 @@ from textual.widgets import RichLog, Static
 from formation.api import console_routes
 from formation.api.console_models import LogRecord, LogsQuery
 from formation.errors import FormationError
+from formation.tui.console_app import console_app
 from formation.tui.screens.base import ConsoleScreen
 
 POLL_S = 2.0
@@ -31,7 +34,7 @@ class LogsScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__()
         self.last_seq: int | None = None
-        self.instance = None
+        self.instance: datetime | None = None  # started_at of the node the records are from
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="logs-state")
@@ -47,16 +50,16 @@ class LogsScreen(ConsoleScreen):
 
     @work(exclusive=True, group="logs")
     async def fetch(self) -> None:
-        app = self.app
-        if not self.is_current or app.link is None:  # type: ignore[attr-defined]
+        app = console_app(self)
+        if not self.is_current or app.link is None:
             return
-        status = app.node_status  # type: ignore[attr-defined]
+        status = app.node_status
         if status is not None and status.started_at != self.instance:
             self.instance, self.last_seq = status.started_at, None
             self.query_one("#logs", RichLog).clear()
         state = self.query_one("#logs-state", Static)
         try:
-            got = await app.link.call(  # type: ignore[attr-defined]
+            got = await app.link.call(
                 console_routes.node_logs, query=LogsQuery(since=self.last_seq, limit=500))
         except FormationError as exc:  # the API client's ApiError and NodeUnreachable
             state.update(f"cannot read the node's logs: {exc}")
@@ -64,7 +67,7 @@ class LogsScreen(ConsoleScreen):
         dropped = f" · {got.dropped} older records dropped" if got.dropped else ""
         state.update(f"recent log records of the node (newest last){dropped}")
         view = self.query_one("#logs", RichLog)
-        presenter = app.presenter  # type: ignore[attr-defined]
+        presenter = app.presenter
         for record in got.records:
             shown = presenter.log(record)
             view.write(record_line(shown, presenter.clock(shown.time)))

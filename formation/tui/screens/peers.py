@@ -8,6 +8,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from formation.tui.console_app import console_app
 from formation.tui.network import NetworkSnapshot
 from formation.tui.network_rows import COLUMNS, NodeRow, node_rows
 from formation.tui.screens.base import ConsoleScreen
@@ -50,9 +51,9 @@ class PeersScreen(ConsoleScreen):
         self.watch(self.app, "network", lambda _: self.show(), init=True)
 
     def show(self) -> None:
-        app = self.app
-        net: NetworkSnapshot | None = app.network  # type: ignore[attr-defined]
-        status = app.node_status  # type: ignore[attr-defined]
+        app = console_app(self)
+        net: NetworkSnapshot | None = app.network
+        status = app.node_status
         selected = self.selected_row()
         self.rows = node_rows(net, status) if net is not None else []
         rows = [r.cells() for r in self.rows]

@@ -14,6 +14,7 @@ from formation.api import join_routes
 from formation.api.join_models import PendingJoin
 from formation.api.models import Event
 from formation.errors import FormationError
+from formation.tui.console_app import console_app
 from formation.tui.join_flow import reason
 
 POLL_S = 3.0
@@ -40,12 +41,12 @@ class PendingJoinsScreen(ModalScreen[None]):
         table = self.query_one("#pending-table", DataTable)
         for title, width in COLUMNS:
             table.add_column(title, width=width)
-        self.app.event_listeners.append(self._on_event)  # type: ignore[attr-defined]
+        console_app(self).event_listeners.append(self._on_event)
         self.set_interval(POLL_S, self.action_reload)
         self.action_reload()
 
     def on_unmount(self) -> None:
-        listeners = self.app.event_listeners  # type: ignore[attr-defined]
+        listeners = console_app(self).event_listeners
         if self._on_event in listeners:
             listeners.remove(self._on_event)
 
@@ -60,7 +61,7 @@ class PendingJoinsScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="pending-read")
     async def action_reload(self) -> None:
-        link = self.app.link  # type: ignore[attr-defined]
+        link = console_app(self).link
         if link is None:
             self.say("not connected to a node yet", error=True)
             return
@@ -96,13 +97,17 @@ class PendingJoinsScreen(ModalScreen[None]):
             self.note("no pending join selected: ↑↓ to choose one", error=True)
             return
         chosen = self.pending[table.cursor_row]
+        link = console_app(self).link
+        if link is None:
+            self.note("[b]not done[/b]: not connected to a node yet", error=True)
+            return
         endpoint = join_routes.join_approve if verdict == "approve" else join_routes.join_reject
         self.say(f"{verdict} {chosen.name} ({chosen.id})…")
         try:
-            decision = await self.app.link.call(endpoint, id=chosen.id)  # type: ignore[attr-defined]
+            decision = await link.call(endpoint, id=chosen.id)
         except FormationError as exc:
             self.note(f"[b]not done[/b]: {reason(exc)}", error=True)
             return
         self.note(f"{chosen.name or '?'} ({chosen.id}): {decision.status}")
-        self.app.read_network()  # type: ignore[attr-defined]
+        console_app(self).read_network()
         self.action_reload()

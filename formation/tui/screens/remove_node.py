@@ -12,6 +12,7 @@ from textual.widgets import Label, Static
 
 from formation.api import join_routes
 from formation.errors import FormationError
+from formation.tui.console_app import console_app
 from formation.tui.join_flow import reason
 
 
@@ -38,10 +39,14 @@ class RemoveNodeScreen(ModalScreen[bool]):
         if self.removed:
             return
         state = self.query_one("#remove-state", Static)
+        link = console_app(self).link
+        if link is None:
+            state.add_class("-error")
+            state.update("[b]not removed[/b]: not connected to a node yet\n\nesc: close")
+            return
         state.update(f"removing {self.name_shown}…")
         try:
-            result = await self.app.link.call(  # type: ignore[attr-defined]
-                join_routes.node_remove, id=self.node_id)
+            result = await link.call(join_routes.node_remove, id=self.node_id)
         except FormationError as exc:
             state.add_class("-error")
             state.update(f"[b]not removed[/b]: {reason(exc)}\n\nesc: close")
@@ -50,7 +55,7 @@ class RemoveNodeScreen(ModalScreen[bool]):
         state.remove_class("-error")
         state.update(f"removed {result.name or self.name_shown} ({result.id}): op "
                      f"{result.op[:12]} replicates to every node.\n\nesc: close")
-        self.app.read_network()  # type: ignore[attr-defined]
+        console_app(self).read_network()
 
     def action_close(self) -> None:
         self.dismiss(self.removed)

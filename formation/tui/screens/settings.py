@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, Static
 from formation.api import console_routes, host_routes
 from formation.api.console_models import EditableSettings, SettingsUpdate
 from formation.errors import FormationError
+from formation.tui.console_app import console_app
 from formation.tui.enroll_plan import node_plan
 from formation.tui.enroll_settings import refused
 from formation.tui.screens.base import ConsoleScreen
@@ -71,11 +72,11 @@ class SettingsScreen(ConsoleScreen):
 
     @work(exclusive=True, group="settings")
     async def action_reload(self) -> None:
-        link = self.app.link  # type: ignore[attr-defined]
+        link = console_app(self).link
         if link is None:
             self.say("connecting to the node…")
             return
-        presenter = self.app.presenter  # type: ignore[attr-defined]
+        presenter = console_app(self).presenter
         try:
             current = presenter.settings(await link.call(console_routes.get_settings))
         except FormationError as exc:  # the API client's ApiError and NodeUnreachable
@@ -105,7 +106,7 @@ class SettingsScreen(ConsoleScreen):
     def update(self) -> SettingsUpdate | list[str]:
         """Only what differs from the saved settings, or every fault naming its field."""
         assert self.saved is not None
-        status = self.app.node_status  # type: ignore[attr-defined]
+        status = console_app(self).node_status
         form = self.query_one(NodeFieldsForm)
         plan = node_plan(form.values(), self.saved, status.resources if status else None)
         form.mark(plan if isinstance(plan, list) else [])
@@ -119,7 +120,7 @@ class SettingsScreen(ConsoleScreen):
 
     @work(exclusive=True, group="settings")
     async def action_save(self) -> None:
-        link = self.app.link  # type: ignore[attr-defined]
+        link = console_app(self).link
         if link is None or self.saved is None:
             self.say("[b]not saved[/b]: the settings are not read from the node yet",
                      error=True)
@@ -142,7 +143,7 @@ class SettingsScreen(ConsoleScreen):
         except FormationError as exc:  # ApiError carries the fields the node refused
             self.say(f"[b]not saved[/b]: {refused(exc)}", error=True)
             return
-        self.fill(self.app.presenter.settings(current))  # type: ignore[attr-defined]
+        self.fill(console_app(self).presenter.settings(current))
 
     def say(self, text: str, error: bool = False) -> None:
         state = self.query_one("#settings-state", Static)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import Static
 
+from formation.tui.console_app import console_app
 from formation.tui.presenter import event_line
 
 if TYPE_CHECKING:
@@ -30,17 +31,17 @@ class EventLog(Static):
         return list(self.recent)
 
     def on_mount(self) -> None:
-        self.app.event_listeners.append(self.add_event)  # type: ignore[attr-defined]
+        console_app(self).event_listeners.append(self.add_event)
 
     def on_unmount(self) -> None:
-        listeners = self.app.event_listeners  # type: ignore[attr-defined]
+        listeners = console_app(self).event_listeners
         if self.add_event in listeners:
             listeners.remove(self.add_event)
 
     def add_event(self, event: Event) -> None:
         if event.topic in QUIET_TOPICS:
             return
-        clock = self.app.presenter.clock(event.time)  # type: ignore[attr-defined]
+        clock = console_app(self).presenter.clock(event.time)
         self.recent.append(event_line(event, clock))
         self.shown_seq = event.seq
         self.refresh()

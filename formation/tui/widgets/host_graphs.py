@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
 
+from formation.tui.console_app import console_app
 from formation.tui.presenter import rate
 
 if TYPE_CHECKING:
@@ -42,16 +43,17 @@ class HostGraphs(Vertical):
         if self.query(".graph-row"):
             return
         await self.mount_all([graph_row(name) for name, _ in ROWS])
+        self._label_text: dict[str, str] = {}  # what each value label shows: unchanged, no redraw
         self.watch(self.app, "samples_version", self.show, init=True)
 
     def show(self, _: int) -> None:
-        samples: list[HostSample] = list(self.app.samples)  # type: ignore[attr-defined]
+        samples: list[HostSample] = list(console_app(self).samples)
         last = samples[-1] if samples else None
         for name, attr in ROWS:
             label = self.query_one(f"#{name}-value", Label)
             text = value_text(name, last)
-            if text != getattr(label, "shown", None):
-                label.shown = text  # type: ignore[attr-defined]
+            if text != self._label_text.get(name):
+                self._label_text[name] = text
                 label.update(text, layout=False)  # fixed size: no relayout of the screen
             spark = self.query_one(f"#{name}-spark", Sparkline)
             spark.data = [getattr(s, attr) for s in samples[-60:]]

@@ -103,8 +103,8 @@ class NodeFieldsForm(Vertical):
         select.value = chosen if chosen is not None else Select.NULL
 
     def show_interfaces(self, found: HostInterfaces) -> None:
-        select = self.query_one("#underlay-interface", Select)
-        chosen = select.value if select.value is not Select.NULL else None
+        select: Select[str] = self.query_one("#underlay-interface", Select)
+        chosen = select.value if isinstance(select.value, str) else None
         self.options = interface_options(found, chosen)
         select.set_options(self.options)
         select.value = chosen if chosen is not None else Select.NULL

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from textual.widgets import Static
 
+from formation.tui.console_app import console_app
 from formation.tui.network_rows import mesh_address, role_of
 from formation.tui.presenter import duration
 
@@ -42,7 +43,8 @@ class NodeSummary(Static):
         self.watch(self.app, "node_status", lambda _: self.show(), init=True)
 
     def show(self) -> None:
-        text = summary_text(self.app.node_status, self.app.network)  # type: ignore[attr-defined]
+        app = console_app(self)
+        text = summary_text(app.node_status, app.network)
         if text != getattr(self, "shown", None):
             self.shown = text
             self.update(text, layout=False)  # fixed height: no relayout of the screen

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from textual.widgets import DataTable
 
+from formation.tui.console_app import console_app
+
 if TYPE_CHECKING:
     from formation.api.models import Health, NodeStatus
 
@@ -41,8 +43,8 @@ class PartsTable(DataTable):
         self.watch(self.app, "node_status", lambda _: self.show(), init=True)
 
     def show(self) -> None:
-        app = self.app
-        new = rows(app.node_status, app.node_health)  # type: ignore[attr-defined]
+        app = console_app(self)
+        new = rows(app.node_status, app.node_health)
         if new == getattr(self, "_shown", None):
             return
         self._shown = new

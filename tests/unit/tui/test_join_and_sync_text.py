@@ -7,7 +7,7 @@ from formation.api.join_models import JoinAskRequest, JoinTokenRequest
 from formation.api.state_models import PeerSyncState, StateStatus
 from formation.discovery import token as tokens
 from formation.tui.join_flow import join_request
-from formation.tui.qr_text import qr_lines
+from formation.tui.qr_text import qr_code, qr_lines
 from formation.tui.widgets.network_summary import sync_text
 
 TOKEN = tokens.new_token(["192.0.2.10:7170"], bytes(32), 1_800_000_000, bytes(range(16)))
@@ -55,3 +55,11 @@ def test_qr_of_a_token_fits_beside_its_text_at_80x24() -> None:
     # version 4: 33 modules and a quiet zone of 2 on each side, two module rows a text row
     assert len({len(line) for line in lines}) == 1 and len(lines[0]) == 37 and len(lines) == 19
     assert set("".join(lines)) <= {" ", "\u2580", "\u2584", "\u2588"}
+
+
+def test_a_short_token_whose_undashed_form_fits_a_micro_qr_code_still_gets_a_qr_code() -> None:
+    # 23 characters need a QR code (version 1), the 20 without dashes fit a Micro QR code (M4):
+    # comparing their versions (1 <= "M4") raised TypeError; a Micro code is never drawn.
+    code = qr_code("ABCDE-FGHIJ-KLMNO-PQRST")
+    assert not code.is_micro and code.version == 1
+    assert len(qr_lines("ABCDE-FGHIJ-KLMNO-PQRST")) == (21 + 2 * 2 + 1) // 2

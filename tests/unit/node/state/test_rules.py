@@ -189,17 +189,17 @@ def test_missing_parents_buffered_without_effect_then_applied(base) -> None:
 
 
 def test_buffer_bounded_in_count(base) -> None:
-    from formation.node.state.buffer import PendingBuffer
+    from formation.node.state.buffer import PendingBuffer, entry_cost
 
     r = replica(base, "x")
-    r.buffer = PendingBuffer(max_ops=10, max_bytes=10**9)
+    r.buffer = PendingBuffer(max_ops=10, max_bytes=10**9, share=1.0)
     src = found(base, ADMIN, [B])
     orphans = [craft(B, src, "node.record", {"name": f"n{i}"}, parents=[os.urandom(32)],
                      seq=5, prev=os.urandom(32)) for i in range(25)]
     r.ingest(orphans)
     assert len(r.buffer) == 10 and r.buffer.dropped == 15
-    size = len(orphans[0])
-    r.buffer = PendingBuffer(max_ops=1000, max_bytes=size * 4 + 10)
+    size = entry_cost(max(map(len, orphans)), 2)  # waits for its parent and previous op
+    r.buffer = PendingBuffer(max_ops=1000, max_bytes=size * 4 + 10, share=1.0)
     r.ingest(orphans)
     assert len(r.buffer) == 4 and r.buffer.bytes <= size * 4 + 10
     assert r.count == 0  # nothing waiting was applied

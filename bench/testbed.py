@@ -1,4 +1,5 @@
-"""Simulated hosts for the mesh's tests and benchmark (not used by the node itself).
+"""Simulated hosts for the mesh's tests and benchmark; the node never uses it, so it lives outside
+the package (tests import it as `bench.testbed`, bench/mesh.py as `testbed`).
 
 A simulated host is a network namespace plus its own mount namespace with a tmpfs on
 /run/wireguard (the UAPI socket path is not per network namespace). An anchor process (`sleep`)
