@@ -1,8 +1,11 @@
 """Request signatures between nodes. The client signs; the server verifies. One canonical string:
 
-    formation-request-v1 \n METHOD \n PATH?QUERY \n sha256(body) hex \n TIMESTAMP \n NONCE \n KEY
+    formation-request-v2 \n METHOD \n PATH?QUERY \n sha256(body) hex \n TIMESTAMP \n NONCE \n KEY
+    \n NODE
 
-Headers carry the key, timestamp, nonce and signature. See docs/protocol.md."""
+NODE is the public key of the node the request is for: a request signed for node A is refused
+by node B, so A cannot replay what it received to another node within the freshness window.
+Headers carry the key, timestamp, nonce, node and signature. See docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -20,29 +23,35 @@ from nacl.signing import VerifyKey
 
 from formation.identity import NodeIdentity
 
-SCHEME = "formation-request-v1"
+SCHEME = "formation-request-v2"
 H_KEY = "X-Formation-Key"
 H_TIMESTAMP = "X-Formation-Timestamp"
 H_NONCE = "X-Formation-Nonce"
 H_SIGNATURE = "X-Formation-Signature"
+H_NODE = "X-Formation-Node"  # request: the node it is signed for; response: the answering node
 NONCE_BYTES = 16
 _TIMESTAMP = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")  # seconds since the epoch, decimal
 _NONCE = re.compile(f"[0-9a-f]{{{2 * NONCE_BYTES}}}")
+_NODE = re.compile("[0-9a-f]{64}")
 
 
-def canonical(method: str, target: str, body: bytes, timestamp: str, nonce: str, key: str) -> bytes:
+def canonical(method: str, target: str, body: bytes, timestamp: str, nonce: str, key: str,
+              node: str) -> bytes:
     body_hash = hashlib.sha256(body).hexdigest()
-    parts = (SCHEME, method.upper(), target, body_hash, timestamp, nonce, key)
+    parts = (SCHEME, method.upper(), target, body_hash, timestamp, nonce, key, node)
     return "\n".join(parts).encode()
 
 
-def sign_request(identity: NodeIdentity, method: str, target: str, body: bytes) -> dict[str, str]:
-    """Headers to add to a request for `target` (path and query, exactly as sent)."""
+def sign_request(identity: NodeIdentity, method: str, target: str, body: bytes,
+                 node: str) -> dict[str, str]:
+    """Headers to add to a request for `target` (path and query, exactly as sent) to the node
+    whose public key (hex) is `node`."""
     timestamp = f"{time.time():.3f}"
     nonce = secrets.token_hex(NONCE_BYTES)
     key = identity.public_key_hex
-    signature = identity.sign(canonical(method, target, body, timestamp, nonce, key))
-    return {H_KEY: key, H_TIMESTAMP: timestamp, H_NONCE: nonce, H_SIGNATURE: signature.hex()}
+    signature = identity.sign(canonical(method, target, body, timestamp, nonce, key, node))
+    return {H_KEY: key, H_TIMESTAMP: timestamp, H_NONCE: nonce, H_NODE: node,
+            H_SIGNATURE: signature.hex()}
 
 
 class AuthFailure(Exception):
@@ -79,13 +88,20 @@ def verify_request(
     *,
     is_known: Callable[[str], bool],
     nonces: NonceCache,
+    node_key: str,
     now: float | None = None,
 ) -> str:
-    """Returns the caller's public key (hex) or raises AuthFailure with the reason."""
+    """Returns the caller's public key (hex) or raises AuthFailure with the reason. `node_key`
+    is this node's public key (hex): the request must be signed for it."""
     get = headers.get
     key, stamp, nonce, sig = (get(h) for h in (H_KEY, H_TIMESTAMP, H_NONCE, H_SIGNATURE))
+    node = get(H_NODE)
     if not (key and stamp and nonce and sig):
         raise AuthFailure("unsigned request: signature headers missing")
+    if not node or not _NODE.fullmatch(node):
+        raise AuthFailure(f"no target node: the request must name the node it is for ({H_NODE})")
+    if node != node_key:
+        raise AuthFailure("wrong node: the request was signed for another node")
     now = time.time() if now is None else now
     if not _TIMESTAMP.fullmatch(stamp):  # also keeps out "nan", which no window comparison stops
         raise AuthFailure("malformed timestamp")
@@ -98,7 +114,8 @@ def verify_request(
         raise AuthFailure("malformed nonce")
     try:
         verify_key = VerifyKey(bytes.fromhex(key))
-        verify_key.verify(canonical(method, target, body, stamp, nonce, key), bytes.fromhex(sig))
+        verify_key.verify(canonical(method, target, body, stamp, nonce, key, node),
+                          bytes.fromhex(sig))
     except (ValueError, NaclValueError, BadSignatureError):
         raise AuthFailure("bad signature") from None
     if not is_known(key):

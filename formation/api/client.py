@@ -13,11 +13,12 @@ import aiohttp
 from pydantic import BaseModel
 
 from formation.api import routes
-from formation.api.auth import sign_request
+from formation.api.auth import H_NODE, sign_request
+from formation.api.caller import Audience
 from formation.api.endpoint import Endpoint, Req, Resp
 from formation.api.models import ErrorBody, Event
 from formation.errors import FormationError
-from formation.identity import NodeIdentity
+from formation.identity import NodeIdentity, node_id_for
 
 
 class ApiError(FormationError):
@@ -34,7 +35,14 @@ class NodeUnreachable(FormationError):
 
 
 class NodeClient:
-    """One connection pool to one node. Use as `async with NodeClient.unix(path) as client`."""
+    """One connection pool to one node. Use as `async with NodeClient.unix(path) as client`.
+
+    Over TCP every request is signed for the node it goes to (its public key, `node_key`). A
+    caller that knows whom it is talking to (a replication peer, a gossip target) passes the
+    key; otherwise the client asks the node once (its `X-Formation-Node` answer header) and
+    signs for that key from then on, after checking it against `node_id` when given: a node at
+    the address that claims another's key would otherwise get requests it could replay to
+    that other node."""
 
     def __init__(
         self,
@@ -43,11 +51,15 @@ class NodeClient:
         where: str,
         identity: NodeIdentity | None = None,
         timeout_s: float = 10.0,
+        node_key: str | None = None,
+        node_id: str | None = None,
     ) -> None:
         self.base_url = base_url
         self.where = where
         self._connector_factory = connector_factory
         self._identity = identity
+        self.node_key = node_key
+        self.node_id = node_id
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -57,8 +69,10 @@ class NodeClient:
         return cls("http://node", lambda: aiohttp.UnixConnector(path=path), path, None, timeout_s)
 
     @classmethod
-    def tcp(cls, address: str, identity: NodeIdentity, timeout_s: float = 10.0) -> NodeClient:
-        return cls(f"http://{address}", aiohttp.TCPConnector, address, identity, timeout_s)
+    def tcp(cls, address: str, identity: NodeIdentity, timeout_s: float = 10.0,
+            node_key: str | None = None, node_id: str | None = None) -> NodeClient:
+        return cls(f"http://{address}", aiohttp.TCPConnector, address, identity, timeout_s,
+                   node_key, node_id)
 
     async def __aenter__(self) -> NodeClient:
         return self
@@ -80,7 +94,25 @@ class NodeClient:
         if self._session is not None:
             await self._session.close()
 
-    def _prepare(
+    async def _target_node(self) -> str:
+        """The public key of the node at the address: as given, or as it says in the answer
+        header of the public health route (asked once)."""
+        if self.node_key is None:
+            try:
+                async with self._sess().get(self.base_url + routes.health.path) as resp:
+                    await resp.read()
+                    said = resp.headers.get(H_NODE)
+            except (aiohttp.ClientConnectionError, TimeoutError, FileNotFoundError) as exc:
+                raise self._unreachable(exc) from None
+            if not said or len(said) != 64 or not set(said) <= set("0123456789abcdef"):
+                raise NodeUnreachable(f"the node at {self.where} did not say which node it is "
+                                      f"(no {H_NODE} header): an older or a foreign service?")
+            if self.node_id is not None and node_id_for(bytes.fromhex(said)) != self.node_id:
+                raise NodeUnreachable(f"the node at {self.where} is not {self.node_id}")
+            self.node_key = said
+        return self.node_key
+
+    async def _prepare(
         self, endpoint: Endpoint[Any, Any], body: BaseModel | None, query: BaseModel | None,
         params: dict[str, Any],
     ) -> tuple[str, bytes, dict[str, str]]:
@@ -92,7 +124,8 @@ class NodeClient:
         data = b"" if body is None else body.model_dump_json().encode()
         headers = {"Content-Type": "application/json"} if data else {}
         if self._identity is not None:
-            headers |= sign_request(self._identity, endpoint.method, target, data)
+            node = await self._target_node()
+            headers |= sign_request(self._identity, endpoint.method, target, data, node)
         return target, data, headers
 
     async def call(
@@ -102,7 +135,7 @@ class NodeClient:
         query: BaseModel | None = None,
         **params: str,
     ) -> Resp:
-        target, data, headers = self._prepare(endpoint, body, query, params)
+        target, data, headers = await self._prepare(endpoint, body, query, params)
         try:
             async with self._sess().request(
                 endpoint.method, self.base_url + target, data=data or None, headers=headers
@@ -120,7 +153,7 @@ class NodeClient:
         """Yields events as the node publishes them; ends when the node closes the stream."""
         from formation.api.models import EventsQuery
 
-        target, _, headers = self._prepare(
+        target, _, headers = await self._prepare(
             routes.events, None, EventsQuery(since=since, topic=topic), {}
         )
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.total)
@@ -138,8 +171,8 @@ class NodeClient:
 
     async def raw_get(self, path: str) -> bytes:
         """For the non-JSON documents (/openapi.json, /metrics)."""
-        _, _, headers = self._prepare(Endpoint("raw", "GET", path, BaseModel, BaseModel, ""),
-                                      None, None, {})
+        raw = Endpoint("raw", "GET", path, BaseModel, BaseModel, "", audience=Audience.MEMBER)
+        _, _, headers = await self._prepare(raw, None, None, {})
         try:
             async with self._sess().get(self.base_url + path, headers=headers) as resp:
                 payload = await resp.read()

@@ -23,6 +23,11 @@ class Empty(Model):
     """A request or response without fields."""
 
 
+class MetricsText(Model):
+    """Stands for GET /metrics' answer, which is Prometheus text, not JSON: its handler returns
+    `Rendered[MetricsText]` with that content type."""
+
+
 class FieldError(Model):
     field: str
     message: str

@@ -20,7 +20,9 @@ def _error_responses(endpoint: Endpoint[Any, Any]) -> dict[str, Any]:
     codes = {"400": "Invalid request", "500": "Internal error",
              "503": "That part of the node is not running here"}
     if not endpoint.public:
-        codes["401"] = "Missing, bad, stale or replayed signature (TCP only)"
+        codes["401"] = ("Missing, bad, stale or replayed signature, or one for another node, "
+                        "or an unknown key (TCP only)")
+        codes["403"] = f"The caller is not in this route's audience ({endpoint.audience})"
     codes |= {str(status): text for status, text in endpoint.errors}
     return {code: {"description": text, "content": error} for code, text in codes.items()}
 
@@ -68,6 +70,7 @@ def _operation(endpoint: Endpoint[Any, Any]) -> dict[str, Any]:
                 model=endpoint.request.__name__)}}},
         }
     op["security"] = [] if endpoint.public else [SECURITY]
+    op["x-formation-audience"] = str(endpoint.audience)
     return op
 
 
@@ -77,6 +80,7 @@ def _plain(summary: str, media: str) -> dict[str, Any]:
             "operationId": summary.split()[0].lower(),
             "summary": summary,
             "security": [],
+            "x-formation-audience": "public",
             "responses": {"200": {"description": "OK", "content": {
                 media: {"schema": {"type": "string"}}}}},
         }

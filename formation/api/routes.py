@@ -9,6 +9,7 @@ from typing import Any
 
 from formation.api import console_routes, discovery_routes, join_routes, p2p_routes, ssh_routes
 from formation.api import models as m
+from formation.api.caller import Audience as A
 from formation.api.endpoint import Endpoint
 from formation.api.host_routes import HOST_ENDPOINTS
 from formation.api.mesh_routes import MESH_ENDPOINTS
@@ -16,27 +17,33 @@ from formation.api.state_routes import STATE_ENDPOINTS
 
 health = Endpoint(
     "health", "GET", "/v1/health", m.Empty, m.Health,
-    "Is the node service up, and are its parts healthy", public=True,
+    "Is the node service up, and are its parts healthy",
+    audience=A.PUBLIC,
 )
 node_status = Endpoint(
     "node_status", "GET", "/v1/node", m.Empty, m.NodeStatus,
     "This node: identity, version, uptime, capabilities, resources",
+    audience=A.MEMBER,
 )
 get_config = Endpoint(
     "get_config", "GET", "/v1/config", m.Empty, m.ConfigView,
     "The running configuration, without secrets",
+    audience=A.LOCAL,
 )
 get_capabilities = Endpoint(
     "get_capabilities", "GET", "/v1/capabilities", m.Empty, m.Capabilities,
     "What this host can really do, each 'no' with its reason",
+    audience=A.MEMBER,
 )
 probe_capabilities = Endpoint(
     "probe_capabilities", "POST", "/v1/capabilities/probe", m.ProbeRequest, m.Capabilities,
     "Probe the host again (boots a tiny guest to test KVM) and return the result",
+    audience=A.LOCAL,
 )
 events = Endpoint(
     "events", "GET", "/v1/events", m.Empty, m.Event,
     "Server-sent events: every change the node publishes", query=m.EventsQuery, stream=True,
+    audience=A.MEMBER,
 )
 
 ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
@@ -59,6 +66,11 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.
 OPENAPI_PATH = "/openapi.json"
 METRICS_PATH = "/metrics"
+metrics = Endpoint(
+    "metrics", "GET", METRICS_PATH, m.Empty, m.MetricsText,
+    "Metrics in Prometheus text format (the handler answers with rendered text)",
+    audience=A.PUBLIC,
+)
 PUBLIC_PATHS = frozenset({OPENAPI_PATH, METRICS_PATH}) | {e.path for e in ENDPOINTS if e.public}
-# POST routes whose handler admits callers not yet known (signature still verified).
-SIGNED_BY_ANY_KEY = join_routes.SIGNED_BY_ANY_KEY
+# The join door: routes any valid signature may call, where an outsider can guess (throttled).
+SIGNED_BY_ANY_KEY = frozenset(e.path for e in ENDPOINTS if e.audience is A.ANY_KEY)

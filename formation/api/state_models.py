@@ -28,8 +28,11 @@ class StateOpPage(Model):
     next_after: int | None = Field(description="pass as `after` for the next page; null at end")
 
 
+SQLITE_MAX = 2**63 - 1  # positions and sequence numbers are SQLite integers: beyond is a 400
+
+
 class LogQuery(Model):
-    after: int = Field(0, ge=0, le=2**63 - 1,
+    after: int = Field(0, ge=0, le=SQLITE_MAX,
                        description="position in this replica's log to start after")
     limit: int = Field(100, ge=1, le=1000)
 
@@ -143,7 +146,7 @@ class PushResult(Model):
 
 AuthorHex = Annotated[str, StringConstraints(pattern=HEX_ID)]
 OpIdHex = Annotated[str, StringConstraints(pattern=HEX_ID)]
-Seq = Annotated[int, Field(ge=0)]
+Seq = Annotated[int, Field(ge=0, le=SQLITE_MAX)]
 
 
 class RangeRequest(Model):

@@ -11,13 +11,15 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from aiohttp import web
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
 from formation.api import join_models as jm
 from formation.api import state_models as sm
+from formation.api.caller import Caller
+from formation.api.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unavailable
+from formation.api.models import Empty
 from formation.discovery import token as tokens
 from formation.discovery.pending_joins import (
     FILE_NAME,
@@ -28,7 +30,6 @@ from formation.discovery.pending_joins import (
 )
 from formation.errors import OpError
 from formation.identity import node_id_for
-from formation.node.server import CALLER, BadRequest
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
@@ -38,22 +39,8 @@ HANDSHAKE_MAX_OPS = 2000
 ROLES = {"node": ["member"], "admin": ["admin", "member"]}
 
 
-def local_only(request: web.Request) -> None:
-    if not request.get(CALLER, "").startswith("unix:"):
-        raise web.HTTPForbidden(reason="Local callers only")
-
-
-def caller_key(request: web.Request) -> str:
-    """The verified signing key of a node-to-node request (known or not)."""
-    caller = request.get(CALLER, "")
-    for prefix in ("key:", "newkey:"):
-        if caller.startswith(prefix):
-            return caller.removeprefix(prefix)
-    raise web.HTTPForbidden(reason="A joining node signs its request with its node key")
-
-
-def refuse(message: str) -> web.HTTPForbidden:
-    return web.HTTPForbidden(reason=message)
+def refuse(message: str) -> Forbidden:
+    return Forbidden(message)
 
 
 class AdmitSide:
@@ -84,14 +71,13 @@ class AdmitSide:
         return rows[0]["name"] if rows else ""
 
     # invites ------------------------------------------------------------------------------
-    async def invite_create(self, request: web.Request, body: jm.InviteRequest) -> jm.Invite:
-        local_only(request)
+    async def invite_create(self, body: jm.InviteRequest, caller: Caller) -> jm.Invite:
         self.require_admin()
         part, store = self.part, self.part.store
         endpoints = part.advertised_endpoints()
         if not endpoints:
             raise BadRequest("api.listen: this node serves its API on no TCP address, so a "
-                             "joining host could not reach it", [])
+                             "joining host could not reach it")
         expires_s = int(time.time()) + body.expires_s
         roles = ROLES[body.role]
         ident = part.service.identity  # type: ignore[union-attr]
@@ -100,12 +86,12 @@ class AdmitSide:
             token = tokens.new_token(endpoints, ident.public_key, expires_s,
                                      os.urandom(tokens.SECRET_BYTES))
         except tokens.TokenError as exc:
-            raise BadRequest(f"api.listen: {exc}", []) from None
+            raise BadRequest(f"api.listen: {exc}") from None
         expires_ms = expires_s * 1000
         try:
             op, _ = await store.create_invite(expires_ms, tuple(roles), token.seed)
         except OpError as exc:
-            raise BadRequest(f"cannot create the invite: {exc}", []) from None
+            raise BadRequest(f"cannot create the invite: {exc}") from None
         await part.state.after_local_write()
         part.service.publish("join", "invite_created", {  # type: ignore[union-attr]
             "invite": op.id.hex(), "expires_ms": expires_ms, "roles": roles})
@@ -115,9 +101,9 @@ class AdmitSide:
                          admin_fingerprint=ident.fingerprint)
 
     # the token handshake -------------------------------------------------------------------
-    async def join_handshake(self, request: web.Request,
-                             body: jm.JoinHandshake) -> jm.JoinHandshakeAnswer:
-        key = caller_key(request)
+    async def join_handshake(self, body: jm.JoinHandshake,
+                             caller: Caller) -> jm.JoinHandshakeAnswer:
+        key = caller.require_key()
         store = self.part.store
         if store.network_id is None:
             raise refuse("This node belongs to no network")
@@ -142,7 +128,7 @@ class AdmitSide:
         try:
             vv = {bytes.fromhex(a): int(s) for a, s in body.vv.items()}
         except ValueError:
-            raise BadRequest("vv: expected author keys as hex", []) from None
+            raise BadRequest("vv: expected author keys as hex") from None
         raws, more, after = await store.ops_after(vv, HANDSHAKE_MAX_OPS, HANDSHAKE_MAX_BYTES)
         return jm.JoinHandshakeAnswer(
             network=body.network, network_name=name, invite=invite["key"], admitted=False,
@@ -182,7 +168,7 @@ class AdmitSide:
         if (op is None or op.kind != "invite.consume" or op.author.hex() != key
                 or op.payload.get("invite") != invite):
             raise BadRequest("consume: expected one invite.consume op, signed by the joining "
-                             "node, for this invite", [])
+                             "node, for this invite")
         verdict = (await self.part.store.ingest([op.raw], origin=key))[0]
         if verdict.status not in ("accepted", "duplicate"):
             raise refuse(f"Admission op {verdict.status}: {verdict.message or verdict.reason}")
@@ -192,8 +178,8 @@ class AdmitSide:
             self.part.add_replication_peer(address, key)
 
     # joins without a token -----------------------------------------------------------------
-    async def join_knock(self, request: web.Request, body: jm.JoinKnock) -> jm.JoinKnockAnswer:
-        key = caller_key(request)
+    async def join_knock(self, body: jm.JoinKnock, caller: Caller) -> jm.JoinKnockAnswer:
+        key = caller.require_key()
         store = self.part.store
         node = node_id_for(bytes.fromhex(key))
         network = store.network_id.hex() if store.network_id else ""
@@ -208,15 +194,15 @@ class AdmitSide:
             found, new = pending.knock(key, body.name, body.address, knock_source())
         except TooMany as exc:
             if exc.per_source:
-                raise web.HTTPTooManyRequests(reason=str(exc)) from None
-            raise web.HTTPServiceUnavailable(reason=str(exc)) from None
+                raise TooManyRequests(str(exc)) from None
+            raise Unavailable(str(exc)) from None
         await pending.save()
         if new:
             self.part.service.publish("join", "pending",  # type: ignore[union-attr]
                                       found.model().model_dump(mode="json"))
         return jm.JoinKnockAnswer(id=node, status="pending", network=network)
 
-    async def join_pending(self, request: web.Request, body) -> jm.PendingJoins:
+    async def join_pending(self, body: Empty, caller: Caller) -> jm.PendingJoins:
         found = self.pending.entries()
         await self.pending.save()  # the expired ones are gone
         return jm.PendingJoins(pending=[p.model() for p in found])
@@ -225,18 +211,17 @@ class AdmitSide:
         self.pending.entries()  # an expired one cannot be approved
         found = self.pending.take(node)
         if found is None:
-            raise web.HTTPNotFound(reason=f"No pending join {node} (see formation join pending)")
+            raise NotFound(f"No pending join {node} (see formation join pending)")
         return found
 
-    async def join_approve(self, request: web.Request, body, id: str) -> jm.JoinDecision:
-        local_only(request)
+    async def join_approve(self, body: Empty, caller: Caller, id: str) -> jm.JoinDecision:
         self.require_admin()
         found = self._take(id)
         try:
             await self.part.store.append("node.admit", {"node": found.key, "roles": ["member"]})
         except OpError as exc:
             self.pending.put_back(found)
-            raise BadRequest(f"cannot admit {id}: {exc}", []) from None
+            raise BadRequest(f"cannot admit {id}: {exc}") from None
         await self.pending.save()
         await self.part.state.after_local_write()
         self._note_address(found.key, found.address)
@@ -244,8 +229,7 @@ class AdmitSide:
             "node": id, "key": found.key, "by": "approval"})
         return jm.JoinDecision(id=id, key=found.key, status="admitted")
 
-    async def join_reject(self, request: web.Request, body, id: str) -> jm.JoinDecision:
-        local_only(request)
+    async def join_reject(self, body: Empty, caller: Caller, id: str) -> jm.JoinDecision:
         self.require_admin()
         found = self._take(id)
         self.pending.reject(found.key)

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from formation import __version__
 from formation.addresses import every_address
+from formation.api.caller import Caller
 from formation.api.discovery_models import UNENROLLED, DiscoveredPeers, Hello
-from formation.api.models import HealthCheck
+from formation.api.models import Empty, HealthCheck
 from formation.discovery.bootstrap import Bootstrapper
 from formation.discovery.needs import NodeRuntime, Underlay
 from formation.discovery.peers import PeerRecord, PeerTable
@@ -234,10 +235,10 @@ class DiscoveryHandlers:
     def __init__(self, part: DiscoveryComponent) -> None:
         self.part = part
 
-    async def discovery_hello(self, request, body) -> Hello:
+    async def discovery_hello(self, body: Empty, caller: Caller) -> Hello:
         return self.part.hello()
 
-    async def discovery_peers(self, request, body) -> DiscoveredPeers:
+    async def discovery_peers(self, body: Empty, caller: Caller) -> DiscoveredPeers:
         part = self.part
         svc = part.service
         assert svc is not None and part.peers is not None

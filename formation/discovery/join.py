@@ -18,7 +18,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from formation.api.models import HealthCheck
+from formation.api import join_models as jm
+from formation.api.caller import Caller
+from formation.api.models import Empty, HealthCheck
 from formation.config.settings import NodeSettings
 from formation.discovery.admit import AdmitSide
 from formation.discovery.joiner import JoinerSide
@@ -179,5 +181,5 @@ class JoinHandlers:
         self.join_ask = part.joiner.join_ask
         self.part = part
 
-    async def node_remove(self, request, body, id: str):
-        return await remove_node(self.part, request, id)
+    async def node_remove(self, body: Empty, caller: Caller, id: str) -> jm.NodeRemoved:
+        return await remove_node(self.part, id)

@@ -13,18 +13,24 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from aiohttp import web
 from nacl.signing import SigningKey
 
 from formation.api import discovery_routes
 from formation.api import join_models as jm
 from formation.api import join_routes as jr
 from formation.api import state_models as sm
+from formation.api.caller import Caller
 from formation.api.client import ApiError, NodeClient, NodeUnreachable
+from formation.api.errors import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    GatewayTimeout,
+    HandlerError,
+)
 from formation.discovery import token as tokens
-from formation.discovery.admit import local_only
 from formation.errors import OpError
-from formation.node.server import BadRequest
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
@@ -34,15 +40,15 @@ SYNC_TIMEOUT_S = 30.0
 KNOCK_EVERY_S = 1.0
 
 
-class BootstrapUnreachable(web.HTTPBadGateway):
+class BootstrapUnreachable(BadGateway):
     pass
 
 
-def _refused(exc: ApiError, where: str) -> web.HTTPException:
+def _refused(exc: ApiError, where: str) -> HandlerError:
     message = exc.body.message.split(": POST /v1/")[0]
     if exc.status == 403:
-        return web.HTTPForbidden(reason=f"Refused by {where}: {message}")
-    return web.HTTPBadGateway(reason=f"{where} answered {exc.status}: {message}")
+        return Forbidden(f"Refused by {where}: {message}")
+    return BadGateway(f"{where} answered {exc.status}: {message}")
 
 
 def _hex_bytes(text: str, length: int) -> bytes | None:
@@ -57,7 +63,7 @@ def _hex_bytes(text: str, length: int) -> bytes | None:
 def _invite_id(answer: jm.JoinHandshakeAnswer, endpoint: str) -> bytes:
     invite = _hex_bytes(answer.invite, 32)
     if invite is None:
-        raise web.HTTPBadGateway(reason=f"{endpoint} named no invite op for the token")
+        raise BadGateway(f"{endpoint} named no invite op for the token")
     return invite
 
 
@@ -70,15 +76,19 @@ class JoinerSide:
         steps.append(text)
         self.part.service.publish("join", "progress", {"step": text})  # type: ignore[union-attr]
 
-    def _client(self, address: str, timeout_s: float | None = None) -> NodeClient:
+    def _client(self, address: str, timeout_s: float | None = None,
+                node_key: str | None = None) -> NodeClient:
+        """`node_key`: the node the requests are signed for, when known (the admin the token
+        pins); else the client asks the node at `address`."""
         me = self.part.service.identity  # type: ignore[union-attr]
         assert me is not None  # the node service has its identity before any part starts
-        return NodeClient.tcp(address, me, timeout_s=timeout_s or CONTACT_TIMEOUT_S)
+        return NodeClient.tcp(address, me, timeout_s=timeout_s or CONTACT_TIMEOUT_S,
+                              node_key=node_key)
 
     def _already_elsewhere(self, network: bytes | None) -> None:
         mine = self.part.store.network_id
         if mine is not None and (network is None or mine != network):
-            raise web.HTTPConflict(reason=f"This node already belongs to network {mine.hex()}")
+            raise Conflict(f"This node already belongs to network {mine.hex()}")
 
     async def _result(self, admin_key: str, steps: list[str]) -> jm.JoinResult:
         store = self.part.store
@@ -90,19 +100,15 @@ class JoinerSide:
             ops=store.replica.count, steps=steps)
 
     # with a token ---------------------------------------------------------------------------
-    async def join_token(self, request: web.Request, body: jm.JoinTokenRequest) -> jm.JoinResult:
+    async def join_token(self, body: jm.JoinTokenRequest, caller: Caller) -> jm.JoinResult:
         """Every token join ends with a `join` event, `joined` (the JoinResult and `via`) or
         `failed` (`reason`, `status`): a client that stopped waiting for the answer (the
         console gives up after 10 s; an admin that does not answer takes 10 s per endpoint)
         learns the outcome from the event stream."""
-        local_only(request)
         try:
             result = await self._join_token(body)
-        except web.HTTPException as exc:
-            self._failed(exc.reason, exc.status)
-            raise
-        except BadRequest as exc:
-            self._failed(str(exc), 400)
+        except HandlerError as exc:
+            self._failed(exc.message, exc.status)
             raise
         except Exception as exc:
             self._failed(f"{type(exc).__name__}: {exc}", 500)
@@ -117,9 +123,9 @@ class JoinerSide:
         try:
             token = tokens.decode(body.token)
         except tokens.TokenError as exc:
-            raise BadRequest(str(exc), []) from None
+            raise BadRequest(str(exc)) from None
         if time.time() > token.expires_s:
-            raise web.HTTPForbidden(reason="Token expired: ask an admin for a new one")
+            raise Forbidden("Token expired: ask an admin for a new one")
         async with self._lock:
             return await self._join_with(token)
 
@@ -132,7 +138,7 @@ class JoinerSide:
             network, token.token_key, me.public_key_hex)).signature
         hello = jm.JoinHandshake(network=network.hex(), token_key=token.token_key.hex(),
                                  proof=proof.hex(), address=self._own_address())
-        async with self._client(endpoint, SYNC_TIMEOUT_S) as client:
+        async with self._client(endpoint, SYNC_TIMEOUT_S, admin_key) as client:
             answer = await self._handshake(client, endpoint, hello)
             if not answer.admitted:
                 invite = _invite_id(answer, endpoint)
@@ -140,13 +146,13 @@ class JoinerSide:
                 try:
                     op = await store.consume_invite(invite, token.seed)
                 except OpError as exc:
-                    raise web.HTTPForbidden(reason=f"Token refused: {exc}") from None
+                    raise Forbidden(f"Token refused: {exc}") from None
                 self._progress(steps, "signed the admission op (invite.consume) with this "
                                "node's key")
                 hello.consume = sm.OpBatch(ops=self.part.wire.pack([op.raw]), count=1)
                 answer = await self._handshake(client, endpoint, hello)
         if not answer.admitted:
-            raise web.HTTPForbidden(reason=f"{endpoint} did not admit this node")
+            raise Forbidden(f"{endpoint} did not admit this node")
         self._progress(steps, f"admitted to network {answer.network_name!r} by {endpoint}")
         await self._start_replicating(endpoint, admin_key, steps)
         result = await self._result(admin_key, steps)
@@ -179,7 +185,7 @@ class JoinerSide:
                            f"names ({tokens.format_pin(token.pin)})")
             return endpoint, hello.public_key, network
         raise BootstrapUnreachable(
-            reason="Bootstrap unreachable: no endpoint of the token answered as its admin: "
+            "Bootstrap unreachable: no endpoint of the token answered as its admin: "
             + "; ".join(failures))
 
     async def _handshake(self, client: NodeClient, endpoint: str,
@@ -189,7 +195,7 @@ class JoinerSide:
         except ApiError as exc:
             raise _refused(exc, endpoint) from None
         except NodeUnreachable as exc:
-            raise BootstrapUnreachable(reason=f"Bootstrap unreachable: {exc}") from None
+            raise BootstrapUnreachable(f"Bootstrap unreachable: {exc}") from None
 
     async def _receive_state(self, client, endpoint, hello, answer, invite, steps) -> None:
         store = self.part.store
@@ -204,7 +210,7 @@ class JoinerSide:
             hello.vv = answer.next_vv
             answer = await self._handshake(client, endpoint, hello)
         if not await store.has(invite):
-            raise web.HTTPForbidden(reason="The admin's state does not hold the invite")
+            raise Forbidden("The admin's state does not hold the invite")
         self._progress(steps, f"received the network's state ({received} ops)")
 
     def _own_address(self) -> str:
@@ -225,14 +231,12 @@ class JoinerSide:
                 break
             await asyncio.sleep(0.2)
         else:
-            raise web.HTTPGatewayTimeout(reason=f"Admitted, but syncing with {endpoint} "
-                                         f"failed: {peer.error}")
+            raise GatewayTimeout(f"Admitted, but syncing with {endpoint} failed: {peer.error}")
         await self.part.widen_once()
         self._progress(steps, f"synced with {endpoint}; replicating with the network")
 
     # without a token ------------------------------------------------------------------------
-    async def join_ask(self, request: web.Request, body: jm.JoinAskRequest) -> jm.JoinResult:
-        local_only(request)
+    async def join_ask(self, body: jm.JoinAskRequest, caller: Caller) -> jm.JoinResult:
         self._already_elsewhere(None)
         async with self._lock:
             return await self._ask(body.address, body.wait_s)
@@ -245,30 +249,30 @@ class JoinerSide:
             async with self._client(address) as client:
                 hello = await client.call(discovery_routes.discovery_hello)
         except (ApiError, NodeUnreachable) as exc:
-            raise BootstrapUnreachable(reason=f"Bootstrap unreachable: {address}: {exc}") from None
+            raise BootstrapUnreachable(f"Bootstrap unreachable: {address}: {exc}") from None
         knock = jm.JoinKnock(name=svc.settings.name, address=self._own_address())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         announced = False
-        async with self._client(address) as client:
+        async with self._client(address, node_key=hello.public_key) as client:
             while True:
                 try:
                     answer = await client.call(jr.join_knock, knock)
                 except ApiError as exc:
                     raise _refused(exc, address) from None
                 except NodeUnreachable as exc:
-                    raise BootstrapUnreachable(reason=f"Bootstrap unreachable: {exc}") from None
+                    raise BootstrapUnreachable(f"Bootstrap unreachable: {exc}") from None
                 if answer.status == "admitted":
                     break
                 if answer.status == "rejected":
-                    raise web.HTTPForbidden(reason=f"An admin of {address} rejected this join")
+                    raise Forbidden(f"An admin of {address} rejected this join")
                 if not announced:
                     announced = True
                     self._progress(steps, f"asked {address} ({hello.name}) to join; waiting "
                                    f"as pending {answer.id} for an admin's approval")
                 if loop.time() > deadline:
-                    raise web.HTTPGatewayTimeout(reason=f"Not approved within {wait_s:g} s; "
-                                                 f"still pending as {answer.id}")
+                    raise GatewayTimeout(f"Not approved within {wait_s:g} s; still pending as "
+                                         f"{answer.id}")
                 await asyncio.sleep(KNOCK_EVERY_S)
         self._progress(steps, f"approved by an admin of {address}")
         await self._start_replicating(address, hello.public_key, steps)

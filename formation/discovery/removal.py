@@ -8,36 +8,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from formation.api import join_models as jm
-from formation.discovery.admit import local_only
+from formation.api.errors import BadRequest, Conflict, NotFound
 from formation.errors import OpError
 from formation.identity import node_id_for
-from formation.node.server import BadRequest
 
 if TYPE_CHECKING:
     from formation.discovery.join import JoinComponent
 
 
-async def remove_node(part: JoinComponent, request: web.Request, node_id: str) -> jm.NodeRemoved:
-    local_only(request)
+async def remove_node(part: JoinComponent, node_id: str) -> jm.NodeRemoved:
     part.admit.require_admin()
     me = part.service.identity  # type: ignore[union-attr]
     assert me is not None  # the node service has its identity before any part starts
     if node_id == me.node_id:
-        raise web.HTTPConflict(reason="This node cannot remove itself; remove it from another "
-                                      "admin's console")
+        raise Conflict("This node cannot remove itself; remove it from another admin's console")
     nodes = await part.store.view("nodes")
     found = next((n for n in nodes if node_id_for(bytes.fromhex(n["key"])) == node_id
                   and n.get("roles")), None)
     if found is None:
-        raise web.HTTPNotFound(reason=f"No member node {node_id} in this network (already "
-                                      "removed, or never admitted)")
+        raise NotFound(f"No member node {node_id} in this network (already removed, or never "
+                       "admitted)")
     try:
         op = await part.store.append("node.remove", {"node": found["key"]})
     except OpError as exc:
-        raise BadRequest(f"cannot remove {node_id}: {exc}", []) from None
+        raise BadRequest(f"cannot remove {node_id}: {exc}") from None
     await part.state.after_local_write()
     name = str(found.get("name") or "")
     part.service.publish("join", "removed", {  # type: ignore[union-attr]

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from formation import __version__
 from formation.api import models as m
+from formation.api.caller import Caller
+from formation.api.rendered import Rendered
 from formation.node.capabilities import host
+from formation.node.events import EventBus, Subscription
 from formation.node.health import for_anyone
-from formation.node.server import CALLER
 from formation.node.status_body import StatusBody
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
 
-SSE_KEEPALIVE_S = 15.0
+
+
+class EventStream:
+    """One client's events: the server iterates it and closes it however the stream ends, which
+    ends the subscription (also when no event was ever read)."""
+
+    def __init__(self, bus: EventBus, subscription: Subscription) -> None:
+        self._bus, self._subscription = bus, subscription
+        self._items = aiter(subscription)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> m.Event:
+        return await anext(self._items)
+
+    async def aclose(self) -> None:
+        await self._items.aclose()
+        self._bus.unsubscribe(self._subscription)
 
 
 class NodeHandlers:
@@ -29,9 +48,9 @@ class NodeHandlers:
         self.resources = host.ResourceSampler(service.settings.data_dir)
         self.status_body = StatusBody(self._status)
 
-    async def health(self, request: web.Request, body: m.Empty) -> m.Health:
+    async def health(self, body: m.Empty, caller: Caller) -> m.Health:
         svc = self.service
-        local = str(request.get(CALLER, "")).startswith("unix:")  # the local socket's callers
+        local = caller.local  # the local socket's callers see every detail
         data_ok = os.access(svc.settings.data_dir, os.W_OK)
         checks = [
             m.HealthCheck(name="api", ok=True, detail="serving"),
@@ -61,57 +80,33 @@ class NodeHandlers:
             resources=self.resources.current(),
         )
 
-    async def node_status(self, request: web.Request, body: m.Empty) -> web.Response:
+    async def node_status(self, body: m.Empty, caller: Caller) -> Rendered[m.NodeStatus]:
         """Answers with bytes rendered by StatusBody (the same JSON as `_status` would give)."""
         svc = self.service
         resources = self.resources.current()
         inputs = (svc.prober.current, resources, svc.started_at)
         uptime = round(time.monotonic() - svc.started_monotonic, 3)
-        return web.Response(body=self.status_body.render(inputs, uptime),
-                            content_type="application/json")
+        return Rendered(self.status_body.render(inputs, uptime))
 
-    async def get_config(self, request: web.Request, body: m.Empty) -> m.ConfigView:
+    async def get_config(self, body: m.Empty, caller: Caller) -> m.ConfigView:
         svc = self.service
         return m.ConfigView(
             config_file=str(svc.config_file) if svc.config_file else None,
             settings=svc.settings.model_dump(mode="json"),
         )
 
-    async def get_capabilities(self, request: web.Request, body: m.Empty) -> m.Capabilities:
+    async def get_capabilities(self, body: m.Empty, caller: Caller) -> m.Capabilities:
         return self.service.prober.current
 
-    async def probe_capabilities(self, request: web.Request, body: m.ProbeRequest
-                                 ) -> m.Capabilities:
+    async def probe_capabilities(self, body: m.ProbeRequest, caller: Caller) -> m.Capabilities:
         return await self.service.probe_capabilities(body.only)
 
-    async def events(self, request: web.Request, *, query: m.EventsQuery) -> web.StreamResponse:
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-        })
-        subscription = self.service.bus.subscribe(topic=query.topic, since=query.since)
-        stream = aiter(subscription)
-        try:
-            await response.prepare(request)
-            await response.write(b": formation event stream\n\n")
-            while True:
-                try:
-                    event = await asyncio.wait_for(anext(stream), SSE_KEEPALIVE_S)
-                except TimeoutError:
-                    await response.write(b": keepalive\n\n")
-                    continue
-                except StopAsyncIteration:
-                    break
-                frame = f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
-                await response.write(frame.encode())
-        except ConnectionResetError:
-            pass  # the client hung up: the normal end of a stream, not a failure
-        finally:
-            await stream.aclose()
-            self.service.bus.unsubscribe(subscription)  # also if the stream was never started
-        return response
+    async def events(self, body: m.Empty, caller: Caller, *,
+                     query: m.EventsQuery) -> AsyncIterator[m.Event]:
+        bus = self.service.bus
+        return EventStream(bus, bus.subscribe(topic=query.topic, since=query.since))
 
-    async def metrics(self, request: web.Request) -> web.Response:
+    async def metrics(self, body: m.Empty, caller: Caller) -> Rendered[m.MetricsText]:
         svc = self.service
         svc.metrics.uptime.set(time.monotonic() - svc.started_monotonic)
-        payload = generate_latest(svc.metrics.registry)
-        return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Rendered(generate_latest(svc.metrics.registry), CONTENT_TYPE_LATEST)

@@ -78,6 +78,7 @@ class NodeService:
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
         self.key_authorities: list[Callable[[str], bool]] = []
+        self.admin_authorities: list[Callable[[str], bool]] = []  # network admins' keys
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
         self._tcp_address: str | None = None
@@ -106,6 +107,10 @@ class NodeService:
         if key_hex in self.settings.trusted_keys:
             return True
         return any(authority(key_hex) for authority in self.key_authorities)
+
+    def is_admin_key(self, key_hex: str) -> bool:
+        """Whose signed requests reach the ADMIN routes: network admins of the replicated state."""
+        return any(authority(key_hex) for authority in self.admin_authorities)
 
     def listen_addresses(self) -> list[str]:
         found = [f"unix:{self.settings.api.socket}"]
@@ -150,7 +155,8 @@ class NodeService:
         if self.unserved_endpoints:
             log.info("parts not running; their endpoints answer 503", extra={"fields": {
                 "endpoints": ",".join(self.unserved_endpoints)}})
-        app = build_app(handlers, self.metrics, self.is_known_key, s.api.clock_skew_s)
+        app = build_app(handlers, self.metrics, self.is_known_key, s.api.clock_skew_s,
+                        node_key=self.identity.public_key_hex, is_admin=self.is_admin_key)
         app.on_shutdown.append(self._on_shutdown)
         app.middlewares.insert(0, guess_middleware(  # outermost: it sees the final status
             GuessThrottle(s.api.join_guesses, s.api.join_guess_every_s), SIGNED_BY_ANY_KEY))

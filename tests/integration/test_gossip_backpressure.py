@@ -40,7 +40,8 @@ async def test_a_full_inbox_refuses_and_the_sender_keeps_its_batch(short_tmp):
             except ApiError as exc:
                 assert exc.status == 503
 
-        sender = PeerSender("n", address, PEER, capacity=64, batch=12, timeout_s=2,
+        node = service.identity.node_id  # the sender checks it reaches the node it names
+        sender = PeerSender(node, address, PEER, capacity=64, batch=12, timeout_s=2,
                             max_age_s=30)
         for envelope in too_many:
             sender.offer(envelope)
@@ -54,7 +55,7 @@ async def test_a_full_inbox_refuses_and_the_sender_keeps_its_batch(short_tmp):
         gossip = service.parts.p2p.gossip
         assert gossip is not None
         gossip.subscribe("state", got.append)
-        small = PeerSender("n", address, PEER, capacity=64, batch=4, timeout_s=2, max_age_s=30)
+        small = PeerSender(node, address, PEER, capacity=64, batch=4, timeout_s=2, max_age_s=30)
         for envelope in too_many:
             small.offer(envelope)
         small.start()

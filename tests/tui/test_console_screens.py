@@ -319,7 +319,9 @@ async def test_sixteen_colour_terminal_gets_the_ansi_theme(make_app) -> None:
 
 
 async def test_console_started_for_a_remote_node_uses_signed_tcp(make_app, tui_node) -> None:
-    """`formation console --node HOST:PORT`: no embedded node, every request signed."""
+    """`formation console --node HOST:PORT`: no embedded node, every request signed (none is
+    refused as unsigned or badly signed); the other node's settings are for its own unix socket
+    only, and the settings screen says so."""
     tcp = tui_node.listen_addresses()[1].removeprefix("tcp:")
     started: list[bool] = []
 
@@ -333,7 +335,7 @@ async def test_console_started_for_a_remote_node_uses_signed_tcp(make_app, tui_n
         assert app.link_status.where == tcp and app.node_status.name == "test-node"
         await pilot.press("s")
         state = app.screen.query_one("#settings-state", Static)
-        await wait_for(pilot, lambda: "saved in" in text_of(state))  # signed GET /v1/settings
+        await wait_for(pilot, lambda: "local callers" in text_of(state))  # 403, not 401
     assert started == []
     refused = sum(sample.value for metric in tui_node.metrics.auth_failures.collect()
                   for sample in metric.samples if sample.name.endswith("_total"))

@@ -7,10 +7,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from formation.api import console_models as cm
 from formation.api import models as m
+from formation.api.caller import Caller
+from formation.api.errors import BadRequest
 from formation.api.models import FieldError, HealthCheck
 from formation.config.settings import NodeSettings
 from formation.node.capabilities import host
@@ -26,7 +26,6 @@ from formation.node.console_support.settings_file import (
     read_file,
 )
 from formation.node.host_network import networkd
-from formation.node.server import BadRequest
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,17 +81,17 @@ class ConsoleHandlers:
     def ring(self) -> LogRing | None:
         return self.part.ring
 
-    async def node_metrics(self, request: web.Request, body: m.Empty) -> cm.HostSamples:
+    async def node_metrics(self, body: m.Empty, caller: Caller) -> cm.HostSamples:
         return cm.HostSamples(interval_s=self.sampler.interval_s,
                               samples=list(self.sampler.samples))
 
-    async def node_logs(self, request: web.Request, body: m.Empty, *,
+    async def node_logs(self, body: m.Empty, caller: Caller, *,
                         query: cm.LogsQuery) -> cm.LogRecords:
         assert self.ring is not None
         return cm.LogRecords(records=self.ring.since(query.since, query.limit),
                              dropped=self.ring.dropped)
 
-    async def get_settings(self, request: web.Request, body: m.Empty) -> cm.EditableSettings:
+    async def get_settings(self, body: m.Empty, caller: Caller) -> cm.EditableSettings:
         path = self._config_path()
         if path is None:
             return self._view(self._running())
@@ -102,12 +101,12 @@ class ConsoleHandlers:
             return self._view(self._running())
         return self._view(self._editable(data))
 
-    async def update_settings(self, request: web.Request,
-                              body: cm.SettingsUpdate) -> cm.EditableSettings:
+    async def update_settings(self, body: cm.SettingsUpdate,
+                              caller: Caller) -> cm.EditableSettings:
         path = self._config_path()
         if path is None:
             raise BadRequest("this node runs without a config file; start it with "
-                             "--config FILE to edit settings from the console", [])
+                             "--config FILE to edit settings from the console")
         changes = _changes(body)
         async with self.write_lock:
             try:
@@ -119,7 +118,7 @@ class ConsoleHandlers:
                 raise BadRequest(str(exc), [FieldError(field=f, message=msg)
                                             for f, msg in exc.fields]) from None
             except OSError as exc:
-                raise BadRequest(f"{path}: cannot write: {exc.strerror}", []) from None
+                raise BadRequest(f"{path}: cannot write: {exc.strerror}") from None
             applied = await self._apply_live(changes, new)
         assert self.service is not None
         self.service.publish("settings", "updated", {"keys": sorted(changes)})

@@ -10,10 +10,9 @@ import base64
 import struct
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from formation.api import models as m
 from formation.api import ssh_models as sm
+from formation.api.caller import Caller
 from formation.api.models import HealthCheck
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ class SshAccessHandlers:
     def __init__(self, part: SshAccess) -> None:
         self.part = part
 
-    async def ssh_authorized_keys(self, request: web.Request, body: m.Empty) -> sm.AuthorizedKeys:
+    async def ssh_authorized_keys(self, body: m.Empty, caller: Caller) -> sm.AuthorizedKeys:
         service = self.part.service
         assert service is not None, "handlers are served only after start"
         keys = [sm.AuthorizedKey(line=key, source="setting")

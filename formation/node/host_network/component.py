@@ -8,10 +8,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from formation.api import host_models as hm
 from formation.api import models as m
+from formation.api.caller import Caller
 from formation.api.models import HealthCheck
 from formation.node.host_network import networkd
 from formation.node.host_network.interfaces import list_interfaces
@@ -63,7 +62,7 @@ class HostNetworkHandlers:
     def __init__(self, part: HostNetwork) -> None:
         self.part = part
 
-    async def host_interfaces(self, request: web.Request, body: m.Empty) -> hm.HostInterfaces:
+    async def host_interfaces(self, body: m.Empty, caller: Caller) -> hm.HostInterfaces:
         service = self.part.service
         assert service is not None
         found = await asyncio.to_thread(list_interfaces, self.part.host,

@@ -22,6 +22,8 @@ from aiohttp import web
 
 from formation.addresses import every_address
 from formation.api import models as m
+from formation.api.caller import Caller
+from formation.api.errors import Unavailable
 from formation.api.mesh_models import MeshPeer, MeshStatus
 from formation.errors import FormationError
 from formation.node.capabilities import host as probes
@@ -274,7 +276,7 @@ class MeshHandlers:
     def __init__(self, component: MeshComponent) -> None:
         self.component = component
 
-    async def mesh_status(self, request: web.Request, body: m.Empty) -> MeshStatus:
+    async def mesh_status(self, body: m.Empty, caller: Caller) -> MeshStatus:
         if self.component.service is None:
-            raise web.HTTPServiceUnavailable(reason="The mesh is starting: try again shortly")
+            raise Unavailable("The mesh is starting: try again shortly")
         return await self.component.status()

@@ -9,9 +9,9 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from formation.api.models import HealthCheck
+from formation.api.caller import Caller
+from formation.api.errors import PayloadTooLarge, Unavailable
+from formation.api.models import Empty, HealthCheck
 from formation.api.p2p_models import (
     Envelope,
     GossipAck,
@@ -28,7 +28,6 @@ from formation.node.p2p.envelope import MAX_SIGNED_BYTES, TooLarge, origin_id
 from formation.node.p2p.gossip import ALL, Gossip, InboxFull, PeerTarget
 from formation.node.p2p.membership import DEAD, MembershipTable, Transition
 from formation.node.p2p.rtt import RoundTrips
-from formation.node.server import CALLER
 
 if TYPE_CHECKING:
     from formation.discovery.component import DiscoveryComponent
@@ -189,31 +188,28 @@ class P2PHandlers:
     def __init__(self, part: P2PComponent) -> None:
         self.part = part
 
-    async def gossip_push(self, request: web.Request, body: GossipBatch) -> GossipAck:
+    async def gossip_push(self, body: GossipBatch, caller: Caller) -> GossipAck:
         assert self.part.gossip is not None
-        caller = request.get(CALLER, "")
-        sender = node_id_for(bytes.fromhex(caller[4:])) if caller.startswith("key:") else None
+        sender = node_id_for(bytes.fromhex(caller.key)) if caller.key else None
         try:
             return self.part.gossip.accept_batch(body.envelopes, sender)
         except InboxFull:
-            raise web.HTTPServiceUnavailable() from None
+            raise Unavailable("Inbox full: back off and retry the batch") from None
 
-    async def gossip_publish(self, request: web.Request, body: PublishRequest) -> PublishResult:
+    async def gossip_publish(self, body: PublishRequest, caller: Caller) -> PublishResult:
         assert self.part.gossip is not None
-        if not request.get(CALLER, "").startswith("unix:"):
-            raise web.HTTPForbidden()
         try:
             envelope, targets = await self.part.gossip.publish(body.topic, body.payload)
         except TooLarge:
-            raise web.HTTPRequestEntityTooLarge(MAX_SIGNED_BYTES, request.content_length or 0) \
-                from None
+            raise PayloadTooLarge(f"payload: a signed message is at most {MAX_SIGNED_BYTES} "
+                                  "bytes") from None
         return PublishResult(id=envelope.id, targets=targets)
 
-    async def gossip_status(self, request: web.Request, body) -> GossipStatus:
+    async def gossip_status(self, body: Empty, caller: Caller) -> GossipStatus:
         assert self.part.gossip is not None
         return self.part.gossip.status()
 
-    async def members(self, request: web.Request, body) -> Members:
+    async def members(self, body: Empty, caller: Caller) -> Members:
         part = self.part
         assert part.members is not None and part.service is not None
         m = part.service.settings.membership

@@ -35,7 +35,7 @@ class PeerSender:
         self._queue: deque[Envelope] = deque()
         self._pending: list[Envelope] = []
         self._wake = asyncio.Event()
-        self._client = NodeClient.tcp(address, identity, timeout_s=timeout_s)
+        self._client = NodeClient.tcp(address, identity, timeout_s=timeout_s, node_id=node_id)
         self._task: asyncio.Task | None = None
 
     def offer(self, envelope: Envelope) -> None:

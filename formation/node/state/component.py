@@ -68,6 +68,7 @@ class StateComponent:
         peer_keys = self.replication.peer_keys()
         service.key_authorities.append(self.store.is_member_key)
         service.key_authorities.append(peer_keys.__contains__)
+        service.admin_authorities.append(lambda key: key in self.require_store().admins)
         for coro in self.replication.tasks():
             service.spawn(coro)
         service.spawn(self._held_releaser())

@@ -6,16 +6,16 @@ import base64
 import logging
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from formation.api import state_models as sm
+from formation.api.caller import Caller
+from formation.api.errors import BadRequest, NotFound
 from formation.api.models import Empty
-from formation.node.server import CALLER, BadRequest
 from formation.node.state import views, wire
 from formation.node.state.op import Op, OpError, decode
 
 if TYPE_CHECKING:
     from formation.node.state.component import StateComponent
+    from formation.node.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +28,13 @@ def op_model(op: Op, with_raw: bool = False) -> sm.StateOp:
                       raw=base64.b64encode(op.raw).decode() if with_raw else None)
 
 
-def _local_only(request: web.Request) -> None:
-    if not request.get(CALLER, "").startswith("unix:"):
-        raise web.HTTPForbidden(reason="Local callers only")
-
-
 def _op_id(text: str, field: str = "op_id") -> bytes:
     try:
         value = bytes.fromhex(text)
     except ValueError:
         value = b""
     if len(value) != 32:
-        raise BadRequest(f"{field}: expected an op id, 64 hex characters", [])
+        raise BadRequest(f"{field}: expected an op id, 64 hex characters")
     return value
 
 
@@ -47,7 +42,7 @@ def _vv(data: dict[str, int]) -> dict[bytes, int]:
     try:
         return {bytes.fromhex(k): int(v) for k, v in data.items()}
     except ValueError:
-        raise BadRequest("vv: expected author keys as hex", []) from None
+        raise BadRequest("vv: expected author keys as hex") from None
 
 
 class StateHandlers:
@@ -55,72 +50,67 @@ class StateHandlers:
         self.component = component
 
     @property
-    def store(self):
+    def store(self) -> StateStore:
         return self.component.require_store()
 
-    async def state_status(self, request: web.Request, body: Empty) -> sm.StateStatus:
+    async def state_status(self, body: Empty, caller: Caller) -> sm.StateStatus:
         status = await self.store.status()
         return sm.StateStatus(**status, peers=self.component.peer_states())
 
-    async def state_heads(self, request: web.Request, body: Empty) -> sm.StateHeads:
+    async def state_heads(self, body: Empty, caller: Caller) -> sm.StateHeads:
         store = self.store
         heads = await store.heads()
         return sm.StateHeads(network=store.network_id.hex() if store.network_id else None,
                              heads=[h.hex() for h in heads], ops=store.replica.count)
 
-    async def state_view(self, request: web.Request, body: Empty,
+    async def state_view(self, body: Empty, caller: Caller,
                          collection: str) -> sm.StateView:
         if collection not in views.COLLECTIONS:
-            raise web.HTTPNotFound(reason=f"No collection {collection!r}; one of "
-                                   + ", ".join(views.COLLECTIONS))
+            raise NotFound(f"No collection {collection!r}; one of "
+                           + ", ".join(views.COLLECTIONS))
         return sm.StateView(collection=collection, items=await self.store.view(collection))
 
-    async def state_op(self, request: web.Request, body: Empty, op_id: str) -> sm.StateOp:
+    async def state_op(self, body: Empty, caller: Caller, op_id: str) -> sm.StateOp:
         raw = await self.store.get(_op_id(op_id))
         if raw is None:
-            raise web.HTTPNotFound(reason=f"No op {op_id} in this replica")
+            raise NotFound(f"No op {op_id} in this replica")
         return op_model(decode(raw), with_raw=True)
 
-    async def state_log(self, request: web.Request, body: Empty,
+    async def state_log(self, body: Empty, caller: Caller, *,
                         query: sm.LogQuery) -> sm.StateOpPage:
         rows = await self.store.log(query.after, query.limit)
         return sm.StateOpPage(ops=[op_model(decode(raw)) for _, raw in rows],
                               next_after=rows[-1][0] if len(rows) == query.limit else None)
 
-    async def state_create_network(self, request: web.Request,
-                                   body: sm.CreateNetworkRequest) -> sm.StateOp:
-        _local_only(request)
+    async def state_create_network(self, body: sm.CreateNetworkRequest,
+                                   caller: Caller) -> sm.StateOp:
         try:
             op = await self.store.create_network(body.name, body.cidr)
         except OpError as exc:
-            raise BadRequest(f"cannot create the network: {exc}", []) from None
+            raise BadRequest(f"cannot create the network: {exc}") from None
         await self.component.after_local_write()
         return op_model(op)
 
-    async def state_append(self, request: web.Request, body: sm.AppendRequest) -> sm.StateOp:
-        _local_only(request)
+    async def state_append(self, body: sm.AppendRequest, caller: Caller) -> sm.StateOp:
         try:
             op = await self.store.append(body.kind, body.payload)
         except OpError as exc:
-            raise BadRequest(f"op refused ({exc.reason}): {exc}", []) from None
+            raise BadRequest(f"op refused ({exc.reason}): {exc}") from None
         return op_model(op)
 
-    async def state_verify(self, request: web.Request, body: Empty) -> sm.VerifyResult:
-        _local_only(request)
+    async def state_verify(self, body: Empty, caller: Caller) -> sm.VerifyResult:
         faults = await self.store.verify()
         return sm.VerifyResult(ops=self.store.replica.count, faults=faults)
 
-    async def state_rebuild(self, request: web.Request, body: Empty) -> sm.RebuildResult:
-        _local_only(request)
+    async def state_rebuild(self, body: Empty, caller: Caller) -> sm.RebuildResult:
         return sm.RebuildResult(**await self.store.rebuild())
 
-    async def state_sync_push(self, request: web.Request, body: sm.OpBatch) -> sm.PushResult:
+    async def state_sync_push(self, body: sm.OpBatch, caller: Caller) -> sm.PushResult:
         try:
             raws = wire.unpack(body.ops)
         except wire.WireError as exc:
-            raise BadRequest(str(exc), []) from None
-        caller = request.get(CALLER, "")
-        origin = caller.removeprefix("key:") if caller.startswith("key:") else "local"
+            raise BadRequest(str(exc)) from None
+        origin = caller.key or "local"
         verdicts = await self.store.ingest(raws, origin=origin)
         counts = {s: sum(v.status == s for v in verdicts)
                   for s in ("accepted", "duplicate", "buffered", "refused")}
@@ -131,13 +121,12 @@ class StateHandlers:
                     for i, v in enumerate(verdicts) if v.status == "refused"]
         return sm.PushResult(**counts, refusals=refusals[:MAX_REFUSALS])
 
-    async def state_sync_range(self, request: web.Request,
-                               body: sm.RangeRequest) -> sm.RangeResult:
+    async def state_sync_range(self, body: sm.RangeRequest, caller: Caller) -> sm.RangeResult:
         raws, more, after = await self.store.ops_after(_vv(body.vv), body.limit, 700_000)
         return sm.RangeResult(batch=sm.OpBatch(ops=wire.pack(raws), count=len(raws)), more=more,
                               next_vv={a.hex(): s for a, s in after.items()})
 
-    async def state_sync_walk(self, request: web.Request, body: sm.WalkRequest) -> sm.OpBatch:
+    async def state_sync_walk(self, body: sm.WalkRequest, caller: Caller) -> sm.OpBatch:
         want = [_op_id(w, "want[]") for w in body.want]
         raws = await self.store.walk_back(want, _vv(body.vv), body.limit, 700_000)
         return sm.OpBatch(ops=wire.pack(raws), count=len(raws))

@@ -81,7 +81,8 @@ class OpPusher(Protocol):
 
 def _client(peer: Peer, identity: NodeIdentity) -> NodeClient:
     if peer.client is None:
-        peer.client = NodeClient.tcp(peer.address, identity, timeout_s=30.0)
+        peer.client = NodeClient.tcp(peer.address, identity, timeout_s=30.0,
+                                     node_key=peer.key or None)
     return peer.client
 
 

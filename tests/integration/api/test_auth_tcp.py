@@ -1,5 +1,7 @@
 """Request signatures over a real TCP socket: every way to get it wrong is a 401 with a reason,
-no header is a credential, and the unix socket is authorized by its file permissions alone."""
+no header is a credential, and the unix socket is authorized by its file permissions alone.
+The signed route used is a member's (anti-entropy's range request): the node's own key and a key
+the config trusts may call it."""
 
 from __future__ import annotations
 
@@ -12,15 +14,22 @@ import aiohttp
 import pytest
 from settings_factory import make_settings
 
-from formation.api import routes
-from formation.api.auth import H_TIMESTAMP, canonical, sign_request
+from formation.api import routes, state_routes
+from formation.api.auth import H_TIMESTAMP, canonical
+from formation.api.auth import sign_request as sign_for
 from formation.api.client import ApiError, NodeClient
-from formation.api.models import Capabilities, ProbeRequest
+from formation.api.models import ProbeRequest
+from formation.api.state_models import RangeRequest, RangeResult
 from formation.identity import NodeIdentity
 from formation.node.service import NodeService
 
-PROBE = "/v1/capabilities/probe"
-BODY = ProbeRequest(only=["cpus"]).model_dump_json().encode()
+PROBE = state_routes.state_sync_range.path
+BODY = RangeRequest(vv={}, limit=10).model_dump_json().encode()
+NODE_KEY: list[str] = []  # the node under test's public key, which requests are signed for
+
+
+def sign_request(identity: NodeIdentity, method: str, target: str, body: bytes) -> dict[str, str]:
+    return sign_for(identity, method, target, body, NODE_KEY[0])
 
 
 @pytest.fixture
@@ -37,6 +46,7 @@ def friend() -> NodeIdentity:
 async def node(short_tmp, friend: NodeIdentity) -> AsyncIterator[NodeService]:
     service = NodeService(make_settings(short_tmp, trusted_keys=[friend.public_key_hex]))
     await service.start()
+    NODE_KEY[:] = [service.identity.public_key_hex]
     yield service
     await service.stop()
 
@@ -64,7 +74,7 @@ def refused(status: int, body: dict, reason: str) -> None:
 async def test_correctly_signed_request_passes(http, node: NodeService) -> None:
     status, body = await post(http, sign_request(node.identity, "POST", PROBE, BODY))
     assert status == 200, body
-    assert Capabilities.model_validate(body).get("cpus").ok
+    assert RangeResult.model_validate(body).batch.count == 0
 
 
 async def test_trusted_key_from_config_passes(http, friend: NodeIdentity) -> None:
@@ -78,7 +88,7 @@ async def test_unsigned_request_is_refused(http) -> None:
 
 async def test_tampered_body_is_refused(http, node: NodeService) -> None:
     headers = sign_request(node.identity, "POST", PROBE, BODY)
-    tampered = ProbeRequest(only=["kvm"]).model_dump_json().encode()
+    tampered = RangeRequest(vv={}, limit=11).model_dump_json().encode()
     refused(*await post(http, headers, tampered), "bad signature")
 
 
@@ -101,9 +111,11 @@ async def test_stale_or_future_timestamp_is_refused(http, node: NodeService,
     ident = node.identity
     stamp = f"{time.time() + offset_s:.3f}"
     nonce = "ab" * 16
-    sig = ident.sign(canonical("POST", PROBE, BODY, stamp, nonce, ident.public_key_hex))
+    sig = ident.sign(canonical("POST", PROBE, BODY, stamp, nonce, ident.public_key_hex,
+                               ident.public_key_hex))
     headers = {"X-Formation-Key": ident.public_key_hex, H_TIMESTAMP: stamp,
-               "X-Formation-Nonce": nonce, "X-Formation-Signature": sig.hex()}
+               "X-Formation-Nonce": nonce, "X-Formation-Node": ident.public_key_hex,
+               "X-Formation-Signature": sig.hex()}
     refused(*await post(http, headers), "stale request")
 
 
@@ -172,8 +184,11 @@ async def test_typed_tcp_client_signs_every_call(node: NodeService) -> None:
     async with NodeClient.tcp(address, node.identity) as client:
         status = await client.call(routes.node_status)
         assert status.identity.node_id == node.identity.node_id
-        caps = await client.call(routes.probe_capabilities, ProbeRequest(only=None))
-        assert caps.probed_at is not None
+        answer = await client.call(state_routes.state_sync_range, RangeRequest(vv={}))
+        assert answer.batch.count == 0
+        with pytest.raises(ApiError) as local_only:  # probing boots a guest: local callers only
+            await client.call(routes.probe_capabilities, ProbeRequest(only=None))
+        assert local_only.value.status == 403
     async with NodeClient.tcp(address, NodeIdentity.generate()) as client:
         with pytest.raises(ApiError) as info:
             await client.call(routes.node_status)

@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -22,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
-from formation.api.auth import sign_request
+from formation.api.auth import H_NODE, sign_request
 from formation.identity import NodeIdentity
 from tests.integration.conftest import NodeProcess, clean_env, write_config
 
@@ -42,8 +43,12 @@ BEYOND_THE_SCHEMA = {"/v1/state/sync/push", "/v1/state/sync/range", "/v1/state/s
                  "/v1/settings"}
 
 
+NODE_KEYS: dict[str, str] = {}  # base URL -> the public key the node there answers with
+
+
 class SignedAuth(requests.auth.AuthBase):
-    """Signs the prepared request exactly as it goes on the wire: method, path and query, body."""
+    """Signs the prepared request exactly as it goes on the wire: method, path and query, body,
+    for the node that serves it (its key, read once from its X-Formation-Node header)."""
 
     def __init__(self, identity: NodeIdentity) -> None:
         self.identity = identity
@@ -52,8 +57,12 @@ class SignedAuth(requests.auth.AuthBase):
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
-        request.headers.update(
-            sign_request(self.identity, request.method or "GET", request.path_url, body))
+        url = urlsplit(request.url or "")
+        base = f"{url.scheme}://{url.netloc}"
+        if base not in NODE_KEYS:
+            NODE_KEYS[base] = requests.get(base + "/v1/health", timeout=TIMEOUT_S).headers[H_NODE]
+        request.headers.update(sign_request(self.identity, request.method or "GET",
+                                            request.path_url, body, NODE_KEYS[base]))
         return request
 
 

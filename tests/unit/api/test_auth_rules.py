@@ -16,26 +16,55 @@ from formation.api.auth import (
 from formation.identity import NodeIdentity
 
 IDENT = NodeIdentity.from_seed(bytes(32))
+NODE_A = NodeIdentity.from_seed(bytes([1]) * 32).public_key_hex  # the node verifying
+NODE_B = NodeIdentity.from_seed(bytes([2]) * 32).public_key_hex
 
 
-def signed(stamp: str, nonce: str = "ab" * 16, body: bytes = b"{}") -> dict[str, str]:
+def signed(stamp: str, nonce: str = "ab" * 16, body: bytes = b"{}",
+           node: str = NODE_A) -> dict[str, str]:
     key = IDENT.public_key_hex
-    sig = IDENT.sign(canonical("POST", "/v1/x?a=1", body, stamp, nonce, key))
+    sig = IDENT.sign(canonical("POST", "/v1/x?a=1", body, stamp, nonce, key, node))
     return {"X-Formation-Key": key, "X-Formation-Timestamp": stamp,
-            "X-Formation-Nonce": nonce, "X-Formation-Signature": sig.hex()}
+            "X-Formation-Nonce": nonce, "X-Formation-Node": node,
+            "X-Formation-Signature": sig.hex()}
 
 
 def verify(headers: dict[str, str], nonces: NonceCache | None = None, now: float = 1000.0,
-           body: bytes = b"{}") -> str:
+           body: bytes = b"{}", node_key: str = NODE_A) -> str:
     return verify_request(headers, "POST", "/v1/x?a=1", body, is_known=lambda k: True,
-                          nonces=nonces or NonceCache(window_s=60), now=now)
+                          nonces=nonces or NonceCache(window_s=60), node_key=node_key, now=now)
 
 
 def test_canonical_string_is_exactly_as_documented() -> None:
-    text = canonical("post", "/v1/x?a=1", b"", "1000.000", "ab" * 16, "cd" * 32).decode()
+    text = canonical("post", "/v1/x?a=1", b"", "1000.000", "ab" * 16, "cd" * 32,
+                     "ef" * 32).decode()
     empty_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    assert text == "\n".join(["formation-request-v1", "POST", "/v1/x?a=1", empty_sha256,
-                              "1000.000", "ab" * 16, "cd" * 32])
+    assert text == "\n".join(["formation-request-v2", "POST", "/v1/x?a=1", empty_sha256,
+                              "1000.000", "ab" * 16, "cd" * 32, "ef" * 32])
+
+
+def test_a_request_signed_for_another_node_is_refused() -> None:
+    """Node B must not accept what was signed for node A (A could replay it to B)."""
+    assert verify(signed("1000.000", node=NODE_B), node_key=NODE_B) == IDENT.public_key_hex
+    with pytest.raises(AuthFailure, match="wrong node"):
+        verify(signed("1000.000", node=NODE_B), node_key=NODE_A)
+
+
+def test_the_named_node_is_covered_by_the_signature() -> None:
+    headers = signed("1000.000", node=NODE_B) | {"X-Formation-Node": NODE_A}
+    with pytest.raises(AuthFailure, match="bad signature"):
+        verify(headers, node_key=NODE_A)
+
+
+@pytest.mark.parametrize("node", [None, "", "AB" * 32, "ab" * 31])
+def test_a_request_must_name_its_node(node: str | None) -> None:
+    headers = signed("1000.000")
+    if node is None:
+        del headers["X-Formation-Node"]
+    else:
+        headers["X-Formation-Node"] = node
+    with pytest.raises(AuthFailure, match="no target node"):
+        verify(headers)
 
 
 def test_good_signature_returns_the_key() -> None:
@@ -77,9 +106,9 @@ def test_replay_is_caught_within_the_window_and_forgotten_after() -> None:
 def test_unknown_key_is_checked_after_the_signature() -> None:
     with pytest.raises(AuthFailure, match="unknown key"):
         verify_request(signed("1000.000"), "POST", "/v1/x?a=1", b"{}", is_known=lambda k: False,
-                       nonces=NonceCache(window_s=60), now=1000.0)
+                       nonces=NonceCache(window_s=60), node_key=NODE_A, now=1000.0)
 
 
 def test_sign_request_produces_headers_that_verify_now() -> None:
-    headers = sign_request(IDENT, "POST", "/v1/x?a=1", b"{}")
+    headers = sign_request(IDENT, "POST", "/v1/x?a=1", b"{}", NODE_A)
     assert verify(headers, now=time.time()) == IDENT.public_key_hex

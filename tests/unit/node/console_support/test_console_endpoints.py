@@ -98,17 +98,30 @@ async def test_settings_without_config_file_is_a_clear_error(node: NodeService,
         await client.call(cr.update_settings, SettingsUpdate(name="x"))
 
 
-async def test_console_endpoints_need_a_signature_over_tcp(configured_node) -> None:
+async def test_settings_are_for_the_unix_socket_only(configured_node) -> None:
+    """A member of the network (here the node's own key, which the node trusts) reaches the
+    member routes over signed TCP, but not the node-local settings: on main any trusted key
+    could rewrite another node's config (admin SSH keys included) with PUT /v1/settings."""
     from formation.identity.keys import NodeIdentity
 
+    config = configured_node.config_file
+    before = config.read_bytes()
     address = configured_node.listen_addresses()[1].removeprefix("tcp:")
-    async with NodeClient.tcp(address, configured_node.identity) as signed:
-        assert (await signed.call(cr.get_settings)).name == "test-node"
+    async with NodeClient.tcp(address, configured_node.identity) as member:
+        assert (await member.call(cr.node_metrics)).interval_s > 0  # a member route answers
+        for endpoint, body in ((cr.get_settings, None),
+                               (cr.update_settings, SettingsUpdate(name="evil"))):
+            with pytest.raises(ApiError) as refused:
+                await member.call(endpoint, body)
+            assert refused.value.status == 403, endpoint.name
+            assert "local callers" in refused.value.body.message
+    assert config.read_bytes() == before
     stranger = NodeIdentity.from_seed(b"\x07" * 32)
     async with NodeClient.tcp(address, stranger) as unknown:
         with pytest.raises(ApiError) as caught:
             await unknown.call(cr.update_settings, SettingsUpdate(name="evil"))
     assert caught.value.status == 401
+    assert config.read_bytes() == before
 
 
 def test_update_file_keeps_mode_and_rejects_bad_yaml(tmp_path: Path) -> None:
