@@ -51,7 +51,7 @@ async def post(service: NodeService, path: str, body: bytes, source: str = "127.
     """A signed POST from `source` by `identity` (a new throwaway key by default)."""
     identity = identity or NodeIdentity.generate()
     headers = {"Content-Type": "application/json",
-               **sign_request(identity, "POST", path, body)}
+               **sign_request(identity, "POST", path, body, service.identity.public_key_hex)}
     connector = aiohttp.TCPConnector(local_addr=(source, 0))
     async with aiohttp.ClientSession(connector=connector) as session, session.post(
             f"http://{tcp_of(service)}{path}", data=body, headers=headers) as resp:
