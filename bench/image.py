@@ -25,7 +25,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "image"))
 from guest import REPO, BuiltImage, Guest, ImageUnavailable, build_image
 
 MULTI_USER = r"systemd\[1\]: Reached target multi-user\.target"

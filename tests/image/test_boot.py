@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from guest import BuiltImage, Guest, ImageUnavailable, fat_answer_disk, uefi_disk
+
+from bench.guest import BuiltImage, Guest, ImageUnavailable, fat_answer_disk, uefi_disk
 
 pytestmark = [pytest.mark.qemu, pytest.mark.root, pytest.mark.timeout(2400)]
 

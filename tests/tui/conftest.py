@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from settings_factory import make_settings
+from waiting import until
 
 from formation.api.client import NodeClient
 from formation.node.service import NodeService
@@ -54,11 +55,8 @@ def make_app(tui_node: NodeService) -> Callable[..., FormationApp]:
     return make
 
 
-async def wait_for(pilot, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Lets the app run until the condition holds; fails with the condition's name if not."""
-    loops = int(timeout_s / 0.05)
-    for _ in range(loops):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"condition not met within {timeout_s} s")
+async def wait_for(pilot, condition: Callable[[], object], timeout_s: float = 10.0,
+                   what: str | None = None) -> None:
+    """Lets the app run (the pilot's pause, so the screen refreshes) until the condition holds;
+    tests/waiting.py's `until`, which says on timeout what was awaited and its last value."""
+    await until(condition, timeout_s, 0.05, what=what, pause=pilot.pause)
