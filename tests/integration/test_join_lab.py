@@ -14,7 +14,7 @@ import json
 import subprocess
 
 import pytest
-from lab_running import assert_nothing_left, running_lab
+from lab_running import assert_nothing_left, cli, found, invite, nodes_view, running_lab
 from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes, state_routes
@@ -31,20 +31,6 @@ def lab():
         yield instance
 
 
-
-
-async def cli(lab: Lab, host: str, *args: str,
-              timeout_s: float = 60) -> subprocess.CompletedProcess:
-    return await asyncio.to_thread(lab.exec, host, ["formation", *args], capture_output=True,
-                                   text=True, timeout=timeout_s)
-
-
-async def invite(lab: Lab, expires: str = "10m") -> str:
-    out = await cli(lab, "h1", "invite", "create", "--expires", expires, "--json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)["token"]
-
-
 async def converged(lab: Lab, hosts: list[str]) -> bool:
     """Every host lists every other as an alive member and all replicas have the same heads."""
     heads = set()
@@ -57,16 +43,8 @@ async def converged(lab: Lab, hosts: list[str]) -> bool:
     return len(heads) == 1
 
 
-async def member_names(lab: Lab, host: str) -> set[str]:
-    async with lab.client(host) as client:
-        view = await client.call(state_routes.state_view, collection="nodes")
-    return {n.get("name") for n in view.items}
-
-
-async def found(lab: Lab) -> None:
-    out = await cli(lab, "h1", "network", "create", "lab", "--cidr", "10.42.0.0/16", "--json")
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["name"] == "lab"
+async def _names(lab: Lab, host: str) -> set[str]:
+    return set(await nodes_view(lab, host))
 
 
 async def test_found_invite_join_and_refusals(lab: Lab):
@@ -105,7 +83,7 @@ async def test_found_invite_join_and_refusals(lab: Lab):
     out = await cli(lab, "h3", "join", forged)
     assert out.returncode != 0 and "answered as another node" in out.stderr, out.stderr
     # None of that admitted h3, nor left a trace in its replica.
-    assert await member_names(lab, "h1") == {"h1", "h2"}
+    assert await _names(lab, "h1") == {"h1", "h2"}
     async with lab.client("h3") as client:
         assert (await client.call(state_routes.state_status)).network is None
     # mDNS says so too: h1 and h2 re-announced their network, h3 still advertises none.
@@ -141,9 +119,14 @@ async def test_join_without_token_waits_for_approval(lab: Lab):
             return pending[0]["id"] if pending else None
 
         pending_id = await _until(listed, 20)
-        await asyncio.sleep(1.5)  # it keeps asking; still not a member
+
+        async def asked_again() -> bool:  # the positive control: h1 hears h3 ask once more
+            out = await cli(lab, "h1", "join", "pending", "--json")
+            return any(p["asks"] >= 2 for p in json.loads(out.stdout)["pending"])
+
+        await _until(asked_again, 30)  # it keeps asking; still not a member
         assert asker.returncode is None
-        assert await member_names(lab, "h1") == {"h1", "h2"}
+        assert await _names(lab, "h1") == {"h1", "h2"}
         out = await cli(lab, "h1", "join", "approve", pending_id)
         assert out.returncode == 0 and "admitted" in out.stdout, out.stderr
         stdout, stderr = await asyncio.wait_for(asker.communicate(), 60)
@@ -155,7 +138,7 @@ async def test_join_without_token_waits_for_approval(lab: Lab):
     assert json.loads(stdout)["network_name"] == "lab"
     await _until(lambda: converged(lab, ["h1", "h2", "h3"]), 30)
     for host in ("h1", "h2", "h3"):
-        assert await member_names(lab, host) == {"h1", "h2", "h3"}
+        assert await _names(lab, host) == {"h1", "h2", "h3"}
     out = await cli(lab, "h1", "join", "pending", "--json")
     assert json.loads(out.stdout)["pending"] == []
 
@@ -173,7 +156,13 @@ async def test_partitioned_writes_converge_after_heal(lab: Lab):
         out = await cli(lab, "h3", "state", "append", "node.record", '{"name": "h3"}', "--json")
         assert out.returncode == 0, out.stderr
         cut_off_op = json.loads(out.stdout)["id"]
-        await asyncio.sleep(2)
+
+        async def on_h2() -> bool:  # the positive control: the write does replicate, to h2
+            async with lab.client("h2") as client:
+                dns = await client.call(state_routes.state_view, collection="dns")
+            return "db.fog" in json.dumps(dns.items)
+
+        await _until(on_h2, 30)
         async with lab.client("h3") as client:
             dns = await client.call(state_routes.state_view, collection="dns")
         assert "db.fog" not in json.dumps(dns.items), "the partition did not cut h3 off"
@@ -220,7 +209,7 @@ async def test_five_hosts_join_and_a_rejected_request():
         assert out.returncode != 0 and "already belongs to network" in out.stderr, out.stderr
         hosts = ["h1", "h2", "h3", "h4"]
         await _until(lambda: converged(lab, hosts), 40)
-        assert await member_names(lab, "h4") == set(hosts)
+        assert await _names(lab, "h4") == set(hosts)
     finally:
         await asyncio.to_thread(lab.down)
         assert_nothing_left(lab.lab_id)

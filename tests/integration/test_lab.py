@@ -57,6 +57,14 @@ async def _full_mesh_alive(lab: Lab) -> bool:
     return True
 
 
+async def _publish(lab: Lab, host: str, n: object) -> str:
+    """A gossip message published on `host`; its id."""
+    async with lab.client(host) as client:
+        sent = await client.call(p2p_routes.gossip_publish,
+                                 PublishRequest(topic="state", payload={"n": n}))
+    return sent.id
+
+
 async def test_every_host_discovers_the_others_via_mdns(lab: Lab):
     async def all_found():
         for host in HOSTS:
@@ -83,18 +91,22 @@ async def test_every_host_discovers_the_others_via_mdns(lab: Lab):
 async def test_killed_host_is_marked_dead_then_revived(lab: Lab):
     await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "alive"), timeout_s=20)
     async with lab.client("h1") as client:
-        stream = client.events(topic="membership")
+        stream = client.events()  # every topic: a gossip probe shows the stream is live
         kinds: list[str] = []
+        gossip: set[str] = set()
 
         async def watch():
             async for event in stream:
-                if event.data.get("name") == "h3":
+                if event.topic == "gossip":
+                    gossip.add(event.data.get("id"))
+                elif event.topic == "membership" and event.data.get("name") == "h3":
                     kinds.append(event.kind)
                     if event.kind == "revived":
                         return
 
         watcher = asyncio.create_task(watch())
-        await asyncio.sleep(0.2)
+        probe = await _publish(lab, "h2", "probe")
+        await _until(lambda: probe in gossip, timeout_s=10, what="h1's stream to carry a probe")
         killed_at = time.monotonic()
         await asyncio.to_thread(lab.kill, "h3")
         await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "dead"), timeout_s=15)
@@ -119,7 +131,9 @@ async def test_partition_then_heal_lets_gossip_flow_again(lab: Lab):
 
     watchers = [asyncio.create_task(collect(h)) for h in HOSTS]
     try:
-        await asyncio.sleep(0.3)
+        probes = [await _publish(lab, "h1", "probe"), await _publish(lab, "h2", "probe")]
+        await _until(lambda: all(probes[h == "h1"] in seen[h] for h in HOSTS), timeout_s=10,
+                     what="every host's stream to carry a probe")
         await asyncio.to_thread(lab.partition, ["h3"])
         await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "dead"), timeout_s=15)
         await _until(lambda: _everyone_sees(lab, ("h3",), "h1", "dead"), timeout_s=15)

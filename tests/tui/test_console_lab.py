@@ -10,10 +10,9 @@ import asyncio
 import subprocess
 
 import pytest
-from lab_running import running_lab
+from lab_running import cli, nodes_view, running_lab
 from textual.widgets import DataTable, Static
 
-from formation.api import state_routes
 from formation.api.client import NodeClient
 from formation.lab import Lab
 from formation.tui.app import FormationApp
@@ -30,17 +29,6 @@ pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(240)]
 def lab():
     with running_lab(3, pretrust=False) as instance:
         yield instance
-
-
-async def cli(lab: Lab, host: str, *args: str, timeout_s: float = 60):
-    return await asyncio.to_thread(lab.exec, host, ["formation", *args], capture_output=True,
-                                   text=True, timeout=timeout_s)
-
-
-async def node_names(lab: Lab, host: str) -> set[str]:
-    async with lab.client(host) as client:
-        view = await client.call(state_routes.state_view, collection="nodes")
-    return {str(n.get("name")) for n in view.items}
 
 
 def text_of(widget: Static) -> str:
@@ -100,7 +88,7 @@ async def test_console_operates_a_three_host_network(lab: Lab) -> None:
         await wait_for(pilot, lambda: alive_with_rtt("h2") and alive_with_rtt("h3"), 60)
         assert row("h1").member == "self" and row("h1").roles == "admin"
         # remove h3 from the console; it disappears from h2's replica
-        assert "h3" in await node_names(lab, "h2")
+        assert "h3" in await nodes_view(lab, "h2")
         table = peers.query_one("#peers-table", DataTable)
         table.move_cursor(row=peers.rows.index(row("h3")))
         await pilot.press("x")
@@ -110,11 +98,11 @@ async def test_console_operates_a_three_host_network(lab: Lab) -> None:
         state = app.screen.query_one("#remove-state", Static)
         await wait_for(pilot, lambda: "removed h3" in text_of(state), 15)
         await pilot.press("escape")
-        for _ in range(300):
-            if "h3" not in await node_names(lab, "h2"):
-                break
-            await pilot.pause(0.1)
-        assert await node_names(lab, "h2") == {"h1", "h2"}
+        async def h3_gone_from_h2() -> bool:
+            return "h3" not in await nodes_view(lab, "h2")
+
+        await wait_for(pilot, h3_gone_from_h2, 30)
+        assert set(await nodes_view(lab, "h2")) == {"h1", "h2"}
         # and the console shows h3 without roles any more
         await wait_for(pilot, lambda: row("h3") is None or not row("h3").roles, 15)
 
