@@ -20,45 +20,51 @@ T = TypeVar("T")
 Check = Callable[[], Any]  # returns a value, or an awaitable of one; truthy ends the wait
 
 
-def _name(check: Check, what: str | None) -> str:
-    return what or getattr(check, "__name__", None) or "condition"
+class _Deadline:
+    """The part both variants share: the time limit and what a timeout says."""
 
+    def __init__(self, check: Check, timeout_s: float, what: str | None,
+                 context: Callable[[], object] | None) -> None:
+        self.check, self.timeout_s, self.what, self.context = check, timeout_s, what, context
+        self.at = time.monotonic() + timeout_s
 
-def _timed_out(check: Check, what: str | None, timeout_s: float, last: object) -> AssertionError:
-    return AssertionError(f"not within {timeout_s:g} s: {_name(check, what)} "
-                          f"(last seen: {last!r})")
+    def met(self, result: object) -> bool:
+        """True once `result` is truthy; raises once the time is up without it."""
+        if result:
+            return True
+        if time.monotonic() > self.at:
+            name = self.what or getattr(self.check, "__name__", None) or "condition"
+            more = f"\n{self.context()}" if self.context is not None else ""
+            raise AssertionError(f"not within {self.timeout_s:g} s: {name} "
+                                 f"(last seen: {result!r}){more}")
+        return False
 
 
 async def until(check: Check, timeout_s: float = 10.0, every_s: float = 0.1, *,
-                what: str | None = None,
+                what: str | None = None, context: Callable[[], object] | None = None,
                 pause: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Any:
-    """Returns the check's first truthy result. `check` may be sync or async. `pause` is how to
-    let time pass between checks (a Textual pilot's `pause` also lets the screen refresh).
-    Raises AssertionError naming `what` (else the check's name) and its last result."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+    """Returns the check's first truthy result. `check` may be sync or async; it may raise to
+    give up early (a process it waits on exited). `pause` is how to let time pass between
+    checks (a Textual pilot's `pause` also lets the screen refresh). On timeout raises
+    AssertionError naming `what` (else the check's name), its last result and, if given,
+    `context()` (a log's tail, say)."""
+    deadline = _Deadline(check, timeout_s, what, context)
     while True:
         result = check()
         if inspect.isawaitable(result):
             result = await result
-        if result:
+        if deadline.met(result):
             return result
-        if loop.time() > deadline:
-            raise _timed_out(check, what, timeout_s, result)
         await pause(every_s)
 
 
 def until_sync(check: Callable[[], T], timeout_s: float = 10.0, every_s: float = 0.05, *,
-               what: str | None = None) -> T:
+               what: str | None = None, context: Callable[[], object] | None = None) -> T:
     """`until` for code without an event loop: blocks the calling thread between checks."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise _timed_out(check, what, timeout_s, result)
+    deadline = _Deadline(check, timeout_s, what, context)
+    while not deadline.met(result := check()):
         time.sleep(every_s)
+    return result
 
 
 async def wait_for(check: Check, timeout_s: float, what: str, every_s: float = 0.05) -> float:
@@ -67,7 +73,3 @@ async def wait_for(check: Check, timeout_s: float, what: str, every_s: float = 0
     await until(check, timeout_s, every_s, what=what)
     return time.monotonic() - start
 
-
-def wait_until(check: Check, timeout_s: float, what: str) -> None:
-    """`until_sync` under the name the process harness used."""
-    until_sync(check, timeout_s, what=what)
