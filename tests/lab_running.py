@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from waiting import until
@@ -52,6 +52,31 @@ async def found(lab: Lab) -> None:
     out = await cli(lab, "h1", "network", "create", "lab", "--cidr", "10.42.0.0/16", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["name"] == "lab"
+
+
+@asynccontextmanager
+async def asking_to_join(lab: Lab, host: str, *options: str,
+                         wait_s: int = 60) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`formation join --request` on `host`: it asks h1 without a token and waits up to
+    `wait_s` for an admin's decision; killed on the way out if it still waits."""
+    argv = ["formation", "join", "--request", f"{lab.host('h1').address}:7170",
+            "--wait", str(wait_s), *options]
+    full, env = lab.exec_argv(host, argv)
+    asker = await asyncio.create_subprocess_exec(*full, env=env, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.PIPE)
+    try:
+        yield asker
+    finally:
+        if asker.returncode is None:
+            asker.kill()
+            await asker.wait()
+
+
+async def first_pending(lab: Lab) -> str | None:
+    """The id of the first join request waiting on h1, if any."""
+    out = await cli(lab, "h1", "join", "pending", "--json")
+    pending = json.loads(out.stdout)["pending"]
+    return pending[0]["id"] if pending else None
 
 
 async def nodes_view(lab: Lab, host: str) -> dict[str, dict]:

@@ -11,10 +11,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import subprocess
 
 import pytest
-from lab_running import assert_nothing_left, cli, found, invite, nodes_view, running_lab
+from lab_running import (
+    asking_to_join,
+    assert_nothing_left,
+    cli,
+    first_pending,
+    found,
+    invite,
+    nodes_view,
+    running_lab,
+)
 from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes, state_routes
@@ -108,17 +116,8 @@ async def test_found_invite_join_and_refusals(lab: Lab):
 
 async def test_join_without_token_waits_for_approval(lab: Lab):
     """Needs the network of the test above (h1 admin, h2 member)."""
-    full, env = lab.exec_argv("h3", ["formation", "join", "--request", "10.77.0.11:7170",
-                                     "--wait", "60", "--json"])
-    asker = await asyncio.create_subprocess_exec(*full, env=env, stdout=subprocess.PIPE,
-                                                 stderr=subprocess.PIPE)
-    try:
-        async def listed():
-            out = await cli(lab, "h1", "join", "pending", "--json")
-            pending = json.loads(out.stdout)["pending"]
-            return pending[0]["id"] if pending else None
-
-        pending_id = await _until(listed, 20)
+    async with asking_to_join(lab, "h3", "--json") as asker:
+        pending_id = await _until(lambda: first_pending(lab), 20, what="h3's request on h1")
 
         async def asked_again() -> bool:  # the positive control: h1 hears h3 ask once more
             out = await cli(lab, "h1", "join", "pending", "--json")
@@ -130,10 +129,6 @@ async def test_join_without_token_waits_for_approval(lab: Lab):
         out = await cli(lab, "h1", "join", "approve", pending_id)
         assert out.returncode == 0 and "admitted" in out.stdout, out.stderr
         stdout, stderr = await asyncio.wait_for(asker.communicate(), 60)
-    finally:
-        if asker.returncode is None:
-            asker.kill()
-            await asker.wait()
     assert asker.returncode == 0, stderr.decode()
     assert json.loads(stdout)["network_name"] == "lab"
     await _until(lambda: converged(lab, ["h1", "h2", "h3"]), 30)
@@ -184,23 +179,11 @@ async def test_five_hosts_join_and_a_rejected_request():
         for host in ("h2", "h3", "h4"):
             out = await cli(lab, host, "join", await invite(lab))
             assert out.returncode == 0, out.stderr
-        full, env = lab.exec_argv("h5", ["formation", "join", "--request", "10.77.0.11:7170",
-                                         "--wait", "30"])
-        asker = await asyncio.create_subprocess_exec(*full, env=env, stdout=subprocess.PIPE,
-                                                     stderr=subprocess.PIPE)
-        try:
-            async def listed():
-                out = await cli(lab, "h1", "join", "pending", "--json")
-                pending = json.loads(out.stdout)["pending"]
-                return pending[0]["id"] if pending else None
-
-            out = await cli(lab, "h1", "join", "reject", await _until(listed, 20))
+        async with asking_to_join(lab, "h5", wait_s=30) as asker:
+            pending_id = await _until(lambda: first_pending(lab), 20, what="h5's request")
+            out = await cli(lab, "h1", "join", "reject", pending_id)
             assert out.returncode == 0 and "rejected" in out.stdout
             _, stderr = await asyncio.wait_for(asker.communicate(), 30)
-        finally:
-            if asker.returncode is None:
-                asker.kill()
-                await asker.wait()
         assert asker.returncode != 0 and "rejected" in stderr.decode()
         # h5 founds a network of its own; a token for h1's network is then refused on h5.
         out = await cli(lab, "h5", "network", "create", "other")

@@ -7,10 +7,9 @@ alive with a round-trip time, and removes h3, which then disappears from h2's re
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import pytest
-from lab_running import cli, nodes_view, running_lab
+from lab_running import asking_to_join, cli, nodes_view, running_lab
 from textual.widgets import DataTable, Static
 
 from formation.api.client import NodeClient
@@ -52,11 +51,7 @@ async def test_console_operates_a_three_host_network(lab: Lab) -> None:
         assert out.returncode == 0 and "joined network lab" in out.stdout, out.stderr
         await pilot.press("escape")
         # h3 asks without a token; the console approves it
-        full, env = lab.exec_argv("h3", ["formation", "join", "--request",
-                                         f"{lab.host('h1').address}:7170", "--wait", "60"])
-        asker = await asyncio.create_subprocess_exec(*full, env=env, stdout=subprocess.PIPE,
-                                                     stderr=subprocess.PIPE)
-        try:
+        async with asking_to_join(lab, "h3") as asker:
             await pilot.press("a")
             assert isinstance(app.screen, PendingJoinsScreen)
             table = app.screen.query_one("#pending-table", DataTable)
@@ -67,10 +62,6 @@ async def test_console_operates_a_three_host_network(lab: Lab) -> None:
             await wait_for(pilot, lambda: "h3" in text_of(state) and "admitted" in text_of(state))
             stdout, stderr = await asyncio.wait_for(asker.communicate(), 60)
             assert b"joined network lab" in stdout
-        finally:
-            if asker.returncode is None:
-                asker.kill()
-                await asker.wait()
         assert asker.returncode == 0, stderr.decode()
         await pilot.press("escape")
         # the peers screen: h2 and h3 alive, each with a round-trip time
