@@ -1,5 +1,4 @@
-"""Helpers for the mesh tests: TCP over a namespace, an underlay capture. (`wait_for`, which the
-mesh tests import from here, is tests/waiting.py's.)"""
+"""Helpers for the mesh tests: TCP over a namespace, an underlay capture."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from mesh_support import (
     identities,
     requires_mesh_tools,
     tcp_roundtrip,
-    wait_for,
 )
+from waiting import wait_for
 
 from formation.node.dns.records import StaticRecords
 from formation.node.dns.server import DnsResolver, DnsServer
