@@ -65,6 +65,21 @@ async def _publish(lab: Lab, host: str, n: object) -> str:
     return sent.id
 
 
+async def _streams_live(lab: Lab, seen: dict[str, set[str]]) -> None:
+    """Until each host's event stream (collecting gossip ids into seen[host]) has carried a
+    probe: a stream subscribes some time after it is opened, so probes are sent until one
+    arrives (h1's from h2, the others' from h1)."""
+    sent: dict[str, set[str]] = {h: set() for h in seen}
+
+    async def probed() -> bool:
+        for host in seen:
+            if not sent[host] & seen[host]:
+                sent[host].add(await _publish(lab, "h2" if host == "h1" else "h1", "probe"))
+        return all(sent[h] & seen[h] for h in seen)
+
+    await _until(probed, timeout_s=10, every_s=0.2, what=f"a probe on the streams of {list(seen)}")
+
+
 async def test_every_host_discovers_the_others_via_mdns(lab: Lab):
     async def all_found():
         for host in HOSTS:
@@ -93,20 +108,19 @@ async def test_killed_host_is_marked_dead_then_revived(lab: Lab):
     async with lab.client("h1") as client:
         stream = client.events()  # every topic: a gossip probe shows the stream is live
         kinds: list[str] = []
-        gossip: set[str] = set()
+        gossip: dict[str, set[str]] = {"h1": set()}
 
         async def watch():
             async for event in stream:
                 if event.topic == "gossip":
-                    gossip.add(event.data.get("id"))
+                    gossip["h1"].add(event.data.get("id"))
                 elif event.topic == "membership" and event.data.get("name") == "h3":
                     kinds.append(event.kind)
                     if event.kind == "revived":
                         return
 
         watcher = asyncio.create_task(watch())
-        probe = await _publish(lab, "h2", "probe")
-        await _until(lambda: probe in gossip, timeout_s=10, what="h1's stream to carry a probe")
+        await _streams_live(lab, gossip)
         killed_at = time.monotonic()
         await asyncio.to_thread(lab.kill, "h3")
         await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "dead"), timeout_s=15)
@@ -131,9 +145,7 @@ async def test_partition_then_heal_lets_gossip_flow_again(lab: Lab):
 
     watchers = [asyncio.create_task(collect(h)) for h in HOSTS]
     try:
-        probes = [await _publish(lab, "h1", "probe"), await _publish(lab, "h2", "probe")]
-        await _until(lambda: all(probes[h == "h1"] in seen[h] for h in HOSTS), timeout_s=10,
-                     what="every host's stream to carry a probe")
+        await _streams_live(lab, seen)
         await asyncio.to_thread(lab.partition, ["h3"])
         await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "dead"), timeout_s=15)
         await _until(lambda: _everyone_sees(lab, ("h3",), "h1", "dead"), timeout_s=15)
