@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from guest import REPO, BuiltImage, Guest, ImageUnavailable, build_image
+from support.guest import REPO, BuiltImage, Guest, ImageUnavailable, build_image
 
 MULTI_USER = r"systemd\[1\]: Reached target multi-user\.target"
 NODE_READY = r"systemd\[1\]: Started formation-node\.service"

@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from processes import (  # bench/processes.py: run as a script, bench/ is first on sys.path
+from support.processes import (  # bench/ is first on sys.path when a benchmark runs
     FORMATION,
     Sshd,
     can_run_for_other_users,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.guest import BuiltImage, ImageUnavailable, build_image
+from bench.support.guest import BuiltImage, ImageUnavailable, build_image
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from waiting import until_sync
 
-from bench.guest import BuiltImage, Guest, ImageUnavailable, fat_answer_disk, uefi_disk
+from bench.support.guest import BuiltImage, Guest, ImageUnavailable, fat_answer_disk, uefi_disk
 
 pytestmark = [pytest.mark.qemu, pytest.mark.root, pytest.mark.timeout(2400)]
 

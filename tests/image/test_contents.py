@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.guest import BuiltImage
+from bench.support.guest import BuiltImage
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(2400)]
 

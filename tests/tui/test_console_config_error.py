@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.processes import FORMATION, run_on_pty
+from bench.support.processes import FORMATION, run_on_pty
 
 ALTERNATE_SCREEN = b"\x1b[?1049h"
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from waiting import until_sync
 
-from bench.processes import (
+from bench.support.processes import (
     FORMATION,
     Sshd,
     Tmux,

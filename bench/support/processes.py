@@ -4,10 +4,11 @@ pid file; `ssh` as the client), the console on an 80x24 pseudo-terminal. Every p
 started in its own session, so stopping it stops its children too. A private tmux server
 (its own socket) plays a person's terminal.
 
-It lives in bench/ because a benchmark runs as a script (bench/ is then first on sys.path, so
-`import processes` needs no path editing) and must not import tests/; tests import it as
-`bench.processes` (the checkout is on their sys.path). So it imports neither: it waits on what
-the processes say (the node's READY=1, sshd's "Server listening"), not by polling."""
+It lives in bench/support/ because a benchmark runs as a script (bench/ is then first on
+sys.path, so `support.processes` imports without path editing; `just bench` runs only
+bench/*.py) and must not import tests/; tests import it as `bench.support.processes` (the
+checkout is on their sys.path). So it imports neither: it waits on what the processes say
+(the node's READY=1, sshd's "Server listening"), not by polling."""
 
 from __future__ import annotations
 
