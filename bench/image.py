@@ -25,8 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "image"))
-from guest import REPO, BuiltImage, Guest, ImageUnavailable, build_image
+from support.guest import REPO, BuiltImage, Guest, ImageUnavailable, build_image
 
 MULTI_USER = r"systemd\[1\]: Reached target multi-user\.target"
 NODE_READY = r"systemd\[1\]: Started formation-node\.service"

@@ -39,9 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from tests.console_harness import (  # noqa: E402  (the checkout on sys.path first)
+from support.processes import (  # bench/ is first on sys.path when a benchmark runs
     FORMATION,
     Sshd,
     can_run_for_other_users,
@@ -145,10 +143,10 @@ async def frames_under_load(base: Path, load_s: float, events_per_s: int) -> dic
     from textual.screen import Screen
 
     from formation.api.client import NodeClient
+    from formation.config.loader import load_settings
     from formation.node.service import NodeService
     from formation.tui.app import FormationApp
     from formation.tui.widgets.event_log import EventLog
-    from tests.settings_factory import make_settings
 
     frame_ms: list[float] = []
     lags: list[float] = []
@@ -168,7 +166,7 @@ async def frames_under_load(base: Path, load_s: float, events_per_s: int) -> dic
                 latencies.append((end - published.pop(seq)) * 1000)
 
     Screen._on_timer_update = timed  # type: ignore[method-assign]
-    settings = make_settings(base)
+    settings = load_settings(write_node_config(base, "bench-node"))
     service = NodeService(settings)
     await service.start()
     await fill_store(service, nodes=100, instances=900)

@@ -45,3 +45,21 @@ async def client(node: NodeService) -> AsyncIterator[NodeClient]:
 
 def needs_root() -> pytest.MarkDecorator:
     return pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "network(joiners=('h2', 'h3'), fields=()): what the `network` fixture joins "
+        "and waits for")
+
+
+@pytest.fixture
+async def network(lab, request: pytest.FixtureRequest) -> dict[str, dict]:
+    """On the test module's `lab`: h1 founds network 'lab' and the other hosts join it with
+    invites; h1's nodes view (by name) once every host is in it with the fields the test's
+    `network` marker names (e.g. fields=("address", "wg_endpoints") for the mesh)."""
+    from lab_running import found_and_join
+
+    marker = request.node.get_closest_marker("network")
+    options = dict(marker.kwargs) if marker else {}
+    return await found_and_join(lab, **options)

@@ -4,7 +4,8 @@ Where the build tools cannot be had, every test here is skipped with the reason.
 from __future__ import annotations
 
 import pytest
-from guest import BuiltImage, ImageUnavailable, build_image
+
+from bench.support.guest import BuiltImage, ImageUnavailable, build_image
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from guest import BuiltImage, Guest, ImageUnavailable, fat_answer_disk, uefi_disk
+from waiting import until_sync
+
+from bench.support.guest import BuiltImage, Guest, ImageUnavailable, fat_answer_disk, uefi_disk
 
 pytestmark = [pytest.mark.qemu, pytest.mark.root, pytest.mark.timeout(2400)]
 
@@ -121,12 +122,11 @@ def _machine_identity(guest: Guest) -> tuple[str, str]:
 
 
 def _wait_for_screen(guest: Guest, text: str, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    screen = ""
-    while time.monotonic() < deadline:
+    """tty1's text once it shows `text` (read through the QEMU monitor, once a second)."""
+    def shown() -> str | None:
         screen = guest.screen_text()
-        if text in screen:
-            return screen
-        time.sleep(1)
-    raise AssertionError(f"{text!r} never appeared on tty1; the screen:\n{screen}\n"
-                         f"serial:\n{guest.tail()}")
+        return screen if text in screen else None
+
+    return until_sync(shown, timeout_s, 1.0, what=f"{text!r} on tty1",
+                      context=lambda: f"the screen:\n{guest.screen_text()}\n"
+                                      f"serial:\n{guest.tail()}")

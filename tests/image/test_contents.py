@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from guest import BuiltImage
+
+from bench.support.guest import BuiltImage
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(2400)]
 

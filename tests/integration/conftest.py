@@ -7,13 +7,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from waiting import until_sync
 
 STARTED = "node service started"
 
@@ -41,15 +41,13 @@ class NodeProcess:
         return self.stderr_path.read_text()
 
     def wait_started(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if STARTED in self.stderr() and self.socket.exists():
-                return
+        def started() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"formation node exited {self.proc.returncode}: "
                                      f"{self.stderr()}")
-            time.sleep(0.05)
-        raise AssertionError(f"formation node did not start in {timeout_s} s: {self.stderr()}")
+            return STARTED in self.stderr() and self.socket.exists()
+
+        until_sync(started, timeout_s, what="formation node to start", context=self.stderr)
 
     @property
     def tcp_address(self) -> str:

@@ -1,4 +1,4 @@
-"""Helpers for the mesh tests: polling, TCP over a namespace, an underlay capture."""
+"""Helpers for the mesh tests: TCP over a namespace, an underlay capture."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import os
 import re
 import shutil
 import socket
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from bench.testbed import Testbed
 from formation.identity import NodeIdentity
@@ -23,16 +22,6 @@ requires_mesh_tools = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("wireguard-go", "ip", "nsenter")),
     reason="needs root, wireguard-go, iproute2 and nsenter",
 )
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> float:
-    """Polls until `check()` is true; returns the seconds it took. Fails naming `what`."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > timeout_s:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
 
 
 def handshaken(status: InterfaceStatus, keys: list[str]) -> bool:

@@ -3,17 +3,16 @@ directory, config file, unix socket and TCP port."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
+from waiting import until, until_sync
 
 from formation.api import state_routes as sr
 from formation.api.client import NodeClient, NodeUnreachable
@@ -52,14 +51,13 @@ class NodeProc:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "formation", "--config", str(self.config), "node"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.read_log()[-2000:]}")
-            if self._answers():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start: {self.read_log()[-2000:]}")
+            return self._answers()
+
+        until_sync(answers, 20, what=f"{self.name} to answer",
+                   context=lambda: self.read_log()[-2000:])
 
     def _answers(self) -> bool:
         if not self.socket.exists():
@@ -107,15 +105,14 @@ async def call(node: NodeProc, endpoint, body=None, query=None, **params):
 
 async def converged(nodes: list[NodeProc], timeout_s: float = 30.0) -> list[str]:
     """Waits until every node has the same heads; returns them."""
-    deadline = time.monotonic() + timeout_s
-    last: list = []
-    while time.monotonic() < deadline:
+    async def same_heads() -> list[str] | None:
         with contextlib.suppress(NodeUnreachable):
-            last = [(await call(n, sr.state_heads)).heads for n in nodes]
-            if last[0] and all(h == last[0] for h in last):
-                return last[0]
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no convergence in {timeout_s}s: {last}")
+            heads = [(await call(n, sr.state_heads)).heads for n in nodes]
+            if heads[0] and all(h == heads[0] for h in heads):
+                return heads[0]
+        return None
+
+    return await until(same_heads, timeout_s, 0.2, what="the same heads on every node")
 
 
 def cleanup(nodes: list[NodeProc]) -> None:

@@ -3,9 +3,8 @@ the sender keeps the batch (nothing dropped) and backs off. Loopback only, no ro
 
 from __future__ import annotations
 
-import asyncio
-
 from settings_factory import make_settings
+from waiting import until
 
 from formation.api import p2p_routes
 from formation.api.client import ApiError, NodeClient
@@ -16,14 +15,6 @@ from formation.node.p2p.sender import PeerSender
 from formation.node.service import NodeService
 
 PEER = NodeIdentity.generate()
-
-
-async def _wait_until(condition, timeout_s: float = 10.0) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s} s")
 
 
 async def test_a_full_inbox_refuses_and_the_sender_keeps_its_batch(short_tmp):
@@ -46,7 +37,7 @@ async def test_a_full_inbox_refuses_and_the_sender_keeps_its_batch(short_tmp):
         for envelope in too_many:
             sender.offer(envelope)
         sender.start()
-        await _wait_until(lambda: sender.failures >= 2)
+        await until(lambda: sender.failures >= 2, every_s=0.05, what="two refused sends")
         assert (sender.queued, sender.dropped, sender.sent) == (12, 0, 0)
         assert sender.backoff_s > 0
         await sender.close()
@@ -59,7 +50,7 @@ async def test_a_full_inbox_refuses_and_the_sender_keeps_its_batch(short_tmp):
         for envelope in too_many:
             small.offer(envelope)
         small.start()
-        await _wait_until(lambda: len(got) >= 12)
+        await until(lambda: len(got) >= 12, every_s=0.05, what="all 12 envelopes delivered")
         assert small.sent == 12 and sorted(e.payload["i"] for e in got) == list(range(12))
         assert gossip.busy_refusals >= 3
         await small.close()

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from nacl.signing import SigningKey
 from settings_factory import make_settings
+from waiting import until
 
 from formation.api import join_models as jm
 from formation.api import join_routes as jr
@@ -47,10 +48,7 @@ def _address(service: NodeService) -> str:
 
 async def _until_served(service: NodeService) -> None:
     """The token needs the admin's TCP address, known once discovery saw the bound port."""
-    for _ in range(200):
-        if _address_known(service):
-            return
-        await asyncio.sleep(0.02)
+    await until(lambda: _address_known(service), 4, 0.02, what="the admin's TCP address")
 
 
 def _address_known(service: NodeService) -> bool:

@@ -11,10 +11,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import subprocess
 
 import pytest
-from lab_running import assert_nothing_left, running_lab
+from lab_running import (
+    asking_to_join,
+    assert_nothing_left,
+    cli,
+    first_pending,
+    found,
+    invite,
+    nodes_view,
+    running_lab,
+)
 from waiting import until as _until
 
 from formation.api import discovery_routes, p2p_routes, state_routes
@@ -31,20 +39,6 @@ def lab():
         yield instance
 
 
-
-
-async def cli(lab: Lab, host: str, *args: str,
-              timeout_s: float = 60) -> subprocess.CompletedProcess:
-    return await asyncio.to_thread(lab.exec, host, ["formation", *args], capture_output=True,
-                                   text=True, timeout=timeout_s)
-
-
-async def invite(lab: Lab, expires: str = "10m") -> str:
-    out = await cli(lab, "h1", "invite", "create", "--expires", expires, "--json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)["token"]
-
-
 async def converged(lab: Lab, hosts: list[str]) -> bool:
     """Every host lists every other as an alive member and all replicas have the same heads."""
     heads = set()
@@ -57,16 +51,8 @@ async def converged(lab: Lab, hosts: list[str]) -> bool:
     return len(heads) == 1
 
 
-async def member_names(lab: Lab, host: str) -> set[str]:
-    async with lab.client(host) as client:
-        view = await client.call(state_routes.state_view, collection="nodes")
-    return {n.get("name") for n in view.items}
-
-
-async def found(lab: Lab) -> None:
-    out = await cli(lab, "h1", "network", "create", "lab", "--cidr", "10.42.0.0/16", "--json")
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["name"] == "lab"
+async def _names(lab: Lab, host: str) -> set[str]:
+    return set(await nodes_view(lab, host))
 
 
 async def test_found_invite_join_and_refusals(lab: Lab):
@@ -105,7 +91,7 @@ async def test_found_invite_join_and_refusals(lab: Lab):
     out = await cli(lab, "h3", "join", forged)
     assert out.returncode != 0 and "answered as another node" in out.stderr, out.stderr
     # None of that admitted h3, nor left a trace in its replica.
-    assert await member_names(lab, "h1") == {"h1", "h2"}
+    assert await _names(lab, "h1") == {"h1", "h2"}
     async with lab.client("h3") as client:
         assert (await client.call(state_routes.state_status)).network is None
     # mDNS says so too: h1 and h2 re-announced their network, h3 still advertises none.
@@ -130,32 +116,24 @@ async def test_found_invite_join_and_refusals(lab: Lab):
 
 async def test_join_without_token_waits_for_approval(lab: Lab):
     """Needs the network of the test above (h1 admin, h2 member)."""
-    full, env = lab.exec_argv("h3", ["formation", "join", "--request", "10.77.0.11:7170",
-                                     "--wait", "60", "--json"])
-    asker = await asyncio.create_subprocess_exec(*full, env=env, stdout=subprocess.PIPE,
-                                                 stderr=subprocess.PIPE)
-    try:
-        async def listed():
-            out = await cli(lab, "h1", "join", "pending", "--json")
-            pending = json.loads(out.stdout)["pending"]
-            return pending[0]["id"] if pending else None
+    async with asking_to_join(lab, "h3", "--json") as asker:
+        pending_id = await _until(lambda: first_pending(lab), 20, what="h3's request on h1")
 
-        pending_id = await _until(listed, 20)
-        await asyncio.sleep(1.5)  # it keeps asking; still not a member
+        async def asked_again() -> bool:  # the positive control: h1 hears h3 ask once more
+            out = await cli(lab, "h1", "join", "pending", "--json")
+            return any(p["asks"] >= 2 for p in json.loads(out.stdout)["pending"])
+
+        await _until(asked_again, 30)  # it keeps asking; still not a member
         assert asker.returncode is None
-        assert await member_names(lab, "h1") == {"h1", "h2"}
+        assert await _names(lab, "h1") == {"h1", "h2"}
         out = await cli(lab, "h1", "join", "approve", pending_id)
         assert out.returncode == 0 and "admitted" in out.stdout, out.stderr
         stdout, stderr = await asyncio.wait_for(asker.communicate(), 60)
-    finally:
-        if asker.returncode is None:
-            asker.kill()
-            await asker.wait()
     assert asker.returncode == 0, stderr.decode()
     assert json.loads(stdout)["network_name"] == "lab"
     await _until(lambda: converged(lab, ["h1", "h2", "h3"]), 30)
     for host in ("h1", "h2", "h3"):
-        assert await member_names(lab, host) == {"h1", "h2", "h3"}
+        assert await _names(lab, host) == {"h1", "h2", "h3"}
     out = await cli(lab, "h1", "join", "pending", "--json")
     assert json.loads(out.stdout)["pending"] == []
 
@@ -173,7 +151,13 @@ async def test_partitioned_writes_converge_after_heal(lab: Lab):
         out = await cli(lab, "h3", "state", "append", "node.record", '{"name": "h3"}', "--json")
         assert out.returncode == 0, out.stderr
         cut_off_op = json.loads(out.stdout)["id"]
-        await asyncio.sleep(2)
+
+        async def on_h2() -> bool:  # the positive control: the write does replicate, to h2
+            async with lab.client("h2") as client:
+                dns = await client.call(state_routes.state_view, collection="dns")
+            return "db.fog" in json.dumps(dns.items)
+
+        await _until(on_h2, 30)
         async with lab.client("h3") as client:
             dns = await client.call(state_routes.state_view, collection="dns")
         assert "db.fog" not in json.dumps(dns.items), "the partition did not cut h3 off"
@@ -195,23 +179,11 @@ async def test_five_hosts_join_and_a_rejected_request():
         for host in ("h2", "h3", "h4"):
             out = await cli(lab, host, "join", await invite(lab))
             assert out.returncode == 0, out.stderr
-        full, env = lab.exec_argv("h5", ["formation", "join", "--request", "10.77.0.11:7170",
-                                         "--wait", "30"])
-        asker = await asyncio.create_subprocess_exec(*full, env=env, stdout=subprocess.PIPE,
-                                                     stderr=subprocess.PIPE)
-        try:
-            async def listed():
-                out = await cli(lab, "h1", "join", "pending", "--json")
-                pending = json.loads(out.stdout)["pending"]
-                return pending[0]["id"] if pending else None
-
-            out = await cli(lab, "h1", "join", "reject", await _until(listed, 20))
+        async with asking_to_join(lab, "h5", wait_s=30) as asker:
+            pending_id = await _until(lambda: first_pending(lab), 20, what="h5's request")
+            out = await cli(lab, "h1", "join", "reject", pending_id)
             assert out.returncode == 0 and "rejected" in out.stdout
             _, stderr = await asyncio.wait_for(asker.communicate(), 30)
-        finally:
-            if asker.returncode is None:
-                asker.kill()
-                await asker.wait()
         assert asker.returncode != 0 and "rejected" in stderr.decode()
         # h5 founds a network of its own; a token for h1's network is then refused on h5.
         out = await cli(lab, "h5", "network", "create", "other")
@@ -220,7 +192,7 @@ async def test_five_hosts_join_and_a_rejected_request():
         assert out.returncode != 0 and "already belongs to network" in out.stderr, out.stderr
         hosts = ["h1", "h2", "h3", "h4"]
         await _until(lambda: converged(lab, hosts), 40)
-        assert await member_names(lab, "h4") == set(hosts)
+        assert await _names(lab, "h4") == set(hosts)
     finally:
         await asyncio.to_thread(lab.down)
         assert_nothing_left(lab.lab_id)

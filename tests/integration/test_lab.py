@@ -57,6 +57,29 @@ async def _full_mesh_alive(lab: Lab) -> bool:
     return True
 
 
+async def _publish(lab: Lab, host: str, n: object) -> str:
+    """A gossip message published on `host`; its id."""
+    async with lab.client(host) as client:
+        sent = await client.call(p2p_routes.gossip_publish,
+                                 PublishRequest(topic="state", payload={"n": n}))
+    return sent.id
+
+
+async def _streams_live(lab: Lab, seen: dict[str, set[str]]) -> None:
+    """Until each host's event stream (collecting gossip ids into seen[host]) has carried a
+    probe: a stream subscribes some time after it is opened, so probes are sent until one
+    arrives (h1's from h2, the others' from h1)."""
+    sent: dict[str, set[str]] = {h: set() for h in seen}
+
+    async def probed() -> bool:
+        for host in seen:
+            if not sent[host] & seen[host]:
+                sent[host].add(await _publish(lab, "h2" if host == "h1" else "h1", "probe"))
+        return all(sent[h] & seen[h] for h in seen)
+
+    await _until(probed, timeout_s=10, every_s=0.2, what=f"a probe on the streams of {list(seen)}")
+
+
 async def test_every_host_discovers_the_others_via_mdns(lab: Lab):
     async def all_found():
         for host in HOSTS:
@@ -83,18 +106,21 @@ async def test_every_host_discovers_the_others_via_mdns(lab: Lab):
 async def test_killed_host_is_marked_dead_then_revived(lab: Lab):
     await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "alive"), timeout_s=20)
     async with lab.client("h1") as client:
-        stream = client.events(topic="membership")
+        stream = client.events()  # every topic: a gossip probe shows the stream is live
         kinds: list[str] = []
+        gossip: dict[str, set[str]] = {"h1": set()}
 
         async def watch():
             async for event in stream:
-                if event.data.get("name") == "h3":
+                if event.topic == "gossip":
+                    gossip["h1"].add(event.data.get("id"))
+                elif event.topic == "membership" and event.data.get("name") == "h3":
                     kinds.append(event.kind)
                     if event.kind == "revived":
                         return
 
         watcher = asyncio.create_task(watch())
-        await asyncio.sleep(0.2)
+        await _streams_live(lab, gossip)
         killed_at = time.monotonic()
         await asyncio.to_thread(lab.kill, "h3")
         await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "dead"), timeout_s=15)
@@ -119,7 +145,7 @@ async def test_partition_then_heal_lets_gossip_flow_again(lab: Lab):
 
     watchers = [asyncio.create_task(collect(h)) for h in HOSTS]
     try:
-        await asyncio.sleep(0.3)
+        await _streams_live(lab, seen)
         await asyncio.to_thread(lab.partition, ["h3"])
         await _until(lambda: _everyone_sees(lab, ("h1", "h2"), "h3", "dead"), timeout_s=15)
         await _until(lambda: _everyone_sees(lab, ("h3",), "h1", "dead"), timeout_s=15)

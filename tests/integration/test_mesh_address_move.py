@@ -12,8 +12,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from mesh_support import requires_mesh_tools, wait_for
+from mesh_support import requires_mesh_tools
 from settings_factory import make_settings
+from waiting import wait_for
 
 from bench.testbed import Testbed
 from formation.identity import NodeIdentity

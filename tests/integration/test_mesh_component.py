@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from mesh_support import identities, requires_mesh_tools, wait_for
+from mesh_support import identities, requires_mesh_tools
 from settings_factory import make_settings
+from waiting import wait_for
 
 from bench.testbed import Testbed
 from formation.api.client import ApiError, NodeClient

@@ -3,11 +3,9 @@ next one when no handshake comes. Real wireguard-go in namespaces."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 from mesh_support import identities, requires_mesh_tools
+from waiting import until
 
 from bench.testbed import Testbed
 from formation.node.net.peers import PeerConfig
@@ -33,16 +31,18 @@ async def test_unanswered_endpoint_falls_back_to_the_next() -> None:
             peer = DesiredPeer("nb", ids["b"].wireguard_public_key,
                                ("198.18.0.99:51820", real), ("10.88.0.2/32",))
             moves = []
-            deadline = time.monotonic() + 20
-            while True:
+
+            async def handshaken():
+                """One reconcile pass (it moves to the next endpoint when one gets no
+                handshake); the peer's status once it has a handshake."""
                 result = await rec.reconcile([peer])
-                moves += [c.reason for c in result.applied if "endpoint" in c.reason]
+                moves.extend(c.reason for c in result.applied if "endpoint" in c.reason)
                 status = (await a.status()).peer(peer.public_key)
                 assert status is not None
-                if status.latest_handshake > 0:
-                    break
-                assert time.monotonic() < deadline, f"no handshake; moves: {moves}"
-                await asyncio.sleep(0.5)
+                return status if status.latest_handshake > 0 else None
+
+            status = await until(handshaken, 20, 0.5, what="a handshake",
+                                 context=lambda: f"moves: {moves}")
             assert status.endpoint == real
             assert f"endpoint 198.18.0.99:51820 -> {real}" in moves
         finally:

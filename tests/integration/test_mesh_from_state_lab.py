@@ -10,12 +10,12 @@ import json
 import sys
 
 import pytest
-from lab_running import running_lab
+from lab_running import cli, running_lab
+from waiting import until as _until
 
-from formation.api import mesh_routes, state_routes
+from formation.api import mesh_routes
 from formation.lab import Lab
 from tests.conftest import needs_root
-from tests.integration.test_join_lab import _until, cli, found, invite
 
 pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(180)]
 
@@ -28,6 +28,7 @@ OVERRIDES = {
 
 TCP_SERVER = """import socket, sys
 s = socket.create_server((sys.argv[1], 7777)); s.settimeout(15)
+print("listening", flush=True)
 c, _ = s.accept(); c.settimeout(15); data = b""
 while chunk := c.recv(100):
     data += chunk
@@ -43,12 +44,6 @@ def lab():
         yield instance
 
 
-async def nodes_view(lab: Lab, host: str) -> dict[str, dict]:
-    async with lab.client(host) as client:
-        view = await client.call(state_routes.state_view, collection="nodes")
-    return {n["name"]: n for n in view.items}
-
-
 async def mesh_peers(lab: Lab, host: str) -> dict[str, float | None]:
     """Peer WireGuard key -> handshake age (None: never)."""
     async with lab.client(host) as client:
@@ -57,19 +52,9 @@ async def mesh_peers(lab: Lab, host: str) -> dict[str, float | None]:
     return {p.public_key: p.handshake_age_s for p in status.peers}
 
 
-async def test_mesh_follows_the_state(lab: Lab):
-    await found(lab)
-    for host in ("h2", "h3"):
-        out = await cli(lab, host, "join", await invite(lab))
-        assert out.returncode == 0, out.stderr
-
-    async def all_published() -> dict[str, dict] | None:
-        nodes = await nodes_view(lab, "h1")
-        ready = all(nodes.get(h, {}).get("wireguard_key") and nodes[h].get("address")
-                    and nodes[h].get("wg_endpoints") for h in HOSTS)
-        return nodes if ready else None
-
-    nodes = await _until(all_published, 60)
+@pytest.mark.network(fields=("wireguard_key", "address", "wg_endpoints"))
+async def test_mesh_follows_the_state(lab: Lab, network):
+    nodes = network
     for h in HOSTS:
         assert nodes[h]["wg_endpoints"] == [f"{lab.host(h).address}:51820"]
     keys = {h: nodes[h]["wireguard_key"] for h in HOSTS}
@@ -91,7 +76,8 @@ async def test_mesh_follows_the_state(lab: Lab):
     server = await asyncio.create_subprocess_exec(*argv, env=env,
                                                   stdout=asyncio.subprocess.PIPE)
     try:
-        await asyncio.sleep(0.5)
+        assert server.stdout is not None
+        assert await asyncio.wait_for(server.stdout.readline(), 15) == b"listening\n"
         sent = await asyncio.to_thread(
             lab.exec, "h2", [sys.executable, "-c", TCP_CLIENT, address["h1"]],
             capture_output=True, text=True, timeout=15)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_running import running_lab
+from lab_running import cli, invite, nodes_view, running_lab
 from waiting import until as _until
 
 from formation.api import mesh_routes, p2p_routes, state_routes
@@ -25,7 +25,6 @@ from formation.api.client import ApiError
 from formation.lab import Lab
 from formation.lab.names import API_PORT, PREFIXLEN
 from tests.conftest import needs_root
-from tests.integration.test_join_lab import cli, found, invite
 
 pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(240)]
 
@@ -46,19 +45,15 @@ async def call(lab: Lab, host: str, endpoint, **params):
         return await client.call(endpoint, **params)
 
 
-async def nodes_view(lab: Lab, host: str) -> dict[str, dict]:
-    view = await call(lab, host, state_routes.state_view, collection="nodes")
-    return {n["name"]: n for n in view.items}
-
-
 async def invites_on(lab: Lab, host: str) -> set[str]:
     view = await call(lab, host, state_routes.state_view, collection="invites")
     return {i["key"] for i in view.items}
 
 
-async def underlay_capture(lab: Lab, path: Path, seconds: float) -> str:
-    """tcpdump on every port of the lab's switch (the hub namespace) for `seconds`; returns
-    tcpdump's own report."""
+async def underlay_capture(lab: Lab, path: Path, seconds: float,
+                           listening: asyncio.Event) -> str:
+    """tcpdump on every port of the lab's switch (the hub namespace) for `seconds` from when it
+    listens (set `listening` then); returns tcpdump's own report."""
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", lab.names.hub, "tcpdump", "-Z", "root", "--immediate-mode",
         "-i", "any", "-U", "-n", "-s", "128", "-w", str(path),
@@ -71,7 +66,8 @@ async def underlay_capture(lab: Lab, path: Path, seconds: float) -> str:
             line = await asyncio.wait_for(proc.stderr.readline(), 10)
             assert line, f"tcpdump did not start: {seen!r}"
             seen += line
-        await asyncio.sleep(seconds)
+        listening.set()
+        await asyncio.sleep(seconds)  # the window the test looks at: heartbeats and a write
     finally:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
@@ -92,19 +88,10 @@ async def mesh_status(lab: Lab, host: str):
     return status
 
 
-async def test_traffic_moves_onto_the_mesh_and_follows_an_underlay_change(lab: Lab, tmp_path):
-    await found(lab)
-    for host in ("h2", "h3"):
-        out = await cli(lab, host, "join", await invite(lab))
-        assert out.returncode == 0, out.stderr
-
-    async def ready() -> dict[str, dict] | None:
-        nodes = await nodes_view(lab, "h1")
-        ok = all(nodes.get(h, {}).get("address") and nodes[h].get("wg_endpoints")
-                 for h in HOSTS)
-        return nodes if ok else None
-
-    nodes = await _until(ready, 60)
+@pytest.mark.network(fields=("address", "wg_endpoints"))
+async def test_traffic_moves_onto_the_mesh_and_follows_an_underlay_change(lab: Lab, network,
+                                                                          tmp_path):
+    nodes = network
     mesh = {h: nodes[h]["address"] for h in HOSTS}
     names = {nodes[h]["key"]: h for h in HOSTS}
 
@@ -127,8 +114,9 @@ async def test_traffic_moves_onto_the_mesh_and_follows_an_underlay_change(lab: L
     # The underlay during heartbeats, anti-entropy and one replicated write: WireGuard only.
     before = await invites_on(lab, "h3")
     capture = tmp_path / "underlay.pcap"
-    capturing = asyncio.create_task(underlay_capture(lab, capture, CAPTURE_S))
-    await asyncio.sleep(1.0)
+    listening = asyncio.Event()
+    capturing = asyncio.create_task(underlay_capture(lab, capture, CAPTURE_S, listening))
+    await asyncio.wait_for(listening.wait(), 15)
     await invite(lab)  # an op written on h1
 
     async def replicated() -> bool:

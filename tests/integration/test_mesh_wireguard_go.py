@@ -14,8 +14,8 @@ from mesh_support import (
     identities,
     requires_mesh_tools,
     tcp_roundtrip,
-    wait_for,
 )
+from waiting import wait_for
 
 from bench.testbed import Testbed
 from formation.node.net.reconcile import DesiredPeer, MeshReconciler

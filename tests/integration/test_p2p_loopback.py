@@ -53,7 +53,20 @@ async def test_bootstrap_peer_exchange_gossip_and_failure(trio):
     for name, sub in events.items():
         event = await asyncio.wait_for(sub.queue.get(), 5.0)
         assert (name, event.kind, event.data["id"]) == (name, "delivered", result.id)
-    await asyncio.sleep(0.3)
+    # Instead of a pause: wait until nothing is left in flight that could still deliver it
+    # again (n1 has nothing queued nor failed for either peer; their inboxes are empty).
+    async def nothing_in_flight() -> bool:
+        async with NodeClient.unix(n1.settings.api.socket) as client:
+            sender = await client.call(p2p_routes.gossip_status)
+        if len(sender.peers) != 2 or any(q.queued or q.failures for q in sender.peers):
+            return False
+        for service in (n0, n2):
+            async with NodeClient.unix(service.settings.api.socket) as client:
+                if (await client.call(p2p_routes.gossip_status)).inbox:
+                    return False
+        return True
+
+    await _until(nothing_in_flight, timeout_s=5)
     assert all(sub.queue.empty() for sub in events.values())
 
     # n2 stops: the others see it suspect, then dead; both transitions are events.

@@ -58,15 +58,15 @@ async def _same_views(nodes: list[NodeProc], timeout_s: float = 30.0) -> tuple[l
     """Equal views on converged heads, and those heads. A node may still write after the heads
     first agree (a restarted node re-publishes its record, a loser of an address claim claims
     another), so this retries until heads and views agree at once."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
+    async def agreed() -> tuple[list[str], dict] | None:
         heads = await converged(nodes)
         all_views = [await _views(n) for n in nodes]
         still = [(await call(n, sr.state_heads)).heads for n in nodes]
         if all(v == all_views[0] for v in all_views) and all(h == heads for h in still):
             return heads, all_views[0]
-        assert asyncio.get_running_loop().time() < deadline, "views differ on converged heads"
-        await asyncio.sleep(0.2)
+        return None
+
+    return await until(agreed, timeout_s, 0.2, what="equal views on converged heads")
 
 
 async def test_two_nodes_converge_after_concurrent_writes(nodes) -> None:

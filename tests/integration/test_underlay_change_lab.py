@@ -23,7 +23,6 @@ from formation.api import discovery_routes, state_routes
 from formation.lab import Lab
 from formation.lab.names import API_PORT, PREFIXLEN
 from tests.conftest import needs_root
-from tests.integration.test_join_lab import cli, found, invite
 
 pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(150)]
 
@@ -84,10 +83,8 @@ def move_address(netns: str, old: str, new: str) -> None:
         ns.addr("add", index=eth0, address=new, prefixlen=PREFIXLEN)
 
 
-async def test_an_underlay_change_is_advertised_by_mdns_and_the_node_record(lab: Lab):
-    await found(lab)
-    out = await cli(lab, "h2", "join", await invite(lab))
-    assert out.returncode == 0, out.stderr
+@pytest.mark.network(joiners=("h2",))
+async def test_an_underlay_change_is_advertised_by_mdns_and_the_node_record(lab: Lab, network):
     old = lab.host("h2").address
     async with lab.client("h2") as client:
         node_id = (await client.call(discovery_routes.discovery_hello)).node_id

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from settings_factory import make_settings
+from waiting import until
 
 from formation.api.client import NodeClient
 from formation.node.service import NodeService
@@ -54,11 +55,41 @@ def make_app(tui_node: NodeService) -> Callable[..., FormationApp]:
     return make
 
 
-async def wait_for(pilot, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Lets the app run until the condition holds; fails with the condition's name if not."""
-    loops = int(timeout_s / 0.05)
-    for _ in range(loops):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"condition not met within {timeout_s} s")
+async def wait_for(pilot, condition: Callable[[], object], timeout_s: float = 10.0,
+                   what: str | None = None) -> None:
+    """Lets the app run (the pilot's pause, so the screen refreshes) until the condition holds;
+    tests/waiting.py's `until`, which says on timeout what was awaited and its last value."""
+    await until(condition, timeout_s, 0.05, what=what, pause=pilot.pause)
+
+
+def screen_idle(app) -> bool:
+    """No worker the current screen started is pending or running: what it was asked to do is
+    done, and nothing it started can still change the screen or write anything."""
+    return not [w for w in app.workers if w.node is app.screen and not w.is_finished]
+
+
+async def settle(pilot) -> None:
+    """The screen at rest, for a snapshot: its workers done, its animations over, every pending
+    message processed (the pilot's `pause()` without a delay waits for exactly that)."""
+    await wait_for(pilot, lambda: screen_idle(pilot.app), what="the screen's workers to finish")
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
+async def run_from_palette(pilot, query: str, title: str) -> None:
+    """Opens the command palette, types `query` and runs the command once its title is the
+    highlighted result (the palette searches in a worker, so a result comes some time later)."""
+    from textual.command import CommandList, CommandPalette
+
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CommandPalette),
+                   what="the command palette")
+    await pilot.press(*query)
+    results = pilot.app.screen.query_one(CommandList)
+
+    def highlighted() -> str:
+        index = results.highlighted
+        return "" if index is None else str(results.get_option_at_index(index).prompt)
+
+    await wait_for(pilot, lambda: title in highlighted(), what=f"{title!r} highlighted")
+    await pilot.press("enter")

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from console_harness import FORMATION, run_on_pty
+
+from bench.support.processes import FORMATION, run_on_pty
 
 ALTERNATE_SCREEN = b"\x1b[?1049h"
 

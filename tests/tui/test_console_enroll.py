@@ -25,7 +25,13 @@ from formation.node.parts import build_parts
 from formation.node.service import NodeService
 from formation.tui.app import FormationApp
 from formation.tui.widgets.node_fields import NodeFieldsForm
-from tests.tui.conftest import client_factory, wait_for, write_config
+from tests.tui.conftest import (
+    client_factory,
+    run_from_palette,
+    screen_idle,
+    wait_for,
+    write_config,
+)
 from tests.tui.test_console_screens import ED25519, client_to, text_of
 
 NETWORKD_FILE = "10-formation-underlay.network"
@@ -90,11 +96,7 @@ async def test_fields_are_prefilled_and_the_plan_follows_them(make_app, tui_node
         assert f"node 'test-node' on image default (DHCP) offering all {cpus} CPUs" in \
             text_of(plan)
         # the screen's actions are in the command palette while it is shown
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
-        await pilot.press(*"this node's fields")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await run_from_palette(pilot, "this node's fields", "Enroll: this node's fields")
         await wait_for(pilot, lambda: app.screen is screen
                        and screen.focused is screen.query_one("#hostname", Input))
         screen.set_focus(None)
@@ -106,8 +108,7 @@ async def test_fields_are_prefilled_and_the_plan_follows_them(make_app, tui_node
         await pilot.press("enter")  # moves on to the next field, never founds
         assert screen.focused is screen.query_one("#underlay-interface", Select)
         fill(screen, **{"underlay-interface": links.up, "underlay-mode": "static"})
-        await pilot.pause()
-        assert not screen.query_one("#underlay-address", Input).disabled
+        await wait_for(pilot, lambda: not screen.query_one("#underlay-address", Input).disabled)
         fill(screen, **{"underlay-address": "192.0.2.20/24", "underlay-gateway": "192.0.2.1",
                         "underlay-dns": "192.0.2.53", "res-cpus": "1",
                         "admin-keys": ED25519})
@@ -167,7 +168,8 @@ async def test_every_wrong_field_is_on_screen_and_nothing_is_written(make_app, t
         await wait_for(pilot, lambda: "not joined" in text_of(state))
         assert "hostname: expected" in text_of(state)
         assert "expected an invite token" in text_of(state)
-        await pilot.pause(0.3)
+        # nothing was started that could still write: the checks below see all there will be
+        await wait_for(pilot, lambda: screen_idle(app), what="the enrollment screen's workers")
     assert config.read_text() == before
     assert not (networkd_dir / NETWORKD_FILE).exists()
     async with client_to(tui_node) as client:
@@ -181,7 +183,7 @@ async def test_founding_saves_every_field_then_founds(make_app, tui_node, links)
         screen = app.screen
         fill(screen, **{"hostname": "edge-01", "underlay-interface": links.up,
                         "underlay-mode": "static"})
-        await pilot.pause()
+        await wait_for(pilot, lambda: not screen.query_one("#underlay-address", Input).disabled)
         fill(screen, **{"underlay-address": "192.0.2.20/24", "underlay-gateway": "192.0.2.1",
                         "underlay-dns": "192.0.2.53, 192.0.2.54", "res-cpus": "1",
                         "res-memory": "256", "res-disk": "1", "admin-keys": ED25519 + "\n",
@@ -265,7 +267,7 @@ async def test_settings_screen_edits_underlay_and_resources(make_app, tui_node, 
         before = config.read_text()
         cpus = app.node_status.resources.cpus
         fill(screen, **{"underlay-interface": links.up, "underlay-mode": "static"})
-        await pilot.pause()
+        await wait_for(pilot, lambda: not screen.query_one("#underlay-address", Input).disabled)
         fill(screen, **{"underlay-address": "192.0.2.30/24", "res-cpus": str(cpus + 1)})
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "not saved" in text_of(state))

@@ -21,7 +21,7 @@ from formation.tui.app import FormationApp
 from formation.tui.qr_text import qr_code, qr_lines
 from formation.tui.screens.invite import InviteScreen
 from tests.loopback_nodes import loopback_nodes
-from tests.tui.conftest import client_factory, wait_for
+from tests.tui.conftest import client_factory, settle, wait_for
 from tests.tui.test_console_snapshots import FIXED_NETWORK, founded_peers, snapshot_app
 
 FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.6, "dead_after_s": 1.0}
@@ -50,12 +50,12 @@ async def test_the_whole_code_is_on_screen(admin, size) -> None:
         await pilot.press("v")
         assert isinstance(app.screen, InviteScreen)
         await wait_for(pilot, lambda: app.screen.qr_size is not None)
-        await pilot.pause(0.2)
         screen = app.screen
         assert qr_code(screen.invite.token).version <= 4
         lines = qr_lines(screen.invite.token)
         assert (len(lines[0]), len(lines)) == (37, 19)
         qr = screen.query_one("#invite-qr", Static)
+        await wait_for(pilot, lambda: qr.region.height == len(lines), what="the code laid out")
         assert str(qr.render()).splitlines() == lines
         assert screen.query_one("#invite-box").has_class("-beside")
         assert (qr.region.width, qr.region.height) == (len(lines[0]), len(lines))
@@ -82,7 +82,8 @@ async def test_a_code_too_big_for_80x24_scrolls_and_the_dialog_says_what_shows_i
         big = tokens.new_token(endpoints, b"\x03" * 32, 1767268800, b"\x02" * 16)
         await screen.show(screen.invite.model_copy(update={"token": big.encode(),
                                                            "endpoints": endpoints}))
-        await pilot.pause(0.2)
+        box = screen.query_one("#invite-qr-box")
+        await wait_for(pilot, lambda: box.max_scroll_y > 0, what="the big code laid out")
         columns, rows = screen.qr_size
         assert rows > size[1]  # nothing shows it whole here
         assert not screen.query_one("#invite-box").has_class("-beside")
@@ -96,9 +97,10 @@ async def test_a_code_too_big_for_80x24_scrolls_and_the_dialog_says_what_shows_i
         assert screen.query_one("#invite-box").region.bottom <= size[1]
         # a terminal that size: the code moves beside the text, whole
         await pilot.resize_terminal(columns + 41, rows + 3)
-        await pilot.pause(0.3)
-        assert screen.query_one("#invite-box").has_class("-beside")
-        assert whole_on_screen(screen.query_one("#invite-qr", Static), (columns + 41, rows + 3))
+        await wait_for(pilot, lambda: screen.query_one("#invite-box").has_class("-beside"))
+        qr = screen.query_one("#invite-qr", Static)
+        await wait_for(pilot, lambda: whole_on_screen(qr, (columns + 41, rows + 3)),
+                       what="the code laid out beside the text")
 
 
 FIXED_ADMIN = b"\x03" * 32
@@ -121,7 +123,7 @@ def with_a_fixed_invite():
             expires_ms=FIXED_INVITE.expires_s * 1000, roles=["member"],
             endpoints=list(FIXED_INVITE.endpoints),
             admin_fingerprint=fingerprint(FIXED_ADMIN)))
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     return run_before
 

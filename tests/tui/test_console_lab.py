@@ -7,13 +7,11 @@ alive with a round-trip time, and removes h3, which then disappears from h2's re
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import pytest
-from lab_running import running_lab
+from lab_running import asking_to_join, cli, nodes_view, running_lab
 from textual.widgets import DataTable, Static
 
-from formation.api import state_routes
 from formation.api.client import NodeClient
 from formation.lab import Lab
 from formation.tui.app import FormationApp
@@ -30,17 +28,6 @@ pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(240)]
 def lab():
     with running_lab(3, pretrust=False) as instance:
         yield instance
-
-
-async def cli(lab: Lab, host: str, *args: str, timeout_s: float = 60):
-    return await asyncio.to_thread(lab.exec, host, ["formation", *args], capture_output=True,
-                                   text=True, timeout=timeout_s)
-
-
-async def node_names(lab: Lab, host: str) -> set[str]:
-    async with lab.client(host) as client:
-        view = await client.call(state_routes.state_view, collection="nodes")
-    return {str(n.get("name")) for n in view.items}
 
 
 def text_of(widget: Static) -> str:
@@ -64,11 +51,7 @@ async def test_console_operates_a_three_host_network(lab: Lab) -> None:
         assert out.returncode == 0 and "joined network lab" in out.stdout, out.stderr
         await pilot.press("escape")
         # h3 asks without a token; the console approves it
-        full, env = lab.exec_argv("h3", ["formation", "join", "--request",
-                                         f"{lab.host('h1').address}:7170", "--wait", "60"])
-        asker = await asyncio.create_subprocess_exec(*full, env=env, stdout=subprocess.PIPE,
-                                                     stderr=subprocess.PIPE)
-        try:
+        async with asking_to_join(lab, "h3") as asker:
             await pilot.press("a")
             assert isinstance(app.screen, PendingJoinsScreen)
             table = app.screen.query_one("#pending-table", DataTable)
@@ -79,10 +62,6 @@ async def test_console_operates_a_three_host_network(lab: Lab) -> None:
             await wait_for(pilot, lambda: "h3" in text_of(state) and "admitted" in text_of(state))
             stdout, stderr = await asyncio.wait_for(asker.communicate(), 60)
             assert b"joined network lab" in stdout
-        finally:
-            if asker.returncode is None:
-                asker.kill()
-                await asker.wait()
         assert asker.returncode == 0, stderr.decode()
         await pilot.press("escape")
         # the peers screen: h2 and h3 alive, each with a round-trip time
@@ -100,7 +79,7 @@ async def test_console_operates_a_three_host_network(lab: Lab) -> None:
         await wait_for(pilot, lambda: alive_with_rtt("h2") and alive_with_rtt("h3"), 60)
         assert row("h1").member == "self" and row("h1").roles == "admin"
         # remove h3 from the console; it disappears from h2's replica
-        assert "h3" in await node_names(lab, "h2")
+        assert "h3" in await nodes_view(lab, "h2")
         table = peers.query_one("#peers-table", DataTable)
         table.move_cursor(row=peers.rows.index(row("h3")))
         await pilot.press("x")
@@ -110,11 +89,11 @@ async def test_console_operates_a_three_host_network(lab: Lab) -> None:
         state = app.screen.query_one("#remove-state", Static)
         await wait_for(pilot, lambda: "removed h3" in text_of(state), 15)
         await pilot.press("escape")
-        for _ in range(300):
-            if "h3" not in await node_names(lab, "h2"):
-                break
-            await pilot.pause(0.1)
-        assert await node_names(lab, "h2") == {"h1", "h2"}
+        async def h3_gone_from_h2() -> bool:
+            return "h3" not in await nodes_view(lab, "h2")
+
+        await wait_for(pilot, h3_gone_from_h2, 30)
+        assert set(await nodes_view(lab, "h2")) == {"h1", "h2"}
         # and the console shows h3 without roles any more
         await wait_for(pilot, lambda: row("h3") is None or not row("h3").roles, 15)
 

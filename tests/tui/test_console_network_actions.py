@@ -25,7 +25,7 @@ from formation.tui.screens.peers import PeersScreen
 from formation.tui.screens.pending_joins import PendingJoinsScreen
 from formation.tui.screens.remove_node import RemoveNodeScreen
 from tests.loopback_nodes import loopback_nodes
-from tests.tui.conftest import client_factory, wait_for
+from tests.tui.conftest import client_factory, run_from_palette, wait_for
 
 FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.6, "dead_after_s": 1.0}
 
@@ -167,11 +167,7 @@ async def test_invite_pending_joins_and_removal_from_the_console(hosts) -> None:
         async def n1_sees_removal() -> bool:
             return roles_of(await nodes_view(n1), n2) is None
 
-        for _ in range(100):
-            if await n1_sees_removal():
-                break
-            await pilot.pause(0.1)
-        assert await n1_sees_removal()
+        await wait_for(pilot, n1_sees_removal, what="n1 to see n2 removed")
 
 
 async def test_removing_an_unknown_node_and_over_tcp_are_refused_in_words(hosts) -> None:
@@ -180,18 +176,14 @@ async def test_removing_an_unknown_node_and_over_tcp_are_refused_in_words(hosts)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.link_status.online)
         app.push_screen(RemoveNodeScreen(hosts[3].identity.node_id, "n3"))
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, RemoveNodeScreen))
         await pilot.press("y")
         state = app.screen.query_one("#remove-state", Static)
         await wait_for(pilot, lambda: "not removed" in text_of(state))
         assert "No member node" in text_of(state) and state.has_class("-error")
         await pilot.press("escape")
         # every action is in the command palette too
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
-        await pilot.press(*"pending joins")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await run_from_palette(pilot, "pending joins", "Pending joins")
         await wait_for(pilot, lambda: isinstance(app.screen, PendingJoinsScreen))
         await wait_for(pilot, lambda: "no host is waiting" in text_of(
             app.screen.query_one("#pending-state", Static)))
@@ -261,10 +253,10 @@ async def test_joining_from_the_console(hosts) -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: "pending" in text_of(state) or "asking" in text_of(state))
         async with client_to(n0) as client:
-            for _ in range(100):
-                if (await client.call(join_routes.join_pending)).pending:
-                    break
-                await pilot.pause(0.1)
+            async def asked() -> list:
+                return (await client.call(join_routes.join_pending)).pending
+
+            await wait_for(pilot, asked, what="n2's request pending on n0")
             await client.call(join_routes.join_approve, id=n2.identity.node_id)
         await wait_for(pilot, lambda: "joined network lab" in text_of(state), 20)
     # n3 asks by address and stops waiting with esc: the way back

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from console_harness import (
+from waiting import until_sync
+
+from bench.support.processes import (
     FORMATION,
     Sshd,
     Tmux,
@@ -28,7 +30,6 @@ from console_harness import (
     keygen,
     node_process,
     safe_executable,
-    wait_until,
     write_node_config,
 )
 
@@ -121,14 +122,14 @@ def test_console_over_ssh_as_the_console_user(ssh_host) -> None:
     check_socket_and_keys(base, user, group, formation)
     tmux.start("console", sshd.client_args(base / "user_key", user))
     try:
-        wait_until(lambda: "ssh-node" in tmux.screen("console")
-                   and "online" in tmux.screen("console"), 30, "the dashboard over ssh")
+        until_sync(lambda: "ssh-node" in tmux.screen("console")
+                   and "online" in tmux.screen("console"), 30, what="the dashboard over ssh")
     except AssertionError:
         raise AssertionError(f"screen:\n{tmux.screen('console')}\n"
                              f"sshd log:\n{sshd.log_tail()}") from None
-    wait_until(lambda: "role: none" in tmux.screen("console"), 15, "the network to be read")
+    until_sync(lambda: "role: none" in tmux.screen("console"), 15, what="the network to be read")
     tmux.run("send-keys", "-t", "console", "l")
-    wait_until(lambda: "recent log records of the node" in tmux.screen("console"), 15,
-               "the logs screen")
+    until_sync(lambda: "recent log records of the node" in tmux.screen("console"), 15,
+               what="the logs screen")
     tmux.run("send-keys", "-t", "console", "q")
-    wait_until(lambda: "console" not in tmux.run("list-sessions"), 15, "the session to end")
+    until_sync(lambda: "console" not in tmux.run("list-sessions"), 15, what="the session to end")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 from aiohttp import web
-from console_harness import start_node_process, stop_process
 
+from bench.support.processes import start_node_process, stop_process
 from formation.api.client import NodeClient
 from formation.tui.app import FormationApp
 from formation.tui.screens.dashboard import DashboardScreen

@@ -17,10 +17,11 @@ from formation.tui.screens.enroll import EnrollScreen
 from formation.tui.screens.help import HelpScreen
 from formation.tui.screens.instances import InstancesScreen
 from formation.tui.screens.logs import LogsScreen
+from formation.tui.screens.node_switcher import NodeSwitcher
 from formation.tui.screens.peers import PeersScreen
 from formation.tui.screens.settings import SettingsScreen
 from formation.tui.widgets.event_log import EventLog
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import run_from_palette, wait_for
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHQ3VHtx7IBiyX8a2VKkZ0Gn0XxLr9bWqkzWq4L3BcBp admin"
 
@@ -92,11 +93,7 @@ async def test_help_lists_every_action_and_palette_runs_them(make_app) -> None:
         table = app.screen.query_one("#keys", DataTable)
         listed = table_text(table)
         assert all(action.title in listed for action in ACTIONS)
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
-        await pilot.press(*"logs")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await run_from_palette(pilot, "logs", "Logs")
         await wait_for(pilot, lambda: isinstance(app.screen, LogsScreen))
 
 
@@ -258,17 +255,17 @@ async def test_node_switcher_attaches_over_signed_tcp(make_app, tui_node) -> Non
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.link_status.online)
         await pilot.press("n")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, NodeSwitcher))
         await pilot.press("down", "enter")  # the second entry: the known TCP address
         await wait_for(pilot, lambda: app.link_status.online and app.link_status.where == tcp)
         await wait_for(pilot, lambda: app.node_status is not None)
         assert app.node_status.name == "test-node"
         await pilot.press("n")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, NodeSwitcher))
         await pilot.press("escape")  # cancelling keeps the node
         assert app.link.address == tcp
         await pilot.press("n")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, NodeSwitcher))
         await pilot.press("enter")  # back to local
         await wait_for(pilot, lambda: app.link_status.online and app.link.address is None)
 
@@ -278,9 +275,9 @@ async def test_node_switcher_reports_an_unreachable_address(make_app) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.link_status.online)
         await pilot.press("n")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, NodeSwitcher))
         await pilot.press("tab", *"nonsense", "enter")  # not HOST:PORT: refused, stays open
-        await pilot.pause(0.2)
+        assert isinstance(app.screen, NodeSwitcher)  # (press waits until the keys are handled)
         assert app.screen.query_one("#address", Input).value == "nonsense"
         app.screen.query_one("#address", Input).value = "127.0.0.1:1"
         await pilot.press("enter")
@@ -300,7 +297,7 @@ async def test_refresh_colours_resize_and_quit(make_app) -> None:
         await pilot.press("r")
         for size, key in (((20, 5), "s"), ((1, 1), "l"), ((200, 60), "p"), ((80, 24), "d")):
             await pilot.resize_terminal(*size)
-            await pilot.pause(0.1)
+            await wait_for(pilot, lambda size=size: tuple(app.screen.size) == size)
             await pilot.press(key)
         assert isinstance(app.screen, DashboardScreen)
         await pilot.press("q")

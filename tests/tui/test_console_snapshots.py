@@ -20,7 +20,7 @@ from formation.api.state_models import CreateNetworkRequest
 from formation.tui.app import FormationApp
 from formation.tui.network import NetworkSnapshot
 from formation.tui.presenter import Presenter
-from tests.tui.conftest import wait_for, write_config
+from tests.tui.conftest import settle, wait_for, write_config
 
 FIXED_SEED = "11" * 32
 FIXED_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -116,7 +116,7 @@ def go(key: str, marker: str):
         await settled(pilot)
         await pilot.press(key)
         await wait_for(pilot, lambda: marker in _visible_text(pilot.app))
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     return run_before
 
@@ -127,7 +127,7 @@ async def dashboard_filled(pilot) -> None:
     n_rows = len(app.node_health.checks) + len(app.node_status.capabilities.items)
     await wait_for(pilot, lambda: app.screen.query_one("#parts").row_count == n_rows)
     await wait_for(pilot, lambda: len(app.screen.query_one("#events").lines) >= 2)
-    await pilot.pause(0.2)
+    await settle(pilot)
 
 
 def _visible_text(app) -> str:
@@ -169,7 +169,7 @@ async def founded_peers(pilot) -> None:
     await go("p", "1 nodes known")(pilot)
     table = app.screen.query_one("#peers-table")
     await wait_for(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[3] == "10.42.0.1")
-    await pilot.pause(0.2)
+    await settle(pilot)
 
 
 def test_peers_snapshot(snap_compare, short_tmp: Path) -> None:
@@ -187,7 +187,7 @@ async def pending_joins_dialog(pilot) -> None:
     await founded_peers(pilot)
     await pilot.press("a")
     await wait_for(pilot, lambda: "no host is waiting" in _visible_text(pilot.app))
-    await pilot.pause(0.2)
+    await settle(pilot)
 
 
 def test_pending_joins_snapshot(snap_compare, short_tmp: Path) -> None:

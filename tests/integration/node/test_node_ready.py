@@ -16,19 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import until_sync
 
 from tests.integration.conftest import clean_env, write_config
 
 
 def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """The node's log once it holds `text`."""
+    def logged() -> str | None:
         log = path.read_text()
-        if text in log:
-            return log
-        assert proc.poll() is None, f"formation node exited {proc.returncode}: {log}"
-        time.sleep(0.05)
-    raise AssertionError(f"no {text!r} in {timeout_s} s: {path.read_text()}")
+        assert proc.poll() is None or text in log, f"formation node exited {proc.returncode}: {log}"
+        return log if text in log else None
+
+    return until_sync(logged, timeout_s, what=f"{text!r} in the log", context=path.read_text)
 
 
 @contextlib.contextmanager

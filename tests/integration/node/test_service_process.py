@@ -16,6 +16,7 @@ from formation.api.client import NodeClient
 from formation.api.models import ProbeRequest
 from formation.identity.store import load_identity
 from tests.integration.conftest import formation
+from tests.waiting import until
 
 SLOW_S = 1.5
 
@@ -24,9 +25,16 @@ def slow_cloud_hypervisor(base: Path) -> Path:
     """Cloud Hypervisor is not installable here; this stand-in answers `--version` slowly, which
     makes a capability probe a request that is reliably still running when SIGTERM arrives."""
     script = base / "slow-cloud-hypervisor"
-    script.write_text(f"#!/bin/sh\nsleep {SLOW_S}\necho 'cloud-hypervisor v40.0'\n")
+    # each run notes that it started (started_runs), so a test knows a probe is in flight
+    script.write_text(f"#!/bin/sh\necho started >> {base / 'ch-started'}\nsleep {SLOW_S}\n"
+                      "echo 'cloud-hypervisor v40.0'\n")
     script.chmod(0o755)
     return script
+
+
+def started_runs(base: Path) -> int:
+    marks = base / "ch-started"
+    return len(marks.read_text().splitlines()) if marks.exists() else 0
 
 
 async def test_sigterm_lets_an_in_flight_request_finish(start_node, short_tmp: Path) -> None:
@@ -34,8 +42,10 @@ async def test_sigterm_lets_an_in_flight_request_finish(start_node, short_tmp: P
                              "cloud_hypervisor_binary": str(slow_cloud_hypervisor(short_tmp))})
     assert stat.S_IMODE(node.socket.stat().st_mode) == 0o660
     async with NodeClient.unix(node.socket, timeout_s=30) as client:
+        before = started_runs(short_tmp)
         request = asyncio.create_task(client.call(routes.probe_capabilities, ProbeRequest()))
-        await asyncio.sleep(0.3)
+        await until(lambda: started_runs(short_tmp) > before, 10, 0.02,
+                    what="the probe's stand-in to start")
         assert not request.done()
         signalled_at = time.monotonic()
         node.proc.send_signal(signal.SIGTERM)

@@ -7,6 +7,7 @@ import logging
 import os
 
 import pytest
+from waiting import until
 
 from formation.api import routes
 from formation.api.client import ApiError, NodeClient, NodeUnreachable
@@ -64,10 +65,8 @@ async def test_events_stream_delivers_published_events(node: NodeService,
                 return
 
     listener = asyncio.create_task(listen())
-    for _ in range(200):  # wait until the stream is subscribed before publishing
-        if node.bus._subscribers:
-            break
-        await asyncio.sleep(0.01)
+    # the stream subscribed before publishing
+    await until(lambda: node.bus._subscribers, 2, 0.01, what="the stream's subscription")
     node.publish("other", "ignored", {})
     node.publish("test", "first", {"n": 1})
     node.publish("test", "second", {"n": 2})
@@ -181,12 +180,11 @@ async def test_client_leaving_an_event_stream_is_not_an_error(node: NodeService)
         async with aiohttp.ClientSession(connector=connector) as session:
             async with session.get("http://node/v1/events?since=0") as resp:
                 assert await resp.content.readline() == b": formation event stream\n"
-        for _ in range(500):
+        def unsubscribed() -> bool:  # each publish lets the server notice the hang-up
             node.publish("test", "after-hangup", {})
-            if not node.bus._subscribers:
-                break
-            await asyncio.sleep(0.01)
-        assert not node.bus._subscribers
+            return not node.bus._subscribers
+
+        await until(unsubscribed, 5, 0.01, what="the hung-up stream unsubscribed")
     finally:
         logger.removeHandler(handler)
     assert not [r for r in records if r.levelno >= logging.ERROR], records

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from statekit import craft
+from waiting import until
 
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
@@ -44,12 +43,10 @@ async def test_found_write_read_and_check(node, client) -> None:
     rebuilt = await client.call(sr.state_rebuild, Empty())
     assert rebuilt.equal and rebuilt.differing == []
     # the node claims a mesh address for itself once it is a member
-    for _ in range(50):
-        nodes = (await client.call(sr.state_view, collection="nodes")).items
-        if nodes[0].get("address"):
-            break
-        await asyncio.sleep(0.05)
-    assert nodes[0]["address"] == "10.42.0.1"
+    async def claimed() -> str | None:
+        return (await client.call(sr.state_view, collection="nodes")).items[0].get("address")
+
+    assert await until(claimed, 5, 0.05) == "10.42.0.1"
 
 
 async def test_refusals_are_clear_counted_and_logged(node, client) -> None:

@@ -9,7 +9,10 @@ import pytest
 from nodepair import two_nodes
 from settings_factory import make_settings
 from statekit import NETWORK, craft, replica, write
+from waiting import until
 
+from formation.api import state_routes
+from formation.api.client import NodeClient
 from formation.identity import NodeIdentity
 from formation.node.service import NodeService
 from formation.node.state.op import decode
@@ -87,7 +90,6 @@ async def test_fork_found_by_walking_back(pair) -> None:
 async def test_new_ops_are_pushed_at_once(short_tmp: Path) -> None:
     """Anti-entropy is effectively off (one pull at start, then hourly): what arrives, arrives
     by push, in both directions."""
-    import asyncio
     import socket
 
     from formation.identity import load_or_create_identity
@@ -112,14 +114,20 @@ async def test_new_ops_are_pushed_at_once(short_tmp: Path) -> None:
     a, b = (_store(s) for s in services)
 
     async def arrives(store, op_id: bytes) -> None:
-        for _ in range(100):
-            if await store.has(op_id):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("not pushed within 5 s")
+        await until(lambda: store.has(op_id), 5, 0.05, what=f"op {op_id.hex()[:12]} pushed")
+
+    async def pulled_once() -> bool:
+        """Each node's start-up pull is over (it found nothing, or its peer was not up yet):
+        the next anti-entropy round is an hour away, so what arrives from here was pushed."""
+        for service in services:
+            async with NodeClient.unix(service.settings.api.socket) as client:
+                peers = (await client.call(state_routes.state_status)).peers
+            if not all(peer.ok is not None for peer in peers):
+                return False
+        return True
 
     try:
-        await asyncio.sleep(0.5)  # let the start-up pulls pass: they find nothing
+        await until(pulled_once, 10, 0.05)
         genesis = await a.create_network("lab", "10.5.0.0/24")
         admit = await a.append("node.admit", {"node": ids[1].public_key_hex,
                                               "roles": ["member"]})

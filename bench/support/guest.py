@@ -1,6 +1,7 @@
 """Builds the appliance image (once per cache) and boots it under QEMU with software emulation,
-for the image tests and bench/image.py. The guest's serial console goes to a file that is read as
-it grows; the QEMU monitor sends keys and reads the VGA text buffer and screen.
+for bench/image.py and the image tests (which import it as `bench.support.guest`; a
+benchmark must not import tests/). The guest's serial console goes to a file that is read as it
+grows; the QEMU monitor sends keys and reads the VGA text buffer and screen.
 
 Direct kernel boot (the kernel and initrd mkosi writes beside the disk), or the real firmware path
 (OVMF, systemd-boot, the boot entry on the ESP), with the disk behind a copy-on-write overlay:

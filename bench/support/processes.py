@@ -1,10 +1,14 @@
-"""Real processes around the console, shared by the SSH and resilience tests and bench/tui.py:
-a `formation node` process, OpenSSH (sshd on a loopback port with its own config, host key and
-pid file; `ssh` as the client), a private tmux server and an 80x24 pseudo-terminal. Every
-process is started in its own session, so stopping it stops its children too.
+"""Real processes around the console, shared by bench/tui.py and the console tests: a
+`formation node` process, OpenSSH (sshd on a loopback port with its own config, host key and
+pid file; `ssh` as the client), the console on an 80x24 pseudo-terminal. Every process is
+started in its own session, so stopping it stops its children too. A private tmux server
+(its own socket) plays a person's terminal.
 
-Imported as `console_harness` by tests (tests/ is on sys.path) and as `tests.console_harness`
-by the benchmark."""
+It lives in bench/support/ because a benchmark runs as a script (bench/ is then first on
+sys.path, so `support.processes` imports without path editing; `just bench` runs only
+bench/*.py) and must not import tests/; tests import it as `bench.support.processes` (the
+checkout is on their sys.path). So it imports neither: it waits on what the processes say
+(the node's READY=1, sshd's "Server listening"), not by polling."""
 
 from __future__ import annotations
 
@@ -21,14 +25,13 @@ import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-
-from tests.ports import free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 FORMATION = str(Path(sys.executable).parent / "formation")
@@ -37,20 +40,6 @@ FORMATION = str(Path(sys.executable).parent / "formation")
 def have_ssh_tools() -> bool:
     return (os.geteuid() == 0 and Path(SSHD).exists() and shutil.which("ssh") is not None
             and Path(FORMATION).exists())
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_until(check, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def keygen(path: Path, comment: str = "admin@test") -> str:
@@ -69,11 +58,11 @@ def write_node_config(base: Path, name: str, **extra) -> Path:
     return config
 
 
-def start_node_process(config: Path) -> subprocess.Popen:
+def start_node_process(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`formation node` (through `python -m`, the same code as the script)."""
     return subprocess.Popen(
         [sys.executable, "-m", "formation", "--config", str(config), "node"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
 
 
 def stop_process(proc: subprocess.Popen) -> None:
@@ -88,17 +77,25 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def node_process(config: Path) -> Iterator[subprocess.Popen]:
-    """A node process whose socket exists, stopped on exit."""
-    socket_path = Path(yaml.safe_load(config.read_text())["api"]["socket"])
-    proc = start_node_process(config)
-    try:
-        wait_until(lambda: socket_path.exists() or proc.poll() is not None, 30, "the node socket")
-        if proc.poll() is not None:
-            raise AssertionError(f"the node exited with {proc.returncode}")
-        yield proc
-    finally:
-        stop_process(proc)
+def node_process(config: Path, ready_s: float = 30.0) -> Iterator[subprocess.Popen]:
+    """A node process that has said READY=1 (sd_notify, as to systemd: its socket is served),
+    stopped on exit."""
+    with tempfile.TemporaryDirectory(prefix="fm-notify-") as tmp, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(Path(tmp) / "notify"))
+        notify.settimeout(ready_s)
+        proc = start_node_process(config, {**os.environ, "NOTIFY_SOCKET": notify.getsockname()})
+        try:
+            try:
+                said = notify.recv(4096)
+            except TimeoutError:
+                said = b""
+            if said != b"READY=1":
+                raise AssertionError(f"the node did not say READY=1 within {ready_s:g} s "
+                                     f"(said {said!r}, exit code {proc.poll()})")
+            yield proc
+        finally:
+            stop_process(proc)
 
 
 def _reachable_by_all(path: Path) -> bool:
@@ -188,7 +185,9 @@ class Sshd:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.port = free_port()
+        with socket.socket() as probe:  # a free port, as tests/ports.py picks one
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
         self.dropin = base / "formation.conf"
         self.config = base / "sshd_config"
         self.log = base / "sshd.log"
@@ -201,11 +200,26 @@ class Sshd:
             "PermitRootLogin prohibit-password", "PasswordAuthentication no",
             "AuthorizedKeysFile none", "LogLevel VERBOSE", f"Include {self.dropin}", "")))
 
-    def start(self) -> None:
+    def start(self, listen_s: float = 10.0) -> None:
+        """sshd with its log on stderr (-e), copied to self.log by a thread that also notes the
+        "Server listening" line: the moment it accepts connections."""
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.proc = subprocess.Popen([SSHD, "-D", "-f", str(self.config), "-E", str(self.log)],
-                                     start_new_session=True)
-        wait_until(lambda: listening(self.port), 10, "sshd to listen")
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        listening = threading.Event()
+        threading.Thread(target=self._copy_log, args=(self.proc, listening), daemon=True).start()
+        if not listening.wait(listen_s) or self.proc.poll() is not None:
+            raise AssertionError(f"sshd did not listen within {listen_s:g} s: {self.log_tail()}")
+
+    def _copy_log(self, proc: subprocess.Popen, listening: threading.Event) -> None:
+        assert proc.stderr is not None
+        with self.log.open("wb") as log:
+            for line in proc.stderr:
+                log.write(line)
+                log.flush()
+                if line.startswith(b"Server listening on"):
+                    listening.set()
+        listening.set()  # sshd is gone: start() reports it rather than waiting on
 
     def stop(self) -> None:
         if self.proc is not None:
