@@ -17,7 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-from testbed import SimHost, Testbed  # bench/testbed.py: run as a script, bench/ is on sys.path
+from support.testbed import (  # bench/support/testbed.py (bench/ is on sys.path when run)
+    SimHost,
+    Testbed,
+)
 
 from formation.api import join_routes, mesh_routes, state_routes
 from formation.api.join_models import JoinTokenRequest

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from waiting import wait_for
 
-from bench.testbed import Testbed
+from bench.support.testbed import Testbed
 from formation.identity import NodeIdentity
 from formation.node.net.host import NetHost
 from formation.node.net.peers import InterfaceStatus

@@ -16,7 +16,7 @@ from mesh_support import requires_mesh_tools
 from settings_factory import make_settings
 from waiting import wait_for
 
-from bench.testbed import Testbed
+from bench.support.testbed import Testbed
 from formation.identity import NodeIdentity
 from formation.node.dns.component import DnsComponent
 from formation.node.net import links

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from formation.node.net.testbed import Testbed
-from mesh_support import requires_mesh_tools, wait_for
+from mesh_support import requires_mesh_tools
 from settings_factory import make_settings
+from waiting import wait_for
 
+from bench.support.testbed import Testbed
 from formation.identity import NodeIdentity
 from formation.node.net import links
 from formation.node.net.component import MeshComponent

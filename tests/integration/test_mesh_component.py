@@ -15,7 +15,7 @@ from mesh_support import identities, requires_mesh_tools
 from settings_factory import make_settings
 from waiting import wait_for
 
-from bench.testbed import Testbed
+from bench.support.testbed import Testbed
 from formation.api.client import ApiError, NodeClient
 from formation.api.mesh_routes import mesh_status
 from formation.api.routes import health

@@ -7,7 +7,7 @@ import pytest
 from mesh_support import identities, requires_mesh_tools
 from waiting import until
 
-from bench.testbed import Testbed
+from bench.support.testbed import Testbed
 from formation.node.net.peers import PeerConfig
 from formation.node.net.reconcile import DesiredPeer, MeshReconciler
 from formation.node.net.wggo import WireGuardGoBackend

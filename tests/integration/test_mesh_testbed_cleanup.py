@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mesh_support import identities, requires_mesh_tools
 
-from bench.testbed import Testbed
+from bench.support.testbed import Testbed
 from formation.node.net.wggo import WireGuardGoBackend
 
 pytestmark = [requires_mesh_tools, pytest.mark.root]

@@ -13,7 +13,7 @@ from mesh_support import (
 )
 from waiting import wait_for
 
-from bench.testbed import Testbed
+from bench.support.testbed import Testbed
 from formation.node.dns.records import StaticRecords
 from formation.node.dns.server import DnsResolver, DnsServer
 from formation.node.net import links

@@ -17,7 +17,7 @@ from mesh_support import (
 )
 from waiting import wait_for
 
-from bench.testbed import Testbed
+from bench.support.testbed import Testbed
 from formation.node.net.reconcile import DesiredPeer, MeshReconciler
 from formation.node.net.wggo import WireGuardGoBackend
 

@@ -1,5 +1,5 @@
 """Simulated hosts for the mesh's tests and benchmark; the node never uses it, so it lives outside
-the package (tests import it as `bench.testbed`, bench/mesh.py as `testbed`).
+the package (tests import it as `bench.support.testbed`, bench/mesh.py as `support.testbed`).
 
 A simulated host is a network namespace plus its own mount namespace with a tmpfs on
 /run/wireguard (the UAPI socket path is not per network namespace). An anchor process (`sleep`)
