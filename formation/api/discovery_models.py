@@ -9,6 +9,8 @@ from pydantic import Field
 from formation.api.models import Model
 
 UNENROLLED = "unenrolled"
+PeerSource = Literal["mdns", "bootstrap", "gossip", "state"]  # how a host was found
+PeerKind = Literal["peer", "unenrolled", "foreign"]  # its network, seen from this node's
 
 
 class Hello(Model):
@@ -29,10 +31,10 @@ class DiscoveredPeer(Model):
     network: str
     address: str = Field(description="HOST:PORT of its node API")
     version: str = ""
-    sources: list[Literal["mdns", "bootstrap", "gossip", "state"]] = Field(
+    sources: list[PeerSource] = Field(
         description="how it was found; mdns is not a liveness signal"
     )
-    kind: Literal["peer", "unenrolled", "foreign"] = Field(
+    kind: PeerKind = Field(
         description="peer: same network as this node; unenrolled: a host waiting to join; "
         "foreign: another network"
     )

@@ -53,18 +53,21 @@ class AdmitSide:
     def pending(self) -> PendingJoins:
         """The hosts waiting for approval, as saved in the data dir (bounded, expiring)."""
         if self._pending is None:
-            settings = self.part.service.settings  # type: ignore[union-attr]
+            settings = self.part.runtime.settings
             api = settings.api
             self._pending = PendingJoins(settings.data_dir / FILE_NAME, api.pending_joins_max,
                                          api.pending_joins_per_source, api.pending_join_expiry_s)
         return self._pending
 
-    def require_admin(self) -> None:
+    def require_admin(self) -> bytes:
+        """Refuses unless this node is an admin of its network; returns the network's id."""
         store = self.part.store
-        if store.network_id is None:
+        network = store.network_id
+        if network is None:
             raise refuse("This node belongs to no network (found one: formation network create)")
-        if self.part.service.identity.public_key_hex not in store.admins:  # type: ignore
+        if self.part.identity.public_key_hex not in store.admins:
             raise refuse("This node is no admin of its network")
+        return network
 
     async def _network_name(self) -> str:
         rows = await self.part.store.view("network")
@@ -72,7 +75,7 @@ class AdmitSide:
 
     # invites ------------------------------------------------------------------------------
     async def invite_create(self, body: jm.InviteRequest, caller: Caller) -> jm.Invite:
-        self.require_admin()
+        network = self.require_admin()
         part, store = self.part, self.part.store
         endpoints = part.advertised_endpoints()
         if not endpoints:
@@ -80,8 +83,7 @@ class AdmitSide:
                              "joining host could not reach it")
         expires_s = int(time.time()) + body.expires_s
         roles = ROLES[body.role]
-        ident = part.service.identity  # type: ignore[union-attr]
-        assert ident is not None  # the node service has its identity before any part starts
+        ident = part.identity
         try:
             token = tokens.new_token(endpoints, ident.public_key, expires_s,
                                      os.urandom(tokens.SECRET_BYTES))
@@ -93,10 +95,10 @@ class AdmitSide:
         except OpError as exc:
             raise BadRequest(f"cannot create the invite: {exc}") from None
         await part.state.after_local_write()
-        part.service.publish("join", "invite_created", {  # type: ignore[union-attr]
+        part.runtime.publish("join", "invite_created", {
             "invite": op.id.hex(), "expires_ms": expires_ms, "roles": roles})
         return jm.Invite(token=token.encode(), invite=op.id.hex(),
-                         network=store.network_id.hex(), expires_ms=expires_ms,  # type: ignore
+                         network=network.hex(), expires_ms=expires_ms,
                          roles=roles, endpoints=list(token.endpoints),
                          admin_fingerprint=ident.fingerprint)
 
@@ -118,9 +120,9 @@ class AdmitSide:
                 return jm.JoinHandshakeAnswer(network=body.network, network_name=name,
                                               invite=invite["key"], admitted=True)
             if body.consume is not None:
-                await self._admit(body, key, invite["key"])
+                await self._admit(body.consume, key, invite["key"])
                 self._note_address(key, body.address)
-                self.part.service.publish("join", "admitted", {  # type: ignore[union-attr]
+                self.part.runtime.publish("join", "admitted", {
                     "node": node_id_for(bytes.fromhex(key)), "key": key, "by": "invite",
                     "invite": invite["key"]})
                 return jm.JoinHandshakeAnswer(network=body.network, network_name=name,
@@ -157,11 +159,12 @@ class AdmitSide:
             raise refuse("Token proof does not verify (tampered or incomplete token)") from None
         return invite
 
-    async def _admit(self, body: jm.JoinHandshake, key: str, invite: str) -> None:
-        """Applies the joiner's own invite.consume op: the admission op of a token join."""
+    async def _admit(self, consume: sm.OpBatch, key: str, invite: str) -> None:
+        """Applies the joiner's own invite.consume op (the handshake's `consume`): the
+        admission op of a token join."""
         wire = self.part.wire
         try:
-            raws = wire.unpack(body.consume.ops)  # type: ignore[union-attr]
+            raws = wire.unpack(consume.ops)
             op = wire.decode(raws[0]) if len(raws) == 1 else None
         except ValueError:  # no packed batch (WireError), no op (OpError)
             op = None
@@ -198,8 +201,7 @@ class AdmitSide:
             raise Unavailable(str(exc)) from None
         await pending.save()
         if new:
-            self.part.service.publish("join", "pending",  # type: ignore[union-attr]
-                                      found.model().model_dump(mode="json"))
+            self.part.runtime.publish("join", "pending", found.model().model_dump(mode="json"))
         return jm.JoinKnockAnswer(id=node, status="pending", network=network)
 
     async def join_pending(self, body: Empty, caller: Caller) -> jm.PendingJoins:
@@ -225,7 +227,7 @@ class AdmitSide:
         await self.pending.save()
         await self.part.state.after_local_write()
         self._note_address(found.key, found.address)
-        self.part.service.publish("join", "admitted", {  # type: ignore[union-attr]
+        self.part.runtime.publish("join", "admitted", {
             "node": id, "key": found.key, "by": "approval"})
         return jm.JoinDecision(id=id, key=found.key, status="admitted")
 
@@ -234,6 +236,6 @@ class AdmitSide:
         found = self._take(id)
         self.pending.reject(found.key)
         await self.pending.save()
-        self.part.service.publish("join", "rejected", {  # type: ignore[union-attr]
+        self.part.runtime.publish("join", "rejected", {
             "node": id, "key": found.key})
         return jm.JoinDecision(id=id, key=found.key, status="rejected")

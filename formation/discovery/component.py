@@ -22,7 +22,7 @@ from formation.api.caller import Caller
 from formation.api.discovery_models import UNENROLLED, DiscoveredPeers, Hello
 from formation.api.models import Empty, HealthCheck
 from formation.discovery.bootstrap import Bootstrapper
-from formation.discovery.needs import NodeRuntime, Underlay
+from formation.discovery.needs import NodeRuntime, Underlay, identity_of, started
 from formation.discovery.peers import PeerRecord, PeerTable
 
 if TYPE_CHECKING:
@@ -82,28 +82,38 @@ class DiscoveryComponent:
         self._mdns_lock = asyncio.Lock()  # one re-registration at a time
         self._enrolment_watch: asyncio.Task | None = None
 
+    @property
+    def runtime(self) -> NodeRuntime:
+        """The node service, once start() ran (a RuntimeError before)."""
+        return started(self.service, self.name)
+
+    @property
+    def peer_table(self) -> PeerTable:
+        """The peer table, made by start() (a RuntimeError before; `peers` is None then)."""
+        if self.peers is None:
+            raise RuntimeError("the discovery part's peer table is used before it started")
+        return self.peers
+
     # the peer table and what others see of this node -------------------------------------
     def network(self) -> str:
         return self.network_id() or UNENROLLED
 
     def hello(self) -> Hello:
-        svc = self.service
-        assert svc is not None and svc.identity is not None
-        return Hello(node_id=svc.identity.node_id, name=svc.settings.name,
-                     public_key=svc.identity.public_key_hex, network=self.network(),
+        svc = self.runtime
+        identity = identity_of(svc)
+        return Hello(node_id=identity.node_id, name=svc.settings.name,
+                     public_key=identity.public_key_hex, network=self.network(),
                      api_port=self.api_port, version=__version__)
 
     def _tell(self, kind: str, record: PeerRecord) -> None:
-        assert self.service is not None
-        trusted = self.service.is_known_key(record.public_key)
-        model = self.peers.to_model(record, self.network(), trusted)  # type: ignore[union-attr]
-        self.service.publish("discovery", kind, model.model_dump(mode="json"))
+        trusted = self.runtime.is_known_key(record.public_key)
+        model = self.peer_table.to_model(record, self.network(), trusted)
+        self.runtime.publish("discovery", kind, model.model_dump(mode="json"))
 
     # lifecycle ----------------------------------------------------------------------------
     async def start(self, service: NodeRuntime) -> None:
         self.service = service
-        assert service.identity is not None
-        self.peers = PeerTable(service.identity.node_id)
+        self.peers = PeerTable(identity_of(service).node_id)
         self.peers.listen(self._tell)
         service.spawn(self._after_bind())
 
@@ -199,7 +209,7 @@ class DiscoveryComponent:
                          extra={"fields": {"network": mdns.advertised_network}})
 
     def _mdns_found(self) -> bool:
-        return any("mdns" in r.sources for r in self.peers.records())  # type: ignore[union-attr]
+        return any("mdns" in r.sources for r in self.peer_table.records())
 
     async def stop(self) -> None:
         if self._underlay is not None:

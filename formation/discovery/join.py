@@ -24,10 +24,18 @@ from formation.api.models import Empty, HealthCheck
 from formation.config.settings import NodeSettings
 from formation.discovery.admit import AdmitSide
 from formation.discovery.joiner import JoinerSide
-from formation.discovery.needs import JoinStore, NodeRuntime, OpWire, StatePart, Underlay
+from formation.discovery.needs import (
+    JoinStore,
+    NodeRuntime,
+    OpWire,
+    StatePart,
+    Underlay,
+    identity_of,
+    started,
+)
 from formation.discovery.removal import remove_node
 from formation.errors import OpError
-from formation.identity import node_id_for
+from formation.identity import NodeIdentity, node_id_for
 
 if TYPE_CHECKING:
     from formation.discovery.component import DiscoveryComponent
@@ -70,6 +78,16 @@ class JoinComponent:
     def store(self) -> JoinStore:
         return self.state.require_store()
 
+    @property
+    def runtime(self) -> NodeRuntime:
+        """The node service, once start() ran (a RuntimeError before)."""
+        return started(self.service, self.name)
+
+    @property
+    def identity(self) -> NodeIdentity:
+        """This node's identity (the service has it before any part starts)."""
+        return identity_of(self.runtime)
+
     async def stop(self) -> None:
         if self._underlay is not None:
             self._underlay.unsubscribe(self._underlay_changed)
@@ -84,19 +102,17 @@ class JoinComponent:
     def add_replication_peer(self, address: str, key: str) -> None:
         """Replicate (push and anti-entropy) with a member whose API is at `address` on the
         underlay: at its mesh address once the mesh reaches it (re-pointed when that changes)."""
-        assert self.service is not None
-        me = self.service.identity.public_key_hex  # type: ignore[union-attr]
+        me = self.identity.public_key_hex
         if not address or key == me or self.state.replication is None:
             return
         routed = self.peer_address(key, address)
         for coro in self.state.replication.add_peer(routed, key):
-            self.service.spawn(coro)
+            self.runtime.spawn(coro)
             log.info("replicating with a member", extra={"fields": {"address": routed}})
 
     def advertised_endpoints(self) -> list[str]:
-        assert self.service is not None
         found = [self.discovery.advertised_address] if self.discovery.advertised_address else []
-        for address in self.service.listen_addresses():
+        for address in self.runtime.listen_addresses():
             tcp = address.removeprefix("tcp:")
             if address.startswith("tcp:") and tcp not in found and not tcp.startswith("0.0.0.0"):
                 found.append(tcp)
@@ -115,9 +131,8 @@ class JoinComponent:
         """Every member known by discovery or by its node record becomes a replication peer
         and a discovery record (so gossip and membership reach it); this node's own record is
         written when missing or stale."""
-        assert self.service is not None
         store, peers = self.store, self.discovery.peers
-        me = self.service.identity.public_key_hex  # type: ignore[union-attr]
+        me = self.identity.public_key_hex
         if me not in store.members:
             return
         where: dict[str, str] = {}  # member key -> underlay API address; its own record wins
@@ -139,9 +154,8 @@ class JoinComponent:
         await self._record_self(next((n for n in nodes if n["key"] == me), None))
 
     async def _record_self(self, current: dict | None) -> None:
-        assert self.service is not None
         endpoints = self.advertised_endpoints()
-        settings = self.service.settings
+        settings = self.runtime.settings
         if not endpoints:
             return
         record = {"name": settings.name, "endpoints": endpoints,
@@ -152,7 +166,7 @@ class JoinComponent:
             # the underlay changed (discovery advertises the host's new address)
             log.info("node record: the API endpoints changed", extra={"fields": {
                 "from": ",".join(current["endpoints"]), "to": ",".join(endpoints)}})
-            self.service.publish("join", "endpoints_changed",
+            self.runtime.publish("join", "endpoints_changed",
                                  {"from": current["endpoints"], "to": endpoints})
         # node.record fields are last-writer-wins one by one: the mesh's own record op
         # (wireguard_key, wg_endpoints) and this one never overwrite each other's fields

@@ -74,15 +74,13 @@ class JoinerSide:
 
     def _progress(self, steps: list[str], text: str) -> None:
         steps.append(text)
-        self.part.service.publish("join", "progress", {"step": text})  # type: ignore[union-attr]
+        self.part.runtime.publish("join", "progress", {"step": text})
 
     def _client(self, address: str, timeout_s: float | None = None,
                 node_key: str | None = None) -> NodeClient:
         """`node_key`: the node the requests are signed for, when known (the admin the token
         pins); else the client asks the node at `address`."""
-        me = self.part.service.identity  # type: ignore[union-attr]
-        assert me is not None  # the node service has its identity before any part starts
-        return NodeClient.tcp(address, me, timeout_s=timeout_s or CONTACT_TIMEOUT_S,
+        return NodeClient.tcp(address, self.part.identity, timeout_s=timeout_s or CONTACT_TIMEOUT_S,
                               node_key=node_key)
 
     def _already_elsewhere(self, network: bytes | None) -> None:
@@ -92,11 +90,14 @@ class JoinerSide:
 
     async def _result(self, admin_key: str, steps: list[str]) -> jm.JoinResult:
         store = self.part.store
+        network = store.network_id
+        if network is None:  # admitted means the network's ops are here: a bug if not
+            raise RuntimeError("admitted, but the state store holds no network")
         rows = await store.view("network")
         return jm.JoinResult(
-            network=store.network_id.hex(),  # type: ignore[union-attr]
+            network=network.hex(),
             network_name=rows[0]["name"] if rows else "", admitted_by=admin_key,
-            node_id=self.part.service.identity.node_id,  # type: ignore[union-attr]
+            node_id=self.part.identity.node_id,
             ops=store.replica.count, steps=steps)
 
     # with a token ---------------------------------------------------------------------------
@@ -116,8 +117,7 @@ class JoinerSide:
         return result
 
     def _failed(self, reason: str, status: int) -> None:
-        self.part.service.publish(  # type: ignore[union-attr]
-            "join", "failed", {"reason": reason, "status": status})
+        self.part.runtime.publish("join", "failed", {"reason": reason, "status": status})
 
     async def _join_token(self, body: jm.JoinTokenRequest) -> jm.JoinResult:
         try:
@@ -132,8 +132,7 @@ class JoinerSide:
     async def _join_with(self, token: tokens.InviteToken) -> jm.JoinResult:
         steps: list[str] = []
         endpoint, admin_key, network = await self._contact(token, steps)
-        store, me = self.part.store, self.part.service.identity  # type: ignore[union-attr]
-        assert me is not None  # the node service has its identity before any part starts
+        store, me = self.part.store, self.part.identity
         proof = SigningKey(token.seed).sign(tokens.handshake_proof_message(
             network, token.token_key, me.public_key_hex)).signature
         hello = jm.JoinHandshake(network=network.hex(), token_key=token.token_key.hex(),
@@ -156,7 +155,7 @@ class JoinerSide:
         self._progress(steps, f"admitted to network {answer.network_name!r} by {endpoint}")
         await self._start_replicating(endpoint, admin_key, steps)
         result = await self._result(admin_key, steps)
-        self.part.service.publish("join", "joined", {  # type: ignore[union-attr]
+        self.part.runtime.publish("join", "joined", {
             **result.model_dump(), "via": endpoint})
         return result
 
@@ -243,8 +242,7 @@ class JoinerSide:
 
     async def _ask(self, address: str, wait_s: float) -> jm.JoinResult:
         steps: list[str] = []
-        svc = self.part.service
-        assert svc is not None
+        svc = self.part.runtime
         try:
             async with self._client(address) as client:
                 hello = await client.call(discovery_routes.discovery_hello)

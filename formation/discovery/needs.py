@@ -42,6 +42,22 @@ class NodeRuntime(Protocol):
     def is_known_key(self, key_hex: str) -> bool: ...
 
 
+def started(service: NodeRuntime | None, part: str) -> NodeRuntime:
+    """The node service a part runs in, which its `start(service)` keeps. A part used before
+    it started is a wiring bug: it is told by name, not as an AttributeError on None."""
+    if service is None:
+        raise RuntimeError(f"the {part} part is used before it started")
+    return service
+
+
+def identity_of(service: NodeRuntime) -> NodeIdentity:
+    """This node's identity, which the node service has before any part starts."""
+    identity = service.identity
+    if identity is None:
+        raise RuntimeError("the node service has no identity yet (parts start after it does)")
+    return identity
+
+
 UnderlaySubscriber = Callable[[list[str], list[str]], Awaitable[None]]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from formation.api.discovery_models import UNENROLLED, DiscoveredPeer
+from formation.api.discovery_models import UNENROLLED, DiscoveredPeer, PeerKind, PeerSource
 
 Listener = Callable[[str, "PeerRecord"], None]  # (kind: found|updated|lost, record)
 MAX_PEERS = 4096
@@ -22,11 +22,11 @@ class PeerRecord:
     network: str = UNENROLLED
     name: str = ""
     version: str = ""
-    sources: set[str] = field(default_factory=set)
+    sources: set[PeerSource] = field(default_factory=set)
     first_seen: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_seen: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def kind(self, own_network: str) -> str:
+    def kind(self, own_network: str) -> PeerKind:
         if self.network == UNENROLLED:
             return "unenrolled"
         return "peer" if self.network == own_network else "foreign"
@@ -59,7 +59,7 @@ class PeerTable:
     def records(self) -> list[PeerRecord]:
         return sorted(self._peers.values(), key=lambda r: (natural_key(r.name), r.node_id))
 
-    def observe(self, source: str, node_id: str, public_key: str, address: str, *,
+    def observe(self, source: PeerSource, node_id: str, public_key: str, address: str, *,
                 network: str | None = None, name: str | None = None,
                 version: str | None = None) -> PeerRecord | None:
         """Adds or refreshes a host. Ignores this node itself and new hosts past the bound."""
@@ -99,7 +99,7 @@ class PeerTable:
         if version:
             record.version = version
 
-    def forget_source(self, node_id: str, source: str) -> None:
+    def forget_source(self, node_id: str, source: PeerSource) -> None:
         """mDNS said goodbye: the host stays known (it may still be alive), only the source
         goes; with no source left it is removed."""
         record = self._peers.get(node_id)
@@ -116,6 +116,6 @@ class PeerTable:
         return DiscoveredPeer(
             node_id=record.node_id, name=record.name, public_key=record.public_key,
             network=record.network, address=record.address, version=record.version,
-            sources=sorted(record.sources), kind=record.kind(own_network),  # type: ignore[arg-type]
+            sources=sorted(record.sources), kind=record.kind(own_network),
             trusted=trusted, first_seen=record.first_seen, last_seen=record.last_seen,
         )

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 async def remove_node(part: JoinComponent, node_id: str) -> jm.NodeRemoved:
     part.admit.require_admin()
-    me = part.service.identity  # type: ignore[union-attr]
-    assert me is not None  # the node service has its identity before any part starts
+    me = part.identity
     if node_id == me.node_id:
         raise Conflict("This node cannot remove itself; remove it from another admin's console")
     nodes = await part.store.view("nodes")
@@ -35,6 +34,6 @@ async def remove_node(part: JoinComponent, node_id: str) -> jm.NodeRemoved:
         raise BadRequest(f"cannot remove {node_id}: {exc}") from None
     await part.state.after_local_write()
     name = str(found.get("name") or "")
-    part.service.publish("join", "removed", {  # type: ignore[union-attr]
+    part.runtime.publish("join", "removed", {
         "node": node_id, "key": found["key"], "name": name, "op": op.id.hex()})
     return jm.NodeRemoved(id=node_id, key=found["key"], name=name, op=op.id.hex())

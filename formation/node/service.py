@@ -164,7 +164,7 @@ class NodeService:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                                      handle_signals=False)
         await self._runner.setup()
-        await self._bind_unix(s.api.socket, s.api.socket_mode, s.api.socket_group)
+        await self._bind_unix(self._runner, s.api.socket, s.api.socket_mode, s.api.socket_group)
         if s.api.listen:
             host, _, port = s.api.listen.rpartition(":")
             site = self.tcp_guard.site(self._runner, host.strip("[]"), int(port))
@@ -201,22 +201,23 @@ class NodeService:
             raise
         self._started_components.append(component)
 
-    async def _bind_unix(self, path: Path, mode: int, group: str | None) -> None:
+    async def _bind_unix(self, runner: web.AppRunner, path: Path, mode: int,
+                         group: str | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         if path.exists() or path.is_symlink():
             if await asyncio.to_thread(_socket_in_use, path):
-                await self._runner.cleanup()  # type: ignore[union-attr]
+                await runner.cleanup()
                 await self._stop_components()
                 raise FormationError(f"another node service is already running at {path}")
             path.unlink()
         try:
             gid = grp.getgrnam(group).gr_gid if group else -1
         except KeyError:
-            await self._runner.cleanup()  # type: ignore[union-attr]
+            await runner.cleanup()
             await self._stop_components()
             raise FormationError(f"api.socket_group: no group named {group!r} on this host "
                                  "(`formation ssh-setup` creates it)") from None
-        await web.UnixSite(self._runner, str(path)).start()  # type: ignore[arg-type]
+        await web.UnixSite(runner, str(path)).start()
         os.chown(path, -1, gid)  # the group may connect: the SSH console user is in it
         os.chmod(path, mode)
 

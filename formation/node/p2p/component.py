@@ -31,6 +31,7 @@ from formation.node.p2p.rtt import RoundTrips
 
 if TYPE_CHECKING:
     from formation.discovery.component import DiscoveryComponent
+    from formation.identity import NodeIdentity
     from formation.node.service import NodeService
 
 HEARTBEAT = "heartbeat"
@@ -58,11 +59,18 @@ class P2PComponent:
         self._seq = 0
         self._underlay = underlay
 
+    @property
+    def identity(self) -> NodeIdentity:
+        """This node's identity, once start() ran (a RuntimeError before)."""
+        identity = self.service.identity if self.service is not None else None
+        if identity is None:
+            raise RuntimeError("the p2p part is used before it started")
+        return identity
+
     async def start(self, service: NodeService) -> None:
         self.service = service
         s = service.settings
-        assert service.identity is not None
-        self.gossip = Gossip(service.identity, s.gossip, service.is_known_key, self._targets,
+        self.gossip = Gossip(self.identity, s.gossip, service.is_known_key, self._targets,
                              on_delivered=self._delivered)
         self.members = MembershipTable(s.membership.suspect_after_s, s.membership.dead_after_s)
         self.round_trips = RoundTrips(fresh_s=s.membership.suspect_after_s)
@@ -133,9 +141,9 @@ class P2PComponent:
             for entry in p.get("peers", [])[:MAX_SHARED_PEERS]:
                 self._learn(entry)
         transition = self.members.heard(node_id, name, address)
-        if self.round_trips is not None and self.service is not None:
-            self.members.get(node_id).rtt_ms = self.round_trips.heard(  # type: ignore[union-attr]
-                node_id, self.service.identity.node_id, p)  # type: ignore[union-attr]
+        record = self.members.get(node_id)  # heard() keeps one
+        if self.round_trips is not None and record is not None:
+            record.rtt_ms = self.round_trips.heard(node_id, self.identity.node_id, p)
         if transition is not None:
             self._announce(transition)
 
@@ -213,7 +221,7 @@ class P2PHandlers:
         part = self.part
         assert part.members is not None and part.service is not None
         m = part.service.settings.membership
-        return Members(self_id=part.service.identity.node_id,  # type: ignore[union-attr]
+        return Members(self_id=part.identity.node_id,
                        heartbeat_s=m.heartbeat_s, suspect_after_s=m.suspect_after_s,
                        dead_after_s=m.dead_after_s,
                        members=[part.members.to_model(r) for r in part.members.records()])

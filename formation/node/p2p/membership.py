@@ -10,11 +10,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
 
-from formation.api.p2p_models import Member
+from formation.api.p2p_models import Member, MemberStateName
 from formation.discovery.peers import natural_key
 
-ALIVE, SUSPECT, DEAD = "alive", "suspect", "dead"
+ALIVE: Final = "alive"
+SUSPECT: Final = "suspect"
+DEAD: Final = "dead"
 
 
 @dataclass
@@ -22,7 +25,7 @@ class MemberRecord:
     node_id: str
     name: str
     address: str
-    state: str
+    state: MemberStateName
     last_heard: float
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
     heartbeats: int = 0
@@ -76,7 +79,7 @@ class MembershipTable:
         changes = []
         for record in self._members.values():
             silent = now - record.last_heard
-            target = DEAD if silent >= self.dead_after_s else (
+            target: MemberStateName = DEAD if silent >= self.dead_after_s else (
                 SUSPECT if silent >= self.suspect_after_s else ALIVE)
             if target != record.state and target != ALIVE:
                 previous = record.state
@@ -85,13 +88,13 @@ class MembershipTable:
         return changes
 
     @staticmethod
-    def _set(record: MemberRecord, state: str) -> None:
+    def _set(record: MemberRecord, state: MemberStateName) -> None:
         record.state = state
         record.since = datetime.now(UTC)
 
     def to_model(self, record: MemberRecord) -> Member:
         return Member(node_id=record.node_id, name=record.name, address=record.address,
-                      state=record.state,  # type: ignore[arg-type]
+                      state=record.state,
                       last_heard_s=round(self.clock() - record.last_heard, 3),
                       since=record.since, heartbeats=record.heartbeats,
                       rtt_ms=round(record.rtt_ms, 2) if record.rtt_ms is not None else None,

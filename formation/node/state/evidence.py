@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from typing import Any
 
 from formation.node.state.op import Op
 
@@ -24,6 +25,9 @@ OPS_SHOWN = 4  # op ids listed per (author, seq): enough to fetch and check the 
 LIST_MAX = 200  # (author, seq) entries in one listing
 LOG_BURST = 20  # log lines at once, then LOG_PER_MINUTE
 LOG_PER_MINUTE = 6
+
+# A row of the ops table as the replica writes it: (id, author, seq, hlc_ms, hlc_c, kind, ctx, raw).
+OpRow = tuple[bytes, bytes, int, int, int, str, int, bytes]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forks (
@@ -79,8 +83,8 @@ def migrate(db: sqlite3.Connection) -> None:
         raise
 
 
-def record(db: sqlite3.Connection, op: Op, unflushed: list[tuple],
-           limiter: LogLimiter) -> dict | None:
+def record(db: sqlite3.Connection, op: Op, unflushed: list[OpRow],
+           limiter: LogLimiter) -> dict[str, Any] | None:
     """Counts `op`, an accepted op whose author already has an op with its seq. Returns the
     evidence to announce when this is the first fork of that (author, seq) listed, else None.
     `unflushed`: op rows of the batch not yet written ((id, author, seq, ...)), where the
@@ -112,10 +116,11 @@ def record(db: sqlite3.Connection, op: Op, unflushed: list[tuple],
 
 def count(db: sqlite3.Connection) -> int:
     """Ops accepted whose (author, seq) was taken already: every fork beyond the first."""
-    return db.execute("SELECT COALESCE(SUM(forks), 0) FROM equivocators").fetchone()[0]
+    total: int = db.execute("SELECT COALESCE(SUM(forks), 0) FROM equivocators").fetchone()[0]
+    return total
 
 
-def listing(db: sqlite3.Connection, limit: int = LIST_MAX) -> list[dict]:
+def listing(db: sqlite3.Connection, limit: int = LIST_MAX) -> list[dict[str, Any]]:
     """The evidence, by (author, seq): how many ops share it and the first OPS_SHOWN ids."""
     out = []
     for author, seq, ops in db.execute(
@@ -128,7 +133,7 @@ def listing(db: sqlite3.Connection, limit: int = LIST_MAX) -> list[dict]:
     return out
 
 
-def authors(db: sqlite3.Connection) -> list[dict]:
+def authors(db: sqlite3.Connection) -> list[dict[str, Any]]:
     """Per equivocating author: every fork counted, and how many seqs the listing holds."""
     return [{"author": a.hex(), "forks": forks, "seqs_listed": listed}
             for a, forks, listed in db.execute(

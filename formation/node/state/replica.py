@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from formation.node.state import db as dbm
 from formation.node.state import evidence, maintenance, rules, views
@@ -22,6 +22,7 @@ from formation.node.state.authority import (
     ContextCache,
 )
 from formation.node.state.buffer import PendingBuffer
+from formation.node.state.evidence import OpRow
 from formation.node.state.held import HeldBuffer
 from formation.node.state.hlc import HORIZON_MS, HybridClock
 from formation.node.state.op import (
@@ -34,7 +35,7 @@ from formation.node.state.op import (
     sign_body,
 )
 from formation.node.state.revocation import Revocation
-from formation.node.state.verify import check_chunk, check_one
+from formation.node.state.verify import Checked, check_chunk, check_one
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class _Info(NamedTuple):
 class BatchResult:
     verdicts: list[Verdict]
     applied: list[Op] = field(default_factory=list)  # in apply order, includes unbuffered ops
-    equivocations: list[dict] = field(default_factory=list)  # each announced once
+    equivocations: list[dict[str, Any]] = field(default_factory=list)  # each announced once
 
 
 class Replica:
@@ -154,7 +155,15 @@ class Replica:
 
     def _op(self, op_id: bytes) -> Op:
         found = self._batch_ops.get(op_id)
-        return found if found is not None else decode(self.get_raw(op_id))
+        return found if found is not None else self._stored_op(op_id)
+
+    def _stored_op(self, op_id: bytes) -> Op:
+        """An op of the log that the caller knows is there; an OpError if it is not (as
+        before, when decoding a missing op's None raised one)."""
+        raw = self.get_raw(op_id)
+        if raw is None:
+            raise OpError("invalid", f"op {op_id.hex()[:16]}: not in this replica's log")
+        return decode(raw)
 
     def get_raw(self, op_id: bytes) -> bytes | None:
         row = self.db.execute("SELECT raw FROM ops WHERE id=?", (op_id,)).fetchone()
@@ -169,8 +178,8 @@ class Replica:
         return self.contexts.authority(self.contexts.intern(members))
 
     # writing local ops ----------------------------------------------------------------------
-    def create_network(self, sign, author: bytes, network: bytes, name: str,
-                       cidr: str) -> Op:
+    def create_network(self, sign: Callable[[bytes], bytes], author: bytes, network: bytes,
+                       name: str, cidr: str) -> Op:
         if self.genesis is not None:
             raise OpError("invalid", "this replica already belongs to a network")
         if len(network) != NETWORK_BYTES:
@@ -180,7 +189,8 @@ class Replica:
                           {"name": name, "cidr": cidr})
         return self._append_signed(sign_body(body, sign))
 
-    def append(self, sign, author: bytes, kind: str, payload: dict) -> Op:
+    def append(self, sign: Callable[[bytes], bytes], author: bytes, kind: str,
+               payload: dict[str, Any]) -> Op:
         """Signs an op with parents = current heads and applies it; raises OpError if refused."""
         if self.network is None or self.genesis is None:
             raise OpError("invalid", "this replica belongs to no network yet")
@@ -205,9 +215,11 @@ class Replica:
             if info is not None and info.hlc >= hlc:
                 raise OpError("invalid", "this node's own last op is stamped ahead of its "
                               "clock; wait for the wall clock to pass it")
-        if not below and prev is None:
+        if below:
+            return below[:MAX_PARENTS]
+        if prev is None:
             raise OpError("invalid", "every head is stamped ahead of this node's clock")
-        return below[:MAX_PARENTS] or [prev]  # type: ignore[list-item]
+        return [prev]
 
     def _append_signed(self, raw: bytes) -> Op:
         checked = check_one(raw)
@@ -224,7 +236,7 @@ class Replica:
         """Verifies and applies raw ops; one verdict per input."""
         return self.apply_checked(check_chunk(raws), source)
 
-    def apply_checked(self, checked: list, source: str = "") -> BatchResult:
+    def apply_checked(self, checked: list[Checked], source: str = "") -> BatchResult:
         """Applies ops whose structure and signature were checked (verify.py); one verdict
         per input. `source`: who sent them (the orphan buffer bounds each source)."""
         ops = [c for c in checked if isinstance(c, Op)]
@@ -279,8 +291,8 @@ class Replica:
         before = self.revocation.signature()
         self._applied_void: dict[bytes, bool] = {}  # this batch's authority ops: skipped?
         self._batch_hlc = (0, 0)
-        rows: list[tuple] = []
-        registers: dict[tuple, tuple] = {}
+        rows: list[OpRow] = []
+        registers: views.Registers = {}
         seen: set[bytes] = set()
         stored = self._stored([op.id for op in ops])
         for op in ops:
@@ -307,14 +319,16 @@ class Replica:
         self._batch_ops = {}
         self.clock.observe(self._batch_hlc)
 
-    def _unbuffer(self, op: Op, verdict: Verdict, *state) -> None:
+    def _unbuffer(self, op: Op, verdict: Verdict, batch: set[bytes], batch_ops: dict[bytes, Op],
+                  rows: list[OpRow], registers: views.Registers, result: BatchResult) -> None:
         """Judges the buffered ops that `op`'s verdict decides, and theirs in turn."""
         queue = [(op, verdict)]
         while queue:
             current, decided = queue.pop()
             if decided.status == "accepted":
                 for ready in self.buffer.resolved(current.id):
-                    queue.append((ready, self._judge(ready, *state)))
+                    queue.append((ready, self._judge(ready, batch, batch_ops, rows, registers,
+                                                     result)))
             elif decided.status == "refused":
                 self.buffer.discard_refused(current.id)
 
@@ -338,7 +352,8 @@ class Replica:
         invite = op.payload.get("invite") if op.kind == "invite.consume" else None
         return rules.is_key(invite) and self.has(bytes.fromhex(invite))
 
-    def _judge(self, op: Op, batch, batch_ops, rows, registers, result) -> Verdict:
+    def _judge(self, op: Op, batch: set[bytes], batch_ops: dict[bytes, Op], rows: list[OpRow],
+               registers: views.Registers, result: BatchResult) -> Verdict:
         if op.hlc[0] > HORIZON_MS:
             return self._refuse(op, "future", f"hlc: {op.hlc[0]} ms is past the horizon "
                                 f"{HORIZON_MS} (year 3000); no correct clock is there")
@@ -355,7 +370,8 @@ class Replica:
         deps = op.deps
         known = self._info
         infos = [known.get(d) or self._info_of(d) for d in deps]
-        if None in infos or refs:
+        present = [i for i in infos if i is not None]
+        if len(present) < len(infos) or refs:
             missing = {d for d, i in zip(deps, infos, strict=True) if i is None}
             missing.update(r for r in refs if self._info_of(r) is None)
             if missing:
@@ -363,7 +379,7 @@ class Replica:
                 return Verdict(op.id, "buffered", "missing_parents",
                                f"waiting for {len(missing)} op(s)")
         try:
-            ctx = self._check(op, infos, batch_ops)
+            ctx = self._check(op, present, batch_ops)
         except rules.Refused as exc:
             return self._refuse(op, exc.reason, str(exc))
         except Exception as exc:
@@ -387,7 +403,7 @@ class Replica:
             raise exc
         return self._refuse(op, "invalid", f"payload: cannot be checked ({type(exc).__name__})")
 
-    def _check(self, op: Op, infos: list[_Info], batch_ops) -> int:
+    def _check(self, op: Op, infos: list[_Info], batch_ops: dict[bytes, Op]) -> int:
         """Network, sequence, causality and authorization; returns the op's context."""
         if op.kind == "network.genesis":
             if self.genesis is not None and op.id != self.genesis:
@@ -405,18 +421,19 @@ class Replica:
             if op.hlc <= info.hlc:
                 raise rules.Refused("causality", "hlc: not above a parent's")
         if op.prev is not None:
-            prev = self._info_of(op.prev)
-            if prev.author != op.author or prev.seq != op.seq - 1:
+            prev = self._info_of(op.prev)  # known: prev is among the deps
+            if prev is None or prev.author != op.author or prev.seq != op.seq - 1:
                 raise rules.Refused("causality", "prev: not the author's op with seq - 1")
         past = self.contexts.past_context([i.ctx for i in infos])
         authority = self.contexts.authority(past)
         if authority.genesis is None:
             raise rules.Refused("causality", "no genesis in the op's causal past")
-        rules.check(op, authority, lambda i: batch_ops.get(i) or decode(self.get_raw(i)))
+        rules.check(op, authority, lambda i: batch_ops.get(i) or self._stored_op(i))
         return self.contexts.own_context(past, op)
 
-    def _accept(self, op: Op, deps: tuple[bytes, ...], ctx: int, batch, batch_ops, rows,
-                registers, result) -> None:
+    def _accept(self, op: Op, deps: tuple[bytes, ...], ctx: int, batch: set[bytes],
+                batch_ops: dict[bytes, Op], rows: list[OpRow], registers: views.Registers,
+                result: BatchResult) -> None:
         if op.kind == "network.genesis":
             self.genesis = op.id
             self.network = op.network
@@ -450,18 +467,19 @@ class Replica:
         self._effects(op, registers)
         result.applied.append(op)
 
-    def _note_equivocation(self, op: Op, rows, registers, result: BatchResult) -> None:
+    def _note_equivocation(self, op: Op, rows: list[OpRow], registers: views.Registers,
+                           result: BatchResult) -> None:
         found = evidence.record(self.db, op, rows, self._evidence_log)  # a twin may be in rows
         self.equivocation_count += 1
         if found is not None:
             result.equivocations.append(found)
 
-    def _effects(self, op: Op, registers: dict) -> None:
+    def _effects(self, op: Op, registers: views.Registers) -> None:
         """Registers are merged in memory within a batch (one write per field), the rest go to
         SQLite directly."""
         if self._is_void(op):
             return
-        direct = []
+        direct: list[views.Effect] = []
         order = op.order_key
         for effect in views.effects(op):
             if effect[0] == "roles":
@@ -477,7 +495,7 @@ class Replica:
         if direct:
             views.apply_effects(self.db, op, direct)
 
-    def _roles_effects(self, op: Op, node: str) -> list[tuple]:
+    def _roles_effects(self, op: Op, node: str) -> list[views.Effect]:
         """The roles of `node`, and of every other node that used the same invite, as the
         fold of all accepted authority ops gives them (an admission may void another)."""
         nodes = {node}
@@ -517,13 +535,13 @@ class Replica:
     def _rebuild_views(self) -> None:
         """Every view from the log again, within the batch's transaction."""
         views.clear(self.db)
-        registers: dict = {}
+        registers: views.Registers = {}
         for (raw,) in self.db.execute("SELECT raw FROM ops ORDER BY ord"):
             self._effects(decode(raw), registers)
         for slot, (_order, value, op) in registers.items():
             views.apply_effects(self.db, op, [(*slot, value)])
 
-    def _flush(self, rows: list, registers: dict) -> None:
+    def _flush(self, rows: list[OpRow], registers: views.Registers) -> None:
         if rows:
             self.db.executemany(
                 "INSERT INTO ops (id, author, seq, hlc_ms, hlc_c, kind, ctx, raw) "
@@ -536,10 +554,10 @@ class Replica:
         self.db.executemany("INSERT INTO heads VALUES (?)", [(h,) for h in self.heads])
 
     # reading ------------------------------------------------------------------------------
-    def view(self, collection: str) -> list[dict]:
+    def view(self, collection: str) -> list[dict[str, Any]]:
         return views.read(self.db, collection)
 
-    def equivocations(self) -> list[dict]:
+    def equivocations(self) -> list[dict[str, Any]]:
         return evidence.listing(self.db)
 
     def log_page(self, after: int, limit: int) -> list[tuple[int, bytes]]:
@@ -560,7 +578,8 @@ class Replica:
                     "SELECT ord, author, seq, raw FROM ops WHERE author=? AND seq>? "
                     "ORDER BY seq LIMIT ?", (author, have, limit + 1)).fetchall()
         candidates.sort()
-        out, size, after = [], 0, dict(vv)
+        out: list[bytes] = []
+        size, after = 0, dict(vv)
         for _ord, author, seq, raw in candidates:
             if len(out) >= limit or (out and size + len(raw) > max_bytes):
                 break
@@ -574,7 +593,8 @@ class Replica:
                   max_bytes: int) -> list[bytes]:
         """The wanted ops and, breadth first, their ancestors that the asker's version vector
         does not cover: the fallback for forks (equivocations) the vector cannot describe."""
-        out, size, seen = [], 0, set(want)
+        out: list[bytes] = []
+        size, seen = 0, set(want)
         queue = list(want)
         while queue and len(out) < limit and size < max_bytes:
             op_id = queue.pop(0)
@@ -618,7 +638,7 @@ class Replica:
         (maintenance.rebuild); register writes gather in `registers` until written."""
         self._effects(op, registers)
 
-    def rebuild(self) -> dict:
+    def rebuild(self) -> dict[str, Any]:
         return maintenance.rebuild(self)
 
     def verify(self) -> list[str]:

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
 from nacl.signing import SigningKey
 
@@ -25,6 +25,7 @@ from formation.node.state.replica import BatchResult, Replica, Verdict
 from formation.node.state.rules import invite_proof_message
 from formation.node.state.verify import (
     POOL_MIN_OPS,
+    Checked,
     SignaturePool,
     check_chunk,
     decode_chunk,
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 CHUNK = 2000
 PIPELINE_DEPTH = 2  # chunks whose signatures are being verified while one is applied
 Listener = Callable[[list[Op], "str | None"], None]
+Evidence = dict[str, Any]  # as evidence.record returns it
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class StateStore:
@@ -49,7 +53,7 @@ class StateStore:
         self._signatures = SignaturePool(self.VERIFY_WORKERS)
         self._listeners: list[Listener] = []
         self._refused_listeners: list[Callable[[str, int], None]] = []
-        self._equivocation_listeners: list[Callable[[dict], None]] = []
+        self._equivocation_listeners: list[Callable[[Evidence], None]] = []
         self._last_turn: asyncio.Future[None] | None = None  # see ingest
         self.members: frozenset[str] = frozenset()
         self.admins: frozenset[str] = frozenset()
@@ -67,7 +71,7 @@ class StateStore:
         self._db.shutdown(wait=True)
         await asyncio.to_thread(self._signatures.close)
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     # subscriptions -------------------------------------------------------------------------
@@ -80,7 +84,7 @@ class StateStore:
         """`listener(reason, count)` after every batch that refused ops (metrics)."""
         self._refused_listeners.append(listener)
 
-    def on_equivocation(self, listener: Callable[[dict], None]) -> None:
+    def on_equivocation(self, listener: Callable[[Evidence], None]) -> None:
         """`listener(evidence)` once for every (author, seq) found forked, evidence as in
         status(): {"author": hex, "seq": n, "ops": [hex, hex], "forks": 2}. Later forks of
         the same seq are only counted (see evidence.py)."""
@@ -88,8 +92,8 @@ class StateStore:
 
     def _notify(self, result: BatchResult, origin: str | None, refused: dict[str, int]) -> None:
         for reason, count in refused.items():
-            for listener in self._refused_listeners:
-                listener(reason, count)
+            for on_refused in self._refused_listeners:
+                on_refused(reason, count)
         for found in result.equivocations:
             for on_evidence in self._equivocation_listeners:
                 on_evidence(found)
@@ -109,7 +113,7 @@ class StateStore:
         return await self._write(lambda: self.replica.create_network(
             ident.sign, ident.public_key, network_id, name, cidr))
 
-    async def append(self, kind: str, payload: dict) -> Op:
+    async def append(self, kind: str, payload: dict[str, Any]) -> Op:
         """Signs `kind`/`payload` with this node's key, parents = current heads, applies and
         persists it (COMMIT done when this returns), and hands it to subscribers."""
         ident = self.identity
@@ -133,7 +137,7 @@ class StateStore:
         the op is no invite for this token's key."""
         token_key = bytes(SigningKey(token_seed).verify_key).hex()
 
-        def read_invite() -> dict:
+        def read_invite() -> dict[str, Any]:
             raw = self.replica.get_raw(invite_id)
             if raw is None:
                 raise OpError("invalid", "invite: this replica does not have the invite op yet")
@@ -182,7 +186,7 @@ class StateStore:
         loop = asyncio.get_running_loop()
         my_turn, self._last_turn = self._last_turn, loop.create_future()
         done = self._last_turn
-        pending: deque[tuple[list, asyncio.Future[bytes]]] = deque()
+        pending: deque[tuple[list[Checked], asyncio.Future[bytes]]] = deque()
         try:
             if len(raws) < POOL_MIN_OPS:
                 checked = await self._run(check_chunk, raws)
@@ -207,9 +211,13 @@ class StateStore:
             if my_turn is None:
                 done.set_result(None)
             else:
-                my_turn.add_done_callback(lambda _f: done.done() or done.set_result(None))
+                def release(_turn: asyncio.Future[None]) -> None:
+                    if not done.done():
+                        done.set_result(None)
 
-    async def _apply_verified(self, decoded: list, holds: asyncio.Future[bytes] | None,
+                my_turn.add_done_callback(release)
+
+    async def _apply_verified(self, decoded: list[Checked], holds: asyncio.Future[bytes] | None,
                               origin: str | None, source: str = "") -> list[Verdict]:
         verified = None
         if holds is not None:
@@ -223,7 +231,7 @@ class StateStore:
         self._notify(result, origin, refused)
         return result.verdicts
 
-    def _apply(self, checked: list, holds: bytes | None,
+    def _apply(self, checked: list[Checked], holds: bytes | None,
                source: str = "") -> tuple[BatchResult, dict[str, int]]:
         """On the replica's thread: `holds`, when given, says which signatures verified."""
         if holds is not None:
@@ -240,7 +248,7 @@ class StateStore:
             self._refresh_members()
         return result, _diff(before, self.replica.refused)
 
-    def _apply_each(self, checked: list, source: str) -> BatchResult:
+    def _apply_each(self, checked: list[Checked], source: str) -> BatchResult:
         """After a batch raised (and was rolled back): each op in its own transaction, so the
         op that raises is refused alone and the others of the batch still apply."""
         result = BatchResult([])
@@ -292,7 +300,7 @@ class StateStore:
     def network_id(self) -> bytes | None:
         return self.replica.network
 
-    async def view(self, collection: str) -> list[dict]:
+    async def view(self, collection: str) -> list[dict[str, Any]]:
         return await self._run(self.replica.view, collection)
 
     async def heads(self) -> list[bytes]:
@@ -350,7 +358,7 @@ class StateStore:
     async def verify(self) -> list[str]:
         return await self._run(self.replica.verify)
 
-    async def rebuild(self) -> dict:
+    async def rebuild(self) -> dict[str, Any]:
         return await self._run(self.replica.rebuild)
 
 
