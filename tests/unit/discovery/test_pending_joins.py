@@ -8,31 +8,24 @@ import logging
 from pathlib import Path
 
 import pytest
+from manual_clock import ManualClock
 
 from formation.discovery import pending_joins
 from formation.discovery.pending_joins import PendingJoins, TooMany
 from formation.identity import NodeIdentity
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def key() -> str:
     return NodeIdentity.generate().public_key_hex
 
 
-def joins(path: Path | None, clock: Clock, **limits) -> PendingJoins:
+def joins(path: Path | None, clock: ManualClock, **limits) -> PendingJoins:
     return PendingJoins(path, limits.get("max_total", 4), limits.get("per_source", 2),
                         limits.get("expiry_s", 100.0), clock=clock)
 
 
 def test_limits_per_source_and_total() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     found = joins(None, clock)
     found.knock(key(), "a", "", "10.0.0.1")
     found.knock(key(), "b", "", "10.0.0.1")
@@ -48,7 +41,7 @@ def test_limits_per_source_and_total() -> None:
 
 
 def test_an_entry_expires_after_its_last_ask() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     found = joins(None, clock)
     waiting, gone = key(), key()
     found.knock(waiting, "a", "", "s")
@@ -62,7 +55,7 @@ def test_an_entry_expires_after_its_last_ask() -> None:
 
 async def test_the_list_and_the_rejected_keys_are_read_back(short_tmp: Path) -> None:
     path = short_tmp / pending_joins.FILE_NAME
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     first = joins(path, clock)
     kept, refused = key(), key()
     first.knock(kept, "kept", "10.0.0.9:7170", "10.0.0.9")
@@ -81,7 +74,7 @@ async def test_the_list_and_the_rejected_keys_are_read_back(short_tmp: Path) -> 
 
 async def test_an_unchanged_list_is_not_written_again(short_tmp: Path) -> None:
     path = short_tmp / pending_joins.FILE_NAME
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     found = joins(path, clock)
     who = key()
     found.knock(who, "a", "", "s")
@@ -103,12 +96,12 @@ def test_a_damaged_file_is_an_empty_list(short_tmp: Path, text: str,
     path = short_tmp / pending_joins.FILE_NAME
     path.write_text(text)
     with caplog.at_level(logging.WARNING):
-        assert len(joins(path, Clock())) == 0
+        assert len(joins(path, ManualClock(1_000_000.0))) == 0
     assert "cannot read the saved list" in caplog.text
 
 
 def test_rejected_keys_are_bounded(short_tmp: Path) -> None:
-    found = joins(None, Clock())
+    found = joins(None, ManualClock(1_000_000.0))
     for n in range(pending_joins.MAX_REJECTED + 10):
         found.reject(f"{n:064x}")
     assert not found.is_rejected(f"{0:064x}") and found.is_rejected(f"{9 + 1024:064x}")

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from manual_clock import ManualClock
+
 from formation.node.guesses import GuessThrottle
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_failures_empty_the_bucket_and_time_refills_it() -> None:
-    clock = Clock()
+    clock = ManualClock()
     throttle = GuessThrottle(burst=3, every_s=10, clock=clock)
     for _ in range(3):
         assert throttle.retry_after_s("10.0.0.1") == 0
@@ -30,7 +24,7 @@ def test_failures_empty_the_bucket_and_time_refills_it() -> None:
 
 
 def test_memory_is_bounded_to_the_most_recent_addresses() -> None:
-    throttle = GuessThrottle(burst=1, every_s=60, max_sources=100, clock=Clock())
+    throttle = GuessThrottle(burst=1, every_s=60, max_sources=100, clock=ManualClock())
     for n in range(1000):
         throttle.failed(f"10.0.{n // 256}.{n % 256}")
     assert len(throttle) == 100

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from manual_clock import ManualClock
 
 from formation.node.p2p.rtt import RoundTrips
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_an_echo_gives_the_round_trip_without_comparing_clocks() -> None:
-    a_clock, b_clock = Clock(), Clock()
+    a_clock, b_clock = ManualClock(), ManualClock()
     b_clock.now = 5000.0  # another host's monotonic clock: unrelated to a's
 
     def advance(ms: float) -> None:
@@ -44,7 +37,7 @@ def test_an_echo_gives_the_round_trip_without_comparing_clocks() -> None:
 
 
 def test_bogus_echoes_and_stale_peers_are_ignored() -> None:
-    clock = Clock()
+    clock = ManualClock()
     rt = RoundTrips(1.0, clock)
     assert rt.heard("nb", "na", {"t": "x", "echo": {"na": [True, 0]}}) is None
     assert rt.heard("nb", "na", {"echo": {"na": [clock() * 1000 + 5000, 0]}}) is None  # future

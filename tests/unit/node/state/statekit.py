@@ -66,3 +66,16 @@ def ids(r: Replica) -> set[bytes]:
 
 def random_key() -> str:
     return os.urandom(32).hex()
+
+
+async def found_with_member(client) -> NodeIdentity:
+    """Through a running node's API (`client`): founds network "lab" and admits a fresh member,
+    whose key a test then signs hostile or forked ops with."""
+    from formation.api import state_models as sm
+    from formation.api import state_routes as sr
+
+    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    member = NodeIdentity.generate()
+    await client.call(sr.state_append, sm.AppendRequest(
+        kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
+    return member

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from statekit import craft
+from statekit import craft, found_with_member
 from waiting import until
 
 from formation.api import state_models as sm
@@ -106,10 +106,7 @@ async def test_members_of_the_network_may_sign_requests(node, client) -> None:
 
 async def test_equivocations_are_published_on_the_event_stream(node, client) -> None:
     events = client.events(since=0, topic="state")
-    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
-    liar = NodeIdentity.generate()
-    await client.call(sr.state_append, sm.AppendRequest(
-        kind="node.admit", payload={"node": liar.public_key_hex, "roles": ["member"]}))
+    liar = await found_with_member(client)
     replica = node.parts.state.require_store().replica
     # two different ops signed by one member with one sequence number, pushed as from a peer
     one = craft(liar, replica, "node.record", {"name": "left"}, network=replica.network)

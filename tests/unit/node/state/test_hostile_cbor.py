@@ -8,7 +8,7 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from statekit import NETWORK, craft
+from statekit import NETWORK, craft, found_with_member
 
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
@@ -142,10 +142,7 @@ def test_fuzzed_envelopes_never_raise(data: bytes) -> None:
 
 
 async def test_a_hostile_op_is_refused_alone_and_its_neighbours_land(node, client) -> None:
-    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
-    member = NodeIdentity.generate()
-    await client.call(sr.state_append, sm.AppendRequest(
-        kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
+    member = await found_with_member(client)
     replica = node.parts.state.require_store().replica
     good = craft(member, replica, "node.record", {"name": "good"}, network=replica.network)
     tip = decode(good)
@@ -169,10 +166,7 @@ async def test_a_hostile_op_is_refused_alone_and_its_neighbours_land(node, clien
 async def test_a_payload_the_rules_cannot_check_is_refused_alone(node, client) -> None:
     """node.admit with a list inside roles made the roles check raise TypeError (a 500 that
     lost the whole push); now that op is refused and the others of the push land."""
-    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
-    member = NodeIdentity.generate()
-    await client.call(sr.state_append, sm.AppendRequest(
-        kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
+    member = await found_with_member(client)
     replica = node.parts.state.require_store().replica
     odd = craft(member, replica, "node.admit", {"node": member.public_key_hex, "roles": [[]]},
                 network=replica.network)
@@ -226,10 +220,7 @@ async def test_a_failing_database_refuses_no_op(node, client) -> None:
 
     from formation.api.client import ApiError
 
-    await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
-    member = NodeIdentity.generate()
-    await client.call(sr.state_append, sm.AppendRequest(
-        kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
+    member = await found_with_member(client)
     replica = node.parts.state.require_store().replica
     good = craft(member, replica, "node.record", {"name": "good"}, network=replica.network)
     batch = sm.OpBatch(ops=wire.pack([good]), count=1)
