@@ -10,10 +10,10 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import ValidationError
 
 from formation.config.settings import NodeSettings, field_named_in
+from formation.config.yaml_file import YamlRefused, parse_yaml, read_yaml_file
 from formation.fileutil import write_text_atomically
 
 if TYPE_CHECKING:
@@ -53,9 +53,9 @@ def read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return _mapping(yaml.safe_load(path.read_text()), path)
-    except yaml.YAMLError as exc:
-        raise SettingsRejected(f"{path}: not valid YAML: {exc}", []) from None
+        return _mapping(read_yaml_file(path).data, path)
+    except YamlRefused as exc:
+        raise SettingsRejected(str(exc), []) from None
 
 
 def edited_text(path: Path, changes: dict[str, Any]) -> str:
@@ -108,7 +108,11 @@ def prepare(path: Path, changes: dict[str, Any]) -> tuple[str, NodeSettings]:
     """The new text and the settings it holds, validated as the node will read it; nothing is
     written. Blocking: call in a thread."""
     text = edited_text(path, changes)
-    return text, validate(_mapping(yaml.safe_load(text), path))
+    try:  # the same reader and limits as the node's start: what is saved, the node will load
+        data = parse_yaml(text, path).data
+    except YamlRefused as exc:
+        raise SettingsRejected(str(exc), []) from None
+    return text, validate(_mapping(data, path))
 
 
 def commit(path: Path, text: str) -> None:

@@ -49,3 +49,19 @@ def test_rejected_edit_names_the_field_and_leaves_the_file(tmp_path: Path) -> No
         update_file(config, {"api": {"socket_mode": 0o7777}})
     assert "api.socket_mode" in str(caught.value)
     assert config.read_text() == APPLIANCE_LIKE
+
+
+def test_an_edit_is_read_back_as_the_node_reads_it_at_start(tmp_path: Path) -> None:
+    """ruamel keeps anchors and aliases unexpanded, so the text to be saved is checked by the
+    node's own bounded reader: an alias bomb in the file is refused by its expansion, before
+    anything expands it in memory, and the file is left as it was."""
+    config = tmp_path / "node.yaml"
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, n in zip("abcd", "bcde", strict=True))
+    config.write_text(APPLIANCE_LIKE + "labels:\n" + "".join(f"  {line}\n" for line in
+                                                             bomb.splitlines()))
+    before = config.read_text()
+    with pytest.raises(SettingsRejected, match="alias"):
+        update_file(config, {"name": "edge-01"})
+    assert config.read_text() == before
