@@ -90,6 +90,8 @@ class PendingJoin(Model):
     address: str
     since: str
     asks: int
+    expires_at: str | None = Field(None, description="when it is dropped unless the host asks "
+                                   "again (api.pending_join_expiry_s after its last ask)")
 
 
 class PendingJoins(Model):

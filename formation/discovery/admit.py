@@ -201,13 +201,14 @@ class AdmitSide:
             raise Unavailable(str(exc)) from None
         await pending.save()
         if new:
-            self.part.runtime.publish("join", "pending", found.model().model_dump(mode="json"))
+            shown = found.model(pending.expiry_s).model_dump(mode="json")
+            self.part.runtime.publish("join", "pending", shown)
         return jm.JoinKnockAnswer(id=node, status="pending", network=network)
 
     async def join_pending(self, body: Empty, caller: Caller) -> jm.PendingJoins:
         found = self.pending.entries()
         await self.pending.save()  # the expired ones are gone
-        return jm.PendingJoins(pending=[p.model() for p in found])
+        return jm.PendingJoins(pending=[p.model(self.pending.expiry_s) for p in found])
 
     def _take(self, node: str) -> Pending:
         self.pending.entries()  # an expired one cannot be approved

@@ -67,10 +67,12 @@ class Pending:
     def node(self) -> str:
         return node_id_for(bytes.fromhex(self.key))
 
-    def model(self) -> jm.PendingJoin:
+    def model(self, expiry_s: float) -> jm.PendingJoin:
+        """As the API shows it; it expires `expiry_s` after its last ask unless asked again."""
         return jm.PendingJoin(id=self.node, key=self.key, name=self.name, address=self.address,
                               since=datetime.fromtimestamp(self.since, UTC).isoformat(),
-                              asks=self.asks)
+                              asks=self.asks, expires_at=datetime.fromtimestamp(
+                                  self.last + expiry_s, UTC).isoformat())
 
 
 class PendingJoins:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,8 @@ def test_an_entry_expires_after_its_last_ask() -> None:
     clock.now += 60
     entry, new = found.knock(waiting, "a", "", "s")  # still asking
     assert not new and entry.asks == 2
+    shown = entry.model(found.expiry_s)  # the API says when it goes: expiry after the last ask
+    assert shown.expires_at == datetime.fromtimestamp(clock.now + 100.0, UTC).isoformat()
     clock.now += 60
     assert [e.key for e in found.entries()] == [waiting]
 
