@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from lab_running import running_lab
+from lab_running import cli, found, invite, running_lab
 from waiting import until
 
 from formation.api import state_routes as sr
@@ -33,11 +32,6 @@ pytestmark = [needs_root(), pytest.mark.root, pytest.mark.timeout(300)]
 PUSH = str(Path(__file__).with_name("hostile_push.py"))
 TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
 FORKS = 100
-
-
-async def cli(lab: Lab, host: str, *args: str) -> subprocess.CompletedProcess:
-    return await asyncio.to_thread(lab.exec, host, ["formation", *args], capture_output=True,
-                                   text=True, timeout=60)
 
 
 async def cli_json(lab: Lab, host: str, *args: str):
@@ -129,8 +123,8 @@ def lab():
 
 
 async def test_honest_hosts_hold_against_a_hostile_admin(lab: Lab, tmp_path: Path):
-    await cli_json(lab, "h1", "network", "create", "lab", "--cidr", "10.42.0.0/16")
-    member = (await cli_json(lab, "h1", "invite", "create", "--expires", "10m"))["token"]
+    await found(lab)
+    member = await invite(lab)
     assert (await cli(lab, "h2", "join", member)).returncode == 0
     admin = (await cli_json(lab, "h1", "invite", "create", "--role", "admin",
                             "--expires", "10m"))["token"]
