@@ -358,6 +358,26 @@ class ResourceOffer(Strict):
     cpus: int | None = Field(None, ge=1, le=4096, description="CPUs offered")
     memory_mb: int | None = Field(None, ge=64, description="memory offered, MiB")
     disk_gb: int | None = Field(None, ge=1, description="disk offered, GB")
+    gpus: list[str] | None = Field(
+        None, description="PCI addresses (0000:01:00.0) of the GPUs offered; unset: every GPU "
+        "found in sysfs")
+
+
+class VmmSettings(Strict):
+    """How this node runs the instances placed on it (formation/node/vmm)."""
+
+    backend: Literal["auto", "cloud-hypervisor", "qemu"] = Field(
+        "auto", description="auto: Cloud Hypervisor when its binary exists and KVM works, "
+        "else QEMU (KVM where the probe proved guests boot, TCG otherwise)")
+    run_dir: Path | None = Field(
+        None, description="where each VM's sockets, disk overlay and serial log live; "
+        "default: data_dir/vms")
+    stop_grace_s: float = Field(
+        30.0, ge=0, le=3600, description="how long a stopping guest may take to power off "
+        "after the power button before it is ended")
+    boot_timeout_s: float = Field(
+        300.0, gt=0, le=86400, description="a booting guest that writes nothing on its serial "
+        "console for this long is Failed")
 
 
 class NodeSettings(Strict):
@@ -386,3 +406,4 @@ class NodeSettings(Strict):
     dns: DnsSettings = Field(default_factory=DnsSettings)
     underlay: UnderlaySettings = Field(default_factory=UnderlaySettings)
     resources: ResourceOffer = Field(default_factory=ResourceOffer)
+    vmm: VmmSettings = Field(default_factory=VmmSettings)

@@ -21,7 +21,7 @@ def offer_problems(offer: ResourceOffer, host: Resources) -> list[tuple[str, str
     totals = host_totals(host)
     return [(f"resources.{key}", f"{value} is more than this host has ({totals[key]} "
              f"{UNITS[key]})")
-            for key, value in offer.model_dump().items()
+            for key, value in offer.model_dump(include=set(UNITS)).items()
             if value is not None and value > totals[key]]
 
 
@@ -30,4 +30,4 @@ def offered(offer: ResourceOffer, host: Resources) -> dict[str, int]:
     the file have been edited by hand), else the host's total."""
     totals = host_totals(host)
     return {key: min(value, totals[key]) if value is not None else totals[key]
-            for key, value in offer.model_dump().items()}
+            for key, value in offer.model_dump(include=set(UNITS)).items()}

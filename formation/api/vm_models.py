@@ -1,0 +1,131 @@
+"""Models of the VM endpoints (formation/node/vmm): instances, their lifecycle, serial output,
+and workload images. The limits here are the network's (docs/protocol.md "Instances"); the
+state store's rules check the same figures on every op (node/state/instance_spec.py)."""
+
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from formation.api.models import Model
+
+HEX_ID = r"^[0-9a-f]{64}$"
+# An instance is named by its id (64 hex), a unique prefix of it (6+ hex), or its name.
+INSTANCE_REF = r"^[a-z0-9][a-z0-9-]{0,62}$"
+NAME = r"^[a-z][a-z0-9-]{0,62}$"
+
+VCPUS = (1, 128)
+MEMORY_MB = (512, 256 * 1024)
+DISK_GB = (5, 64_000)
+
+InstanceState = Literal["pending", "placed", "booting", "running", "stopping", "stopped",
+                        "failed"]
+Desired = Literal["running", "stopped"]
+Confidential = Literal["none", "sev-snp", "tdx"]
+
+
+class VmCreate(Model):
+    image: str = Field(min_length=1, max_length=128,
+                       description="an image's name or digest (64 hex, or a unique prefix)")
+    name: str | None = Field(None, pattern=NAME,
+                             description="unique in the network; default: from the image's name")
+    vcpus: int = Field(1, ge=VCPUS[0], le=VCPUS[1])
+    memory_mb: int = Field(512, ge=MEMORY_MB[0], le=MEMORY_MB[1], description="MiB")
+    disk_gb: int = Field(5, ge=DISK_GB[0], le=DISK_GB[1], description="the instance's disk, GB")
+    gpus: int = Field(0, ge=0, le=16, description="GPUs passed through with VFIO")
+    confidential: Confidential = Field("none", description="SEV-SNP or TDX, where a host has it")
+    node: str | None = Field(None, max_length=64,
+                             description="pin to this node (name or key); default: placed by rule")
+    cmdline: str | None = Field(None, max_length=1024,
+                                description="kernel command line; default: the image's")
+    desired: Desired = "running"
+
+
+class VmResize(Model):
+    vcpus: int | None = Field(None, ge=VCPUS[0], le=VCPUS[1])
+    memory_mb: int | None = Field(None, ge=MEMORY_MB[0], le=MEMORY_MB[1])
+
+
+class VmStop(Model):
+    force: bool = Field(False, description="end the VM at once instead of asking the guest")
+
+
+class StatusChange(Model):
+    time: datetime
+    state: InstanceState
+    reason: str = ""
+    node: str | None = Field(None, description="the node that observed it (key)")
+
+
+class Instance(Model):
+    id: str
+    name: str
+    owner: str = Field(description="key of the node that created it")
+    image: str = Field(description="the image's digest")
+    image_name: str | None = None
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    gpus: int = 0
+    confidential: Confidential = "none"
+    desired: Desired
+    state: InstanceState
+    reason: str = Field("", description="why it is pending, failed or not as desired")
+    node: str | None = Field(None, description="key of the node it is placed on")
+    node_name: str | None = None
+    backend: str | None = Field(None, description="the VMM running it: cloud-hypervisor, qemu")
+    since: datetime | None = Field(None, description="when it entered its state")
+    uptime_s: float | None = Field(None, description="seconds running, while running")
+    serial_tail: list[str] = Field(default_factory=list,
+                                   description="last lines of serial output (when failed)")
+
+
+class InstanceList(Model):
+    instances: list[Instance]
+
+
+class InstanceDetail(Model):
+    instance: Instance
+    history: list[StatusChange] = Field(default_factory=list, description="oldest first")
+
+
+class SerialQuery(Model):
+    offset: int | None = Field(None, ge=0, description="byte offset to start at; default: tail")
+    tail_bytes: int = Field(16384, ge=0, le=1 << 20,
+                            description="without offset: this many bytes before the end")
+    follow: bool = Field(False, description="keep streaming as the guest writes")
+
+
+class SerialChunk(Model):
+    offset: int = Field(description="byte offset of `text` in the serial log")
+    text: str = Field(description="serial output, decoded as UTF-8 with replacement")
+
+
+class ImagePart(Model):
+    digest: str = Field(pattern=HEX_ID)
+    size: int
+
+
+class Image(Model):
+    digest: str = Field(pattern=HEX_ID, description="SHA-256 of the image's manifest")
+    name: str
+    size: int = Field(description="bytes of all its parts")
+    parts: dict[Literal["kernel", "initrd", "disk"], ImagePart]
+    cmdline: str = ""
+    added_by: str
+    local: bool = Field(description="every part is in this node's image store, verified")
+
+
+class ImageList(Model):
+    images: list[Image]
+
+
+class ImageImport(Model):
+    """Import files already on this node's disk (local callers only)."""
+
+    name: str = Field(pattern=NAME)
+    kernel: str = Field(description="path to the kernel (bzImage/vmlinuz)")
+    initrd: str | None = None
+    disk: str | None = Field(None, description="path to a raw root disk")
+    cmdline: str = Field("console=ttyS0", max_length=2048)
