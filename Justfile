@@ -38,5 +38,8 @@ system-packages:
 # The build tools (mkosi 24, systemd 254 from bookworm-backports) come from scripts/image-tools.sh.
 # Build the appliance image (image/mkosi.conf); prints the raw disk's path (as root under
 # /var/cache/formation-image, shared by every checkout on the machine; FORMATION_IMAGE_CACHE moves it).
+# ARGS: scripts/build-image.sh's options, e.g. `--cloud-hypervisor PATH` to ship that binary
+# (also FORMATION_CLOUD_HYPERVISOR); paths are taken from where just was called.
 image MIRROR="http://deb.debian.org/debian" *ARGS: setup
-    FORMATION_MIRROR="{{MIRROR}}" bash scripts/build-image.sh {{ARGS}}
+    cd "{{invocation_directory()}}" && FORMATION_MIRROR="{{MIRROR}}" \
+        bash "{{justfile_directory()}}/scripts/build-image.sh" {{ARGS}}

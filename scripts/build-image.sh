@@ -7,8 +7,11 @@
 # checkout): the tests and the benchmark share one build, and so do every clone and worktree on
 # the machine, since the cache lives outside the checkout.
 #
-# Usage: scripts/build-image.sh [--force] [--config DIR] [--name NAME]
+# Usage: scripts/build-image.sh [--force] [--config DIR] [--name NAME] [--cloud-hypervisor PATH]
 #   --config DIR   another mkosi configuration (the benchmark's minimal image); no project payload
+#   --cloud-hypervisor PATH  a cloud-hypervisor binary (x86-64, static as its releases are) to
+#                  ship as /usr/bin/cloud-hypervisor; without it the image has the QEMU backend
+#                  only. Also FORMATION_CLOUD_HYPERVISOR. Its bytes are part of the build's hash.
 #   FORMATION_IMAGE_CACHE  wheelhouse, mkosi's caches (incremental trees and downloaded packages)
 #                          and outputs (default /var/cache/formation-image as root, else
 #                          .cache/image in the checkout)
@@ -25,15 +28,33 @@ mirror=${FORMATION_MIRROR:-http://deb.debian.org/debian}
 force=no
 config=$repo/image
 name=formation
+cloud_hypervisor=${FORMATION_CLOUD_HYPERVISOR:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --force) force=yes ;;
     --config) config=$(cd "$2" && pwd); shift ;;
     --name) name=$2; shift ;;
+    --cloud-hypervisor) cloud_hypervisor=$2; shift ;;
     *) echo "build-image: unknown option $1" >&2; exit 64 ;;
   esac
   shift
 done
+
+if [ "$config" != "$repo/image" ]; then
+  # The environment's binary is for the appliance; another configuration builds without it.
+  cloud_hypervisor=
+fi
+if [ -n "$cloud_hypervisor" ]; then
+  # Refused before anything is built: a missing file, or something that is not an x86-64
+  # executable (ELF magic, e_machine 62 at offset 18), would only show when a VM fails to start.
+  if [ ! -f "$cloud_hypervisor" ] || [ ! -x "$cloud_hypervisor" ] \
+      || [ "$(head -c 4 "$cloud_hypervisor" | od -An -c | tr -d ' ')" != '177ELF' ] \
+      || [ "$(od -An -tu2 -j18 -N2 "$cloud_hypervisor" | tr -d ' ')" != 62 ]; then
+    echo "build-image: --cloud-hypervisor: $cloud_hypervisor is not an x86-64 executable" >&2
+    exit 64
+  fi
+  cloud_hypervisor=$(cd "$(dirname "$cloud_hypervisor")" && pwd)/$(basename "$cloud_hypervisor")
+fi
 
 mkosi=$(bash "$repo/scripts/image-tools.sh")
 mkdir -p "$cache/output" "$cache/mkosi-cache"
@@ -46,7 +67,8 @@ inputs=("${config#"$repo"/}" image)  # image/ holds what both images share (kern
 if [ "$config" = "$repo/image" ]; then
   inputs+=(formation pyproject.toml)
 fi
-hash=$(cd "$repo" && (cat scripts/build-image.sh; find "${inputs[@]}" -type f ! -name '*.pyc' \
+hash=$(cd "$repo" && (cat scripts/build-image.sh; [ -z "$cloud_hypervisor" ] \
+  || sha256sum <"$cloud_hypervisor"; find "${inputs[@]}" -type f ! -name '*.pyc' \
   -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)
 # One output directory per input hash, so checkouts at different commits do not rebuild over
 # each other; it appears (renamed into place) only once complete.
@@ -88,6 +110,10 @@ if [ "$config" = "$repo/image" ]; then
   # Wheels' C extensions often carry their debug information (megabytes each); tracebacks and
   # the code do not need it.
   find "$payload" -name '*.so' -exec strip --strip-debug {} +
+  if [ -n "$cloud_hypervisor" ]; then
+    echo "build-image: with Cloud Hypervisor from $cloud_hypervisor" >&2
+    install -D -m 0755 "$cloud_hypervisor" "$payload/usr/bin/cloud-hypervisor"
+  fi
   payload_args=(--extra-tree="$payload")
 fi
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,51 @@ def test_node_starts_early_and_first_while_booting() -> None:
     # Not ordered after the network, so the network must outlive networkd's stop at shutdown.
     network = unit_settings(OVERLAY / "etc/systemd/network/80-formation-dhcp.network")
     assert network["KeepConfiguration"] == ["yes"]
+
+
+STOP_LEFTOVERS = OVERLAY / "usr/libexec/formation/stop-leftovers"
+# A node stand-in: one child in its own session (a VMM, with a child of its own), one in the
+# node's session (wireguard-go, say). It prints their pids and then reaps the second one, so a
+# stopped helper does not linger as a zombie that `kill -0` still finds.
+NODE = """
+import subprocess, sys
+helper = subprocess.Popen(["sleep", "300"])
+vmm = subprocess.Popen(["sh", "-c", "sleep 300 & echo $!; wait"], start_new_session=True,
+                       stdout=subprocess.PIPE, text=True)
+print(helper.pid, vmm.pid, vmm.stdout.readline().strip(), flush=True)
+helper.wait()
+sys.stdin.read()
+"""
+
+
+def test_node_restart_keeps_vmms_and_stops_the_rest(tmp_path: Path) -> None:
+    """KillMode=process keeps the VMMs (each in its own session) through a node restart;
+    stop-leftovers, the unit's ExecStopPost, stops what else the node left, as systemd's
+    default control-group mode would have."""
+    unit = unit_settings(OVERLAY / "usr/lib/systemd/system/formation-node.service")
+    assert unit["KillMode"] == ["process"]
+    assert unit["ExecStopPost"] == ["/usr/libexec/formation/stop-leftovers"]
+    assert os.access(STOP_LEFTOVERS, os.X_OK)
+    node = subprocess.Popen([sys.executable, "-c", NODE], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    vmm_group = None
+    try:
+        assert node.stdout is not None
+        helper, vmm, vmm_child = (int(pid) for pid in node.stdout.readline().split())
+        vmm_group = os.getpgid(vmm)
+        # The unit's cgroup once the node has exited: its leftovers, not the node itself.
+        procs = tmp_path / "cgroup.procs"
+        procs.write_text(f"{helper}\n{vmm}\n{vmm_child}\n")
+        done = subprocess.run(["sh", str(STOP_LEFTOVERS), str(procs)], capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert f"stopping what the node left running: {helper}" in done.stderr
+        assert not Path(f"/proc/{helper}").exists(), "the node's helper must be stopped"
+        for pid in (vmm, vmm_child):
+            assert Path(f"/proc/{pid}").exists(), "a VMM's session must survive the restart"
+            os.kill(pid, 0)
+    finally:
+        if vmm_group is not None:
+            os.killpg(vmm_group, signal.SIGKILL)
+        node.kill()
+        node.wait(10)
