@@ -38,6 +38,7 @@ PERIODIC_S = 2.0  # liveness of VMs and members; state changes wake the loop at 
 GONE_CHECK_S = 0.25  # while booting: has the VMM exited
 STOP_POLL_S = 0.2
 REASON_CHARS = 300
+RETRY_S = 5.0  # a failure to get the image (no peer answered yet) is tried again after this
 
 Ensure = Callable[[str], Awaitable[dict[str, Path]]]  # image digest -> part -> verified file
 Find = Callable[[str], Awaitable[dict[str, Any] | None]]  # image digest -> its catalog entry
@@ -98,6 +99,7 @@ class Reconciler:
         self._locks: dict[str, asyncio.Lock] = {}
         self._written: dict[str, tuple[Any, ...]] = {}  # instance -> last status written
         self._failed: dict[str, tuple[Any, ...]] = {}  # instance -> _sig of the failed boot
+        self._retry_at: dict[str, float] = {}  # instance -> when a transient failure retries
         self._force: set[str] = set()  # instances to stop without the grace period
         self._dirs: set[str] = set()
         self._wake = asyncio.Event()
@@ -292,7 +294,10 @@ class Reconciler:
                                        run.vcpus, run.memory_mb)
                 return
         if self._failed.get(inst_id) == _sig(inst):
-            return  # stays failed until its desired state changes
+            retry = self._retry_at.get(inst_id)
+            if retry is None or time.monotonic() < retry:
+                return  # stays failed until its desired state changes (or the retry is due)
+        self._retry_at.pop(inst_id, None)
         await self._start(inst_id, t, placement, boot, vcpus, memory_mb)
 
     async def _alive(self, run: Running) -> bool:
@@ -338,7 +343,12 @@ class Reconciler:
             await self._fail(inst_id, t, f"image: no image {digest[:16]} in the network")
             return
         self.publish("progress", {"instance": inst_id, "stage": "image"})
-        files = await self.ensure(digest)
+        try:
+            files = await self.ensure(digest)
+        except Exception as exc:  # no peer has it yet, or none answered: tried again
+            self._retry_at[inst_id] = time.monotonic() + RETRY_S
+            await self._fail(inst_id, t, f"image: {_one_line(exc)}")
+            return
         wd = self.run_dir / inst_id
         await asyncio.to_thread(wd.mkdir, parents=True, exist_ok=True)
         self._dirs.add(inst_id)

@@ -15,7 +15,7 @@ FIRST_BYTE_POLL_S = 0.002  # Running is written within a few ms of the guest's f
 FOLLOW_POLL_S = 0.1  # a person following the log does not see 100 ms
 CHUNK = 16384
 TAIL_LINES = 20
-TAIL_LINE_CHARS = 160  # a status op is at most 4 KiB: 20 lines of this fit
+TAIL_LINE_CHARS = 120  # a status op is at most 4 KiB: 20 lines of this and a reason fit
 
 
 def size_of(path: Path) -> int:
