@@ -28,6 +28,7 @@ from formation.node.p2p.component import P2PComponent
 from formation.node.state.component import StateComponent
 from formation.node.state.wire import OpWire
 from formation.node.vmm.component import VmmComponent
+from formation.node.vmm.images.component import ImagesComponent
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Parts:
     console: ConsoleSupport  # what the console shows of the host
     ssh: SshAccess  # who gets the console over SSH
     host_network: HostNetwork  # the host's interfaces and underlay settings
+    images: ImagesComponent  # workload images: the blob store, its API, fetching from peers
     vmm: VmmComponent  # the VMs placed here: backend, reconciler, VM API (starts after ready)
 
     def in_start_order(self) -> list[Component]:
@@ -59,6 +61,7 @@ def build_parts(settings: NodeSettings) -> Parts:
     state = StateComponent()
     discovery = DiscoveryComponent(followed, state.network_hex)
     p2p = P2PComponent(discovery, routes, followed)
+    images = ImagesComponent(state, routes.api_address)
     return Parts(
         underlay=underlay,
         state=state,
@@ -70,7 +73,8 @@ def build_parts(settings: NodeSettings) -> Parts:
         console=ConsoleSupport(),
         ssh=SshAccess(state),
         host_network=HostNetwork(LOCAL_HOST),
-        vmm=VmmComponent(state, p2p),
+        images=images,
+        vmm=VmmComponent(state, p2p, images),
     )
 
 

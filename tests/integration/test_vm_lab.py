@@ -11,10 +11,10 @@ import shutil
 from typing import Any
 
 import pytest
-from bench.support.guest_kit import GuestKit, Unavailable, build_guest_kit
 from lab_running import cli, running_lab
 from waiting import until
 
+from bench.support.guest_kit import GuestKit, Unavailable, build_guest_kit
 from formation.lab import Lab
 from tests.conftest import needs_root
 

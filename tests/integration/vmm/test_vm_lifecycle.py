@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.support.guest_kit import BROKEN_MARKER, GUEST_UP, GuestKit
 from vm_node import found, running_node, serial_text, show, state_of, vm_settings, vmm_processes
 from waiting import until
 
+from bench.support.guest_kit import BROKEN_MARKER, GUEST_UP, GuestKit
 from formation.api import vm_models as vm
 from formation.api import vm_routes
 from formation.api.client import NodeClient
