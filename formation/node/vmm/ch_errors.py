@@ -51,7 +51,7 @@ def error_chain(raw: bytes) -> list[str] | None:
         return chain or None
     if isinstance(value, dict) and isinstance(value.get("error"), str):
         # micro_http appends this to every refusal; it says nothing to a user.
-        text = value["error"].split("All previous unanswered requests")[0]
+        text = value["error"].split("All previous unanswered requests")[0].strip()
         return [text]
     return None
 
