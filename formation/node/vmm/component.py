@@ -80,13 +80,12 @@ class VmmComponent:
                 pass
             finally:
                 service.bus.unsubscribe(probed)
-        try:
-            self.driver, self.driver_why = select_driver(service.settings,
-                                                         service.prober.current)
-        except Exception as exc:
-            self.error = f"no VMM backend: {exc}"
-            log.warning("vmm: no backend", extra={"fields": {"error": str(exc)}})
+        driver, self.driver_why = select_driver(service.settings, service.prober.current)
+        if driver is None:
+            self.error = f"no VMM backend: {self.driver_why}"
+            log.warning("vmm: no backend", extra={"fields": {"why": self.driver_why}})
             return
+        self.driver = driver
         log.info("vmm backend selected", extra={"fields": {
             "backend": self.driver.name, "why": self.driver_why}})
         reconciler = Reconciler(self.state.require_store(), self.driver, self.me, self.run_dir,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from vm_node import found, op_count, running_node, vm_settings
+from vm_node import found, op_count, running_node, state_of, vm_settings
+from waiting import until
 
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
@@ -25,6 +26,10 @@ def image_files(short_tmp: Path) -> dict[str, str]:
     kernel.write_bytes(b"not really a kernel" * 100)
     initrd.write_bytes(b"not really an initrd" * 100)
     return {"kernel": str(kernel), "initrd": str(initrd)}
+
+
+async def _stopped(client: NodeClient, ref: str) -> bool:
+    return await state_of(client, ref) == "stopped"
 
 
 async def _refused(client: NodeClient, status: int, field: str, endpoint, body=None,
@@ -49,6 +54,8 @@ async def test_refusals_name_the_field_and_write_nothing(short_tmp: Path,
         first = await client.call(vm_routes.vm_create,
                                   vm.VmCreate(image="img", name="one", desired="stopped"))
         assert first.state in ("pending", "placed", "stopped")
+        # the reconciler claims it and reports it stopped; after that nothing writes
+        await until(lambda: _stopped(client, "one"), 30, what="one claimed and stopped")
 
         await _refused(client, 404, "image", vm_routes.vm_create, vm.VmCreate(image="nope"))
         await _refused(client, 409, "name", vm_routes.vm_create,
@@ -90,6 +97,7 @@ async def test_a_member_that_is_not_owner_or_admin_changes_nothing(
         await client.call(vm_routes.image_import, vm.ImageImport(name="img", **image_files))
         await client.call(vm_routes.vm_create,
                           vm.VmCreate(image="img", name="mine", desired="stopped"))
+        await until(lambda: _stopped(client, "mine"), 30, what="mine claimed and stopped")
         address = node.listen_addresses()[1].removeprefix("tcp:")
         async with NodeClient.tcp(address, member) as hostile:
             assert [i.name for i in (await hostile.call(vm_routes.vm_list)).instances] == \
