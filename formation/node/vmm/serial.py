@@ -15,6 +15,7 @@ FIRST_BYTE_POLL_S = 0.002  # Running is written within a few ms of the guest's f
 FOLLOW_POLL_S = 0.1  # a person following the log does not see 100 ms
 CHUNK = 16384
 TAIL_LINES = 20
+CAUSES = ("Kernel panic", "Attempted to kill init", "Unable to mount root")
 TAIL_LINE_CHARS = 120  # a status op is at most 4 KiB: 20 lines of this and a reason fit
 
 
@@ -54,7 +55,11 @@ def tail_lines(path: Path, lines: int = TAIL_LINES) -> list[str]:
     raw = _read(path, max(0, size - 8192), 8192)
     text = raw.decode(errors="replace").replace("\r", "")
     found = [line[:TAIL_LINE_CHARS] for line in text.split("\n") if line.strip()]
-    return found[-lines:]
+    tail = found[-lines:]
+    # a panic's stack trace pushes its cause out of the tail: keep the line that says why
+    cause = next((line for line in reversed(found[:-lines]) if any(
+        mark in line for mark in CAUSES)), None)
+    return [cause, *tail[1:]] if cause is not None and len(tail) == lines else tail
 
 
 async def chunks(path: Path, offset: int | None, tail_bytes: int,
