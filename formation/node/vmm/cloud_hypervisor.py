@@ -288,6 +288,25 @@ class CloudHypervisorDriver:
                                f"{self.start_timeout_s:g} s")
             await asyncio.sleep(0.02)
 
+    async def probe_features(self) -> frozenset[str]:
+        """The build's features without starting a VM (`--version -v`), for an offer or
+        `formation doctor` that must not promise a confidential VM the build would ignore.
+        Empty when the binary does not say (or cannot run)."""
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.binary, "--version", "-v", stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await asyncio.wait_for(process.communicate(), self.start_timeout_s)
+        except (OSError, TimeoutError):
+            return frozenset()
+        for line in out.decode("utf-8", "replace").splitlines()[:20]:
+            if line.startswith("Enabled features:"):
+                names = line.split(":", 1)[1].strip(" []")
+                self.features = frozenset(n.strip(' "') for n in names.split(",")
+                                          if n.strip(' "'))
+                return self.features
+        return frozenset()
+
     async def _learn(self, machine: CloudHypervisorMachine) -> None:
         """Remember the build's version and features (vmm.ping) for later refusals."""
         pong = await machine.api.get("vmm.ping")

@@ -344,3 +344,11 @@ async def test_hostile_vmm_answers_are_bounded_simulator(tmp_path: Path) -> None
         single_line(message)
         assert "\x07" not in message and "pwned\x07" not in message
         assert expected in message, message
+
+
+async def test_probe_features_of_a_simulator_build(tmp_path: Path) -> None:
+    binary = write_wrapper(tmp_path / "bin", features="kvm,io_uring,sev_snp")
+    driver = CloudHypervisorDriver(str(binary))
+    assert await driver.probe_features() == {"kvm", "io_uring", "sev_snp"}
+    assert driver.features == {"kvm", "io_uring", "sev_snp"}
+    assert await CloudHypervisorDriver(str(tmp_path / "none")).probe_features() == frozenset()

@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench.support.ch_simulator import ROUTES, SPEC_FILE, load_spec, make_app, new_simulator, \
-    spec_routes
+from bench.support.ch_simulator import (
+    ROUTES,
+    SPEC_FILE,
+    load_spec,
+    make_app,
+    new_simulator,
+    spec_routes,
+)
 
 
 @pytest.fixture(scope="module")
