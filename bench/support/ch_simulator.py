@@ -17,7 +17,9 @@ body refuse one. Every request body is validated against the spec file (with the
 stricter `required` lists); an invalid one gets 400 and the validation message.
 
 While the VM runs it writes a boot marker line to the serial file of its config, so the
-reconciler and the console see serial output without a guest. Environment:
+reconciler and the console see serial output without a guest; a kernel command line holding
+`ch_simulator.panic` plays a guest that panics at boot (panic lines on serial, then it is off:
+vm.info says Created), for the Failed-with-serial-tail paths. Environment:
 - CH_SIMULATOR_FEATURES: the build's features for vmm.ping (default "kvm,io_uring"), e.g.
   "kvm,io_uring,sev_snp,igvm" to play a confidential-capable build;
 - CH_SIMULATOR_CAPTURE: a file to which each request is appended as one JSON line
@@ -52,6 +54,7 @@ VERSION = "v53.0"
 DEFAULT_FEATURES = "kvm,io_uring"
 REPO = Path(__file__).resolve().parents[2]
 DROPPED = "\nAll previous unanswered requests will be dropped."
+PANIC = "ch_simulator.panic"  # on the kernel command line: the played guest panics at boot
 
 # endpoint -> (method, request body schema or None). Written out, not read from the spec file,
 # so that the routes test compares two independent lists.
@@ -329,6 +332,12 @@ class Simulator:
         assert self.config is not None
         self.state, self.booted_at = "Running", time.monotonic()
         cpus, memory = self.config.get("cpus", {}), self.config.get("memory", {})
+        if PANIC in self.config["payload"].get("cmdline", ""):
+            self._serial("[    0.000000] Linux version 6.1.0 (ch-simulator)")
+            self._serial(f"[    0.420000] Kernel panic - not syncing: {PANIC} on the kernel "
+                         f"command line")
+            self._guest_off()
+            return
         self._serial(f"[ch-simulator] guest booted: {cpus.get('boot_vcpus', 1)} vCPUs, "
                      f"{memory.get('size', 512 * MIB) // MIB} MiB, cmdline "
                      f"{self.config['payload'].get('cmdline', '')!r}")
@@ -437,11 +446,16 @@ class Simulator:
             raise self._not_running("Error triggering power button")
         if self.state == "Running":  # the guest powers off at once
             self._serial("[ch-simulator] power button: guest powered off")
-            self.state = None
-            if not self.no_shutdown:
-                self.config = None
-                self.exit_after_answer = True
+            self._guest_off()
         return 204, None
+
+    def _guest_off(self) -> None:
+        """The guest ended itself: the binary with --no-shutdown drops the VM (Created),
+        without it the VMM exits."""
+        self.state = None
+        if not self.no_shutdown:
+            self.config = None
+            self.exit_after_answer = True
 
     def do_vm_delete(self, _: Any) -> tuple[int, Any]:
         self.state, self.config = None, None
