@@ -40,11 +40,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from aiohttp import web
-from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+if TYPE_CHECKING:  # imported where used: `--version` answers without loading them
+    from aiohttp import web
+    from openapi_schema_validator import OAS30Validator
 
 SPEC_FILE = Path(__file__).with_name("cloud-hypervisor-v53.0.yaml")
 API_ROOT = "/api/v1/"
@@ -117,8 +119,9 @@ NOT_SIMULATED = {
 
 
 def load_spec(path: Path = SPEC_FILE) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with path.open() as handle:
-        spec: dict[str, Any] = yaml.safe_load(handle)
+        spec: dict[str, Any] = yaml.load(handle, Loader=loader)  # a safe loader, C if built
     return spec
 
 
@@ -170,6 +173,8 @@ class Validators:
         """The first validation error, as `field: message`; None when valid."""
         validator = self._cache.get(name)
         if validator is None:
+            from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
             root = {"$ref": f"#/components/schemas/{name}",
                     "components": {"schemas": self.schemas}}
             validator = self._cache[name] = OAS30Validator(
@@ -254,6 +259,7 @@ class Simulator:
     # -- HTTP ------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
         endpoint = request.path[len(API_ROOT):] if request.path.startswith(API_ROOT) else ""
         record: dict[str, Any] = {"method": request.method, "endpoint": endpoint}
         try:
@@ -539,6 +545,7 @@ class Simulator:
 
 
 def make_app(simulator: Simulator) -> web.Application:
+    from aiohttp import web
     app = web.Application(client_max_size=4 * MAX_BODY)
     app.router.add_route("*", "/{tail:.*}", simulator.handle)
     return app
@@ -546,13 +553,15 @@ def make_app(simulator: Simulator) -> web.Application:
 
 def new_simulator(features: list[str] | None = None, no_shutdown: bool = False,
                   capture: Path | None = None) -> Simulator:
-    if features is None:
-        features = [f for f in os.environ.get("CH_SIMULATOR_FEATURES",
-                                              DEFAULT_FEATURES).split(",") if f]
-    return Simulator(features, no_shutdown, capture)
+    return Simulator(env_features() if features is None else features, no_shutdown, capture)
+
+
+def env_features() -> list[str]:
+    return [f for f in os.environ.get("CH_SIMULATOR_FEATURES", DEFAULT_FEATURES).split(",") if f]
 
 
 async def serve(socket: Path, simulator: Simulator) -> None:
+    from aiohttp import web
     runner = web.AppRunner(make_app(simulator), handle_signals=True)
     await runner.setup()
     socket.unlink(missing_ok=True)
@@ -590,16 +599,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-shutdown", action="store_true")
     parser.add_argument("--log-file")
     args, _unknown = parser.parse_known_args(argv)
-    simulator = new_simulator(
-        no_shutdown=args.no_shutdown,
-        capture=Path(os.environ["CH_SIMULATOR_CAPTURE"])
-        if os.environ.get("CH_SIMULATOR_CAPTURE") else None)
     if args.version:
         print(f"cloud-hypervisor {VERSION}")
         print("Migration Protocol Versions: 1.0")
         if args.v:
-            print(f"Enabled features: {json.dumps(simulator.features)}")
+            print(f"Enabled features: {json.dumps(env_features())}")
         return 0
+    simulator = new_simulator(
+        no_shutdown=args.no_shutdown,
+        capture=Path(os.environ["CH_SIMULATOR_CAPTURE"])
+        if os.environ.get("CH_SIMULATOR_CAPTURE") else None)
     if not args.api_socket or not args.api_socket.startswith("path="):
         print("Error: --api-socket path=<path> is required by the simulator", file=sys.stderr)
         return 1
