@@ -111,7 +111,10 @@ def test_image_add_must_match_its_parts(base) -> None:
     cases = [({**good, "digest": "0" * 64}, "payload.digest: expected the SHA-256"),
              ({**good, "size": 11}, "payload.size: expected the sum"),
              ({k: v for k, v in good.items() if k != "parts"}, "payload.parts: expected"),
-             ({**good, "parts": {"kernel": {"digest": "x", "size": 1}}}, "payload.parts"),
+             ({**good, "parts": {"kernel": {"digest": "x", "size": 1}}},
+              "payload.parts.kernel.digest: expected a SHA-256"),
+             ({**good, "parts": {**good["parts"], "bios": {"digest": "0" * 64, "size": 0}}},
+              "payload.parts: unknown part 'bios'"),
              ({**good, "cmdline": 5}, "payload.cmdline")]
     for payload, message in cases:
         v = verdict(r, craft(B, r, "image.add", payload))
@@ -147,6 +150,10 @@ def test_update_carries_a_boot_counter(base) -> None:
     inst = create(r, "web")
     write(r, B, "instance.update", {"instance": inst.id.hex(), "boot": 3})
     assert r.view("instances")[0]["boot"] == 3
+    write(r, ADMIN, "instance.update", {"instance": inst.id.hex(), "boot": 2})
+    assert r.view("instances")[0]["boot"] == 3  # a restart counter never goes back
+    write(r, ADMIN, "instance.update", {"instance": inst.id.hex(), "boot": 4})
+    assert r.view("instances")[0]["boot"] == 4 and r.rebuild()["equal"] is True
     for bad in (-1, "4", True):
         v = verdict(r, craft(B, r, "instance.update", {"instance": inst.id.hex(), "boot": bad}))
         assert v.status == "refused" and v.message.startswith("payload.boot")
