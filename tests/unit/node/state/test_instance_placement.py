@@ -262,3 +262,30 @@ def test_a_deleted_instance_frees_its_room(base) -> None:
     assert decisions(r)[small.id.hex()].reason.startswith("pinned to h1, which has no room")
     write(r, B, "instance.delete", {"instance": big.id.hex()})
     assert decisions(r)[small.id.hex()].candidate == N1.public_key_hex
+
+
+async def test_the_store_serves_the_history_and_this_node_claims_itself(short_tmp) -> None:
+    from formation.node.state.store import StateStore
+
+    me = NodeIdentity.generate()
+    store = await StateStore.open(short_tmp / "s.db", me)
+    try:
+        await store.create_network("lab", "10.42.0.0/16")
+        await store.append("node.record", {"name": "h1", "resources": OFFER})
+        inst = await store.append("instance.create", {"name": "web", "spec": spec()})
+        [d] = decide(await store.view("instances"), await store.view("nodes"),
+                     {me.public_key_hex}).values()
+        assert d.candidate == me.public_key_hex
+        claim = await store.append("instance.place", {"instance": inst.id.hex(),
+                                                      "node": me.public_key_hex})
+        for state in ("placed", "booting", "running"):
+            await store.append("instance.status", {
+                "instance": inst.id.hex(), "placement": claim.id.hex(),
+                "observed": {"state": state, "since_ms": 1, "backend": "qemu"}})
+        history = await store.instance_history(inst.id.hex())
+        assert [h["observed"]["state"] for h in history] == ["placed", "booting", "running"]
+        assert {h["node"] for h in history} == {me.public_key_hex}
+        [d] = decide(await store.view("instances"), await store.view("nodes"), []).values()
+        assert d.node == me.public_key_hex  # held even while not seen live
+    finally:
+        await store.close()
