@@ -136,6 +136,35 @@ async def test_an_image_added_through_the_api_on_a_is_ensured_by_name_on_b(nodes
         [listed] = (await client.call(vm_routes.image_list)).images
     assert listed.digest == image.digest and listed.local
 
+    def published(node: Node) -> list[tuple[str, dict]]:
+        sub = node.service.bus.subscribe("images", since=0)
+        node.service.bus.unsubscribe(sub)
+        return _drain(sub)
+
+    assert [k for k, _ in published(a)] == ["imported"]
+    [(kind, data)] = published(b)
+    assert kind == "fetched" and data["parts"] == ["disk", "kernel"]
+    assert data["bytes"] == image.size
+
+    # removed on A: B frees its copies once the image.remove reaches it
+    async with NodeClient.unix(a.service.settings.api.socket) as client:
+        await client.call(vm_routes.image_delete, image="web")
+    assert leftovers(a) == []
+
+    def b_freed() -> bool:
+        return leftovers(b) == []
+
+    await until(b_freed, 20, what="b to free the removed image's blobs",
+                context=lambda: leftovers(b))
+
+
+def _drain(sub) -> list[tuple[str, dict]]:
+    out = []
+    while not sub.queue.empty():
+        event = sub.queue.get_nowait()
+        out.append((event.kind, event.data))
+    return out
+
 
 async def test_a_blob_altered_on_the_serving_node_is_refused_and_nothing_is_kept(nodes, files):
     a, b = nodes
