@@ -80,6 +80,17 @@ def _runs_this_vm(pid: int, spec: MachineSpec) -> bool:
     return str(spec.workdir / qemu_args.QMP_SOCKET).encode() in cmdline
 
 
+def _machine_of(pid: int) -> qemu_args.Machine:
+    """The machine type a running QEMU was started with (an adopting driver may prefer
+    another for new VMs)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "microvm"
+    kinds = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == b"-M"]
+    return "q35" if kinds and kinds[0] == b"q35" else "microvm"
+
+
 def _last_line(path: Path) -> str:
     try:
         lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
@@ -90,9 +101,11 @@ def _last_line(path: Path) -> str:
 
 class QemuMachine:
     def __init__(self, spec: MachineSpec, pid: int,
-                 process: asyncio.subprocess.Process | None = None) -> None:
+                 process: asyncio.subprocess.Process | None = None,
+                 machine: qemu_args.Machine = "microvm") -> None:
         self.spec = spec
         self._pid = pid
+        self._machine = machine
         self._process = process  # ours when we started it; None when adopted
         self._lock = asyncio.Lock()
 
@@ -196,7 +209,7 @@ class QemuMachine:
         if vcpus == current.vcpus and memory_mb == current.memory_mb:
             return True
         spec = self.spec
-        if (not qemu_args.can_hotplug(spec) or memory_mb != current.memory_mb
+        if (not qemu_args.can_hotplug(spec, self._machine) or memory_mb != current.memory_mb
                 or vcpus < current.vcpus or vcpus > (spec.max_vcpus or spec.vcpus)):
             return False
         slots = await self._qmp("query-hotpluggable-cpus")
@@ -252,10 +265,14 @@ async def _close(client: QMPClient) -> None:
 class QemuDriver:
     name = "qemu"
 
-    def __init__(self, binary: str, accel: Accel, sysfs: Path = Path("/sys")) -> None:
+    def __init__(self, binary: str, accel: Accel, sysfs: Path = Path("/sys"),
+                 machine: qemu_args.Machine = "microvm") -> None:
+        """`machine`: the machine type of VMs without GPUs; q35 boots slower (firmware) but
+        can add vCPUs live up to a spec's max_vcpus."""
         self.binary = binary
         self.accel = accel
         self.sysfs = sysfs
+        self.machine = machine
 
     def refusal(self, spec: MachineSpec) -> str | None:
         if spec.confidential != "none":
@@ -277,7 +294,7 @@ class QemuDriver:
         if why is not None:
             raise VmmError(why)
         await asyncio.to_thread(self._prepare, spec)
-        args = qemu_args.qemu_args(spec, self.binary, self.accel)
+        args = qemu_args.qemu_args(spec, self.binary, self.accel, self.machine)
         stderr = await asyncio.to_thread((spec.workdir / qemu_args.STDERR_LOG).open, "ab")
         try:
             process = await asyncio.create_subprocess_exec(
@@ -304,7 +321,7 @@ class QemuDriver:
                     raise VmmError(f"VM {spec.name}: QEMU did not answer on QMP within "
                                    f"{START_TIMEOUT_S:g} s") from None
                 await asyncio.sleep(0.02)
-        return QemuMachine(spec, process.pid, process)
+        return QemuMachine(spec, process.pid, process, self.machine)
 
     @staticmethod
     def _prepare(spec: MachineSpec) -> None:
@@ -321,7 +338,8 @@ class QemuDriver:
                 # Running but silent: starting it again would run the VM twice.
                 raise VmmError(f"VM {spec.name}: QEMU (pid {pid}) runs but does not answer on "
                                f"QMP: {exc or type(exc).__name__}") from exc
-            return QemuMachine(spec, pid)
+            kind = await asyncio.to_thread(_machine_of, pid)
+            return QemuMachine(spec, pid, machine=kind)
         if spec.workdir.exists():
             await asyncio.to_thread(_remove_stale, spec)
         return None

@@ -4,8 +4,9 @@ service finds the VM again from them alone.
 
 Choices, and why:
   - microvm: a minimal machine (no PCI, no firmware; virtio-mmio devices described in ACPI) that
-    boots a kernel fastest. It cannot hotplug CPUs or memory. q35 (PCI) is used only when GPUs
-    are passed through with vfio-pci, and then `-smp N,maxcpus=M` (M = spec.max_vcpus).
+    boots a kernel fastest. It cannot hotplug CPUs or memory. q35 (PCI, SeaBIOS: a slower boot)
+    when GPUs are passed through with vfio-pci, or when the driver is told to prefer it; then
+    `-smp N,maxcpus=M` (M = spec.max_vcpus) lets vCPUs be added live.
   - `-S`: the process starts with the VM created, not running; Machine.boot sends `cont`.
   - `-no-reboot`: a guest's reboot ends the VM (like Firecracker), so a kernel that panics with
     panic=-1 ends its VMM and is seen at once instead of looping. Machine.reboot still resets
@@ -20,6 +21,7 @@ Choices, and why:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from formation.node.vmm.machine import MachineSpec
 
@@ -34,18 +36,21 @@ def workdir_file(spec: MachineSpec, name: str) -> Path:
     return spec.workdir / name
 
 
-def machine_type(spec: MachineSpec) -> str:
-    return "q35" if spec.gpus else "microvm"
+Machine = Literal["microvm", "q35"]
 
 
-def can_hotplug(spec: MachineSpec) -> bool:
+def machine_type(spec: MachineSpec, default: Machine = "microvm") -> Machine:
+    return "q35" if spec.gpus else default
+
+
+def can_hotplug(spec: MachineSpec, default: Machine = "microvm") -> bool:
     """Whether vCPUs can be added live (q35 with room above the boot count); microvm cannot."""
-    return machine_type(spec) == "q35"
+    return machine_type(spec, default) == "q35"
 
 
-def _cmdline(spec: MachineSpec, accel: str) -> str:
+def _cmdline(spec: MachineSpec, accel: str, kind: Machine) -> str:
     cmdline = spec.cmdline
-    if accel == "tcg" and machine_type(spec) == "microvm" and "tsc_early_khz" not in cmdline:
+    if accel == "tcg" and kind == "microvm" and "tsc_early_khz" not in cmdline:
         cmdline = f"{cmdline} {TCG_TSC}".strip()
     return cmdline
 
@@ -54,8 +59,9 @@ def _disk_format(path: Path) -> str:
     return "qcow2" if path.suffix == ".qcow2" else "raw"
 
 
-def qemu_args(spec: MachineSpec, binary: str, accel: str) -> list[str]:
-    kind = machine_type(spec)
+def qemu_args(spec: MachineSpec, binary: str, accel: str, default: Machine = "microvm"
+              ) -> list[str]:
+    kind = machine_type(spec, default)
     # microvm devices hang off virtio-mmio ("-device"), q35's off PCI ("-pci").
     bus = "device" if kind == "microvm" else "pci"
     smp = str(spec.vcpus)
@@ -66,7 +72,7 @@ def qemu_args(spec: MachineSpec, binary: str, accel: str) -> list[str]:
         "-accel", accel, "-M", kind, "-cpu", "host" if accel == "kvm" else "max",
         "-smp", smp, "-m", f"{spec.memory_mb}M",
         "-nodefaults", "-no-user-config", "-display", "none", "-S", "-no-reboot",
-        "-kernel", str(spec.kernel), "-append", _cmdline(spec, accel),
+        "-kernel", str(spec.kernel), "-append", _cmdline(spec, accel, kind),
         "-chardev", f"socket,id=serial0,path={workdir_file(spec, CONSOLE_SOCKET)},server=on,"
                     f"wait=off,logfile={spec.serial_log},logappend=on",
         "-serial", "chardev:serial0",

@@ -66,3 +66,10 @@ def test_gpus_need_q35_with_vfio_pci_and_allow_cpu_hotplug() -> None:
     assert value(args, "-smp") == ["2,maxcpus=8"]
     assert value(args, "-append") == ["console=ttyS0"]  # q35 has a PIT: no TSC hint
     assert can_hotplug(gpu)
+
+
+def test_q35_by_choice_has_no_tsc_hint_and_hotplugs() -> None:
+    args = qemu_args(spec(max_vcpus=4), "qemu", "tcg", "q35")
+    assert value(args, "-M") == ["q35"] and value(args, "-smp") == ["2,maxcpus=4"]
+    assert value(args, "-append") == ["console=ttyS0"]
+    assert can_hotplug(spec(), "q35") and not can_hotplug(spec(), "microvm")
