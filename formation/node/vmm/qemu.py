@@ -311,6 +311,10 @@ class QemuDriver:
                 raise VmmError(f"VM {spec.name}: QEMU exited at start: "
                                f"{why or f'status {process.returncode}'}")
             try:
+                # QEMU creates the socket before it runs the monitor: no connect (and no
+                # logged connection error) before it exists.
+                if not (spec.workdir / qemu_args.QMP_SOCKET).exists():
+                    raise FileNotFoundError(qemu_args.QMP_SOCKET)
                 await _close(await _connect(spec))
                 break
             except (QMPError, OSError):
