@@ -77,7 +77,7 @@ def _runs_this_vm(pid: int, spec: MachineSpec) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
         return False
-    return str(spec.workdir / qemu_args.QMP_SOCKET).encode() in cmdline
+    return qemu_args.opt(spec.workdir / qemu_args.QMP_SOCKET).encode() in cmdline
 
 
 def _machine_of(pid: int) -> qemu_args.Machine:
@@ -290,7 +290,7 @@ class QemuDriver:
         return None
 
     async def create(self, spec: MachineSpec) -> QemuMachine:
-        why = self.refusal(spec)
+        why = self.refusal(spec) or qemu_args.socket_problem(spec)
         if why is not None:
             raise VmmError(why)
         await asyncio.to_thread(self._prepare, spec)

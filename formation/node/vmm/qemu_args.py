@@ -36,6 +36,23 @@ def workdir_file(spec: MachineSpec, name: str) -> Path:
     return spec.workdir / name
 
 
+SUN_PATH_MAX = 107  # bytes of a unix socket path (sockaddr_un.sun_path, NUL excluded)
+
+
+def socket_problem(spec: MachineSpec) -> str | None:
+    """A workdir too deep for its sockets (QEMU and the node both bind/connect by path)."""
+    longest = workdir_file(spec, CONSOLE_SOCKET)
+    if len(str(longest).encode()) > SUN_PATH_MAX:
+        return (f"vmm.run_dir: {longest} is longer than a unix socket path may be "
+                f"({SUN_PATH_MAX} bytes); choose a shorter run_dir")
+    return None
+
+
+def opt(value: object) -> str:
+    """A value inside a QEMU option string, where a comma separates options: doubled."""
+    return str(value).replace(",", ",,")
+
+
 Machine = Literal["microvm", "q35"]
 
 
@@ -68,26 +85,27 @@ def qemu_args(spec: MachineSpec, binary: str, accel: str, default: Machine = "mi
     if kind == "q35" and spec.max_vcpus and spec.max_vcpus > spec.vcpus:
         smp = f"{spec.vcpus},maxcpus={spec.max_vcpus}"
     args = [
-        binary, "-name", f"{spec.name},process=formation-{spec.instance[:12]}",
+        binary, "-name", f"{opt(spec.name)},process=formation-{spec.instance[:12]}",
         "-accel", accel, "-M", kind, "-cpu", "host" if accel == "kvm" else "max",
         "-smp", smp, "-m", f"{spec.memory_mb}M",
         "-nodefaults", "-no-user-config", "-display", "none", "-S", "-no-reboot",
         "-kernel", str(spec.kernel), "-append", _cmdline(spec, accel, kind),
-        "-chardev", f"socket,id=serial0,path={workdir_file(spec, CONSOLE_SOCKET)},server=on,"
-                    f"wait=off,logfile={spec.serial_log},logappend=on",
+        "-chardev", f"socket,id=serial0,path={opt(workdir_file(spec, CONSOLE_SOCKET))},"
+                    f"server=on,wait=off,logfile={opt(spec.serial_log)},logappend=on",
         "-serial", "chardev:serial0",
-        "-qmp", f"unix:{workdir_file(spec, QMP_SOCKET)},server=on,wait=off",
+        "-qmp", f"unix:{opt(workdir_file(spec, QMP_SOCKET))},server=on,wait=off",
         "-pidfile", str(workdir_file(spec, PID_FILE)),
     ]
     if spec.initrd is not None:
         args += ["-initrd", str(spec.initrd)]
     if spec.disk is not None:
-        args += ["-drive", f"id=disk0,if=none,file={spec.disk},format={_disk_format(spec.disk)}",
+        args += ["-drive", f"id=disk0,if=none,file={opt(spec.disk)},"
+                           f"format={_disk_format(spec.disk)}",
                  "-device", f"virtio-blk-{bus},drive=disk0"]
     for i, tap in enumerate(spec.taps):
         # No vhost-net on these hosts: the tap is served by QEMU's own thread.
-        args += ["-netdev", f"tap,id=net{i},ifname={tap},script=no,downscript=no",
+        args += ["-netdev", f"tap,id=net{i},ifname={opt(tap)},script=no,downscript=no",
                  "-device", f"virtio-net-{bus},netdev=net{i}"]
     for address in spec.gpus:
-        args += ["-device", f"vfio-pci,host={address}"]
+        args += ["-device", f"vfio-pci,host={opt(address)}"]
     return args
