@@ -377,3 +377,17 @@ async def test_cold_restart_in_the_same_workdir_starts_created_simulator(
         assert (await second.info()).state == "created"
     finally:
         await second.destroy()
+
+
+async def test_a_binary_that_is_missing_or_dies_at_start_is_one_line(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    with pytest.raises(VmmError, match=r"cannot start cloud-hypervisor .*No such file"):
+        await CloudHypervisorDriver(str(tmp_path / "nowhere")).create(spec)
+    dying = tmp_path / "dying"
+    dying.write_text("#!/bin/sh\necho 'Error: KVM is not available' >&2\nexit 1\n")
+    dying.chmod(0o755)
+    with pytest.raises(VmmError) as died:
+        await CloudHypervisorDriver(str(dying)).create(spec)
+    assert str(died.value) == ("cloud-hypervisor exited at start (code 1): Error: KVM is not "
+                               "available")
+    assert not (spec.workdir / "vmm.pid").exists()
