@@ -20,10 +20,10 @@ def _ok(item: Capability | None) -> bool:
     return item is not None and item.ok is True
 
 
-def _why_not(item: Capability | None, name: str) -> str:
+def _why_not(item: Capability | None) -> str:
     if item is None or item.ok is None:
-        return f"{name} not probed yet"
-    return f"{name}: {item.reason or 'unavailable'}"
+        return "not probed yet"
+    return item.reason or "unavailable"
 
 
 def _cloud_hypervisor(binary: str) -> Driver | None:
@@ -39,27 +39,30 @@ def _cloud_hypervisor(binary: str) -> Driver | None:
 
 def select_driver(settings: NodeSettings, capabilities: Capabilities
                   ) -> tuple[Driver | None, str]:
-    """The driver to run VMs with (None: none can run here) and one line saying why."""
+    """The driver to run VMs with (None: none can run here) and one line saying why, e.g.
+    "QEMU with TCG, software emulation (vmm.backend auto; no Cloud Hypervisor: ...; no KVM:
+    ...)"."""
     wanted = settings.vmm.backend
     kvm, qemu, ch = (capabilities.get(n) for n in ("kvm", "qemu", "cloud_hypervisor"))
     kvm_ok = _ok(kvm)
     ch_problem = (None if _ok(ch) and kvm_ok
-                  else _why_not(ch, "cloud-hypervisor") if not _ok(ch)
-                  else f"Cloud Hypervisor needs KVM ({_why_not(kvm, 'KVM')})")
+                  else _why_not(ch) if not _ok(ch)
+                  else f"it needs KVM, and {_why_not(kvm)}")
     if ch_problem is None and wanted != "qemu":
         driver = _cloud_hypervisor(settings.probe.cloud_hypervisor_binary)
         if driver is not None:
             found = f" {ch.summary}" if ch is not None and ch.summary else ""
-            return driver, (f"{wanted}: Cloud Hypervisor{found}: its binary answered and KVM "
-                            "boots guests")
+            return driver, (f"Cloud Hypervisor (vmm.backend {wanted}; {found.strip() or 'found'}"
+                            "; KVM boots guests)")
         ch_problem = "this build has no Cloud Hypervisor driver"
     if wanted == "cloud-hypervisor":
-        return None, f"vmm.backend is cloud-hypervisor, but {ch_problem}"
-    how = "qemu" if wanted == "qemu" else f"auto (not Cloud Hypervisor: {ch_problem})"
+        return None, f"none (vmm.backend cloud-hypervisor; no Cloud Hypervisor: {ch_problem})"
+    setting = "vmm.backend qemu" if wanted == "qemu" else \
+        f"vmm.backend auto; no Cloud Hypervisor: {ch_problem}"
     if not _ok(qemu):
-        return None, f"{how}: no VMM can run VMs here ({_why_not(qemu, 'qemu')})"
+        return None, f"none ({setting}; no QEMU: {_why_not(qemu)})"
     if kvm_ok:
         return (QemuDriver(settings.probe.qemu_binary, "kvm"),
-                f"{how}: QEMU with KVM (the probe booted a guest under it)")
+                f"QEMU with KVM ({setting}; the probe booted a guest under KVM)")
     return (QemuDriver(settings.probe.qemu_binary, "tcg"),
-            f"{how}: QEMU with TCG, software emulation ({_why_not(kvm, 'KVM')})")
+            f"QEMU with TCG, software emulation ({setting}; no KVM: {_why_not(kvm)})")

@@ -17,8 +17,9 @@ from formation.node.vmm import qemu_args
 from formation.node.vmm.machine import MachineGone, MachineSpec
 from formation.node.vmm.qemu import QemuDriver, QemuMachine
 
-pytestmark = pytest.mark.qemu
-BOOT_S = 40.0  # a ~2 s boot, on a machine shared by many test processes
+# A guest boots in ~2 s on an idle core, ~20 s on a machine shared by many test processes.
+pytestmark = [pytest.mark.qemu, pytest.mark.timeout(240)]
+BOOT_S = 60.0
 
 
 def spec_for(kit: GuestKit, workdir: Path, **changes: object) -> MachineSpec:
@@ -78,7 +79,7 @@ def driver() -> QemuDriver:
     return QemuDriver("qemu-system-x86_64", "tcg")
 
 
-async def test_lifecycle_create_boot_pause_shutdown_power_off_start_resize(
+async def test_lifecycle_create_boot_pause_resume_shutdown_boot_reboot(
         guest_kit: GuestKit, driver: QemuDriver, tmp_path: Path) -> None:
     spec = spec_for(guest_kit, tmp_path / "vm")
     machine = await driver.create(spec)
@@ -108,6 +109,21 @@ async def test_lifecycle_create_boot_pause_shutdown_power_off_start_resize(
         await until_serial(spec, GUEST_UP, count=3)
         assert (await machine.info()).state == "running"
 
+    finally:
+        pid = machine.pid
+        await machine.destroy()
+    assert await gone(machine)
+    assert pid is not None and not Path(f"/proc/{pid}").exists()
+    assert qemu_pids(spec.workdir) == []
+
+
+async def test_power_button_powers_off_then_start_again_and_resize_cold(
+        guest_kit: GuestKit, driver: QemuDriver, tmp_path: Path) -> None:
+    spec = spec_for(guest_kit, tmp_path / "vm")
+    machine = await driver.create(spec)
+    try:
+        await machine.boot()
+        await until_serial(spec, GUEST_UP)
         # The ACPI power button: the guest's acpid powers it off and QEMU exits.
         await machine.power_button()
         await until(lambda: gone(machine), BOOT_S, what="QEMU exit after the power button")
@@ -117,12 +133,11 @@ async def test_lifecycle_create_boot_pause_shutdown_power_off_start_resize(
         # Start again in the same workdir: the serial log keeps growing.
         machine = await driver.create(spec)
         await machine.boot()
-        await until_serial(spec, GUEST_UP, count=4)
+        await until_serial(spec, GUEST_UP, count=2)
         # microvm cannot hotplug: a resize asks for a cold restart; the same size is a no-op.
         assert await machine.resize(2, 256) is False
         assert await machine.resize(1, 256) is True
-        counters = await machine.counters()
-        assert isinstance(counters, dict)
+        assert (await machine.info()).vcpus == 1
     finally:
         pid = machine.pid
         await machine.destroy()
@@ -131,7 +146,7 @@ async def test_lifecycle_create_boot_pause_shutdown_power_off_start_resize(
     assert qemu_pids(spec.workdir) == []
 
 
-async def test_guest_with_a_root_disk_reads_its_marker(
+async def test_guest_with_a_root_disk_is_adopted_by_a_second_driver_and_runs_once(
         guest_kit: GuestKit, driver: QemuDriver, tmp_path: Path) -> None:
     workdir = tmp_path / "vm"
     workdir.mkdir()
@@ -141,23 +156,14 @@ async def test_guest_with_a_root_disk_reads_its_marker(
         str(overlay), "64M")
     assert await made.wait() == 0
     spec = spec_for(guest_kit, workdir, disk=overlay)
-    machine = await driver.create(spec)
-    try:
-        await machine.boot()
-        await until_serial(spec, f"{DISK_MARKER} {DISK_TEXT}")
-        counters = await machine.counters()
-        assert counters and max(c.get("rd-bytes", 0) for c in counters.values()) > 0, counters
-    finally:
-        await machine.destroy()
-
-
-async def test_second_driver_adopts_the_running_vm_and_nothing_runs_twice(
-        guest_kit: GuestKit, driver: QemuDriver, tmp_path: Path) -> None:
-    spec = spec_for(guest_kit, tmp_path / "vm")
     first = await driver.create(spec)
     try:
         await first.boot()
+        # The guest mounted its root disk (a qcow2 overlay over the kit's raw ext4 image).
+        await until_serial(spec, f"{DISK_MARKER} {DISK_TEXT}")
         await until_serial(spec, GUEST_UP)
+        counters = await first.counters()
+        assert counters and max(c.get("rd-bytes", 0) for c in counters.values()) > 0, counters
         # A restarted node service: a new driver object, only the spec (workdir) in hand.
         adopted = await QemuDriver("qemu-system-x86_64", "tcg").adopt(spec)
         assert adopted is not None
