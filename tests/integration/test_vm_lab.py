@@ -14,7 +14,7 @@ import pytest
 from lab_running import cli, running_lab
 from waiting import until
 
-from bench.support.guest_kit import GuestKit, Unavailable, build_guest_kit
+from bench.support.guest_kit import GUEST_UP, GuestKit, Unavailable, build_guest_kit
 from formation.lab import Lab
 from tests.conftest import needs_root
 
@@ -88,6 +88,15 @@ async def test_vms_are_placed_boot_and_share_the_last_capacity(lab: Lab, network
                             what="web running, the same node on every host",
                             context=lambda: f"h1..h3 see {seen}; {_logs(lab)}")
     assert placed_on in HOSTS
+    # another host relays its serial output from the node running it (signed node-to-node)
+    other = next(h for h in HOSTS if h != placed_on)
+
+    async def relayed() -> bool:
+        logs = await cli(lab, other, "vm", "logs", "web")
+        assert logs.returncode == 0, logs.stderr
+        return GUEST_UP in logs.stdout
+
+    await until(relayed, BOOT_S, every_s=1, what=f"the guest's marker in `vm logs` on {other}")
 
     # h3 has MEMORY (or MEMORY - 512 when web runs there) left: each of these needs 1024
     for name in ("big-a", "big-b"):
