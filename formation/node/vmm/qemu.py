@@ -77,7 +77,18 @@ def _runs_this_vm(pid: int, spec: MachineSpec) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
         return False
-    return str(spec.workdir / qemu_args.QMP_SOCKET).encode() in cmdline
+    return qemu_args.opt(spec.workdir / qemu_args.QMP_SOCKET).encode() in cmdline
+
+
+def _machine_of(pid: int) -> qemu_args.Machine:
+    """The machine type a running QEMU was started with (an adopting driver may prefer
+    another for new VMs)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "microvm"
+    kinds = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == b"-M"]
+    return "q35" if kinds and kinds[0] == b"q35" else "microvm"
 
 
 def _last_line(path: Path) -> str:
@@ -90,9 +101,11 @@ def _last_line(path: Path) -> str:
 
 class QemuMachine:
     def __init__(self, spec: MachineSpec, pid: int,
-                 process: asyncio.subprocess.Process | None = None) -> None:
+                 process: asyncio.subprocess.Process | None = None,
+                 machine: qemu_args.Machine = "microvm") -> None:
         self.spec = spec
         self._pid = pid
+        self._machine = machine
         self._process = process  # ours when we started it; None when adopted
         self._lock = asyncio.Lock()
 
@@ -196,7 +209,7 @@ class QemuMachine:
         if vcpus == current.vcpus and memory_mb == current.memory_mb:
             return True
         spec = self.spec
-        if (not qemu_args.can_hotplug(spec) or memory_mb != current.memory_mb
+        if (not qemu_args.can_hotplug(spec, self._machine) or memory_mb != current.memory_mb
                 or vcpus < current.vcpus or vcpus > (spec.max_vcpus or spec.vcpus)):
             return False
         slots = await self._qmp("query-hotpluggable-cpus")
@@ -252,10 +265,14 @@ async def _close(client: QMPClient) -> None:
 class QemuDriver:
     name = "qemu"
 
-    def __init__(self, binary: str, accel: Accel, sysfs: Path = Path("/sys")) -> None:
+    def __init__(self, binary: str, accel: Accel, sysfs: Path = Path("/sys"),
+                 machine: qemu_args.Machine = "microvm") -> None:
+        """`machine`: the machine type of VMs without GPUs; q35 boots slower (firmware) but
+        can add vCPUs live up to a spec's max_vcpus."""
         self.binary = binary
         self.accel = accel
         self.sysfs = sysfs
+        self.machine = machine
 
     def refusal(self, spec: MachineSpec) -> str | None:
         if spec.confidential != "none":
@@ -273,11 +290,11 @@ class QemuDriver:
         return None
 
     async def create(self, spec: MachineSpec) -> QemuMachine:
-        why = self.refusal(spec)
+        why = self.refusal(spec) or qemu_args.socket_problem(spec)
         if why is not None:
             raise VmmError(why)
         await asyncio.to_thread(self._prepare, spec)
-        args = qemu_args.qemu_args(spec, self.binary, self.accel)
+        args = qemu_args.qemu_args(spec, self.binary, self.accel, self.machine)
         stderr = await asyncio.to_thread((spec.workdir / qemu_args.STDERR_LOG).open, "ab")
         try:
             process = await asyncio.create_subprocess_exec(
@@ -294,6 +311,10 @@ class QemuDriver:
                 raise VmmError(f"VM {spec.name}: QEMU exited at start: "
                                f"{why or f'status {process.returncode}'}")
             try:
+                # QEMU creates the socket before it runs the monitor: no connect (and no
+                # logged connection error) before it exists.
+                if not (spec.workdir / qemu_args.QMP_SOCKET).exists():
+                    raise FileNotFoundError(qemu_args.QMP_SOCKET)
                 await _close(await _connect(spec))
                 break
             except (QMPError, OSError):
@@ -304,7 +325,7 @@ class QemuDriver:
                     raise VmmError(f"VM {spec.name}: QEMU did not answer on QMP within "
                                    f"{START_TIMEOUT_S:g} s") from None
                 await asyncio.sleep(0.02)
-        return QemuMachine(spec, process.pid, process)
+        return QemuMachine(spec, process.pid, process, self.machine)
 
     @staticmethod
     def _prepare(spec: MachineSpec) -> None:
@@ -321,7 +342,8 @@ class QemuDriver:
                 # Running but silent: starting it again would run the VM twice.
                 raise VmmError(f"VM {spec.name}: QEMU (pid {pid}) runs but does not answer on "
                                f"QMP: {exc or type(exc).__name__}") from exc
-            return QemuMachine(spec, pid)
+            kind = await asyncio.to_thread(_machine_of, pid)
+            return QemuMachine(spec, pid, machine=kind)
         if spec.workdir.exists():
             await asyncio.to_thread(_remove_stale, spec)
         return None

@@ -146,6 +146,27 @@ async def test_power_button_powers_off_then_start_again_and_resize_cold(
     assert qemu_pids(spec.workdir) == []
 
 
+async def test_q35_adds_vcpus_live_and_asks_a_cold_restart_beyond_its_ceiling(
+        guest_kit: GuestKit, tmp_path: Path) -> None:
+    driver = QemuDriver("qemu-system-x86_64", "tcg", machine="q35")
+    spec = spec_for(guest_kit, tmp_path / "vm", max_vcpus=3)
+    machine = await driver.create(spec)
+    try:
+        await machine.boot()
+        await until_serial(spec, GUEST_UP)
+        assert await machine.resize(2, 256) is True
+        assert (await machine.info()).vcpus == 2
+        assert await machine.resize(4, 256) is False  # beyond max_vcpus
+        assert await machine.resize(2, 512) is False  # no memory hotplug
+        assert await machine.resize(1, 256) is False  # no vCPU unplug
+        # A driver that prefers microvm adopts it and still knows it is a q35 that hotplugs.
+        adopted = await QemuDriver("qemu-system-x86_64", "tcg").adopt(spec)
+        assert adopted is not None and await adopted.resize(3, 256) is True
+        assert (await adopted.info()).vcpus == 3
+    finally:
+        await machine.destroy()
+
+
 async def test_guest_with_a_root_disk_is_adopted_by_a_second_driver_and_runs_once(
         guest_kit: GuestKit, driver: QemuDriver, tmp_path: Path) -> None:
     workdir = tmp_path / "vm"

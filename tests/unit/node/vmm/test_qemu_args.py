@@ -66,3 +66,20 @@ def test_gpus_need_q35_with_vfio_pci_and_allow_cpu_hotplug() -> None:
     assert value(args, "-smp") == ["2,maxcpus=8"]
     assert value(args, "-append") == ["console=ttyS0"]  # q35 has a PIT: no TSC hint
     assert can_hotplug(gpu)
+
+
+def test_q35_by_choice_has_no_tsc_hint_and_hotplugs() -> None:
+    args = qemu_args(spec(max_vcpus=4), "qemu", "tcg", "q35")
+    assert value(args, "-M") == ["q35"] and value(args, "-smp") == ["2,maxcpus=4"]
+    assert value(args, "-append") == ["console=ttyS0"]
+    assert can_hotplug(spec(), "q35") and not can_hotplug(spec(), "microvm")
+
+
+def test_commas_in_names_and_paths_cannot_add_options() -> None:
+    args = qemu_args(spec(name="a,b", workdir=Path("/run/v,m"),
+                          serial_log=Path("/run/v,m/serial.log"), disk=Path("/d/x,file=y.qcow2")),
+                     "qemu", "tcg")
+    assert value(args, "-name")[0].startswith("a,,b,process=")
+    assert "path=/run/v,,m/console.sock" in value(args, "-chardev")[0]
+    assert value(args, "-qmp") == ["unix:/run/v,,m/qmp.sock,server=on,wait=off"]
+    assert value(args, "-drive") == ["id=disk0,if=none,file=/d/x,,file=y.qcow2,format=qcow2"]

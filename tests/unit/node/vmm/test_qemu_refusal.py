@@ -60,3 +60,11 @@ async def test_create_refuses_before_starting_anything(tmp_path: Path) -> None:
 async def test_adopt_without_a_process_is_none(tmp_path: Path) -> None:
     driver = QemuDriver("qemu-system-x86_64", "tcg", sysfs=tmp_path)
     assert await driver.adopt(spec(tmp_path)) is None
+
+
+async def test_a_workdir_too_deep_for_its_sockets_is_refused_naming_run_dir(
+        tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    driver = QemuDriver("qemu-system-x86_64", "tcg", sysfs=tmp_path)
+    with pytest.raises(VmmError, match=r"^vmm\.run_dir: .* unix socket path"):
+        await driver.create(spec(tmp_path, workdir=deep, serial_log=deep / "serial.log"))
