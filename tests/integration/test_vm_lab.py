@@ -14,7 +14,7 @@ import pytest
 from lab_running import cli, running_lab
 from waiting import until
 
-from bench.support.guest_kit import GuestKit, Unavailable, build_guest_kit
+from bench.support.guest_kit import GUEST_UP, GuestKit, Unavailable, build_guest_kit
 from formation.lab import Lab
 from tests.conftest import needs_root
 
@@ -43,6 +43,16 @@ def guest_kit() -> GuestKit:
         pytest.skip(f"no test guest: {exc}")
 
 
+def _logs(lab: Lab) -> str:
+    """The lines of each host's node log that are about VMs (on a failure)."""
+    found = []
+    for host in HOSTS:
+        path = lab.log_path(host)
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        found += [f"{host}: {line[:300]}" for line in lines if "vm" in line.lower()][-15:]
+    return "\n".join(found)
+
+
 async def vm_json(lab: Lab, host: str, *args: str) -> Any:
     out = await cli(lab, host, "vm", *args, "--json")
     assert out.returncode == 0, f"{host} vm {args}: {out.stderr}"
@@ -65,15 +75,28 @@ async def test_vms_are_placed_boot_and_share_the_last_capacity(lab: Lab, network
                           "--memory", "512")
     assert first["name"] == "web"
 
+    seen: list[Any] = []
+
     async def running_everywhere() -> str | None:
         views = [(await listed(lab, h)).get("web", {}) for h in HOSTS]
+        seen[:] = [{k: v.get(k) for k in ("state", "reason", "node_name")} for v in views]
         nodes = {v.get("node_name") for v in views}
         ok = all(v.get("state") == "running" for v in views) and len(nodes) == 1
         return views[0]["node_name"] if ok else None
 
     placed_on = await until(running_everywhere, BOOT_S, every_s=1,
-                            what="web running, the same node on every host")
+                            what="web running, the same node on every host",
+                            context=lambda: f"h1..h3 see {seen}; {_logs(lab)}")
     assert placed_on in HOSTS
+    # another host relays its serial output from the node running it (signed node-to-node)
+    other = next(h for h in HOSTS if h != placed_on)
+
+    async def relayed() -> bool:
+        logs = await cli(lab, other, "vm", "logs", "web")
+        assert logs.returncode == 0, logs.stderr
+        return GUEST_UP in logs.stdout
+
+    await until(relayed, BOOT_S, every_s=1, what=f"the guest's marker in `vm logs` on {other}")
 
     # h3 has MEMORY (or MEMORY - 512 when web runs there) left: each of these needs 1024
     for name in ("big-a", "big-b"):

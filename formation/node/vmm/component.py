@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROBE_WAIT_S = 120.0  # the backend choice waits this long for the capability probe
+PROBE_POLL_S = 0.05
 ALIVE = ("alive",)
 
 
@@ -70,16 +71,12 @@ class VmmComponent:
     async def _run(self, service: NodeService) -> None:
         from formation.node.vmm.backend import select_driver
 
-        if service.prober.current.probed_at is None:  # the probe runs once the API serves
-            probed = service.bus.subscribe(topic="capabilities", since=0)
-            try:
-                async with asyncio.timeout(PROBE_WAIT_S):
-                    async for _ in probed:
-                        break
-            except TimeoutError:
-                pass
-            finally:
-                service.bus.unsubscribe(probed)
+        # the probe runs once the API serves; polled, so that no bus subscription of ours
+        # is mistaken for a client's
+        for _ in range(int(PROBE_WAIT_S / PROBE_POLL_S)):
+            if service.prober.current.probed_at is not None:
+                break
+            await asyncio.sleep(PROBE_POLL_S)
         driver, self.driver_why = select_driver(service.settings, service.prober.current)
         if driver is None:
             self.error = f"no VMM backend: {self.driver_why}"

@@ -22,6 +22,7 @@ from aiohttp import web
 from formation.api.caller import Caller
 from formation.api.errors import BadGateway, Conflict, HandlerError, NotFound
 from formation.api.models import ErrorBody
+from formation.node.vmm import workdir
 
 if TYPE_CHECKING:
     from formation.node.vmm.component import VmmComponent
@@ -51,7 +52,7 @@ async def serve_console(part: VmmComponent, request: web.Request,
             raise Conflict(f"instance: {inst.get('name')} is not placed on a node yet")
         if node != part.me:
             return await _relay(part, request, node, inst["key"])
-        sock = part.run_dir / inst["key"] / CONSOLE_SOCKET
+        sock = workdir.path_for(part.run_dir, inst["key"]) / CONSOLE_SOCKET
         if inst["key"] not in (part.reconciler.running if part.reconciler else {}):
             raise Conflict(f"instance: {inst.get('name')} is not running here")
         try:

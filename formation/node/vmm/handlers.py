@@ -308,7 +308,7 @@ class VmHandlers:
         inst = self._find(instances, instance)
         d = decisions.get(inst["key"])
         node = d.node if d is not None else None
-        local = self.part.run_dir / inst["key"] / workdir.SERIAL
+        local = workdir.path_for(self.part.run_dir, inst["key"]) / workdir.SERIAL
         if node == self.part.me or (node is None and local.exists()):
             return _local_serial(local, query)
         if node is None:

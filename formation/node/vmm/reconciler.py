@@ -151,7 +151,8 @@ class Reconciler:
     async def _adopt_all(self) -> None:
         instances = {i["key"]: i for i in await self.store.view("instances")}
         for inst_id in sorted(self._dirs):
-            found = await asyncio.to_thread(workdir.read_meta, self.run_dir / inst_id)
+            found = await asyncio.to_thread(workdir.read_meta,
+                                            workdir.path_for(self.run_dir, inst_id))
             if found is None:
                 continue
             spec, extra = found
@@ -349,7 +350,7 @@ class Reconciler:
             self._retry_at[inst_id] = time.monotonic() + RETRY_S
             await self._fail(inst_id, t, f"image: {_one_line(exc)}")
             return
-        wd = self.run_dir / inst_id
+        wd = workdir.path_for(self.run_dir, inst_id)
         await asyncio.to_thread(wd.mkdir, parents=True, exist_ok=True)
         self._dirs.add(inst_id)
         disk: Path | None = None
@@ -467,7 +468,7 @@ class Reconciler:
 
     async def _remove_dir(self, inst_id: str) -> None:
         if inst_id in self._dirs:
-            await asyncio.to_thread(workdir.remove, self.run_dir / inst_id)
+            await asyncio.to_thread(workdir.remove, workdir.path_for(self.run_dir, inst_id))
             self._dirs.discard(inst_id)
 
     async def _fail(self, inst_id: str, t: Target, reason: str) -> None:
@@ -477,7 +478,7 @@ class Reconciler:
             return
         self._failed[inst_id] = _sig(t.inst)
         spec = t.inst.get("spec") or {}
-        serial = self.run_dir / inst_id / workdir.SERIAL
+        serial = workdir.path_for(self.run_dir, inst_id) / workdir.SERIAL
         tail = await asyncio.to_thread(tail_lines, serial)
         with _quiet():
             await self._status(inst_id, str(t.inst.get("placement_op", "")), "failed", reason,

@@ -1,4 +1,4 @@
-"""An instance's directory on the node that runs it: run_dir/<instance id>/ holds the VMM's
+"""An instance's directory on the node that runs it: run_dir/<16 hex of its id>/ holds the VMM's
 socket and pid file (the driver's), the qcow2 overlay disk, the serial log, and `machine.json`,
 the spec it was started with, so a restarted node service can adopt the VM it left running."""
 
@@ -17,14 +17,26 @@ META = "machine.json"
 SERIAL = "serial.log"
 DISK = "disk.qcow2"
 _PATHS = ("kernel", "workdir", "serial_log", "initrd", "disk")
+NAME_HEX = 16  # of the id: the VMM's unix sockets in the directory must stay under 108 bytes
+
+
+def path_for(run_dir: Path, instance: str) -> Path:
+    return run_dir / instance[:NAME_HEX]
 
 
 def list_instances(run_dir: Path) -> set[str]:
-    """Ids of the instances with a directory here (blocking: one listdir)."""
+    """Ids of the instances with a directory here, from their machine.json (blocking: small
+    reads)."""
+    found = set()
     try:
-        return {p.name for p in run_dir.iterdir() if p.is_dir() and len(p.name) == 64}
+        dirs = [p for p in run_dir.iterdir() if p.is_dir() and len(p.name) == NAME_HEX]
     except OSError:
         return set()
+    for d in dirs:
+        meta = read_meta(d)
+        if meta is not None:
+            found.add(meta[0].instance)
+    return found
 
 
 def write_meta(spec: MachineSpec, extra: dict[str, Any]) -> None:

@@ -73,7 +73,7 @@ async def test_lifecycle_create_stop_start_resize_adopt_delete(short_tmp: Path,
 
         await client.call(vm_routes.vm_delete, instance="t1")
         await until(lambda: vmm_processes(inst_id) == [], 30, what="the VM ended")
-        run_dir = settings.data_dir / "vms" / inst_id
+        run_dir = settings.data_dir / "vms" / inst_id[:16]
         await until(lambda: not run_dir.exists(), 30, what="its workdir removed")
         assert (await client.call(vm_routes.vm_list)).instances == []
 

@@ -80,6 +80,6 @@ def vmm_processes(inst_id: str) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if inst_id.encode() in cmdline and b"qemu" in cmdline.split(b"\0")[0]:
+        if inst_id[:16].encode() in cmdline and b"qemu" in cmdline.split(b"\0")[0]:
             found.append(int(entry))
     return found
