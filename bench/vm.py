@@ -159,6 +159,9 @@ async def node_boot(client: Any, run_dir: Path, marker: str, name: str,
                 raise RuntimeError(f"{name}: {detail.instance.state} {detail.instance.reason}")
             await asyncio.sleep(0.05)
         vmm_started = _mtime(workdir / PID_FILE)
+        machine = _machine_of(int((workdir / PID_FILE).read_text()))
+    if machine != MACHINE:  # the bare command would not boot the same VM
+        raise RuntimeError(f"the node's QEMU runs a {machine} machine, the baseline {MACHINE}")
     history = {change.state: change.time.timestamp() for change in detail.history}
     accepted = next((e.time.timestamp() for e in events
                      if e.kind == "create" and e.data.get("instance") == created.id), None)
@@ -179,6 +182,12 @@ async def node_boot(client: Any, run_dir: Path, marker: str, name: str,
             "create_to_placed_ms": (stages["place"] - accepted) * 1000,
             "placed_to_vmm_start_ms": (stages["vmm"] - stages["place"]) * 1000,
             "vmm_start_to_boot_call_ms": (history["booting"] - stages["vmm"]) * 1000}
+
+
+def _machine_of(pid: int) -> str:
+    """The -M argument of a running QEMU."""
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return args[args.index("-M") + 1].split(",")[0] if "-M" in args else "?"
 
 
 def _stages(events: list[Any], instance: str) -> dict[str, float]:

@@ -14,6 +14,7 @@ import select
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,14 +130,23 @@ class SerialWatch:
 
     def wait_marker(self, marker: str, timeout_s: float, path: Path | None = None) -> SerialLog:
         """The log (the one at `path`, or any) once `marker` appeared in it."""
+        return self._wait(lambda log: marker in log.markers, timeout_s, path, repr(marker))
+
+    def wait_first_byte(self, path: Path, timeout_s: float) -> SerialLog:
+        """The log at `path` once it has had a byte."""
+        return self._wait(lambda log: log.first_byte is not None, timeout_s, path,
+                          "first byte")
+
+    def _wait(self, done: Callable[[SerialLog], bool], timeout_s: float, path: Path | None,
+              what: str) -> SerialLog:
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
                 for log in self.logs.values():
-                    if marker in log.markers and (path is None or log.path == path):
+                    if done(log) and (path is None or log.path == path):
                         return log
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"no {marker!r} on a serial log under {self.root} "
+                    raise TimeoutError(f"no {what} on a serial log under {self.root} "
                                        f"within {timeout_s:g} s")
                 self._changed.wait(left)
