@@ -242,3 +242,25 @@ async def test_a_frozen_qemu_is_not_adopted_twice_and_destroy_kills_it(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.root
+async def test_a_tap_becomes_the_guests_virtio_net_interface(
+        guest_kit: GuestKit, driver: QemuDriver, tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
+        pytest.skip("needs root and /dev/net/tun to create a tap")
+    tap = f"fmq{os.getpid() % 100000}"
+    made = await asyncio.create_subprocess_exec("ip", "tuntap", "add", tap, "mode", "tap")
+    assert await made.wait() == 0
+    spec = spec_for(guest_kit, tmp_path / "vm", taps=(tap,))
+    machine = await driver.create(spec)
+    try:
+        await machine.boot()
+        await until_serial(spec, GUEST_UP)
+        # virtio_net (and its failover dependencies) loaded and bound to the tap's device.
+        out = await console(spec, "echo nic=$(cat /sys/class/net/eth0/address)", "nic=52:54")
+        assert "nic=52:54:00:" in out
+    finally:
+        await machine.destroy()
+        gone_tap = await asyncio.create_subprocess_exec("ip", "tuntap", "del", tap, "mode", "tap")
+        await gone_tap.wait()
