@@ -28,6 +28,7 @@ from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
 from formation.node.p2p.component import P2PComponent
 from formation.node.state.component import StateComponent
 from formation.node.state.wire import OpWire
+from formation.node.vmm.images.component import ImagesComponent
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Parts:
     console: ConsoleSupport  # what the console shows of the host
     ssh: SshAccess  # who gets the console over SSH
     host_network: HostNetwork  # the host's interfaces and underlay settings
+    images: ImagesComponent  # workload images: the blob store, its API, fetching from peers
 
     def in_start_order(self) -> list[Component]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -68,6 +70,7 @@ def build_parts(settings: NodeSettings) -> Parts:
         console=ConsoleSupport(),
         ssh=SshAccess(state),
         host_network=HostNetwork(LOCAL_HOST),
+        images=ImagesComponent(state, routes.api_address),
     )
 
 
