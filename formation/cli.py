@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "identity": ("formation.commands.host:identity",
                  "This node's keys (public parts only; the secret never leaves the data "
                  "directory)."),
+    "image": ("formation.commands.image:image",
+              "Workload images: the kernel, initramfs and root disk a VM boots from."),
     "invite": ("formation.commands.join:invite",
                "Invite hosts into this node's network (admins only)."),
     "join": ("formation.commands.join:join",

@@ -14,6 +14,7 @@ from formation.api.endpoint import Endpoint
 from formation.api.host_routes import HOST_ENDPOINTS
 from formation.api.mesh_routes import MESH_ENDPOINTS
 from formation.api.state_routes import STATE_ENDPOINTS
+from formation.api.vm_routes import IMAGE_ENDPOINTS
 
 health = Endpoint(
     "health", "GET", "/v1/health", m.Empty, m.Health,
@@ -61,6 +62,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *join_routes.ENDPOINTS,
     *ssh_routes.ENDPOINTS,
     *HOST_ENDPOINTS,
+    *IMAGE_ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

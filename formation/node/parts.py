@@ -9,12 +9,13 @@ the order of the fields of `Parts`, after the identity exists and before the API
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from formation.config.settings import NodeSettings
 from formation.discovery.component import DiscoveryComponent
 from formation.discovery.join import JoinComponent
 from formation.node.capabilities import host
-from formation.node.capabilities.offer import offered
+from formation.node.capabilities.offer import offered_with_devices
 from formation.node.component import Component
 from formation.node.console_support import ConsoleSupport
 from formation.node.console_support.ssh_access import SshAccess
@@ -27,6 +28,7 @@ from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
 from formation.node.p2p.component import P2PComponent
 from formation.node.state.component import StateComponent
 from formation.node.state.wire import OpWire
+from formation.node.vmm.images.component import ImagesComponent
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Parts:
     console: ConsoleSupport  # what the console shows of the host
     ssh: SshAccess  # who gets the console over SSH
     host_network: HostNetwork  # the host's interfaces and underlay settings
+    images: ImagesComponent  # workload images: the blob store, its API, fetching from peers
 
     def in_start_order(self) -> list[Component]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -67,10 +70,11 @@ def build_parts(settings: NodeSettings) -> Parts:
         console=ConsoleSupport(),
         ssh=SshAccess(state),
         host_network=HostNetwork(LOCAL_HOST),
+        images=ImagesComponent(state, routes.api_address),
     )
 
 
-def _offer(settings: NodeSettings) -> dict[str, int]:
+def _offer(settings: NodeSettings) -> dict[str, Any]:
     """What this node offers the network (its record's `resources`) under `settings`, read
     from the host now: blocking, the join part calls it in a thread."""
-    return offered(settings.resources, host.resources(settings.data_dir))
+    return offered_with_devices(settings.resources, host.resources(settings.data_dir))

@@ -145,6 +145,8 @@ def bind(endpoint: Endpoint, handler: Handler, node_key: str = "") -> Route:
                 stream = await stream
             return await _serve_events(request, stream, node_key)
         result = await handler(body, caller, **kwargs)
+        if isinstance(result, Rendered) and result.file is not None:  # streamed from disk
+            return web.FileResponse(result.file, headers={"Content-Type": result.content_type})
         if isinstance(result, Rendered):  # a handler that serialized its model itself
             return web.Response(body=result.body, headers={"Content-Type": result.content_type})
         return web.Response(body=result.model_dump_json(), content_type="application/json")

@@ -45,6 +45,8 @@ AUDIENCES = {
     "join_approve": "local", "join_reject": "local", "node_remove": "local",
     "ssh_authorized_keys": "local", "host_interfaces": "local",
     "openapi": "public", "metrics": "public",
+    "image_list": "member", "image_import": "local", "image_delete": "member",
+    "image_blob": "member",
 }
 # Who each audience lets through, by caller; a caller it refuses gets the status given.
 LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (
@@ -96,7 +98,8 @@ async def cluster(short_tmp) -> AsyncIterator[Cluster]:
 
 def _fill(path: str, operation: dict) -> str:
     """A path with each parameter set to a value its pattern accepts."""
-    values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24}
+    values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24,
+              "image": "web", "digest": "ab" * 32}
     for param in operation.get("parameters", []):
         if param["in"] == "path":
             value = values[param["name"]]
