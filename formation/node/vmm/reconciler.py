@@ -302,9 +302,11 @@ class Reconciler:
         await self._start(inst_id, t, placement, boot, vcpus, memory_mb)
 
     async def _alive(self, run: Running) -> bool:
+        """Is the booted VM still up: its VMM answers and the guest has not shut down (Cloud
+        Hypervisor keeps its process when the guest powers off or panics: state created or
+        shutdown; QEMU exits)."""
         try:
-            await run.machine.info()
-            return True
+            return (await run.machine.info()).state in ("running", "paused")
         except MachineGone:
             return False
         except VmmError:
