@@ -208,7 +208,6 @@ class Reconciler:
     async def _claim(self, inst_id: str) -> None:
         try:
             await self.store.append("instance.place", {"instance": inst_id, "node": self.me})
-            self.publish("placed", {"instance": inst_id, "node": self.me})
         except Exception as exc:
             log.warning("could not claim an instance", extra={"fields": {
                 "instance": inst_id, "error": str(exc)}})
@@ -507,9 +506,7 @@ class Reconciler:
             observed["serial_tail"] = tail
         await self.store.append("instance.status", {
             "instance": inst_id, "placement": placement, "observed": observed})
-        self._written[inst_id] = key
-        self.publish("status", {"instance": inst_id, "node": self.me, "state": state,
-                                "reason": reason, "boot": boot})
+        self._written[inst_id] = key  # the part publishes the op itself (topic vm, "status")
 
 
 def _one_line(exc: BaseException) -> str:
