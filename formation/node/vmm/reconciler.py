@@ -65,6 +65,7 @@ class Target:
     inst: dict[str, Any] | None
     held: bool = False
     gpus: tuple[str, ...] = ()
+    elsewhere: bool = False  # another node holds it now
 
 
 @dataclass
@@ -197,7 +198,8 @@ class Reconciler:
                 continue
             held = d.node == self.me
             if held or inst_id in self.running or inst_id in self._dirs:
-                targets[inst_id] = Target(inst, held, tuple(d.gpus))
+                targets[inst_id] = Target(inst, held, tuple(d.gpus),
+                                          elsewhere=d.node is not None and not held)
         present = {i["key"] for i in instances}
         for inst_id in (set(self.running) | self._dirs) - present:
             targets[inst_id] = Target(None)  # deleted (a tombstone leaves the view)
@@ -255,6 +257,8 @@ class Reconciler:
                 log.info("ending a VM whose placement here no longer holds",
                          extra={"fields": {"instance": inst_id}})
                 await self._destroy(inst_id, run)
+            if t.elsewhere:  # it runs on another node now: this copy's disk is of no use
+                await self._remove_dir(inst_id)
             self._written.pop(inst_id, None)
             return
         placement = str(inst.get("placement_op", ""))
