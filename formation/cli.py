@@ -54,6 +54,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("formation.commands.host:status",
                "Show this node: identity, version, uptime, listen addresses, capabilities, "
                "resources."),
+    "vm": ("formation.commands.vm:vm",
+           "Virtual machines of the network: create, list, start, stop, resize, delete, "
+           "serial."),
 }
 
 

@@ -169,6 +169,29 @@ class NodeClient:
         except (aiohttp.ClientConnectionError, FileNotFoundError) as exc:
             raise NodeUnreachable(f"event stream from {self.where} ended: {_why(exc)}") from None
 
+    async def stream(
+        self,
+        endpoint: Endpoint[Req, Resp],
+        body: Req | None = None,
+        query: BaseModel | None = None,
+        **params: str,
+    ) -> AsyncIterator[Resp]:
+        """Yields the items of a streaming endpoint (server-sent events) until it ends."""
+        target, data, headers = await self._prepare(endpoint, body, query, params)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.total,
+                                        sock_read=None)
+        try:
+            async with self._sess().request(endpoint.method, self.base_url + target,
+                                            data=data or None, headers=headers,
+                                            timeout=timeout) as resp:
+                if resp.status >= 400:
+                    raise ApiError(resp.status, _error_body(resp.status, await resp.read()))
+                async for line in resp.content:
+                    if line.startswith(b"data:"):
+                        yield endpoint.response.model_validate_json(line[5:].strip())
+        except (aiohttp.ClientConnectionError, TimeoutError, FileNotFoundError) as exc:
+            raise self._unreachable(exc) from None
+
     async def raw_get(self, path: str) -> bytes:
         """For the non-JSON documents (/openapi.json, /metrics)."""
         raw = Endpoint("raw", "GET", path, BaseModel, BaseModel, "", audience=Audience.MEMBER)

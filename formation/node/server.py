@@ -334,6 +334,15 @@ def build_app(handler_objects: list[object], metrics: NodeMetrics,
                 mismatched.append(str(exc))
         app.router.add_route(endpoint.method, endpoint.path, bind(endpoint, handler, node_key),
                              name=endpoint.name)
+    # The VM console: a WebSocket beside the typed routes (node/vmm/console.py). Its route
+    # name is no endpoint's, so `authenticate` gives it the MEMBER audience.
+    console = find_handler(handler_objects, "vm_console")
+    if console is not None:
+        async def vm_console(request: web.Request) -> web.StreamResponse:
+            response: web.StreamResponse = await console(request, request[CALLER])
+            return response
+
+        app.router.add_get("/v1/vms/{instance}/console", vm_console, name="vm_console")
     if mismatched:
         raise HandlerMismatch(f"{len(mismatched)} handler(s) do not fit their endpoint:\n"
                               + "\n".join(mismatched))
