@@ -143,11 +143,6 @@ class Reconciler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def force_stop(self, instance: str) -> None:
-        """`vm stop --force` on this node: the next stop skips the guest's grace period."""
-        self._force.add(instance)
-        self.wake()
-
     # adoption --------------------------------------------------------------------------------
     async def _adopt_all(self) -> None:
         instances = {i["key"]: i for i in await self.store.view("instances")}
@@ -193,6 +188,8 @@ class Reconciler:
             d = decisions.get(inst_id)
             if d is None:
                 continue
+            if inst.get("desired") == "stopped" and inst.get("force"):
+                self._force.add(inst_id)  # `vm stop --force`: a stop under way ends at once
             if d.node is None and d.candidate == self.me and inst.get("placement") != self.me:
                 await self._claim(inst_id)
                 continue
