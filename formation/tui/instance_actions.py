@@ -26,17 +26,18 @@ VERBS: dict[str, tuple[Endpoint[Any, Any], str]] = {
 }
 
 
+ACTION_BINDINGS = [
+    Binding("b", "lifecycle('start')", "Start"),
+    Binding("h", "lifecycle('stop')", "Stop"),
+    Binding("t", "lifecycle('restart')", "Restart"),
+    Binding("x", "delete", "Delete"),
+    Binding("delete", "delete", "Delete", show=False),
+]
+
+
 class InstanceActions(ConsoleScreen):
     """The base of a screen that has `selected()` (the instance the keys act on) and `acted()`
-    (shows an outcome: a line, red when `error`)."""
-
-    BINDINGS = [
-        Binding("b", "lifecycle('start')", "Start"),
-        Binding("h", "lifecycle('stop')", "Stop"),
-        Binding("t", "lifecycle('restart')", "Restart"),
-        Binding("x", "delete", "Delete"),
-        Binding("delete", "delete", "Delete", show=False),
-    ]
+    (shows an outcome: a line, red when `error`). Its BINDINGS include ACTION_BINDINGS."""
 
     def selected(self) -> Instance | None:
         raise NotImplementedError

@@ -19,7 +19,7 @@ from formation.api.models import Event
 from formation.api.vm_models import Instance, InstanceDetail, SerialQuery
 from formation.errors import FormationError
 from formation.tui.console_app import console_app
-from formation.tui.instance_actions import InstanceActions
+from formation.tui.instance_actions import ACTION_BINDINGS, InstanceActions
 from formation.tui.instance_rows import detail_text, history_line
 from formation.tui.join_flow import reason
 
@@ -42,7 +42,7 @@ def clean_serial(text: str) -> str:
 
 class InstanceDetailScreen(InstanceActions):
     TITLE_TEXT = "instance"
-    BINDINGS = [Binding("escape", "back", "Back")]
+    BINDINGS = [Binding("escape", "back", "Back"), *ACTION_BINDINGS]
 
     def __init__(self, instance: Instance) -> None:
         super().__init__()

@@ -20,7 +20,7 @@ from formation.api.models import Event
 from formation.api.vm_models import Instance
 from formation.errors import FormationError
 from formation.tui.console_app import console_app
-from formation.tui.instance_actions import InstanceActions
+from formation.tui.instance_actions import ACTION_BINDINGS, InstanceActions
 from formation.tui.instance_rows import COLUMNS, count_text, instance_cells, selected_text
 from formation.tui.join_flow import reason
 
@@ -32,7 +32,7 @@ UPTIME_COLUMN = len(COLUMNS) - 1
 
 class InstancesScreen(InstanceActions):
     TITLE_TEXT = "instances"
-    BINDINGS = [Binding("plus", "create", "Create", key_display="+"),
+    BINDINGS = [Binding("plus", "create", "Create", key_display="+"), *ACTION_BINDINGS,
                 Binding("enter", "details", "Details", show=False)]
 
     def __init__(self) -> None:
