@@ -170,26 +170,27 @@ class NodeClient:
             raise NodeUnreachable(f"event stream from {self.where} ended: {_why(exc)}") from None
 
     async def stream(
-        self, endpoint: Endpoint[Any, Resp], query: BaseModel | None = None,
-        connect_timeout_s: float | None = None, **params: str,
+        self,
+        endpoint: Endpoint[Req, Resp],
+        body: Req | None = None,
+        query: BaseModel | None = None,
+        **params: str,
     ) -> AsyncIterator[Resp]:
-        """Yields the items of a `stream` endpoint (server-sent events of its response model,
-        such as an instance's serial output) until the node ends the stream. Only connecting
-        has a deadline: a followed stream may be quiet for as long as the guest is."""
-        target, _, headers = await self._prepare(endpoint, None, query, params)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout_s or self._timeout.total)
+        """Yields the items of a streaming endpoint (server-sent events) until it ends."""
+        target, data, headers = await self._prepare(endpoint, body, query, params)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.total,
+                                        sock_read=None)
         try:
-            async with self._sess().get(
-                self.base_url + target, headers=headers, timeout=timeout
-            ) as resp:
+            async with self._sess().request(endpoint.method, self.base_url + target,
+                                            data=data or None, headers=headers,
+                                            timeout=timeout) as resp:
                 if resp.status >= 400:
                     raise ApiError(resp.status, _error_body(resp.status, await resp.read()))
                 async for line in resp.content:
                     if line.startswith(b"data:"):
                         yield endpoint.response.model_validate_json(line[5:].strip())
-        except (aiohttp.ClientConnectionError, FileNotFoundError) as exc:
-            raise NodeUnreachable(f"stream from {self.where} ended: {_why(exc)}") from None
+        except (aiohttp.ClientConnectionError, TimeoutError, FileNotFoundError) as exc:
+            raise self._unreachable(exc) from None
 
     async def raw_get(self, path: str) -> bytes:
         """For the non-JSON documents (/openapi.json, /metrics)."""

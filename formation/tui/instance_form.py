@@ -69,13 +69,17 @@ def field_of(name: str) -> str:
 
 def refusal_errors(exc: FormationError) -> dict[str, str]:
     """A refusal from the node as field -> its one line: the fields its body names, else the
-    field its status means (404: the image, 409: the name), else the whole form."""
+    field its message starts with ("name: … is taken"), else the field its status means (404:
+    the image, 409: the name), else the whole form."""
     body = getattr(exc, "body", None)
     if body is None:
         return {GENERAL: str(exc)}
     errors: dict[str, str] = {}
     for item in body.fields:
         errors.setdefault(field_of(item.field), item.message)
+    prefix, colon, rest = body.message.partition(": ")
+    if not errors and colon and field_of(prefix) != GENERAL:  # "name: web-1 is taken"
+        errors[field_of(prefix)] = rest
     if not errors:
         status = getattr(exc, "status", None)
         errors[BY_STATUS.get(status, GENERAL) if isinstance(status, int) else GENERAL] = \

@@ -93,8 +93,9 @@ def detail_text(instance: Instance, elapsed_s: float = 0.0) -> str:
     image = instance.image_name or instance.image[:12]
     placed = node_text(instance) if instance.node else "not placed"
     lines = [
-        f"[b]{instance.name}[/b] · {state_markup(instance.state)} (desired {instance.desired})"
-        f" · up {uptime_text(instance, elapsed_s)}",
+        f"[b]{truncate(instance.name, 40)}[/b] · {state_markup(instance.state)}"
+        + (f" (desired {instance.desired})" if at_odds(instance) else "")
+        + f" · up {uptime_text(instance, elapsed_s)}",
         f"id {instance.id[:16]} · image {image} · node {placed} · {instance.backend or '-'}",
         f"{instance.vcpus} vCPU · {memory_text(instance.memory_mb)} memory · "
         f"{instance.disk_gb} GB disk" + (f" · {instance.gpus} GPU" if instance.gpus else "")

@@ -163,9 +163,8 @@ class InstanceDetailScreen(InstanceActions):
             if link is not None:
                 query = SerialQuery(follow=True, offset=self.serial_offset)
                 try:
-                    async for chunk in link.client.stream(
-                            vm_routes.vm_serial, query, connect_timeout_s=link.timeout_s,
-                            instance=self.instance.id):
+                    async for chunk in link.client.stream(vm_routes.vm_serial, None, query,
+                                                          instance=self.instance.id):
                         self._write(view, chunk.offset, chunk.text)
                     why = "the node ended the stream"
                 except FormationError as exc:

@@ -48,3 +48,15 @@ def test_a_refusal_without_fields_goes_by_its_status() -> None:
     assert refused(404, "no such image: zz") == {"image": "no such image: zz"}
     assert refused(422, "no node can hold 64 vCPUs") == {GENERAL: "no node can hold 64 vCPUs"}
     assert refusal_errors(NodeUnreachable("gone")) == {GENERAL: "gone"}
+
+
+def test_a_refusal_naming_its_field_first_lands_there() -> None:
+    def refused(status: int, message: str) -> dict[str, str]:
+        return refusal_errors(ApiError(status, ErrorBody(error="x", message=message)))
+
+    assert refused(409, "name: web-1 is taken by another instance") == \
+        {"name": "web-1 is taken by another instance"}
+    assert refused(422, "memory_mb: no node offers 9000 MiB (the most: 4096)") == \
+        {"memory_mb": "no node offers 9000 MiB (the most: 4096)"}
+    assert refused(422, "size: no live node offers this much") == \
+        {GENERAL: "size: no live node offers this much"}
