@@ -23,11 +23,13 @@ from formation.tui.console_app import console_app
 from formation.tui.instance_actions import ACTION_BINDINGS, InstanceActions
 from formation.tui.instance_rows import COLUMNS, count_text, instance_cells, selected_text
 from formation.tui.join_flow import reason
+from formation.tui.network import NetworkSnapshot
 
 POLL_S = 5.0
 TICK_S = 1.0
 TOPICS = frozenset({"vm", "state"})
 UPTIME_COLUMN = len(COLUMNS) - 1
+NO_NETWORK = "This node is in no network, so there are no instances (press e to found one)."
 
 
 class InstancesScreen(InstanceActions):
@@ -43,6 +45,7 @@ class InstancesScreen(InstanceActions):
         self._stale = False
         self._shown: list[tuple[str, ...]] | None = None
         self.notice = ""
+        self._network_id: str | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("reading the instances…", id="instances-state")
@@ -57,6 +60,7 @@ class InstancesScreen(InstanceActions):
         console_app(self).event_listeners.append(self._on_event)
         self.set_interval(POLL_S, self.reload)
         self.set_interval(TICK_S, self._tick)
+        self.watch(self.app, "network", self._network_read, init=False)
         self.reload()
 
     def on_unmount(self) -> None:
@@ -69,6 +73,14 @@ class InstancesScreen(InstanceActions):
 
     def _on_event(self, event: Event) -> None:
         if event.topic in TOPICS:
+            self.reload()
+
+    def _network_read(self, net: NetworkSnapshot | None) -> None:
+        """Joining or founding a network shows at once: the list is read again when this node's
+        network changes (not on every read of the network)."""
+        network = None if net is None or net.network is None else net.network.get("id")
+        if network != self._network_id:
+            self._network_id = network
             self.reload()
 
     # reading -----------------------------------------------------------------------------------
@@ -96,6 +108,11 @@ class InstancesScreen(InstanceActions):
         app = console_app(self)
         if app.link is None:
             self.say("not connected to a node yet", error=True)
+            return
+        net = app.network
+        if net is not None and net.network is None and "state view network" not in net.errors:
+            self.show([])
+            self.say(NO_NETWORK)
             return
         try:
             got = await app.link.call(vm_routes.vm_list)
