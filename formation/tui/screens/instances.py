@@ -134,14 +134,16 @@ class InstancesScreen(InstanceActions):
         self.say(count_text(self.instances) + notice, self.notice.startswith("not done"))
         rows = [instance_cells(i, self._elapsed()) for i in self.instances]
         table = self.query_one("#instances-table", DataTable)
-        if rows != self._shown:
-            self._shown = rows
+        steady = [row[:UPTIME_COLUMN] for row in rows]  # the uptime column: _tick updates it
+        if steady != self._shown:
+            self._shown = steady
             table.clear()
             for instance, row in zip(self.instances, rows, strict=True):
                 table.add_row(*row, key=instance.id)
             ids = [i.id for i in self.instances]
             if chosen is not None and chosen.id in ids:  # the cursor stays on its instance
                 table.move_cursor(row=ids.index(chosen.id), animate=False)
+        self._tick()
         self._show_selected()
 
     def _elapsed(self) -> float:
