@@ -58,6 +58,9 @@ MINIMAL_APP = ("from textual.app import App\nfrom textual.widgets import Header,
                "A().run()\n")
 
 
+SPEC = {"image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}  # a valid instance spec
+
+
 def p99(values: list[float]) -> float | None:
     if not values:
         return None
@@ -222,7 +225,7 @@ async def fill_store(service, nodes: int, instances: int) -> None:
         key = SigningKey.generate().verify_key.encode().hex()
         await store.append("node.admit", {"node": key, "roles": ["member"]})
     for i in range(instances):
-        await store.append("instance.create", {"name": f"vm{i}", "spec": {}})
+        await store.append("instance.create", {"name": f"vm{i}", "spec": SPEC})
 
 
 async def loop_lag(lags: list[float], tick_s: float = 0.01) -> None:

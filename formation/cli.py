@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "identity": ("formation.commands.host:identity",
                  "This node's keys (public parts only; the secret never leaves the data "
                  "directory)."),
+    "image": ("formation.commands.image:image",
+              "Workload images: the kernel, initramfs and root disk a VM boots from."),
     "invite": ("formation.commands.join:invite",
                "Invite hosts into this node's network (admins only)."),
     "join": ("formation.commands.join:join",
@@ -52,6 +54,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("formation.commands.host:status",
                "Show this node: identity, version, uptime, listen addresses, capabilities, "
                "resources."),
+    "vm": ("formation.commands.vm:vm",
+           "Virtual machines of the network: create, list, start, stop, resize, delete, "
+           "serial."),
 }
 
 

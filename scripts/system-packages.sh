@@ -8,6 +8,7 @@ packages=(
   iproute2 tcpdump dnsutils              # lab namespaces, capture and DNS checks in tests
   busybox-static                         # ping inside the lab's namespaces (mesh traffic tests)
   openssh-server openssh-client tmux     # the console over SSH, tested for real
+  cpio e2fsprogs                         # VM tests' guest kit: initramfs and ext4 root disk
 )
 missing=()
 for p in "${packages[@]}"; do

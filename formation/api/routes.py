@@ -7,13 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from formation.api import console_routes, discovery_routes, join_routes, p2p_routes, ssh_routes
+from formation.api import (
+    console_routes,
+    discovery_routes,
+    join_routes,
+    p2p_routes,
+    ssh_routes,
+    vm_routes,
+)
 from formation.api import models as m
 from formation.api.caller import Audience as A
 from formation.api.endpoint import Endpoint
 from formation.api.host_routes import HOST_ENDPOINTS
 from formation.api.mesh_routes import MESH_ENDPOINTS
 from formation.api.state_routes import STATE_ENDPOINTS
+from formation.api.vm_routes import IMAGE_ENDPOINTS
 
 health = Endpoint(
     "health", "GET", "/v1/health", m.Empty, m.Health,
@@ -46,6 +54,12 @@ events = Endpoint(
     audience=A.MEMBER,
 )
 
+VM_ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
+    vm_routes.vm_list, vm_routes.vm_show, vm_routes.vm_create, vm_routes.vm_start,
+    vm_routes.vm_stop, vm_routes.vm_restart, vm_routes.vm_resize, vm_routes.vm_delete,
+    vm_routes.vm_serial,
+)
+
 ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     health,
     node_status,
@@ -61,6 +75,8 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *join_routes.ENDPOINTS,
     *ssh_routes.ENDPOINTS,
     *HOST_ENDPOINTS,
+    *IMAGE_ENDPOINTS,
+    *VM_ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -121,6 +121,12 @@ class ImageList(Model):
     images: list[Image]
 
 
+class ImageBlob(Model):
+    """Stands for GET /v1/images/blobs/{digest}'s answer, the blob's raw bytes
+    (application/octet-stream), not JSON: its handler returns `Rendered[ImageBlob]` with a
+    file."""
+
+
 class ImageImport(Model):
     """Import files already on this node's disk (local callers only)."""
 

@@ -82,5 +82,12 @@ image_delete = Endpoint(
     path_patterns=(("image", r"^[a-z0-9][a-z0-9-]{0,63}$"),),
     errors=((403, "Not who added it or an admin"), (404, "No such image")), audience=A.MEMBER,
 )
-# Blobs (kernel, initrd, disk) are fetched by digest between nodes: GET /v1/images/blobs/{digest}
-# answers the raw bytes (application/octet-stream, Rendered), audience MEMBER.
+image_blob = Endpoint(
+    "image_blob", "GET", "/v1/images/blobs/{digest}", Empty, vm.ImageBlob,
+    "One blob (kernel, initrd or disk) of this node's image store by its SHA-256: the raw "
+    "bytes (application/octet-stream), for another node to fetch and verify",
+    path_patterns=(("digest", vm.HEX_ID),), errors=((404, "Not in this node's store"),),
+    audience=A.MEMBER,
+)
+
+IMAGE_ENDPOINTS = (image_list, image_import, image_delete, image_blob)

@@ -27,6 +27,8 @@ from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
 from formation.node.p2p.component import P2PComponent
 from formation.node.state.component import StateComponent
 from formation.node.state.wire import OpWire
+from formation.node.vmm.component import VmmComponent
+from formation.node.vmm.images.component import ImagesComponent
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Parts:
     console: ConsoleSupport  # what the console shows of the host
     ssh: SshAccess  # who gets the console over SSH
     host_network: HostNetwork  # the host's interfaces and underlay settings
+    images: ImagesComponent  # workload images: the blob store, its API, fetching from peers
+    vmm: VmmComponent  # the VMs placed here: backend, reconciler, VM API (starts after ready)
 
     def in_start_order(self) -> list[Component]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -56,17 +60,21 @@ def build_parts(settings: NodeSettings) -> Parts:
     routes = MeshRoutes()  # written by the mesh; read by the parts that send to peers
     state = StateComponent()
     discovery = DiscoveryComponent(followed, state.network_hex)
+    p2p = P2PComponent(discovery, routes, followed)
+    images = ImagesComponent(state, routes.api_address)
     return Parts(
         underlay=underlay,
         state=state,
         discovery=discovery,
-        p2p=P2PComponent(discovery, routes, followed),
+        p2p=p2p,
         join=JoinComponent(discovery, state, OpWire(), routes.api_address, _offer, followed),
         mesh=MeshComponent(LOCAL_HOST, state, routes, underlay),
         dns=DnsComponent(LOCAL_HOST, state),
         console=ConsoleSupport(),
         ssh=SshAccess(state),
         host_network=HostNetwork(LOCAL_HOST),
+        images=images,
+        vmm=VmmComponent(state, p2p, images),
     )
 
 

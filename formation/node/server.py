@@ -145,6 +145,8 @@ def bind(endpoint: Endpoint, handler: Handler, node_key: str = "") -> Route:
                 stream = await stream
             return await _serve_events(request, stream, node_key)
         result = await handler(body, caller, **kwargs)
+        if isinstance(result, Rendered) and result.file is not None:  # streamed from disk
+            return web.FileResponse(result.file, headers={"Content-Type": result.content_type})
         if isinstance(result, Rendered):  # a handler that serialized its model itself
             return web.Response(body=result.body, headers={"Content-Type": result.content_type})
         return web.Response(body=result.model_dump_json(), content_type="application/json")
@@ -332,6 +334,15 @@ def build_app(handler_objects: list[object], metrics: NodeMetrics,
                 mismatched.append(str(exc))
         app.router.add_route(endpoint.method, endpoint.path, bind(endpoint, handler, node_key),
                              name=endpoint.name)
+    # The VM console: a WebSocket beside the typed routes (node/vmm/console.py). Its route
+    # name is no endpoint's, so `authenticate` gives it the MEMBER audience.
+    console = find_handler(handler_objects, "vm_console")
+    if console is not None:
+        async def vm_console(request: web.Request) -> web.StreamResponse:
+            response: web.StreamResponse = await console(request, request[CALLER])
+            return response
+
+        app.router.add_get("/v1/vms/{instance}/console", vm_console, name="vm_console")
     if mismatched:
         raise HandlerMismatch(f"{len(mismatched)} handler(s) do not fit their endpoint:\n"
                               + "\n".join(mismatched))

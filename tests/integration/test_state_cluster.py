@@ -47,7 +47,8 @@ async def _write_many(node: NodeProc, count: int, tag: str) -> None:
     async with node.client() as client:
         for i in range(count):
             await client.call(sr.state_append, sm.AppendRequest(
-                kind="instance.create", payload={"name": f"{tag}{i}", "spec": {"i": i}}))
+                kind="instance.create", payload={"name": f"{tag}{i}", "spec": {
+                    "image": "ab" * 32, "vcpus": 1 + i % 128, "memory_mb": 512, "disk_gb": 5}}))
 
 
 async def _views(node: NodeProc) -> dict:

@@ -48,12 +48,15 @@ async def _push_until_killed(node: NodeProc, raws: list[bytes], acked: set[bytes
                     acked.update(decode(r).id for r in batch)
 
 
+SPEC = {"image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}
+
+
 async def _append_until_killed(node: NodeProc, acked: set[bytes]) -> None:
     with contextlib.suppress(NodeUnreachable):
         async with node.client() as client:
             for i in range(10_000):
                 op = await client.call(sr.state_append, sm.AppendRequest(
-                    kind="instance.create", payload={"name": f"own{i}", "spec": {}}))
+                    kind="instance.create", payload={"name": f"own{i}", "spec": SPEC}))
                 acked.add(bytes.fromhex(op.id))
 
 

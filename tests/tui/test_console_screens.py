@@ -173,7 +173,8 @@ async def test_enroll_founds_a_network_and_every_screen_follows(make_app, tui_no
         async with client_to(tui_node) as client:
             for name in ("web", "db"):
                 await client.call(state_routes.state_append, AppendRequest(
-                    kind="instance.create", payload={"name": name, "spec": {}}))
+                    kind="instance.create", payload={"name": name, "spec": {
+                        "image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}}))
         await wait_for(pilot, lambda: "2 instances in network lab" in text_of(text))
         assert "unplaced     2" in text_of(text)
         # peers: this node with its role and mesh address

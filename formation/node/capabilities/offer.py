@@ -4,8 +4,12 @@ offers all the host has)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from formation.api.models import Resources
 from formation.config.settings import ResourceOffer
+from formation.node.capabilities.gpus import SYSFS, confidential_kinds, offered_gpus
 
 
 def host_totals(host: Resources) -> dict[str, int]:
@@ -31,3 +35,18 @@ def offered(offer: ResourceOffer, host: Resources) -> dict[str, int]:
     totals = host_totals(host)
     return {key: min(value, totals[key]) if value is not None else totals[key]
             for key, value in offer.model_dump(include=set(UNITS)).items()}
+
+
+def offered_with_devices(offer: ResourceOffer, host: Resources,
+                         sysfs: Path = SYSFS) -> dict[str, Any]:
+    """offered() plus the devices placement needs: `gpus` (PCI addresses, limited by the
+    `resources.gpus` setting) and `confidential` (sev-snp, tdx). Each is left out when empty,
+    so a record without them reads as before. Reads sysfs: blocking, call it in a thread."""
+    out: dict[str, Any] = dict(offered(offer, host))
+    gpus = offered_gpus(offer.gpus, sysfs)
+    if gpus:
+        out["gpus"] = gpus
+    kinds = confidential_kinds(sysfs)
+    if kinds:
+        out["confidential"] = kinds
+    return out

@@ -557,6 +557,9 @@ class Replica:
     def view(self, collection: str) -> list[dict[str, Any]]:
         return views.read(self.db, collection)
 
+    def instance_history(self, instance: str) -> list[dict[str, Any]]:
+        return views.instance_history(self.db, instance)
+
     def equivocations(self) -> list[dict[str, Any]]:
         return evidence.listing(self.db)
 

@@ -15,7 +15,15 @@ from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
 from formation.node.state.authority import ROLES, Authority
-from formation.node.state.op import Op
+from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
+from formation.node.state.image_manifest import image_digest, parts_problem
+from formation.node.state.instance_spec import (
+    CONFIDENTIAL,
+    PCI_ADDRESS,
+    observed_problem,
+    spec_problem,
+)
+from formation.node.state.op import Op, encode
 
 INVITE_PROOF_CONTEXT = b"formation-invite-proof-v1\x00"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -152,12 +160,37 @@ def _record(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
         _need(p, "endpoints", lambda v: isinstance(v, list) and all(map(_is_text, v)),
               "a list of HOST:PORT")
     if "resources" in p:
-        _need(p, "resources", _is_map, "a map")
+        _resources(p["resources"])
     if "wireguard_key" in p:
         _need(p, "wireguard_key", _is_text, "a WireGuard public key")
     if "wg_endpoints" in p:
         _need(p, "wg_endpoints", lambda v: isinstance(v, list) and all(map(_is_text, v)),
               "a list of HOST:PORT (WireGuard underlay endpoints)")
+
+
+_RESOURCE_FIGURES = ("cpus", "memory_mb", "disk_gb")
+MAX_GPUS_OFFERED = 64
+
+
+def _resources(res: Any) -> None:
+    """A node's offer. Figures it leaves out offer nothing; other keys are kept (a newer node
+    may publish more) but placement reads only these."""
+    if not isinstance(res, dict):
+        raise Refused("invalid", "payload.resources: expected a map")
+    for name in _RESOURCE_FIGURES:
+        if name in res and not _is_uint(res[name]):
+            raise Refused("invalid", f"payload.resources.{name}: expected an integer >= 0")
+    gpus = res.get("gpus", [])
+    if not (isinstance(gpus, list) and len(gpus) <= MAX_GPUS_OFFERED
+            and all(isinstance(g, str) and PCI_ADDRESS.match(g) for g in gpus)
+            and len(set(gpus)) == len(gpus)):
+        raise Refused("invalid", "payload.resources.gpus: expected a list of distinct PCI "
+                      f"addresses such as 0000:01:00.0 (at most {MAX_GPUS_OFFERED})")
+    confidential = res.get("confidential", [])
+    if not (isinstance(confidential, list) and len(set(confidential)) == len(confidential)
+            and all(c in CONFIDENTIAL[1:] for c in confidential)):
+        raise Refused("invalid", "payload.resources.confidential: expected a list of sev-snp, "
+                      "tdx")
 
 
 def _invite_create(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
@@ -209,11 +242,17 @@ def _address_claim(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
         raise Refused("invalid", f"payload.ip: {ip} is not a host address of {net}")
 
 
+def _spec(spec: Any) -> None:
+    problem = spec_problem(spec)
+    if problem is not None:
+        raise Refused("invalid", f"payload.{problem}")
+
+
 def _instance_create(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"name", "spec", "desired"})
     _need(p, "name", is_name, "an instance name")
-    _need(p, "spec", _is_map, "a map")
+    _spec(p.get("spec"))
     if "desired" in p:
         _need(p, "desired", lambda v: v in INSTANCE_STATES, "running or stopped")
 
@@ -229,24 +268,35 @@ def _owner_or_admin(op: Op, auth: Authority, author: str, get_op: GetOp) -> Op:
 
 def _instance_update(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
-    _only(p, {"instance", "spec", "desired"})
+    _only(p, {"instance", "spec", "desired", "boot"})
     if "spec" in p:
-        _need(p, "spec", _is_map, "a map")
+        _spec(p["spec"])
     if "desired" in p:
         _need(p, "desired", lambda v: v in INSTANCE_STATES, "running or stopped")
+    if "boot" in p:
+        _need(p, "boot", _is_uint, "a restart counter, an integer >= 0")
     _owner_or_admin(op, auth, author, get_op)
 
 
 def _instance_place(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    """The chosen node claims the instance itself: nobody can put work (or a capacity claim)
+    on another node. Whether the claim holds is the placement fold's business
+    (node/vmm/placement.py), not acceptance: it depends on ops this one may not have seen."""
     _only(op.payload, {"instance", "node"})
     _need(op.payload, "node", is_key, "a node key")
-    _owner_or_admin(op, auth, author, get_op)
+    if op.payload["node"] != author:
+        raise Refused("unauthorized", "instance.place: only the node itself may claim an "
+                      "instance (payload.node must be the author)")
+    if get_op(bytes.fromhex(op.payload["instance"])).kind != "instance.create":
+        raise Refused("invalid", "payload.instance: does not name an instance.create op")
 
 
 def _instance_status(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
     _only(p, {"instance", "placement", "observed"})
-    _need(p, "observed", _is_map, "a map")
+    problem = observed_problem(p.get("observed"), len(encode(p.get("observed"))))
+    if problem is not None:
+        raise Refused("invalid", f"payload.{problem}")
     placement = get_op(bytes.fromhex(p["placement"]))
     if placement.kind != "instance.place" or placement.payload["instance"] != p["instance"]:
         raise Refused("invalid", "payload.placement: not a placement of this instance")
@@ -261,10 +311,20 @@ def _instance_delete(op: Op, auth: Authority, author: str, get_op: GetOp) -> Non
 
 def _image_add(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
-    _only(p, {"digest", "name", "size"})
+    _only(p, {"digest", "name", "size", "parts", "cmdline"})
     _need(p, "digest", is_key, "the image's SHA-256, 64 hex")
     _need(p, "name", _is_text, "a name")
     _need(p, "size", _is_uint, "a size in bytes")
+    problem = parts_problem(p.get("parts"))
+    if problem is not None:
+        raise Refused("invalid", f"payload.parts: expected {problem}")
+    _need(p, "cmdline", lambda v: isinstance(v, str) and len(v) <= MAX_IMAGE_CMDLINE,
+          f"a kernel command line up to {MAX_IMAGE_CMDLINE} characters")
+    if p["size"] != sum(part["size"] for part in p["parts"].values()):
+        raise Refused("invalid", "payload.size: expected the sum of the parts' sizes")
+    if p["digest"] != image_digest(p["parts"], p["cmdline"]):
+        raise Refused("invalid", "payload.digest: expected the SHA-256 of the manifest of "
+                      "its parts and cmdline")
 
 
 def _image_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:

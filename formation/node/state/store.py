@@ -303,6 +303,11 @@ class StateStore:
     async def view(self, collection: str) -> list[dict[str, Any]]:
         return await self._run(self.replica.view, collection)
 
+    async def instance_history(self, instance_hex: str) -> list[dict[str, Any]]:
+        """The instance's observed statuses, oldest first: [{"time_ms", "node", "observed"}],
+        at most views.HISTORY_KEPT (the newest)."""
+        return await self._run(self.replica.instance_history, instance_hex)
+
     async def heads(self) -> list[bytes]:
         return await self._run(lambda: sorted(self.replica.heads))
 

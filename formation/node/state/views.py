@@ -30,13 +30,18 @@ CREATE TABLE IF NOT EXISTS orset (
 CREATE TABLE IF NOT EXISTS orset_removed (tag BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tombstones (
   coll TEXT NOT NULL, key TEXT NOT NULL, op BLOB NOT NULL, PRIMARY KEY (coll, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+  coll TEXT NOT NULL, key TEXT NOT NULL, hlc_ms INTEGER NOT NULL, hlc_c INTEGER NOT NULL,
+  op BLOB NOT NULL, author TEXT NOT NULL, value BLOB NOT NULL,
+  PRIMARY KEY (coll, key, hlc_ms, hlc_c, op)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS claims (
   op BLOB PRIMARY KEY, ip TEXT NOT NULL, node TEXT NOT NULL,
   hlc_ms INTEGER NOT NULL, hlc_c INTEGER NOT NULL) WITHOUT ROWID;
 """
-VIEW_TABLES = ("lww", "orset", "orset_removed", "tombstones", "claims")
+VIEW_TABLES = ("lww", "orset", "orset_removed", "tombstones", "history", "claims")
+HISTORY_KEPT = 200  # status reports kept per instance (the newest by HLC)
 # An effect is a tuple whose first item names its kind ("lww", "fww", "set", "add", "remove",
-# "tomb", "claim", "roles"); what follows depends on the kind (see `effects`).
+# "tomb", "claim", "roles", "history"); what follows depends on the kind (see `effects`).
 Effect = tuple[Any, ...]
 Order = tuple[int, int, bytes]  # (HLC ms, HLC counter, op id): how concurrent writes are ordered
 # Register writes merged in memory within a batch, one per field: (kind, collection, key, field)
@@ -80,13 +85,16 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "instances", oid, "spec", p["spec"]),
                 ("lww", "instances", oid, "desired", p.get("desired", "running"))]
     if k == "instance.update":
-        return [("lww", "instances", p["instance"], f, p[f]) for f in ("spec", "desired") if f in p]
-    if k == "instance.place":
+        return [("lww", "instances", p["instance"], f, p[f])
+                for f in ("spec", "desired", "boot") if f in p]
+    if k == "instance.place":  # the three fields of one claim share one order: one write
         return [("lww", "instances", p["instance"], "placement", p["node"]),
-                ("lww", "instances", p["instance"], "placement_op", oid)]
+                ("lww", "instances", p["instance"], "placement_op", oid),
+                ("lww", "instances", p["instance"], "placed_hlc", list(op.hlc))]
     if k == "instance.status":
         return [("lww", "instances", p["instance"], "observed", p["observed"]),
-                ("lww", "instances", p["instance"], "observed_by", author)]
+                ("lww", "instances", p["instance"], "observed_by", author),
+                ("history", "instances", p["instance"], author, p["observed"])]
     if k == "instance.delete":
         return [("tomb", "instances", p["instance"])]
     if k == "image.add":
@@ -136,6 +144,14 @@ def apply_effects(db: sqlite3.Connection, op: Op, changes: list[Effect]) -> None
         elif tag == "tomb":
             db.execute("INSERT OR IGNORE INTO tombstones VALUES (?,?,?)",
                        (effect[1], effect[2], oid))
+        elif tag == "history":  # keeps the newest HISTORY_KEPT, whatever the arrival order
+            _, coll, key, author, value = effect
+            db.execute("INSERT OR IGNORE INTO history VALUES (?,?,?,?,?,?,?)",
+                       (coll, key, ms, c, oid, author, encode(value)))
+            db.execute("""DELETE FROM history WHERE coll=? AND key=? AND (hlc_ms, hlc_c, op) <
+                (SELECT hlc_ms, hlc_c, op FROM history WHERE coll=? AND key=?
+                 ORDER BY hlc_ms DESC, hlc_c DESC, op DESC LIMIT 1 OFFSET ?)""",
+                       (coll, key, coll, key, HISTORY_KEPT - 1))
         elif tag == "claim":
             db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?,?)",
                        (oid, effect[1], effect[2], ms, c))
@@ -244,6 +260,15 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
         return [{"key": k, **v} for k, v in _registers(db, collection).items()
                 if not v.get("removed")]
     raise KeyError(collection)
+
+
+def instance_history(db: sqlite3.Connection, instance: str) -> list[dict[str, Any]]:
+    """The instance's status reports, oldest first: {"time_ms" (the report's HLC time),
+    "node" (who reported), "observed"}; the newest HISTORY_KEPT of them."""
+    rows = db.execute("SELECT hlc_ms, author, value FROM history WHERE coll='instances' AND "
+                      "key=? ORDER BY hlc_ms, hlc_c, op", (instance,))
+    return [{"time_ms": ms, "node": author, "observed": cbor2.loads(value)}
+            for ms, author, value in rows]
 
 
 def snapshot(db: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:

@@ -45,6 +45,11 @@ AUDIENCES = {
     "join_approve": "local", "join_reject": "local", "node_remove": "local",
     "ssh_authorized_keys": "local", "host_interfaces": "local",
     "openapi": "public", "metrics": "public",
+    "vm_list": "member", "vm_show": "member", "vm_create": "member", "vm_start": "member",
+    "vm_stop": "member", "vm_restart": "member", "vm_resize": "member", "vm_delete": "member",
+    "vm_serial": "member",
+    "image_list": "member", "image_import": "local", "image_delete": "member",
+    "image_blob": "member",
 }
 # Who each audience lets through, by caller; a caller it refuses gets the status given.
 LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (
@@ -96,7 +101,8 @@ async def cluster(short_tmp) -> AsyncIterator[Cluster]:
 
 def _fill(path: str, operation: dict) -> str:
     """A path with each parameter set to a value its pattern accepts."""
-    values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24}
+    values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24,
+              "instance": "no-such-vm", "image": "web", "digest": "ab" * 32}
     for param in operation.get("parameters", []):
         if param["in"] == "path":
             value = values[param["name"]]

@@ -22,13 +22,15 @@ async def test_nodes_and_instances_resolve_from_the_views(short_tmp) -> None:
         assert await records("H1", "lab") == [me["address"]]
         assert await records("h1", "other") == []
         assert await records("nobody", "lab") == []
-        create = await store.append("instance.create", {"name": "web", "spec": {}})
+        create = await store.append("instance.create", {"name": "web", "spec": {
+            "image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}})
         assert await records("web", "lab") == []
         place = await store.append("instance.place", {"instance": create.id.hex(),
                                                       "node": store.identity.public_key_hex})
         await store.append("instance.status", {"instance": create.id.hex(),
                                                "placement": place.id.hex(),
-                                               "observed": {"address": "10.42.5.2"}})
+                                               "observed": {"state": "running",
+                                                            "address": "10.42.5.2"}})
         assert await records("web", "lab") == ["10.42.5.2"]
     finally:
         await store.close()

@@ -79,3 +79,21 @@ async def found_with_member(client) -> NodeIdentity:
     await client.call(sr.state_append, sm.AppendRequest(
         kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
     return member
+
+
+IMAGE = "ab" * 32  # an image digest for specs (rules check its form, not that it exists)
+
+
+def spec(**over) -> dict:
+    """A valid instance spec (the smallest the limits allow), with `over` replacing fields."""
+    return {"image": IMAGE, "vcpus": 1, "memory_mb": 512, "disk_gb": 5, **over}
+
+
+def image_payload(name: str, kernel: str | None = None, size: int = 1,
+                  cmdline: str = "console=ttyS0") -> dict:
+    """A valid image.add payload: a kernel part (random digest unless given) and its digest."""
+    from formation.node.state.image_manifest import image_digest
+
+    parts = {"kernel": {"digest": kernel or os.urandom(32).hex(), "size": size}}
+    return {"digest": image_digest(parts, cmdline), "name": name, "size": size,
+            "parts": parts, "cmdline": cmdline}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from statekit import craft, found_with_member
+from statekit import craft, found_with_member, spec
 from waiting import until
 
 from formation.api import state_models as sm
@@ -20,13 +20,13 @@ async def test_found_write_read_and_check(node, client) -> None:
     genesis = await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
     assert genesis.kind == "network.genesis" and genesis.author == node.identity.public_key_hex
     inst = await client.call(sr.state_append, sm.AppendRequest(
-        kind="instance.create", payload={"name": "web", "spec": {"cpus": 1}}))
+        kind="instance.create", payload={"name": "web", "spec": spec()}))
     [network] = (await client.call(sr.state_view, collection="network")).items
     assert network["name"] == "lab" and network["admins"] == [node.identity.public_key_hex]
     [instance] = (await client.call(sr.state_view, collection="instances")).items
     assert instance["key"] == inst.id and instance["owner"] == node.identity.public_key_hex
     fetched = await client.call(sr.state_op, op_id=inst.id)
-    assert fetched.payload == {"name": "web", "spec": {"cpus": 1}} and fetched.raw
+    assert fetched.payload == {"name": "web", "spec": spec()} and fetched.raw
     assert fetched.parents and fetched.seq >= 2
     page = await client.call(sr.state_log, query=sm.LogQuery(after=0, limit=1))
     assert page.ops[0].id == genesis.id and page.next_after == 1

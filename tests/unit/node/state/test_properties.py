@@ -12,7 +12,19 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from statekit import NETWORK, all_raws, craft, found, ids, replica, sync, views, write
+from statekit import (
+    NETWORK,
+    all_raws,
+    craft,
+    found,
+    ids,
+    image_payload,
+    replica,
+    spec,
+    sync,
+    views,
+    write,
+)
 
 from formation.identity import NodeIdentity
 from formation.node.state.op import MAX_STRING_BYTES, OpError, decode
@@ -37,12 +49,12 @@ def _write(r, who: NodeIdentity, choice: int, n: int) -> None:
         elif choice == 1:
             write(r, who, "address.claim", {"ip": f"10.42.0.{1 + n % 3}"})
         elif choice == 2 or not instances:
-            write(r, who, "instance.create", {"name": f"i{n}", "spec": {"n": n}})
+            write(r, who, "instance.create", {"name": f"i{n}", "spec": spec(vcpus=1 + n % 128)})
         elif choice == 3:
             write(r, who, "instance.update", {"instance": instances[0]["key"],
-                                              "spec": {"n": n}})
+                                              "spec": spec(memory_mb=512 + n)})
         elif choice == 4:
-            write(r, who, "image.add", {"digest": os.urandom(32).hex(), "name": "x", "size": n})
+            write(r, who, "image.add", image_payload("x", size=n))
         else:
             images = r.view("images")
             if images and who is ADMIN:

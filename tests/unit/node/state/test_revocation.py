@@ -9,7 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
-from statekit import NETWORK, all_raws, craft, found, replica, sync, views, write
+from statekit import (
+    NETWORK,
+    all_raws,
+    craft,
+    found,
+    image_payload,
+    replica,
+    spec,
+    sync,
+    views,
+    write,
+)
 
 from formation.identity import NodeIdentity
 from formation.node.state.op import decode
@@ -96,9 +107,9 @@ def test_removed_members_concurrent_ops_are_void_and_their_past_ones_stand(base)
     f = found(base, F, [M], name="f")
     m = replica(base, "m")
     sync(m, f)
-    seen = write(m, M, "image.add", {"digest": "ab" * 32, "name": "seen", "size": 1})
+    seen = write(m, M, "image.add", image_payload("seen"))
     sync(f, m)
-    unseen = write(m, M, "image.add", {"digest": "cd" * 32, "name": "unseen", "size": 1})
+    unseen = write(m, M, "image.add", image_payload("unseen"))
     write(f, F, "node.remove", {"node": M.public_key_hex})
     for first, second in ((f, m), (m, f)):
         sync(first, second)
@@ -163,9 +174,8 @@ def test_two_concurrent_uses_of_one_invite_exactly_one_stands_with_its_effects(b
         r = replica(base, name)
         sync(r, f)
         r.ingest([_consume(r, inv.id, who, token)])
-        write(r, who, "instance.create", {"name": f"vm-{name}", "spec": {}})
-        write(r, who, "image.add", {"digest": (name * 64)[:64].replace(name, "e"),
-                                    "name": name, "size": 1})
+        write(r, who, "instance.create", {"name": f"vm-{name}", "spec": spec()})
+        write(r, who, "image.add", image_payload(name))
         branches[who.public_key_hex] = r
     uses = sorted((decode(raw) for r in branches.values() for raw in all_raws(r)
                    if decode(raw).kind == "invite.consume"), key=lambda op: op.order_key)
@@ -205,11 +215,11 @@ def test_a_backdated_fork_of_an_early_seq_is_void(base) -> None:
     removal saw the first op at that seq, not the fork, so the fork is concurrent and void."""
     f = found(base, F, [M], name="f")
     early = sorted(f.heads)
-    first = write(f, M, "image.add", {"digest": "01" * 32, "name": "one", "size": 1})
-    write(f, M, "image.add", {"digest": "02" * 32, "name": "two", "size": 1})
+    first = write(f, M, "image.add", image_payload("one"))
+    write(f, M, "image.add", image_payload("two"))
     write(f, F, "node.record", {"name": "f"})
     write(f, F, "node.remove", {"node": M.public_key_hex})
-    fork = craft(M, f, "image.add", {"digest": "03" * 32, "name": "fork", "size": 1}, seq=1,
+    fork = craft(M, f, "image.add", image_payload("fork"), seq=1,
                  parents=early, hlc=(first.hlc[0], first.hlc[1]))
     assert f.ingest([fork]).verdicts[0].status == "accepted"
     assert sorted(i["name"] for i in f.view("images")) == ["one", "two"]

@@ -8,14 +8,13 @@ Replicas are real SQLite files with fsync off."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from statekit import all_raws, craft, found, replica, sync, views, write
+from statekit import all_raws, craft, found, image_payload, replica, sync, views, write
 
 from formation.identity import NodeIdentity
 from formation.node.state.authority import AUTHORITY_KINDS
@@ -78,8 +77,7 @@ def build(base: Path, steps) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
             _admin_op(r, who, "node.remove", {"node": KEYS[other]})
         elif action == "write":
             try:
-                write(r, who, "image.add", {"digest": os.urandom(32).hex(), "name": f"i{n}",
-                                            "size": n})
+                write(r, who, "image.add", image_payload(f"i{n}", size=n))
             except OpError:
                 pass
         else:  # a removed actor (if any) learns of its removal and backdates an op
@@ -119,7 +117,7 @@ def _backdate(r, who: NodeIdentity, history: list, choice: int):
     top = max(r.hlc_of(p) for p in deps)
     kind, payload = (("node.admit", {"node": KEYS[4 + choice % 3], "roles": ["admin"]})
                      if choice % 2 else
-                     ("image.add", {"digest": os.urandom(32).hex(), "name": "back", "size": 0}))
+                     ("image.add", image_payload("back", size=0)))
     raw = craft(who, r, kind, payload, seq=seq, prev=prev[0] if prev else None, parents=deps,
                 hlc=(top[0], top[1] + 1))
     if r.ingest([raw]).verdicts[0].status != "accepted":

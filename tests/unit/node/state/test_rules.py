@@ -13,8 +13,10 @@ from statekit import (
     craft,
     found,
     ids,
+    image_payload,
     random_key,
     replica,
+    spec,
     sync,
     views,
     write,
@@ -82,17 +84,18 @@ def test_self_promotion_refused(base) -> None:
 
 def test_instances_owner_or_admin_and_status_only_by_assigned_node(base) -> None:
     r = found(base, ADMIN, [B, C])
-    inst = write(r, B, "instance.create", {"name": "web", "spec": {"cpus": 1}})
+    inst = write(r, B, "instance.create", {"name": "web", "spec": spec()})
     assert refused(r, craft(C, r, "instance.update",
                             {"instance": inst.id.hex(), "desired": "stopped"})) == "unauthorized"
     write(r, B, "instance.update", {"instance": inst.id.hex(), "desired": "stopped"})
-    place = write(r, ADMIN, "instance.place", {"instance": inst.id.hex(),
-                                               "node": C.public_key_hex})
-    status = {"instance": inst.id.hex(), "placement": place.id.hex(), "observed": {"up": 1}}
+    place = write(r, C, "instance.place", {"instance": inst.id.hex(),
+                                           "node": C.public_key_hex})
+    status = {"instance": inst.id.hex(), "placement": place.id.hex(),
+              "observed": {"state": "running"}}
     assert refused(r, craft(B, r, "instance.status", status)) == "unauthorized"
     write(r, C, "instance.status", status)
     [item] = r.view("instances")
-    assert item["placement"] == C.public_key_hex and item["observed"] == {"up": 1}
+    assert item["placement"] == C.public_key_hex and item["observed"] == {"state": "running"}
     assert item["desired"] == "stopped" and item["owner"] == B.public_key_hex
     write(r, ADMIN, "instance.delete", {"instance": inst.id.hex()})
     assert r.view("instances") == []
@@ -208,12 +211,12 @@ def test_buffer_bounded_in_count(base) -> None:
 
 def test_rebuild_equals_incremental_and_restart_keeps_everything(base) -> None:
     r = found(base, ADMIN, [B, C])
-    inst = write(r, B, "instance.create", {"name": "db", "spec": {}})
-    img = write(r, C, "image.add", {"digest": random_key(), "name": "alpine", "size": 5})
+    inst = write(r, B, "instance.create", {"name": "db", "spec": spec()})
+    img = write(r, C, "image.add", image_payload("alpine", size=5))
     write(r, ADMIN, "image.remove", {"image": img.id.hex()})
     write(r, ADMIN, "dns.set", {"name": "db.fog", "type": "A", "value": "10.42.0.9"})
     write(r, ADMIN, "account.set", {"name": "ops", "keys": [random_key()], "roles": ["admin"]})
-    write(r, B, "instance.update", {"instance": inst.id.hex(), "spec": {"cpus": 2}})
+    write(r, B, "instance.update", {"instance": inst.id.hex(), "spec": spec(vcpus=2)})
     before, heads = views(r), set(r.heads)
     assert r.rebuild() == {"ops": r.count, "equal": True, "differing": []}
     assert views(r) == before
