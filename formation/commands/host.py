@@ -62,6 +62,11 @@ def doctor(obj: Context, as_json: bool, local: bool) -> None:
         return
     click.echo("capabilities of this host")
     click.echo("\n".join(capability_lines(caps)))
+    from formation.node.vmm.backend import select_driver
+
+    # Which VMM this node runs VMs with (vmm.backend against what was just probed), and why.
+    _, why = select_driver(obj.settings, caps)
+    click.echo(f"\nVM backend: {why}")
     missing = [item for item in caps.items if not item.ok]
     if missing:
         click.echo(f"\n{len(missing)} missing: " + ", ".join(item.name for item in missing))

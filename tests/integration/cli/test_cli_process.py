@@ -36,6 +36,9 @@ def test_doctor_local_without_a_node(short_tmp: Path) -> None:
     text = formation("--config", str(config), "doctor", "--local")
     assert text.returncode == 0, text.stderr
     assert text.stdout.startswith("capabilities of this host")
+    backend = next(ln for ln in text.stdout.splitlines() if ln.startswith("VM backend: "))
+    runs_vms = items["qemu"]["ok"] or (items["cloud_hypervisor"]["ok"] and items["kvm"]["ok"])
+    assert backend.startswith("VM backend: none") != bool(runs_vms), backend
     for name in items:
         assert name in text.stdout
 

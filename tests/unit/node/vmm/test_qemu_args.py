@@ -1,0 +1,68 @@
+"""MachineSpec -> qemu-system-x86_64 command line (pure; the integration tests boot it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from formation.node.vmm.machine import MachineSpec
+from formation.node.vmm.qemu_args import can_hotplug, qemu_args
+
+
+def spec(**changes: object) -> MachineSpec:
+    values: dict = dict(instance="cd" * 16, name="web", vcpus=2, memory_mb=512,
+                        kernel=Path("/k/vmlinuz"), initrd=Path("/k/initrd"),
+                        workdir=Path("/run/vms/x"), serial_log=Path("/run/vms/x/serial.log"))
+    values.update(changes)
+    return MachineSpec(**values)
+
+
+def value(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == flag]
+
+
+def test_microvm_created_not_booted_with_serial_log_qmp_and_pid_file() -> None:
+    args = qemu_args(spec(), "qemu-system-x86_64", "tcg")
+    assert value(args, "-M") == ["microvm"]
+    assert value(args, "-accel") == ["tcg"]
+    assert value(args, "-cpu") == ["max"]
+    assert "-S" in args and "-no-reboot" in args and "-nodefaults" in args
+    assert value(args, "-smp") == ["2"] and value(args, "-m") == ["512M"]
+    assert value(args, "-initrd") == ["/k/initrd"]
+    chardev = value(args, "-chardev")[0]
+    assert "path=/run/vms/x/console.sock" in chardev
+    assert "logfile=/run/vms/x/serial.log" in chardev and "logappend=on" in chardev
+    assert value(args, "-qmp") == ["unix:/run/vms/x/qmp.sock,server=on,wait=off"]
+    assert value(args, "-pidfile") == ["/run/vms/x/qemu.pid"]
+    # TCG on microvm: the guest's TSC rate is given, not calibrated.
+    assert value(args, "-append") == ["console=ttyS0 tsc_early_khz=2000000"]
+    assert not can_hotplug(spec())
+
+
+def test_kvm_uses_the_host_cpu_and_keeps_the_cmdline() -> None:
+    args = qemu_args(spec(cmdline="console=ttyS0 quiet"), "/usr/bin/qemu", "kvm")
+    assert args[0] == "/usr/bin/qemu"
+    assert value(args, "-cpu") == ["host"]
+    assert value(args, "-append") == ["console=ttyS0 quiet"]
+
+
+def test_disk_and_taps_are_virtio_mmio_devices_on_microvm() -> None:
+    args = qemu_args(spec(disk=Path("/d/disk.qcow2"), taps=("fm-tap0",), initrd=None),
+                     "qemu", "tcg")
+    assert "-initrd" not in args
+    assert value(args, "-drive") == ["id=disk0,if=none,file=/d/disk.qcow2,format=qcow2"]
+    assert "virtio-blk-device,drive=disk0" in value(args, "-device")
+    assert value(args, "-netdev") == ["tap,id=net0,ifname=fm-tap0,script=no,downscript=no"]
+    assert "virtio-net-device,netdev=net0" in value(args, "-device")
+    raw = qemu_args(spec(disk=Path("/d/disk.raw")), "qemu", "tcg")
+    assert value(raw, "-drive")[0].endswith("format=raw")
+
+
+def test_gpus_need_q35_with_vfio_pci_and_allow_cpu_hotplug() -> None:
+    gpu = spec(gpus=("0000:01:00.0",), max_vcpus=8, disk=Path("/d/disk.qcow2"))
+    args = qemu_args(gpu, "qemu", "tcg")
+    assert value(args, "-M") == ["q35"]
+    assert "vfio-pci,host=0000:01:00.0" in value(args, "-device")
+    assert "virtio-blk-pci,drive=disk0" in value(args, "-device")
+    assert value(args, "-smp") == ["2,maxcpus=8"]
+    assert value(args, "-append") == ["console=ttyS0"]  # q35 has a PIT: no TSC hint
+    assert can_hotplug(gpu)
