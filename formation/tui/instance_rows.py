@@ -19,7 +19,7 @@ IMPORT_HINT = ("formation image import KERNEL [--initrd FILE] [--disk FILE] --na
 EMPTY_TEXT = ("No instances in this network yet. An instance boots from an image: import one "
               f"first on a node (`{IMPORT_HINT}`), then press + here to create an instance "
               "from it.")
-KEYS_TEXT = "+ create · b start · h stop · t restart · x delete · enter details"
+KEYS_TEXT = "↑↓ choose · enter details"
 
 
 def truncate(text: str, width: int) -> str:

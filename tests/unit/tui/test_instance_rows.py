@@ -69,7 +69,7 @@ def test_the_empty_state_says_to_import_an_image_first() -> None:
 
 def test_the_count_names_the_running_ones_and_the_keys() -> None:
     text = count_text([instance(), instance(id="cd" * 32, state="pending", node=None)])
-    assert text.startswith("2 instance(s), 1 running") and "x delete" in text
+    assert text == "2 instance(s), 1 running · ↑↓ choose · enter details"
 
 
 def test_a_pending_instance_says_why() -> None:
