@@ -17,7 +17,9 @@ body refuse one. Every request body is validated against the spec file (with the
 stricter `required` lists); an invalid one gets 400 and the validation message.
 
 While the VM runs it writes a boot marker line to the serial file of its config, so the
-reconciler and the console see serial output without a guest. Environment:
+reconciler and the console see serial output without a guest; a kernel command line holding
+`ch_simulator.panic` plays a guest that panics at boot (panic lines on serial, then it is off:
+vm.info says Created), for the Failed-with-serial-tail paths. Environment:
 - CH_SIMULATOR_FEATURES: the build's features for vmm.ping (default "kvm,io_uring"), e.g.
   "kvm,io_uring,sev_snp,igvm" to play a confidential-capable build;
 - CH_SIMULATOR_CAPTURE: a file to which each request is appended as one JSON line
@@ -38,11 +40,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from aiohttp import web
-from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+if TYPE_CHECKING:  # imported where used: `--version` answers without loading them
+    from aiohttp import web
+    from openapi_schema_validator import OAS30Validator
 
 SPEC_FILE = Path(__file__).with_name("cloud-hypervisor-v53.0.yaml")
 API_ROOT = "/api/v1/"
@@ -52,6 +56,7 @@ VERSION = "v53.0"
 DEFAULT_FEATURES = "kvm,io_uring"
 REPO = Path(__file__).resolve().parents[2]
 DROPPED = "\nAll previous unanswered requests will be dropped."
+PANIC = "ch_simulator.panic"  # on the kernel command line: the played guest panics at boot
 
 # endpoint -> (method, request body schema or None). Written out, not read from the spec file,
 # so that the routes test compares two independent lists.
@@ -114,8 +119,9 @@ NOT_SIMULATED = {
 
 
 def load_spec(path: Path = SPEC_FILE) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with path.open() as handle:
-        spec: dict[str, Any] = yaml.safe_load(handle)
+        spec: dict[str, Any] = yaml.load(handle, Loader=loader)  # a safe loader, C if built
     return spec
 
 
@@ -167,6 +173,8 @@ class Validators:
         """The first validation error, as `field: message`; None when valid."""
         validator = self._cache.get(name)
         if validator is None:
+            from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
             root = {"$ref": f"#/components/schemas/{name}",
                     "components": {"schemas": self.schemas}}
             validator = self._cache[name] = OAS30Validator(
@@ -251,6 +259,7 @@ class Simulator:
     # -- HTTP ------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
         endpoint = request.path[len(API_ROOT):] if request.path.startswith(API_ROOT) else ""
         record: dict[str, Any] = {"method": request.method, "endpoint": endpoint}
         try:
@@ -329,6 +338,12 @@ class Simulator:
         assert self.config is not None
         self.state, self.booted_at = "Running", time.monotonic()
         cpus, memory = self.config.get("cpus", {}), self.config.get("memory", {})
+        if PANIC in self.config["payload"].get("cmdline", ""):
+            self._serial("[    0.000000] Linux version 6.1.0 (ch-simulator)")
+            self._serial(f"[    0.420000] Kernel panic - not syncing: {PANIC} on the kernel "
+                         f"command line")
+            self._guest_off()
+            return
         self._serial(f"[ch-simulator] guest booted: {cpus.get('boot_vcpus', 1)} vCPUs, "
                      f"{memory.get('size', 512 * MIB) // MIB} MiB, cmdline "
                      f"{self.config['payload'].get('cmdline', '')!r}")
@@ -437,11 +452,16 @@ class Simulator:
             raise self._not_running("Error triggering power button")
         if self.state == "Running":  # the guest powers off at once
             self._serial("[ch-simulator] power button: guest powered off")
-            self.state = None
-            if not self.no_shutdown:
-                self.config = None
-                self.exit_after_answer = True
+            self._guest_off()
         return 204, None
+
+    def _guest_off(self) -> None:
+        """The guest ended itself: the binary with --no-shutdown drops the VM (Created),
+        without it the VMM exits."""
+        self.state = None
+        if not self.no_shutdown:
+            self.config = None
+            self.exit_after_answer = True
 
     def do_vm_delete(self, _: Any) -> tuple[int, Any]:
         self.state, self.config = None, None
@@ -525,6 +545,7 @@ class Simulator:
 
 
 def make_app(simulator: Simulator) -> web.Application:
+    from aiohttp import web
     app = web.Application(client_max_size=4 * MAX_BODY)
     app.router.add_route("*", "/{tail:.*}", simulator.handle)
     return app
@@ -532,13 +553,15 @@ def make_app(simulator: Simulator) -> web.Application:
 
 def new_simulator(features: list[str] | None = None, no_shutdown: bool = False,
                   capture: Path | None = None) -> Simulator:
-    if features is None:
-        features = [f for f in os.environ.get("CH_SIMULATOR_FEATURES",
-                                              DEFAULT_FEATURES).split(",") if f]
-    return Simulator(features, no_shutdown, capture)
+    return Simulator(env_features() if features is None else features, no_shutdown, capture)
+
+
+def env_features() -> list[str]:
+    return [f for f in os.environ.get("CH_SIMULATOR_FEATURES", DEFAULT_FEATURES).split(",") if f]
 
 
 async def serve(socket: Path, simulator: Simulator) -> None:
+    from aiohttp import web
     runner = web.AppRunner(make_app(simulator), handle_signals=True)
     await runner.setup()
     socket.unlink(missing_ok=True)
@@ -576,16 +599,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-shutdown", action="store_true")
     parser.add_argument("--log-file")
     args, _unknown = parser.parse_known_args(argv)
-    simulator = new_simulator(
-        no_shutdown=args.no_shutdown,
-        capture=Path(os.environ["CH_SIMULATOR_CAPTURE"])
-        if os.environ.get("CH_SIMULATOR_CAPTURE") else None)
     if args.version:
         print(f"cloud-hypervisor {VERSION}")
         print("Migration Protocol Versions: 1.0")
         if args.v:
-            print(f"Enabled features: {json.dumps(simulator.features)}")
+            print(f"Enabled features: {json.dumps(env_features())}")
         return 0
+    simulator = new_simulator(
+        no_shutdown=args.no_shutdown,
+        capture=Path(os.environ["CH_SIMULATOR_CAPTURE"])
+        if os.environ.get("CH_SIMULATOR_CAPTURE") else None)
     if not args.api_socket or not args.api_socket.startswith("path="):
         print("Error: --api-socket path=<path> is required by the simulator", file=sys.stderr)
         return 1

@@ -54,6 +54,9 @@ def _operation(endpoint: Endpoint[Any, Any]) -> dict[str, Any]:
     response_schema: dict[str, Any] = {"$ref": REF.format(model=endpoint.response.__name__)}
     if endpoint.stream:
         response_schema = {"type": "string", "description": "data: lines, each an Event"}
+    raw_media = getattr(endpoint.response, "MEDIA_TYPE", None)  # a non-JSON answer (blobs)
+    if isinstance(raw_media, str):
+        media, response_schema = raw_media, {"type": "string", "format": "binary"}
     op: dict[str, Any] = {
         "operationId": endpoint.name,
         "summary": endpoint.summary,

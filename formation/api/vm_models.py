@@ -4,7 +4,7 @@ state store's rules check the same figures on every op (node/state/instance_spec
 
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -125,6 +125,8 @@ class ImageBlob(Model):
     """Stands for GET /v1/images/blobs/{digest}'s answer, the blob's raw bytes
     (application/octet-stream), not JSON: its handler returns `Rendered[ImageBlob]` with a
     file."""
+
+    MEDIA_TYPE: ClassVar[str] = "application/octet-stream"  # what the OpenAPI document says
 
 
 class ImageImport(Model):

@@ -80,21 +80,30 @@ def import_(obj: Context, kernel: str, initrd: str | None, disk: str | None, cmd
     copies, and adds the image to the network (an image.add op). The files must be readable
     by the node service, on its own disk: import runs on the node's unix socket.
     """
+    from pydantic import ValidationError
+
     from formation.api import vm_models as vm
     from formation.api import vm_routes
 
     files = {"KERNEL": _local_file("KERNEL", kernel), "--initrd": _local_file("--initrd", initrd),
              "--disk": _local_file("--disk", disk)}
+    try:
+        body = vm.ImageImport(name=name, kernel=files["KERNEL"] or kernel,
+                              initrd=files["--initrd"], disk=files["--disk"], cmdline=cmdline)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = f"--{err['loc'][0]}" if err["loc"] else "input"
+        expected = ("lowercase letters, digits and '-', starting with a letter"
+                    if flag == "--name" else err["msg"])
+        raise FormationError(f"{flag}: expected {expected}, got {err.get('input')!r}") from None
     if not as_json:
         for flag, path in files.items():
             if path is not None:
                 click.echo(f"{flag.strip('-').lower():<7} {_size(os.path.getsize(path)):>10}  "
-                           f"{path}", err=True)
+                           f"{path}")
         total = sum(os.path.getsize(p) for p in files.values() if p is not None)
         click.echo(f"importing {_size(total)} as {name} (the node copies and hashes every "
-                   f"byte)...", err=True)
-    body = vm.ImageImport(name=name, kernel=files["KERNEL"] or kernel, initrd=files["--initrd"],
-                          disk=files["--disk"], cmdline=cmdline)
+                   f"byte)...")
     result = _call(obj, node_address, vm_routes.image_import, body, timeout_s=IMPORT_TIMEOUT_S)
     if as_json:
         emit_json(result)

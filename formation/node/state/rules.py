@@ -317,7 +317,11 @@ def _image_add(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _need(p, "size", _is_uint, "a size in bytes")
     problem = parts_problem(p.get("parts"))
     if problem is not None:
-        raise Refused("invalid", f"payload.parts: expected {problem}")
+        part, _, what = problem.partition(": ")
+        if what:
+            raise Refused("invalid", f"payload.parts.{part}: expected {what}")
+        raise Refused("invalid", f"payload.parts: {'expected ' * problem.startswith('a ')}"
+                      f"{problem}")
     _need(p, "cmdline", lambda v: isinstance(v, str) and len(v) <= MAX_IMAGE_CMDLINE,
           f"a kernel command line up to {MAX_IMAGE_CMDLINE} characters")
     if p["size"] != sum(part["size"] for part in p["parts"].values()):

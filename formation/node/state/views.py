@@ -6,7 +6,9 @@ whatever order ops arrive in:
   first-writer-wins (an invite's consumer);
 - observed-remove sets (images, DNS records): an element is its add op; a remove names the adds
   it observed, and a removed tag never comes back;
-- tombstones: a deleted instance stays deleted (remove wins over concurrent updates).
+- tombstones: a deleted instance stays deleted (remove wins over concurrent updates);
+- counters that only grow (an instance's `boot`): the highest value written wins;
+- an instance's status history (instance_history).
 Mesh addresses are computed from claims when read (see addresses())."""
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ CREATE TABLE IF NOT EXISTS orset (
 CREATE TABLE IF NOT EXISTS orset_removed (tag BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tombstones (
   coll TEXT NOT NULL, key TEXT NOT NULL, op BLOB NOT NULL, PRIMARY KEY (coll, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+  coll TEXT NOT NULL, key TEXT NOT NULL, field TEXT NOT NULL, value INTEGER NOT NULL,
+  PRIMARY KEY (coll, key, field)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
   coll TEXT NOT NULL, key TEXT NOT NULL, hlc_ms INTEGER NOT NULL, hlc_c INTEGER NOT NULL,
   op BLOB NOT NULL, author TEXT NOT NULL, value BLOB NOT NULL,
@@ -38,10 +43,10 @@ CREATE TABLE IF NOT EXISTS claims (
   op BLOB PRIMARY KEY, ip TEXT NOT NULL, node TEXT NOT NULL,
   hlc_ms INTEGER NOT NULL, hlc_c INTEGER NOT NULL) WITHOUT ROWID;
 """
-VIEW_TABLES = ("lww", "orset", "orset_removed", "tombstones", "history", "claims")
+VIEW_TABLES = ("lww", "orset", "orset_removed", "tombstones", "counters", "history", "claims")
 HISTORY_KEPT = 200  # status reports kept per instance (the newest by HLC)
 # An effect is a tuple whose first item names its kind ("lww", "fww", "set", "add", "remove",
-# "tomb", "claim", "roles", "history"); what follows depends on the kind (see `effects`).
+# "tomb", "claim", "roles", "history", "max"); what follows depends on the kind (see `effects`).
 Effect = tuple[Any, ...]
 Order = tuple[int, int, bytes]  # (HLC ms, HLC counter, op id): how concurrent writes are ordered
 # Register writes merged in memory within a batch, one per field: (kind, collection, key, field)
@@ -85,8 +90,9 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "instances", oid, "spec", p["spec"]),
                 ("lww", "instances", oid, "desired", p.get("desired", "running"))]
     if k == "instance.update":
-        return [("lww", "instances", p["instance"], f, p[f])
-                for f in ("spec", "desired", "boot") if f in p]
+        return [("lww", "instances", p["instance"], f, p[f]) for f in ("spec", "desired")
+                if f in p] + ([("max", "instances", p["instance"], "boot", p["boot"])]
+                              if "boot" in p else [])
     if k == "instance.place":  # the three fields of one claim share one order: one write
         return [("lww", "instances", p["instance"], "placement", p["node"]),
                 ("lww", "instances", p["instance"], "placement_op", oid),
@@ -144,6 +150,10 @@ def apply_effects(db: sqlite3.Connection, op: Op, changes: list[Effect]) -> None
         elif tag == "tomb":
             db.execute("INSERT OR IGNORE INTO tombstones VALUES (?,?,?)",
                        (effect[1], effect[2], oid))
+        elif tag == "max":
+            _, coll, key, field, value = effect
+            db.execute("INSERT INTO counters VALUES (?,?,?,?) ON CONFLICT (coll, key, field) "
+                       "DO UPDATE SET value=max(value, excluded.value)", (coll, key, field, value))
         elif tag == "history":  # keeps the newest HISTORY_KEPT, whatever the arrival order
             _, coll, key, author, value = effect
             db.execute("INSERT OR IGNORE INTO history VALUES (?,?,?,?,?,?,?)",
@@ -172,6 +182,10 @@ def _registers(db: sqlite3.Connection, coll: str) -> dict[str, dict[str, Any]]:
     rows = db.execute("SELECT key, field, value FROM lww WHERE coll=? ORDER BY key, field", (coll,))
     for key, field, value in rows:
         out.setdefault(key, {})[field] = cbor2.loads(value)
+    for key, field, number in db.execute(
+            "SELECT key, field, value FROM counters WHERE coll=? ORDER BY key, field", (coll,)):
+        if key in out:
+            out[key][field] = number
     dead = {k for (k,) in db.execute("SELECT key FROM tombstones WHERE coll=?", (coll,))}
     return {k: v for k, v in out.items() if k not in dead}
 

@@ -14,12 +14,13 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from formation.node.vmm.ch_api import ChApi
 from formation.node.vmm.ch_config import MIB, ceilings, vm_config
 from formation.node.vmm.ch_errors import one_line
 from formation.node.vmm.ch_host import spec_refusal
+from formation.node.vmm.driver import Driver
 from formation.node.vmm.machine import MachineGone, MachineInfo, MachineSpec, MachineState, VmmError
 
 SOCKET = "api.sock"
@@ -174,8 +175,10 @@ class CloudHypervisorMachine:
             for endpoint in ("vm.delete", "vmm.shutdown"):
                 try:
                     await self.api.put(endpoint)
+                except MachineGone:
+                    break
                 except VmmError:
-                    break  # gone or wedged: the kill below ends it
+                    continue  # refused or wedged: the next step, or the kill, ends it
             if not await self._exited(self.stop_grace_s):
                 if self.alive():
                     try:
@@ -256,7 +259,9 @@ class CloudHypervisorDriver:
     async def _start(self, spec: MachineSpec) -> CloudHypervisorMachine:
         socket = spec.workdir / SOCKET
         await asyncio.to_thread(spec.workdir.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread(_remove, socket, spec.workdir / PID_FILE)
+        # a VM created afresh in this workdir (a cold restart) has not been booted yet
+        await asyncio.to_thread(_remove, socket, spec.workdir / PID_FILE,
+                                spec.workdir / BOOTED)
         log = await asyncio.to_thread(open, spec.workdir / LOG_FILE, "ab")
         try:
             process = await asyncio.create_subprocess_exec(
@@ -288,6 +293,25 @@ class CloudHypervisorDriver:
                                f"{self.start_timeout_s:g} s")
             await asyncio.sleep(0.02)
 
+    async def probe_features(self) -> frozenset[str]:
+        """The build's features without starting a VM (`--version -v`), for an offer or
+        `formation doctor` that must not promise a confidential VM the build would ignore.
+        Empty when the binary does not say (or cannot run)."""
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.binary, "--version", "-v", stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await asyncio.wait_for(process.communicate(), self.start_timeout_s)
+        except (OSError, TimeoutError):
+            return frozenset()
+        for line in out.decode("utf-8", "replace").splitlines()[:20]:
+            if line.startswith("Enabled features:"):
+                names = line.split(":", 1)[1].strip(" []")
+                self.features = frozenset(n.strip(' "') for n in names.split(",")
+                                          if n.strip(' "'))
+                return self.features
+        return frozenset()
+
     async def _learn(self, machine: CloudHypervisorMachine) -> None:
         """Remember the build's version and features (vmm.ping) for later refusals."""
         pong = await machine.api.get("vmm.ping")
@@ -313,3 +337,7 @@ class CloudHypervisorDriver:
         await asyncio.to_thread(_remove, socket, socket.with_name(SOCKET + ".lock"),
                                 spec.workdir / PID_FILE)
         return None
+
+
+if TYPE_CHECKING:  # mypy proves the backend implements the one driver interface
+    _driver: Driver = CloudHypervisorDriver("cloud-hypervisor")

@@ -344,3 +344,50 @@ async def test_hostile_vmm_answers_are_bounded_simulator(tmp_path: Path) -> None
         single_line(message)
         assert "\x07" not in message and "pwned\x07" not in message
         assert expected in message, message
+
+
+async def test_probe_features_of_a_simulator_build(tmp_path: Path) -> None:
+    binary = write_wrapper(tmp_path / "bin", features="kvm,io_uring,sev_snp")
+    driver = CloudHypervisorDriver(str(binary))
+    assert await driver.probe_features() == {"kvm", "io_uring", "sev_snp"}
+    assert driver.features == {"kvm", "io_uring", "sev_snp"}
+    assert await CloudHypervisorDriver(str(tmp_path / "none")).probe_features() == frozenset()
+
+
+async def test_guest_that_panics_at_boot_simulator(tmp_path: Path, binary: str) -> None:
+    spec = make_spec(tmp_path, cmdline="console=ttyS0 ch_simulator.panic")
+    machine = await CloudHypervisorDriver(binary).create(spec)
+    try:
+        await machine.boot()
+        assert (await machine.info()).state == "shutdown"
+        assert "Kernel panic" in spec.serial_log.read_text().splitlines()[-1]
+    finally:
+        await machine.destroy()
+
+
+async def test_cold_restart_in_the_same_workdir_starts_created_simulator(
+        tmp_path: Path, binary: str) -> None:
+    driver = CloudHypervisorDriver(binary)
+    spec = make_spec(tmp_path)
+    first = await driver.create(spec)
+    await first.boot()
+    await first.destroy()
+    second = await driver.create(spec)  # e.g. a resize beyond the ceilings
+    try:
+        assert (await second.info()).state == "created"
+    finally:
+        await second.destroy()
+
+
+async def test_a_binary_that_is_missing_or_dies_at_start_is_one_line(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    with pytest.raises(VmmError, match=r"cannot start cloud-hypervisor .*No such file"):
+        await CloudHypervisorDriver(str(tmp_path / "nowhere")).create(spec)
+    dying = tmp_path / "dying"
+    dying.write_text("#!/bin/sh\necho 'Error: KVM is not available' >&2\nexit 1\n")
+    dying.chmod(0o755)
+    with pytest.raises(VmmError) as died:
+        await CloudHypervisorDriver(str(dying)).create(spec)
+    assert str(died.value) == ("cloud-hypervisor exited at start (code 1): Error: KVM is not "
+                               "available")
+    assert not (spec.workdir / "vmm.pid").exists()

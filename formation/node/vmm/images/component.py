@@ -41,6 +41,7 @@ class ImagesComponent:
         self.import_lock = asyncio.Lock()  # one import at a time: a name is checked, then used
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[int]] = set()
+        self.service: NodeService | None = None
 
     async def start(self, service: NodeService) -> None:
         assert service.identity is not None
@@ -50,6 +51,7 @@ class ImagesComponent:
         self.manifests = catalog.Manifests(root)
         self.fetcher = Fetcher(self.store, service.identity)
         self._me = service.identity.public_key_hex
+        self.service = service
         self._unsubscribe = self.state.require_store().subscribe(self._on_ops)
 
     async def stop(self) -> None:
@@ -118,9 +120,24 @@ class ImagesComponent:
         replication = self.state.replication
         extra = [(p.key or "", p.address) for p in replication.peers] if replication else []
         peers = catalog.peers_for(image, nodes, extra, self._me, self.api_address)
-        paths = await self.fetcher.ensure(image, peers)
+        missing = self.require_store().missing(image)
+        try:
+            paths = await self.fetcher.ensure(image, peers)
+        except ImageError as exc:
+            self.publish("fetch_failed", {"image": image["digest"], "name": image["name"],
+                                          "reason": str(exc)})
+            raise
         await asyncio.to_thread(self.manifests.save, image)
+        if missing:
+            self.publish("fetched", {"image": image["digest"], "name": image["name"],
+                                     "parts": sorted(missing),
+                                     "bytes": sum(p["size"] for p in missing.values())})
         return paths
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """On the event stream, topic `images`: imported, fetched, fetch_failed."""
+        if self.service is not None:
+            self.service.publish("images", kind, data)
 
     # cleaning up ----------------------------------------------------------------------------
     def _on_ops(self, ops: list[Op], origin: str | None) -> None:
@@ -132,7 +149,12 @@ class ImagesComponent:
     async def collect(self) -> int:
         """Delete the blobs of images held here that the network removed, unless another
         image or an instance still uses them (a VM's disk overlay is backed by its image's
-        disk blob). Returns the bytes freed."""
+        disk blob). Returns the bytes freed. Not while an import runs: its blobs are in the
+        store before its image.add is in the view."""
+        async with self.import_lock:
+            return await self._collect()
+
+    async def _collect(self) -> int:
         assert self.manifests is not None
         store = self.state.require_store()
         live = {image["digest"]: image for image in await self.catalog()}

@@ -58,6 +58,8 @@ class ImageHandlers:
                 op = await self.part.state.require_store().append("image.add", payload)
             except OpError as exc:
                 raise BadRequest(f"image.add refused: {exc}") from None
+        self.part.publish("imported", {"image": payload["digest"], "name": payload["name"],
+                                       "bytes": payload["size"]})
         return self._model({**payload, "added_by": op.author.hex()})
 
     async def image_delete(self, body: Empty, caller: Caller, image: str) -> Empty:

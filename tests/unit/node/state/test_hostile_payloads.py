@@ -16,10 +16,10 @@ from formation.node.state import rules
 from formation.node.state.op import MAX_STRING_BYTES
 
 ADMIN, MEMBER = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (31, 32))
-FIELDS = ["cidr", "desired", "digest", "endpoints", "expires_ms", "image", "instance", "invite",
-          "ip", "keys", "name", "node", "observed", "placement", "proof", "record", "resources",
-          "roles", "size", "spec", "token_key", "type", "value", "wg_endpoints",
-          "wireguard_key"]
+FIELDS = ["boot", "cidr", "cmdline", "desired", "digest", "endpoints", "expires_ms", "image",
+          "instance", "invite", "ip", "keys", "name", "node", "observed", "parts", "placement",
+          "proof", "record", "resources", "roles", "size", "spec", "token_key", "type", "value",
+          "wg_endpoints", "wireguard_key"]
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
     st.text(max_size=40), st.binary(max_size=40),

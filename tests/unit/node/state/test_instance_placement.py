@@ -111,7 +111,10 @@ def test_image_add_must_match_its_parts(base) -> None:
     cases = [({**good, "digest": "0" * 64}, "payload.digest: expected the SHA-256"),
              ({**good, "size": 11}, "payload.size: expected the sum"),
              ({k: v for k, v in good.items() if k != "parts"}, "payload.parts: expected"),
-             ({**good, "parts": {"kernel": {"digest": "x", "size": 1}}}, "payload.parts"),
+             ({**good, "parts": {"kernel": {"digest": "x", "size": 1}}},
+              "payload.parts.kernel.digest: expected a SHA-256"),
+             ({**good, "parts": {**good["parts"], "bios": {"digest": "0" * 64, "size": 0}}},
+              "payload.parts: unknown part 'bios'"),
              ({**good, "cmdline": 5}, "payload.cmdline")]
     for payload, message in cases:
         v = verdict(r, craft(B, r, "image.add", payload))
@@ -147,6 +150,10 @@ def test_update_carries_a_boot_counter(base) -> None:
     inst = create(r, "web")
     write(r, B, "instance.update", {"instance": inst.id.hex(), "boot": 3})
     assert r.view("instances")[0]["boot"] == 3
+    write(r, ADMIN, "instance.update", {"instance": inst.id.hex(), "boot": 2})
+    assert r.view("instances")[0]["boot"] == 3  # a restart counter never goes back
+    write(r, ADMIN, "instance.update", {"instance": inst.id.hex(), "boot": 4})
+    assert r.view("instances")[0]["boot"] == 4 and r.rebuild()["equal"] is True
     for bad in (-1, "4", True):
         v = verdict(r, craft(B, r, "instance.update", {"instance": inst.id.hex(), "boot": bad}))
         assert v.status == "refused" and v.message.startswith("payload.boot")
@@ -255,3 +262,30 @@ def test_a_deleted_instance_frees_its_room(base) -> None:
     assert decisions(r)[small.id.hex()].reason.startswith("pinned to h1, which has no room")
     write(r, B, "instance.delete", {"instance": big.id.hex()})
     assert decisions(r)[small.id.hex()].candidate == N1.public_key_hex
+
+
+async def test_the_store_serves_the_history_and_this_node_claims_itself(short_tmp) -> None:
+    from formation.node.state.store import StateStore
+
+    me = NodeIdentity.generate()
+    store = await StateStore.open(short_tmp / "s.db", me)
+    try:
+        await store.create_network("lab", "10.42.0.0/16")
+        await store.append("node.record", {"name": "h1", "resources": OFFER})
+        inst = await store.append("instance.create", {"name": "web", "spec": spec()})
+        [d] = decide(await store.view("instances"), await store.view("nodes"),
+                     {me.public_key_hex}).values()
+        assert d.candidate == me.public_key_hex
+        claim = await store.append("instance.place", {"instance": inst.id.hex(),
+                                                      "node": me.public_key_hex})
+        for state in ("placed", "booting", "running"):
+            await store.append("instance.status", {
+                "instance": inst.id.hex(), "placement": claim.id.hex(),
+                "observed": {"state": state, "since_ms": 1, "backend": "qemu"}})
+        history = await store.instance_history(inst.id.hex())
+        assert [h["observed"]["state"] for h in history] == ["placed", "booting", "running"]
+        assert {h["node"] for h in history} == {me.public_key_hex}
+        [d] = decide(await store.view("instances"), await store.view("nodes"), []).values()
+        assert d.node == me.public_key_hex  # held even while not seen live
+    finally:
+        await store.close()

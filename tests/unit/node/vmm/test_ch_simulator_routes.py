@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench.support.ch_simulator import ROUTES, SPEC_FILE, load_spec, make_app, new_simulator, \
-    spec_routes
+from bench.support.ch_simulator import (
+    ROUTES,
+    SPEC_FILE,
+    Validators,
+    load_spec,
+    make_app,
+    new_simulator,
+    spec_routes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +68,17 @@ async def test_simulator_answers_every_spec_route_and_nothing_else(tmp_path) -> 
         assert response.status == 400 and '"error"' in await response.text()
         response = await client.get("/api/v1/vmm.ping")
         assert (await response.json())["version"] == "v53.0"
+
+
+def test_simulator_applies_the_binarys_differences_from_the_file(spec: dict[str, Any]) -> None:
+    """The spec README: `required` differs both ways and some integers are narrower."""
+    check = Validators(spec).problem
+    assert check("DiskConfig", {"path": "/d", "pci_segment": 70_000}) is not None
+    assert check("VsockConfig", {"cid": 2**33, "socket": "/s"}) is not None
+    assert check("NumaDistance", {"destination": 1, "distance": 300}) is not None
+    assert "desired_size" in (check("VmResizeDisk", {"id": "_disk0"}) or "")
+    assert check("VmRemoveDevice", {}) is not None
+    assert check("CpusConfig", {"boot_vcpus": 1, "max_vcpus": 1,
+                                "topology": {"packages": 1}}) is not None
+    assert check("FsConfig", {"tag": "t", "socket": "/s"}) is None
+    assert check("VdpaConfig", {"path": "/dev/vhost-vdpa-0"}) is None
