@@ -4,6 +4,7 @@ the console's pilot. Keys only, as over SSH."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from bench.support.guest_kit import GuestKit
 from formation.api import vm_routes
 from formation.api.vm_models import Image
 from formation.node.service import NodeService
+from formation.node.vmm import workdir
 from formation.tui.app import FormationApp
 from formation.tui.instance_rows import EMPTY_TEXT
 from formation.tui.screens.instance_create import InstanceCreateScreen
 from formation.tui.screens.instance_delete import InstanceDeleteScreen
-from formation.tui.screens.instance_detail import InstanceDetailScreen
+from formation.tui.screens.instance_detail import SERIAL_LINES, InstanceDetailScreen
+from formation.tui.screens.instances import InstancesScreen
 from tests.tui.conftest import client_factory, wait_for
 from tests.tui.instances_support import BOOT_MARKER, guest_kit_or_skip, vm_node
 from tests.tui.instances_support import BOOT_TIMEOUT_S as BOOT_S
@@ -134,7 +137,7 @@ async def test_delete_asks_first(node) -> None:
         assert (await app.link.call(vm_routes.vm_list)).instances == []
 
 
-async def test_detail_follows_the_serial_log(node) -> None:
+async def test_detail_follows_a_flooding_serial_log_bounded(node) -> None:
     service, _ = node
     app = FormationApp(client_factory(service), request_timeout_s=5.0, poll_s=1.0)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -149,10 +152,27 @@ async def test_detail_follows_the_serial_log(node) -> None:
                        timeout_s=BOOT_S, what="the boot marker in the serial view")
         await wait_for(pilot, lambda: "running" in text_of(app, "#detail-history"),
                        what="running in the status history")
-        # live: a restart writes the marker again, and it shows without leaving the view
-        seen = sum(BOOT_MARKER in line for line in serial.lines)
-        await pilot.press("t")
-        await wait_for(pilot, lambda: sum(BOOT_MARKER in line for line in serial.lines) > seen,
-                       timeout_s=BOOT_S, what="the next boot's marker, followed live")
-        await pilot.press("escape")
-        await wait_for(pilot, lambda: not isinstance(app.screen, InstanceDetailScreen))
+        # live, and bounded: a guest flooding its console with control sequences; the view
+        # keeps its last SERIAL_LINES lines, none of the sequences, and the end of the flood
+        instance = app.screen.instance
+        log = service.settings.data_dir / "vms" / instance.id / workdir.SERIAL
+        flood = "".join(f"\x1b[31mline {n}\x1b[0m\x1b]0;title\x07\r\n" for n in range(5000))
+        await asyncio.to_thread(append, log, flood + "FLOOD-END\r\n")
+        await wait_for(pilot, lambda: any("FLOOD-END" in line for line in serial.lines),
+                       what="the flood's last line followed live")
+        assert serial.line_count <= SERIAL_LINES + 1
+        assert "line 4999" in serial.lines[-3] or "line 4999" in serial.lines[-2]
+        assert not [line for line in serial.lines if "\x1b" in line or "\x07" in line]
+        # the lifecycle keys work here too: delete, confirmed, goes back to the list
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, InstanceDeleteScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, InstancesScreen))
+        await wait_for(pilot, lambda: state_of(app, "watched") is None,
+                       what="watched gone from the list")
+        assert (await app.link.call(vm_routes.vm_list)).instances == []
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as handle:
+        handle.write(text)
