@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from settings_factory import make_settings
+from waiting import until
 
 from bench.support.guest_kit import GUEST_UP, GuestKit, Unavailable, build_guest_kit
 from formation.api import state_routes, vm_routes
@@ -47,7 +48,7 @@ def vm_settings(base: Path) -> NodeSettings:
     """A node that runs its instances with QEMU/TCG. The test guest powers off on the power
     button; the grace only bounds a guest too slow to."""
     return make_settings(base, underlay=networkd(base),
-                         vmm={"backend": "qemu", "stop_grace_s": 10.0})
+                         vmm={"backend": "qemu", "stop_grace_s": 2.0})
 
 
 async def found_and_import(client: NodeClient, kit: GuestKit) -> Image:
@@ -56,6 +57,18 @@ async def found_and_import(client: NodeClient, kit: GuestKit) -> Image:
                       CreateNetworkRequest(name="lab", cidr="10.42.0.0/16"))
     return await client.call(vm_routes.image_import, ImageImport(
         name="guest", kernel=str(kit.kernel), initrd=str(kit.initrd), cmdline=kit.cmdline))
+
+
+async def remove_instances(settings: NodeSettings) -> None:
+    """Deletes every instance and waits until the node has ended them (their work dirs gone):
+    a VMM outlives its node service by design (adopted on restart), so a test that stopped
+    the node with guests running would leave them running after it."""
+    run_dir = settings.data_dir / "vms"
+    async with NodeClient.unix(settings.api.socket, timeout_s=FOUND_TIMEOUT_S) as client:
+        for instance in (await client.call(vm_routes.vm_list)).instances:
+            await client.call(vm_routes.vm_delete, instance=instance.id)
+    await until(lambda: not run_dir.exists() or not any(run_dir.iterdir()), BOOT_TIMEOUT_S,
+                what=f"every VM of {run_dir} ended")
 
 
 @contextlib.asynccontextmanager
@@ -68,4 +81,7 @@ async def vm_node(base: Path, kit: GuestKit) -> AsyncIterator[tuple[NodeService,
             image = await found_and_import(client, kit)
         yield service, image
     finally:
-        await service.stop()
+        try:
+            await remove_instances(settings)
+        finally:
+            await service.stop()

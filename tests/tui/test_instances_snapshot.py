@@ -17,7 +17,13 @@ from formation.api.state_models import CreateNetworkRequest
 from formation.api.vm_models import Image, ImageImport, Instance, StatusChange, VmCreate
 from formation.tui.app import FormationApp
 from tests.tui.conftest import settle, wait_for, write_config
-from tests.tui.instances_support import BOOT_TIMEOUT_S, guest_kit_or_skip, networkd, vm_settings
+from tests.tui.instances_support import (
+    BOOT_TIMEOUT_S,
+    guest_kit_or_skip,
+    networkd,
+    remove_instances,
+    vm_settings,
+)
 from tests.tui.test_console_snapshots import FIXED_SEED, FIXED_TIME, FrozenPresenter, settled
 
 
@@ -47,7 +53,14 @@ def instances_app(base: Path) -> FormationApp:
 
         service = NodeService(settings, config)
         await service.start()
-        return service.stop
+
+        async def stop() -> None:
+            try:
+                await remove_instances(settings)
+            finally:
+                await service.stop()
+
+        return stop
 
     return FormationApp(lambda _: NodeClient.unix(settings.api.socket), start_embedded,
                         presenter=InstancesPresenter(), poll_s=0.3, sixteen_colours=False)
