@@ -16,6 +16,9 @@ GENERAL = "form"  # an error that names no field of the form
 ALIASES = {"memory": "memory_mb", "disk": "disk_gb", "cpus": "vcpus", "size": GENERAL}
 # Without a field in the answer: what the status means for this form (vm_routes.vm_create).
 BY_STATUS = {404: "image", 409: "name"}
+# The node names the request at the end of a refusal ("…: POST /v1/vms"): beside a field of the
+# form, that is noise.
+ROUTE_SUFFIX = re.compile(r": (GET|POST|PUT|PATCH|DELETE) /\S*$")
 
 
 @dataclass
@@ -77,11 +80,12 @@ def refusal_errors(exc: FormationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for item in body.fields:
         errors.setdefault(field_of(item.field), item.message)
-    prefix, colon, rest = body.message.partition(": ")
+    message = ROUTE_SUFFIX.sub("", body.message)
+    prefix, colon, rest = message.partition(": ")
     if not errors and colon and field_of(prefix) != GENERAL:  # "name: web-1 is taken"
         errors[field_of(prefix)] = rest
     if not errors:
         status = getattr(exc, "status", None)
         errors[BY_STATUS.get(status, GENERAL) if isinstance(status, int) else GENERAL] = \
-            body.message
+            message
     return errors

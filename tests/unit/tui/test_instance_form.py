@@ -60,3 +60,11 @@ def test_a_refusal_naming_its_field_first_lands_there() -> None:
         {"memory_mb": "no node offers 9000 MiB (the most: 4096)"}
     assert refused(422, "size: no live node offers this much") == \
         {GENERAL: "size: no live node offers this much"}
+
+
+def test_the_request_named_at_the_end_of_a_refusal_is_left_out() -> None:
+    body = ErrorBody(error="unprocessable_entity",
+                     message="memory_mb: no live node offers 9000 MiB (the most: 4096): "
+                     "POST /v1/vms")
+    assert refusal_errors(ApiError(422, body)) == \
+        {"memory_mb": "no live node offers 9000 MiB (the most: 4096)"}
