@@ -63,17 +63,26 @@ async def open_instances(pilot, app: FormationApp) -> None:
                    what="the instances screen")
 
 
+async def replace_text(pilot, text: str) -> None:
+    """In the focused field: what it holds replaced by `text`, with keys only."""
+    await pilot.press("end", "ctrl+u", *text)
+
+
 async def create_from_form(pilot, app: FormationApp, name: str, vcpus: str = "1") -> None:
+    """Fills the form with keys only, as over SSH: the image is chosen already (the first),
+    tab goes to the name, then to vCPUs; enter creates."""
     await pilot.press("plus")
     await wait_for(pilot, lambda: isinstance(app.screen, InstanceCreateScreen))
     form = app.screen
     await wait_for(pilot, lambda: "image(s) in the network" in text_of(app, "#create-images"),
                    what="the images read")
-    form.query_one("#f-name", Input).focus()
-    await pilot.press(*name)
-    vcpu = form.query_one("#f-vcpus", Input)
-    vcpu.value = vcpus
-    vcpu.focus()
+    assert form.focused is form.query_one("#f-image")
+    await pilot.press("tab")
+    assert form.focused is form.query_one("#f-name", Input)
+    await replace_text(pilot, name)
+    await pilot.press("tab")
+    assert form.focused is form.query_one("#f-vcpus", Input)
+    await replace_text(pilot, vcpus)
     await pilot.press("enter")
 
 
@@ -88,8 +97,8 @@ async def test_list_create_and_field_error(node) -> None:
         await create_from_form(pilot, app, "web-1", vcpus="0")
         assert "from 1 to 128, got 0" in text_of(app, "#err-vcpus")
         assert isinstance(app.screen, InstanceCreateScreen)
-        app.screen.query_one("#f-vcpus", Input).value = "1"
-        app.screen.query_one("#f-vcpus", Input).focus()
+        assert app.screen.focused is app.screen.query_one("#f-vcpus")  # the field in error
+        await replace_text(pilot, "1")
         await pilot.press("enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, InstanceCreateScreen),
                        what="the form closed")
@@ -144,7 +153,7 @@ async def test_detail_follows_a_flooding_serial_log_bounded(node) -> None:
         await open_instances(pilot, app)
         await create_from_form(pilot, app, "watched")
         await wait_for(pilot, lambda: state_of(app, "watched") is not None)
-        app.screen.query_one("#instances-table", DataTable).focus()
+        assert app.screen.focused is app.screen.query_one("#instances-table")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, InstanceDetailScreen))
         serial = app.screen.query_one("#serial", Log)
