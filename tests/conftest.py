@@ -5,15 +5,23 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from settings_factory import make_settings
+from vmm_leftovers import end, orphaned_vmms
 
 from formation.api.client import NodeClient
 from formation.config.settings import NodeSettings
 from formation.node.service import NodeService
+
+
+@pytest.fixture(autouse=True)
+def _end_leftover_vmms() -> Iterator[None]:
+    """Ends the VMM processes whose node's files a test removed (see vmm_leftovers.py)."""
+    yield
+    end(orphaned_vmms())
 
 
 @pytest.fixture

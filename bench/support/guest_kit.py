@@ -97,11 +97,14 @@ class GuestKit:
     cmdline: str
 
 
-def _run(args: list[str], cwd: Path | None = None) -> str:
+def _run(args: list[str], cwd: Path | None = None, missing: bool = False) -> str:
+    """`missing`: a failure means the input cannot be had here (apt without the package or
+    the network): Unavailable, a skip. Otherwise a failure is a broken build: RuntimeError."""
     done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        raise Unavailable(f"{args[0]} {' '.join(args[1:3])} failed: {tail}")
+        error = Unavailable if missing else RuntimeError
+        raise error(f"{args[0]} {' '.join(args[1:3])} failed: {tail}")
     return done.stdout
 
 
@@ -110,7 +113,7 @@ def _kernel_package() -> str:
     if shutil.which("apt-cache") is None:
         raise Unavailable("apt-cache is missing: the guest kernel comes from Debian's "
                           f"{KERNEL_META}")
-    out = _run(["apt-cache", "depends", KERNEL_META])
+    out = _run(["apt-cache", "depends", KERNEL_META], missing=True)
     found = re.search(r"Depends:\s*(linux-image-\S+-cloud-amd64)", out)
     if found is None:
         raise Unavailable(f"apt does not know {KERNEL_META} (run apt-get update)")
@@ -159,7 +162,7 @@ def _cpio(root: Path, out: Path) -> None:
                               input=listing.encode(), stdout=sink, stderr=subprocess.PIPE,
                               timeout=120)
     if done.returncode != 0:
-        raise Unavailable(f"cpio failed: {done.stderr.decode().strip()}")
+        raise RuntimeError(f"cpio failed: {done.stderr.decode().strip()}")
 
 
 def _initramfs(out: Path, init: str, modules: list[Path]) -> None:
@@ -193,7 +196,7 @@ def _disk(out: Path) -> None:
 def _build(target: Path, package: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
     try:
-        _run(["apt-get", "download", "-q", package], cwd=work)
+        _run(["apt-get", "download", "-q", package], cwd=work, missing=True)
         deb = next(work.glob("*.deb"))
         tree = work / "tree"
         _run(["dpkg-deb", "-x", str(deb), str(tree)])

@@ -74,6 +74,8 @@ class ResourceChoice(Model):
     cpus: int | None = Field(None, ge=1, le=4096, description="CPUs offered")
     memory_mb: int | None = Field(None, ge=64, description="memory offered, MiB")
     disk_gb: int | None = Field(None, ge=1, description="disk offered, GB")
+    gpus: list[str] | None = Field(
+        None, description="PCI addresses of the GPUs offered; none: every GPU found")
 
 
 class EditableSettings(Model):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from formation.api import join_models as jm
 from formation.api.caller import Caller
@@ -50,7 +50,7 @@ class JoinComponent:
 
     def __init__(self, discovery: DiscoveryComponent, state: StatePart, wire: OpWire,
                  peer_address: Callable[[str, str], str],
-                 offer: Callable[[NodeSettings], dict[str, int]],
+                 offer: Callable[[NodeSettings], dict[str, Any]],
                  underlay: Underlay | None = None) -> None:
         """`peer_address(key, underlay_address)`: where to reach a member's API (at its mesh
         address once the mesh reaches it). `offer(settings)`: the resources this host offers

@@ -9,12 +9,13 @@ the order of the fields of `Parts`, after the identity exists and before the API
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from formation.config.settings import NodeSettings
 from formation.discovery.component import DiscoveryComponent
 from formation.discovery.join import JoinComponent
 from formation.node.capabilities import host
-from formation.node.capabilities.offer import offered
+from formation.node.capabilities.offer import offered_with_devices
 from formation.node.component import Component
 from formation.node.console_support import ConsoleSupport
 from formation.node.console_support.ssh_access import SshAccess
@@ -78,7 +79,7 @@ def build_parts(settings: NodeSettings) -> Parts:
     )
 
 
-def _offer(settings: NodeSettings) -> dict[str, int]:
+def _offer(settings: NodeSettings) -> dict[str, Any]:
     """What this node offers the network (its record's `resources`) under `settings`, read
     from the host now: blocking, the join part calls it in a thread."""
-    return offered(settings.resources, host.resources(settings.data_dir))
+    return offered_with_devices(settings.resources, host.resources(settings.data_dir))

@@ -21,7 +21,8 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("p", "app.switch_mode('peers')", "Peers",
                   "Every node: membership, discovery, mesh handshakes and traffic"),
     ConsoleAction("i", "app.switch_mode('instances')", "Instances",
-                  "Instances of the network by state (VMs come later)"),
+                  "Every instance of the network, live: create, start, stop, restart, delete, "
+                  "details with the serial log"),
     ConsoleAction("l", "app.switch_mode('logs')", "Logs", "The node's recent log records"),
     ConsoleAction("s", "app.switch_mode('settings')", "Settings",
                   "Hostname, underlay, resources offered, admin SSH keys, bootstrap list"),

@@ -98,7 +98,7 @@ def _offer(fields: NodeFields, host: Resources | None, errors: list[str]) -> Res
             if value is not None and value > totals[key]:
                 errors.append(f"resources {RESOURCE_NAMES[key]}: {value} is more than this "
                               f"host has ({totals[key]})")
-    return ResourceChoice(**{k: v for k, v in values.items() if k in RESOURCE_NAMES})
+    return ResourceChoice.model_validate({k: v for k, v in values.items() if k in RESOURCE_NAMES})
 
 
 def _keys(text: str, errors: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from formation.api.console_models import EditableSettings, HostSample, LogRecord
     from formation.api.host_models import HostInterfaces
     from formation.api.models import Event, Health, NodeStatus
+    from formation.api.vm_models import Image, Instance, StatusChange
     from formation.tui.network import NetworkSnapshot
 
 
@@ -39,6 +40,15 @@ class Presenter:
 
     def interfaces(self, interfaces: HostInterfaces) -> HostInterfaces:
         return interfaces
+
+    def instance(self, instance: Instance) -> Instance:
+        return instance
+
+    def history(self, change: StatusChange) -> StatusChange:
+        return change
+
+    def image(self, image: Image) -> Image:
+        return image
 
     def clock(self, moment: datetime) -> str:
         return moment.astimezone().strftime("%H:%M:%S")

@@ -9,9 +9,10 @@ from textual.widgets import DataTable, Input, RichLog, Static, TextArea
 
 from formation.api import state_routes
 from formation.api.client import NodeClient
-from formation.api.state_models import AppendRequest, CreateNetworkRequest
+from formation.api.state_models import CreateNetworkRequest
 from formation.node.service import NodeService
 from formation.tui.actions import ACTIONS
+from formation.tui.instance_rows import EMPTY_TEXT
 from formation.tui.screens.dashboard import DashboardScreen
 from formation.tui.screens.enroll import EnrollScreen
 from formation.tui.screens.help import HelpScreen
@@ -109,7 +110,7 @@ async def test_before_a_network_every_screen_says_so(make_app) -> None:
         assert "state store: 0 ops · 0 heads" in network
         await pilot.press("i")
         await wait_for(pilot, lambda: "in no network" in text_of(
-            app.screen.query_one("#instances-text", Static)))
+            app.screen.query_one("#instances-state", Static)))
         await pilot.press("p")
         table = app.screen.query_one("#peers-table", DataTable)
         await wait_for(pilot, lambda: table.row_count == 1)  # this node, from its identity
@@ -166,17 +167,10 @@ async def test_enroll_founds_a_network_and_every_screen_follows(make_app, tui_no
         assert truth.ops >= 2  # the genesis, the founder's address claim
         await wait_for(pilot, lambda: f"state store: {truth.ops} ops · 1 heads "
                        f"{truth.heads[0][:12]}" in text_of(network))
-        # instances: counts from the view, live after a state event
+        # instances: none yet, and how to make one (tests/tui/test_instances.py runs guests)
         await pilot.press("i")
-        text = app.screen.query_one("#instances-text", Static)
-        await wait_for(pilot, lambda: "No instances in network lab" in text_of(text))
-        async with client_to(tui_node) as client:
-            for name in ("web", "db"):
-                await client.call(state_routes.state_append, AppendRequest(
-                    kind="instance.create", payload={"name": name, "spec": {
-                        "image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}}))
-        await wait_for(pilot, lambda: "2 instances in network lab" in text_of(text))
-        assert "unplaced     2" in text_of(text)
+        text = app.screen.query_one("#instances-state", Static)
+        await wait_for(pilot, lambda: text_of(text) == EMPTY_TEXT)
         # peers: this node with its role and mesh address
         await pilot.press("p")
         table = app.screen.query_one("#peers-table", DataTable)

@@ -268,13 +268,16 @@ def _owner_or_admin(op: Op, auth: Authority, author: str, get_op: GetOp) -> Op:
 
 def _instance_update(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
-    _only(p, {"instance", "spec", "desired", "boot"})
+    _only(p, {"instance", "spec", "desired", "boot", "force"})
     if "spec" in p:
         _spec(p["spec"])
     if "desired" in p:
         _need(p, "desired", lambda v: v in INSTANCE_STATES, "running or stopped")
     if "boot" in p:
         _need(p, "boot", _is_uint, "a restart counter, an integer >= 0")
+    if "force" in p:
+        _need(p, "force", lambda v: isinstance(v, bool), "true or false (stop without the "
+              "guest's grace period)")
     _owner_or_admin(op, auth, author, get_op)
 
 

@@ -38,14 +38,15 @@ class VmmComponent:
     after_ready = True
 
     def __init__(self, state: StateComponent, p2p: P2PComponent,
-                 images: ImagesComponent | None = None) -> None:
+                 images: ImagesComponent | None = None, driver: Driver | None = None) -> None:
         """`state`: desired and observed state; `p2p`: which members are live (placement
         counts only those) and where they are (serial relay, image fetches); `images`: the
-        image store the reconciler asks for an instance's files."""
+        image store the reconciler asks for an instance's files. `driver`: given (a test's,
+        the bench's), it is used instead of the one the settings and the probe choose."""
         self.state, self.p2p, self.images = state, p2p, images
         self.service: NodeService | None = None
-        self.driver: Driver | None = None
-        self.driver_why = ""
+        self.driver: Driver | None = driver
+        self.driver_why = "given" if driver is not None else ""
         self.reconciler: Reconciler | None = None
         self.error = ""
         self._task: asyncio.Task[None] | None = None
@@ -69,6 +70,20 @@ class VmmComponent:
         self._task = service.spawn(self._run(service))
 
     async def _run(self, service: NodeService) -> None:
+        driver = self.driver or await self._select(service)
+        if driver is None:
+            return
+        log.info("vmm backend selected", extra={"fields": {
+            "backend": driver.name, "why": self.driver_why}})
+        reconciler = Reconciler(self.state.require_store(), driver, self.me, self.run_dir,
+                                service.settings.vmm, self._ensure, self.find_image,
+                                self.live_members,
+                                self._publish)
+        await reconciler.start()
+        self.reconciler = reconciler
+        await reconciler.run()
+
+    async def _select(self, service: NodeService) -> Driver | None:
         from formation.node.vmm.backend import select_driver
 
         # the probe runs once the API serves; polled, so that no bus subscription of ours
@@ -81,17 +96,9 @@ class VmmComponent:
         if driver is None:
             self.error = f"no VMM backend: {self.driver_why}"
             log.warning("vmm: no backend", extra={"fields": {"why": self.driver_why}})
-            return
+            return None
         self.driver = driver
-        log.info("vmm backend selected", extra={"fields": {
-            "backend": self.driver.name, "why": self.driver_why}})
-        reconciler = Reconciler(self.state.require_store(), self.driver, self.me, self.run_dir,
-                                service.settings.vmm, self._ensure, self.find_image,
-                                self.live_members,
-                                self._publish)
-        await reconciler.start()
-        self.reconciler = reconciler
-        await reconciler.run()
+        return driver
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:

@@ -245,29 +245,12 @@ class VmHandlers:
         return await self._current(inst["key"])
 
     async def vm_stop(self, body: vm.VmStop, caller: Caller, instance: str) -> vm.Instance:
+        """Desired state, like every change: `force` rides on the same update, so the node
+        running the VM skips the guest's grace period even if it hears of the stop late."""
         inst, _ = await self.changeable(caller, instance)
-        if inst.get("desired") != "stopped":
-            await self._update(inst, desired="stopped")
-        if body.force:
-            await self._force_stop(inst)
+        if inst.get("desired") != "stopped" or (body.force and not inst.get("force")):
+            await self._update(inst, desired="stopped", force=body.force)
         return await self._current(inst["key"])
-
-    async def _force_stop(self, inst: dict[str, Any]) -> None:
-        """No grace period: on the node running it, at once; another node is asked."""
-        node = inst.get("placement")
-        if node == self.part.me:
-            if self.part.reconciler is not None:
-                self.part.reconciler.force_stop(inst["key"])
-            return
-        client = await self.part.client_to(str(node)) if node else None
-        if client is None:
-            return
-        try:
-            async with client:
-                await client.call(vm_routes.vm_stop, vm.VmStop(force=True), instance=inst["key"])
-        except Exception as exc:  # the stop is desired all the same; only the grace remains
-            log.info("could not ask the placed node to stop at once", extra={"fields": {
-                "instance": inst["key"], "error": str(exc)}})
 
     async def vm_restart(self, body: Empty, caller: Caller, instance: str) -> vm.Instance:
         inst, _ = await self.changeable(caller, instance)

@@ -233,9 +233,13 @@ class QemuMachine:
 
     async def destroy(self) -> None:
         if self._alive():
-            with contextlib.suppress(VmmError):
+            try:
                 await self._qmp("quit")
-            if not await self._ends_within(QUIT_GRACE_S):
+                asked = True
+            except VmmError:  # gone meanwhile (MachineGone), or QMP does not answer
+                asked = False
+            # Waiting on a QEMU that did not take the quit would only delay the kill.
+            if not await self._ends_within(QUIT_GRACE_S if asked else 0.0):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self._pid, signal.SIGKILL)
                 await self._ends_within(QUIT_GRACE_S)

@@ -65,6 +65,7 @@ class Target:
     inst: dict[str, Any] | None
     held: bool = False
     gpus: tuple[str, ...] = ()
+    elsewhere: bool = False  # another node holds it now
 
 
 @dataclass
@@ -142,11 +143,6 @@ class Reconciler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def force_stop(self, instance: str) -> None:
-        """`vm stop --force` on this node: the next stop skips the guest's grace period."""
-        self._force.add(instance)
-        self.wake()
-
     # adoption --------------------------------------------------------------------------------
     async def _adopt_all(self) -> None:
         instances = {i["key"]: i for i in await self.store.view("instances")}
@@ -192,12 +188,15 @@ class Reconciler:
             d = decisions.get(inst_id)
             if d is None:
                 continue
+            if inst.get("desired") == "stopped" and inst.get("force"):
+                self._force.add(inst_id)  # `vm stop --force`: a stop under way ends at once
             if d.node is None and d.candidate == self.me and inst.get("placement") != self.me:
                 await self._claim(inst_id)
                 continue
             held = d.node == self.me
             if held or inst_id in self.running or inst_id in self._dirs:
-                targets[inst_id] = Target(inst, held, tuple(d.gpus))
+                targets[inst_id] = Target(inst, held, tuple(d.gpus),
+                                          elsewhere=d.node is not None and not held)
         present = {i["key"] for i in instances}
         for inst_id in (set(self.running) | self._dirs) - present:
             targets[inst_id] = Target(None)  # deleted (a tombstone leaves the view)
@@ -208,7 +207,6 @@ class Reconciler:
     async def _claim(self, inst_id: str) -> None:
         try:
             await self.store.append("instance.place", {"instance": inst_id, "node": self.me})
-            self.publish("placed", {"instance": inst_id, "node": self.me})
         except Exception as exc:
             log.warning("could not claim an instance", extra={"fields": {
                 "instance": inst_id, "error": str(exc)}})
@@ -256,6 +254,8 @@ class Reconciler:
                 log.info("ending a VM whose placement here no longer holds",
                          extra={"fields": {"instance": inst_id}})
                 await self._destroy(inst_id, run)
+            if t.elsewhere:  # it runs on another node now: this copy's disk is of no use
+                await self._remove_dir(inst_id)
             self._written.pop(inst_id, None)
             return
         placement = str(inst.get("placement_op", ""))
@@ -302,9 +302,11 @@ class Reconciler:
         await self._start(inst_id, t, placement, boot, vcpus, memory_mb)
 
     async def _alive(self, run: Running) -> bool:
+        """Is the booted VM still up: its VMM answers and the guest has not shut down (Cloud
+        Hypervisor keeps its process when the guest powers off or panics: state created or
+        shutdown; QEMU exits)."""
         try:
-            await run.machine.info()
-            return True
+            return (await run.machine.info()).state in ("running", "paused")
         except MachineGone:
             return False
         except VmmError:
@@ -505,9 +507,7 @@ class Reconciler:
             observed["serial_tail"] = tail
         await self.store.append("instance.status", {
             "instance": inst_id, "placement": placement, "observed": observed})
-        self._written[inst_id] = key
-        self.publish("status", {"instance": inst_id, "node": self.me, "state": state,
-                                "reason": reason, "boot": boot})
+        self._written[inst_id] = key  # the part publishes the op itself (topic vm, "status")
 
 
 def _one_line(exc: BaseException) -> str:

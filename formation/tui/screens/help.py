@@ -17,6 +17,9 @@ SCREEN_KEYS = (
     ("y / r", "Copy / new token", "In the invite dialog: copy the token (OSC 52), make another"),
     ("a / x", "Approve / reject", "In the pending-joins dialog: decide on the selected host"),
     ("y / n", "Remove / keep", "In the remove-node dialog"),
+    ("+ b h t x", "Instance keys",
+     "On the instances screen and an instance's view: create, start, stop, restart, delete"),
+    ("enter", "Instance details", "On the instances screen: its fields, history, serial log"),
     ("tab", "Next field", "Move between fields and tables (no mouse needed)"),
     ("f1", "Help", "This screen"),
 )

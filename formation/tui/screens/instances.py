@@ -1,46 +1,201 @@
-"""Instances: counts by state from the state store's instances view. Deploying and operating
-virtual machines comes with the VM work; this screen is their place in the navigation."""
+"""Instances: every instance of the network, live. Read again on each `vm` or `state` event (an
+instance op replicated, a lifecycle change on some node) and on a slow poll; the uptime column
+ticks between reads. Every action is a key (no mouse needed, over SSH too): create from an
+image (+), start (b), stop (h), restart (t), delete after a confirmation (x), details (enter).
+Start, stop, restart and delete are changes of desired state: the screen shows the request
+accepted, and the state follows from the instance's node."""
 
 from __future__ import annotations
 
+import time
+
+from textual import work
 from textual.app import ComposeResult
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Static
 
+from formation.api import vm_routes
+from formation.api.models import Event
+from formation.api.vm_models import Instance
+from formation.errors import FormationError
+from formation.tui.console_app import console_app
+from formation.tui.instance_actions import ACTION_BINDINGS, InstanceActions
+from formation.tui.instance_rows import COLUMNS, count_text, instance_cells, selected_text
+from formation.tui.join_flow import reason
 from formation.tui.network import NetworkSnapshot
-from formation.tui.network_rows import instance_counts
-from formation.tui.screens.base import ConsoleScreen
 
-LATER = ("Deploying from a Formfile, start, stop, delete, boot progress and the serial log "
-         "come with the VM work.")
-
-
-def instances_text(net: NetworkSnapshot | None) -> str:
-    if net is None:
-        return "reading the state store…"
-    if "state view instances" in net.errors:
-        return f"cannot read the instances view: {net.errors['state view instances']}"
-    if net.network is None:
-        return "This node is in no network, so there are no instances (press e to found one)."
-    counts = instance_counts(net)
-    if not counts:
-        return f"No instances in network {net.network.get('name', '?')}."
-    total = sum(counts.values())
-    lines = [f"{total} instances in network {net.network.get('name', '?')}:"]
-    lines += [f"  {state:<12} {n}" for state, n in counts.items()]
-    return "\n".join(lines)
+POLL_S = 5.0
+TICK_S = 1.0
+TOPICS = frozenset({"vm", "state"})
+UPTIME_COLUMN = len(COLUMNS) - 1
+NO_NETWORK = "This node is in no network, so there are no instances (press e to found one)."
 
 
-class InstancesScreen(ConsoleScreen):
+class InstancesScreen(InstanceActions):
     TITLE_TEXT = "instances"
+    BINDINGS = [Binding("plus", "create", "Create", key_display="+"), *ACTION_BINDINGS,
+                Binding("enter", "details", "Details", show=False)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.instances: list[Instance] = []
+        self.read_at = time.monotonic()
+        self._reading = False
+        self._stale = False
+        self._shown: list[tuple[str, ...]] | None = None
+        self.notice = ""
+        self._network_id: str | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("[b]Instances[/b] (from the replicated state store)", classes="prose")
-        yield Static("reading the state store…", id="instances-text")
-        yield Static(LATER, classes="prose", id="instances-later")
+        yield Static("reading the instances…", id="instances-state")
+        yield DataTable(id="instances-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="instance-selected")
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.watch(self.app, "network", self.show, init=True)
+        table = self.query_one("#instances-table", DataTable)
+        for title, width in COLUMNS:
+            table.add_column(title, width=width, key=title)
+        console_app(self).event_listeners.append(self._on_event)
+        self.set_interval(POLL_S, self.reload)
+        self.set_interval(TICK_S, self._tick)
+        self.watch(self.app, "network", self._network_read, init=False)
+        self.reload()
 
-    def show(self, net: NetworkSnapshot | None) -> None:
-        self.query_one("#instances-text", Static).update(instances_text(net))
+    def on_unmount(self) -> None:
+        listeners = console_app(self).event_listeners
+        if self._on_event in listeners:
+            listeners.remove(self._on_event)
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def _on_event(self, event: Event) -> None:
+        if event.topic in TOPICS:
+            self.reload()
+
+    def _network_read(self, net: NetworkSnapshot | None) -> None:
+        """Joining or founding a network shows at once: the list is read again when this node's
+        network changes (not on every read of the network)."""
+        network = None if net is None or net.network is None else net.network.get("id")
+        if network != self._network_id:
+            self._network_id = network
+            self.reload()
+
+    # reading -----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Reads the list again; while a read runs, one more follows it (never more): a burst
+        of events costs two reads."""
+        if self._reading:
+            self._stale = True
+            return
+        self._reading = True
+        self._read()
+
+    @work(group="instances-read", exit_on_error=False)
+    async def _read(self) -> None:
+        try:
+            while True:
+                self._stale = False
+                await self._read_once()
+                if not self._stale:
+                    return
+        finally:
+            self._reading = False
+
+    async def _read_once(self) -> None:
+        app = console_app(self)
+        if app.link is None:
+            self.say("not connected to a node yet", error=True)
+            return
+        net = app.network
+        if net is not None and net.network is None and "state view network" not in net.errors:
+            self.show([])
+            self.say(NO_NETWORK)
+            return
+        try:
+            got = await app.link.call(vm_routes.vm_list)
+        except FormationError as exc:
+            self.say(f"cannot read the instances: {reason(exc)}", error=True)
+            return
+        self.read_at = time.monotonic()
+        self.show([app.presenter.instance(i) for i in got.instances])
+
+    def say(self, text: str, error: bool = False) -> None:
+        state = self.query_one("#instances-state", Static)
+        state.set_class(error, "-error")
+        state.update(text)
+
+    def show(self, instances: list[Instance]) -> None:
+        chosen = self.selected()
+        self.instances = sorted(instances, key=lambda i: (i.name, i.id))
+        notice = f"\n{self.notice}" if self.notice else ""
+        self.say(count_text(self.instances) + notice, self.notice.startswith("not done"))
+        rows = [instance_cells(i, self._elapsed()) for i in self.instances]
+        table = self.query_one("#instances-table", DataTable)
+        steady = [row[:UPTIME_COLUMN] for row in rows]  # the uptime column: _tick updates it
+        if steady != self._shown:
+            self._shown = steady
+            table.clear()
+            for instance, row in zip(self.instances, rows, strict=True):
+                table.add_row(*row, key=instance.id)
+            ids = [i.id for i in self.instances]
+            if chosen is not None and chosen.id in ids:  # the cursor stays on its instance
+                table.move_cursor(row=ids.index(chosen.id), animate=False)
+        self._tick()
+        self._show_selected()
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self.read_at
+
+    def _tick(self) -> None:
+        """The uptime column, between reads (only its cells change)."""
+        table = self.query_one("#instances-table", DataTable)
+        if table.row_count != len(self.instances):
+            return
+        for row, instance in enumerate(self.instances):
+            cell = instance_cells(instance, self._elapsed())[UPTIME_COLUMN]
+            if str(table.get_cell_at(Coordinate(row, UPTIME_COLUMN))) != cell:
+                table.update_cell(instance.id, "uptime", cell)
+
+    def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        self.query_one("#instance-selected", Static).update(selected_text(self.selected()))
+
+    def selected(self) -> Instance | None:
+        """The instance under the table's cursor (what the keys act on)."""
+        if not self.is_mounted:
+            return None
+        cursor = self.query_one("#instances-table", DataTable).cursor_row
+        return self.instances[cursor] if 0 <= cursor < len(self.instances) else None
+
+    # actions -----------------------------------------------------------------------------------
+    def acted(self, text: str, error: bool = False) -> None:
+        self.notice = f"not done: {text}" if error else text
+        self.say(count_text(self.instances) + f"\n{self.notice}", error)
+        if not error:
+            self.reload()
+
+    def action_create(self) -> None:
+        from formation.tui.screens.instance_create import InstanceCreateScreen
+
+        self.app.push_screen(InstanceCreateScreen(), self._created)
+
+    def _created(self, name: str | None) -> None:
+        if name:
+            self.acted(f"{name}: created; it is placed by rule and boots on its node")
+
+    def action_details(self) -> None:
+        chosen = self.selected()
+        if chosen is None:
+            self.acted("no instance selected: ↑↓ to choose one", error=True)
+            return
+        from formation.tui.screens.instance_detail import InstanceDetailScreen
+
+        self.app.push_screen(InstanceDetailScreen(chosen))
+
+    def on_data_table_row_selected(self, _: DataTable.RowSelected) -> None:
+        self.action_details()

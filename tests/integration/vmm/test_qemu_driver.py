@@ -5,7 +5,9 @@ that panics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from waiting import until
 
 from bench.support.guest_kit import BROKEN_MARKER, DISK_MARKER, DISK_TEXT, GUEST_UP, GuestKit
 from formation.node.vmm import qemu_args
-from formation.node.vmm.machine import MachineGone, MachineSpec
+from formation.node.vmm.machine import MachineGone, MachineSpec, VmmError
 from formation.node.vmm.qemu import QemuDriver, QemuMachine
 
 # A guest boots in ~2 s on an idle core, ~20 s on a machine shared by many test processes.
@@ -218,3 +220,47 @@ async def test_broken_guest_panics_and_the_machine_is_gone_with_the_panic_on_ser
         assert "Kernel panic" in tail
     finally:
         await machine.destroy()
+
+
+async def test_a_frozen_qemu_is_not_adopted_twice_and_destroy_kills_it(
+        guest_kit: GuestKit, driver: QemuDriver, tmp_path: Path) -> None:
+    """A QEMU that no longer answers QMP (stopped here with SIGSTOP): adoption refuses rather
+    than report "nothing runs" (a new one would run the VM twice), and destroy ends it with
+    SIGKILL after `quit` goes unanswered."""
+    spec = spec_for(guest_kit, tmp_path / "vm")
+    machine = await driver.create(spec)  # created, not booted: no guest boot needed
+    pid = machine.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(VmmError, match="does not answer on QMP"):
+            await QemuDriver("qemu-system-x86_64", "tcg").adopt(spec)
+        assert (spec.workdir / qemu_args.PID_FILE).exists()  # nothing cleaned under it
+        await machine.destroy()
+        assert machine.pid is None
+        assert qemu_pids(spec.workdir) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.root
+async def test_a_tap_becomes_the_guests_virtio_net_interface(
+        guest_kit: GuestKit, driver: QemuDriver, tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
+        pytest.skip("needs root and /dev/net/tun to create a tap")
+    tap = f"fmq{os.getpid() % 100000}"
+    made = await asyncio.create_subprocess_exec("ip", "tuntap", "add", tap, "mode", "tap")
+    assert await made.wait() == 0
+    spec = spec_for(guest_kit, tmp_path / "vm", taps=(tap,))
+    machine = await driver.create(spec)
+    try:
+        await machine.boot()
+        await until_serial(spec, GUEST_UP)
+        # virtio_net (and its failover dependencies) loaded and bound to the tap's device.
+        out = await console(spec, "echo nic=$(cat /sys/class/net/eth0/address)", "nic=52:54")
+        assert "nic=52:54:00:" in out
+    finally:
+        await machine.destroy()
+        gone_tap = await asyncio.create_subprocess_exec("ip", "tuntap", "del", tap, "mode", "tap")
+        await gone_tap.wait()

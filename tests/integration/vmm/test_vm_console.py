@@ -5,6 +5,12 @@ the event stream (topic "vm"), and `vm logs` (the serial route) follows the gues
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pty
+import select
+import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -16,8 +22,51 @@ from bench.support.guest_kit import GUEST_UP, GuestKit
 from formation.api import vm_models as vm
 from formation.api import vm_routes
 from formation.api.client import NodeClient
+from tests.integration.conftest import clean_env, write_config
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(240)]
+
+
+def _console_in_a_pty(config: Path, ref: str) -> str:
+    """Runs `formation vm console REF` on a pseudo-terminal, types a command until its output
+    comes back, then Ctrl-]; returns everything the terminal showed. Fails if it does not
+    exit on Ctrl-]."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI, as a user in a terminal runs it
+        os.execvpe(sys.executable, [sys.executable, "-m", "formation", "--config", str(config),
+                                    "vm", "console", ref], clean_env())
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"CLI-CONSOLE-7" not in seen and time.monotonic() < deadline:
+            os.write(fd, b"echo CLI-CONSOLE-$((3+4))\r")
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            while ready:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+                ready, _, _ = select.select([fd], [], [], 0.2)
+        os.write(fd, b"\x1d")
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                assert os.waitstatus_to_exitcode(status) == 0, seen[-500:]
+                break
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                with contextlib.suppress(OSError):
+                    seen += os.read(fd, 4096)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("vm console did not leave on Ctrl-]")
+        with contextlib.suppress(OSError):
+            seen += os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return seen.decode(errors="replace")
 
 
 async def test_console_events_and_serial(short_tmp: Path, guest_kit: GuestKit) -> None:
@@ -78,6 +127,11 @@ async def test_console_events_and_serial(short_tmp: Path, guest_kit: GuestKit) -
         await until(lambda: "CONSOLE-42" in "".join(followed), 30, what="vm logs -f sees it")
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+        # `formation vm console` in a terminal: keys in, output out, Ctrl-] leaves
+        config = write_config(short_tmp)
+        output = await asyncio.to_thread(_console_in_a_pty, config, "c1")
+        assert "CLI-CONSOLE-7" in output, output[-500:]
+        assert "console closed" in output
         # an unknown instance's console is refused before any upgrade, in one line
         async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(
                 path=str(settings.api.socket))) as session, session.get(

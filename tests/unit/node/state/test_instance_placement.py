@@ -145,6 +145,16 @@ def test_unknown_spec_fields_refused(base) -> None:
     assert v.status == "refused" and v.message.startswith("payload.spec.cpus: not a field")
 
 
+def test_a_forced_stop_is_desired_state(base) -> None:
+    r = network(base)
+    inst = create(r, "web")
+    write(r, B, "instance.update", {"instance": inst.id.hex(), "desired": "stopped",
+                                    "force": True})
+    assert r.view("instances")[0]["force"] is True
+    v = verdict(r, craft(B, r, "instance.update", {"instance": inst.id.hex(), "force": "yes"}))
+    assert v.status == "refused" and v.message.startswith("payload.force")
+
+
 def test_update_carries_a_boot_counter(base) -> None:
     r = network(base)
     inst = create(r, "web")

@@ -47,11 +47,13 @@ def test_cloud_hypervisor_without_kvm_is_not_chosen_by_auto() -> None:
 
 def test_auto_prefers_cloud_hypervisor_when_it_and_kvm_work() -> None:
     driver, why = select_driver(settings("auto"), caps(kvm=True, qemu=True, ch=True))
-    assert driver is not None
-    if driver.name == "qemu":  # the Cloud Hypervisor driver is not in this tree yet
-        assert "this build has no Cloud Hypervisor driver" in why
-    else:
-        assert driver.name == "cloud-hypervisor" and why.startswith("Cloud Hypervisor")
+    assert driver is not None and driver.name == "cloud-hypervisor"
+    assert why == "Cloud Hypervisor (vmm.backend auto; v53.0; KVM boots guests)"
+
+
+def test_cloud_hypervisor_asked_and_working_is_chosen() -> None:
+    driver, _ = select_driver(settings("cloud-hypervisor"), caps(kvm=True, qemu=False, ch=True))
+    assert driver is not None and driver.name == "cloud-hypervisor"
 
 
 def test_qemu_forced_even_where_cloud_hypervisor_works() -> None:

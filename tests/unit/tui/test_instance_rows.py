@@ -1,0 +1,99 @@
+"""The Instances screen's text: columns that fit 80 columns, long names cut, memory and uptime
+short, the empty state saying how to get a first instance, the reason of a pending one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from formation.api.vm_models import Instance, StatusChange
+from formation.tui.instance_rows import (
+    COLUMNS,
+    EMPTY_TEXT,
+    count_text,
+    detail_text,
+    history_line,
+    instance_cells,
+    memory_text,
+    selected_text,
+    truncate,
+    uptime_text,
+)
+
+
+def instance(**changes) -> Instance:
+    fields = {"id": "ab" * 32, "name": "web-1", "owner": "cd" * 32, "image": "ef" * 32,
+              "image_name": "debian", "vcpus": 2, "memory_mb": 1536, "disk_gb": 10,
+              "desired": "running", "state": "running", "node": "12" * 32,
+              "node_name": "h1", "backend": "qemu", "uptime_s": 65.0}
+    return Instance.model_validate(fields | changes)
+
+
+def test_the_columns_fit_an_80_column_terminal() -> None:
+    # each column has one cell of padding either side; the table has a margin and a scrollbar
+    assert sum(width + 2 for _, width in COLUMNS) + 2 + 2 <= 80
+
+
+def test_a_row_has_every_column_and_no_cell_wider_than_it() -> None:
+    long = instance(name="a" + "-very-long-name" * 4, node_name=None)
+    cells = instance_cells(long)
+    assert len(cells) == len(COLUMNS)
+    assert all(len(c) <= w for c, (_, w) in zip(cells, COLUMNS, strict=True))
+    assert cells[0].endswith("…") and cells[0].startswith("a-very-long")
+    assert cells[1] == "12" * 6  # no node name: the start of its key
+
+
+def test_cells_of_a_running_instance() -> None:
+    assert instance_cells(instance(), elapsed_s=10) == ("web-1", "h1", "running", "2", "1.5G",
+                                                        "1m15s")
+
+
+def test_truncate_keeps_what_fits() -> None:
+    assert truncate("abc", 3) == "abc"
+    assert truncate("abcd", 3) == "ab…"
+
+
+def test_memory_is_short() -> None:
+    assert [memory_text(m) for m in (512, 1024, 1536, 262144)] == ["512M", "1G", "1.5G", "256G"]
+
+
+def test_uptime_only_while_running() -> None:
+    assert uptime_text(instance(state="stopped", uptime_s=None)) == "-"
+    assert uptime_text(instance(state="booting", uptime_s=3.0)) == "-"
+    assert uptime_text(instance(uptime_s=3600.0), elapsed_s=61) == "1h01m"
+
+
+def test_the_empty_state_says_to_import_an_image_first() -> None:
+    assert count_text([]) == EMPTY_TEXT
+    assert "formation image import" in EMPTY_TEXT and "+" in EMPTY_TEXT
+
+
+def test_the_count_names_the_running_ones_and_the_keys() -> None:
+    text = count_text([instance(), instance(id="cd" * 32, state="pending", node=None)])
+    assert text == "2 instance(s), 1 running · ↑↓ choose · enter details"
+
+
+def test_a_pending_instance_says_why() -> None:
+    pending = instance(state="pending", reason="no node has 2 vCPUs free", node=None)
+    assert selected_text(pending) == "web-1: pending · no node has 2 vCPUs free"
+    assert selected_text(None) == ""
+
+
+def test_an_instance_not_as_desired_says_so() -> None:
+    assert selected_text(instance(desired="stopped")) == "web-1: running (desired stopped)"
+    assert selected_text(instance(state="stopped", uptime_s=None)) == \
+        "web-1: stopped (desired running)"
+    assert selected_text(instance(desired="stopped", state="stopped")) == "web-1: stopped"
+
+
+def test_detail_fields() -> None:
+    text = detail_text(instance(gpus=1, confidential="sev-snp", reason="resized"))
+    assert "web-1" in text and "up 1m05s" in text and "image debian" in text
+    assert "2 vCPU · 1.5G memory · 10 GB disk · 1 GPU · sev-snp" in text
+    assert text.splitlines()[-1] == "reason: resized"
+    assert "node not placed" in detail_text(instance(node=None, node_name=None))
+
+
+def test_history_line() -> None:
+    change = StatusChange(time=datetime(2026, 1, 1, tzinfo=UTC), state="failed",
+                          reason="kernel panic")
+    assert history_line(change, "12:00:00") == "12:00:00 failed · kernel panic"
