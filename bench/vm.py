@@ -143,11 +143,12 @@ async def node_boot(client: Any, run_dir: Path, marker: str, name: str,
     """One instance created, timed to Running and `marker`, and deleted."""
     from formation.api import vm_models as vm
     from formation.api import vm_routes
+    from formation.node.vmm.workdir import path_for
 
     with SerialWatch(run_dir, SERIAL, (marker,)) as watch:
         created = await client.call(vm_routes.vm_create, vm.VmCreate(
             image="guest", name=name, vcpus=VCPUS, memory_mb=MEMORY_MB))
-        workdir = run_dir / created.id
+        workdir = path_for(run_dir, created.id)
         log = await asyncio.to_thread(watch.wait_marker, marker, BOOT_TIMEOUT_S,
                                       workdir / SERIAL)
         deadline = time.monotonic() + BOOT_TIMEOUT_S

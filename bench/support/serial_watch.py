@@ -128,6 +128,10 @@ class SerialWatch:
             log._tail = text[-longest:]
             self._changed.notify_all()
 
+    def watches(self, directory: Path) -> bool:
+        """Whether `directory` (under the root) is watched yet."""
+        return directory in list(self._dirs.values())
+
     def wait_marker(self, marker: str, timeout_s: float, path: Path | None = None) -> SerialLog:
         """The log (the one at `path`, or any) once `marker` appeared in it."""
         return self._wait(lambda log: marker in log.markers, timeout_s, path, repr(marker))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from waiting import until_sync
 
 from bench.support.serial_watch import SerialWatch
 
@@ -15,6 +16,7 @@ def test_first_byte_and_a_marker_split_across_writes(tmp_path: Path) -> None:
     with SerialWatch(tmp_path, "serial.log", ("GUEST-UP",)) as watch:
         workdir = tmp_path / "instance"
         workdir.mkdir()
+        until_sync(lambda: watch.watches(workdir), 10, what="the new directory watched")
         log_path = workdir / "serial.log"
         with log_path.open("ab", buffering=0) as serial:
             serial.write(b"booting\nGUEST")
