@@ -43,6 +43,12 @@ class Conflict(HandlerError):
     status, code = 409, "conflict"
 
 
+class Unprocessable(HandlerError):
+    """Valid input the network cannot satisfy (a VM size no node can hold)."""
+
+    status, code = 422, "unprocessable_entity"
+
+
 class PayloadTooLarge(HandlerError):
     status, code = 413, "request_entity_too_large"
 

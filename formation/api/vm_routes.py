@@ -49,7 +49,8 @@ vm_restart = Endpoint(
 vm_resize = Endpoint(
     "vm_resize", "POST", "/v1/vms/{instance}/resize", vm.VmResize, vm.Instance,
     "Change vCPUs and/or memory: live where the VMM can, else by a restart",
-    path_patterns=REF, errors=WRITE_ERRORS, audience=A.MEMBER,
+    path_patterns=REF, errors=(*WRITE_ERRORS, (422, "No node can hold this size")),
+    audience=A.MEMBER,
 )
 vm_delete = Endpoint(
     "vm_delete", "DELETE", "/v1/vms/{instance}", Empty, Empty,

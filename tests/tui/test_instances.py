@@ -164,7 +164,7 @@ async def test_detail_follows_a_flooding_serial_log_bounded(node) -> None:
         # live, and bounded: a guest flooding its console with control sequences; the view
         # keeps its last SERIAL_LINES lines, none of the sequences, and the end of the flood
         instance = app.screen.instance
-        log = service.settings.data_dir / "vms" / instance.id / workdir.SERIAL
+        log = workdir.path_for(service.settings.data_dir / "vms", instance.id) / workdir.SERIAL
         flood = "".join(f"\x1b[31mline {n}\x1b[0m\x1b]0;title\x07\r\n" for n in range(5000))
         await asyncio.to_thread(append, log, flood + "FLOOD-END\r\n")
         await wait_for(pilot, lambda: any("FLOOD-END" in line for line in serial.lines),

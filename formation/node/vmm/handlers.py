@@ -12,12 +12,19 @@ import typing
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from formation.api import vm_models as vm
 from formation.api import vm_routes
 from formation.api.caller import Caller
-from formation.api.errors import BadGateway, Conflict, Forbidden, HandlerError, NotFound
+from formation.api.errors import (
+    BadGateway,
+    Conflict,
+    Forbidden,
+    HandlerError,
+    NotFound,
+    Unprocessable,
+)
 from formation.api.models import Empty
 from formation.node.vmm import serial, workdir
 from formation.node.vmm.placement import Decision, decide
@@ -30,13 +37,6 @@ log = logging.getLogger(__name__)
 
 RELAY_TIMEOUT_S = 10.0
 STATES = frozenset(typing.get_args(vm.InstanceState))
-
-
-class Unprocessable(HandlerError):
-    """Valid input the network cannot satisfy (a size no node can hold)."""
-
-    status: ClassVar[int] = 422
-    code: ClassVar[str] = "unprocessable_entity"
 
 
 def _ms_to_dt(ms: Any) -> datetime | None:
@@ -261,9 +261,7 @@ class VmHandlers:
         return await self._current(inst["key"])
 
     async def vm_resize(self, body: vm.VmResize, caller: Caller, instance: str) -> vm.Instance:
-        if body.vcpus is None and body.memory_mb is None:
-            raise Unprocessable("vcpus: give vcpus, memory_mb or both")
-        inst, nodes = await self.changeable(caller, instance)
+        inst, nodes = await self.changeable(caller, instance)  # neither field: nothing to do
         spec = dict(inst.get("spec") or {})
         new = {**spec, "vcpus": body.vcpus or spec.get("vcpus"),
                "memory_mb": body.memory_mb or spec.get("memory_mb")}
