@@ -39,8 +39,35 @@ class InstanceActions(ConsoleScreen):
     """The base of a screen that has `selected()` (the instance the keys act on) and `acted()`
     (shows an outcome: a line, red when `error`). Its BINDINGS include ACTION_BINDINGS."""
 
+    _reading = False
+    _stale = False
+
     def selected(self) -> Instance | None:
         raise NotImplementedError
+
+    async def _read_once(self) -> None:
+        """One read of what the screen shows from the node."""
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        """Reads again; while a read runs, one more follows it (never more): a burst of events
+        costs two reads."""
+        if self._reading:
+            self._stale = True
+            return
+        self._reading = True
+        self._read()
+
+    @work(group="instance-read", exit_on_error=False)
+    async def _read(self) -> None:
+        try:
+            while True:
+                self._stale = False
+                await self._read_once()
+                if not self._stale:
+                    return
+        finally:
+            self._reading = False
 
     def acted(self, text: str, error: bool = False) -> None:
         raise NotImplementedError

@@ -9,15 +9,13 @@ where the probe proved KVM boots guests, which this suite does not rely on.)"""
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from settings_factory import make_settings
 from waiting import until
 
-from bench.support.guest_kit import GUEST_UP, GuestKit, Unavailable, build_guest_kit
+from bench.support.guest_kit import GUEST_UP, GuestKit
 from formation.api import state_routes, vm_routes
 from formation.api.client import NodeClient
 from formation.api.state_models import CreateNetworkRequest
@@ -30,14 +28,6 @@ BOOT_MARKER = GUEST_UP
 FOUND_TIMEOUT_S = 9.5
 BOOT_TIMEOUT_S = 90.0  # TCG on a loaded two-core machine: seconds, sometimes tens
 
-
-def guest_kit_or_skip() -> GuestKit:
-    if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 is not installed (scripts/system-packages.sh)")
-    try:
-        return build_guest_kit()
-    except Unavailable as exc:
-        pytest.skip(f"no test guest: {exc}")
 
 
 def networkd(base: Path) -> dict[str, str]:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from guest_kit_skip import guest_kit_or_skip
 from textual.widgets import DataTable, Input, Log, Static
 
 from bench.support.guest_kit import GuestKit
@@ -23,7 +24,7 @@ from formation.tui.screens.instance_delete import InstanceDeleteScreen
 from formation.tui.screens.instance_detail import SERIAL_LINES, InstanceDetailScreen
 from formation.tui.screens.instances import InstancesScreen
 from tests.tui.conftest import client_factory, wait_for
-from tests.tui.instances_support import BOOT_MARKER, guest_kit_or_skip, vm_node
+from tests.tui.instances_support import BOOT_MARKER, vm_node
 from tests.tui.instances_support import BOOT_TIMEOUT_S as BOOT_S
 
 pytestmark = pytest.mark.qemu

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from guest_kit_skip import guest_kit_or_skip
 
 from bench.support.guest_kit import GuestKit
 from formation.api import state_routes, vm_routes
@@ -19,7 +20,6 @@ from formation.tui.app import FormationApp
 from tests.tui.conftest import settle, wait_for, write_config
 from tests.tui.instances_support import (
     BOOT_TIMEOUT_S,
-    guest_kit_or_skip,
     networkd,
     remove_instances,
     vm_settings,

@@ -50,8 +50,6 @@ class InstanceDetailScreen(InstanceActions):
         self.read_at = time.monotonic()
         self.serial_offset: int | None = None  # the next byte to ask for; None: the tail
         self.notice = ""
-        self._reading = False
-        self._stale = False
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="detail-fields")
@@ -103,25 +101,6 @@ class InstanceDetailScreen(InstanceActions):
         self.dismiss()
 
     # the instance and its history ----------------------------------------------------------------
-    def reload(self) -> None:
-        """One read at a time, and one more after it when asked meanwhile."""
-        if self._reading:
-            self._stale = True
-            return
-        self._reading = True
-        self._read()
-
-    @work(group="detail-read", exit_on_error=False)
-    async def _read(self) -> None:
-        try:
-            while True:
-                self._stale = False
-                await self._read_once()
-                if not self._stale:
-                    return
-        finally:
-            self._reading = False
-
     async def _read_once(self) -> None:
         app = console_app(self)
         if app.link is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
@@ -41,8 +40,6 @@ class InstancesScreen(InstanceActions):
         super().__init__()
         self.instances: list[Instance] = []
         self.read_at = time.monotonic()
-        self._reading = False
-        self._stale = False
         self._shown: list[tuple[str, ...]] | None = None
         self.notice = ""
         self._network_id: str | None = None
@@ -84,26 +81,6 @@ class InstancesScreen(InstanceActions):
             self.reload()
 
     # reading -----------------------------------------------------------------------------------
-    def reload(self) -> None:
-        """Reads the list again; while a read runs, one more follows it (never more): a burst
-        of events costs two reads."""
-        if self._reading:
-            self._stale = True
-            return
-        self._reading = True
-        self._read()
-
-    @work(group="instances-read", exit_on_error=False)
-    async def _read(self) -> None:
-        try:
-            while True:
-                self._stale = False
-                await self._read_once()
-                if not self._stale:
-                    return
-        finally:
-            self._reading = False
-
     async def _read_once(self) -> None:
         app = console_app(self)
         if app.link is None:

@@ -3,18 +3,12 @@ per session, built once per machine (bench/support/guest_kit.py caches it under 
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+from guest_kit_skip import guest_kit_or_skip
 
-from bench.support.guest_kit import GuestKit, Unavailable, build_guest_kit
+from bench.support.guest_kit import GuestKit
 
 
 @pytest.fixture(scope="session")
 def guest_kit() -> GuestKit:
-    if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 is not installed (scripts/system-packages.sh)")
-    try:
-        return build_guest_kit()
-    except Unavailable as exc:
-        pytest.skip(f"no test guest: {exc}")
+    return guest_kit_or_skip()
