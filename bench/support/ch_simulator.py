@@ -251,6 +251,8 @@ class Simulator:
         self.stopped = asyncio.Event()
         self.exit_after_answer = False
         self.current = ""
+        self.console: asyncio.AbstractServer | None = None
+        self.console_opening: asyncio.Future[None] | None = None
         self.handlers: dict[str, Callable[[Any], tuple[int, Any]]] = {
             endpoint: getattr(self, "do_" + endpoint.replace(".", "_").replace("-", "_"),
                               self.do_hotplug)
@@ -334,9 +336,30 @@ class Simulator:
             with open(serial["file"], "a") as handle:
                 handle.write(line + "\n")
 
+    def _open_console(self) -> None:
+        """`console: {mode: Socket}`: the virtio console (hvc0) on a unix socket, as the binary
+        serves it; the played guest's terminal echoes what is typed."""
+        console = (self.config or {}).get("console") or {}
+        if console.get("mode") != "Socket" or not console.get("socket") or self.console:
+            return
+
+        async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"[ch-simulator] console (hvc0)\r\n")
+            while data := await reader.read(4096):
+                writer.write(data.replace(b"\n", b"\r\n"))
+                await writer.drain()
+            writer.close()
+
+        async def open_server() -> None:
+            Path(console["socket"]).unlink(missing_ok=True)
+            self.console = await asyncio.start_unix_server(client, console["socket"])
+
+        self.console_opening = asyncio.ensure_future(open_server())
+
     def _run(self) -> None:
         assert self.config is not None
         self.state, self.booted_at = "Running", time.monotonic()
+        self._open_console()
         cpus, memory = self.config.get("cpus", {}), self.config.get("memory", {})
         if PANIC in self.config["payload"].get("cmdline", ""):
             self._serial("[    0.000000] Linux version 6.1.0 (ch-simulator)")

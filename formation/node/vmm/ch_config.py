@@ -2,8 +2,10 @@
 
 Only fields the spec file names are sent: the binary ignores unknown fields silently, so a
 misspelt one would be a bug nobody sees. The choices, and why:
-- serial to a file (spec.serial_log), console off: the reconciler and the console read the
-  serial log; a virtio console nobody reads would only hold the guest's output hostage.
+- serial (ttyS0) to a file (spec.serial_log): the reconciler, `vm logs` and the console screen
+  read it; the virtio console (hvc0) on a unix socket in the workdir (CONSOLE_SOCKET) is the
+  interactive one, for `vm console`: CH serves a socket-mode serial port without a log, so the
+  two are split. A guest offers a login there when its image runs a getty on hvc0.
 - memory hotplug (ACPI) up to the ceiling, vCPUs up to max_vcpus: a live resize within them;
   a confidential VM gets neither (TDX refuses CPU hotplug; the guest's memory is encrypted).
 - the disk is a qcow2 overlay over the image's disk: CH opens qcow2 backing files only when
@@ -15,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from formation.node.vmm.machine import MachineSpec
+from formation.node.vmm.machine import CONSOLE_SOCKET, MachineSpec
 
 MIB = 1024 * 1024
 
@@ -48,7 +50,7 @@ def vm_config(spec: MachineSpec, *, firmware: Path | None = None,
         "memory": memory,
         "payload": payload,
         "serial": {"mode": "File", "file": str(spec.serial_log)},
-        "console": {"mode": "Off"},
+        "console": {"mode": "Socket", "socket": str(spec.workdir / CONSOLE_SOCKET)},
     }
     if spec.disk is not None:
         config["disks"] = [{"path": str(spec.disk), "image_type": "Qcow2",

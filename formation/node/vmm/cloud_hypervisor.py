@@ -21,7 +21,14 @@ from formation.node.vmm.ch_config import MIB, ceilings, vm_config
 from formation.node.vmm.ch_errors import one_line
 from formation.node.vmm.ch_host import spec_refusal
 from formation.node.vmm.driver import Driver
-from formation.node.vmm.machine import MachineGone, MachineInfo, MachineSpec, MachineState, VmmError
+from formation.node.vmm.machine import (
+    CONSOLE_SOCKET,
+    MachineGone,
+    MachineInfo,
+    MachineSpec,
+    MachineState,
+    VmmError,
+)
 
 SOCKET = "api.sock"
 PID_FILE = "vmm.pid"
@@ -188,7 +195,7 @@ class CloudHypervisorMachine:
                 await self._exited(5.0)
         await self.api.close()
         await asyncio.to_thread(_remove, self.socket, self.socket.with_name(SOCKET + ".lock"),
-                                self.spec.workdir / PID_FILE)
+                                self.spec.workdir / PID_FILE, self.spec.workdir / CONSOLE_SOCKET)
 
     async def _exited(self, timeout_s: float) -> bool:
         if self._process is not None:
@@ -261,7 +268,7 @@ class CloudHypervisorDriver:
         await asyncio.to_thread(spec.workdir.mkdir, parents=True, exist_ok=True)
         # a VM created afresh in this workdir (a cold restart) has not been booted yet
         await asyncio.to_thread(_remove, socket, spec.workdir / PID_FILE,
-                                spec.workdir / BOOTED)
+                                spec.workdir / BOOTED, spec.workdir / CONSOLE_SOCKET)
         log = await asyncio.to_thread(open, spec.workdir / LOG_FILE, "ab")
         try:
             process = await asyncio.create_subprocess_exec(

@@ -23,6 +23,7 @@ from formation.api.caller import Caller
 from formation.api.errors import BadGateway, Conflict, HandlerError, NotFound
 from formation.api.models import ErrorBody
 from formation.node.vmm import workdir
+from formation.node.vmm.machine import CONSOLE_SOCKET
 
 if TYPE_CHECKING:
     from formation.node.vmm.component import VmmComponent
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONSOLE_PATH = "/v1/vms/{instance}/console"
-CONSOLE_SOCKET = "console.sock"  # in the VM's workdir, made by the driver
 READ = 4096
 
 

@@ -10,6 +10,9 @@ from typing import Literal
 from formation.errors import FormationError
 
 Confidential = Literal["none", "sev-snp", "tdx"]
+# In a VM's workdir: the unix socket of its interactive console (`vm console`), made by the VMM
+# (QEMU: the serial port; Cloud Hypervisor: the virtio console, hvc0).
+CONSOLE_SOCKET = "console.sock"
 MachineState = Literal["created", "running", "paused", "shutdown"]
 
 

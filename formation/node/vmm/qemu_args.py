@@ -23,10 +23,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from formation.node.vmm.machine import MachineSpec
+from formation.node.vmm.machine import CONSOLE_SOCKET, MachineSpec
 
 QMP_SOCKET = "qmp.sock"
-CONSOLE_SOCKET = "console.sock"
 PID_FILE = "qemu.pid"
 STDERR_LOG = "qemu.log"
 TCG_TSC = "tsc_early_khz=2000000"

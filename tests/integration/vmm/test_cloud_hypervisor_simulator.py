@@ -133,7 +133,8 @@ async def test_lifecycle_against_simulator(tmp_path: Path, binary: str, capture:
     assert create["cpus"] == {"boot_vcpus": 2, "max_vcpus": 4}
     assert create["memory"] == {"size": 512 << 20, "hotplug_size": 512 << 20}
     assert create["serial"] == {"mode": "File", "file": str(spec.serial_log)}
-    assert create["console"] == {"mode": "Off"}
+    assert create["console"] == {"mode": "Socket",
+                                 "socket": str(spec.workdir / "console.sock")}
     assert create["disks"] == [{"path": str(spec.disk), "image_type": "Qcow2",
                                 "backing_files": True}]
     sent = {r["endpoint"] for r in records}

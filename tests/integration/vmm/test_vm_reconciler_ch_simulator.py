@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 from vm_node import found, show, state_of, vm_settings
 from waiting import until
 
@@ -31,6 +32,28 @@ def _node(settings: NodeSettings, binary: Path) -> NodeService:
 
 async def _is(client: NodeClient, ref: str, state: str) -> bool:
     return await state_of(client, ref) == state
+
+
+async def _typed_on_console(settings: NodeSettings, ref: str) -> bytes:
+    """Types a line into `vm console`'s WebSocket; what came back (the simulator's hvc0 echoes
+    like a terminal, from CH's console socket)."""
+    received: list[bytes] = []
+    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(
+            path=str(settings.api.socket))) as session:
+        async with session.ws_connect(f"http://node/v1/vms/{ref}/console") as ws:
+
+            async def echoed() -> bool:
+                await ws.send_bytes(b"CONSOLE-TYPED\n")
+                try:
+                    msg = await ws.receive(timeout=2)
+                except TimeoutError:
+                    return False
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    received.append(msg.data)
+                return b"CONSOLE-TYPED" in b"".join(received)
+
+            await until(echoed, 20, every_s=0.2, what="the console socket answering")
+    return b"".join(received)
 
 
 def _simulators(inst_id: str) -> list[int]:
@@ -63,6 +86,7 @@ async def test_lifecycle_on_the_ch_simulator(short_tmp: Path) -> None:
             made = await client.call(vm_routes.vm_create, vm.VmCreate(image="sim", name="s1"))
             await until(lambda: _is(client, "s1", "running"), 30, what="s1 running")
             assert (await show(client, "s1")).instance.backend == "cloud-hypervisor"
+            assert b"CONSOLE-TYPED" in await _typed_on_console(settings, "s1")
             await client.call(vm_routes.vm_stop, vm.VmStop(force=True), instance="s1")
             await until(lambda: _is(client, "s1", "stopped"), 30, what="s1 stopped")
             await client.call(vm_routes.vm_start, instance="s1")
