@@ -23,6 +23,13 @@ async def test_a_peer_moves_to_its_new_address_and_pushes_follow(pair) -> None:
     key_b = b.identity.public_key_hex
     await store_a.create_network("lab", "10.1.0.0/24")
     await store_a.append("node.admit", {"node": key_b, "roles": ["member"]})
+
+    async def a_recorded_itself() -> bool:  # the node's own record, written in the background
+        return any(n.get("endpoints") for n in await store_a.view("nodes"))
+
+    # Copied before that record, b would buffer every later push from a for want of its parent
+    # (anti-entropy, which would fetch it, is off here).
+    await until(a_recorded_itself, 10)
     await store_b.ingest([raw for _, raw in await store_a.log(0, 100)])
     replication = a.parts.state.replication
     assert replication is not None
@@ -34,9 +41,9 @@ async def test_a_peer_moves_to_its_new_address_and_pushes_follow(pair) -> None:
         a.spawn(coro)
     assert [(p.address, p.key) for p in replication.peers] == [(real, key_b)]
     assert replication.add_peer(real, key_b) == []  # already there: nothing to do
-    await store_a.append("node.record", {"name": "node-a"})
+    await store_a.append("node.record", {"name": "a-after-the-move"})
 
     async def arrived() -> bool:
-        return any(n.get("name") == "node-a" for n in await store_b.view("nodes"))
+        return any(n.get("name") == "a-after-the-move" for n in await store_b.view("nodes"))
 
     await until(arrived, 10)
