@@ -6,7 +6,7 @@ state store's rules check the same figures on every op (node/state/instance_spec
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from formation.api.models import Model
 
@@ -23,6 +23,7 @@ InstanceState = Literal["pending", "placed", "booting", "running", "stopping", "
                         "failed"]
 Desired = Literal["running", "stopped"]
 Confidential = Literal["none", "sev-snp", "tdx"]
+Replicate = Literal["restart", "never"]
 
 
 class VmCreate(Model):
@@ -39,7 +40,24 @@ class VmCreate(Model):
                              description="pin to this node (name or key); default: placed by rule")
     cmdline: str | None = Field(None, max_length=1024,
                                 description="kernel command line; default: the image's")
+    egress: bool = Field(False, description="may reach beyond the network (NAT through its "
+                         "host); default: only other instances and nodes of the network")
+    ports: list[str] = Field(default_factory=list, max_length=16,
+                             description="ports it serves, like 80/tcp (DNS: SRV records)")
+    replicate: Replicate | None = Field(
+        None, description="when its host is lost: restart elsewhere, or never (stay failed, "
+        "reason host lost); default: restart without a disk image, never with one")
     desired: Desired = "running"
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, ports: list[str]) -> list[str]:
+        for port in ports:
+            number, _, proto = port.partition("/")
+            if proto not in ("tcp", "udp") or not number.isdigit() or \
+                    not 1 <= int(number) <= 65535:
+                raise ValueError(f"{port!r}: expected PORT/tcp or PORT/udp, PORT 1-65535")
+        return ports
 
 
 class VmResize(Model):

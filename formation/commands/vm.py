@@ -5,12 +5,15 @@ instance is placed on makes it so."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from formation.cli_output import emit_json
 from formation.commands.common import Context, json_option, node_option, run
+
+if TYPE_CHECKING:
+    from formation.api import vm_models
 
 
 @click.group()
@@ -82,14 +85,21 @@ def _show_instance(inst: Any) -> None:
 @click.option("--pin", "pin", metavar="ID", help="Run it on this node (name, key or key "
               "prefix) instead of where the rule places it.")
 @click.option("--stopped", is_flag=True, help="Create it without starting it.")
+@click.option("--egress", is_flag=True, help="Let it reach beyond the network (NAT through "
+              "its host); by default it reaches only the network's instances and nodes.")
+@click.option("--port", "ports", multiple=True, metavar="PORT/PROTO",
+              help="A port it serves, like 80/tcp (repeatable); DNS gives each an SRV record.")
+@click.option("--replicate", type=click.Choice(["restart", "never"]),
+              help="If its host is lost: restart it elsewhere, or leave it failed. Default: "
+              "restart unless its image has a disk (whose data would be lost).")
 @json_option
 @click.option("--node", "node", metavar="ID|HOST:PORT",
               help="ID: pin it to that node (as --pin). HOST:PORT: talk to the node there "
               "(signed with this host's key) instead of the local unix socket.")
 @click.pass_obj
 def create(obj: Context, image: str, name: str | None, vcpus: int, memory_mb: int,
-           disk_gb: int, pin: str | None, stopped: bool, as_json: bool,
-           node: str | None) -> None:
+           disk_gb: int, pin: str | None, stopped: bool, egress: bool, ports: tuple[str, ...],
+           replicate: vm_models.Replicate | None, as_json: bool, node: str | None) -> None:
     """Create an instance from an image. It is placed by rule on a live node with room (or
     pinned with --node ID) and started there."""
     from pydantic import ValidationError
@@ -102,11 +112,12 @@ def create(obj: Context, image: str, name: str | None, vcpus: int, memory_mb: in
         pin = pin or node
     try:
         body = vm_models.VmCreate(image=image, name=name, vcpus=vcpus, memory_mb=memory_mb,
-                                  disk_gb=disk_gb, node=pin,
+                                  disk_gb=disk_gb, node=pin, egress=egress, ports=list(ports),
+                                  replicate=replicate,
                                   desired="stopped" if stopped else "running")
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = {"memory_mb": "memory", "disk_gb": "disk", "node": "pin"}.get(
+        field = {"memory_mb": "memory", "disk_gb": "disk", "node": "pin", "ports": "port"}.get(
             str(err["loc"][0]), str(err["loc"][0]))
         raise FormationError(f"--{field}: {err['msg']}") from None
     inst = _call(obj, node_address, vm_routes.vm_create, body)

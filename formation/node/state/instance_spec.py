@@ -20,7 +20,11 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 PCI_ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 
 SPEC_REQUIRED = ("image", "vcpus", "memory_mb", "disk_gb")
-SPEC_FIELDS = frozenset((*SPEC_REQUIRED, "gpus", "confidential", "node", "cmdline"))
+SPEC_FIELDS = frozenset((*SPEC_REQUIRED, "gpus", "confidential", "node", "cmdline", "egress",
+                         "ports", "replicate"))
+REPLICATE = ("restart", "never")
+MAX_PORTS = 16
+PORT = re.compile(r"^([1-9][0-9]{0,4})/(tcp|udp)$")
 
 OBSERVED_STATES = ("placed", "booting", "running", "stopping", "stopped", "failed")
 MAX_OBSERVED_BYTES = 4096
@@ -66,6 +70,27 @@ def spec_problem(spec: Any) -> str | None:
     if "cmdline" in spec and not (isinstance(spec["cmdline"], str)
                                   and len(spec["cmdline"]) <= MAX_CMDLINE):
         return f"spec.cmdline: expected text up to {MAX_CMDLINE} characters"
+    return _network_problem(spec)
+
+
+def port_ok(text: Any) -> bool:
+    """"80/tcp", "53/udp": a port the instance serves (DNS gives it an SRV record)."""
+    found = PORT.match(text) if isinstance(text, str) else None
+    return found is not None and int(found.group(1)) <= 65535
+
+
+def _network_problem(spec: dict[str, Any]) -> str | None:
+    """The VM-network and re-placement fields: egress (NAT through the host), ports (EXPOSE),
+    replicate (what a lost host means for it: restart elsewhere, or stay failed)."""
+    if "egress" in spec and not isinstance(spec["egress"], bool):
+        return "spec.egress: expected true or false"
+    if "ports" in spec:
+        ports = spec["ports"]
+        if not (isinstance(ports, list) and len(ports) <= MAX_PORTS
+                and all(port_ok(p) for p in ports)):
+            return f"spec.ports: expected up to {MAX_PORTS} ports like 80/tcp or 53/udp"
+    if "replicate" in spec and spec["replicate"] not in REPLICATE:
+        return "spec.replicate: expected restart or never"
     return None
 
 

@@ -212,6 +212,12 @@ class VmHandlers:
             spec["node"] = self._node_ref(nodes, body.node)
         if body.cmdline is not None:
             spec["cmdline"] = body.cmdline
+        if body.egress:
+            spec["egress"] = True
+        if body.ports:
+            spec["ports"] = list(body.ports)
+        if body.replicate is not None:
+            spec["replicate"] = body.replicate
         self._fits_somewhere(spec, nodes)
         op = await self.store.append("instance.create", {"name": name, "spec": spec,
                                                          "desired": body.desired})
