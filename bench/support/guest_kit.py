@@ -40,6 +40,8 @@ BUSYBOX = "/bin/busybox"  # Debian's busybox-static: no shared libraries to copy
 
 GUEST_UP = "FORMATION-GUEST-UP"
 DISK_MARKER = "FORMATION-DISK:"
+NET_MARKER = "FORMATION-NET:"  # the guest configured its network from ip=
+COUNTER = "COUNTER "  # with formation.counter: "COUNTER n" every 100 ms
 DISK_TEXT = "formation-root-disk-ok"
 BROKEN_MARKER = "FORMATION-GUEST-BROKEN"
 # tsc_early_khz: under TCG the kernel's TSC calibration on microvm (no PIT) is unreliable.
@@ -51,10 +53,36 @@ CMDLINE = "console=ttyS0 tsc_early_khz=2000000 panic=-1 no_timer_check"
 # and net drivers, and the ACPI power button + evdev for acpid.
 MODULES = ("virtio_mmio", "virtio_pci", "virtio_blk", "virtio_net", "button", "evdev")
 
+# The network from the kernel command line, as initramfs-tools reads it for a directly booted
+# kernel: ip=CLIENT:SERVER:GATEWAY:NETMASK:HOSTNAME:DEVICE:AUTOCONF:DNS0 (the kernel's own
+# IP_PNP is not built into Debian's kernel). `formation.counter` on the command line prints
+# "COUNTER n" on the serial console every 100 ms (the live-migration tests watch it).
+_NET = """
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    ip=*) IFS=: read -r client server gw mask host dev auto dns0 <<EOF_IP
+${arg#ip=}
+EOF_IP
+      dev=${dev:-eth0}
+      i=0
+      while [ ! -e /sys/class/net/$dev ] && [ $i -lt 40 ]; do usleep 50000; i=$((i+1)); done
+      eval $(ipcalc -p "$client" "$mask")
+      ip link set lo up
+      ip link set "$dev" up
+      ip addr add "$client/$PREFIX" dev "$dev"
+      [ -n "$gw" ] && ip route add default via "$gw" dev "$dev"
+      [ -n "$host" ] && hostname "$host"
+      [ -n "$dns0" ] && echo "nameserver $dns0" > /etc/resolv.conf
+      echo "FORMATION-NET: $client/$PREFIX gw ${gw:--} dns ${dns0:--}";;
+    formation.counter)
+      (n=0; while true; do echo "COUNTER $n"; n=$((n+1)); usleep 100000; done) &;;
+  esac
+done"""
+
 _INIT = f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
-mkdir -p /proc /sys /dev /mnt /tmp /var/log /var/run
+mkdir -p /proc /sys /dev /mnt /tmp /var/log /var/run /etc
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -71,6 +99,7 @@ if grep -qx 0x0002 /sys/bus/virtio/devices/*/device 2>/dev/null; then
     echo "{DISK_MARKER} $(cat /mnt/formation-marker)"
   fi
 fi
+{_NET}
 echo {GUEST_UP}
 while true; do setsid cttyhack sh; done
 """

@@ -94,6 +94,7 @@ class Instance(Model):
     node_name: str | None = None
     backend: str | None = Field(None, description="the VMM running it: cloud-hypervisor, qemu")
     since: datetime | None = Field(None, description="when it entered its state")
+    address: str | None = Field(None, description="its IP address in the network (VM network)")
     uptime_s: float | None = Field(None, description="seconds running, while running")
     serial_tail: list[str] = Field(default_factory=list,
                                    description="last lines of serial output (when failed)")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from formation.node.state.instance_view import current_observed
+
 if TYPE_CHECKING:
     from formation.node.state.store import StateStore
 
 
 def instance_address(record: dict[str, Any]) -> str | None:
-    for where in (record, record.get("observed"), record.get("spec")):
+    for where in (record, current_observed(record), record.get("spec")):
         if isinstance(where, dict) and isinstance(where.get("address"), str):
             return where["address"]
     return None

@@ -19,6 +19,7 @@ from typing import Any
 
 import cbor2
 
+from formation.node.state.instance_view import observed_key
 from formation.node.state.op import Op, encode
 
 SCHEMA = """
@@ -99,6 +100,7 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "instances", p["instance"], "placed_hlc", list(op.hlc))]
     if k == "instance.status":
         return [("lww", "instances", p["instance"], "observed", p["observed"]),
+                ("lww", "instances", p["instance"], observed_key(p["placement"]), p["observed"]),
                 ("lww", "instances", p["instance"], "observed_by", author),
                 ("history", "instances", p["instance"], author, p["observed"])]
     if k == "instance.delete":

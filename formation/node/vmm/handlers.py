@@ -26,6 +26,7 @@ from formation.api.errors import (
     Unprocessable,
 )
 from formation.api.models import Empty
+from formation.node.state.instance_view import current_observed
 from formation.node.vmm import serial, workdir
 from formation.node.vmm.placement import Decision, decide
 
@@ -65,7 +66,7 @@ class VmHandlers:
         d = decisions.get(inst["key"])
         names = {n["key"]: n.get("name") for n in nodes}
         node = d.node if d is not None else None
-        observed = inst.get("observed") or {}
+        observed = current_observed(inst)
         reason, since, uptime = "", None, None
         if node is None:
             state: vm.InstanceState = "pending"
@@ -73,7 +74,7 @@ class VmHandlers:
                 reason = f"waiting for {names.get(d.candidate) or d.candidate[:12]} to claim it"
             else:
                 reason = d.reason if d is not None else "not placed"
-        elif inst.get("observed_by") == node and observed.get("state") in STATES:
+        elif observed.get("state") in STATES:
             state = observed["state"]
             reason = str(observed.get("reason", ""))
             since = _ms_to_dt(observed.get("since_ms"))
@@ -96,6 +97,7 @@ class VmHandlers:
             desired=inst.get("desired", "running"), state=state, reason=reason, node=node,
             node_name=names.get(node) if node else None,
             backend=observed.get("backend") if node else None, since=since, uptime_s=uptime,
+            address=observed.get("address") if node else None,
             serial_tail=list(tail or []))
 
     async def _image_names(self) -> dict[str, str]:
@@ -246,7 +248,7 @@ class VmHandlers:
         inst, _ = await self.changeable(caller, instance)
         if inst.get("desired") != "running":
             await self._update(inst, desired="running")
-        elif (inst.get("observed") or {}).get("state") == "failed":
+        elif current_observed(inst).get("state") == "failed":
             await self._update(inst, boot=int(inst.get("boot", 0)) + 1)  # boot it again
         return await self._current(inst["key"])
 

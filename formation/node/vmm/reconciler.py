@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from formation.node.state.instance_view import current_observed
 from formation.node.vmm import workdir
 from formation.node.vmm.driver import Driver, Machine
 from formation.node.vmm.machine import MachineGone, MachineSpec, VmmError
@@ -167,8 +168,8 @@ class Reconciler:
             log.info("adopted a running VM", extra={"fields": {
                 "instance": inst_id, "pid": machine.pid}})
             inst = instances.get(inst_id)
-            observed = (inst or {}).get("observed") or {}
-            if inst is not None and (inst.get("observed_by") == self.me):
+            observed = current_observed(inst or {})
+            if inst is not None and observed and inst.get("placement") == self.me:
                 self._written[inst_id] = self._key(run.placement, observed.get("state", ""),
                                                    observed.get("reason", ""),
                                                    int(observed.get("boot", 0)),
