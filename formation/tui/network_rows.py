@@ -40,6 +40,10 @@ class NodeRow:
 COLUMNS = (("name", 14), ("id", 27), ("roles", 12), ("mesh ip", 15), ("member", 7),
            ("rtt", 7), ("seen", 6), ("found", 10), ("endpoint", 21), ("handshake", 9),
            ("rx/tx", 19))
+# What a narrow terminal keeps: who, whether it is alive and how close, its mesh address and
+# WireGuard handshake, then the rest; the long id and the byte counts go first.
+PRIORITY = ("name", "member", "rtt", "mesh ip", "handshake", "roles", "seen", "endpoint",
+            "found", "rx/tx", "id")
 
 
 def _node_id(pubkey_hex: str) -> str:

@@ -29,7 +29,8 @@ class Presenter:
     def event(self, event: Event) -> Event:
         return event
 
-    def log(self, record: LogRecord) -> LogRecord:
+    def log(self, record: LogRecord) -> LogRecord | None:
+        """The record as shown; None leaves it out (a snapshot keeps only its own records)."""
         return record
 
     def settings(self, settings: EditableSettings) -> EditableSettings:

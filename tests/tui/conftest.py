@@ -93,3 +93,9 @@ async def run_from_palette(pilot, query: str, title: str) -> None:
 
     await wait_for(pilot, lambda: title in highlighted(), what=f"{title!r} highlighted")
     await pilot.press("enter")
+
+
+def row_cells(table, index: int) -> dict[str, str]:
+    """One table row by column key (the title): which columns show depends on the width."""
+    keys = [str(column.key.value) for column in table.ordered_columns]
+    return dict(zip(keys, (str(c) for c in table.get_row_at(index)), strict=True))

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 
 from formation.tui.app import FormationApp
 from tests.loopback_nodes import loopback_nodes
-from tests.tui.conftest import client_factory, wait_for
+from tests.tui.conftest import client_factory, row_cells, wait_for
 
 FAST = {"heartbeat_s": 0.2, "suspect_after_s": 0.6, "dead_after_s": 1.0}
 
@@ -22,7 +22,16 @@ async def pair(short_tmp: Path):
         yield services
 
 
-def row_of(table: DataTable, name: str) -> tuple[str, ...] | None:
+def row_of(table: DataTable, name: str) -> dict[str, str] | None:
+    for i in range(table.row_count):
+        row = row_cells(table, i)
+        if row.get("name", row.get("id")) == name:
+            return row
+    return None
+
+
+def found_row(table: DataTable, name: str) -> tuple[str, ...] | None:
+    """A row of enrollment's table of discovered hosts, which has every column at any width."""
     for i in range(table.row_count):
         row = tuple(str(c) for c in table.get_row_at(i))
         if row[0] == name:
@@ -30,35 +39,39 @@ def row_of(table: DataTable, name: str) -> tuple[str, ...] | None:
     return None
 
 
+def member(table: DataTable, name: str) -> str:
+    return (row_of(table, name) or {}).get("member", "")
+
+
 async def test_peers_appear_and_fail_live(pair) -> None:
     n0, n1 = pair
     app = FormationApp(client_factory(n0), request_timeout_s=2.0, poll_s=5.0)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(180, 40)) as pilot:  # wide enough for every column
         await wait_for(pilot, lambda: app.link_status.online)
         network = app.screen.query_one("#network", Static)
         await wait_for(pilot, lambda: "nodes: 1 alive, 0 suspect, 0 dead" in str(network.render()))
         await pilot.press("p")
         table = app.screen.query_one("#peers-table", DataTable)
-        await wait_for(pilot, lambda: (row_of(table, "n1") or ("",) * 11)[4] == "alive")
+        await wait_for(pilot, lambda: member(table, "n1") == "alive")
         row = row_of(table, "n1")
-        assert row[1] == n1.identity.node_id
-        assert row[7] == "unenrolled"  # neither is in a network yet
-        assert row[8] == n1.settings.api.listen
+        assert row is not None and row["id"] == n1.identity.node_id
+        assert row["found"] == "unenrolled"  # neither is in a network yet
+        assert row["endpoint"] == n1.settings.api.listen
         # heartbeats echo each other's clock: a round-trip time shows (loopback: under 1 s)
-        await wait_for(pilot, lambda: row_of(table, "n1")[5].endswith("ms"))
-        assert float(row_of(table, "n1")[5].removesuffix("ms")) < 1000
-        assert row_of(table, "n0")[4] == "self"
+        await wait_for(pilot, lambda: (row_of(table, "n1") or {}).get("rtt", "").endswith("ms"))
+        assert float(row_of(table, "n1")["rtt"].removesuffix("ms")) < 1000
+        assert member(table, "n0") == "self"
         # enrollment lists the hosts discovery found, to join through one of them
         await pilot.press("e")
         found = app.screen.query_one("#discovered", DataTable)
-        await wait_for(pilot, lambda: row_of(found, "n1") is not None)
-        assert row_of(found, "n1")[2] == "unenrolled" and "gossip" in row_of(found, "n1")[5]
+        await wait_for(pilot, lambda: found_row(found, "n1") is not None)
+        assert found_row(found, "n1")[2] == "unenrolled" and "gossip" in found_row(found, "n1")[5]
         assert app.screen.query_one("#join-form").display  # they can be asked to let it join
         await pilot.press("p")
         table = app.screen.query_one("#peers-table", DataTable)
         # poll_s is 5 s: only the membership events can make these changes show in time
         await n1.stop()
-        await wait_for(pilot, lambda: row_of(table, "n1")[4] == "dead", timeout_s=8)
+        await wait_for(pilot, lambda: member(table, "n1") == "dead", timeout_s=8)
         await pilot.press("d")
         network = app.screen.query_one("#network", Static)
         await wait_for(pilot, lambda: "0 alive, 0 suspect, 1 dead" in str(network.render()))

@@ -22,7 +22,7 @@ from formation.tui.screens.node_switcher import NodeSwitcher
 from formation.tui.screens.peers import PeersScreen
 from formation.tui.screens.settings import SettingsScreen
 from formation.tui.widgets.event_log import EventLog
-from tests.tui.conftest import run_from_palette, wait_for
+from tests.tui.conftest import row_cells, run_from_palette, wait_for
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHQ3VHtx7IBiyX8a2VKkZ0Gn0XxLr9bWqkzWq4L3BcBp admin"
 
@@ -114,7 +114,9 @@ async def test_before_a_network_every_screen_says_so(make_app) -> None:
         await pilot.press("p")
         table = app.screen.query_one("#peers-table", DataTable)
         await wait_for(pilot, lambda: table.row_count == 1)  # this node, from its identity
-        assert table.get_row_at(0)[1] == app.node_status.identity.node_id
+        assert app.screen.rows[0].node_id == app.node_status.identity.node_id
+        assert row_cells(table, 0)["member"] == "self"  # at 80 columns state stays, the id goes
+        assert "id" not in row_cells(table, 0)
         assert "mesh formnet0: down (mesh.enabled is false)" in text_of(
             app.screen.query_one("#peers-state", Static))
         await pilot.press("e")
@@ -175,8 +177,8 @@ async def test_enroll_founds_a_network_and_every_screen_follows(make_app, tui_no
         await pilot.press("p")
         table = app.screen.query_one("#peers-table", DataTable)
         await wait_for(pilot, lambda: table.row_count == 1
-                       and table.get_row_at(0)[3] == "10.99.0.1")
-        assert table.get_row_at(0)[2] == "admin" and table.get_row_at(0)[4] == "self"
+                       and row_cells(table, 0)["mesh ip"] == "10.99.0.1")
+        assert row_cells(table, 0)["roles"] == "admin" and row_cells(table, 0)["member"] == "self"
 
 
 async def test_founding_refused_by_the_node_is_shown(make_app, tui_node) -> None:

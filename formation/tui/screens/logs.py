@@ -69,6 +69,7 @@ class LogsScreen(ConsoleScreen):
         view = self.query_one("#logs", RichLog)
         presenter = app.presenter
         for record in got.records:
-            shown = presenter.log(record)
-            view.write(record_line(shown, presenter.clock(shown.time)))
             self.last_seq = record.seq
+            shown = presenter.log(record)
+            if shown is not None:
+                view.write(record_line(shown, presenter.clock(shown.time)))

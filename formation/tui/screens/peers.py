@@ -5,12 +5,14 @@ the app reads the network again after each membership, discovery, mesh or state 
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from formation.tui.column_fit import fit_columns
 from formation.tui.console_app import console_app
 from formation.tui.network import NetworkSnapshot
-from formation.tui.network_rows import COLUMNS, NodeRow, node_rows
+from formation.tui.network_rows import COLUMNS, PRIORITY, NodeRow, node_rows
 from formation.tui.screens.base import ConsoleScreen
 
 
@@ -38,6 +40,7 @@ def peers_state_text(net: NetworkSnapshot | None, n_rows: int) -> str:
 class PeersScreen(ConsoleScreen):
     TITLE_TEXT = "peers and mesh"
     rows: list[NodeRow] = []
+    shown_columns: list[int] = []
 
     def compose_body(self) -> ComposeResult:
         yield Static("reading the network…", id="peers-state")
@@ -45,10 +48,26 @@ class PeersScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one("#peers-table", DataTable)
-        for title, width in COLUMNS:
-            table.add_column(title, width=width)
+        self._set_columns(self.app.size.width)
         self.watch(self.app, "network", lambda _: self.show(), init=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._set_columns(event.size.width)
+        self._shown = None
+        self.show()
+
+    def _set_columns(self, width: int) -> None:
+        """The columns that fit, by priority: at 80 columns member state and round-trip time
+        stay, the id and the byte counts go."""
+        wanted = fit_columns(COLUMNS, PRIORITY, width)
+        if wanted == self.shown_columns:
+            return
+        self.shown_columns = wanted
+        table = self.query_one("#peers-table", DataTable)
+        table.clear(columns=True)
+        for i in wanted:
+            title, w = COLUMNS[i]
+            table.add_column(title, width=w, key=title)
 
     def show(self) -> None:
         app = console_app(self)
@@ -56,7 +75,7 @@ class PeersScreen(ConsoleScreen):
         status = app.node_status
         selected = self.selected_row()
         self.rows = node_rows(net, status) if net is not None else []
-        rows = [r.cells() for r in self.rows]
+        rows = [tuple(r.cells()[i] for i in self.shown_columns) for r in self.rows]
         self.query_one("#peers-state", Static).update(peers_state_text(net, len(rows)))
         if rows == getattr(self, "_shown", None):
             return
