@@ -41,6 +41,7 @@ class PeersScreen(ConsoleScreen):
     TITLE_TEXT = "peers and mesh"
     rows: list[NodeRow] = []
     shown_columns: list[int] = []
+    _shown: list[tuple[str, ...]] | None = None  # the rows on screen now
 
     def compose_body(self) -> ComposeResult:
         yield Static("reading the network…", id="peers-state")
@@ -77,7 +78,7 @@ class PeersScreen(ConsoleScreen):
         self.rows = node_rows(net, status) if net is not None else []
         rows = [tuple(r.cells()[i] for i in self.shown_columns) for r in self.rows]
         self.query_one("#peers-state", Static).update(peers_state_text(net, len(rows)))
-        if rows == getattr(self, "_shown", None):
+        if rows == self._shown:
             return
         self._shown = rows
         table = self.query_one("#peers-table", DataTable)
