@@ -50,15 +50,24 @@ def lab(ctx: click.Context, lab_id: str) -> None:
     ctx.obj = LabContext(lab_id)
 
 
+# What `lab up` turns on: the mesh (wireguard-go: no kernel module needed), and each node's DNS
+# on its mesh address, so the README's walk shows handshakes and a `.fog` name resolving.
+MESH_ON = {"mesh": {"enabled": True, "backend": "wireguard-go"}, "dns": {"enabled": True}}
+
+
 @lab.command()
 @click.argument("count", type=click.IntRange(1, 20))
 @json_option
 @click.pass_obj
-def up(obj: LabContext, count: int, as_json: bool) -> None:
-    """Start COUNT hosts (1 to 20) and wait until every node answers."""
+@click.option("--no-mesh", is_flag=True,
+              help="Leave the WireGuard mesh (and the nodes' DNS on it) off.")
+def up(obj: LabContext, count: int, as_json: bool, no_mesh: bool) -> None:
+    """Start COUNT hosts (1 to 20) and wait until every node answers. The hosts run the
+    WireGuard mesh and DNS on it once they are in a network (--no-mesh: without)."""
     from formation.lab import Lab
 
-    instance = Lab(count, obj.lab_id)
+    overrides = {} if no_mesh else MESH_ON
+    instance = Lab(count, obj.lab_id, node_overrides=overrides)
     instance.up()
     if as_json:
         emit_json(instance.status())
@@ -78,12 +87,14 @@ def status(as_json: bool) -> None:
 
 
 def _print_status(result: dict) -> None:
+    from formation.lab.mesh_summary import mesh_text
+
     click.echo(f"lab {result['lab']}  (state in {result['state_dir']})")
     for h in result["hosts"]:
         state = "healthy" if h["healthy"] else ("running" if h["running"] else "stopped")
         cut = "  partitioned" if h["partitioned"] else ""
         pid = f"pid {h['node_pid']}" if h["node_pid"] else "no node"
-        click.echo(f"  {h['name']:<4} {h['api']:<17} {state:<8} {pid}{cut}")
+        click.echo(f"  {h['name']:<4} {h['api']:<17} {state:<8} {pid:<10} {mesh_text(h)}{cut}")
 
 
 @lab.command(name="exec", context_settings={"ignore_unknown_options": True})

@@ -24,6 +24,7 @@ from formation.config.settings import NodeSettings
 from formation.errors import FormationError
 from formation.identity import load_or_create_identity
 from formation.lab import fabric, processes
+from formation.lab.mesh_summary import mesh_summary
 from formation.lab.names import API_PORT, MAX_HOSTS, NETNS_DIR, STATE_ROOT, LabNames
 from formation.lab.state import HostState, LabState, load, save
 
@@ -259,6 +260,8 @@ class Lab:
                 "healthy": running and processes.node_healthy(host.holder_pid or 0),
                 "partitioned": host.index in self.state.partitioned,
                 "api": f"{host.address}:{API_PORT}",
+                **(mesh_summary(processes.socket_path(host.holder_pid or 0)) if running
+                   else {"mesh_up": False, "mesh_error": "node not running"}),
             })
         return {"lab": self.lab_id, "state_dir": str(self.names.state_dir), "hosts": hosts}
 

@@ -70,6 +70,11 @@ async def test_mesh_follows_the_state(lab: Lab, network):
         return True
 
     await _until(every_pair_shook_hands, 45, every_s=0.5)
+    # `lab status` shows each host's mesh address and its handshakes, read from its node
+    hosts = {h["name"]: h for h in (await asyncio.to_thread(lab.status))["hosts"]}
+    for h in HOSTS:
+        assert hosts[h]["mesh_up"] and hosts[h]["mesh_address"].startswith(address[h] + "/")
+        assert hosts[h]["mesh_handshaken"] == hosts[h]["mesh_peers"] == 2
 
     # TCP over the mesh: h1 listens on its mesh address (only formnet0 has it), h2 connects.
     argv, env = lab.exec_argv("h1", [sys.executable, "-c", TCP_SERVER, address["h1"]])
