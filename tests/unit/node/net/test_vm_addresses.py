@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from formation.node.net.addressing import MeshLayout
+from formation.node.net.follow import desired_peers
 from formation.node.net.vm_addresses import (
     AddressesExhausted,
     choose,
@@ -95,3 +96,12 @@ def test_the_nics_and_seed_survive_the_workdir_meta(tmp_path: Path) -> None:
     workdir.write_meta(spec, {"boot": 1})
     found = workdir.read_meta(tmp_path)
     assert found is not None and found[0] == spec
+
+
+def test_a_peer_running_a_moved_instance_carries_its_32() -> None:
+    nodes = [{"key": k, "address": a, "wireguard_key": f"wg-{k}", "roles": ["member"]}
+             for k, a in (("h1", "10.88.0.1"), ("h3", "10.88.0.3"))]
+    peers = {p.node_id: p for p in desired_peers(nodes, "h1", "10.88.0.0/16", 24,
+                                                 {"h3": ["10.88.1.5/32"]})}
+    assert peers["h3"].allowed_ips == ("10.88.0.3/32", "10.88.3.0/24", "10.88.1.5/32")
+    assert set(peers) == {"h3"}
