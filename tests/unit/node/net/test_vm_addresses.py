@@ -105,3 +105,21 @@ def test_a_peer_running_a_moved_instance_carries_its_32() -> None:
                                                  {"h3": ["10.88.1.5/32"]})}
     assert peers["h3"].allowed_ips == ("10.88.0.3/32", "10.88.3.0/24", "10.88.1.5/32")
     assert set(peers) == {"h3"}
+
+
+def test_a_member_reporting_another_vms_address_pulls_no_traffic() -> None:
+    """Hostile: h3 writes h1's VM address (10.88.1.5) into the status of an instance it runs.
+    Had it worked, every node would send 10.88.1.5 to h3 and h1 would route its own VM away."""
+    nodes = [{"key": "h1", "address": "10.88.0.1"}, {"key": "h3", "address": "10.88.0.3"}]
+    instances = [
+        {"key": "home", "placement": "h1", "placement_op": "p1",
+         "observed@p1": {"state": "running", "address": "10.88.1.5"}},
+        {"key": "thief", "placement": "h3", "placement_op": "p2",
+         "observed@p2": {"state": "running", "address": "10.88.1.5"}},
+        {"key": "moved", "placement": "h3", "placement_op": "p3",
+         "observed@p3": {"state": "running", "address": "10.88.1.6"}},
+    ]
+    assert moved(instances, nodes, LAYOUT) == {"h3": ["10.88.1.6/32"]}
+    # and h1 never hands the contested address out again while it is reported
+    assert choose(LAYOUT.addresses(1), {"10.88.1.2", "10.88.1.3", "10.88.1.4", "10.88.1.5"},
+                  None, LAYOUT) == "10.88.1.6"
