@@ -1,6 +1,6 @@
 """VM isolation and egress NAT with nftables (the `nft` binary, Debian package nftables).
 
-One table of our own, `ip formation_vm`, replaced as a whole in one `nft -f` transaction each
+One table of our own, `inet formation_vm`, replaced as a whole in one `nft -f` transaction each
 time (a restarted node writes the same table again, never a second copy; other tables on the
 host are not touched). What it says:
   - from the VM bridge, routed traffic may go to the network's CIDR (other VMs, over the mesh)
@@ -10,7 +10,9 @@ host are not touched). What it says:
     the underlay never reaches a VM on its own;
   - to the host itself, a VM may only ping the gateway and ask the node's DNS on it (the node
     answers `<instance>.<network>.fog` there); the node's API and the host's other addresses
-    are not for VMs."""
+    are not for VMs;
+  - VMs speak IPv4 only: IPv6 from the bridge to the host or beyond is dropped (bridged
+    traffic between VMs on the same host is not routed and stays untouched)."""
 
 from __future__ import annotations
 
@@ -40,13 +42,15 @@ class Rules:
                       if elements else "\t\tset egress { type ipv4_addr; }\n")
         br, net, gw = f'"{self.bridge}"', self.network, self.gateway
         return (
-            f"table ip {TABLE} {{}}\n"
-            f"delete table ip {TABLE}\n"
-            f"table ip {TABLE} {{\n"
+            f"table inet {TABLE} {{}}\n"
+            f"delete table inet {TABLE}\n"
+            f"table inet {TABLE} {{\n"
             f"{egress_set}"
             "\tchain forward {\n"
             "\t\ttype filter hook forward priority 0; policy accept;\n"
             f"\t\tiifname {br} oifname {br} accept\n"
+            f"\t\tiifname {br} meta nfproto ipv6 drop\n"
+            f"\t\toifname {br} meta nfproto ipv6 drop\n"
             f"\t\tiifname {br} ip daddr {net} accept\n"
             f"\t\tiifname {br} ip saddr @egress accept\n"
             f"\t\tiifname {br} drop\n"
@@ -56,6 +60,7 @@ class Rules:
             "\t}\n"
             "\tchain input {\n"
             "\t\ttype filter hook input priority 0; policy accept;\n"
+            f"\t\tiifname {br} meta nfproto ipv6 drop\n"
             f"\t\tiifname {br} ct state established,related accept\n"
             f"\t\tiifname {br} ip daddr {gw} icmp type echo-request accept\n"
             f"\t\tiifname {br} ip daddr {gw} udp dport 53 accept\n"
@@ -75,11 +80,11 @@ async def apply(host: NetHost, rules: Rules) -> None:
 
 
 async def remove(host: NetHost) -> None:
-    await _nft(host, ["-f", "-"], f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n")
+    await _nft(host, ["-f", "-"], f"table inet {TABLE} {{}}\ndelete table inet {TABLE}\n")
 
 
 async def table_text(host: NetHost) -> str:
-    return await _nft(host, ["list", "table", "ip", TABLE], None)
+    return await _nft(host, ["list", "table", "inet", TABLE], None)
 
 
 def egress_of(addresses: Collection[tuple[str, bool]]) -> tuple[str, ...]:
