@@ -98,7 +98,7 @@ class VmNetworkHooks(Protocol):
 
     async def release(self, instance: str) -> None: ...
 
-    def address_of(self, instance: str) -> str | None: ...
+    async def address_of(self, instance: str) -> str | None: ...
 
 
 class VmNetwork:
@@ -113,7 +113,13 @@ class VmNetwork:
         self._lock = asyncio.Lock()
 
     # the hooks ------------------------------------------------------------------------------
-    def address_of(self, instance: str) -> str | None:
+    async def address_of(self, instance: str) -> str | None:
+        """The address this node gave the instance (also one a VM adopted after a restart of
+        the node service holds: read from network.json)."""
+        await self._load()
+        return self._held_address(instance)
+
+    def _held_address(self, instance: str) -> str | None:
         held = self._held.get(instance)
         return str(held["address"]) if held else None
 
@@ -124,7 +130,7 @@ class VmNetwork:
             await self._load()
             layout, mine = await self._wait_subnet()
             await self._ensure_bridge(mine)
-            keep = self.address_of(instance) or current_observed(inst).get("address")
+            keep = self._held_address(instance) or current_observed(inst).get("address")
             taken = {str(h["address"]) for k, h in self._held.items() if k != instance}
             taken |= {a for k, (_n, a) in placed_addresses(await self.instances()).items()
                       if k != instance}

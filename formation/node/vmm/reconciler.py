@@ -522,7 +522,7 @@ class Reconciler:
         observed: dict[str, Any] = {
             "state": state, "reason": reason, "since_ms": int(time.time() * 1000),
             "boot": boot, "vcpus": vcpus, "memory_mb": memory_mb, "backend": self.driver.name}
-        address = self.network.address_of(inst_id) if self.network is not None else None
+        address = await self.network.address_of(inst_id) if self.network is not None else None
         if address:
             observed["address"] = address
         if tail:

@@ -205,7 +205,7 @@ async def test_a_restarted_service_adopts_bridge_taps_and_addresses(
     again = host.network()  # a new service: reads what the old one handed out
     att = await again.attach(A_ID, {"name": "alpha", "spec": {"egress": False}})
     assert att == a.att
-    assert again.address_of(B_ID) == b.att.address
+    assert await again.address_of(B_ID) == b.att.address
     links_now = host.ip("-o", "link", "show")
     assert links_now.count(f" {BRIDGE}:") == 1
     taps = [line.split()[1].rstrip(":") for line in links_now.splitlines()
@@ -225,7 +225,7 @@ async def test_removal_frees_the_tap_and_the_address(
     net = host.network()
     await net.release(B_ID)
     assert await links.link_index(host.net, tap_name(B_ID)) is None
-    assert net.address_of(B_ID) is None
+    assert await net.address_of(B_ID) is None
     assert "10.88.1.3" not in await egress.table_text(host.net)  # its egress is gone too
     await net.release(B_ID)  # again: nothing to do
     c = await net.attach("c3" * 16, {"name": "gamma", "spec": {}})
