@@ -91,6 +91,11 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         sh("ip", "-n", ns, "link", "set", "under0", "up")
         sh("ip", "-n", outside, "addr", "add", f"{OUTSIDE}/24", "dev", "under1")
         sh("ip", "-n", outside, "link", "set", "under1", "up")
+        # a veth stands in for the mesh: the route to the rest of the network goes there
+        sh("ip", "-n", ns, "link", "add", "formnet0", "type", "veth", "peer", "name", "formnet1")
+        sh("ip", "-n", ns, "link", "set", "formnet1", "up")
+        sh("ip", "-n", ns, "link", "set", "formnet0", "up")
+        sh("ip", "-n", ns, "route", "add", str(LAYOUT.network), "dev", "formnet0")
         yield Host(ns, outside, NetHost(netns=ns, exec_prefix=("ip", "netns", "exec", ns)),
                    base, wrapper)
     finally:
@@ -105,8 +110,10 @@ class Guest:
     att: Attachment
 
 
-async def boot(host: Host, kit: GuestKit, inst_id: str, name: str, egress_on: bool) -> Guest:
-    att = await host.network().attach(inst_id, {"name": name, "spec": {"egress": egress_on}})
+async def boot(host: Host, kit: GuestKit, inst_id: str, name: str, egress_on: bool,
+               **inst: Any) -> Guest:
+    att = await host.network().attach(inst_id, {"name": name, "spec": {"egress": egress_on},
+                                                **inst})
     wd = host.state_dir / inst_id[:16]
     wd.mkdir(exist_ok=True)
     spec = MachineSpec(instance=inst_id, name=name, vcpus=1, memory_mb=256, kernel=kit.kernel,
@@ -216,6 +223,28 @@ async def test_a_restarted_service_adopts_bridge_taps_and_addresses(
     tables = sh("ip", "netns", "exec", host.ns, "nft", "list", "tables")
     assert tables.count(egress.TABLE) == 1
     assert await ping(a, b.att.address, "adopted")  # nothing was torn down
+
+
+async def test_a_migrated_in_address_is_kept_and_reached_through_proxy_arp(
+        host: Host, guests: tuple[Guest, Guest]) -> None:
+    """An instance whose current status names an address of h3's subnet (it migrated from
+    there) keeps it here: routed as a /32 onto the bridge, its old gateway answered by
+    proxy_arp, so it and the local VMs reach each other without reconfiguring the guest."""
+    a, _b = guests
+    moved_id = "d4" * 16
+    kit = guest_kit_or_skip()
+    c = await boot(host, kit, moved_id, "migrant", egress_on=False, placement_op="p",
+                   **{"observed@p": {"state": "running", "address": "10.88.3.9"}})
+    try:
+        assert (c.att.address, c.att.gateway) == ("10.88.3.9", "10.88.3.1")
+        await network_up(c)
+        assert "10.88.3.9 dev formbr0" in host.ip("route", "show", "10.88.3.9")
+        assert await ping(c, a.att.address, "ca")
+        assert await ping(a, c.att.address, "ac")
+    finally:
+        await c.machine.destroy()
+        await host.network().release(moved_id)
+    assert host.ip("route", "show", "10.88.3.9").strip() == ""
 
 
 async def test_removal_frees_the_tap_and_the_address(
