@@ -3,9 +3,10 @@
 One table of our own, `inet formation_vm`, replaced as a whole in one `nft -f` transaction each
 time (a restarted node writes the same table again, never a second copy; other tables on the
 host are not touched). What it says:
-  - from the VM bridge, routed traffic may go to the network's CIDR (other VMs, over the mesh)
-    only; instances whose spec asks for egress (`@egress`) may go anywhere, masqueraded behind
-    the host's underlay address on the way out;
+  - from the VM bridge, routed traffic may go to the network's VM subnets (other VMs, over the
+    mesh) only, not to the nodes' mesh addresses (their APIs are not for VMs); instances
+    whose spec asks for egress (`@egress`) may go anywhere else too, masqueraded behind the
+    host's underlay address on the way out;
   - towards the bridge, only the network's CIDR and replies to the VMs' own connections get in:
     the underlay never reaches a VM on its own;
   - to the host itself, a VM may only ping the gateway and ask the node's DNS on it (the node
@@ -35,12 +36,14 @@ class Rules:
     network: str  # the network's CIDR
     gateway: str  # this node's VM gateway address (no prefix)
     egress: tuple[str, ...] = ()  # instance addresses allowed out
+    nodes: str | None = None  # the mesh pool: the nodes' own addresses, closed to VMs
 
     def text(self) -> str:
         elements = ", ".join(sorted(self.egress))
         egress_set = (f"\t\tset egress {{ type ipv4_addr; elements = {{ {elements} }}; }}\n"
                       if elements else "\t\tset egress { type ipv4_addr; }\n")
         br, net, gw = f'"{self.bridge}"', self.network, self.gateway
+        nodes_rule = f"\t\tiifname {br} ip daddr {self.nodes} drop\n" if self.nodes else ""
         return (
             f"table inet {TABLE} {{}}\n"
             f"delete table inet {TABLE}\n"
@@ -51,6 +54,7 @@ class Rules:
             f"\t\tiifname {br} oifname {br} accept\n"
             f"\t\tiifname {br} meta nfproto ipv6 drop\n"
             f"\t\toifname {br} meta nfproto ipv6 drop\n"
+            f"{nodes_rule}"
             f"\t\tiifname {br} ip daddr {net} accept\n"
             f"\t\tiifname {br} ip saddr @egress accept\n"
             f"\t\tiifname {br} drop\n"

@@ -194,8 +194,9 @@ class VmNetwork:
     async def _apply_rules(self, layout: MeshLayout, mine: NodeAddresses) -> None:
         out = egress.egress_of([(str(h["address"]), bool(h["egress"]))
                                 for h in self._held.values()])
+        pool = ipaddress.IPv4Network((layout.network.network_address, layout.vm_prefix))
         await egress.apply(self.host, egress.Rules(self.bridge, str(layout.network),
-                                                   str(mine.vm_gateway.ip), out))
+                                                   str(mine.vm_gateway.ip), out, str(pool)))
 
     async def _wait_subnet(self) -> tuple[MeshLayout, NodeAddresses]:
         loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from formation.node.net import egress
 from formation.node.net.addressing import MeshLayout
 from formation.node.net.follow import desired_peers
 from formation.node.net.vm_addresses import (
@@ -123,3 +124,11 @@ def test_a_member_reporting_another_vms_address_pulls_no_traffic() -> None:
     # and h1 never hands the contested address out again while it is reported
     assert choose(LAYOUT.addresses(1), {"10.88.1.2", "10.88.1.3", "10.88.1.4", "10.88.1.5"},
                   None, LAYOUT) == "10.88.1.6"
+
+
+def test_vms_may_not_reach_the_nodes_mesh_addresses_but_may_reach_other_vms() -> None:
+    text = egress.Rules("formbr0", "10.88.0.0/16", "10.88.1.1", ("10.88.1.3",),
+                        "10.88.0.0/24").text()
+    drop_nodes = text.index('iifname "formbr0" ip daddr 10.88.0.0/24 drop')
+    assert drop_nodes < text.index('iifname "formbr0" ip daddr 10.88.0.0/16 accept')
+    assert "elements = { 10.88.1.3 }" in text and text.count("table inet formation_vm {") == 2
