@@ -245,6 +245,23 @@ def _mesh_of(layout: MeshLayout, address: str) -> str:
     return str(ipaddress.IPv4Address(int(layout.network.network_address) + slot))
 
 
+async def route_moved(host: NetHost, interface: str, mine: NodeAddresses | None,
+                      moved_32s: dict[str, list[str]], me: str, current: set[str]) -> set[str]:
+    """An instance of our VM subnet that runs on another node (it migrated): its /32 goes out
+    of the mesh interface, not onto our bridge, where the subnet's route points. (The node
+    running it routes the /32 to its own bridge: VmNetwork.attach.) Returns the routes now in
+    place; `current`: the ones a previous call put there."""
+    wanted: set[str] = set()
+    if mine is not None:
+        wanted = {a for node, found in moved_32s.items() if node != me for a in found
+                  if ipaddress.IPv4Network(a).subnet_of(mine.vm_subnet)}
+    for route in sorted(wanted - current):
+        await links.add_route(host, route, interface)
+    for route in sorted(current - wanted):
+        await links.delete_route(host, route)
+    return wanted
+
+
 def store_where(store: StateStore, me: str, vm_prefix: int) -> Where:
     async def where() -> tuple[MeshLayout, NodeAddresses] | None:
         network = await store.view("network")

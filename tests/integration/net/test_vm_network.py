@@ -26,7 +26,14 @@ from bench.support.guest_kit import GUEST_UP, NET_MARKER, GuestKit
 from formation.node.net import egress, links
 from formation.node.net.addressing import MeshLayout, NodeAddresses
 from formation.node.net.host import NetHost
-from formation.node.net.vm_network import BRIDGE, STATE_FILE, Attachment, VmNetwork, tap_name
+from formation.node.net.vm_network import (
+    BRIDGE,
+    STATE_FILE,
+    Attachment,
+    VmNetwork,
+    route_moved,
+    tap_name,
+)
 from formation.node.vmm import qemu_args, seed
 from formation.node.vmm.machine import MachineSpec
 from formation.node.vmm.qemu import QemuDriver, QemuMachine
@@ -245,6 +252,20 @@ async def test_a_migrated_in_address_is_kept_and_reached_through_proxy_arp(
         await c.machine.destroy()
         await host.network().release(moved_id)
     assert host.ip("route", "show", "10.88.3.9").strip() == ""
+
+
+async def test_our_subnets_address_running_elsewhere_is_routed_into_the_mesh(
+        host: Host, guests: tuple[Guest, Guest]) -> None:
+    """The other half of a move: 10.88.1.77 of our subnet runs on h3 now, so its /32 leaves
+    through the mesh interface instead of the bridge; a /32 of another node's subnet, or one
+    we run ourselves, is none of this host's business. Gone when it is no longer moved."""
+    moved_32s = {"h3": ["10.88.1.77/32", "10.88.2.5/32"], "me": ["10.88.3.9/32"]}
+    routes = await route_moved(host.net, "formnet0", MINE, moved_32s, "me", set())
+    assert routes == {"10.88.1.77/32"}
+    assert "dev formnet0" in host.ip("route", "show", "10.88.1.77")
+    assert host.ip("route", "show", "10.88.2.5").strip() == ""
+    assert await route_moved(host.net, "formnet0", MINE, {}, "me", routes) == set()
+    assert host.ip("route", "show", "10.88.1.77").strip() == ""
 
 
 async def test_removal_frees_the_tap_and_the_address(
