@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,20 @@ def test_vms_may_not_reach_the_nodes_mesh_addresses_but_may_reach_other_vms() ->
     drop_nodes = text.index('iifname "formbr0" ip daddr 10.88.0.0/24 drop')
     assert drop_nodes < text.index('iifname "formbr0" ip daddr 10.88.0.0/16 accept')
     assert "elements = { 10.88.1.3 }" in text and text.count("table inet formation_vm {") == 2
+
+
+@pytest.mark.skipif(not (shutil.which("mkfs.vfat") and shutil.which("mcopy")),
+                    reason="needs dosfstools and mtools")
+async def test_boot_network_writes_the_seed_and_appends_ip_unless_given(tmp_path: Path) -> None:
+    att = Attachment((Nic("fvmabc", "02:00:00:00:00:01"),), "10.88.1.2", 24, "10.88.1.1",
+                     "10.88.1.1", "web-1", "02:00:00:00:00:01")
+    nics, disk, cmdline = await seed.boot_network(att, tmp_path, "inst", "console=ttyS0")
+    assert nics == att.nics and cmdline == f"console=ttyS0 {att.cmdline}"
+    assert disk is not None and b"CIDATA" in disk.read_bytes()[:512]
+    listing = (await asyncio.to_thread(subprocess.run, ["mdir", "-b", "-i", str(disk), "::"],
+                                       capture_output=True, text=True, check=True)).stdout
+    assert {"meta-data", "user-data", "network-config"} <= {
+        line.rsplit("/", 1)[-1] for line in listing.split()}
+    _, _, own = await seed.boot_network(att, tmp_path, "inst", "console=ttyS0 ip=dhcp")
+    assert own == "console=ttyS0 ip=dhcp"
+    assert await seed.boot_network(None, tmp_path, "inst", "x") == ((), None, "x")
