@@ -12,6 +12,7 @@ address is on the bridge, and they move when this node's slot (its mesh address)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAIT_ADDRESS_S = 0.5
+GATEWAY_RETRY_MAX_S = 30.0  # binding the gateway failed (port taken): retry, slowing down
 
 
 class DnsComponent:
@@ -130,6 +132,7 @@ class DnsComponent:
         me, port = service.identity.public_key_hex, service.settings.dns.port
         changed = asyncio.Event()
         store.subscribe(lambda ops, origin: changed.set())
+        failures = 0
         while True:
             changed.clear()
             gateway = await self._vm_gateway(service, store, me)
@@ -140,11 +143,16 @@ class DnsComponent:
                     and gateway not in service.settings.dns.listen:
                 try:
                     server = await self._serve([gateway], port, freebind=True)
-                except OSError as exc:
-                    log.warning("dns cannot listen on the VM gateway", extra={"fields": {
-                        "address": gateway, "port": port, "error": exc.strerror}})
-                    await asyncio.sleep(WAIT_ADDRESS_S * 4)
+                except OSError as exc:  # the port taken by another resolver: say it once
+                    if failures == 0:
+                        log.warning("dns cannot listen on the VM gateway", extra={"fields": {
+                            "address": gateway, "port": port, "error": exc.strerror}})
+                    failures += 1
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(min(GATEWAY_RETRY_MAX_S, failures)):
+                            await changed.wait()
                     continue
+                failures = 0
                 self.gateway_server, self.gateway = server, gateway
                 log.info("dns serving on the VM gateway", extra={"fields": {
                     "address": gateway, "port": port}})
