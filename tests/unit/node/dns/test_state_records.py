@@ -4,6 +4,9 @@ replica's network. Two stores (two nodes) so that a re-placement is a real one."
 
 from __future__ import annotations
 
+import pytest
+
+from formation.errors import OpError
 from formation.identity import NodeIdentity
 from formation.node.dns.records import NOTHING, Found
 from formation.node.dns.state_records import StateRecords, build_table
@@ -77,6 +80,8 @@ async def test_the_name_follows_the_current_placement_only(short_tmp) -> None:
         assert (await records("web", "lab")).addresses == ("10.42.2.2",)
 
         await status(h1, inst, first.id.hex(), "10.42.1.99")  # the superseded host, late
+        with pytest.raises(OpError, match="only the node the work is assigned to"):
+            await status(h1, inst, second.id.hex(), "10.42.1.98")  # posing as the new host
         [view] = await h1.view("instances")
         assert view["observed"]["address"] == "10.42.1.99"
         assert (await records("web", "lab")).addresses == ("10.42.2.2",)
