@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from formation.node.dns.records import NOTHING, Found, parse_ports
@@ -96,7 +97,13 @@ class StateRecords:
         self._generation = 0  # bumped by every applied batch
         self._building = asyncio.Lock()
         self._remembered: Remembered = {}
-        self.close = store.subscribe(self._changed)
+        self._unsubscribe: Callable[[], None] | None = store.subscribe(self._changed)
+
+    def close(self) -> None:
+        """Stop following the store (idempotent)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     def _changed(self, ops: list, origin: str | None) -> None:
         self._generation += 1
