@@ -66,7 +66,9 @@ class DnsComponent:
         store: StateStore | None = self.state.require_store() if self.state else None
         self.resolver = DnsResolver(StateRecords(store) if store else self.records,
                                     s.zone, s.upstreams, s.ttl_s, s.instance_ttl_s)
-        if store is not None and s.vm_gateway:
+        # a wildcard in dns.listen already answers on the gateway (and would hold its port)
+        wildcard = any(ipaddress.ip_address(a).is_unspecified for a in s.listen)
+        if store is not None and s.vm_gateway and not wildcard:
             service.spawn(self._serve_on_vm_gateway(service, store))
         listen = list(s.listen)
         if not listen and service.settings.mesh.address:
