@@ -3,7 +3,8 @@ its VM bridge gateway, computed from its mesh slot, for a "guest" namespace plug
 bridge the way a VM's tap is. The bridge appears after the node started (the VM network part
 makes it), loses its address and gets it back (a restart that rebuilds it): the node answers
 whenever the address is there, without being told. Names follow the store: an instance's
-address, its SRV record, and no name once it is deleted."""
+address, its SRV record, and no name once it is deleted. Then a real QEMU guest (busybox
+nslookup, resolver from ip=) resolves a name through the gateway, before and after a move."""
 
 from __future__ import annotations
 
