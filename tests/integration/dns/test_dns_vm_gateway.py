@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from mesh_support import requires_mesh_tools
 from settings_factory import make_settings
 from waiting import until
 
+from bench.support.dns_probe import dns_move_s
 from bench.support.guest_kit import GUEST_UP, NET_MARKER
 from bench.support.testbed import SimHost, Testbed, sh
 from formation.node.dns.component import DnsComponent
@@ -133,6 +135,16 @@ async def test_the_node_answers_its_vms_on_the_bridge_gateway(short_tmp: Path) -
         srv = await ask(guest.netns, gateway, "_80._tcp.web.lab.fog", "SRV")
         assert srv is not None and srv.answer[0][0].port == 80
         assert srv.answer[0].ttl == 2  # dns.instance_ttl_s: instances move
+
+        # the instance moves (a new placement reports): both resolvers of this host follow,
+        # measured by the benchmark's probe through the namespaces
+        moved = str(subnet.network_address + 3)
+        since = time.monotonic()
+        await node.place(inst, moved)
+        took = await dns_move_s([(guest.netns, gateway), (host.netns, "127.0.0.1")],
+                                "web.lab.fog", moved, timeout_s=10, since=since)
+        assert 0 < took < 10
+        vm_address = moved
 
         # the bridge loses its address and gets it back: answered again, nothing restarted
         server = dns_part.gateway_server
