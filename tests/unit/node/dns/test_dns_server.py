@@ -154,6 +154,9 @@ async def test_hostile_queries_get_an_error_code_or_nothing(ported: DnsServer) -
     notify.set_opcode(dns.opcode.UPDATE)
     assert dns.message.from_wire(await resolver.answer(notify.to_wire())).rcode() == \
         dns.rcode.NOTIMP
+    chaos = dns.message.make_query("web.net1.fog", "TXT", "CH")
+    assert dns.message.from_wire(await resolver.answer(chaos.to_wire())).rcode() == \
+        dns.rcode.REFUSED
     deep = dns.name.Name([b"a"] * 120 + [b"fog", b""])  # 120 labels, 241 bytes: legal, silly
     assert (await ask(ported, deep.to_text())).rcode() == dns.rcode.NXDOMAIN
     odd = dns.name.Name([b"w\x00\xffb", b"net1", b"fog", b""])
