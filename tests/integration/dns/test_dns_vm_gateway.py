@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import re
+import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +24,6 @@ import dns.query
 import dns.rcode
 import pytest
 from guest_kit_skip import guest_kit_or_skip
-from mesh_support import requires_mesh_tools
 from settings_factory import make_settings
 from waiting import until
 
@@ -35,7 +36,9 @@ from formation.node.service import NodeService
 from formation.node.state.component import StateComponent
 from formation.node.state.store import StateStore
 
-pytestmark = [requires_mesh_tools, pytest.mark.root]
+pytestmark = [pytest.mark.root, pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter")),
+    reason="needs root, iproute2 and nsenter (simulated hosts)")]
 
 CIDR = "10.42.0.0/16"
 BRIDGE = "formbr0"
