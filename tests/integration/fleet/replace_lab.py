@@ -30,16 +30,20 @@ OVERRIDES = {"vmm": {"backend": "qemu", "stop_grace_s": 2, "boot_timeout_s": BOO
 class ReplaceLab:
     lab: Lab
     kit: GuestKit
-    image: str  # the guest's name as imported on h1
+    image: str  # the guest's digest (one image, imported on every host under its own name)
 
 
-async def _prepare(lab: Lab, kit: GuestKit) -> None:
+async def _prepare(lab: Lab, kit: GuestKit) -> str:
     await found_and_join(lab, fields=("resources", "endpoints"))
+    digests = set()
     for host in HOSTS:
         async with lab.client(host) as client:
-            await client.call(vm_routes.image_import, vm.ImageImport(
+            image = await client.call(vm_routes.image_import, vm.ImageImport(
                 name=f"guest-{host}", kernel=str(kit.kernel), initrd=str(kit.initrd),
                 cmdline=kit.cmdline))
+        digests.add(image.digest)
+    [digest] = digests
+    return digest
 
 
 @pytest.fixture(scope="module", name="rl")
@@ -48,8 +52,7 @@ def replace_lab_fixture() -> Iterator[ReplaceLab]:
     take it as `rl`."""
     kit = guest_kit_or_skip()
     with running_lab(3, pretrust=False, node_overrides=OVERRIDES) as lab:
-        asyncio.run(_prepare(lab, kit))
-        yield ReplaceLab(lab, kit, "guest-h1")
+        yield ReplaceLab(lab, kit, asyncio.run(_prepare(lab, kit)))
 
 
 async def member_states(lab: Lab, host: str) -> dict[str, str]:

@@ -95,4 +95,7 @@ async def test_a_partition_while_placing_again_then_heal_leaves_it_running_once(
 
 
 async def _all_see(rl: ReplaceLab, hosts: tuple[str, ...], target: str, state: str) -> bool:
-    return all((await member_states(rl.lab, h)).get(target) == state for h in hosts)
+    for host in hosts:
+        if (await member_states(rl.lab, host)).get(target) != state:
+            return False
+    return True
