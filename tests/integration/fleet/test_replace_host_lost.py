@@ -51,6 +51,7 @@ async def test_a_killed_host_s_instance_runs_elsewhere_and_not_again_when_it_ret
     inst_id = await _web(rl)
     await _running_once(rl, "web", inst_id)
     result = await probe.measure(rl.lab, "web", inst_id, timeout_s=WAIT_S)
+    print("replace:", result)  # shown with -s: what the bench would report
     lost, moved_to = result["lost"], result["moved_to"]
     assert moved_to != lost
     # back, synced, and it acted on it: no QEMU of web among the returned host's processes
@@ -99,3 +100,35 @@ async def _all_see(rl: ReplaceLab, hosts: tuple[str, ...], target: str, state: s
         if (await member_states(rl.lab, host)).get(target) != state:
             return False
     return True
+
+
+async def test_a_data_disk_instance_of_a_killed_host_is_failed_host_lost_until_it_returns(
+        rl: ReplaceLab) -> None:
+    """Its disk died with the host and its spec does not say `replicate: restart`: no other
+    host takes it, every surviving host shows it Failed "host lost", and the returned host
+    (its disk still there) runs it again."""
+    lab = rl.lab
+    async with lab.client("h1") as client:
+        image = await client.call(vm_routes.image_import, vm.ImageImport(
+            name="guest-disk", kernel=str(rl.kit.kernel), initrd=str(rl.kit.initrd),
+            disk=str(rl.kit.disk), cmdline=rl.kit.cmdline))
+        # pinned only to know where it runs: a lost host's disk instance stays whatever its pin
+        created = await client.call(vm_routes.vm_create, vm.VmCreate(
+            image=image.digest, name="db", node="h3"))
+    assert await _running_once(rl, "db", created.id) == "h3"
+    async with probe.DoubleRunWatch(lab, created.id) as watch:
+        await asyncio.to_thread(lab.kill, "h3")
+
+        async def host_lost() -> bool:
+            for host in ("h1", "h2"):
+                seen = await probe.instance(lab, host, "db")
+                if seen is None or (seen.state, seen.reason) != ("failed", "host lost"):
+                    return False
+            return True
+
+        await until(host_lost, WAIT_S, every_s=0.2, what="db failed, host lost on h1 and h2",
+                    context=lambda: vm_logs(lab))
+        assert await asyncio.to_thread(probe.running_on, lab, created.id) == {}
+        await asyncio.to_thread(lab.start, "h3")
+        assert await _running_once(rl, "db", created.id) == "h3"
+    assert watch.hosts_seen == {"h3"}
