@@ -8,6 +8,7 @@ exactly once."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from replace_lab import (
@@ -16,6 +17,7 @@ from replace_lab import (
     member_states,
     replace_lab_fixture,  # noqa: F401  (the module's lab, as `rl`)
     vm_logs,
+    vmm_health,
 )
 from waiting import until
 
@@ -93,6 +95,38 @@ async def test_a_partition_while_placing_again_then_heal_leaves_it_running_once(
                                                  WAIT_S) == host
     assert watch.seconds == 0, (watch.hosts_seen, watch.samples)
     assert probe.vmm_pids(rl.lab, lost, inst_id) == []
+
+
+async def test_a_host_that_returns_cut_off_boots_nothing_until_it_has_synced(
+        rl: ReplaceLab) -> None:
+    """It comes back alone: its own view still says it runs web (it never saw web placed
+    elsewhere), so only waiting for a sync keeps it from running web a second time."""
+    lab = rl.lab
+    inst_id = await _web(rl)
+    lost = await _running_once(rl, "web", inst_id)
+    async with probe.DoubleRunWatch(lab, inst_id) as watch:
+        await asyncio.to_thread(lab.kill, lost)
+        await probe.replaced(lab, "web", inst_id, lost, WAIT_S)
+        await asyncio.to_thread(lab.partition, [lost])
+        try:
+            await asyncio.to_thread(lab.start, lost)
+            before = await probe.instance(lab, lost, "web")
+            assert before is not None and before.node_name == lost  # the stale view
+
+            async def passes_waiting() -> bool:
+                detail = await vmm_health(lab, lost)
+                found = re.search(r"(\d+) passes", detail)
+                return bool(found and int(found.group(1)) >= 3 and "until synced" in detail)
+
+            # positive control: its reconciler made passes while waiting, and booted nothing
+            await until(passes_waiting, WAIT_S, every_s=0.2,
+                        what=f"{lost}'s reconciler passing while it waits to sync")
+            assert probe.vmm_pids(lab, lost, inst_id) == []
+        finally:
+            await asyncio.to_thread(lab.heal)
+        host = await probe.settled_after_restart(lab, "web", inst_id, lost, WAIT_S)
+        assert host != lost
+    assert watch.seconds == 0, (watch.hosts_seen, watch.samples)
 
 
 async def _all_see(rl: ReplaceLab, hosts: tuple[str, ...], target: str, state: str) -> bool:
