@@ -38,7 +38,11 @@ async def _running_once(rl: ReplaceLab, name: str, inst_id: str) -> str:
 
 
 async def _web(rl: ReplaceLab) -> str:
-    """The instance both tests move around, created once (the first test to run makes it)."""
+    """The instance the tests move around, created once (the first test to run makes it).
+    First every host hears every other (a host restarted by an earlier test may not have
+    heard all yet, and a member never heard since a start is never seen dead)."""
+    await until(lambda: _everyone_alive(rl), WAIT_S, every_s=0.2,
+                what="every host sees every other alive")
     found = await probe.instance(rl.lab, "h1", "web")
     if found is not None:
         return found.id
@@ -129,6 +133,13 @@ async def test_a_host_that_returns_cut_off_boots_nothing_until_it_has_synced(
     assert watch.seconds == 0, (watch.hosts_seen, watch.samples)
 
 
+async def _everyone_alive(rl: ReplaceLab) -> bool:
+    for host in HOSTS:
+        if await member_states(rl.lab, host) != {h: "alive" for h in HOSTS if h != host}:
+            return False
+    return True
+
+
 async def _all_see(rl: ReplaceLab, hosts: tuple[str, ...], target: str, state: str) -> bool:
     for host in hosts:
         if (await member_states(rl.lab, host)).get(target) != state:
@@ -142,6 +153,8 @@ async def test_a_data_disk_instance_of_a_killed_host_is_failed_host_lost_until_i
     host takes it, every surviving host shows it Failed "host lost", and the returned host
     (its disk still there) runs it again."""
     lab = rl.lab
+    await until(lambda: _everyone_alive(rl), WAIT_S, every_s=0.2,
+                what="every host sees every other alive")
     async with lab.client("h1") as client:
         image = await client.call(vm_routes.image_import, vm.ImageImport(
             name="guest-disk", kernel=str(rl.kit.kernel), initrd=str(rl.kit.initrd),
