@@ -11,9 +11,10 @@ from formation.tui.presenter import duration
 if TYPE_CHECKING:
     from formation.api.vm_models import Instance, StatusChange
 
-# Widths add up (with DataTable's one-cell padding each side) to 74 cells: the table fits an
-# 80-column terminal with its margin and a scrollbar.
-COLUMNS = (("name", 20), ("node", 14), ("state", 8), ("vCPU", 4), ("memory", 6), ("uptime", 8))
+COLUMNS = (("name", 16), ("node", 12), ("state", 8), ("address", 15), ("vCPU", 4),
+           ("memory", 6), ("uptime", 8))
+# What a narrow terminal keeps (column_fit.py): at 80 columns everything but the vCPU count.
+PRIORITY = ("name", "state", "address", "node", "uptime", "memory", "vCPU")
 STATE_STYLE = {"running": "green", "failed": "red", "pending": "yellow", "stopped": "dim"}
 IMPORT_HINT = ("formation image import KERNEL [--initrd FILE] [--disk FILE] --name NAME")
 EMPTY_TEXT = ("No instances in this network yet. An instance boots from an image: import one "
@@ -57,8 +58,9 @@ def state_markup(state: str) -> str:
 
 def instance_cells(instance: Instance, elapsed_s: float = 0.0) -> tuple[str, ...]:
     """One table row, in COLUMNS order, each cut to its column's width."""
-    cells = (instance.name, node_text(instance), instance.state, str(instance.vcpus),
-             memory_text(instance.memory_mb), uptime_text(instance, elapsed_s))
+    cells = (instance.name, node_text(instance), instance.state, instance.address or "-",
+             str(instance.vcpus), memory_text(instance.memory_mb),
+             uptime_text(instance, elapsed_s))
     return tuple(truncate(c, w) for c, (_, w) in zip(cells, COLUMNS, strict=True))
 
 
@@ -96,7 +98,8 @@ def detail_text(instance: Instance, elapsed_s: float = 0.0) -> str:
         f"[b]{truncate(instance.name, 40)}[/b] · {state_markup(instance.state)}"
         + (f" (desired {instance.desired})" if at_odds(instance) else "")
         + f" · up {uptime_text(instance, elapsed_s)}",
-        f"id {instance.id[:16]} · image {image} · node {placed} · {instance.backend or '-'}",
+        f"id {instance.id[:16]} · image {image} · node {placed} · {instance.backend or '-'}"
+        + (f" · {instance.address}" if instance.address else ""),
         f"{instance.vcpus} vCPU · {memory_text(instance.memory_mb)} memory · "
         f"{instance.disk_gb} GB disk" + (f" · {instance.gpus} GPU" if instance.gpus else "")
         + ("" if instance.confidential == "none" else f" · {instance.confidential}"),

@@ -23,7 +23,7 @@ from formation.tui.screens.instance_create import InstanceCreateScreen
 from formation.tui.screens.instance_delete import InstanceDeleteScreen
 from formation.tui.screens.instance_detail import SERIAL_LINES, InstanceDetailScreen
 from formation.tui.screens.instances import InstancesScreen
-from tests.tui.conftest import client_factory, wait_for
+from tests.tui.conftest import client_factory, row_cells, wait_for
 from tests.tui.instances_support import BOOT_MARKER, vm_node
 from tests.tui.instances_support import BOOT_TIMEOUT_S as BOOT_S
 
@@ -105,9 +105,12 @@ async def test_list_create_and_field_error(node) -> None:
                        what="the form closed")
         await wait_for(pilot, lambda: state_of(app, "web-1") == "running", timeout_s=BOOT_S,
                        what="web-1 running in the list")
-        row = next(r for r in rows(app) if r[0] == "web-1")
-        assert row[1] == service.settings.name and row[3] == "1" and row[4] == "512M"
-        assert row[5] != "-"  # uptime while running
+        table = app.screen.query_one("#instances-table", DataTable)
+        row = next(row_cells(table, i) for i in range(table.row_count)
+                   if row_cells(table, i)["name"] == "web-1")
+        assert row["node"] == service.settings.name and row["memory"] == "512M"
+        assert "vCPU" not in row  # at 80 columns the vCPU count gives way first
+        assert row["uptime"] != "-"  # uptime while running
         # a field only the node can check (the name is taken): its refusal beside the field
         await create_from_form(pilot, app, "web-1")
         await wait_for(pilot, lambda: "taken" in text_of(app, "#err-name"),

@@ -105,7 +105,7 @@ async def _two_instances(pilot, kit: GuestKit) -> None:
         return [(str(table.get_row_at(i)[0]), str(table.get_row_at(i)[2]))
                 for i in range(table.row_count)]
 
-    wanted = [("a-rather-long-insta…", "stopped"), ("web-1", "running")]
+    wanted = [("a-rather-long-i…", "stopped"), ("web-1", "running")]
     await wait_for(pilot, lambda: states() == wanted, timeout_s=BOOT_TIMEOUT_S,
                    what=f"the list to be {wanted}")
     await settle(pilot)

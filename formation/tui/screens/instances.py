@@ -9,25 +9,32 @@ from __future__ import annotations
 
 import time
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
 from formation.api import vm_routes
 from formation.api.models import Event
 from formation.api.vm_models import Instance
 from formation.errors import FormationError
+from formation.tui.column_fit import fit_columns
 from formation.tui.console_app import console_app
 from formation.tui.instance_actions import ACTION_BINDINGS, InstanceActions
-from formation.tui.instance_rows import COLUMNS, count_text, instance_cells, selected_text
+from formation.tui.instance_rows import (
+    COLUMNS,
+    PRIORITY,
+    count_text,
+    instance_cells,
+    selected_text,
+)
 from formation.tui.join_flow import reason
 from formation.tui.network import NetworkSnapshot
 
 POLL_S = 5.0
 TICK_S = 1.0
 TOPICS = frozenset({"vm", "state"})
-UPTIME_COLUMN = len(COLUMNS) - 1
+UPTIME_COLUMN = [title for title, _ in COLUMNS].index("uptime")
 NO_NETWORK = "This node is in no network, so there are no instances (press e to found one)."
 
 
@@ -41,6 +48,7 @@ class InstancesScreen(InstanceActions):
         self.instances: list[Instance] = []
         self.read_at = time.monotonic()
         self._shown: list[tuple[str, ...]] | None = None
+        self.shown_columns: list[int] = []
         self.notice = ""
         self._network_id: str | None = None
 
@@ -51,14 +59,30 @@ class InstancesScreen(InstanceActions):
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one("#instances-table", DataTable)
-        for title, width in COLUMNS:
-            table.add_column(title, width=width, key=title)
+        self._set_columns(self.app.size.width)
         console_app(self).event_listeners.append(self._on_event)
         self.set_interval(POLL_S, self.reload)
         self.set_interval(TICK_S, self._tick)
         self.watch(self.app, "network", self._network_read, init=False)
         self.reload()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._set_columns(event.size.width):
+            self._shown = None
+            self.show(self.instances)
+
+    def _set_columns(self, width: int) -> bool:
+        """The columns that fit, by priority; True when they changed."""
+        wanted = fit_columns(COLUMNS, PRIORITY, width)
+        if wanted == self.shown_columns:
+            return False
+        self.shown_columns = wanted
+        table = self.query_one("#instances-table", DataTable)
+        table.clear(columns=True)
+        for i in wanted:
+            title, w = COLUMNS[i]
+            table.add_column(title, width=w, key=title)
+        return True
 
     def on_unmount(self) -> None:
         listeners = console_app(self).event_listeners
@@ -109,9 +133,11 @@ class InstancesScreen(InstanceActions):
         self.instances = sorted(instances, key=lambda i: (i.name, i.id))
         notice = f"\n{self.notice}" if self.notice else ""
         self.say(count_text(self.instances) + notice, self.notice.startswith("not done"))
-        rows = [instance_cells(i, self._elapsed()) for i in self.instances]
+        rows = [self._cells(i) for i in self.instances]
         table = self.query_one("#instances-table", DataTable)
-        steady = [row[:UPTIME_COLUMN] for row in rows]  # the uptime column: _tick updates it
+        # the uptime column changes every second: _tick updates it
+        steady = [tuple(c for i, c in zip(self.shown_columns, row, strict=True)
+                        if i != UPTIME_COLUMN) for row in rows]
         if steady != self._shown:
             self._shown = steady
             table.clear()
@@ -123,17 +149,21 @@ class InstancesScreen(InstanceActions):
         self._tick()
         self._show_selected()
 
+    def _cells(self, instance: Instance) -> tuple[str, ...]:
+        cells = instance_cells(instance, self._elapsed())
+        return tuple(cells[i] for i in self.shown_columns)
+
     def _elapsed(self) -> float:
         return time.monotonic() - self.read_at
 
     def _tick(self) -> None:
         """The uptime column, between reads (only its cells change)."""
         table = self.query_one("#instances-table", DataTable)
-        if table.row_count != len(self.instances):
+        if table.row_count != len(self.instances) or UPTIME_COLUMN not in self.shown_columns:
             return
-        for row, instance in enumerate(self.instances):
+        for instance in self.instances:
             cell = instance_cells(instance, self._elapsed())[UPTIME_COLUMN]
-            if str(table.get_cell_at(Coordinate(row, UPTIME_COLUMN))) != cell:
+            if str(table.get_cell(instance.id, "uptime")) != cell:
                 table.update_cell(instance.id, "uptime", cell)
 
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:

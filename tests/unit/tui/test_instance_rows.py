@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from formation.api.vm_models import Instance, StatusChange
+from formation.tui.column_fit import fit_columns
 from formation.tui.instance_rows import (
     COLUMNS,
     EMPTY_TEXT,
+    PRIORITY,
     count_text,
     detail_text,
     history_line,
@@ -28,9 +30,11 @@ def instance(**changes) -> Instance:
     return Instance.model_validate(fields | changes)
 
 
-def test_the_columns_fit_an_80_column_terminal() -> None:
-    # each column has one cell of padding either side; the table has a margin and a scrollbar
-    assert sum(width + 2 for _, width in COLUMNS) + 2 + 2 <= 80
+def test_at_80_columns_state_and_address_stay_and_the_vcpu_count_goes() -> None:
+    shown = [COLUMNS[i][0] for i in fit_columns(COLUMNS, PRIORITY, 80)]
+    assert shown == ["name", "node", "state", "address", "memory", "uptime"]
+    assert [COLUMNS[i][0] for i in fit_columns(COLUMNS, PRIORITY, 120)] == \
+        [title for title, _ in COLUMNS]
 
 
 def test_a_row_has_every_column_and_no_cell_wider_than_it() -> None:
@@ -43,8 +47,9 @@ def test_a_row_has_every_column_and_no_cell_wider_than_it() -> None:
 
 
 def test_cells_of_a_running_instance() -> None:
-    assert instance_cells(instance(), elapsed_s=10) == ("web-1", "h1", "running", "2", "1.5G",
-                                                        "1m15s")
+    assert instance_cells(instance(), elapsed_s=10) == ("web-1", "h1", "running", "-", "2",
+                                                        "1.5G", "1m15s")
+    assert instance_cells(instance(address="10.42.3.2"))[3] == "10.42.3.2"
 
 
 def test_truncate_keeps_what_fits() -> None:
