@@ -336,7 +336,7 @@ def move_problem(move: Any) -> str | None:
         return ".to: expected a node key"
     if move.get("mode") not in MOVE_MODES:
         return ".mode: expected live or restart"
-    n = move.get("n")
+    n: Any = move.get("n")
     if not (_is_uint(n) and n < MAX_MOVE_N):
         return ".n: expected a request number, an integer >= 0"
     return None

@@ -91,9 +91,10 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "instances", oid, "spec", p["spec"]),
                 ("lww", "instances", oid, "desired", p.get("desired", "running"))]
     if k == "instance.update":
-        return [("lww", "instances", p["instance"], f, p[f]) for f in ("spec", "desired", "force", "move")
-                if f in p] + ([("max", "instances", p["instance"], "boot", p["boot"])]
-                              if "boot" in p else [])
+        return [("lww", "instances", p["instance"], f, p[f])
+                for f in ("spec", "desired", "force", "move") if f in p] + (
+                    [("max", "instances", p["instance"], "boot", p["boot"])]
+                    if "boot" in p else [])
     if k == "instance.place":  # the fields of one claim share one order: one write
         return [("lww", "instances", p["instance"], "placement", p["node"]),
                 ("lww", "instances", p["instance"], "placement_op", oid),

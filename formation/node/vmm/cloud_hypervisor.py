@@ -20,7 +20,7 @@ from formation.node.vmm.ch_api import ChApi
 from formation.node.vmm.ch_config import MIB, ceilings, vm_config
 from formation.node.vmm.ch_errors import one_line
 from formation.node.vmm.ch_host import spec_refusal
-from formation.node.vmm.driver import Driver
+from formation.node.vmm.driver import Driver, MigrationProgress, Progress
 from formation.node.vmm.machine import (
     CONSOLE_SOCKET,
     MachineGone,
@@ -35,6 +35,7 @@ PID_FILE = "vmm.pid"
 LOG_FILE = "vmm.log"
 BOOTED = "booted"  # present once the VM was booted: a later `Created` means shut down
 MAX_SOCKET_PATH = 107  # sun_path
+MIGRATION_TIMEOUT_S = 3600.0  # vm.send-migration/vm.receive-migration answer at the end
 STATES: dict[str, MachineState] = {"Running": "running", "Paused": "paused",
                                    "Shutdown": "shutdown", "Created": "created"}
 HOTPLUG_STEP_MB = 128  # CH adds memory (ACPI) in DIMMs of multiples of 128 MiB
@@ -85,6 +86,7 @@ class CloudHypervisorMachine:
         self.api = api
         self._process = process  # our child: waited on (reaped) rather than polled
         self.stop_grace_s = stop_grace_s
+        self.receiving: asyncio.Task[Any] | None = None  # vm.receive-migration, answered at end
 
     @property
     def pid(self) -> int | None:
@@ -111,6 +113,32 @@ class CloudHypervisorMachine:
     async def _put(self, endpoint: str, body: dict[str, Any] | None = None) -> Any:
         self._check()
         return await self.api.put(endpoint, body)
+
+    async def migrate(self, uri: str, progress: Progress) -> None:
+        """vm.send-migration answers once the migration is done (or failed); CH reports no
+        progress meanwhile, so only its start and end are published."""
+        progress(MigrationProgress("active"))
+        self._check()
+        long_api = ChApi(self.socket, MIGRATION_TIMEOUT_S)
+        try:
+            await long_api.put("vm.send-migration", {"destination_url": uri})
+        except MachineGone:
+            raise
+        except VmmError as exc:
+            raise VmmError(f"VM {self.spec.name}: migration to {uri} failed: {exc}") from None
+        finally:
+            await long_api.close()
+        progress(MigrationProgress("completed"))
+
+    async def incoming_state(self) -> str:
+        task = self.receiving
+        if task is None or not task.done():
+            self._check()
+            return "waiting"
+        if task.cancelled() or task.exception() is not None:
+            raise MachineGone(f"VM {self.spec.name}: receiving the migration failed: "
+                              f"{task.exception() if not task.cancelled() else 'cancelled'}")
+        return "running"
 
     async def boot(self) -> None:
         await self._put("vm.boot")
@@ -261,6 +289,25 @@ class CloudHypervisorDriver:
         except BaseException:
             await machine.destroy()
             raise
+        return machine
+
+    async def create_incoming(self, spec: MachineSpec, listen: str) -> CloudHypervisorMachine:
+        """A VMM without a VM, receiving one: vm.receive-migration answers only once the
+        migration is done, so it runs as a task that incoming_state looks at."""
+        reason = self.refusal(spec)
+        if reason is not None:
+            raise VmmError(reason)
+        machine = await self._start(spec)
+        long_api = ChApi(machine.socket, MIGRATION_TIMEOUT_S)
+
+        async def receive() -> Any:
+            try:
+                return await long_api.put("vm.receive-migration",
+                                          {"receiver_url": f"tcp:{listen}"})
+            finally:
+                await long_api.close()
+
+        machine.receiving = asyncio.get_running_loop().create_task(receive())
         return machine
 
     async def _start(self, spec: MachineSpec) -> CloudHypervisorMachine:
