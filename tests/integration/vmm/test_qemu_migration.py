@@ -74,7 +74,7 @@ async def test_a_migration_to_no_listener_fails_and_the_source_keeps_running(
     source = await driver.create(spec)
     try:
         await source.boot()
-        with pytest.raises(VmmError, match="migration to tcp:127.0.0.1:"):
+        with pytest.raises(VmmError, match=r"migration to tcp:127\.0\.0\.1:"):
             await source.migrate(f"tcp:127.0.0.1:{free_port()}", lambda p: None)
         assert (await source.info()).state == "running"
         n = len(counters(spec.serial_log))
