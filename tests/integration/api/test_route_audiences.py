@@ -47,6 +47,7 @@ AUDIENCES = {
     "openapi": "public", "metrics": "public",
     "vm_list": "member", "vm_show": "member", "vm_create": "member", "vm_start": "member",
     "vm_stop": "member", "vm_restart": "member", "vm_resize": "member", "vm_delete": "member",
+    "vm_migrate": "member", "node_drain": "member",
     "vm_serial": "member",
     "image_list": "member", "image_import": "local", "image_delete": "member",
     "image_blob": "member",
