@@ -10,6 +10,7 @@ socket: a recycled pid is never signalled."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import time
@@ -58,6 +59,17 @@ def _read_pid(path: Path) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether a TCP socket listens on host:port (IPv4), from /proc/net/tcp: a probe
+    connection would be taken for the migration by the receiving VMM."""
+    want = f"{int.from_bytes(ipaddress.IPv4Address(host).packed, 'little'):08X}:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(f[1] == want and f[3] == "0A" for f in (ln.split() for ln in lines) if len(f) > 3)
 
 
 def _remove(*paths: Path) -> None:
@@ -308,6 +320,14 @@ class CloudHypervisorDriver:
                 await long_api.close()
 
         machine.receiving = asyncio.get_running_loop().create_task(receive())
+        # the claim that makes the source send follows this return: listen first
+        host, _, port = listen.rpartition(":")
+        deadline = time.monotonic() + self.start_timeout_s
+        while not await asyncio.to_thread(_listening, host, int(port)):
+            if machine.receiving.done() or time.monotonic() > deadline:
+                await machine.destroy()
+                raise VmmError(f"cloud-hypervisor did not listen for the migration on {listen}")
+            await asyncio.sleep(0.02)
         return machine
 
     async def _start(self, spec: MachineSpec) -> CloudHypervisorMachine:
