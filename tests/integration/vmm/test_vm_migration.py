@@ -162,6 +162,8 @@ async def test_a_counter_guest_moves_live_and_back_by_drain(hosts, guest_kit: Gu
             assert {"transferred_bytes", "remaining_bytes", "dirty_rate_pps"} <= set(event.data)
     assert "migration_started" in kinds and "migration_done" in kinds, kinds
     assert "migration_progress" in kinds
+    history = [(c.state, c.reason) for c in (await show(a.client, "c1")).history]
+    assert ("booting", "live migration in progress") in history, history
 
     # drain b: c1 goes back to a, live, still counting on
     recorder = Recorder(b.serial_log(inst_id))
