@@ -9,6 +9,7 @@ packages=(
   busybox-static                         # ping inside the lab's namespaces (mesh traffic tests)
   openssh-server openssh-client tmux     # the console over SSH, tested for real
   cpio e2fsprogs                         # VM tests' guest kit: initramfs and ext4 root disk
+  nftables dosfstools mtools             # VM networking: isolation + egress NAT; NoCloud seed disk
 )
 missing=()
 for p in "${packages[@]}"; do

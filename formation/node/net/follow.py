@@ -16,10 +16,12 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from formation.node.net.addressing import AddressingError, MeshLayout
+from formation.node.net import links
+from formation.node.net.addressing import AddressingError, MeshLayout, NodeAddresses
 from formation.node.net.peers import WireGuardError
 from formation.node.net.reconcile import DesiredPeer
 from formation.node.net.underlay import wg_endpoints
+from formation.node.net.vm_addresses import layout_of, moved, subnet_of
 from formation.node.state.op import OpError
 
 if TYPE_CHECKING:
@@ -44,8 +46,11 @@ def allowed_ips_for(address: str, cidr: str, vm_prefix: int) -> tuple[str, ...]:
 
 
 def desired_peers(nodes: Sequence[dict[str, Any]], me: str, cidr: str,
-                  vm_prefix: int) -> list[DesiredPeer]:
-    """Every member node but `me` that published a WireGuard key and holds a mesh address."""
+                  vm_prefix: int, moved: dict[str, list[str]] | None = None
+                  ) -> list[DesiredPeer]:
+    """Every member node but `me` that published a WireGuard key and holds a mesh address.
+    `moved`: node -> /32s of instances it runs outside its own VM subnet (they migrated
+    there; vm_addresses.moved): its AllowedIPs carry them too, so the mesh sends them there."""
     peers = []
     for node in nodes:
         key, wg_key, address = node["key"], node.get("wireguard_key"), node.get("address")
@@ -53,7 +58,8 @@ def desired_peers(nodes: Sequence[dict[str, Any]], me: str, cidr: str,
             continue
         peers.append(DesiredPeer(node_id=key, public_key=wg_key,
                                  endpoints=tuple(node.get("wg_endpoints") or ()),
-                                 allowed_ips=allowed_ips_for(address, cidr, vm_prefix)))
+                                 allowed_ips=(*allowed_ips_for(address, cidr, vm_prefix),
+                                              *(moved or {}).get(key, ()))))
     return peers
 
 
@@ -68,6 +74,7 @@ class StateFollower:
         self.mesh_addresses: dict[str, str] = {}  # node key -> mesh IP, from the nodes view
         self.underlay: list[str] | None = None  # as the mesh's underlay watch read it
         self.cidr: str | None = None  # the network's, from the state
+        self.vm_routes: set[str] = set()  # /32s of our subnet's instances running elsewhere
 
     def not_underlay(self) -> list[str]:
         """Networks whose addresses are never underlay endpoints: the mesh (and VM subnets)."""
@@ -113,10 +120,32 @@ class StateFollower:
         mine = next((n for n in nodes if n["key"] == me), None)
         await self._ensure_address((mine or {}).get("address"), cidr)
         s = service.settings.mesh
-        await reconciler.reconcile(desired_peers(nodes, me, cidr, s.vm_prefix))
+        layout = layout_of(cidr, s.vm_prefix)
+        moved_32s = moved(await store.view("instances"), nodes, layout) if layout else {}
+        await reconciler.reconcile(desired_peers(nodes, me, cidr, s.vm_prefix, moved_32s))
+        if layout is not None:
+            await self._route_moved(subnet_of(layout, (mine or {}).get("address")), moved_32s,
+                                    me)
         # Only now tell the others our key: a peer that adds us starts a handshake at once,
         # and it is dropped unless we already have that peer.
         await self._record_self(mine)
+
+    async def _route_moved(self, mine: NodeAddresses | None, moved_32s: dict[str, list[str]],
+                           me: str) -> None:
+        """An instance of our VM subnet that runs on another node (it migrated): its /32 goes
+        out of the mesh interface, not onto our bridge, where the subnet's route points. (The
+        node running it routes the /32 to its own bridge: vm_network.py.)"""
+        service = self.mesh.service
+        assert service is not None
+        wanted = set()
+        if mine is not None:
+            wanted = {a for node, found in moved_32s.items() if node != me for a in found
+                      if ipaddress.IPv4Network(a).subnet_of(mine.vm_subnet)}
+        for route in sorted(wanted - self.vm_routes):
+            await links.add_route(self.mesh.host, route, service.settings.mesh.interface)
+        for route in sorted(self.vm_routes - wanted):
+            await links.delete_route(self.mesh.host, route)
+        self.vm_routes = wanted
 
     async def _record_self(self, mine: dict | None) -> None:
         service, backend = self.mesh.service, self.mesh.backend

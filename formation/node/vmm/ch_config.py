@@ -52,11 +52,15 @@ def vm_config(spec: MachineSpec, *, firmware: Path | None = None,
         "serial": {"mode": "File", "file": str(spec.serial_log)},
         "console": {"mode": "Socket", "socket": str(spec.workdir / CONSOLE_SOCKET)},
     }
+    disks: list[dict[str, Any]] = []
     if spec.disk is not None:
-        config["disks"] = [{"path": str(spec.disk), "image_type": "Qcow2",
-                            "backing_files": True}]
-    if spec.taps:
-        config["net"] = [{"tap": tap} for tap in spec.taps]
+        disks.append({"path": str(spec.disk), "image_type": "Qcow2", "backing_files": True})
+    if spec.seed is not None:  # the NoCloud seed: cloud-init finds it by its label
+        disks.append({"path": str(spec.seed), "image_type": "Raw", "readonly": True})
+    if disks:
+        config["disks"] = disks
+    if spec.nics:
+        config["net"] = [{"tap": nic.tap, "mac": nic.mac} for nic in spec.nics]
     if spec.gpus:
         config["devices"] = [{"path": gpu_path(address)} for address in spec.gpus]
     if spec.confidential == "sev-snp":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formation.api import models as m
+from formation.node.net.vm_network import for_node
 from formation.node.vmm.handlers import VmHandlers
 from formation.node.vmm.reconciler import Reconciler
 
@@ -78,7 +79,8 @@ class VmmComponent:
         reconciler = Reconciler(self.state.require_store(), driver, self.me, self.run_dir,
                                 service.settings.vmm, self._ensure, self.find_image,
                                 self.live_members,
-                                self._publish)
+                                self._publish, network=for_node(
+                                    service, self.state.require_store(), self.me, self.run_dir))
         await reconciler.start()
         self.reconciler = reconciler
         await reconciler.run()

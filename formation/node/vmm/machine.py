@@ -17,6 +17,15 @@ MachineState = Literal["created", "running", "paused", "shutdown"]
 
 
 @dataclass(frozen=True)
+class Nic:
+    """One virtio-net interface: the host tap it is attached to and the guest's MAC (derived
+    from the instance id, so the guest keeps it on any host and across restarts)."""
+
+    tap: str
+    mac: str
+
+
+@dataclass(frozen=True)
 class MachineSpec:
     """One VM. `instance` (the id of its instance.create op, hex) names it on the host; every
     file of it lives in `workdir` (API socket, pid file), which outlives the node service so a
@@ -37,7 +46,8 @@ class MachineSpec:
     max_memory_mb: int | None = None
     gpus: tuple[str, ...] = ()  # PCI addresses (0000:01:00.0) passed through with VFIO
     confidential: Confidential = "none"
-    taps: tuple[str, ...] = field(default=())  # host tap devices, one virtio-net each (issue 16)
+    nics: tuple[Nic, ...] = field(default=())  # one virtio-net each, on the host's VM bridge
+    seed: Path | None = None  # NoCloud seed (vfat, label CIDATA): a second, read-only disk
 
 
 @dataclass(frozen=True)

@@ -101,10 +101,13 @@ def qemu_args(spec: MachineSpec, binary: str, accel: str, default: Machine = "mi
         args += ["-drive", f"id=disk0,if=none,file={opt(spec.disk)},"
                            f"format={_disk_format(spec.disk)}",
                  "-device", f"virtio-blk-{bus},drive=disk0"]
-    for i, tap in enumerate(spec.taps):
+    if spec.seed is not None:
+        args += ["-drive", f"id=seed0,if=none,file={opt(spec.seed)},format=raw,readonly=on",
+                 "-device", f"virtio-blk-{bus},drive=seed0"]
+    for i, nic in enumerate(spec.nics):
         # No vhost-net on these hosts: the tap is served by QEMU's own thread.
-        args += ["-netdev", f"tap,id=net{i},ifname={opt(tap)},script=no,downscript=no",
-                 "-device", f"virtio-net-{bus},netdev=net{i}"]
+        args += ["-netdev", f"tap,id=net{i},ifname={opt(nic.tap)},script=no,downscript=no",
+                 "-device", f"virtio-net-{bus},netdev=net{i},mac={opt(nic.mac)}"]
     for address in spec.gpus:
         args += ["-device", f"vfio-pci,host={opt(address)}"]
     return args

@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formation.node.state.instance_view import current_observed
-from formation.node.vmm import workdir
+from formation.node.vmm import seed, workdir
 from formation.node.vmm.driver import Driver, Machine
-from formation.node.vmm.machine import MachineGone, MachineSpec, VmmError
+from formation.node.vmm.machine import MachineGone, MachineSpec, Nic, VmmError
 from formation.node.vmm.placement import Decision, decide
 from formation.node.vmm.serial import FIRST_BYTE_POLL_S, size_of, tail_lines
 
 if TYPE_CHECKING:
     from formation.config.settings import VmmSettings
+    from formation.node.net.vm_network import VmNetworkHooks
     from formation.node.state.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,12 @@ def _sig(inst: dict[str, Any]) -> tuple[Any, ...]:
 class Reconciler:
     def __init__(self, store: StateStore, driver: Driver, me: str, run_dir: Path,
                  settings: VmmSettings, ensure: Ensure, find: Find,
-                 live: Callable[[], Collection[str]], publish: Publish) -> None:
+                 live: Callable[[], Collection[str]], publish: Publish,
+                 network: VmNetworkHooks | None = None) -> None:
+        """`network`: taps, addresses and the guests' network config (net/vm_network.py);
+        None: VMs boot without a network."""
         self.store, self.driver, self.me, self.run_dir = store, driver, me, run_dir
+        self.network = network
         self.settings, self.ensure, self.find = settings, ensure, find
         self.live, self.publish = live, publish
         self.running: dict[str, Running] = {}
@@ -245,6 +250,8 @@ class Reconciler:
             if run is not None:
                 await self._destroy(inst_id, run)
             await self._remove_dir(inst_id)
+            if self.network is not None:
+                await self.network.release(inst_id)
             self._written.pop(inst_id, None)
             self._failed.pop(inst_id, None)
             self.publish("removed", {"instance": inst_id})
@@ -257,6 +264,8 @@ class Reconciler:
                 await self._destroy(inst_id, run)
             if t.elsewhere:  # it runs on another node now: this copy's disk is of no use
                 await self._remove_dir(inst_id)
+            if self.network is not None:
+                await self.network.release(inst_id)
             self._written.pop(inst_id, None)
             return
         placement = str(inst.get("placement_op", ""))
@@ -340,6 +349,7 @@ class Reconciler:
                      memory_mb: int) -> None:
         assert t.inst is not None
         spec = t.inst.get("spec") or {}
+        att = await self.network.attach(inst_id, t.inst) if self.network is not None else None
         await self._status(inst_id, placement, "placed", "", boot, vcpus, memory_mb)
         digest = str(spec.get("image", ""))
         image = await self.find(digest)
@@ -363,11 +373,19 @@ class Reconciler:
                 self.publish("progress", {"instance": inst_id, "stage": "disk"})
                 await workdir.create_overlay(files["disk"], disk, int(spec.get("disk_gb", 5)))
         cmdline = spec.get("cmdline") or image.get("cmdline") or "console=ttyS0"
+        nics: tuple[Nic, ...] = ()
+        seed_disk: Path | None = None
+        if att is not None:
+            nics = att.nics
+            seed_disk = await seed.write(wd, inst_id, att)
+            if " ip=" not in f" {cmdline}":  # an image's or a spec's own ip= wins
+                cmdline = f"{cmdline} {att.cmdline}"
         mspec = MachineSpec(
             instance=inst_id, name=str(t.inst.get("name", inst_id[:12])), vcpus=vcpus,
             memory_mb=memory_mb, kernel=files["kernel"], workdir=wd,
             serial_log=wd / workdir.SERIAL, initrd=files.get("initrd"), cmdline=cmdline,
-            disk=disk, gpus=t.gpus, confidential=spec.get("confidential", "none"))
+            disk=disk, gpus=t.gpus, confidential=spec.get("confidential", "none"),
+            nics=nics, seed=seed_disk)
         refusal = self.driver.refusal(mspec)
         if refusal:
             await self._fail(inst_id, t, refusal)
@@ -504,6 +522,9 @@ class Reconciler:
         observed: dict[str, Any] = {
             "state": state, "reason": reason, "since_ms": int(time.time() * 1000),
             "boot": boot, "vcpus": vcpus, "memory_mb": memory_mb, "backend": self.driver.name}
+        address = self.network.address_of(inst_id) if self.network is not None else None
+        if address:
+            observed["address"] = address
         if tail:
             observed["serial_tail"] = tail
         await self.store.append("instance.status", {

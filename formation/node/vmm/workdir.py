@@ -11,12 +11,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from formation.node.vmm.machine import MachineSpec, VmmError
+from formation.node.vmm.machine import MachineSpec, Nic, VmmError
 
 META = "machine.json"
 SERIAL = "serial.log"
 DISK = "disk.qcow2"
-_PATHS = ("kernel", "workdir", "serial_log", "initrd", "disk")
+_PATHS = ("kernel", "workdir", "serial_log", "initrd", "disk", "seed")
 NAME_HEX = 16  # of the id: the VMM's unix sockets in the directory must stay under 108 bytes
 
 
@@ -41,7 +41,8 @@ def list_instances(run_dir: Path) -> set[str]:
 
 def write_meta(spec: MachineSpec, extra: dict[str, Any]) -> None:
     data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()}
-    data["gpus"], data["taps"] = list(spec.gpus), list(spec.taps)
+    data["gpus"] = list(spec.gpus)
+    data["nics"] = [{"tap": n.tap, "mac": n.mac} for n in spec.nics]
     tmp = spec.workdir / (META + ".tmp")
     tmp.write_text(json.dumps({"spec": data, **extra}))
     tmp.replace(spec.workdir / META)
@@ -55,7 +56,9 @@ def read_meta(workdir: Path) -> tuple[MachineSpec, dict[str, Any]] | None:
         for key in _PATHS:
             if raw.get(key) is not None:
                 raw[key] = Path(raw[key])
-        raw["gpus"], raw["taps"] = tuple(raw.get("gpus", ())), tuple(raw.get("taps", ()))
+        raw["gpus"] = tuple(raw.get("gpus", ()))
+        raw.pop("taps", None)  # written before NICs had MACs
+        raw["nics"] = tuple(Nic(str(n["tap"]), str(n["mac"])) for n in raw.get("nics", ()))
         return MachineSpec(**raw), data
     except (OSError, ValueError, TypeError, KeyError):
         return None

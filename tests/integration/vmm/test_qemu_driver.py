@@ -16,7 +16,7 @@ from waiting import until
 
 from bench.support.guest_kit import BROKEN_MARKER, DISK_MARKER, DISK_TEXT, GUEST_UP, GuestKit
 from formation.node.vmm import qemu_args
-from formation.node.vmm.machine import MachineGone, MachineSpec, VmmError
+from formation.node.vmm.machine import MachineGone, MachineSpec, Nic, VmmError
 from formation.node.vmm.qemu import QemuDriver, QemuMachine
 
 # A guest boots in ~2 s on an idle core, ~20 s on a machine shared by many test processes.
@@ -252,14 +252,14 @@ async def test_a_tap_becomes_the_guests_virtio_net_interface(
     tap = f"fmq{os.getpid() % 100000}"
     made = await asyncio.create_subprocess_exec("ip", "tuntap", "add", tap, "mode", "tap")
     assert await made.wait() == 0
-    spec = spec_for(guest_kit, tmp_path / "vm", taps=(tap,))
+    spec = spec_for(guest_kit, tmp_path / "vm", nics=(Nic(tap, "02:12:34:56:78:9a"),))
     machine = await driver.create(spec)
     try:
         await machine.boot()
         await until_serial(spec, GUEST_UP)
         # virtio_net (and its failover dependencies) loaded and bound to the tap's device.
-        out = await console(spec, "echo nic=$(cat /sys/class/net/eth0/address)", "nic=52:54")
-        assert "nic=52:54:00:" in out
+        out = await console(spec, "echo nic=$(cat /sys/class/net/eth0/address)", "nic=02:12")
+        assert "nic=02:12:34:56:78:9a" in out
     finally:
         await machine.destroy()
         gone_tap = await asyncio.create_subprocess_exec("ip", "tuntap", "del", tap, "mode", "tap")

@@ -10,7 +10,7 @@ import pytest
 from bench.support.ch_simulator import Validators, load_spec
 from formation.node.vmm.ch_config import vm_config
 from formation.node.vmm.ch_host import spec_refusal
-from formation.node.vmm.machine import MachineSpec
+from formation.node.vmm.machine import MachineSpec, Nic
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def spec(**changes: object) -> MachineSpec:
 @pytest.mark.parametrize("changes", [
     {},
     {"initrd": Path("/img/initrd"), "disk": Path("/run/vm/disk.qcow2")},
-    {"max_vcpus": 8, "max_memory_mb": 4096, "taps": ("fm-tap0", "fm-tap1")},
+    {"max_vcpus": 8, "max_memory_mb": 4096,
+     "nics": (Nic("fm-tap0", "02:00:00:00:00:01"), Nic("fm-tap1", "02:00:00:00:00:02"))},
+    {"disk": Path("/run/vm/disk.qcow2"), "seed": Path("/run/vm/seed.img")},
     {"gpus": ("0000:01:00.0", "0000:02:00.0")},
     {"confidential": "sev-snp", "max_vcpus": 8},
     {"confidential": "tdx", "max_memory_mb": 4096},
@@ -41,16 +43,23 @@ def test_bodies_are_valid_for_the_spec(validators: Validators, changes: dict) ->
 
 
 def test_body_follows_the_spec() -> None:
-    body = vm_config(spec(max_vcpus=8, max_memory_mb=4096, taps=("t0",),
+    body = vm_config(spec(max_vcpus=8, max_memory_mb=4096, nics=(Nic("t0", "02:aa:00:00:00:01"),),
                           gpus=("0000:01:00.0",)))
     assert body["cpus"] == {"boot_vcpus": 2, "max_vcpus": 8}
     assert body["memory"] == {"size": 1024 << 20, "hotplug_size": 3072 << 20}
-    assert body["net"] == [{"tap": "t0"}]
+    assert body["net"] == [{"tap": "t0", "mac": "02:aa:00:00:00:01"}]
     assert body["devices"] == [{"path": "/sys/bus/pci/devices/0000:01:00.0/"}]
     assert "platform" not in body and "disks" not in body
     tdx = vm_config(spec(confidential="tdx", max_vcpus=8), firmware=Path("/fw/tdvf.fd"))
     assert tdx["platform"] == {"tdx": True} and tdx["payload"]["firmware"] == "/fw/tdvf.fd"
     assert tdx["cpus"] == {"boot_vcpus": 2, "max_vcpus": 2}  # TDX: no CPU hotplug
+
+
+def test_the_seed_is_a_second_read_only_raw_disk() -> None:
+    body = vm_config(spec(disk=Path("/v/disk.qcow2"), seed=Path("/v/seed.img")))
+    assert body["disks"][1] == {"path": "/v/seed.img", "image_type": "Raw", "readonly": True}
+    assert vm_config(spec(seed=Path("/v/seed.img")))["disks"] == [
+        {"path": "/v/seed.img", "image_type": "Raw", "readonly": True}]
 
 
 def test_tdx_refusals(tmp_path: Path) -> None:

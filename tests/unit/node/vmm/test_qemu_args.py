@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from formation.node.vmm.machine import MachineSpec
+from formation.node.vmm.machine import MachineSpec, Nic
 from formation.node.vmm.qemu_args import can_hotplug, qemu_args
 
 
@@ -46,13 +46,15 @@ def test_kvm_uses_the_host_cpu_and_keeps_the_cmdline() -> None:
 
 
 def test_disk_and_taps_are_virtio_mmio_devices_on_microvm() -> None:
-    args = qemu_args(spec(disk=Path("/d/disk.qcow2"), taps=("fm-tap0",), initrd=None),
-                     "qemu", "tcg")
+    args = qemu_args(spec(disk=Path("/d/disk.qcow2"), nics=(Nic("fm-tap0", "02:01:02:03:04:05"),),
+                          seed=Path("/d/seed.img"), initrd=None), "qemu", "tcg")
     assert "-initrd" not in args
-    assert value(args, "-drive") == ["id=disk0,if=none,file=/d/disk.qcow2,format=qcow2"]
+    assert value(args, "-drive") == ["id=disk0,if=none,file=/d/disk.qcow2,format=qcow2",
+                                     "id=seed0,if=none,file=/d/seed.img,format=raw,readonly=on"]
+    assert "virtio-blk-device,drive=seed0" in value(args, "-device")
     assert "virtio-blk-device,drive=disk0" in value(args, "-device")
     assert value(args, "-netdev") == ["tap,id=net0,ifname=fm-tap0,script=no,downscript=no"]
-    assert "virtio-net-device,netdev=net0" in value(args, "-device")
+    assert "virtio-net-device,netdev=net0,mac=02:01:02:03:04:05" in value(args, "-device")
     raw = qemu_args(spec(disk=Path("/d/disk.raw")), "qemu", "tcg")
     assert value(raw, "-drive")[0].endswith("format=raw")
 

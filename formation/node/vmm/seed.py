@@ -1,0 +1,72 @@
+"""The NoCloud seed: how a cloud image (Debian's, Ubuntu's: cloud-init) learns its address,
+gateway, DNS server and hostname without a hand-made image. cloud-init's NoCloud source looks
+for a filesystem labelled CIDATA holding `meta-data`, `user-data` and `network-config`
+(network config version 2); the driver attaches it as a second, read-only virtio disk.
+
+The image is vfat, made with real tools (dosfstools' mkfs.vfat, mtools' mcopy: no loop mount,
+no root). The files are JSON, which is YAML, so nothing here needs a YAML library. Kernels
+booted directly learn the same from the `ip=` argument instead (vm_network.Attachment)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from formation.node.vmm.machine import VmmError
+
+if TYPE_CHECKING:
+    from formation.node.net.vm_network import Attachment
+
+SEED = "seed.img"
+SIZE_KIB = 1024  # the three files are a few hundred bytes; vfat's minimum is tiny too
+
+
+def files(instance: str, att: Attachment) -> dict[str, str]:
+    """meta-data, user-data and network-config for one instance (pure, for tests)."""
+    meta = {"instance-id": instance, "local-hostname": att.hostname}
+    eth = {
+        "match": {"macaddress": att.mac},
+        "set-name": "eth0",
+        "addresses": [f"{att.address}/{att.prefix}"],
+        "routes": [{"to": "0.0.0.0/0", "via": att.gateway, "on-link": True}],
+        "nameservers": {"addresses": [att.dns]},
+    }
+    network = {"version": 2, "ethernets": {"eth0": eth}}
+    return {
+        "meta-data": json.dumps(meta, indent=1) + "\n",
+        "user-data": "#cloud-config\n{}\n",
+        "network-config": json.dumps(network, indent=1) + "\n",
+    }
+
+
+async def write(workdir: Path, instance: str, att: Attachment) -> Path:
+    """Builds workdir/seed.img afresh (the address may differ from the last boot's)."""
+    image = workdir / SEED
+    staging = workdir / "seed.d"
+    content = files(instance, att)
+
+    def stage() -> None:
+        staging.mkdir(exist_ok=True)
+        image.unlink(missing_ok=True)
+        for name, text in content.items():
+            (staging / name).write_text(text)
+
+    await asyncio.to_thread(stage)
+    await _run(["mkfs.vfat", "-C", "-n", "CIDATA", str(image), str(SIZE_KIB)])
+    await _run(["mcopy", "-o", "-i", str(image), *(str(staging / n) for n in content), "::"])
+    return image
+
+
+async def _run(args: list[str]) -> None:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        raise VmmError(f"seed: cannot run {args[0]} ({exc.strerror}); install the Debian "
+                       "packages dosfstools and mtools") from None
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise VmmError(f"seed: {args[0]} failed: {lines[-1] if lines else proc.returncode}")
