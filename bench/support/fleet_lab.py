@@ -28,6 +28,8 @@ from formation.api import mesh_routes, state_routes, vm_routes
 from formation.api.vm_models import VmCreate
 from formation.lab import Lab
 
+from .guest_kit import GUEST_UP
+
 T = TypeVar("T")
 
 HOSTS = ("h1", "h2", "h3")
@@ -196,12 +198,16 @@ class Fleet:
         return self.lab.names.host_dir(index) / "data" / "vms" / instance_id[:16] / "serial.log"
 
     async def type(self, inst: dict[str, Any], command: str, timeout_s: float = 60,
-                   via: str | None = None) -> tuple[int, str]:
+                   via: str | None = None, booted: bool = True) -> tuple[int, str]:
         """Types `command` on the instance's serial console (the node's console WebSocket on
         `via`, relayed to the host running it; default: that host itself, so nothing typed or
         answered crosses the underlay) and waits for its end in the serial log on that host.
-        Returns (exit status, output). The end marker is typed split by quotes, so the
+        Returns (exit status, output). Unless `booted` is False, first waits for the guest's
+        GUEST_UP line: what is typed while the kernel boots, before it opened the console, is
+        lost. The end marker is typed split by quotes, so the
         shell's echo of the typed line never matches it: only running the command does."""
+        if booted:
+            await self.serial_has(inst, GUEST_UP, timeout_s)
         tag = secrets.token_hex(4)
         log = self.serial_log(str(inst["node_name"]), str(inst["id"]))
         start = log.stat().st_size if log.exists() else 0
