@@ -378,6 +378,12 @@ class VmmSettings(Strict):
     boot_timeout_s: float = Field(
         300.0, gt=0, le=86400, description="a booting guest that writes nothing on its serial "
         "console for this long is Failed")
+    replace_after_s: float = Field(
+        10.0, ge=0, le=86400, description="a member seen dead (membership) for this long more "
+        "has lost its host: its instances are placed again on live nodes")
+    start_sync_wait_s: float = Field(
+        10.0, ge=0, le=3600, description="a (re)starting node boots nothing until it has "
+        "synced with a live peer, or for this long when none answers")
 
 
 class NodeSettings(Strict):

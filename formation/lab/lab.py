@@ -137,6 +137,8 @@ class Lab:
             "probe": {"boot_test": False},
             "trusted_keys": trusted,
             "discovery": {"addresses": [host.address]},
+            # lab timing: a host seen dead (2.5 s) is lost a second later
+            "vmm": {"replace_after_s": 1.0},
         }
         return deep_merge(base, self.state.node_overrides)
 
@@ -196,11 +198,15 @@ class Lab:
         return list(self.state.hosts)
 
     def kill(self, name: str) -> None:
-        """SIGKILL the host's node: no goodbye, exactly like a power cut."""
+        """A power cut: SIGKILL the host's node, then every other process of the host (its
+        VMs' QEMU or Cloud Hypervisor, which run in sessions of their own and would outlive
+        the node). No goodbye. The holder stays: it is the host's hardware, not a process
+        the host ran; `start` boots the node again in the same namespaces."""
         host = self.host(name)
         if not processes.alive(host.node_pid):
             raise LabError(f"{name}: its node is not running")
         processes.kill(host.node_pid)
+        processes.power_cut(NETNS_DIR / host.netns, keep=host.holder_pid)
         host.node_pid = None
         save(self.state, self.names.state_dir)
 

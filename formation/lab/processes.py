@@ -144,6 +144,24 @@ def processes_in_namespaces(netns_paths: list[Path]) -> list[int]:
     return found
 
 
+def power_cut(netns_path: Path, keep: int | None, rounds: int = 20) -> list[int]:
+    """SIGKILL every process in this network namespace but `keep` (the holder), until none is
+    left (a process may fork while we look). Returns the pids killed."""
+    killed: list[int] = []
+    for _ in range(rounds):
+        pids = [p for p in processes_in_namespaces([netns_path])
+                if p != keep and p != os.getpid() and alive(p)]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            kill(pid)
+        killed += pids
+    return killed
+
+
 def processes_with_mount(tag: str) -> list[int]:
     """Every process that sees a mount whose source carries `tag`: all processes inside a lab
     host's mount namespace (its tmpfs mounts are named after the host's namespace)."""

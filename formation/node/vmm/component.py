@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 PROBE_WAIT_S = 120.0  # the backend choice waits this long for the capability probe
 PROBE_POLL_S = 0.05
 ALIVE = ("alive",)
+DEAD = "dead"
 
 
 class VmmComponent:
@@ -52,6 +55,8 @@ class VmmComponent:
         self.error = ""
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Any = None
+        self._started_at = time.monotonic()
+        self._synced = False
 
     @property
     def me(self) -> str:
@@ -66,6 +71,7 @@ class VmmComponent:
 
     async def start(self, service: NodeService) -> None:
         self.service = service
+        self._started_at = time.monotonic()
         store = self.state.require_store()
         self._unsubscribe = store.subscribe(self._publish_ops)
         self._task = service.spawn(self._run(service))
@@ -80,7 +86,8 @@ class VmmComponent:
                                 service.settings.vmm, self._ensure, self.find_image,
                                 self.live_members,
                                 self._publish, network=for_node(
-                                    service, self.state.require_store(), self.me, self.run_dir))
+                                    service, self.state.require_store(), self.me, self.run_dir),
+                                replacement=self)
         await reconciler.start()
         self.reconciler = reconciler
         await reconciler.run()
@@ -123,6 +130,53 @@ class VmmComponent:
             if peer is not None and record.state in ALIVE:
                 live.add(peer.public_key)
         return live
+
+    def dead(self) -> set[str]:
+        """Keys of the members this node has seen dead for longer than vmm.replace_after_s:
+        their hosts count as lost and placement places their instances again. Only what this
+        node saw itself: a member it has not heard of since it started is not dead to it."""
+        members, peers = self.p2p.members, self.p2p.discovery.peers
+        if members is None or peers is None or self.service is None:
+            return set()
+        grace = self.service.settings.vmm.replace_after_s
+        now = datetime.now(UTC)
+        dead = set()
+        for record in members.records():
+            peer = peers.get(record.node_id)
+            if peer is not None and record.state == DEAD \
+                    and (now - record.since).total_seconds() >= grace:
+                dead.add(peer.public_key)
+        return dead
+
+    async def disk_images(self) -> set[str]:
+        """Digests of the images that carry a data disk (their instances lose it with their
+        host, so they are placed again only when their spec says `replicate: restart`)."""
+        if self.images is None:
+            return set()
+        return {str(i.get("digest")) for i in await self.images.catalog()
+                if "disk" in (i.get("parts") or {})}
+
+    async def synced(self) -> bool:
+        """May this node boot VMs yet: only once it has caught up with a live peer (an
+        anti-entropy round that found nothing missing), so a node that comes back after its
+        instances were placed elsewhere learns that before it could start them again; or
+        after vmm.start_sync_wait_s when no peer answers, or at once when it is alone in the
+        network."""
+        if self._synced or self.service is None:
+            return True
+        replication = self.state.replication
+        peers = replication.peers if replication is not None else []
+        if any(p.last_in_sync is not None for p in peers):
+            self._synced = True
+        elif time.monotonic() - self._started_at >= \
+                self.service.settings.vmm.start_sync_wait_s:
+            self._synced = True
+        else:
+            nodes = await self.state.require_store().view("nodes")
+            self._synced = not any(n.get("key") != self.me for n in nodes)
+        if self._synced:
+            log.info("vmm: synced, instances may boot")
+        return self._synced
 
     async def address_of(self, node_key: str) -> str | None:
         """Where to reach a member's API: the first endpoint of its record (its mesh address

@@ -28,7 +28,7 @@ from formation.api.errors import (
 from formation.api.models import Empty
 from formation.node.state.instance_view import current_observed
 from formation.node.vmm import serial, workdir
-from formation.node.vmm.placement import Decision, decide
+from formation.node.vmm.placement import HOST_LOST, Decision, decide
 
 if TYPE_CHECKING:
     from formation.node.state.store import StateStore
@@ -57,7 +57,9 @@ class VmHandlers:
                                     dict[str, Decision]]:
         instances = await self.store.view("instances")
         nodes = await self.store.view("nodes")
-        return instances, nodes, decide(instances, nodes, self.part.live_members())
+        dead = self.part.dead()
+        disks = await self.part.disk_images() if dead else set()
+        return instances, nodes, decide(instances, nodes, self.part.live_members(), dead, disks)
 
     async def _model(self, inst: dict[str, Any], nodes: list[dict[str, Any]],
                      decisions: dict[str, Decision],
@@ -68,8 +70,11 @@ class VmHandlers:
         node = d.node if d is not None else None
         observed = current_observed(inst)
         reason, since, uptime = "", None, None
-        if node is None:
-            state: vm.InstanceState = "pending"
+        if d is not None and d.reason == HOST_LOST:  # its disk died with its host: no op says so
+            state: vm.InstanceState = "failed"
+            reason = HOST_LOST
+        elif node is None:
+            state = "pending"
             if d is not None and d.candidate:
                 reason = f"waiting for {names.get(d.candidate) or d.candidate[:12]} to claim it"
             else:

@@ -14,7 +14,18 @@ An instance without a holding placement gets a candidate: among the live members
 capacity and capabilities fit (or only its pinned node), the one with the highest rendezvous
 score sha256(instance || node). Rendezvous hashing spreads instances and moves few when nodes
 come and go. Instances are decided in key order and each candidate's room is taken from the
-free figures at once, so one decision does not hand the same room to two instances."""
+free figures at once, so one decision does not hand the same room to two instances.
+
+A claim on a node this replica has seen dead for longer than the grace (`dead`, from the
+membership table and `vmm.replace_after_s`) does not hold either: the host is lost, so its
+instances get candidates among the live nodes and are claimed again (the newer
+`instance.place` wins the placement register, and the old host, when it returns, finds itself
+no longer the owner). Except an instance whose image has a data disk (`disk_images`): its disk
+died with the host, so it is placed again only when its spec says `replicate: restart`;
+otherwise it stays where it was, undecided, with the reason HOST_LOST, until its host comes
+back. `replicate: never` keeps any instance from being placed again. Hosts count as lost only
+while this replica sees a strict majority of the member nodes live (a minority side of a
+partition replaces nothing)."""
 
 from __future__ import annotations
 
@@ -32,7 +43,10 @@ class Decision:
     node: str | None  # the placement that holds (claimed, within capacity)
     gpus: tuple[str, ...]  # PCI addresses assigned to it on that node
     candidate: str | None  # not held: the node that should claim it now
-    reason: str  # not held and no candidate: why, one line
+    reason: str  # not held and no candidate: why, one line (HOST_LOST: the API says Failed)
+
+
+HOST_LOST = "host lost"
 
 
 @dataclass(frozen=True)
@@ -109,12 +123,35 @@ def _raw(key: str) -> bytes:
         return key.encode()
 
 
+def replaceable(spec: dict[str, Any], disk_images: Collection[str]) -> bool:
+    """May an instance whose host is lost be placed again elsewhere: `replicate: restart`
+    says yes (a data disk is lost and starts again from the image), `never` says no, and
+    without the field only an instance without a data disk is (nothing of it is lost)."""
+    replicate = spec.get("replicate")
+    if replicate is not None:
+        return bool(replicate == "restart")
+    return spec.get("image") not in disk_images
+
+
+def _lost(dead: set[str], live: set[str], members: set[str]) -> set[str]:
+    """The nodes whose claims no longer hold: seen dead past the grace, and only while this
+    replica sees a strict majority of the members live. A replica cut off in a minority
+    could otherwise take over the instances of the majority it no longer hears (which still
+    runs them): then both sides would run them until the partition heals."""
+    if 2 * len(live & members) <= len(members):
+        return set()
+    return (dead - live) & members
+
+
 def decide(instances: list[dict[str, Any]], nodes: list[dict[str, Any]],
-           live: Collection[str]) -> dict[str, Decision]:
+           live: Collection[str], dead: Collection[str] = (),
+           disk_images: Collection[str] = ()) -> dict[str, Decision]:
     """`instances` and `nodes` as store.view("instances") / store.view("nodes") list them
     (deleted instances and removed nodes are absent: a removed node's placements are void, a
-    deleted instance frees its room); `live`: keys of the nodes reachable now. Returns a
-    decision per instance key. Pure and independent of the order of its inputs."""
+    deleted instance frees its room); `live`: keys of the nodes reachable now; `dead`: keys of
+    the nodes seen dead for longer than the grace (their claims do not hold); `disk_images`:
+    digests of the images that have a data disk. Returns a decision per instance key. Pure
+    and independent of the order of its inputs."""
     members = {n["key"]: n for n in nodes if isinstance(n.get("key"), str)}
     free = {key: _offer(node) for key, node in sorted(members.items())}
     names = {key: node["name"] if isinstance(node.get("name"), str) else key[:12]
@@ -129,11 +166,17 @@ def decide(instances: list[dict[str, Any]], nodes: list[dict[str, Any]],
         else:
             needs[key] = _need(inst["spec"])
     claims: dict[str, list[tuple[tuple[int, int], str, str]]] = {}
+    lost = _lost(set(dead), set(live), set(members))
     for inst in instances:
         key = str(inst.get("key"))
         node = inst.get("placement")
-        if key in needs and isinstance(node, str) and node in members:
-            claims.setdefault(node, []).append(
+        if key not in needs or not isinstance(node, str) or node not in members:
+            continue
+        if node in lost:
+            if not replaceable(inst["spec"], disk_images):
+                out[key] = Decision(key, None, (), None, HOST_LOST)
+            continue
+        claims.setdefault(node, []).append(
                 (_hlc(inst.get("placed_hlc")), str(inst.get("placement_op", "")), key))
     for node, held in sorted(claims.items()):
         room = free[node]

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from formation.node.state.instance_view import current_observed
 from formation.node.vmm import seed, workdir
@@ -45,6 +45,17 @@ RETRY_S = 5.0  # a failure to get the image (no peer answered yet) is tried agai
 Ensure = Callable[[str], Awaitable[dict[str, Path]]]  # image digest -> part -> verified file
 Find = Callable[[str], Awaitable[dict[str, Any] | None]]  # image digest -> its catalog entry
 Publish = Callable[[str, dict[str, Any]], None]
+
+
+class Replacement(Protocol):
+    """What re-placement needs from the node (the vmm part): hosts seen lost, images with a
+    data disk, and whether this node has caught up with its peers since it started."""
+
+    def dead(self) -> Collection[str]: ...
+
+    async def disk_images(self) -> Collection[str]: ...
+
+    async def synced(self) -> bool: ...
 
 
 @dataclass
@@ -90,13 +101,16 @@ class Reconciler:
     def __init__(self, store: StateStore, driver: Driver, me: str, run_dir: Path,
                  settings: VmmSettings, ensure: Ensure, find: Find,
                  live: Callable[[], Collection[str]], publish: Publish,
-                 network: VmNetworkHooks | None = None) -> None:
+                 network: VmNetworkHooks | None = None,
+                 replacement: Replacement | None = None) -> None:
         """`network`: taps, addresses and the guests' network config (net/vm_network.py);
-        None: VMs boot without a network."""
+        None: VMs boot without a network. `replacement`: None (a test's node alone) loses no
+        host and is synced at once."""
         self.store, self.driver, self.me, self.run_dir = store, driver, me, run_dir
         self.network = network
         self.settings, self.ensure, self.find = settings, ensure, find
         self.live, self.publish = live, publish
+        self.replacement = replacement
         self.running: dict[str, Running] = {}
         self.timings = Timings()
         self._targets: dict[str, Target] = {}
@@ -187,7 +201,9 @@ class Reconciler:
     async def _pass(self) -> None:
         instances = await self.store.view("instances")
         nodes = await self.store.view("nodes")
-        decisions: dict[str, Decision] = decide(instances, nodes, set(self.live()) | {self.me})
+        dead, disks, synced = await self._lost_hosts()
+        decisions: dict[str, Decision] = decide(instances, nodes, set(self.live()) | {self.me},
+                                                dead, disks)
         targets: dict[str, Target] = {}
         for inst in instances:
             inst_id = inst["key"]
@@ -197,7 +213,8 @@ class Reconciler:
             if inst.get("desired") == "stopped" and inst.get("force"):
                 self._force.add(inst_id)  # `vm stop --force`: a stop under way ends at once
             if d.node is None and d.candidate == self.me and inst.get("placement") != self.me:
-                await self._claim(inst_id)
+                if synced:  # a view not yet caught up may claim what another node runs
+                    await self._claim(inst_id)
                 continue
             held = d.node == self.me
             if held or inst_id in self.running or inst_id in self._dirs:
@@ -207,8 +224,19 @@ class Reconciler:
         for inst_id in (set(self.running) | self._dirs) - present:
             targets[inst_id] = Target(None)  # deleted (a tombstone leaves the view)
         self._targets = targets
-        for inst_id in targets:
-            self._kick(inst_id)
+        # copies no longer held go first; until synced, nothing held is started (or touched)
+        for inst_id in sorted(targets, key=lambda i: targets[i].held):
+            if synced or not targets[inst_id].held:
+                self._kick(inst_id)
+
+    async def _lost_hosts(self) -> tuple[Collection[str], Collection[str], bool]:
+        """Hosts seen lost, images with a data disk (asked only when a host is lost), and
+        whether this node may claim and boot yet (synced with a live peer since it started)."""
+        if self.replacement is None:
+            return (), (), True
+        dead = self.replacement.dead()
+        disks = await self.replacement.disk_images() if dead else ()
+        return dead, disks, await self.replacement.synced()
 
     async def _claim(self, inst_id: str) -> None:
         try:
