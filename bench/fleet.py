@@ -107,12 +107,13 @@ def probe(name: str) -> Any:
 
 async def replacement(fleet: Fleet, timeout_s: float) -> dict[str, Any]:
     """One kill/restart cycle of the host running an unpinned instance (last: it kills a
-    host)."""
+    host). `replicate: restart`: the guest image has a disk, which would otherwise keep it
+    Failed ("host lost") instead of placing it again."""
     module = probe("replace_probe")
     if module is None:
         raise LookupError("bench/support/replace_probe.py is missing (replica's)")
     inst = await fleet.call("h1", vm_routes.vm_create, VmCreate(
-        image=fleet.image, name="phoenix", memory_mb=fleet_lab.MEMORY_MB))
+        image=fleet.image, name="phoenix", memory_mb=fleet_lab.MEMORY_MB, replicate="restart"))
     await fleet.running("phoenix", addressed=False)
     got = await module.measure(fleet.lab, "phoenix", inst.id, timeout_s)
     return {k: got[k] for k in ("replace_after_kill_s", "guest_boot_s", "double_run_seconds")}
