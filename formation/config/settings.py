@@ -304,7 +304,11 @@ class DnsSettings(Strict):
     zone: Hostname = Field("fog", description="the top-level name the node answers for")
     upstreams: list[IpPort] = Field(
         default_factory=list, description="forward other names here; empty: refuse them")
-    ttl_s: int = Field(30, ge=0, le=86400)
+    ttl_s: int = Field(30, ge=0, le=86400, description="TTL of node names")
+    instance_ttl_s: int = Field(
+        2, ge=0, le=86400, description="TTL of instance names: small, since instances move")
+    vm_gateway: bool = Field(
+        True, description="also answer on this node's VM bridge gateway (the VMs' resolver)")
 
 
 class Underlay(Strict):

@@ -4,7 +4,8 @@ a real node service running the state, mesh and DNS parts, real wireguard-go in 
 Node b founds the network and claims 10.42.0.1; node a, not having seen that claim yet, claims
 the same address and puts it on its interface. When b's claim arrives it wins (earlier HLC):
 a's store claims the next free address, and the mesh moves a's interface to it, the peer for b
-gets b's address in its allowed IPs, and form-dns moves to the new address."""
+gets b's address in its allowed IPs, and form-dns moves to the new address (and to the new
+slot's VM gateway)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,10 @@ async def test_the_loser_of_a_concurrent_claim_moves_its_interface(short_tmp: Pa
                     [a for a, _p in dns.server.bound] == [NEXT]
 
             await wait_for(dns_moved, 10, "form-dns on the new address")
+            # the VMs' resolver moves with the slot: 10.42.0.2 is slot 2, VM subnet 10.42.2.0/24
+            await wait_for(lambda: dns.gateway_server is not None and [
+                a for a, _p in dns.gateway_server.bound] == ["10.42.2.1"], 10,
+                "form-dns on the new slot's VM gateway")
         finally:
             await service.stop()
             await rival.close()

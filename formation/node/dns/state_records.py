@@ -1,36 +1,98 @@
 """The state store as a DNS record source: `<node>.<network>` is the node's mesh address (nodes
-view), `<instance>.<network>` the address an instance record carries (instances view: `address`,
-or in its `observed` or `spec` map). Only the network this replica belongs to answers."""
+view), `<instance>.<network>` the address the instance's CURRENT placement reports
+(instance_view.current_observed), with the ports its spec exposes. Only the network this replica
+belongs to answers.
+
+An instance has a name only while it is placed and not deleted: before its first placement, and
+once deleted (tombstoned, or desired "deleted"), the name is gone. A status written under
+a superseded placement (a node declared dead that reports late, the source of a migration) lands
+in its own `observed@<placement>` slot and never changes the answer; a new placement's status
+replaces it, which is how names follow instances that move.
+
+Reading three views per query would cost a SQLite pass each, and a flood of queries would then
+cost as much as a flood of writes; the table is built once and dropped whenever the store applies
+ops (`subscribe`), so an answer is never older than the last batch the store applied."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from formation.node.dns.records import NOTHING, Found, parse_ports
 from formation.node.state.instance_view import current_observed
 
 if TYPE_CHECKING:
     from formation.node.state.store import StateStore
 
+Table = dict[str, Found]  # lowercase name -> what it answers
+
 
 def instance_address(record: dict[str, Any]) -> str | None:
-    for where in (record, current_observed(record), record.get("spec")):
-        if isinstance(where, dict) and isinstance(where.get("address"), str):
-            return where["address"]
-    return None
+    """The address the instance's current placement reports, or None when it has no name."""
+    if not isinstance(record.get("placement_op"), str) or record.get("desired") == "deleted":
+        return None
+    observed = current_observed(record)
+    address = observed.get("address")
+    if not isinstance(address, str):
+        return None
+    try:
+        return str(ipaddress.IPv4Address(address))
+    except ValueError:
+        return None
+
+
+def build_table(network: list[dict[str, Any]], nodes: list[dict[str, Any]],
+                instances: list[dict[str, Any]]) -> tuple[str | None, Table]:
+    """(the network's lowercase name, its names). Nodes win over instances of the same name."""
+    if not network:
+        return None, {}
+    table: dict[str, tuple[set[str], list[tuple[int, str]]]] = {}
+    for inst in instances:
+        address = instance_address(inst)
+        if address is None:
+            continue
+        spec = inst.get("spec")
+        addresses, ports = table.setdefault(str(inst.get("name", "")).lower(), (set(), []))
+        addresses.add(address)
+        ports.extend(p for p in parse_ports(spec.get("ports") if isinstance(spec, dict) else None)
+                     if p not in ports)
+    out = {name: Found(tuple(sorted(a)), tuple(p), instance=True)
+           for name, (a, p) in table.items()}
+    for node in nodes:
+        if node.get("address"):
+            out[str(node.get("name", "")).lower()] = Found((str(node["address"]),))
+    return str(network[0].get("name", "")).lower(), out
 
 
 class StateRecords:
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        self._table: tuple[str | None, Table] | None = None
+        self._generation = 0  # bumped by every applied batch
+        self._building = asyncio.Lock()
+        self.close = store.subscribe(self._changed)
 
-    async def __call__(self, name: str, network: str) -> list[str]:
-        found = await self.store.view("network")
-        if not found or str(found[0].get("name", "")).lower() != network.lower():
-            return []
-        name = name.lower()
-        for node in await self.store.view("nodes"):
-            if str(node.get("name", "")).lower() == name and node.get("address"):
-                return [node["address"]]
-        return sorted({address for inst in await self.store.view("instances")
-                       if str(inst.get("name", "")).lower() == name
-                       and (address := instance_address(inst))})
+    def _changed(self, ops: list, origin: str | None) -> None:
+        self._generation += 1
+        self._table = None
+
+    async def _current(self) -> tuple[str | None, Table]:
+        if self._table is not None:
+            return self._table
+        async with self._building:  # one rebuild for a burst of queries, not one each
+            if self._table is not None:
+                return self._table
+            generation = self._generation
+            table = build_table(await self.store.view("network"),
+                                await self.store.view("nodes"),
+                                await self.store.view("instances"))
+            if generation == self._generation:  # nothing applied while reading: keep it
+                self._table = table
+            return table
+
+    async def __call__(self, name: str, network: str) -> Found:
+        ours, table = await self._current()
+        if ours is None or ours != network.lower():
+            return NOTHING
+        return table.get(name.lower(), NOTHING)
