@@ -113,9 +113,12 @@ NOT_SIMULATED = {
     "vm.snapshot": "The VM could not be snapshotted",
     "vm.coredump": "The VM could not be coredumped",
     "vm.restore": "The VM could not be restored",
-    "vm.receive-migration": "Error receiving migration",
-    "vm.send-migration": "Error dispatching the migration worker",
 }
+# Played as a live migration: the source sends its VM config over TCP to the receiver, which
+# answers only once it holds the VM (as the binary's requests answer at the end).
+MIGRATION_ERRORS = {"vm.receive-migration": "Error receiving migration",
+                    "vm.send-migration": "Error sending migration"}
+MIGRATION_LINE_MAX = 1 << 20
 
 
 def load_spec(path: Path = SPEC_FILE) -> dict[str, Any]:
@@ -321,6 +324,10 @@ class Simulator:
                 raise Refused(400, ["Failed to deserialize JSON", problem])
             record["unknown"] = self.validators.unknown_fields(schema, body)
         self.current = endpoint  # for the handler the add-* endpoints share
+        if endpoint == "vm.send-migration":
+            return await self.send_migration(body)
+        if endpoint == "vm.receive-migration":
+            return await self.receive_migration(body)
         return self.handlers[endpoint](body)
 
     def _capture(self, record: dict[str, Any]) -> None:
@@ -546,6 +553,75 @@ class Simulator:
                 self.config[key] = [i for i in items if i.get("id") != body["id"]]
                 return 204, None
         raise api_error(500, action, f"Unknown device id {body['id']}")
+
+    @staticmethod
+    def _tcp(url: str, endpoint: str) -> tuple[str, int]:
+        host, _, port = url.removeprefix("tcp:").rpartition(":")
+        if not url.startswith("tcp:") or not host or not port.isdigit():
+            raise api_error(500, MIGRATION_ERRORS[endpoint],
+                            f"Invalid migration URL {url} (the simulator plays tcp:HOST:PORT)")
+        return host, int(port)
+
+    async def send_migration(self, body: dict[str, Any]) -> tuple[int, Any]:
+        host, port = self._tcp(body["destination_url"], "vm.send-migration")
+        if self.config is None or self.state not in ("Running", "Paused"):
+            raise api_error(500, MIGRATION_ERRORS["vm.send-migration"], "VM is not running")
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as exc:
+            raise api_error(500, MIGRATION_ERRORS["vm.send-migration"],
+                            f"Error connecting to {host}:{port}: {exc.strerror}") from None
+        try:
+            writer.write(json.dumps({"config": self.config, "state": self.state}).encode()
+                         + b"\n")
+            await writer.drain()
+            ack = await reader.readline()
+        finally:
+            writer.close()
+        if ack.strip() != b"ok":
+            raise api_error(500, MIGRATION_ERRORS["vm.send-migration"],
+                            "The destination did not acknowledge the VM")
+        self._serial("[ch-simulator] migrated out")
+        self.config, self.state = None, None  # the VM lives on at the destination
+        return 204, None
+
+    async def receive_migration(self, body: dict[str, Any]) -> tuple[int, Any]:
+        host, port = self._tcp(body["receiver_url"], "vm.receive-migration")
+        if self.config is not None:
+            raise api_error(500, MIGRATION_ERRORS["vm.receive-migration"],
+                            "VM is already created")
+        loop = asyncio.get_running_loop()
+        got: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                line = await reader.readuntil(b"\n")
+                data = json.loads(line[:MIGRATION_LINE_MAX])
+                problem = self.validators.problem("VmConfig", data.get("config"))
+                if problem is not None or got.done():
+                    return
+                writer.write(b"ok\n")
+                await writer.drain()
+                got.set_result(data)
+            except (ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                return
+            finally:
+                writer.close()
+
+        try:
+            server = await asyncio.start_server(one, host, port, limit=MIGRATION_LINE_MAX)
+        except OSError as exc:
+            raise api_error(500, MIGRATION_ERRORS["vm.receive-migration"],
+                            f"Error binding to {host}:{port}: {exc.strerror}") from None
+        try:
+            data = await got
+        finally:
+            server.close()
+        self.config = data["config"]
+        self.state, self.booted_at = data.get("state") or "Running", time.monotonic()
+        self._open_console()
+        self._serial("[ch-simulator] migrated in")
+        return 204, None
 
     def do_hotplug(self, body: Any) -> tuple[int, Any]:
         """The add-* endpoints and those the simulator does not play (NOT_SIMULATED)."""

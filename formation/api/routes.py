@@ -57,7 +57,7 @@ events = Endpoint(
 VM_ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     vm_routes.vm_list, vm_routes.vm_show, vm_routes.vm_create, vm_routes.vm_start,
     vm_routes.vm_stop, vm_routes.vm_restart, vm_routes.vm_resize, vm_routes.vm_delete,
-    vm_routes.vm_serial,
+    vm_routes.vm_serial, vm_routes.vm_migrate, vm_routes.node_drain,
 )
 
 ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (

@@ -156,3 +156,31 @@ class ImageImport(Model):
     initrd: str | None = None
     disk: str | None = Field(None, description="path to a raw root disk")
     cmdline: str = Field("console=ttyS0", max_length=2048)
+
+
+MoveMode = Literal["live", "restart"]
+
+
+class VmMigrate(Model):
+    to: str = Field(..., min_length=1, max_length=64,
+                    description="the target node: its name, key or a unique key prefix")
+    restart: bool = Field(False, description="stop it here and start it there instead of "
+                          "moving it live (its memory is lost; its address is kept)")
+
+
+class NodeDrain(Model):
+    restart: bool = Field(False, description="instances that cannot move live are stopped "
+                          "and started elsewhere instead of refusing the drain")
+
+
+class Move(Model):
+    instance: str
+    name: str
+    to: str = Field(..., description="the target node's key")
+    to_name: str
+    mode: MoveMode
+
+
+class DrainResult(Model):
+    node: str
+    moves: list[Move]

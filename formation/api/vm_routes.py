@@ -92,3 +92,19 @@ image_blob = Endpoint(
 )
 
 IMAGE_ENDPOINTS = (image_list, image_import, image_delete, image_blob)
+
+vm_migrate = Endpoint(
+    "vm_migrate", "POST", "/v1/vms/{instance}/migrate", vm.VmMigrate, vm.Move,
+    "Move the instance to another node without stopping it (restart: stop and start there); "
+    "refused with the reason when it cannot move",
+    path_patterns=REF, errors=(*WRITE_ERRORS, (422, "It cannot move there")),
+    audience=A.MEMBER,
+)
+node_drain = Endpoint(
+    "node_drain", "POST", "/v1/nodes/{node}/drain", vm.NodeDrain, vm.DrainResult,
+    "Move every instance off a node (live; restart: stop/start those that cannot move "
+    "live); refused as a whole, with the reason, before anything is written",
+    path_patterns=(("node", r"^[A-Za-z0-9._-]{1,64}$"),),
+    errors=((403, "Not an admin"), (404, "No such node"), (422, "Something cannot move")),
+    audience=A.MEMBER,
+)

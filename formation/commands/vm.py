@@ -26,6 +26,7 @@ def vm() -> None:
       formation vm show NAME             one instance and its status history
       formation vm start|stop|restart NAME
       formation vm resize NAME --vcpus N --memory MiB
+      formation vm migrate NAME --to NODE  move it to another node without stopping it
       formation vm rm NAME               delete it (its node ends it, removes its disk)
       formation vm logs NAME [-f]        its serial output
       formation vm console NAME          its serial console (Ctrl-] leaves)
@@ -190,6 +191,31 @@ def _lifecycle(name: str, endpoint_name: str, doc: str) -> None:
 
 _lifecycle("start", "vm_start", "Desire the instance running (a failed one boots again).")
 _lifecycle("restart", "vm_restart", "Restart the instance: a new boot.")
+
+
+@vm.command("migrate")
+@click.argument("instance")
+@click.option("--to", "to", required=True, metavar="NODE",
+              help="The target node: its name, key or a unique key prefix.")
+@click.option("--restart", is_flag=True,
+              help="Stop it here and start it there (its memory is lost) instead of moving "
+              "it live.")
+@json_option
+@node_option
+@click.pass_obj
+def migrate(obj: Context, instance: str, to: str, restart: bool, as_json: bool,
+            node_address: str | None) -> None:
+    """Move the instance to another node without stopping it (QEMU: live migration over the
+    mesh; Cloud Hypervisor: vm.send-migration). It keeps its address and name. Refused, with
+    the reason, when it cannot move; progress is on `formation console` and the event stream."""
+    from formation.api import vm_models, vm_routes
+
+    move = _call(obj, node_address, vm_routes.vm_migrate,
+                 vm_models.VmMigrate(to=to, restart=restart), instance=instance)
+    if as_json:
+        emit_json(move)
+    else:
+        click.echo(f"{move.name}: moving to {move.to_name} ({move.mode})")
 
 
 @vm.command("stop")

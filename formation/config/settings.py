@@ -388,6 +388,16 @@ class VmmSettings(Strict):
     start_sync_wait_s: float = Field(
         10.0, ge=0, le=3600, description="a (re)starting node boots nothing until it has "
         "synced with a live peer, or for this long when none answers")
+    migration_ports: str = Field(
+        "49152-49215", pattern=r"^[0-9]{4,5}-[0-9]{4,5}$",
+        description="LOW-HIGH: the TCP ports a live migration's target listens on (one free "
+        "port is chosen per migration)")
+    migration_address: ipaddress.IPv4Address | None = Field(
+        None, description="the address a migration's target listens on; default: this "
+        "node's mesh address (tests on one host: 127.0.0.1)")
+    migration_timeout_s: float = Field(
+        600.0, gt=0, le=86400, description="a live migration that has not completed after "
+        "this long is Failed on the target (the source keeps the VM)")
 
 
 class NodeSettings(Strict):

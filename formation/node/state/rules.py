@@ -95,6 +95,8 @@ REF_FIELDS = {
     "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
     "image.remove": ("image",), "dns.remove": ("record",),
 }
+# Optional payload fields that name other ops: present only when the field is.
+OPTIONAL_REF_FIELDS = {"instance.place": ("from",)}
 
 
 def refs(op: Op) -> list[bytes]:
@@ -104,6 +106,13 @@ def refs(op: Op) -> list[bytes]:
         if not is_key(value):
             raise Refused("invalid", f"payload.{name}: expected an op id as 64 hex characters")
         out.append(bytes.fromhex(value))
+    for name in OPTIONAL_REF_FIELDS.get(op.kind, ()):
+        if name in op.payload:
+            value = op.payload[name]
+            if not is_key(value):
+                raise Refused("invalid", f"payload.{name}: expected an op id as 64 hex "
+                              "characters")
+            out.append(bytes.fromhex(value))
     return out
 
 
@@ -268,7 +277,11 @@ def _owner_or_admin(op: Op, auth: Authority, author: str, get_op: GetOp) -> Op:
 
 def _instance_update(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
-    _only(p, {"instance", "spec", "desired", "boot", "force"})
+    _only(p, {"instance", "spec", "desired", "boot", "force", "move"})
+    if "move" in p:
+        problem = move_problem(p["move"])
+        if problem is not None:
+            raise Refused("invalid", f"payload.move{problem}")
     if "spec" in p:
         _spec(p["spec"])
     if "desired" in p:
@@ -285,13 +298,62 @@ def _instance_place(op: Op, auth: Authority, author: str, get_op: GetOp) -> None
     """The chosen node claims the instance itself: nobody can put work (or a capacity claim)
     on another node. Whether the claim holds is the placement fold's business
     (node/vmm/placement.py), not acceptance: it depends on ops this one may not have seen."""
-    _only(op.payload, {"instance", "node"})
-    _need(op.payload, "node", is_key, "a node key")
-    if op.payload["node"] != author:
+    p = op.payload
+    _only(p, {"instance", "node", "from", "incoming"})
+    _need(p, "node", is_key, "a node key")
+    if "incoming" in p:
+        if "from" not in p:
+            raise Refused("invalid", "payload.incoming: only with payload.from (a migration)")
+        _need(p, "incoming", is_incoming, "the migration listener as IPv4:PORT")
+    if p["node"] != author:
         raise Refused("unauthorized", "instance.place: only the node itself may claim an "
                       "instance (payload.node must be the author)")
-    if get_op(bytes.fromhex(op.payload["instance"])).kind != "instance.create":
+    if get_op(bytes.fromhex(p["instance"])).kind != "instance.create":
         raise Refused("invalid", "payload.instance: does not name an instance.create op")
+    if "from" in p:  # a move: it supersedes a placement of this same instance on another node
+        prior = get_op(bytes.fromhex(p["from"]))
+        if prior.kind != "instance.place" or prior.payload.get("instance") != p["instance"]:
+            raise Refused("invalid", "payload.from: not a placement of this instance")
+        if prior.payload.get("node") == author:
+            raise Refused("invalid", "payload.from: a placement on this same node (a move "
+                          "goes to another node)")
+
+
+MOVE_MODES = frozenset({"live", "restart"})
+MAX_MOVE_N = 2**53
+
+
+def move_problem(move: Any) -> str | None:
+    """Why an instance.update's `move` is malformed (a suffix after "payload.move"), or None.
+    {"to": node key, "mode": "live" | "restart", "n": the request's number, which grows so
+    that moving to the same node again is a new request}."""
+    if not isinstance(move, dict):
+        return ": expected {to, mode, n}"
+    extra = set(move) - {"to", "mode", "n"}
+    if extra:
+        return f".{sorted(extra)[0]}: not a field of a move"
+    if not is_key(move.get("to")):
+        return ".to: expected a node key"
+    if move.get("mode") not in MOVE_MODES:
+        return ".mode: expected live or restart"
+    n: Any = move.get("n")
+    if not (_is_uint(n) and n < MAX_MOVE_N):
+        return ".n: expected a request number, an integer >= 0"
+    return None
+
+
+def is_incoming(v: Any) -> bool:
+    """IPv4:PORT, a unicast address and a port a migration may listen on (1024-65535)."""
+    if not isinstance(v, str) or len(v) > 21 or v.count(":") != 1:
+        return False
+    host, _, port = v.partition(":")
+    try:
+        ip = ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or str(ip) == "255.255.255.255":
+        return False
+    return port.isdigit() and len(port) <= 5 and 1024 <= int(port) <= 65535
 
 
 def _instance_status(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:

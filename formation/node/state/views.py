@@ -91,13 +91,18 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "instances", oid, "spec", p["spec"]),
                 ("lww", "instances", oid, "desired", p.get("desired", "running"))]
     if k == "instance.update":
-        return [("lww", "instances", p["instance"], f, p[f]) for f in ("spec", "desired", "force")
-                if f in p] + ([("max", "instances", p["instance"], "boot", p["boot"])]
-                              if "boot" in p else [])
-    if k == "instance.place":  # the three fields of one claim share one order: one write
+        return [("lww", "instances", p["instance"], f, p[f])
+                for f in ("spec", "desired", "force", "move") if f in p] + (
+                    [("max", "instances", p["instance"], "boot", p["boot"])]
+                    if "boot" in p else [])
+    if k == "instance.place":  # the fields of one claim share one order: one write
         return [("lww", "instances", p["instance"], "placement", p["node"]),
                 ("lww", "instances", p["instance"], "placement_op", oid),
-                ("lww", "instances", p["instance"], "placed_hlc", list(op.hlc))]
+                ("lww", "instances", p["instance"], "placed_hlc", list(op.hlc)),
+                # a move's claim: the placement it supersedes and where the target listens
+                # (None for a plain claim, so an earlier move's fields do not linger)
+                ("lww", "instances", p["instance"], "placement_from", p.get("from")),
+                ("lww", "instances", p["instance"], "incoming", p.get("incoming"))]
     if k == "instance.status":
         return [("lww", "instances", p["instance"], "observed", p["observed"]),
                 ("lww", "instances", p["instance"], observed_key(p["placement"]), p["observed"]),

@@ -10,6 +10,7 @@ socket: a recycled pid is never signalled."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import time
@@ -20,7 +21,7 @@ from formation.node.vmm.ch_api import ChApi
 from formation.node.vmm.ch_config import MIB, ceilings, vm_config
 from formation.node.vmm.ch_errors import one_line
 from formation.node.vmm.ch_host import spec_refusal
-from formation.node.vmm.driver import Driver
+from formation.node.vmm.driver import Driver, MigrationProgress, Progress
 from formation.node.vmm.machine import (
     CONSOLE_SOCKET,
     MachineGone,
@@ -35,6 +36,7 @@ PID_FILE = "vmm.pid"
 LOG_FILE = "vmm.log"
 BOOTED = "booted"  # present once the VM was booted: a later `Created` means shut down
 MAX_SOCKET_PATH = 107  # sun_path
+MIGRATION_TIMEOUT_S = 3600.0  # vm.send-migration/vm.receive-migration answer at the end
 STATES: dict[str, MachineState] = {"Running": "running", "Paused": "paused",
                                    "Shutdown": "shutdown", "Created": "created"}
 HOTPLUG_STEP_MB = 128  # CH adds memory (ACPI) in DIMMs of multiples of 128 MiB
@@ -57,6 +59,17 @@ def _read_pid(path: Path) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether a TCP socket listens on host:port (IPv4), from /proc/net/tcp: a probe
+    connection would be taken for the migration by the receiving VMM."""
+    want = f"{int.from_bytes(ipaddress.IPv4Address(host).packed, 'little'):08X}:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(f[1] == want and f[3] == "0A" for f in (ln.split() for ln in lines) if len(f) > 3)
 
 
 def _remove(*paths: Path) -> None:
@@ -85,6 +98,7 @@ class CloudHypervisorMachine:
         self.api = api
         self._process = process  # our child: waited on (reaped) rather than polled
         self.stop_grace_s = stop_grace_s
+        self.receiving: asyncio.Task[Any] | None = None  # vm.receive-migration, answered at end
 
     @property
     def pid(self) -> int | None:
@@ -111,6 +125,32 @@ class CloudHypervisorMachine:
     async def _put(self, endpoint: str, body: dict[str, Any] | None = None) -> Any:
         self._check()
         return await self.api.put(endpoint, body)
+
+    async def migrate(self, uri: str, progress: Progress) -> None:
+        """vm.send-migration answers once the migration is done (or failed); CH reports no
+        progress meanwhile, so only its start and end are published."""
+        progress(MigrationProgress("active"))
+        self._check()
+        long_api = ChApi(self.socket, MIGRATION_TIMEOUT_S)
+        try:
+            await long_api.put("vm.send-migration", {"destination_url": uri})
+        except MachineGone:
+            raise
+        except VmmError as exc:
+            raise VmmError(f"VM {self.spec.name}: migration to {uri} failed: {exc}") from None
+        finally:
+            await long_api.close()
+        progress(MigrationProgress("completed"))
+
+    async def incoming_state(self) -> str:
+        task = self.receiving
+        if task is None or not task.done():
+            self._check()
+            return "waiting"
+        if task.cancelled() or task.exception() is not None:
+            raise MachineGone(f"VM {self.spec.name}: receiving the migration failed: "
+                              f"{task.exception() if not task.cancelled() else 'cancelled'}")
+        return "running"
 
     async def boot(self) -> None:
         await self._put("vm.boot")
@@ -261,6 +301,33 @@ class CloudHypervisorDriver:
         except BaseException:
             await machine.destroy()
             raise
+        return machine
+
+    async def create_incoming(self, spec: MachineSpec, listen: str) -> CloudHypervisorMachine:
+        """A VMM without a VM, receiving one: vm.receive-migration answers only once the
+        migration is done, so it runs as a task that incoming_state looks at."""
+        reason = self.refusal(spec)
+        if reason is not None:
+            raise VmmError(reason)
+        machine = await self._start(spec)
+        long_api = ChApi(machine.socket, MIGRATION_TIMEOUT_S)
+
+        async def receive() -> Any:
+            try:
+                return await long_api.put("vm.receive-migration",
+                                          {"receiver_url": f"tcp:{listen}"})
+            finally:
+                await long_api.close()
+
+        machine.receiving = asyncio.get_running_loop().create_task(receive())
+        # the claim that makes the source send follows this return: listen first
+        host, _, port = listen.rpartition(":")
+        deadline = time.monotonic() + self.start_timeout_s
+        while not await asyncio.to_thread(_listening, host, int(port)):
+            if machine.receiving.done() or time.monotonic() > deadline:
+                await machine.destroy()
+                raise VmmError(f"cloud-hypervisor did not listen for the migration on {listen}")
+            await asyncio.sleep(0.02)
         return machine
 
     async def _start(self, spec: MachineSpec) -> CloudHypervisorMachine:

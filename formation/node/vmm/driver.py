@@ -4,9 +4,27 @@ never blocks the loop; a failure raises VmmError (or MachineGone) with a one-lin
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from formation.node.vmm.machine import MachineInfo, MachineSpec
+
+
+@dataclass(frozen=True)
+class MigrationProgress:
+    """One look at an outgoing live migration, the same for every backend (what the event
+    stream and the TUI show). `downtime_ms` only once it completed and the VMM measured it."""
+
+    status: str  # setup | active | completed | failed (backend words mapped onto these)
+    transferred_bytes: int = 0
+    remaining_bytes: int = 0
+    total_bytes: int = 0
+    dirty_rate_pps: int = 0  # pages dirtied per second by the guest
+    downtime_ms: int | None = None
+
+
+Progress = Callable[[MigrationProgress], None]
 
 
 class Machine(Protocol):
@@ -47,6 +65,16 @@ class Machine(Protocol):
         """End the VM and its VMM process (CH vm.delete + vmm.shutdown, then kill if it lingers;
         QEMU quit). Idempotent; leaves the files in workdir (serial log, disk)."""
 
+    async def migrate(self, uri: str, progress: Progress) -> None:
+        """Live-migrate this VM to the VMM listening at `uri` ("tcp:IP:PORT", started with
+        Driver.create_incoming), calling `progress` as it goes; returns once the target runs
+        the guest (this VM is then stopped, not destroyed: the caller destroys it). VmmError
+        (the target's or the transfer's reason) when it fails: this VM keeps running."""
+
+    async def incoming_state(self) -> str:
+        """On a target made by create_incoming: "waiting" while the migration has not
+        completed, "running" once the guest runs here; MachineGone when the VMM gave up."""
+
 
 class Driver(Protocol):
     name: str  # "cloud-hypervisor" or "qemu"
@@ -61,3 +89,7 @@ class Driver(Protocol):
     async def adopt(self, spec: MachineSpec) -> Machine | None:
         """The VMM process an earlier node service left running for `spec.workdir`, answering
         on its socket; None when there is none (stale files are removed)."""
+
+    async def create_incoming(self, spec: MachineSpec, listen: str) -> Machine:
+        """Start the VMM for `spec` waiting for a live migration on `listen` (IP:PORT); the
+        guest runs once the migration completes (Machine.incoming_state says when)."""

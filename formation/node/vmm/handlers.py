@@ -249,6 +249,26 @@ class VmHandlers:
         await self.store.append("instance.update", {"instance": inst["key"], **fields})
         self.part.wake()
 
+    async def vm_migrate(self, body: vm.VmMigrate, caller: Caller, instance: str) -> vm.Move:
+        from formation.node.vmm.move_handlers import MoveHandlers
+
+        instances, nodes, _ = await self.world()
+        inst = self._find(instances, instance)
+        self._may_change(caller, inst)
+        to = self._node_ref(nodes, body.to)
+        return await MoveHandlers(self).vm_migrate(body, inst, to, instances, nodes)
+
+    async def node_drain(self, body: vm.NodeDrain, caller: Caller, node: str) -> vm.DrainResult:
+        from formation.node.vmm.move_handlers import MoveHandlers
+
+        instances, nodes, _ = await self.world()
+        key = self._node_ref(nodes, node)
+        admins = self.store.admins
+        if self._acting_key(caller) not in admins or self.part.me not in admins:
+            raise Forbidden("node: only a network admin may drain a node (and this node must "
+                            "be an admin to sign the moves)")
+        return await MoveHandlers(self).node_drain(body, key, instances, nodes)
+
     async def vm_start(self, body: Empty, caller: Caller, instance: str) -> vm.Instance:
         inst, _ = await self.changeable(caller, instance)
         if inst.get("desired") != "running":

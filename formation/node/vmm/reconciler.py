@@ -26,6 +26,7 @@ from formation.node.state.instance_view import current_observed
 from formation.node.vmm import seed, workdir
 from formation.node.vmm.driver import Driver, Machine
 from formation.node.vmm.machine import MachineGone, MachineSpec, Nic, VmmError
+from formation.node.vmm.migration import Migrations
 from formation.node.vmm.placement import Decision, decide
 from formation.node.vmm.serial import FIRST_BYTE_POLL_S, size_of, tail_lines
 
@@ -127,6 +128,7 @@ class Reconciler:
         self._unsubscribe: Callable[[], None] | None = None
         self.passes = 0
         self.last_error = ""
+        self.migrations = Migrations(self)
 
     # the loop --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -154,6 +156,24 @@ class Reconciler:
     def wake(self) -> None:
         self._wake.set()
 
+    # what migration.py uses --------------------------------------------------------------------
+    def lock_for(self, inst_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(inst_id, asyncio.Lock())
+
+    def add_dir(self, inst_id: str) -> None:
+        self._dirs.add(inst_id)
+
+    def target_of(self, inst_id: str) -> Target | None:
+        return self._targets.get(inst_id)
+
+    def kick(self, inst_id: str) -> None:
+        self._kick(inst_id)
+
+    async def write_status(self, inst_id: str, placement: str, state: str, reason: str,
+                           run: Running) -> None:
+        await self._status(inst_id, placement, state, reason, run.boot, run.vcpus,
+                           run.memory_mb)
+
     async def stop(self) -> None:
         """Leaves the VMs running (a restarted service adopts them); ends the workers."""
         if self._unsubscribe is not None:
@@ -162,6 +182,7 @@ class Reconciler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.migrations.stop()
 
     # adoption --------------------------------------------------------------------------------
     async def _adopt_all(self) -> None:
@@ -212,6 +233,7 @@ class Reconciler:
                 continue
             if inst.get("desired") == "stopped" and inst.get("force"):
                 self._force.add(inst_id)  # `vm stop --force`: a stop under way ends at once
+            self.migrations.consider(inst, d.node is not None and d.node != self.me)
             if d.node is None and d.candidate == self.me and inst.get("placement") != self.me:
                 if synced:  # a view not yet caught up may claim what another node runs
                     await self._claim(inst_id)
@@ -286,6 +308,11 @@ class Reconciler:
             return
         inst = t.inst
         if not t.held:  # the placement here no longer holds: this copy goes first
+            if self.migrations.claim_pending(inst_id, inst):
+                return  # a target's VMM waiting for its own claim to show in the view
+            if run is not None and self.migrations.is_outgoing(inst, run):
+                if not await self.migrations.send(inst_id, inst, run):
+                    return  # failed: claimed back, this copy keeps running
             if run is not None:
                 log.info("ending a VM whose placement here no longer holds",
                          extra={"fields": {"instance": inst_id}})
@@ -303,6 +330,9 @@ class Reconciler:
         if run is not None and run.placement != placement:
             run.placement = placement  # claimed again: the same VM, under the new placement
             self._written.pop(inst_id, None)
+        if run is not None and inst_id in self.migrations.incoming:
+            await self.migrations.follow_incoming(inst_id, run, placement)
+            return
         if inst.get("desired", "running") == "stopped":
             self._failed.pop(inst_id, None)
             if run is not None:

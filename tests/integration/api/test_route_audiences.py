@@ -47,6 +47,7 @@ AUDIENCES = {
     "openapi": "public", "metrics": "public",
     "vm_list": "member", "vm_show": "member", "vm_create": "member", "vm_start": "member",
     "vm_stop": "member", "vm_restart": "member", "vm_resize": "member", "vm_delete": "member",
+    "vm_migrate": "member", "node_drain": "member",
     "vm_serial": "member",
     "image_list": "member", "image_import": "local", "image_delete": "member",
     "image_blob": "member",
@@ -102,7 +103,8 @@ async def cluster(short_tmp) -> AsyncIterator[Cluster]:
 def _fill(path: str, operation: dict) -> str:
     """A path with each parameter set to a value its pattern accepts."""
     values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24,
-              "instance": "no-such-vm", "image": "web", "digest": "ab" * 32}
+              "instance": "no-such-vm", "image": "web", "digest": "ab" * 32,
+              "node": "no-such-node"}
     for param in operation.get("parameters", []):
         if param["in"] == "path":
             value = values[param["name"]]
