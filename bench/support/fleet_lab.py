@@ -185,7 +185,10 @@ class Fleet:
     async def gone(self, name: str, timeout_s: float = 60) -> None:
         """Until no host lists `name` any more."""
         async def absent() -> bool:
-            return all(name not in await self.listed(h) for h in HOSTS)
+            for host in HOSTS:
+                if name in await self.listed(host):
+                    return False
+            return True
 
         await poll(absent, timeout_s, f"{name} gone from every host's list")
 

@@ -180,6 +180,7 @@ async def test_removing_an_instance_frees_its_tap_address_and_name_everywhere(
     name = f"gone.{NETWORK}.{ZONE}"
     await fleet.create("gone", "h3")
     gone = await fleet.running("gone", "h3")
+    await fleet.serial_has(gone, GUEST_UP)  # its network is configured before this line
     address = gone["address"]
     assert tap_name(gone) in await links(fleet, "h3")
     for host in HOSTS:
