@@ -16,12 +16,12 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from formation.node.net import links
 from formation.node.net.addressing import AddressingError, MeshLayout, NodeAddresses
 from formation.node.net.peers import WireGuardError
 from formation.node.net.reconcile import DesiredPeer
 from formation.node.net.underlay import wg_endpoints
 from formation.node.net.vm_addresses import layout_of, moved, subnet_of
+from formation.node.net.vm_network import route_moved
 from formation.node.state.op import OpError
 
 if TYPE_CHECKING:
@@ -132,20 +132,10 @@ class StateFollower:
 
     async def _route_moved(self, mine: NodeAddresses | None, moved_32s: dict[str, list[str]],
                            me: str) -> None:
-        """An instance of our VM subnet that runs on another node (it migrated): its /32 goes
-        out of the mesh interface, not onto our bridge, where the subnet's route points. (The
-        node running it routes the /32 to its own bridge: vm_network.py.)"""
         service = self.mesh.service
         assert service is not None
-        wanted = set()
-        if mine is not None:
-            wanted = {a for node, found in moved_32s.items() if node != me for a in found
-                      if ipaddress.IPv4Network(a).subnet_of(mine.vm_subnet)}
-        for route in sorted(wanted - self.vm_routes):
-            await links.add_route(self.mesh.host, route, service.settings.mesh.interface)
-        for route in sorted(self.vm_routes - wanted):
-            await links.delete_route(self.mesh.host, route)
-        self.vm_routes = wanted
+        self.vm_routes = await route_moved(self.mesh.host, service.settings.mesh.interface,
+                                           mine, moved_32s, me, self.vm_routes)
 
     async def _record_self(self, mine: dict | None) -> None:
         service, backend = self.mesh.service, self.mesh.backend

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -97,12 +98,19 @@ def placed_addresses(instances: Iterable[dict[str, Any]]) -> dict[str, tuple[str
 def moved(instances: Iterable[dict[str, Any]], nodes: Sequence[dict[str, Any]],
           layout: MeshLayout) -> dict[str, list[str]]:
     """node key -> the /32s of instances it runs whose address is not in its own VM subnet
-    (they migrated there): added to that node's WireGuard AllowedIPs, and routed by hosts."""
+    (they migrated there): added to that node's WireGuard AllowedIPs, and routed by hosts.
+
+    An address two instances report is nobody's /32: a member writing another VM's address
+    into its own instance's status must not pull that VM's traffic through the mesh to itself
+    (or make the subnet's owner route its own VM away). A real move never shows the address
+    twice: only the status under the instance's current placement counts."""
     subnets = {n["key"]: subnet_of(layout, n.get("address")) for n in nodes}
+    placed = list(placed_addresses(instances).values())
+    reported = Counter(address for _node, address in placed)
     found: dict[str, list[str]] = {}
-    for node, address in placed_addresses(instances).values():
+    for node, address in placed:
         mine = subnets.get(node)
-        if mine is None or not usable(layout, address):
+        if mine is None or not usable(layout, address) or reported[address] > 1:
             continue
         if ipaddress.ip_address(address) not in mine.vm_subnet:
             found.setdefault(node, []).append(f"{address}/32")

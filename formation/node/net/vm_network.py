@@ -98,7 +98,7 @@ class VmNetworkHooks(Protocol):
 
     async def release(self, instance: str) -> None: ...
 
-    def address_of(self, instance: str) -> str | None: ...
+    async def address_of(self, instance: str) -> str | None: ...
 
 
 class VmNetwork:
@@ -113,7 +113,13 @@ class VmNetwork:
         self._lock = asyncio.Lock()
 
     # the hooks ------------------------------------------------------------------------------
-    def address_of(self, instance: str) -> str | None:
+    async def address_of(self, instance: str) -> str | None:
+        """The address this node gave the instance (also one a VM adopted after a restart of
+        the node service holds: read from network.json)."""
+        await self._load()
+        return self._held_address(instance)
+
+    def _held_address(self, instance: str) -> str | None:
         held = self._held.get(instance)
         return str(held["address"]) if held else None
 
@@ -124,7 +130,7 @@ class VmNetwork:
             await self._load()
             layout, mine = await self._wait_subnet()
             await self._ensure_bridge(mine)
-            keep = self.address_of(instance) or current_observed(inst).get("address")
+            keep = self._held_address(instance) or current_observed(inst).get("address")
             taken = {str(h["address"]) for k, h in self._held.items() if k != instance}
             taken |= {a for k, (_n, a) in placed_addresses(await self.instances()).items()
                       if k != instance}
@@ -188,8 +194,9 @@ class VmNetwork:
     async def _apply_rules(self, layout: MeshLayout, mine: NodeAddresses) -> None:
         out = egress.egress_of([(str(h["address"]), bool(h["egress"]))
                                 for h in self._held.values()])
+        pool = ipaddress.IPv4Network((layout.network.network_address, layout.vm_prefix))
         await egress.apply(self.host, egress.Rules(self.bridge, str(layout.network),
-                                                   str(mine.vm_gateway.ip), out))
+                                                   str(mine.vm_gateway.ip), out, str(pool)))
 
     async def _wait_subnet(self) -> tuple[MeshLayout, NodeAddresses]:
         loop = asyncio.get_running_loop()
@@ -236,6 +243,23 @@ def _mesh_of(layout: MeshLayout, address: str) -> str:
     block = 2 ** (32 - layout.vm_prefix)
     slot = (int(ipaddress.ip_address(address)) - int(layout.network.network_address)) // block
     return str(ipaddress.IPv4Address(int(layout.network.network_address) + slot))
+
+
+async def route_moved(host: NetHost, interface: str, mine: NodeAddresses | None,
+                      moved_32s: dict[str, list[str]], me: str, current: set[str]) -> set[str]:
+    """An instance of our VM subnet that runs on another node (it migrated): its /32 goes out
+    of the mesh interface, not onto our bridge, where the subnet's route points. (The node
+    running it routes the /32 to its own bridge: VmNetwork.attach.) Returns the routes now in
+    place; `current`: the ones a previous call put there."""
+    wanted: set[str] = set()
+    if mine is not None:
+        wanted = {a for node, found in moved_32s.items() if node != me for a in found
+                  if ipaddress.IPv4Network(a).subnet_of(mine.vm_subnet)}
+    for route in sorted(wanted - current):
+        await links.add_route(host, route, interface)
+    for route in sorted(current - wanted):
+        await links.delete_route(host, route)
+    return wanted
 
 
 def store_where(store: StateStore, me: str, vm_prefix: int) -> Where:

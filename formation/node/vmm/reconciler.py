@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from formation.node.state.instance_view import current_observed
 from formation.node.vmm import seed, workdir
 from formation.node.vmm.driver import Driver, Machine
-from formation.node.vmm.machine import MachineGone, MachineSpec, Nic, VmmError
+from formation.node.vmm.machine import MachineGone, MachineSpec, VmmError
 from formation.node.vmm.migration import Migrations
 from formation.node.vmm.placement import Decision, decide
 from formation.node.vmm.serial import FIRST_BYTE_POLL_S, size_of, tail_lines
@@ -431,13 +431,7 @@ class Reconciler:
                 self.publish("progress", {"instance": inst_id, "stage": "disk"})
                 await workdir.create_overlay(files["disk"], disk, int(spec.get("disk_gb", 5)))
         cmdline = spec.get("cmdline") or image.get("cmdline") or "console=ttyS0"
-        nics: tuple[Nic, ...] = ()
-        seed_disk: Path | None = None
-        if att is not None:
-            nics = att.nics
-            seed_disk = await seed.write(wd, inst_id, att)
-            if " ip=" not in f" {cmdline}":  # an image's or a spec's own ip= wins
-                cmdline = f"{cmdline} {att.cmdline}"
+        nics, seed_disk, cmdline = await seed.boot_network(att, wd, inst_id, cmdline)
         mspec = MachineSpec(
             instance=inst_id, name=str(t.inst.get("name", inst_id[:12])), vcpus=vcpus,
             memory_mb=memory_mb, kernel=files["kernel"], workdir=wd,
@@ -580,7 +574,7 @@ class Reconciler:
         observed: dict[str, Any] = {
             "state": state, "reason": reason, "since_ms": int(time.time() * 1000),
             "boot": boot, "vcpus": vcpus, "memory_mb": memory_mb, "backend": self.driver.name}
-        address = self.network.address_of(inst_id) if self.network is not None else None
+        address = await self.network.address_of(inst_id) if self.network is not None else None
         if address:
             observed["address"] = address
         if tail:

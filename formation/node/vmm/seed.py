@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from formation.node.vmm.machine import VmmError
+from formation.node.vmm.machine import Nic, VmmError
 
 if TYPE_CHECKING:
     from formation.node.net.vm_network import Attachment
@@ -57,6 +57,19 @@ async def write(workdir: Path, instance: str, att: Attachment) -> Path:
     await _run(["mkfs.vfat", "-C", "-n", "CIDATA", str(image), str(SIZE_KIB)])
     await _run(["mcopy", "-o", "-i", str(image), *(str(staging / n) for n in content), "::"])
     return image
+
+
+async def boot_network(att: Attachment | None, workdir: Path, instance: str,
+                       cmdline: str) -> tuple[tuple[Nic, ...], Path | None, str]:
+    """What a MachineSpec gets from an attachment: its NICs, the seed disk (written now) and the
+    command line with `ip=` appended (unless the image's or spec's own has one). No network
+    (None): nothing. The reconciler's start and a migration's target build the same VM."""
+    if att is None:
+        return (), None, cmdline
+    disk = await write(workdir, instance, att)
+    if " ip=" not in f" {cmdline}":
+        cmdline = f"{cmdline} {att.cmdline}"
+    return att.nics, disk, cmdline
 
 
 async def _run(args: list[str]) -> None:

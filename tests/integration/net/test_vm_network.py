@@ -26,7 +26,14 @@ from bench.support.guest_kit import GUEST_UP, NET_MARKER, GuestKit
 from formation.node.net import egress, links
 from formation.node.net.addressing import MeshLayout, NodeAddresses
 from formation.node.net.host import NetHost
-from formation.node.net.vm_network import BRIDGE, STATE_FILE, Attachment, VmNetwork, tap_name
+from formation.node.net.vm_network import (
+    BRIDGE,
+    STATE_FILE,
+    Attachment,
+    VmNetwork,
+    route_moved,
+    tap_name,
+)
 from formation.node.vmm import qemu_args, seed
 from formation.node.vmm.machine import MachineSpec
 from formation.node.vmm.qemu import QemuDriver, QemuMachine
@@ -91,6 +98,11 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         sh("ip", "-n", ns, "link", "set", "under0", "up")
         sh("ip", "-n", outside, "addr", "add", f"{OUTSIDE}/24", "dev", "under1")
         sh("ip", "-n", outside, "link", "set", "under1", "up")
+        # a veth stands in for the mesh: the route to the rest of the network goes there
+        sh("ip", "-n", ns, "link", "add", "formnet0", "type", "veth", "peer", "name", "formnet1")
+        sh("ip", "-n", ns, "link", "set", "formnet1", "up")
+        sh("ip", "-n", ns, "link", "set", "formnet0", "up")
+        sh("ip", "-n", ns, "route", "add", str(LAYOUT.network), "dev", "formnet0")
         yield Host(ns, outside, NetHost(netns=ns, exec_prefix=("ip", "netns", "exec", ns)),
                    base, wrapper)
     finally:
@@ -105,8 +117,10 @@ class Guest:
     att: Attachment
 
 
-async def boot(host: Host, kit: GuestKit, inst_id: str, name: str, egress_on: bool) -> Guest:
-    att = await host.network().attach(inst_id, {"name": name, "spec": {"egress": egress_on}})
+async def boot(host: Host, kit: GuestKit, inst_id: str, name: str, egress_on: bool,
+               **inst: Any) -> Guest:
+    att = await host.network().attach(inst_id, {"name": name, "spec": {"egress": egress_on},
+                                                **inst})
     wd = host.state_dir / inst_id[:16]
     wd.mkdir(exist_ok=True)
     spec = MachineSpec(instance=inst_id, name=name, vcpus=1, memory_mb=256, kernel=kit.kernel,
@@ -205,7 +219,7 @@ async def test_a_restarted_service_adopts_bridge_taps_and_addresses(
     again = host.network()  # a new service: reads what the old one handed out
     att = await again.attach(A_ID, {"name": "alpha", "spec": {"egress": False}})
     assert att == a.att
-    assert again.address_of(B_ID) == b.att.address
+    assert await again.address_of(B_ID) == b.att.address
     links_now = host.ip("-o", "link", "show")
     assert links_now.count(f" {BRIDGE}:") == 1
     taps = [line.split()[1].rstrip(":") for line in links_now.splitlines()
@@ -218,6 +232,42 @@ async def test_a_restarted_service_adopts_bridge_taps_and_addresses(
     assert await ping(a, b.att.address, "adopted")  # nothing was torn down
 
 
+async def test_a_migrated_in_address_is_kept_and_reached_through_proxy_arp(
+        host: Host, guests: tuple[Guest, Guest]) -> None:
+    """An instance whose current status names an address of h3's subnet (it migrated from
+    there) keeps it here: routed as a /32 onto the bridge, its old gateway answered by
+    proxy_arp, so it and the local VMs reach each other without reconfiguring the guest."""
+    a, _b = guests
+    moved_id = "d4" * 16
+    kit = guest_kit_or_skip()
+    c = await boot(host, kit, moved_id, "migrant", egress_on=False, placement_op="p",
+                   **{"observed@p": {"state": "running", "address": "10.88.3.9"}})
+    try:
+        assert (c.att.address, c.att.gateway) == ("10.88.3.9", "10.88.3.1")
+        await network_up(c)
+        assert "10.88.3.9 dev formbr0" in host.ip("route", "show", "10.88.3.9")
+        assert await ping(c, a.att.address, "ca")
+        assert await ping(a, c.att.address, "ac")
+    finally:
+        await c.machine.destroy()
+        await host.network().release(moved_id)
+    assert host.ip("route", "show", "10.88.3.9").strip() == ""
+
+
+async def test_our_subnets_address_running_elsewhere_is_routed_into_the_mesh(
+        host: Host, guests: tuple[Guest, Guest]) -> None:
+    """The other half of a move: 10.88.1.77 of our subnet runs on h3 now, so its /32 leaves
+    through the mesh interface instead of the bridge; a /32 of another node's subnet, or one
+    we run ourselves, is none of this host's business. Gone when it is no longer moved."""
+    moved_32s = {"h3": ["10.88.1.77/32", "10.88.2.5/32"], "me": ["10.88.3.9/32"]}
+    routes = await route_moved(host.net, "formnet0", MINE, moved_32s, "me", set())
+    assert routes == {"10.88.1.77/32"}
+    assert "dev formnet0" in host.ip("route", "show", "10.88.1.77")
+    assert host.ip("route", "show", "10.88.2.5").strip() == ""
+    assert await route_moved(host.net, "formnet0", MINE, {}, "me", routes) == set()
+    assert host.ip("route", "show", "10.88.1.77").strip() == ""
+
+
 async def test_removal_frees_the_tap_and_the_address(
         host: Host, guests: tuple[Guest, Guest]) -> None:
     _a, b = guests
@@ -225,7 +275,7 @@ async def test_removal_frees_the_tap_and_the_address(
     net = host.network()
     await net.release(B_ID)
     assert await links.link_index(host.net, tap_name(B_ID)) is None
-    assert net.address_of(B_ID) is None
+    assert await net.address_of(B_ID) is None
     assert "10.88.1.3" not in await egress.table_text(host.net)  # its egress is gone too
     await net.release(B_ID)  # again: nothing to do
     c = await net.attach("c3" * 16, {"name": "gamma", "spec": {}})

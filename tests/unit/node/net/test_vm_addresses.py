@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from formation.node.net import egress
 from formation.node.net.addressing import MeshLayout
 from formation.node.net.follow import desired_peers
 from formation.node.net.vm_addresses import (
@@ -105,3 +109,46 @@ def test_a_peer_running_a_moved_instance_carries_its_32() -> None:
                                                  {"h3": ["10.88.1.5/32"]})}
     assert peers["h3"].allowed_ips == ("10.88.0.3/32", "10.88.3.0/24", "10.88.1.5/32")
     assert set(peers) == {"h3"}
+
+
+def test_a_member_reporting_another_vms_address_pulls_no_traffic() -> None:
+    """Hostile: h3 writes h1's VM address (10.88.1.5) into the status of an instance it runs.
+    Had it worked, every node would send 10.88.1.5 to h3 and h1 would route its own VM away."""
+    nodes = [{"key": "h1", "address": "10.88.0.1"}, {"key": "h3", "address": "10.88.0.3"}]
+    instances = [
+        {"key": "home", "placement": "h1", "placement_op": "p1",
+         "observed@p1": {"state": "running", "address": "10.88.1.5"}},
+        {"key": "thief", "placement": "h3", "placement_op": "p2",
+         "observed@p2": {"state": "running", "address": "10.88.1.5"}},
+        {"key": "moved", "placement": "h3", "placement_op": "p3",
+         "observed@p3": {"state": "running", "address": "10.88.1.6"}},
+    ]
+    assert moved(instances, nodes, LAYOUT) == {"h3": ["10.88.1.6/32"]}
+    # and h1 never hands the contested address out again while it is reported
+    assert choose(LAYOUT.addresses(1), {"10.88.1.2", "10.88.1.3", "10.88.1.4", "10.88.1.5"},
+                  None, LAYOUT) == "10.88.1.6"
+
+
+def test_vms_may_not_reach_the_nodes_mesh_addresses_but_may_reach_other_vms() -> None:
+    text = egress.Rules("formbr0", "10.88.0.0/16", "10.88.1.1", ("10.88.1.3",),
+                        "10.88.0.0/24").text()
+    drop_nodes = text.index('iifname "formbr0" ip daddr 10.88.0.0/24 drop')
+    assert drop_nodes < text.index('iifname "formbr0" ip daddr 10.88.0.0/16 accept')
+    assert "elements = { 10.88.1.3 }" in text and text.count("table inet formation_vm {") == 2
+
+
+@pytest.mark.skipif(not (shutil.which("mkfs.vfat") and shutil.which("mcopy")),
+                    reason="needs dosfstools and mtools")
+async def test_boot_network_writes_the_seed_and_appends_ip_unless_given(tmp_path: Path) -> None:
+    att = Attachment((Nic("fvmabc", "02:00:00:00:00:01"),), "10.88.1.2", 24, "10.88.1.1",
+                     "10.88.1.1", "web-1", "02:00:00:00:00:01")
+    nics, disk, cmdline = await seed.boot_network(att, tmp_path, "inst", "console=ttyS0")
+    assert nics == att.nics and cmdline == f"console=ttyS0 {att.cmdline}"
+    assert disk is not None and b"CIDATA" in disk.read_bytes()[:512]
+    listing = (await asyncio.to_thread(subprocess.run, ["mdir", "-b", "-i", str(disk), "::"],
+                                       capture_output=True, text=True, check=True)).stdout
+    assert {"meta-data", "user-data", "network-config"} <= {
+        line.rsplit("/", 1)[-1] for line in listing.split()}
+    _, _, own = await seed.boot_network(att, tmp_path, "inst", "console=ttyS0 ip=dhcp")
+    assert own == "console=ttyS0 ip=dhcp"
+    assert await seed.boot_network(None, tmp_path, "inst", "x") == ((), None, "x")
