@@ -66,7 +66,9 @@ class DnsComponent:
         store: StateStore | None = self.state.require_store() if self.state else None
         self.resolver = DnsResolver(StateRecords(store) if store else self.records,
                                     s.zone, s.upstreams, s.ttl_s, s.instance_ttl_s)
-        if store is not None and s.vm_gateway:
+        # a wildcard in dns.listen already answers on the gateway (and would hold its port)
+        wildcard = any(ipaddress.ip_address(a).is_unspecified for a in s.listen)
+        if store is not None and s.vm_gateway and not wildcard:
             service.spawn(self._serve_on_vm_gateway(service, store))
         listen = list(s.listen)
         if not listen and service.settings.mesh.address:
@@ -131,32 +133,36 @@ class DnsComponent:
         assert service.identity is not None
         me, port = service.identity.public_key_hex, service.settings.dns.port
         changed = asyncio.Event()
-        store.subscribe(lambda ops, origin: changed.set())
+        unsubscribe = store.subscribe(lambda ops, origin: changed.set())
         failures = 0
-        while True:
-            changed.clear()
-            gateway = await self._vm_gateway(service, store, me)
-            if gateway != self.gateway and self.gateway_server is not None:
-                await self.gateway_server.stop()
-                self.gateway_server, self.gateway = None, None
-            if gateway is not None and self.gateway_server is None \
-                    and gateway not in service.settings.dns.listen:
-                try:
-                    server = await self._serve([gateway], port, freebind=True)
-                except OSError as exc:  # the port taken by another resolver: say it once
-                    if failures == 0:
-                        log.warning("dns cannot listen on the VM gateway", extra={"fields": {
-                            "address": gateway, "port": port, "error": exc.strerror}})
-                    failures += 1
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(min(GATEWAY_RETRY_MAX_S, failures)):
-                            await changed.wait()
-                    continue
-                failures = 0
-                self.gateway_server, self.gateway = server, gateway
-                log.info("dns serving on the VM gateway", extra={"fields": {
-                    "address": gateway, "port": port}})
-            await changed.wait()
+        try:
+            while True:
+                changed.clear()
+                gateway = await self._vm_gateway(service, store, me)
+                if gateway != self.gateway and self.gateway_server is not None:
+                    await self.gateway_server.stop()
+                    self.gateway_server, self.gateway = None, None
+                if gateway is not None and self.gateway_server is None \
+                        and gateway not in service.settings.dns.listen:
+                    try:
+                        server = await self._serve([gateway], port, freebind=True)
+                    except OSError as exc:  # the port taken by another resolver: say it once
+                        if failures == 0:
+                            log.warning("dns cannot listen on the VM gateway", extra={
+                                "fields": {"address": gateway, "port": port,
+                                           "error": exc.strerror}})
+                        failures += 1
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(min(GATEWAY_RETRY_MAX_S, failures)):
+                                await changed.wait()
+                        continue
+                    failures = 0
+                    self.gateway_server, self.gateway = server, gateway
+                    log.info("dns serving on the VM gateway", extra={"fields": {
+                        "address": gateway, "port": port}})
+                await changed.wait()
+        finally:
+            unsubscribe()
 
     async def _vm_gateway(self, service: NodeService, store: StateStore, me: str) -> str | None:
         network = await store.view("network")
@@ -168,6 +174,8 @@ class DnsComponent:
         return vm_gateway(cidr, service.settings.mesh.vm_prefix, address)
 
     async def stop(self) -> None:
+        if self.resolver is not None and isinstance(self.resolver.source, StateRecords):
+            self.resolver.source.close()  # stop following the store
         for server in (self.server, self.gateway_server):
             if server is not None:
                 await server.stop()

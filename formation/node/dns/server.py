@@ -105,6 +105,9 @@ class DnsResolver:
         answers SRV pointing at `name.network` for each port the spec exposes."""
         question = query.question[0]
         reply = dns.message.make_response(query)
+        if question.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
+            reply.set_rcode(dns.rcode.REFUSED)  # CHAOS "version.bind" and the like: not ours
+            return reply
         reply.flags |= dns.flags.AA
         labels = [label.decode(errors="replace").lower()
                   for label in question.name.relativize(self.zone).labels]

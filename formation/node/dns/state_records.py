@@ -6,8 +6,11 @@ belongs to answers.
 An instance has a name only while it is placed and not deleted: before its first placement, and
 once deleted (tombstoned, or desired "deleted"), the name is gone. A status written under
 a superseded placement (a node declared dead that reports late, the source of a migration) lands
-in its own `observed@<placement>` slot and never changes the answer; a new placement's status
-replaces it, which is how names follow instances that move.
+in its own `observed@<placement>` slot and is never read. Until a new placement reports, the name
+keeps the address the previous placement reported while it was current (remembered in memory:
+a live migration keeps its address and name throughout; a node that never saw that answer
+answers nothing meanwhile); the new placement's status then replaces it, which is how names
+follow instances that move.
 
 Reading three views per query would cost a SQLite pass each, and a flood of queries would then
 cost as much as a flood of writes; the table is built once and dropped whenever the store applies
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from formation.node.dns.records import NOTHING, Found, parse_ports
@@ -28,28 +32,49 @@ if TYPE_CHECKING:
 Table = dict[str, Found]  # lowercase name -> what it answers
 
 
-def instance_address(record: dict[str, Any]) -> str | None:
-    """The address the instance's current placement reports, or None when it has no name."""
-    if not isinstance(record.get("placement_op"), str) or record.get("desired") == "deleted":
-        return None
-    observed = current_observed(record)
-    address = observed.get("address")
-    if not isinstance(address, str):
-        return None
+Remembered = dict[str, tuple[str, str]]  # instance key -> (placement op, the address it reported)
+
+
+def _ipv4(value: object) -> str | None:
     try:
-        return str(ipaddress.IPv4Address(address))
+        return str(ipaddress.IPv4Address(value)) if isinstance(value, str) else None
     except ValueError:
         return None
 
 
+def instance_address(record: dict[str, Any], remembered: Remembered | None = None) -> str | None:
+    """The address the instance's current placement reports, or None when it has no name.
+    With `remembered`: a new placement that has not reported yet keeps the address the previous
+    one reported while it was current (a live migration keeps its address throughout), until
+    its own status replaces it."""
+    placement = record.get("placement_op")
+    if not isinstance(placement, str) or record.get("desired") == "deleted":
+        return None
+    address = _ipv4(current_observed(record).get("address"))
+    if remembered is None:
+        return address
+    key = str(record.get("key"))
+    if address is not None:
+        remembered[key] = (placement, address)
+        return address
+    before = remembered.get(key)
+    return before[1] if before is not None and before[0] != placement else None
+
+
 def build_table(network: list[dict[str, Any]], nodes: list[dict[str, Any]],
-                instances: list[dict[str, Any]]) -> tuple[str | None, Table]:
-    """(the network's lowercase name, its names). Nodes win over instances of the same name."""
+                instances: list[dict[str, Any]], remembered: Remembered | None = None
+                ) -> tuple[str | None, Table]:
+    """(the network's lowercase name, its names). Nodes win over instances of the same name.
+    `remembered` is updated: deleted instances are forgotten, so their names are free."""
+    if remembered is not None:
+        present = {str(inst.get("key")) for inst in instances}
+        for gone in [key for key in remembered if key not in present]:
+            del remembered[gone]
     if not network:
         return None, {}
     table: dict[str, tuple[set[str], list[tuple[int, str]]]] = {}
     for inst in instances:
-        address = instance_address(inst)
+        address = instance_address(inst, remembered)
         if address is None:
             continue
         spec = inst.get("spec")
@@ -71,7 +96,14 @@ class StateRecords:
         self._table: tuple[str | None, Table] | None = None
         self._generation = 0  # bumped by every applied batch
         self._building = asyncio.Lock()
-        self.close = store.subscribe(self._changed)
+        self._remembered: Remembered = {}
+        self._unsubscribe: Callable[[], None] | None = store.subscribe(self._changed)
+
+    def close(self) -> None:
+        """Stop following the store (idempotent)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     def _changed(self, ops: list, origin: str | None) -> None:
         self._generation += 1
@@ -86,7 +118,7 @@ class StateRecords:
             generation = self._generation
             table = build_table(await self.store.view("network"),
                                 await self.store.view("nodes"),
-                                await self.store.view("instances"))
+                                await self.store.view("instances"), self._remembered)
             if generation == self._generation:  # nothing applied while reading: keep it
                 self._table = table
             return table

@@ -154,6 +154,9 @@ async def test_hostile_queries_get_an_error_code_or_nothing(ported: DnsServer) -
     notify.set_opcode(dns.opcode.UPDATE)
     assert dns.message.from_wire(await resolver.answer(notify.to_wire())).rcode() == \
         dns.rcode.NOTIMP
+    chaos = dns.message.make_query("web.net1.fog", "TXT", "CH")
+    assert dns.message.from_wire(await resolver.answer(chaos.to_wire())).rcode() == \
+        dns.rcode.REFUSED
     deep = dns.name.Name([b"a"] * 120 + [b"fog", b""])  # 120 labels, 241 bytes: legal, silly
     assert (await ask(ported, deep.to_text())).rcode() == dns.rcode.NXDOMAIN
     odd = dns.name.Name([b"w\x00\xffb", b"net1", b"fog", b""])
@@ -161,7 +164,19 @@ async def test_hostile_queries_get_an_error_code_or_nothing(ported: DnsServer) -
     for wire in _mutations(random.Random(16)):
         answer = await resolver.answer(wire)
         assert answer is None or dns.message.from_wire(answer).flags & dns.flags.QR
+    address, port = ported.bound[0]
+    for junk in (b"\x00\x00", b"\x00\x05hello"):  # not even a header: closed, no answer
+        reader, writer = await asyncio.open_connection(address, port)
+        writer.write(junk)
+        assert await asyncio.wait_for(reader.read(), 5) == b"", junk
+        writer.close()
+    reader, writer = await asyncio.open_connection(address, port)
+    writer.write(b"\x00\x0c" + b"\x12\x34" + b"\x01\x00" + b"\xff" * 8)  # 65535 questions
+    reply = await asyncio.wait_for(reader.readexactly(2 + 12), 5)
+    assert dns.message.from_wire(reply[2:]).rcode() == dns.rcode.FORMERR
+    writer.close()
     assert (await ask(ported, "web.net1.fog")).answer  # still serving
+    assert (await ask(ported, "web.net1.fog", tcp=True)).answer
 
 
 async def test_one_source_cannot_take_every_buffer() -> None:

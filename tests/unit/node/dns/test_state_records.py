@@ -55,8 +55,9 @@ async def test_nodes_and_instances_resolve_from_the_views(short_tmp) -> None:
 
 async def test_the_name_follows_the_current_placement_only(short_tmp) -> None:
     """h1 runs web, h2 takes it over (re-placement); h1, superseded, reports late with another
-    address: the answer stays h2's. The shared `observed` field does carry h1's late report,
-    so reading anything but the current placement's status would fail here."""
+    address, before and after h2's first report: the answer never takes it. The shared
+    `observed` field does carry h1's late report, so reading anything but the current
+    placement's status (or what the previous one said while current) would fail here."""
     h1 = await StateStore.open(short_tmp / "h1.db", NodeIdentity.generate())
     h2 = await StateStore.open(short_tmp / "h2.db", NodeIdentity.generate())
     try:
@@ -74,17 +75,21 @@ async def test_the_name_follows_the_current_placement_only(short_tmp) -> None:
         second = await h2.append("instance.place", {"instance": inst,
                                                     "node": h2.identity.public_key_hex})
         await sync(h1, h2)
-        assert await records("web", "lab") == NOTHING  # the new placement has not reported
+        # until h2 reports, the name keeps the address h1 reported while it held the instance
+        assert (await records("web", "lab")).addresses == ("10.42.1.2",)
+        assert await StateRecords(h1)("web", "lab") == NOTHING  # nothing to remember: none
+        await status(h1, inst, first.id.hex(), "10.42.1.99")  # the superseded host, late
+        [view] = await h1.view("instances")
+        assert view["observed"]["address"] == "10.42.1.99"
+        assert (await records("web", "lab")).addresses == ("10.42.1.2",)
+
         await status(h2, inst, second.id.hex(), "10.42.2.2")
         await sync(h1, h2)
         assert (await records("web", "lab")).addresses == ("10.42.2.2",)
-
-        await status(h1, inst, first.id.hex(), "10.42.1.99")  # the superseded host, late
-        with pytest.raises(OpError, match="only the node the work is assigned to"):
-            await status(h1, inst, second.id.hex(), "10.42.1.98")  # posing as the new host
-        [view] = await h1.view("instances")
-        assert view["observed"]["address"] == "10.42.1.99"
+        await status(h1, inst, first.id.hex(), "10.42.1.98")  # late again
         assert (await records("web", "lab")).addresses == ("10.42.2.2",)
+        with pytest.raises(OpError, match="only the node the work is assigned to"):
+            await status(h1, inst, second.id.hex(), "10.42.1.97")  # posing as the new host
 
         await h1.append("instance.delete", {"instance": inst})  # the owner removes it
         assert await records("web", "lab") == NOTHING
@@ -105,5 +110,12 @@ def test_records_that_cannot_be_answered_give_no_name() -> None:
     assert build_table(network, [], [{**ok, "placement_op": "p2"}])[1] == {}
     assert build_table(network, [], [ok]) == (
         "lab", {"web": Found(("10.42.1.2",), ((80, "tcp"),), instance=True)})
+    remembered: dict[str, tuple[str, str]] = {}
+    ok = {**ok, "key": "i1"}
+    build_table(network, [], [ok], remembered)
+    moved = {**ok, "placement_op": "p2"}  # p2 has not reported: p1's answer stays
+    assert build_table(network, [], [moved], remembered)[1]["web"].addresses == ("10.42.1.2",)
+    assert build_table(network, [], [], remembered) == ("lab", {}) and remembered == {}
+    assert build_table(network, [], [moved], remembered)[1] == {}  # deleted: forgotten
     node = {"name": "WEB", "address": "10.42.0.1"}  # a node's name wins over an instance's
     assert build_table(network, [node], [ok])[1] == {"web": Found(("10.42.0.1",))}
