@@ -43,7 +43,7 @@ def lab(ctx: click.Context, lab_id: str) -> None:
       formation lab status                who runs, who is cut off
       formation lab exec h1 -- formation peers
       formation lab console h2            the console of h2's node
-      formation lab kill h3 / start h3    SIGKILL its node / start it again
+      formation lab kill h3 / start h3    power cut (its node and VMs) / start again
       formation lab partition h3 / heal   cut h3 off from the rest / reconnect all
       formation lab down                  remove every namespace, link and process
     """
@@ -107,9 +107,9 @@ def console(host: str) -> None:
 @lab.command()
 @click.argument("host")
 def kill(host: str) -> None:
-    """SIGKILL HOST's node (no goodbye: like pulling the power)."""
+    """Pull HOST's power: SIGKILL its node and its VMs' processes (no goodbye)."""
     _lab().kill(host)
-    click.echo(f"{host}: node killed")
+    click.echo(f"{host}: node and VMs killed")
 
 
 @lab.command()

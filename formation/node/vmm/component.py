@@ -255,4 +255,6 @@ class VmmComponent:
                   f"{r.passes} passes")
         if r.last_error:
             detail += f"; last pass failed: {r.last_error}"
+        if not self._synced:
+            detail += "; boots nothing until synced with a peer"
         return [m.HealthCheck(name="vmm", ok=not r.last_error, detail=detail)]

@@ -15,14 +15,14 @@ from guest_kit_skip import guest_kit_or_skip
 from lab_running import found_and_join, running_lab
 
 from bench.support.guest_kit import GuestKit
-from formation.api import p2p_routes, vm_routes
+from formation.api import p2p_routes, routes, vm_routes
 from formation.api import vm_models as vm
 from formation.lab import Lab
 
 HOSTS = ("h1", "h2", "h3")
 BOOT_S = 90
 OVERRIDES = {"vmm": {"backend": "qemu", "stop_grace_s": 2, "boot_timeout_s": BOOT_S,
-                     "replace_after_s": 1.0},
+                     "replace_after_s": 1.0, "start_sync_wait_s": 120},
              "resources": {"cpus": 2, "memory_mb": 1536, "disk_gb": 20}}
 
 
@@ -53,6 +53,12 @@ def replace_lab_fixture() -> Iterator[ReplaceLab]:
     kit = guest_kit_or_skip()
     with running_lab(3, pretrust=False, node_overrides=OVERRIDES) as lab:
         yield ReplaceLab(lab, kit, asyncio.run(_prepare(lab, kit)))
+
+
+async def vmm_health(lab: Lab, host: str) -> str:
+    async with lab.client(host) as client:
+        health = await client.call(routes.health)
+    return next((c.detail for c in health.checks if c.name == "vmm"), "")
 
 
 async def member_states(lab: Lab, host: str) -> dict[str, str]:

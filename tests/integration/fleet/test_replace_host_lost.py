@@ -8,6 +8,7 @@ exactly once."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from replace_lab import (
@@ -16,6 +17,7 @@ from replace_lab import (
     member_states,
     replace_lab_fixture,  # noqa: F401  (the module's lab, as `rl`)
     vm_logs,
+    vmm_health,
 )
 from waiting import until
 
@@ -36,7 +38,11 @@ async def _running_once(rl: ReplaceLab, name: str, inst_id: str) -> str:
 
 
 async def _web(rl: ReplaceLab) -> str:
-    """The instance both tests move around, created once (the first test to run makes it)."""
+    """The instance the tests move around, created once (the first test to run makes it).
+    First every host hears every other (a host restarted by an earlier test may not have
+    heard all yet, and a member never heard since a start is never seen dead)."""
+    await until(lambda: _everyone_alive(rl), WAIT_S, every_s=0.2,
+                what="every host sees every other alive")
     found = await probe.instance(rl.lab, "h1", "web")
     if found is not None:
         return found.id
@@ -95,6 +101,45 @@ async def test_a_partition_while_placing_again_then_heal_leaves_it_running_once(
     assert probe.vmm_pids(rl.lab, lost, inst_id) == []
 
 
+async def test_a_host_that_returns_cut_off_boots_nothing_until_it_has_synced(
+        rl: ReplaceLab) -> None:
+    """It comes back alone: its own view still says it runs web (it never saw web placed
+    elsewhere), so only waiting for a sync keeps it from running web a second time."""
+    lab = rl.lab
+    inst_id = await _web(rl)
+    lost = await _running_once(rl, "web", inst_id)
+    async with probe.DoubleRunWatch(lab, inst_id) as watch:
+        await asyncio.to_thread(lab.kill, lost)
+        await probe.replaced(lab, "web", inst_id, lost, WAIT_S)
+        await asyncio.to_thread(lab.partition, [lost])
+        try:
+            await asyncio.to_thread(lab.start, lost)
+            before = await probe.instance(lab, lost, "web")
+            assert before is not None and before.node_name == lost  # the stale view
+
+            async def passes_waiting() -> bool:
+                detail = await vmm_health(lab, lost)
+                found = re.search(r"(\d+) passes", detail)
+                return bool(found and int(found.group(1)) >= 3 and "until synced" in detail)
+
+            # positive control: its reconciler made passes while waiting, and booted nothing
+            await until(passes_waiting, WAIT_S, every_s=0.2,
+                        what=f"{lost}'s reconciler passing while it waits to sync")
+            assert probe.vmm_pids(lab, lost, inst_id) == []
+        finally:
+            await asyncio.to_thread(lab.heal)
+        host = await probe.settled_after_restart(lab, "web", inst_id, lost, WAIT_S)
+        assert host != lost
+    assert watch.seconds == 0, (watch.hosts_seen, watch.samples)
+
+
+async def _everyone_alive(rl: ReplaceLab) -> bool:
+    for host in HOSTS:
+        if await member_states(rl.lab, host) != {h: "alive" for h in HOSTS if h != host}:
+            return False
+    return True
+
+
 async def _all_see(rl: ReplaceLab, hosts: tuple[str, ...], target: str, state: str) -> bool:
     for host in hosts:
         if (await member_states(rl.lab, host)).get(target) != state:
@@ -108,6 +153,8 @@ async def test_a_data_disk_instance_of_a_killed_host_is_failed_host_lost_until_i
     host takes it, every surviving host shows it Failed "host lost", and the returned host
     (its disk still there) runs it again."""
     lab = rl.lab
+    await until(lambda: _everyone_alive(rl), WAIT_S, every_s=0.2,
+                what="every host sees every other alive")
     async with lab.client("h1") as client:
         image = await client.call(vm_routes.image_import, vm.ImageImport(
             name="guest-disk", kernel=str(rl.kit.kernel), initrd=str(rl.kit.initrd),
