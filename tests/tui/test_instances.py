@@ -162,6 +162,14 @@ async def test_detail_follows_a_flooding_serial_log_bounded(node) -> None:
                        timeout_s=BOOT_S, what="the boot marker in the serial view")
         await wait_for(pilot, lambda: "running" in text_of(app, "#detail-history"),
                        what="running in the status history")
+        # a migration's progress, as the node publishes it, shows on the detail
+        service.publish("vm", "migration_progress", {
+            "instance": app.screen.instance.id, "status": "active",
+            "transferred_bytes": 32 << 20, "remaining_bytes": 96 << 20,
+            "total_bytes": 128 << 20, "dirty_rate_pps": 77})
+        await wait_for(pilot, lambda: "32.0 MiB sent (25%)" in text_of(app, "#detail-migration"),
+                       what="the migration progress on the detail")
+        assert "dirtying 77 pages/s" in text_of(app, "#detail-migration")
         # live, and bounded: a guest flooding its console with control sequences; the view
         # keeps its last SERIAL_LINES lines, none of the sequences, and the end of the flood
         instance = app.screen.instance

@@ -72,6 +72,18 @@ def wanted_move(inst: dict[str, Any], me: str) -> dict[str, Any] | None:
     return move
 
 
+def is_outgoing(inst: dict[str, Any], placement: str) -> bool:
+    """The claim that superseded `placement` (this node's) is a live move from it that the
+    owner or an admin asked for: its `from` is our placement and the instance's move request
+    names the claimer, live. A member that claims with `incoming` on its own, unasked, gets a
+    plain takeover (this copy ends), never the guest's memory."""
+    move = inst.get("move")
+    return (bool(placement) and bool(inst.get("incoming"))
+            and inst.get("placement_from") == placement
+            and isinstance(move, dict) and move.get("mode") == "live"
+            and move.get("to") == inst.get("placement"))
+
+
 def progress_event(inst_id: str, p: MigrationProgress) -> dict[str, Any]:
     data: dict[str, Any] = {"instance": inst_id, "status": p.status,
                             "transferred_bytes": p.transferred_bytes,
@@ -271,9 +283,7 @@ class Migrations:
 
     # the source -------------------------------------------------------------------------------
     def is_outgoing(self, inst: dict[str, Any], run: Running | None) -> bool:
-        """The claim that superseded this node's is a live move from our own placement."""
-        return (run is not None and bool(inst.get("incoming"))
-                and inst.get("placement_from") == run.placement and bool(run.placement))
+        return run is not None and is_outgoing(inst, run.placement)
 
     async def send(self, inst_id: str, inst: dict[str, Any], run: Running) -> bool:
         """Migrates the VM to the target's listener. True: the target runs it (this copy is

@@ -1,4 +1,5 @@
-"""One instance: its fields, its status history, and its serial output following live (the
+"""One instance: its fields, its status history, a migration's progress while it moves (from
+the node's migration events), and its serial output following live (the
 node streams it as the guest writes; the view keeps the last lines only). The list's keys work
 here too (start, stop, restart, delete); esc goes back to the list. When the stream breaks (the
 instance is not on a node yet, its node restarts) it is asked again from where it stopped."""
@@ -22,6 +23,7 @@ from formation.tui.console_app import console_app
 from formation.tui.instance_actions import ACTION_BINDINGS, InstanceActions
 from formation.tui.instance_rows import detail_text, history_line
 from formation.tui.join_flow import reason
+from formation.tui.migration_text import migration_text
 
 POLL_S = 5.0
 TICK_S = 1.0
@@ -54,6 +56,7 @@ class InstanceDetailScreen(InstanceActions):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="detail-fields")
         yield Static("", id="detail-state")
+        yield Static("", id="detail-migration")
         yield Static("status history: reading…", id="detail-history")
         yield Log(id="serial", max_lines=SERIAL_LINES, auto_scroll=True)
 
@@ -74,6 +77,11 @@ class InstanceDetailScreen(InstanceActions):
             listeners.remove(self._on_event)
 
     def _on_event(self, event: Event) -> None:
+        data = event.data or {}
+        if event.topic == "vm" and data.get("instance") == self.instance.id:
+            line = migration_text(event.kind, data)
+            if line is not None:
+                self.query_one("#detail-migration", Static).update(line)
         if event.topic in TOPICS:
             self.reload()
 

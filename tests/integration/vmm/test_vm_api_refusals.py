@@ -105,7 +105,9 @@ async def test_a_member_that_is_not_owner_or_admin_changes_nothing(
             for endpoint, body in ((vm_routes.vm_start, None), (vm_routes.vm_stop, vm.VmStop()),
                                    (vm_routes.vm_restart, None),
                                    (vm_routes.vm_resize, vm.VmResize(vcpus=2)),
-                                   (vm_routes.vm_delete, None)):
+                                   (vm_routes.vm_delete, None),
+                                   (vm_routes.vm_migrate, vm.VmMigrate(to=node.identity
+                                                                       .public_key_hex))):
                 before = await op_count(client)
                 with pytest.raises(ApiError) as caught:
                     await hostile.call(endpoint, body, instance="mine")
@@ -113,6 +115,14 @@ async def test_a_member_that_is_not_owner_or_admin_changes_nothing(
                 assert caught.value.body.message.startswith("instance: "), caught.value
                 assert "owner" in caught.value.body.message
                 assert await op_count(client) == before
+            # nor drain a node (admins only): nothing written
+            before = await op_count(client)
+            with pytest.raises(ApiError) as caught:
+                await hostile.call(vm_routes.node_drain, vm.NodeDrain(),
+                                   node=node.identity.public_key_hex[:12])
+            assert caught.value.status == 403
+            assert caught.value.body.message.startswith("node: only a network admin")
+            assert await op_count(client) == before
             # nor type into its console
             target = "/v1/vms/mine/console"
             from formation.api.auth import sign_request
@@ -121,3 +131,30 @@ async def test_a_member_that_is_not_owner_or_admin_changes_nothing(
             async with aiohttp.ClientSession() as session, session.get(
                     f"http://{address}{target}", headers=headers) as resp:
                 assert resp.status == 403
+
+
+async def test_impossible_moves_are_refused_with_one_line_and_write_nothing(
+        short_tmp: Path, image_files: dict[str, str]) -> None:
+    """One node: every move has nowhere to go or cannot be live; each refusal names why."""
+    settings = vm_settings(short_tmp)
+    async with running_node(settings) as node, NodeClient.unix(settings.api.socket) as client:
+        await found(client, node)
+        me = node.identity.public_key_hex
+        await client.call(vm_routes.image_import, vm.ImageImport(name="img", **image_files))
+        await client.call(vm_routes.vm_create,
+                          vm.VmCreate(image="img", name="still", desired="stopped"))
+        await until(lambda: _stopped(client, "still"), 30, what="still claimed and stopped")
+        await _refused(client, 404, "node", vm_routes.vm_migrate, vm.VmMigrate(to="nowhere"),
+                       instance="still")
+        message = await _refused(client, 422, "to", vm_routes.vm_migrate,
+                                 vm.VmMigrate(to=me), instance="still")
+        assert "already runs on" in message
+        await _refused(client, 404, "instance", vm_routes.vm_migrate, vm.VmMigrate(to=me),
+                       instance="nope")
+        # a drain of the only node: nowhere to go (live or restart), refused as a whole
+        message = await _refused(client, 422, "still", vm_routes.node_drain, vm.NodeDrain(),
+                                 node=me[:12])
+        assert "nowhere to go" in message
+        await _refused(client, 422, "still", vm_routes.node_drain,
+                       vm.NodeDrain(restart=True), node=me[:12])
+        await _refused(client, 404, "node", vm_routes.node_drain, vm.NodeDrain(), node="nope")

@@ -53,18 +53,26 @@ async def test_vm_commands_print_tables_json_and_one_line_errors(short_tmp: Path
                             (("create", "--image", "img", "--vcpus", "500"), "--vcpus"),
                             (("create", "--image", "img", "--memory", "100000"), "memory_mb"),
                             (("stop", "ghost"), "instance"),
-                            (("resize", "box"), "resize")):
+                            (("resize", "box"), "resize"),
+                            (("migrate", "box", "--to", "nowhere"), "node: no node named"),
+                            (("migrate", "box", "--to", "test-node"), "already runs on")):
             done = await _vm(config, *args)
             assert done.returncode != 0, (args, done.stdout)
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
             assert field in lines[0], (args, lines[0])
+        # node drain: the only node's instance has nowhere to go, said in one line
+        drained = await asyncio.to_thread(formation, "--config", str(config), "node", "drain",
+                                          "test-node")
+        assert drained.returncode != 0 and "Traceback" not in drained.stderr
+        assert drained.stderr.strip().splitlines() == [drained.stderr.strip()]
+        assert "box: nowhere to go" in drained.stderr
         assert await op_count(client) == before
 
         helped = await asyncio.to_thread(formation, "vm", "--help")
         assert "formation vm create --image NAME" in helped.stdout
         for command in ("create", "ls", "show", "start", "stop", "restart", "resize", "rm",
-                        "logs", "console"):
+                        "logs", "console", "migrate"):
             assert command in helped.stdout
 
         removed = await _vm(config, "rm", "box", "--json")

@@ -16,7 +16,7 @@ import pytest
 from vm_node import found, running_node, show, vm_settings, vmm_processes
 from waiting import until
 
-from bench.support.guest_kit import COUNTER, GuestKit
+from bench.support.guest_kit import COUNTER, GUEST_UP, GuestKit
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
 from formation.api import vm_models as vm
@@ -163,3 +163,38 @@ async def test_a_counter_guest_moves_live_and_back_by_drain(hosts, guest_kit: Gu
     on_b, again = recorder.stop(), counters(a.serial_log(inst_id))
     assert 0 < again[0] - on_b[-1] <= 30, (on_b[-3:], again[:3])
     assert len(vmm_processes(inst_id)) == 1
+
+
+async def test_a_vm_with_a_disk_moves_only_by_restart(hosts, guest_kit: GuestKit) -> None:
+    """An image with a disk cannot move live: refused with the reason and nothing written;
+    --restart stops it on a and boots it on b."""
+    a, b = hosts
+    await found(a.client, a.service)
+    await a.client.call(vm_routes.image_import, vm.ImageImport(
+        name="disky", kernel=str(guest_kit.kernel), initrd=str(guest_kit.initrd),
+        disk=str(guest_kit.disk), cmdline=guest_kit.cmdline))
+    created = await a.client.call(vm_routes.vm_create, vm.VmCreate(image="disky", name="d1"))
+    await until(lambda: _placed_on(a, "d1", a.key), BOOT_S, what="d1 running on a")
+    await _admit(a, b)
+    before = (await a.client.call(sr.state_status)).ops
+    with pytest.raises(ApiError) as exc:
+        await a.client.call(vm_routes.vm_migrate, vm.VmMigrate(to="b"), instance="d1")
+    message = exc.value.body.message
+    assert exc.value.status == 422 and message.startswith("d1: cannot move live: its image "
+                                                          "has a disk"), message
+    assert "--restart" in message and "\n" not in message
+    assert (await a.client.call(sr.state_status)).ops == before
+    move = await a.client.call(vm_routes.vm_migrate, vm.VmMigrate(to="b", restart=True),
+                               instance="d1")
+    assert move.mode == "restart"
+    await until(lambda: _placed_on(a, "d1", b.key), BOOT_S, what="d1 running on b")
+    await until(lambda: GUEST_UP in _text(b.serial_log(created.id)), BOOT_S,
+                what="d1 booted on b")
+    await until(lambda: len(vmm_processes(created.id)) == 1, 30, what="a's copy ended")
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
