@@ -188,7 +188,11 @@ async def run(quick: bool) -> dict[str, Any]:
         unmeasured["all"] = f"no test guest: {exc}"
         return result | {"unmeasured": unmeasured}
     started = time.monotonic()
-    fleet = await fleet_lab.up(kit)
+    try:
+        fleet = await fleet_lab.up(kit)
+    except Exception as exc:  # the lab is already down again
+        unmeasured["all"] = f"the lab did not come up: {type(exc).__name__}: {exc}"[:400]
+        return result | {"unmeasured": unmeasured}
     timings["lab_up_s"] = round(time.monotonic() - started, 1)
     sections = [
         (("mesh_mbps", "vm_to_vm_mbps", "vm_net_ratio"),
