@@ -11,7 +11,11 @@ holds whatever the nodes believe.
 - guest_boot_s: of that, from the first sample that found the new VMM process to Running
   (the guest's own boot, plus at most one sampling interval).
 - double_run_seconds: over the whole kill/restart cycle, the sampled time during which VMM
-  processes for it existed on more than one host (target 0)."""
+  processes for it existed on more than one host (target 0).
+
+The lab must hold the instance's image on more than the host that is killed (import it on
+every host, as tests/integration/fleet/replace_lab.py does), or the new host cannot fetch it.
+Usage: `await measure(lab, "web", instance_id)` once `web` runs exactly once."""
 
 from __future__ import annotations
 

@@ -142,3 +142,10 @@ def test_a_replica_in_a_minority_replaces_nothing():
     assert d.node == KEYS[1]
     [d] = decide([inst(1, on=1)], four, [KEYS[0], KEYS[2], KEYS[3]], [KEYS[1]]).values()
     assert d.node is None and d.candidate in (KEYS[0], KEYS[2], KEYS[3])
+
+
+def test_dead_keys_that_are_no_members_change_nothing():
+    # a removed node, junk, this replica's own key while live: none of them voids a claim
+    d = one([inst(1, on=1)], KEYS[:3], dead=["zz", KEYS[5], KEYS[0]])
+    assert d.node == KEYS[1]
+    assert one([inst(1, on=1)], [KEYS[0], KEYS[2]], dead=["zz", KEYS[5]]).node == KEYS[1]
