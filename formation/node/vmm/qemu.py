@@ -238,8 +238,12 @@ class QemuMachine:
         return out
 
     async def migrate(self, uri: str, progress: Progress) -> None:
-        await self._qmp("migrate-set-parameters", MIGRATION_PARAMETERS)
-        await self._qmp("migrate", {"uri": uri})
+        # A node service restarted mid-migration finds QEMU still at it, or done: follow it
+        # rather than start another (which would fail, and the source claim back a stale VM).
+        status = str((await self._qmp("query-migrate")).get("status", "none"))
+        if status not in ("active", "setup", "completed", "device", "pre-switchover"):
+            await self._qmp("migrate-set-parameters", MIGRATION_PARAMETERS)
+            await self._qmp("migrate", {"uri": uri})
         while True:
             info = await self._qmp("query-migrate")
             now = progress_of(info)
