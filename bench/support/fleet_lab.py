@@ -154,11 +154,11 @@ class Fleet:
         return {i.name: i.model_dump(mode="json") for i in found.instances}
 
     async def running(self, name: str, host: str | None = None, timeout_s: float = BOOT_S,
-                      hosts: tuple[str, ...] = HOSTS, addressed: bool = True
-                      ) -> dict[str, Any]:
+                      hosts: tuple[str, ...] = HOSTS, addressed: bool = True,
+                      away_from: str | None = None) -> dict[str, Any]:
         """Waits until every host in `hosts` lists `name` Running on the same node (`host` when
-        given), with an address unless `addressed` is False; returns the instance as the first
-        of `hosts` lists it."""
+        given; not `away_from` when given: it moved), with an address unless `addressed` is
+        False; returns the instance as the first of `hosts` lists it."""
         seen: list[Any] = []
 
         async def everywhere() -> dict[str, Any] | None:
@@ -166,7 +166,7 @@ class Fleet:
             seen[:] = [{k: v.get(k) for k in ("state", "reason", "node_name", "address")}
                        for v in views]
             on = {v.get("node_name") for v in views}
-            if len(on) != 1 or (host is not None and on != {host}):
+            if len(on) != 1 or (host is not None and on != {host}) or away_from in on:
                 return None
             ok = all(v.get("state") == "running" and (v.get("address") or not addressed)
                      for v in views)
