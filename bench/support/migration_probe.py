@@ -108,7 +108,7 @@ async def node_migration(fleet: Any) -> dict[str, Any]:
     """`vm migrate` of an unpinned counter guest from the host it landed on to another."""
     await _import_counter_image(fleet)
     inst = await fleet.call("h1", vm_routes.vm_create, vm.VmCreate(
-        image=IMAGE, name="mover", memory_mb=256))
+        image=IMAGE, name="mover", memory_mb=512))
     where = await fleet.running("mover", addressed=False)
     source = str(where["node_name"])
     target = next(h for h in ("h3", "h1", "h2") if h != source)
@@ -164,7 +164,7 @@ async def bare_migration(fleet: Any, source: str, target: str, port: int = 49300
         for name in (qemu_args.QMP_SOCKET, qemu_args.CONSOLE_SOCKET, "serial.log"):
             (wd / name).unlink(missing_ok=True)
         specs[host] = MachineSpec(instance="b0" * 16, name=f"bare-{host}", vcpus=1,
-                                  memory_mb=256, kernel=kit.kernel, initrd=kit.initrd,
+                                  memory_mb=512, kernel=kit.kernel, initrd=kit.initrd,
                                   cmdline=f"{kit.cmdline} formation.counter", workdir=wd,
                                   serial_log=wd / "serial.log")
     listen = f"{fleet.mesh_ip(target)}:{port}"
@@ -197,7 +197,8 @@ async def bare_migration(fleet: Any, source: str, target: str, port: int = 49300
                 raise RuntimeError(f"bare migration: {info.get('status')}: "
                                    f"{info.get('error-desc', '')}")
             await asyncio.sleep(0.2)
-        await _qmp(src_qmp, [("quit", None)])
+        with contextlib.suppress(Exception):  # QEMU may close before the reply is read
+            await _qmp(src_qmp, [("quit", None)])
         await clock.until_count(clock.last() + 10, TIMEOUT_S)
         return {"bare_downtime_ms": clock.longest_gap_ms(start),
                 "bare_qemu_downtime_ms": info.get("downtime")}

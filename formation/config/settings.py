@@ -399,6 +399,14 @@ class VmmSettings(Strict):
         600.0, gt=0, le=86400, description="a live migration that has not completed after "
         "this long is Failed on the target (the source keeps the VM)")
 
+    @model_validator(mode="after")
+    def _ports_range(self) -> "VmmSettings":
+        low, _, high = self.migration_ports.partition("-")
+        if not 1024 <= int(low) <= int(high) <= 65535:
+            raise ValueError("migration_ports: expected LOW-HIGH with 1024 <= LOW <= HIGH <= "
+                             "65535, e.g. 49152-49215")
+        return self
+
 
 class NodeSettings(Strict):
     name: Hostname = Field(default_factory=_default_name)

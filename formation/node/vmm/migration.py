@@ -245,6 +245,8 @@ class Migrations:
         run.placement = placement
         await asyncio.to_thread(workdir.write_meta, run.machine.spec,
                                 {"boot": run.boot, "placement": placement})
+        # said at once, with the address it keeps: its name keeps answering while it moves
+        await r.write_status(inst_id, placement, "booting", "live migration in progress", run)
         deadline = time.monotonic() + r.settings.migration_timeout_s
         reason = ""
         while True:

@@ -42,6 +42,7 @@ from formation.node.vmm.machine import MachineGone, MachineInfo, MachineSpec, Ma
 
 Accel = Literal["kvm", "tcg"]
 SHUTDOWN_MARKER = "shutdown"
+MIGRATING_MARKER = "migrating"  # the URI this VM was sent to (an outgoing migration)
 START_TIMEOUT_S = 10.0
 QUIT_GRACE_S = 5.0
 CONNECT_TIMEOUT_S = 3.0
@@ -57,7 +58,7 @@ _STATES: dict[str, MachineState] = {
 
 def _stale_files(spec: MachineSpec) -> list[Path]:
     names = (qemu_args.QMP_SOCKET, qemu_args.CONSOLE_SOCKET, qemu_args.PID_FILE,
-             SHUTDOWN_MARKER)
+             SHUTDOWN_MARKER, MIGRATING_MARKER)
     return [spec.workdir / name for name in names]
 
 
@@ -95,6 +96,13 @@ def _machine_of(pid: int) -> qemu_args.Machine:
         return "microvm"
     kinds = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == b"-M"]
     return "q35" if kinds and kinds[0] == b"q35" else "microvm"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def _last_line(path: Path) -> str:
@@ -240,8 +248,14 @@ class QemuMachine:
     async def migrate(self, uri: str, progress: Progress) -> None:
         # A node service restarted mid-migration finds QEMU still at it, or done: follow it
         # rather than start another (which would fail, and the source claim back a stale VM).
+        # Only a migration this VM was sent on counts (the marker): query-migrate on a VM that
+        # came in by migration reports that incoming one as completed.
+        marker = self.spec.workdir / MIGRATING_MARKER
+        sent = await asyncio.to_thread(_read_text, marker)
         status = str((await self._qmp("query-migrate")).get("status", "none"))
-        if status not in ("active", "setup", "completed", "device", "pre-switchover"):
+        if sent != uri or status not in ("active", "setup", "completed", "device",
+                                         "pre-switchover"):
+            await asyncio.to_thread(marker.write_text, uri)
             await self._qmp("migrate-set-parameters", MIGRATION_PARAMETERS)
             await self._qmp("migrate", {"uri": uri})
         while True:
