@@ -326,14 +326,17 @@ MAX_MOVE_N = 2**53
 def move_problem(move: Any) -> str | None:
     """Why an instance.update's `move` is malformed (a suffix after "payload.move"), or None.
     {"to": node key, "mode": "live" | "restart", "n": the request's number, which grows so
-    that moving to the same node again is a new request}."""
+    that moving to the same node again is a new request, "from": optional, the placement op it
+    moves the instance from: once that placement is gone the request is spent}."""
     if not isinstance(move, dict):
         return ": expected {to, mode, n}"
-    extra = set(move) - {"to", "mode", "n"}
+    extra = set(move) - {"to", "mode", "n", "from"}
     if extra:
         return f".{sorted(extra)[0]}: not a field of a move"
     if not is_key(move.get("to")):
         return ".to: expected a node key"
+    if "from" in move and not is_key(move["from"]):
+        return ".from: expected the placement op it moves from (64 hex characters)"
     if move.get("mode") not in MOVE_MODES:
         return ".mode: expected live or restart"
     n: Any = move.get("n")

@@ -69,6 +69,8 @@ def wanted_move(inst: dict[str, Any], me: str) -> dict[str, Any] | None:
         return None
     if inst.get("placement") == me or inst.get("placement") is None:
         return None
+    if "from" in move and move["from"] != inst.get("placement_op"):
+        return None  # spent: the placement it was asked to leave is gone (moved, re-placed)
     return move
 
 
@@ -81,7 +83,8 @@ def is_outgoing(inst: dict[str, Any], placement: str) -> bool:
     return (bool(placement) and bool(inst.get("incoming"))
             and inst.get("placement_from") == placement
             and isinstance(move, dict) and move.get("mode") == "live"
-            and move.get("to") == inst.get("placement"))
+            and move.get("to") == inst.get("placement")
+            and move.get("from", placement) == placement)
 
 
 def progress_event(inst_id: str, p: MigrationProgress) -> dict[str, Any]:

@@ -103,7 +103,8 @@ class MoveHandlers:
         old = inst.get("move")
         n = (int(old.get("n", 0)) if isinstance(old, dict) else 0) + 1
         await self.h.store.append("instance.update", {
-            "instance": inst["key"], "move": {"to": to, "mode": mode, "n": n}})
+            "instance": inst["key"],
+            "move": {"to": to, "mode": mode, "n": n, "from": str(inst["placement_op"])}})
 
     async def vm_migrate(self, body: vm.VmMigrate, inst: dict[str, Any], to: str,
                          instances: list[dict[str, Any]], nodes: list[dict[str, Any]]

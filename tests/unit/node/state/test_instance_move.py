@@ -45,6 +45,9 @@ def test_the_owner_or_an_admin_may_ask_for_a_move_and_the_view_keeps_it(r) -> No
     inst, _ = placed(r)
     write(r, B, "instance.update", {"instance": inst.id.hex(), "move": move(N2.public_key_hex)})
     assert r.view("instances")[0]["move"] == move(N2.public_key_hex)
+    leaving = {**move(N2.public_key_hex, n=2), "from": r.view("instances")[0]["placement_op"]}
+    write(r, B, "instance.update", {"instance": inst.id.hex(), "move": leaving})
+    assert r.view("instances")[0]["move"] == leaving
     write(r, ADMIN, "instance.update", {"instance": inst.id.hex(),
                                         "move": move(N1.public_key_hex, "restart", 2)})
     assert r.view("instances")[0]["move"] == move(N1.public_key_hex, "restart", 2)
@@ -61,6 +64,7 @@ def test_the_owner_or_an_admin_may_ask_for_a_move_and_the_view_keeps_it(r) -> No
     ({"to": "ab" * 32, "mode": "live", "n": True}, "payload.move.n: expected"),
     ({"to": "ab" * 32, "mode": "live", "n": 2**60}, "payload.move.n: expected"),
     ({"to": "ab" * 32, "mode": "live", "n": 1, "x": 1}, "payload.move.x: not a field"),
+    ({"to": "ab" * 32, "mode": "live", "n": 1, "from": "x"}, "payload.move.from: expected"),
 ])
 def test_a_malformed_move_is_refused_naming_the_field(r, bad, message) -> None:
     inst, _ = placed(r)

@@ -29,6 +29,9 @@ def test_anything_else_is_not_sent() -> None:
     assert not is_outgoing(inst(move={"to": OTHER, "mode": "live", "n": 1}), SOURCE_PLACEMENT)
     assert not is_outgoing(inst(move={"to": THEIRS, "mode": "restart", "n": 1}),
                            SOURCE_PLACEMENT)
+    moved_from = {"to": THEIRS, "mode": "live", "n": 2, "from": SOURCE_PLACEMENT}
+    assert is_outgoing(inst(move=moved_from), SOURCE_PLACEMENT)
+    assert not is_outgoing(inst(move={**moved_from, "from": "66" * 32}), SOURCE_PLACEMENT)
 
 
 def test_the_target_acts_on_a_move_naming_it_while_held_elsewhere() -> None:
@@ -37,4 +40,9 @@ def test_the_target_acts_on_a_move_naming_it_while_held_elsewhere() -> None:
     assert wanted_move(asked, OTHER) is None
     assert wanted_move({**asked, "placement": THEIRS}, THEIRS) is None  # done already
     assert wanted_move({**asked, "placement": None}, THEIRS) is None  # not placed: no move
+    # a request naming the placement it leaves is spent once that placement is gone
+    pinned = {**asked, "placement_op": "44" * 32,
+              "move": {"to": THEIRS, "mode": "live", "n": 3, "from": "44" * 32}}
+    assert wanted_move(pinned, THEIRS) == pinned["move"]
+    assert wanted_move({**pinned, "placement_op": "55" * 32}, THEIRS) is None
     assert parse_ports("49152-49215") == range(49152, 49216)
