@@ -4,9 +4,9 @@ state store's rules check the same figures on every op (node/state/instance_spec
 
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
 from formation.api.models import Model
 
@@ -26,6 +26,13 @@ Confidential = Literal["none", "sev-snp", "tdx"]
 Replicate = Literal["restart", "never"]
 
 
+# The schema states exactly what is accepted (1-65535 in the pattern itself); the validator
+# below gives the one-line message.
+Port = Annotated[str, WithJsonSchema({"type": "string", "pattern": (
+    r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+    r"/(tcp|udp)$")})]
+
+
 class VmCreate(Model):
     image: str = Field(min_length=1, max_length=128,
                        description="an image's name or digest (64 hex, or a unique prefix)")
@@ -42,7 +49,7 @@ class VmCreate(Model):
                                 description="kernel command line; default: the image's")
     egress: bool = Field(False, description="may reach beyond the network (NAT through its "
                          "host); default: only other instances and nodes of the network")
-    ports: list[str] = Field(default_factory=list, max_length=16,
+    ports: list[Port] = Field(default_factory=list, max_length=16,
                              description="ports it serves, like 80/tcp (DNS: SRV records)")
     replicate: Replicate | None = Field(
         None, description="when its host is lost: restart elsewhere, or never (stay failed, "

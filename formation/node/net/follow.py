@@ -21,7 +21,6 @@ from formation.node.net.peers import WireGuardError
 from formation.node.net.reconcile import DesiredPeer
 from formation.node.net.underlay import wg_endpoints
 from formation.node.net.vm_addresses import layout_of, moved, subnet_of
-from formation.node.net.vm_network import route_moved
 from formation.node.state.op import OpError
 
 if TYPE_CHECKING:
@@ -132,6 +131,9 @@ class StateFollower:
 
     async def _route_moved(self, mine: NodeAddresses | None, moved_32s: dict[str, list[str]],
                            me: str) -> None:
+        # imported on first use: it brings pyroute2, which a starting node does not need yet
+        from formation.node.net.vm_network import route_moved
+
         service = self.mesh.service
         assert service is not None
         self.vm_routes = await route_moved(self.mesh.host, service.settings.mesh.interface,

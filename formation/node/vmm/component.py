@@ -9,6 +9,7 @@ reconciler runs, the VM endpoints that only write desired state still work."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formation.api import models as m
-from formation.node.net.vm_network import for_node
 from formation.node.vmm.handlers import VmHandlers
 from formation.node.vmm.reconciler import Reconciler
 
@@ -82,11 +82,15 @@ class VmmComponent:
             return
         log.info("vmm backend selected", extra={"fields": {
             "backend": driver.name, "why": self.driver_why}})
+        # imported here, off the event loop: pyroute2 takes ~0.15 s to import and a node
+        # without the mesh never needs it
+        vm_network = await asyncio.to_thread(importlib.import_module,
+                                             "formation.node.net.vm_network")
+        network = vm_network.for_node(service, self.state.require_store(), self.me,
+                                      self.run_dir)
         reconciler = Reconciler(self.state.require_store(), driver, self.me, self.run_dir,
                                 service.settings.vmm, self._ensure, self.find_image,
-                                self.live_members,
-                                self._publish, network=for_node(
-                                    service, self.state.require_store(), self.me, self.run_dir),
+                                self.live_members, self._publish, network=network,
                                 replacement=self)
         await reconciler.start()
         self.reconciler = reconciler
