@@ -109,8 +109,11 @@ async def delete_route(host: NetHost, destination: str) -> None:
                 raise
 
 
-async def ensure_bridge(host: NetHost, name: str, cidr: str | None = None) -> None:
-    """The per-node VM bridge, up, with the gateway address of the node's VM subnet."""
+async def ensure_bridge(host: NetHost, name: str, cidr: str | None = None,
+                        mac: str | None = None) -> None:
+    """The per-node VM bridge, up, with the gateway address of the node's VM subnet. `mac`
+    pins its address (else the kernel takes the lowest of its ports', which changes as taps
+    come and go)."""
     if await link_index(host, name) is None:
         async with host.iproute() as ipr:
             try:
@@ -118,6 +121,10 @@ async def ensure_bridge(host: NetHost, name: str, cidr: str | None = None) -> No
             except NetlinkError as exc:
                 if exc.code != EEXIST:
                     raise
+    if mac is not None:
+        index = await require_index(host, name)
+        async with host.iproute() as ipr:
+            await ipr.link("set", index=index, address=mac)
     if cidr:
         await add_address(host, name, cidr)
     await set_up(host, name)

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 BRIDGE = "formbr0"
 TAP_PREFIX = "fvm"
+# The same (locally administered) MAC on every host's bridge: a guest that migrates keeps the
+# neighbour entry of its gateway, and the new host's bridge answers to it at once.
+BRIDGE_MAC = "02:66:6f:72:6d:01"
 STATE_FILE = "network.json"
 SUBNET_WAIT_S = 30.0  # a node just admitted claims its mesh address within moments
 SUBNET_POLL_S = 0.2
@@ -182,7 +185,7 @@ class VmNetwork:
         """The bridge with (only) this node's gateway address, proxy_arp, forwarding."""
         try:
             wanted = str(mine.vm_gateway)
-            await links.ensure_bridge(self.host, self.bridge, wanted)
+            await links.ensure_bridge(self.host, self.bridge, wanted, BRIDGE_MAC)
             for old in await links.addresses(self.host, self.bridge):
                 if old != wanted and ipaddress.ip_interface(old).version == 4:
                     await links.remove_address(self.host, self.bridge, old)  # a lost slot's

@@ -64,13 +64,18 @@ class SettingsScreen(ConsoleScreen):
         self.action_reload()
 
     def _link_changed(self, status) -> None:
-        if status.online and not self.loaded:
+        if status.online and not self.loaded and self.is_current:
+            self.action_reload()
+
+    def on_screen_resume(self) -> None:
+        if not self.loaded and console_app(self).link_status.online:
             self.action_reload()
 
     def _status_changed(self, status) -> None:
         self.query_one(NodeFieldsForm).show_totals(status.resources if status else None)
 
-    @work(exclusive=True, group="settings")
+    # a read still running when the console closes or the screen goes must not end the app
+    @work(exclusive=True, group="settings", exit_on_error=False)
     async def action_reload(self) -> None:
         link = console_app(self).link
         if link is None:

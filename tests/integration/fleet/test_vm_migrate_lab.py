@@ -110,10 +110,6 @@ async def test_node_drain_empties_the_host_live(fleet: Fleet) -> None:
     assert not any(i.get("node_name") == host for i in (await fleet.listed("h1")).values())
 
 
-@pytest.mark.xfail(strict=True, reason="vmnet: each host's formbr0 has its own MAC, so a moved "
-                   "guest keeps sending to its old host's bridge MAC until its neighbour entry "
-                   "for the gateway expires (30-60 s); one MAC for formbr0 on every host fixes "
-                   "it (0.2 s measured)")
 def test_a_moved_address_answers_within_seconds() -> None:
     if "after_move_s" not in SILENCE:
         pytest.skip("the migration test did not get as far as the move")

@@ -39,7 +39,9 @@ def _console_in_a_pty(config: Path, ref: str) -> str:
     deadline = time.monotonic() + 60
     try:
         while b"CLI-CONSOLE-7" not in seen and time.monotonic() < deadline:
-            os.write(fd, b"echo CLI-CONSOLE-$((3+4))\r")
+            # no quotes or parentheses: a character lost on a busy serial line must not leave
+            # the shell waiting for the rest of a construct (it did: "$((3+4)" forever)
+            os.write(fd, b"printf %s%s\\\\n CLI-CON SOLE-7\r")
             ready, _, _ = select.select([fd], [], [], 1.0)
             while ready:
                 try:
@@ -114,7 +116,7 @@ async def test_console_events_and_serial(short_tmp: Path, guest_kit: GuestKit) -
                 received: list[bytes] = []
 
                 async def echo() -> bool:
-                    await ws.send_bytes(b"echo CONSOLE-$((40+2))\n")
+                    await ws.send_bytes(b"printf %s%s\\\\n CONSOLE- 42\n")
                     try:
                         msg = await ws.receive(timeout=2)
                     except TimeoutError:
