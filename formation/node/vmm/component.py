@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formation.api import models as m
+from formation.api.errors import Unavailable
 from formation.node.vmm.handlers import VmHandlers
 from formation.node.vmm.reconciler import Reconciler
 
@@ -60,7 +61,10 @@ class VmmComponent:
 
     @property
     def me(self) -> str:
-        assert self.service is not None and self.service.identity is not None
+        """This node's key. The API answers before this part starts (it starts once the node
+        is ready): a request that needs it then gets a 503 to retry, not a 500."""
+        if self.service is None or self.service.identity is None:
+            raise Unavailable("vmm: the VM part is still starting; try again in a moment")
         return self.service.identity.public_key_hex
 
     @property
