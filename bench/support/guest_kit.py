@@ -26,8 +26,10 @@ import fcntl
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,4 +268,10 @@ def build_guest_kit() -> GuestKit:
 
 
 if __name__ == "__main__":
-    print(build_guest_kit())
+    # `--env`: shell assignments for the README's walk (eval "$(python -m ... --env)")
+    made = build_guest_kit()
+    if sys.argv[1:] == ["--env"]:
+        print(f"KERNEL={shlex.quote(str(made.kernel))} INITRD={shlex.quote(str(made.initrd))} "
+              f"CMDLINE={shlex.quote(made.cmdline)}")
+    else:
+        print(made)

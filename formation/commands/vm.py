@@ -64,6 +64,8 @@ def _show_instance(inst: Any) -> None:
     click.echo(f"  state    {inst.state}{' - ' + inst.reason if inst.reason else ''}"
                f" (desired {inst.desired})")
     click.echo(f"  node     {inst.node_name or '-'} {inst.node or ''}".rstrip())
+    if inst.address:
+        click.echo(f"  address  {inst.address}")
     click.echo(f"  size     {inst.vcpus} vCPU, {_size(inst.memory_mb)} memory, "
                f"{inst.disk_gb} GB disk" + (f", {inst.gpus} GPU" if inst.gpus else ""))
     click.echo(f"  image    {inst.image_name or '-'} {inst.image[:16]}")
@@ -134,7 +136,7 @@ def create(obj: Context, image: str, name: str | None, vcpus: int, memory_mb: in
 @node_option
 @click.pass_obj
 def ls(obj: Context, as_json: bool, node_address: str | None) -> None:
-    """List every instance of the network: name, node, state, size, uptime."""
+    """List every instance of the network: name, node, state, address, size, uptime."""
     from formation.api import vm_routes
 
     found = _call(obj, node_address, vm_routes.vm_list)
@@ -144,11 +146,12 @@ def ls(obj: Context, as_json: bool, node_address: str | None) -> None:
     if not found.instances:
         click.echo("no instances (create one with `formation vm create --image NAME`)")
         return
-    click.echo(f"{'NAME':<20} {'ID':<12} {'NODE':<12} {'STATE':<9} {'VCPU':>4} {'MEM':>6} "
-               f"{'UPTIME':>8}  REASON")
+    click.echo(f"{'NAME':<20} {'ID':<12} {'NODE':<12} {'STATE':<9} {'ADDRESS':<15} {'VCPU':>4} "
+               f"{'MEM':>6} {'UPTIME':>8}  REASON")
     for i in found.instances:
         click.echo(f"{i.name:<20} {i.id[:12]:<12} {(i.node_name or '-'):<12} {i.state:<9} "
-                   f"{i.vcpus:>4} {_size(i.memory_mb):>6} {_uptime(i.uptime_s):>8}  {i.reason}")
+                   f"{(i.address or '-'):<15} {i.vcpus:>4} {_size(i.memory_mb):>6} "
+                   f"{_uptime(i.uptime_s):>8}  {i.reason}")
 
 
 @vm.command("show")

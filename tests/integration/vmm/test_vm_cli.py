@@ -39,8 +39,8 @@ async def test_vm_commands_print_tables_json_and_one_line_errors(short_tmp: Path
         table = await _vm(config, "ls")
         assert table.returncode == 0, table.stderr
         header, row = table.stdout.splitlines()[:2]
-        assert header.split()[:4] == ["NAME", "ID", "NODE", "STATE"]
-        assert row.split()[:4] == ["box", box["id"][:12], "test-node", "stopped"]
+        assert header.split()[:5] == ["NAME", "ID", "NODE", "STATE", "ADDRESS"]
+        assert row.split()[:5] == ["box", box["id"][:12], "test-node", "stopped", "-"]
 
         shown = await _vm(config, "show", box["id"][:8])
         assert shown.returncode == 0, shown.stderr
