@@ -196,7 +196,7 @@ async def run(quick: bool) -> dict[str, Any]:
     timings["lab_up_s"] = round(time.monotonic() - started, 1)
     sections = [
         (("mesh_mbps", "vm_to_vm_mbps", "vm_net_ratio"),
-         lambda: network(fleet, 2 if quick else 4, 16 if quick else 64, 1.5 if quick else 4.0)),
+         lambda: network(fleet, 2 if quick else 4, 8 if quick else 64, 1.0 if quick else 4.0)),
         (("migration_downtime_ms", "migration_ratio"), lambda: migration(fleet, quick)),
         (("replace_after_kill_s", "guest_boot_s", "double_run_seconds", "dns_move_s"),
          lambda: replacement(fleet, 60.0)),

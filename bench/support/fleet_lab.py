@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from formation.api import mesh_routes, state_routes, vm_routes
+from formation.api.client import ApiError
 from formation.api.vm_models import VmCreate
 from formation.lab import Lab
 
@@ -150,7 +151,13 @@ class Fleet:
         return (await self.call(via, vm_routes.vm_create, body)).model_dump(mode="json")
 
     async def listed(self, host: str) -> dict[str, dict[str, Any]]:
-        found = await self.call(host, vm_routes.vm_list)
+        """Every instance by name as `host` lists it ({} while its VM part is still starting)."""
+        try:
+            found = await self.call(host, vm_routes.vm_list)
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            return {}
         return {i.name: i.model_dump(mode="json") for i in found.instances}
 
     async def running(self, name: str, host: str | None = None, timeout_s: float = BOOT_S,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from formation.api import vm_models as vm
 from formation.api import vm_routes
+from formation.api.client import ApiError
 from formation.lab import Lab
 from formation.lab.names import NETNS_DIR
 from formation.lab.processes import processes_in_namespaces
@@ -63,9 +64,15 @@ def workdir_of(lab: Lab, host: str, instance: str) -> Path:
 
 
 async def instance(lab: Lab, host: str, name: str) -> vm.Instance | None:
-    """`name` as `host`'s API shows it (None when it lists no such instance)."""
+    """`name` as `host`'s API shows it (None when it lists no such instance, or its VM part
+    is still starting: 503 right after `lab start`)."""
     async with lab.client(host) as client:
-        listed = await client.call(vm_routes.vm_list)
+        try:
+            listed = await client.call(vm_routes.vm_list)
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            return None
     return next((i for i in listed.instances if i.name == name), None)
 
 
