@@ -11,6 +11,9 @@ Keys:
                         clock; over the same hosts and mesh, in the same run, rounds interleaved
   vm_net_ratio          vm_to_vm_mbps / mesh_mbps (target >= 0.8). Best round of each: load
                         from elsewhere only ever slows a round down
+  vm_same_host_mbps     the same download between two guests on h3 (its bridge only, no mesh):
+                        what the emulated guests manage without the mesh, the ceiling of
+                        vm_to_vm_mbps
   dns_move_s            instance moved -> its name resolves to the new address on every host:
                         the re-placed instance below, from a surviving host's API showing it
                         Running on its new host to every surviving host's resolver answering
@@ -51,6 +54,7 @@ from formation.node.net.host import NetHost
 TARGETS = {"replace_after_kill_s": ("<=", 15.0), "vm_net_ratio": (">=", 0.8),
            "double_run_seconds": ("<=", 0.0), "migration_ratio": ("<=", 1.2)}
 KEYS = ("replace_after_kill_s", "guest_boot_s", "vm_to_vm_mbps", "mesh_mbps", "vm_net_ratio",
+        "vm_same_host_mbps",
         "dns_move_s", "double_run_seconds", "migration_downtime_ms", "migration_ratio")
 TOOLS = ("qemu-system-x86_64", "wireguard-go", "nsenter", "ip", "dig")
 HTTP_PORT = 8080
@@ -73,9 +77,10 @@ async def vm_mbps(fleet: Fleet, server: dict[str, Any], client: dict[str, Any],
 
 async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> dict[str, Any]:
     """mesh_mbps and vm_to_vm_mbps between h1 and h3, interleaved rounds, order alternating."""
-    await asyncio.gather(fleet.create("bench1", "h1"), fleet.create("bench3", "h3"))
-    client, server = await asyncio.gather(fleet.running("bench1", "h1"),
-                                          fleet.running("bench3", "h3"))
+    names = (("bench1", "h1"), ("bench3", "h3"), ("bench3b", "h3"))
+    await asyncio.gather(*(fleet.create(name, host) for name, host in names))
+    client, server, near = await asyncio.gather(*(fleet.running(name, host)
+                                                  for name, host in names))
     rc, out = await fleet.type(server, (
         f"mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/blob bs=1048576 count={megabytes} "
         f"2>/dev/null && (httpd -p {HTTP_PORT} -h /tmp/www &)"), timeout_s=120)
@@ -83,19 +88,22 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
         raise RuntimeError(f"the server guest could not serve: {out[-300:]}")
     h1 = NetHost(netns=fleet.lab.host("h1").netns)
     h3 = NetHost(netns=fleet.lab.host("h3").netns)
-    mesh, vm = [], []
+    mesh, vm, same = [], [], []
     for n in range(rounds):
-        order = ["mesh", "vm"] if n % 2 == 0 else ["vm", "mesh"]
+        order = ["mesh", "vm", "same"] if n % 2 == 0 else ["same", "vm", "mesh"]
         for kind in order:
             if kind == "mesh":
                 mesh.append(await tcp_mbps(h1, h3, fleet.mesh_ip("h3"), seconds))
-            else:
+            elif kind == "vm":
                 vm.append(await vm_mbps(fleet, server, client, megabytes))
-    await asyncio.gather(fleet.delete("bench1"), fleet.delete("bench3"))
+            else:
+                same.append(await vm_mbps(fleet, server, near, megabytes))
+    await asyncio.gather(*(fleet.delete(name) for name, _host in names))
     best_mesh, best_vm = max(mesh), max(vm)
     return {"mesh_mbps": best_mesh, "vm_to_vm_mbps": best_vm,
             "vm_net_ratio": round(best_vm / best_mesh, 3) if best_mesh else None,
-            "throughput_samples": {"mesh": mesh, "vm_to_vm": vm}}
+            "vm_same_host_mbps": max(same),
+            "throughput_samples": {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same}}
 
 
 def probe(name: str) -> Any:
@@ -195,7 +203,7 @@ async def run(quick: bool) -> dict[str, Any]:
         return result | {"unmeasured": unmeasured}
     timings["lab_up_s"] = round(time.monotonic() - started, 1)
     sections = [
-        (("mesh_mbps", "vm_to_vm_mbps", "vm_net_ratio"),
+        (("mesh_mbps", "vm_to_vm_mbps", "vm_net_ratio", "vm_same_host_mbps"),
          lambda: network(fleet, 2 if quick else 4, 8 if quick else 64, 1.0 if quick else 4.0)),
         (("migration_downtime_ms", "migration_ratio"), lambda: migration(fleet, quick)),
         (("replace_after_kill_s", "guest_boot_s", "double_run_seconds", "dns_move_s"),

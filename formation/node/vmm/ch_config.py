@@ -60,7 +60,8 @@ def vm_config(spec: MachineSpec, *, firmware: Path | None = None,
     if disks:
         config["disks"] = disks
     if spec.nics:
-        config["net"] = [{"tap": nic.tap, "mac": nic.mac} for nic in spec.nics]
+        config["net"] = [{"tap": nic.tap, "mac": nic.mac} | ({"mtu": nic.mtu} if nic.mtu else {})
+                         for nic in spec.nics]
     if spec.gpus:
         config["devices"] = [{"path": gpu_path(address)} for address in spec.gpus]
     if spec.confidential == "sev-snp":

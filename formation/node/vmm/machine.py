@@ -16,6 +16,9 @@ CONSOLE_SOCKET = "console.sock"
 MachineState = Literal["created", "running", "paused", "shutdown"]
 
 
+GUEST_MTU = 1420
+
+
 @dataclass(frozen=True)
 class Nic:
     """One virtio-net interface: the host tap it is attached to and the guest's MAC (derived
@@ -23,6 +26,11 @@ class Nic:
 
     tap: str
     mac: str
+    # wireguard-go's MTU: a guest whose frames are larger than the mesh's has every full-size
+    # packet to another host wait for path-MTU discovery or fragmentation (the guests' own
+    # throughput across hosts was a third of what they reach on one host)
+    # (None: not told, as for a VM started before this; a migration target must match it)
+    mtu: int | None = GUEST_MTU
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ def qemu_args(spec: MachineSpec, binary: str, accel: str, default: Machine = "mi
     for i, nic in enumerate(spec.nics):
         # No vhost-net on these hosts: the tap is served by QEMU's own thread.
         args += ["-netdev", f"tap,id=net{i},ifname={opt(nic.tap)},script=no,downscript=no",
-                 "-device", f"virtio-net-{bus},netdev=net{i},mac={opt(nic.mac)}"]
+                 "-device", f"virtio-net-{bus},netdev=net{i},mac={opt(nic.mac)}"
+                              + (f",host_mtu={nic.mtu}" if nic.mtu else "")]
     for address in spec.gpus:
         args += ["-device", f"vfio-pci,host={opt(address)}"]
     return args

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from formation.node.vmm.machine import Nic, VmmError
+from formation.node.vmm.machine import GUEST_MTU, Nic, VmmError
 
 if TYPE_CHECKING:
     from formation.node.net.vm_network import Attachment
@@ -29,6 +29,7 @@ def files(instance: str, att: Attachment) -> dict[str, str]:
     eth = {
         "match": {"macaddress": att.mac},
         "set-name": "eth0",
+        "mtu": GUEST_MTU,
         "addresses": [f"{att.address}/{att.prefix}"],
         "routes": [{"to": "0.0.0.0/0", "via": att.gateway, "on-link": True}],
         "nameservers": {"addresses": [att.dns]},

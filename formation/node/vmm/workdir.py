@@ -42,7 +42,7 @@ def list_instances(run_dir: Path) -> set[str]:
 def write_meta(spec: MachineSpec, extra: dict[str, Any]) -> None:
     data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()}
     data["gpus"] = list(spec.gpus)
-    data["nics"] = [{"tap": n.tap, "mac": n.mac} for n in spec.nics]
+    data["nics"] = [{"tap": n.tap, "mac": n.mac, "mtu": n.mtu} for n in spec.nics]
     tmp = spec.workdir / (META + ".tmp")
     tmp.write_text(json.dumps({"spec": data, **extra}))
     tmp.replace(spec.workdir / META)
@@ -58,7 +58,8 @@ def read_meta(workdir: Path) -> tuple[MachineSpec, dict[str, Any]] | None:
                 raw[key] = Path(raw[key])
         raw["gpus"] = tuple(raw.get("gpus", ()))
         raw.pop("taps", None)  # written before NICs had MACs
-        raw["nics"] = tuple(Nic(str(n["tap"]), str(n["mac"])) for n in raw.get("nics", ()))
+        raw["nics"] = tuple(Nic(str(n["tap"]), str(n["mac"]), n.get("mtu"))
+                            for n in raw.get("nics", ()))
         return MachineSpec(**raw), data
     except (OSError, ValueError, TypeError, KeyError):
         return None

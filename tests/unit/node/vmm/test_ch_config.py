@@ -47,7 +47,7 @@ def test_body_follows_the_spec() -> None:
                           gpus=("0000:01:00.0",)))
     assert body["cpus"] == {"boot_vcpus": 2, "max_vcpus": 8}
     assert body["memory"] == {"size": 1024 << 20, "hotplug_size": 3072 << 20}
-    assert body["net"] == [{"tap": "t0", "mac": "02:aa:00:00:00:01"}]
+    assert body["net"] == [{"tap": "t0", "mac": "02:aa:00:00:00:01", "mtu": 1420}]
     assert body["devices"] == [{"path": "/sys/bus/pci/devices/0000:01:00.0/"}]
     assert "platform" not in body and "disks" not in body
     tdx = vm_config(spec(confidential="tdx", max_vcpus=8), firmware=Path("/fw/tdvf.fd"))

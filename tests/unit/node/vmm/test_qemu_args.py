@@ -54,7 +54,8 @@ def test_disk_and_taps_are_virtio_mmio_devices_on_microvm() -> None:
     assert "virtio-blk-device,drive=seed0" in value(args, "-device")
     assert "virtio-blk-device,drive=disk0" in value(args, "-device")
     assert value(args, "-netdev") == ["tap,id=net0,ifname=fm-tap0,script=no,downscript=no"]
-    assert "virtio-net-device,netdev=net0,mac=02:01:02:03:04:05" in value(args, "-device")
+    assert ("virtio-net-device,netdev=net0,mac=02:01:02:03:04:05,host_mtu=1420"
+            in value(args, "-device"))  # the mesh's MTU, told to the guest's driver
     raw = qemu_args(spec(disk=Path("/d/disk.raw")), "qemu", "tcg")
     assert value(raw, "-drive")[0].endswith("format=raw")
 
