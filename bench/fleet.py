@@ -14,6 +14,8 @@ Keys:
   vm_same_host_mbps     the same download between two guests on h3 (its bridge only, no mesh):
                         what the emulated guests manage without the mesh, the ceiling of
                         vm_to_vm_mbps
+  host_cpu_busy         per round of each kind, how busy the machine's cores were (1.0: all):
+                        a round at 1.0 was limited by the CPU, not by the path
   dns_move_s            instance moved -> its name resolves to the new address on every host:
                         the re-placed instance below, from a surviving host's API showing it
                         Running on its new host to every surviving host's resolver answering
@@ -89,21 +91,40 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
     h1 = NetHost(netns=fleet.lab.host("h1").netns)
     h3 = NetHost(netns=fleet.lab.host("h3").netns)
     mesh, vm, same = [], [], []
+    busy: dict[str, list[float]] = {"mesh": [], "vm_to_vm": [], "vm_same_host": []}
     for n in range(rounds):
         order = ["mesh", "vm", "same"] if n % 2 == 0 else ["same", "vm", "mesh"]
         for kind in order:
+            before = cpu_times()
             if kind == "mesh":
                 mesh.append(await tcp_mbps(h1, h3, fleet.mesh_ip("h3"), seconds))
             elif kind == "vm":
                 vm.append(await vm_mbps(fleet, server, client, megabytes))
             else:
                 same.append(await vm_mbps(fleet, server, near, megabytes))
+            key = {"mesh": "mesh", "vm": "vm_to_vm", "same": "vm_same_host"}[kind]
+            busy[key].append(busy_fraction(before, cpu_times()))
     await asyncio.gather(*(fleet.delete(name) for name, _host in names))
     best_mesh, best_vm = max(mesh), max(vm)
     return {"mesh_mbps": best_mesh, "vm_to_vm_mbps": best_vm,
             "vm_net_ratio": round(best_vm / best_mesh, 3) if best_mesh else None,
             "vm_same_host_mbps": max(same),
-            "throughput_samples": {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same}}
+            "throughput_samples": {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same},
+            "host_cpu_busy": busy}
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How busy every core of the machine was between two cpu_times() (1.0: all of them)."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 2) if total else 0.0
 
 
 def probe(name: str) -> Any:

@@ -31,8 +31,9 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from qemu.qmp import ExecuteError, QMPClient, QMPError
 
@@ -40,12 +41,15 @@ from formation.node.vmm import qemu_args
 from formation.node.vmm.driver import MigrationProgress, Progress
 from formation.node.vmm.machine import MachineGone, MachineInfo, MachineSpec, MachineState, VmmError
 
+T = TypeVar("T")
 Accel = Literal["kvm", "tcg"]
 SHUTDOWN_MARKER = "shutdown"
 MIGRATING_MARKER = "migrating"  # the URI this VM was sent to (an outgoing migration)
 START_TIMEOUT_S = 10.0
 QUIT_GRACE_S = 5.0
 CONNECT_TIMEOUT_S = 3.0
+COMMAND_TIMEOUT_S = 30.0  # one QMP command's answer (none of ours is slow to answer)
+CLEANUP_S = 1.0  # what a cancelled QMP call may take to clean up before it is left behind
 _STATES: dict[str, MachineState] = {
     "prelaunch": "created", "running": "running", "paused": "paused", "suspended": "paused",
     "debug": "paused", "inmigrate": "created", "postmigrate": "paused",
@@ -153,7 +157,8 @@ class QemuMachine:
                 try:
                     results = []
                     for command, arguments in commands:
-                        results.append(await client.execute(command, arguments))
+                        results.append(await _within(client.execute(command, arguments),
+                                                     COMMAND_TIMEOUT_S))
                     return results
                 finally:
                     await _close(client)
@@ -318,12 +323,32 @@ def incoming_args(args: list[str], listen: str) -> list[str]:
     return [a for a in args if a != "-S"] + ["-incoming", f"tcp:{listen}"]
 
 
+async def _within(call: Awaitable[T], seconds: float) -> T:
+    """`call`, or TimeoutError after `seconds`. Unlike asyncio.wait_for (3.11), it does not
+    wait without end for the cancelled call to finish: qemu.qmp's cleanup of a session QEMU
+    stopped answering can wait on the peer for ever (a test hung so, in select() with no
+    timer, until pytest's 240 s timeout)."""
+    task = asyncio.ensure_future(call)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        return task.result()
+    task.add_done_callback(_retrieved)  # a late failure is not logged as never retrieved
+    task.cancel()
+    await asyncio.wait({task}, timeout=CLEANUP_S)
+    raise TimeoutError(f"QMP: no answer within {seconds:g} s")
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def _connect(spec: MachineSpec) -> QMPClient:
     """A QMP session; bounded, since QEMU leaves a second client waiting for its greeting."""
     client = QMPClient(f"formation-{spec.instance[:12]}")
     try:
-        await asyncio.wait_for(client.connect(str(spec.workdir / qemu_args.QMP_SOCKET)),
-                               CONNECT_TIMEOUT_S)
+        await _within(client.connect(str(spec.workdir / qemu_args.QMP_SOCKET)),
+                      CONNECT_TIMEOUT_S)
     except BaseException:
         await _close(client)
         raise
@@ -331,8 +356,8 @@ async def _connect(spec: MachineSpec) -> QMPClient:
 
 
 async def _close(client: QMPClient) -> None:
-    with contextlib.suppress(QMPError, OSError, EOFError):
-        await client.disconnect()
+    with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
+        await _within(client.disconnect(), CONNECT_TIMEOUT_S)
 
 
 class QemuDriver:
