@@ -17,7 +17,7 @@ NAME = r"^[a-z][a-z0-9-]{0,62}$"
 
 VCPUS = (1, 128)
 MEMORY_MB = (512, 256 * 1024)
-DISK_GB = (5, 64_000)
+DISK_GB = (5, 65_535)
 
 InstanceState = Literal["pending", "placed", "booting", "running", "stopping", "stopped",
                         "failed"]

@@ -84,7 +84,7 @@ def _show_instance(inst: Any) -> None:
 @click.option("--memory", "memory_mb", type=int, default=512, show_default=True,
               metavar="MiB", help="Memory in MiB (512-262144).")
 @click.option("--disk", "disk_gb", type=int, default=5, show_default=True, metavar="GB",
-              help="The instance's disk in GB (5-64000).")
+              help="The instance's disk in GB (5-65535).")
 @click.option("--pin", "pin", metavar="ID", help="Run it on this node (name, key or key "
               "prefix) instead of where the rule places it.")
 @click.option("--stopped", is_flag=True, help="Create it without starting it.")

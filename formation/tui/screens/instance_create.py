@@ -25,7 +25,7 @@ from formation.tui.join_flow import reason
 # on a slow disk (a timeout would say "not created" while the node goes on and creates it).
 CREATE_TIMEOUT_S = 9.5
 INPUTS = (("name", "name", "default: from the image's name"), ("vcpus", "vCPUs", "1-128"),
-          ("memory_mb", "memory", "MiB, 512-262144"), ("disk_gb", "disk", "GB, 5-64000"))
+          ("memory_mb", "memory", "MiB, 512-262144"), ("disk_gb", "disk", "GB, 5-65535"))
 DEFAULTS = FormValues(image=None)
 
 
