@@ -25,7 +25,7 @@ def test_each_bad_field_is_named_with_what_was_expected() -> None:
     assert set(errors) == {"image", "name", "vcpus", "memory_mb", "disk_gb"}
     assert errors["vcpus"] == "expected a whole number of vCPUs from 1 to 128, got 0"
     assert errors["memory_mb"] == "expected a whole number of MiB from 512 to 262144"
-    assert "from 5 to 64000, got 70000" in errors["disk_gb"]
+    assert "from 5 to 65535, got 70000" in errors["disk_gb"]
     assert "import one first" in errors["image"]
     assert errors["name"].startswith("expected lowercase letters")
 
