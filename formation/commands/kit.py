@@ -52,6 +52,14 @@ def _ports(value: Sequence[str] | str) -> list[str]:
     return ports
 
 
+def _checked(check):
+    """An option callback: the flag's value through check (None when not given), so a bad
+    flag is named by click ("Invalid value for '--install'") before anything is asked."""
+    def callback(_ctx: click.Context, _param: click.Parameter, value):
+        return check(value) if value else None
+    return callback
+
+
 def _ask(value, prompt: str, default, yes: bool, **kwargs):
     """The flag's value, else the default (--yes), else the answer to a prompt."""
     if value is not None:
@@ -64,20 +72,21 @@ def _ask(value, prompt: str, default, yes: bool, **kwargs):
 @kit.command()
 @click.argument("directory", required=False, default=".", metavar="[DIR]",
                 type=click.Path(path_type=Path, file_okay=False))
-@click.option("--name", help="The workload's NAME (default: from the directory's name).")
+@click.option("--name", callback=_checked(_name),
+              help="The workload's NAME (default: from the directory's name).")
 @click.option("--vcpus", type=click.IntRange(*VCPUS), help="vCPUs of each instance (1).")
 @click.option("--memory", type=click.IntRange(*MEMORY_MIB), metavar="MIB",
               help="Memory of each instance in MiB (512).")
 @click.option("--disk", type=click.IntRange(*DISK_GB), metavar="GB",
               help="Disk of each instance in GB (5).")
-@click.option("--install", multiple=True, metavar="PKG",
+@click.option("--install", multiple=True, metavar="PKG", callback=_checked(_packages),
               help="Debian packages to install (repeat, or separate with spaces or commas).")
-@click.option("--expose", multiple=True, metavar="PORT",
+@click.option("--expose", multiple=True, metavar="PORT", callback=_checked(_ports),
               help="Ports the workload serves, PORT or PORT/udp (repeat, or separate).")
 @click.option("--yes", "-y", is_flag=True, help="Ask nothing: defaults for what flags omit.")
 @click.option("--force", is_flag=True, help="Overwrite an existing Formfile.")
 def init(directory: Path, name: str | None, vcpus: int | None, memory: int | None,
-         disk: int | None, install: tuple[str, ...], expose: tuple[str, ...], yes: bool,
+         disk: int | None, install: list[str] | None, expose: list[str] | None, yes: bool,
          force: bool) -> None:
     """Write a starter Formfile into DIR (default: here), asking for what flags omit.
 
@@ -90,17 +99,13 @@ def init(directory: Path, name: str | None, vcpus: int | None, memory: int | Non
     if target.exists() and not force:
         raise FormationError(f"{target} already exists: expected a directory without a "
                              "Formfile (or --force to overwrite it)")
-    if name is not None:
-        name = _name(name)
-    packages = _packages(install) if install else None
-    ports = _ports(expose) if expose else None
     name = _ask(name, "Name", default_name(directory.resolve().name), yes, value_proc=_name)
     vcpus = _ask(vcpus, "vCPUs", 1, yes, type=click.IntRange(*VCPUS))
     memory = _ask(memory, "Memory (MiB)", MEMORY_MIB[0], yes, type=click.IntRange(*MEMORY_MIB))
     disk = _ask(disk, "Disk (GB)", DEFAULT_DISK_GB, yes, type=click.IntRange(*DISK_GB))
-    packages = _ask(packages, "Packages to install (space-separated)", "", yes,
+    packages = _ask(install, "Packages to install (space-separated)", "", yes,
                     value_proc=_packages, show_default=False)
-    ports = _ask(ports, "Ports to expose (space-separated)", "", yes, value_proc=_ports,
+    ports = _ask(expose, "Ports to expose (space-separated)", "", yes, value_proc=_ports,
                  show_default=False)
     assert name is not None and vcpus is not None and memory is not None and disk is not None
     text = starter_formfile(name, vcpus=vcpus, memory_mib=memory, disk_gb=disk,

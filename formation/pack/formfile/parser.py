@@ -4,6 +4,7 @@ problem of the file. Only FormfileError ever escapes (a hypothesis fuzz test hol
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from formation.pack.formfile.errors import FormfileError, Problem
@@ -22,6 +23,7 @@ FILENAME = "Formfile"
 # The Formfile travels in the image.add op that records a build, which bounds it; no real
 # Formfile comes near it.
 MAX_BYTES = 64 * 1024
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and newline
 
 
 def parse_formfile(text: str, context: Path | None = None) -> FormfileSpec:
@@ -54,6 +56,8 @@ def _check_characters(text: str, state: State) -> set[int]:
     """Control characters other than tab (and \\r at line ends) are never meant: a NUL would cut
     a shell command short. One problem per line that has them; returns those lines."""
     garbled: set[int] = set()
+    if not CONTROL.search(text.replace("\r\n", "\n")):
+        return garbled
     for number, line in enumerate(text.split("\n"), 1):
         body = line.rstrip("\r")
         bad = next((i for i, c in enumerate(body) if (c < " " and c != "\t") or c == "\x7f"),
