@@ -13,6 +13,7 @@ import shlex
 from typing import Literal
 
 from formation.pack.formfile.state import Directive, State
+from formation.pack.formfile.values import shown
 from formation.pack.spec import Entrypoint, Expose, Run
 
 EXEC_FORM = re.compile(r"\[\s*[\"\]]")
@@ -91,7 +92,7 @@ def expose(state: State, d: Directive) -> None:
         match = re.fullmatch(r"([0-9]{1,5})(?:/(tcp|udp))?", word.value, re.IGNORECASE)
         port = int(match.group(1)) if match else 0
         if match is None or not 1 <= port <= 65535:
-            state.fail(d, word.offset, f"expected {PORT_EXPECTED}, got {word.value!r}")
+            state.fail(d, word.offset, f"expected {PORT_EXPECTED}, got {shown(word.value)}")
             continue
         protocol: Literal["tcp", "udp"] = \
             "udp" if (match.group(2) or "tcp").lower() == "udp" else "tcp"

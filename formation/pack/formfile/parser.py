@@ -17,6 +17,7 @@ from formation.pack.formfile.table import (
     FROM_DOCKERFILES,
     canonical,
 )
+from formation.pack.formfile.values import shown
 from formation.pack.spec import FormfileSpec
 
 FILENAME = "Formfile"
@@ -64,7 +65,7 @@ def _check_characters(text: str, state: State) -> set[int]:
                    None)
         if bad is not None:
             state.problems.append(Problem(number, bad + 1, f"expected text, got the control "
-                                          f"character {body[bad]!r}"))
+                                          f"character {shown(body[bad])}"))
             garbled.add(number)
     return garbled
 
@@ -90,7 +91,7 @@ def _unknown(word: str) -> str:
         return f"{upper} is a Dockerfile directive, not a Formfile one: {FROM_DOCKERFILES[upper]}"
     near = difflib.get_close_matches(upper, [*DIRECTIVES, *ALIASES], n=1, cutoff=0.75)
     hint = f" (did you mean {near[0]}?)" if near else ""
-    return f"unknown directive {word!r}{hint}: expected one of {EXPECTED}"
+    return f"unknown directive {shown(word)}{hint}: expected one of {EXPECTED}"
 
 
 def load_formfile(path: Path) -> tuple[FormfileSpec, Path]:
