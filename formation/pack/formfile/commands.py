@@ -70,8 +70,10 @@ def run(state: State, d: Directive) -> None:
 
 
 def entrypoint(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     found = _command(state, d)
-    if found is None or not state.once(d):
+    if found is None:
         return
     argv, shell = found
     state.entrypoint = Entrypoint(line=d.line, argv=argv, shell=shell)

@@ -106,7 +106,8 @@ def load_formfile(path: Path) -> tuple[FormfileSpec, Path]:
         reason = exc.strerror or str(exc)
         raise FormfileError([Problem(0, 0, f"cannot read {file}: {reason}")]) from None
     if len(data) > MAX_BYTES:
-        raise FormfileError([Problem(0, 0, f"expected at most {MAX_BYTES} bytes, got more")])
+        raise FormfileError([Problem(0, 0, f"{file} is too large: expected at most "
+                                     f"{MAX_BYTES} bytes")])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

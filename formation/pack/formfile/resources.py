@@ -18,8 +18,10 @@ GPU_EXPECTED = (f"a GPU model, optionally with a count from {GPU_COUNT[0]} to {G
 
 
 def name(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, values.NAME_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     if not values.NAME.fullmatch(word.value):
         state.fail(d, word.offset, f"expected {values.NAME_EXPECTED}, got {shown(word.value)}")
@@ -50,8 +52,10 @@ def description(state: State, d: Directive) -> None:
 
 
 def base(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, values.BASE_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     found = values.base(word.value)
     if found is None:
@@ -61,8 +65,10 @@ def base(state: State, d: Directive) -> None:
 
 
 def vcpus(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, VCPU_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     value = values.whole(word.value, *VCPUS)
     if value is None:
@@ -72,8 +78,10 @@ def vcpus(state: State, d: Directive) -> None:
 
 
 def memory(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, MEM_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     value = values.memory_mib(word.value)
     if value is None or not MEMORY_MIB[0] <= value <= MEMORY_MIB[1]:
@@ -83,8 +91,10 @@ def memory(state: State, d: Directive) -> None:
 
 
 def disk(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, DISK_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     value = values.disk_gb(word.value)
     if value is None or not DISK_GB[0] <= value <= DISK_GB[1]:

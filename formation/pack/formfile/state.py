@@ -53,8 +53,8 @@ class State:
         self.problems.append(Problem(line, column, f"{d.word}: {message}"))
 
     def once(self, d: Directive) -> bool:
-        """True the first time a single-use directive appears; a repeat is a problem (which of
-        two VCPU lines was meant is not the parser's guess to make)."""
+        """True the first time a single-use directive appears, valid or not; a repeat is a
+        problem (which of two VCPU lines was meant is not the parser's guess to make)."""
         first = self.seen.get(d.canonical)
         if first is not None:
             self.fail(d, 0, f"already set on line {first}: expected one {d.canonical} line")

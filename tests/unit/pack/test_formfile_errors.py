@@ -129,6 +129,12 @@ def test_name_is_required() -> None:
 
 def test_bad_name_is_reported_once_not_also_as_missing() -> None:
     assert [(p.line, p.column) for p in problems("NAME My_App\n")] == [(1, 6)]
+    assert [(p.line, p.column) for p in problems("NAME\n")] == [(1, 5)]
+
+
+def test_a_bad_repeat_is_reported_as_a_repeat() -> None:
+    assert [p.message for p in problems("NAME a\nVCPU 2\nVCPU zero\n")] == [
+        "VCPU: already set on line 2: expected one VCPU line"]
 
 
 def test_every_problem_of_a_file_at_once_in_file_order() -> None:
