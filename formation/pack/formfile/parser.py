@@ -32,7 +32,8 @@ def parse_formfile(text: str, context: Path | None = None) -> FormfileSpec:
     exist in it and resolve inside it; None checks only their shape (validating text alone)."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
-        raise FormfileError([Problem(0, 0, f"expected at most {MAX_BYTES} bytes, got {size}")])
+        raise FormfileError([Problem(0, 0, f"the Formfile is too large: expected at most "
+                                     f"{MAX_BYTES} bytes, got {size}")])
     state = State(context=context)
     garbled = _check_characters(text, state)
     for item in logical_lines(text):
@@ -102,8 +103,8 @@ def load_formfile(path: Path) -> tuple[FormfileSpec, Path]:
     try:
         with file.open("rb") as stream:
             data = stream.read(MAX_BYTES + 1)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
         raise FormfileError([Problem(0, 0, f"cannot read {file}: {reason}")]) from None
     if len(data) > MAX_BYTES:
         raise FormfileError([Problem(0, 0, f"{file} is too large: expected at most "

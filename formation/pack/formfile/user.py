@@ -42,7 +42,7 @@ def _pairs(state: State, d: Directive, words: list[Word]) -> list[Pair] | None:
             return None
         if key not in KEYS:
             state.fail(d, word.offset,
-                       f"expected one of the keys {KEYS_EXPECTED} got {shown(key)}:")
+                       f"expected one of the keys {KEYS_EXPECTED}, got {shown(key)}:")
             return None
         offset = word.offset + len(key) + 1
         if not value and index + 1 < len(words) and \

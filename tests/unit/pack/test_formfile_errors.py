@@ -166,5 +166,6 @@ def test_the_error_is_a_formation_error_with_exit_status_2() -> None:
 
 def test_oversized_formfile_is_refused_whole() -> None:
     found = problems("NAME app\n" + "# padding\n" * 7000)
-    assert found == [Problem(0, 0, f"expected at most 65536 bytes, got {9 + 70000}")]
-    assert str(FormfileError(found)) == f"Formfile: expected at most 65536 bytes, got {70009}"
+    message = f"the Formfile is too large: expected at most 65536 bytes, got {9 + 70000}"
+    assert found == [Problem(0, 0, message)]
+    assert str(FormfileError(found)) == f"Formfile: {message}"
