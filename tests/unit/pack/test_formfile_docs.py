@@ -21,7 +21,7 @@ def test_the_complete_example_parses() -> None:
     spec = parse_formfile(example, None)
     assert (spec.name, spec.vcpus, spec.memory_mib, spec.disk_gb) == ("web", 2, 2048, 10)
     assert spec.entrypoint is not None and spec.entrypoint.argv == (
-        ".venv/bin/python", "-m", "app")
+        "/srv/app/.venv/bin/python", "-m", "app")
 
 
 def test_the_user_examples_parse() -> None:
