@@ -76,6 +76,10 @@ def entrypoint(state: State, d: Directive) -> None:
     if found is None:
         return
     argv, shell = found
+    if argv is not None and "/" in argv[0] and not argv[0].startswith("/"):
+        state.fail(d, d.args, "expected the program as an absolute path or a name found in "
+                   f"PATH (the service does not run from a directory), got {shown(argv[0])}")
+        return
     state.entrypoint = Entrypoint(line=d.line, argv=argv, shell=shell)
 
 

@@ -55,6 +55,8 @@ MISTAKES = [
     ('ENTRYPOINT ["a" "b"]\n', 2, 17, ["ENTRYPOINT: expected a JSON array of strings",
                                        "Expecting ',' delimiter"]),
     ("ENTRYPOINT []\n", 2, 12, ["got no program to run"]),
+    ('ENTRYPOINT ["bin/app"]\n', 2, 12, ["expected the program as an absolute path",
+                                        "got 'bin/app'"]),
     ("ENTRYPOINT /a\nENTRYPOINT /b\n", 3, 1, ["ENTRYPOINT: already set on line 2"]),
     ("EXPOSE\n", 2, 7, ["EXPOSE: expected a port from 1 to 65535", "got nothing"]),
     ("EXPOSE 80 0\n", 2, 11, ["EXPOSE: expected a port", "got '0'"]),
