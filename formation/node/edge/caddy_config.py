@@ -107,11 +107,15 @@ def _listen(settings: EdgeSettings, port: int) -> list[str]:
 
 
 def _server(routes: list[Route], settings: EdgeSettings, port: int) -> dict[str, Any]:
-    return {
+    server: dict[str, Any] = {
         "listen": _listen(settings, port),
         "routes": [caddy_route(r, settings) for r in _ordered(routes)],
-        "logs": {"logger_names": {r.host: f"{LOGGER_PREFIX}{r.name}" for r in routes}},
     }
+    if settings.route_metrics:
+        # hosts without a route (scanners, typos) are not logged: nothing of theirs is counted
+        server["logs"] = {"logger_names": {r.host: f"{LOGGER_PREFIX}{r.name}" for r in routes},
+                          "skip_unmapped_hosts": True}
+    return server
 
 
 def _issuer(settings: EdgeSettings) -> dict[str, Any]:
@@ -129,18 +133,18 @@ def caddy_config(routes: list[Route], settings: EdgeSettings,
     are left out: Debian's caddy 2.6 has no layer4 app (see unserved)."""
     http = [r for r in routes if r.protocol == "http"]
     https = [r for r in routes if r.protocol == "https"]
+    logs: dict[str, Any] = {"default": {"exclude": [ACCESS_LOGGER], "level": "INFO"}}
+    if settings.route_metrics:
+        logs["edge_routes"] = {
+            "writer": {"output": "net", "address": f"unix/{paths.access_socket}"},
+            "encoder": {"format": "json"},
+            "include": [ACCESS_LOGGER],
+        }
     return {
         "admin": {"listen": f"unix/{paths.admin_socket}", "origins": ["localhost"],
                   "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(paths.storage)},
-        "logging": {"logs": {
-            "default": {"exclude": [ACCESS_LOGGER], "level": "INFO"},
-            "edge_routes": {
-                "writer": {"output": "net", "address": f"unix/{paths.access_socket}"},
-                "encoder": {"format": "json"},
-                "include": [ACCESS_LOGGER],
-            },
-        }},
+        "logging": {"logs": logs},
         "apps": {
             "http": {
                 "http_port": settings.http_port,

@@ -33,5 +33,8 @@ class EdgeSettings(Strict):
     acme_ca_root: Path | None = Field(
         None, description="PEM file of a CA to trust for the ACME directory's HTTPS "
         "(pebble's test CA); unset: the system's trust store")
+    route_metrics: bool = Field(
+        True, description="per-route requests, errors, latency and bytes: the engine logs "
+        "every request to the node (bench/rplb.py measures what it costs)")
     restart_max_s: float = Field(
         30.0, gt=0, le=3600, description="the engine's restart back-off after crashes, at most")

@@ -90,7 +90,9 @@ async def test_killed_backend_is_out_within_the_health_interval_and_back_when_re
                         what="two seconds of requests after the health interval")
         after = [reply for at, reply in replies if at > settled]
         assert after and all(reply == (200, "b2") for reply in after), after
-        assert out_s <= HEALTH_INTERVAL_S * 2 + 1.0
+        # Caddy 2.6 refreshes its health gauge every 10 s, whatever the check interval: the
+        # traffic above is what shows the backend out within the interval
+        assert out_s <= 10 + HEALTH_INTERVAL_S * 2 + 1.0
         await lab.start_backend("b1")
         await serving(lab, "b1")  # back in rotation without anyone telling the edge
 
@@ -101,7 +103,7 @@ async def _unhealthy_after(lab: EdgeLab, dial: str) -> float:
     async def out() -> bool:
         return (await lab.engine.upstreams_healthy()).get(dial) is False
 
-    await until(out, timeout_s=10, what=f"{dial} marked unhealthy by the engine")
+    await until(out, timeout_s=15, what=f"{dial} marked unhealthy by the engine")
     return time.monotonic() - start
 
 
