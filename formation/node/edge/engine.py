@@ -65,6 +65,7 @@ class CaddyEngine:
     async def start(self, routes: list[Route] | None = None) -> None:
         """Starts the engine serving `routes` and returns once its admin API answers."""
         self.routes = self._checked(routes or [])
+        self.metrics.keep_only({r.name for r in self.routes})
         await asyncio.to_thread(self._prepare_dirs)
         await self.sink.start()
         self._supervisor = asyncio.create_task(self._supervise(), name="edge-engine")
@@ -210,7 +211,7 @@ class CaddyEngine:
                 await self.admin.request("POST", "/load", new)
                 changes = [("POST", "/load", new)]
             self.applied = new
-            self.metrics.forget_except({r.name for r in routes})
+            self.metrics.keep_only({r.name for r in routes})
             return [f"{method} {path}" for method, path, _ in changes]
 
     async def upstreams_healthy(self) -> dict[str, bool]:

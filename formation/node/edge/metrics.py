@@ -53,11 +53,13 @@ class RouteCounters:
 
 
 class RouteMetrics:
-    """Counters per route name, fed one access-log line at a time. The set of routes is the
-    edge's own (a name comes from the engine's config), so it is bounded by the routes."""
+    """Counters per route name, fed one access-log line at a time. Only the edge's current
+    routes are counted (`keep_only`), so whatever writes to the socket, the counters are bounded
+    by the routes."""
 
     def __init__(self) -> None:
         self.routes: dict[str, RouteCounters] = {}
+        self.known: set[str] = set()
 
     def observe_line(self, line: bytes) -> None:
         try:
@@ -68,15 +70,20 @@ class RouteMetrics:
             headers = entry.get("request", {}).get("headers", {})
             length = headers.get("Content-Length", ["0"])[0]
             size_in = int(length) if str(length).isdigit() else 0
-            counters = self.routes.setdefault(logger[len(_PREFIX):], RouteCounters())
+            name = logger[len(_PREFIX):]
+            if name not in self.known:
+                return
+            counters = self.routes.setdefault(name, RouteCounters())
             counters.observe(int(entry.get("status", 0)), float(entry.get("duration", 0.0)),
                              int(entry.get("size", 0)), size_in)
         except (ValueError, TypeError, AttributeError):
             log.debug("edge: an access-log line that is not Caddy's JSON was skipped")
 
-    def forget_except(self, names: set[str]) -> None:
-        """Drop the counters of removed routes, so /metrics stops listing them."""
-        for name in set(self.routes) - names:
+    def keep_only(self, names: set[str]) -> None:
+        """Count these routes from now on; drop the counters of the others (removed routes),
+        so /metrics stops listing them."""
+        self.known = set(names)
+        for name in set(self.routes) - self.known:
             del self.routes[name]
 
 

@@ -109,6 +109,26 @@ def validate_route(route: Route) -> list[str]:
     return problems
 
 
+def backend_scope_problems(route: Route) -> list[str]:
+    """For routes from the network (the future route ops), not the operator: a backend must be
+    an address the edge reaches over the mesh, never the edge host itself (its loopback holds the
+    node's and the engine's own sockets), nor an address that is no host's (link-local,
+    multicast, unspecified). Names are refused too: a tenant's name could resolve anywhere."""
+    problems = []
+    for index, backend in enumerate(route.backends):
+        try:
+            address = ipaddress.ip_address(backend.address)
+        except ValueError:
+            problems.append(f"backends[{index}].address: expected an instance's mesh address, "
+                            f"got the name {backend.address!r}")
+            continue
+        if address.is_loopback or address.is_unspecified or address.is_link_local \
+                or address.is_multicast:
+            problems.append(f"backends[{index}].address: {address} is not an instance's mesh "
+                            "address (loopback, link-local, multicast or unspecified)")
+    return problems
+
+
 def validate_routes(routes: list[Route]) -> list[str]:
     """Each route's problems, prefixed with its name, then what clashes between routes: one
     name twice, one host twice for the same scheme, one public tcp port twice."""

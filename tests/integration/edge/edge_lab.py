@@ -27,6 +27,7 @@ HTTP_PORT = 8080
 BACKEND_PORT = 8000
 HOST = "www.example.test"
 HEALTH_INTERVAL_S = 0.5
+NAME_SERVER = Path(__file__).with_name("name_server.py")
 
 
 @dataclass
@@ -47,14 +48,11 @@ class EdgeLab:
         return Route(host, "http", None, tuple(self.backend(n) for n in names), route)
 
     async def start_backend(self, name: str) -> None:
-        """A Python HTTP server in `name`'s namespace answering its name on every path."""
-        root = self.work / name
-        root.mkdir(exist_ok=True)
-        (root / "index.html").write_text(name)
+        """A Python HTTP server in `name`'s namespace answering its name (name_server.py)."""
         host = self.bed.hosts[name]
         self.backends[name] = await asyncio.create_subprocess_exec(
-            *host.net.command([sys.executable, "-m", "http.server", str(BACKEND_PORT),
-                               "--bind", host.underlay_ip, "--directory", str(root)]),
+            *host.net.command([sys.executable, str(NAME_SERVER), host.underlay_ip,
+                               str(BACKEND_PORT), name]),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL)
 
@@ -63,12 +61,13 @@ class EdgeLab:
         process.kill()
         await process.wait()
 
-    async def get(self, host: str = HOST, port: int = HTTP_PORT) -> tuple[int, str] | None:
+    async def get(self, host: str = HOST, port: int = HTTP_PORT,
+                  path: str = "/") -> tuple[int, str] | None:
         """One request from inside the edge namespace: (status, body), None if it failed."""
         def send() -> tuple[int, str] | None:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             try:
-                connection.request("GET", "/", headers={"Host": host})
+                connection.request("GET", path, headers={"Host": host})
                 response = connection.getresponse()
                 return response.status, response.read().decode(errors="replace")
             except OSError:

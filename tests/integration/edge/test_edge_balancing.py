@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -114,9 +115,12 @@ async def test_route_changes_reach_the_running_engine_without_failed_requests() 
         await lab.engine.start([lab.route("b1")])
         await serving(lab, "b1")
         pid = lab.engine.process.pid if lab.engine.process else None
+        slow = asyncio.create_task(lab.get(path="/slow"))  # in flight across the changes
+        await until(lambda: in_flight(lab), what="the slow request in flight at the backend")
         async with steady_client(lab) as replies:
             # a backend added: one route's object, by its @id
             assert await lab.engine.apply([lab.route("b1", "b2")]) == ["PATCH /id/edge-route-www"]
+            assert not slow.done()
             await serving(lab, "b2")
             # a second route: the server's route list
             api = lab.route("b2", host="api.example.test", route="api")
@@ -128,6 +132,13 @@ async def test_route_changes_reach_the_running_engine_without_failed_requests() 
             r for r in replies if r[1] is None or r[1][0] != 200]
         assert await lab.get("api.example.test") == (200, "b2")
         assert lab.engine.process is not None and lab.engine.process.pid == pid  # no restart
+        assert await slow == (200, "b1")  # began before the changes, finished after them
+
+
+async def in_flight(lab: EdgeLab) -> int:
+    """Requests the engine has in flight to its backends (its admin API's upstream status)."""
+    upstreams = json.loads(await lab.engine.admin.request("GET", "/reverse_proxy/upstreams"))
+    return sum(u.get("num_requests", 0) for u in upstreams)
 
 
 async def test_crashed_engine_is_restarted_with_the_newest_routes() -> None:

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from formation.node.edge.routes import Backend, Route, validate_route, validate_routes
+from formation.node.edge.routes import (
+    Backend,
+    Route,
+    backend_scope_problems,
+    validate_route,
+    validate_routes,
+)
 
 B = (Backend("10.42.0.5", 8000),)
 
@@ -56,3 +62,15 @@ def test_clashes_between_routes() -> None:
     assert validate_routes([route(protocol="tcp", port=22, name="a"),
                             route(protocol="tcp", port=22, name="b")]) == [
         "route 'b': port: 22 already taken by another tcp route"]
+
+
+def test_routes_from_the_network_cannot_point_at_the_edge_itself() -> None:
+    """A hostile tenant's route to the edge's loopback (the node's API, the engine's admin)
+    or to a name that resolves anywhere is refused by the rule the route ops will use."""
+    assert backend_scope_problems(route()) == []
+    for address in ("127.0.0.1", "::1", "0.0.0.0", "169.254.169.254", "fe80::1", "224.0.0.1"):
+        [problem] = backend_scope_problems(route(backends=(Backend(address, 80),)))
+        assert problem.startswith("backends[0].address: ") and "not an instance's" in problem
+    assert backend_scope_problems(route(backends=(B[0], Backend("evil.example.com", 80)))) == [
+        "backends[1].address: expected an instance's mesh address, got the name "
+        "'evil.example.com'"]
