@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ class CaddyEngine:
 
     async def start(self, routes: list[Route] | None = None) -> None:
         """Starts the engine serving `routes` and returns once its admin API answers."""
+        if shutil.which(self.settings.caddy) is None:
+            raise EngineError(f"edge.caddy: no program {self.settings.caddy!r} found; install "
+                              "Debian's caddy package")
         self.routes = self._checked(routes or [])
         self.metrics.keep_only({r.name for r in self.routes})
         await asyncio.to_thread(self._prepare_dirs)

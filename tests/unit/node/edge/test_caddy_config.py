@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from formation.node.edge.caddy_config import EnginePaths, caddy_config, unserved
 from formation.node.edge.engine import plan_changes
 from formation.node.edge.routes import Backend, Route
@@ -72,3 +74,11 @@ def test_a_new_route_is_its_server_and_new_settings_the_whole_config() -> None:
         ("PATCH", "/config/apps/http/servers/edge_https")]
     other = caddy_config([www(B1)], S.model_copy(update={"acme_email": "x@example.com"}), PATHS)
     assert [(m, p) for m, p, _ in plan_changes(old, other)] == [("POST", "/load")]
+
+
+async def test_a_missing_engine_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    from formation.node.edge.engine import CaddyEngine, EngineError
+
+    engine = CaddyEngine(EdgeSettings(caddy="/nonexistent/caddy"), tmp_path / "edge")
+    with pytest.raises(EngineError, match=r"^edge\.caddy: no program '/nonexistent/caddy' found"):
+        await engine.start([])
