@@ -20,6 +20,7 @@ from formation.node.component import Component
 from formation.node.console_support import ConsoleSupport
 from formation.node.console_support.ssh_access import SshAccess
 from formation.node.dns.component import DnsComponent
+from formation.node.edge.component import EdgeComponent
 from formation.node.host_network.component import HostNetwork
 from formation.node.net.component import MeshComponent
 from formation.node.net.host import LOCAL_HOST
@@ -48,6 +49,7 @@ class Parts:
     host_network: HostNetwork  # the host's interfaces and underlay settings
     images: ImagesComponent  # workload images: the blob store, its API, fetching from peers
     vmm: VmmComponent  # the VMs placed here: backend, reconciler, VM API (starts after ready)
+    edge: EdgeComponent  # the proxy on edge nodes (starts after ready)
 
     def in_start_order(self) -> list[Component]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -76,6 +78,7 @@ def build_parts(settings: NodeSettings) -> Parts:
         host_network=HostNetwork(LOCAL_HOST),
         images=images,
         vmm=VmmComponent(state, p2p, images),
+        edge=EdgeComponent(LOCAL_HOST),
     )
 
 
