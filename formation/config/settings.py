@@ -408,6 +408,20 @@ class VmmSettings(Strict):
         return self
 
 
+class PackSettings(Strict):
+    """How this node builds workload images from Formfiles (formation/node/pack)."""
+
+    cache_dir: Path | None = Field(
+        None, description="the per-step layer cache and package cache of builds; default: "
+        "data_dir/pack-cache")
+    mirror: str = Field(
+        "http://deb.debian.org/debian", pattern=r"^https?://[^\s]+$",
+        description="the Debian mirror builds take packages from (and from nowhere else)")
+    max_queued: int = Field(
+        8, ge=1, le=1000, description="builds waiting behind the running one; more are "
+        "refused (503) until one finishes")
+
+
 class NodeSettings(Strict):
     name: Hostname = Field(default_factory=_default_name)
     data_dir: Path = Field(default_factory=paths.default_data_dir)
@@ -435,3 +449,4 @@ class NodeSettings(Strict):
     underlay: UnderlaySettings = Field(default_factory=UnderlaySettings)
     resources: ResourceOffer = Field(default_factory=ResourceOffer)
     vmm: VmmSettings = Field(default_factory=VmmSettings)
+    pack: PackSettings = Field(default_factory=PackSettings)

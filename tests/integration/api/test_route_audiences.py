@@ -51,6 +51,8 @@ AUDIENCES = {
     "vm_serial": "member",
     "image_list": "member", "image_import": "local", "image_delete": "member",
     "image_blob": "member",
+    "pack_build_start": "member", "pack_build_list": "member", "pack_build_show": "member",
+    "pack_build_cancel": "member",
 }
 # Who each audience lets through, by caller; a caller it refuses gets the status given.
 LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (

@@ -1,0 +1,103 @@
+"""What the pack part calls to parse and build, as the issue 17 contract states it
+(_notes/PACK.md): `formation.pack.formfile` parses, `formation.pack.build` builds. The part is
+given these four functions, so tests can give it a fake builder (and say so in their names);
+a node gets the real ones, imported when first used (the builder pulls in much the API never
+needs)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from formation.pack.spec import FormfileSpec
+
+
+class Progress(Protocol):
+    """formation.pack.build.BuildProgress."""
+
+    @property
+    def step(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def fraction(self) -> float: ...
+    @property
+    def cached(self) -> bool: ...
+    @property
+    def message(self) -> str: ...
+
+
+class Built(Protocol):
+    """formation.pack.build.BuiltImage: files under the build's `out` directory."""
+
+    @property
+    def kernel(self) -> Path: ...
+    @property
+    def initrd(self) -> Path: ...
+    @property
+    def disk(self) -> Path: ...
+    @property
+    def cmdline(self) -> str: ...
+    @property
+    def context_digest(self) -> str: ...
+
+
+# (spec, context dir, out dir, progress callback) -> the built image, or raises (BuildError,
+# CancelledError) leaving nothing in `out`.
+BuildFn = Callable[[FormfileSpec, Path, Path, Callable[[Progress], None]], Awaitable[Built]]
+DigestFn = Callable[[FormfileSpec, Path], str]  # blocking: hashes the COPY sources
+LoadFn = Callable[[Path], tuple[FormfileSpec, Path]]  # blocking: reads the Formfile
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    load: LoadFn
+    digest: DigestFn
+    build: BuildFn
+
+
+def real_toolchain(cache_dir: Path, mirror: str) -> Toolchain:
+    """The parser and the builder engine of formation/pack, with this node's build settings."""
+
+    def load(path: Path) -> tuple[FormfileSpec, Path]:
+        module: Any = importlib.import_module("formation.pack.formfile")
+        spec, context = module.load_formfile(path)
+        return spec, context
+
+    def digest(spec: FormfileSpec, context: Path) -> str:
+        module: Any = importlib.import_module("formation.pack.build")
+        return str(module.context_digest(spec, context))
+
+    async def build(spec: FormfileSpec, context: Path, out: Path,
+                    progress: Callable[[Progress], None]) -> Built:
+        module: Any = importlib.import_module("formation.pack.build")
+        settings = module.BuildSettings(cache_dir=cache_dir, mirror=mirror)
+        built: Built = await module.build_image(spec, context, settings, out, progress)
+        return built
+
+    return Toolchain(load, digest, build)
+
+
+def error_line(exc: BaseException) -> int | None:
+    """The Formfile line a BuildError names (the contract's `.line`), if any."""
+    line = getattr(exc, "line", None)
+    return line if isinstance(line, int) else None
+
+
+def problems(exc: BaseException) -> list[tuple[int, int, str]]:
+    """A FormfileError's problems as (line, column, message)."""
+    found = []
+    for problem in getattr(exc, "problems", None) or []:
+        line, column = getattr(problem, "line", 0), getattr(problem, "column", 0)
+        found.append((line if isinstance(line, int) else 0,
+                      column if isinstance(column, int) else 0,
+                      str(getattr(problem, "message", problem))))
+    return found
+
