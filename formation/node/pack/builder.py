@@ -67,9 +67,9 @@ def real_toolchain(cache_dir: Path, mirror: str) -> Toolchain:
     """The parser and the builder engine of formation/pack, with this node's build settings."""
 
     def load(path: Path) -> tuple[FormfileSpec, Path]:
-        module: Any = importlib.import_module("formation.pack.formfile")
-        spec, context = module.load_formfile(path)
-        return spec, context
+        from formation.pack.formfile import load_formfile
+
+        return load_formfile(path)
 
     def digest(spec: FormfileSpec, context: Path) -> str:
         module: Any = importlib.import_module("formation.pack.build")
