@@ -227,8 +227,10 @@ def ship(obj: Context, directory: str, name: str | None, instance_name: str | No
                    "instance": instance.model_dump(mode="json")})
         return
     if instance.state == "running":
-        click.echo(f"{instance.name} running at {instance.address or '(no address yet)'} on "
-                   f"{instance.node_name or instance.node or '?'}")
+        where = instance.node_name or instance.node or "?"
+        click.echo(f"{instance.name} running at {instance.address} on {where}"
+                   if instance.address else
+                   f"{instance.name} running on {where} (no address in the network yet)")
     else:
         click.echo(f"created {instance.name} ({instance.id[:12]}): {instance.state}"
                    + (f" - {instance.reason}" if instance.reason else ""))

@@ -1,0 +1,122 @@
+"""`pack build` and `pack ship` as processes against a real node whose pack part has a FAKE
+builder (fake_builder.py): the progress lines from the event stream, --json, a failed step
+printed with its Formfile line and a non-zero exit, a bad Formfile refused before the node is
+asked; and `ship --watch` creating an instance with the Formfile's resources that really boots
+(QEMU/TCG: the fake builder hands back the test guest kit's kernel and initramfs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from guest_kit_skip import guest_kit_or_skip
+
+from formation.api import state_routes as sr
+from formation.api import vm_routes
+from formation.api.client import NodeClient
+from formation.node.service import NodeService
+from tests.integration.pack.fake_builder import FakeBuilder
+from tests.integration.pack.pack_node import pack_node, write_context
+
+REPO = Path(__file__).resolve().parents[3]
+WEB = "NAME web\nVCPU 1\nMEM 512\nDISK 6\nRUN echo built\nEXPOSE 8080/tcp\nEXPOSE 53/udp\n"
+BROKEN = "NAME broken\nRUN echo one\n  RUN false   \nRUN echo never\n"
+
+
+async def pack_cli(service: NodeService, *args: str) -> tuple[int, str, str]:
+    """`formation --config CFG pack ARGS...` in a process, talking to the node's socket."""
+    config = service.settings.data_dir.parent / "cli.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(service.settings.data_dir),
+                                      "api": {"socket": str(service.settings.api.socket)}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORMATION_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.pack.pack_cli", "--config", str(config),
+        "pack", *args, cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_fake_builder_cli_build_progress_json_and_a_failed_step(short_tmp: Path) -> None:
+    fake = FakeBuilder()
+    async with pack_node(short_tmp, fake.toolchain()) as node:
+        web = write_context(short_tmp / "web", WEB)
+        code, out, err = await pack_cli(node, "build", str(web))
+        assert code == 0, err
+        assert out.startswith("built image web ")
+        # not a terminal: one line per step, with its Formfile line
+        assert " step 1/3 line 5 RUN echo built" in err and "step 3/3 disk image" in err
+
+        code, out, err = await pack_cli(node, "build", str(web), "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["state"] == "done" and result["reused"] is True
+        assert result["resources"]["ports"] == ["8080/tcp", "53/udp"]
+
+        broken = write_context(short_tmp / "broken", BROKEN)
+        code, out, err = await pack_cli(node, "build", str(broken))
+        assert code == 1 and out == ""
+        lines = err.strip().splitlines()
+        assert "Formfile:3: RUN false" in lines
+        assert lines[-1] == ("formation: error: build failed: Formfile line 3 (RUN false): "
+                             "exited with status 1:")
+
+        code, out, err = await pack_cli(node, "build", str(broken), "--json")
+        assert code == 1 and json.loads(out)["error_line"] == 3
+
+        bad = write_context(short_tmp / "bad", "NAME web\nVCPU 0\n")
+        code, out, err = await pack_cli(node, "build", str(bad))
+        assert code == 2 and "Formfile:2:6: VCPU" in err and "nothing was built" in err
+        assert fake.started == ["web", "broken", "broken"]
+
+
+@pytest.mark.qemu
+async def test_fake_builder_cli_ship_watch_runs_the_instance(short_tmp: Path) -> None:
+    kit = guest_kit_or_skip()
+    fake = FakeBuilder(kernel=kit.kernel, initrd=kit.initrd, cmdline=kit.cmdline)
+    async with pack_node(short_tmp, fake.toolchain()) as node:
+        web = write_context(short_tmp / "web", WEB)
+        try:
+            code, out, err = await pack_cli(node, "ship", str(web), "--watch",
+                                            "--timeout", "120")
+            assert code == 0, err
+            assert out.splitlines()[0].startswith("built image web ")
+            # this one-node test network has no VM subnet: a running instance, no address
+            assert out.splitlines()[-1] == ("web running on test-node (no address in the "
+                                            "network yet)")
+            assert "web: running" in err.splitlines()
+            async with NodeClient.unix(node.settings.api.socket, timeout_s=30) as client:
+                inst = (await client.call(vm_routes.vm_show, instance="web")).instance
+                assert inst.state == "running" and inst.address is None
+                assert (inst.vcpus, inst.memory_mb, inst.disk_gb) == (1, 512, 6)
+                [record] = (await client.call(sr.state_view, collection="instances")).items
+                assert record["spec"]["ports"] == ["8080/tcp", "53/udp"]
+
+            # shipped again: the image is reused (nothing built), a second instance
+            code, out, err = await pack_cli(node, "ship", str(web), "--instance", "web-2",
+                                            "--json")
+            assert code == 0, err
+            shipped = json.loads(out)
+            assert shipped["build"]["reused"] is True
+            assert shipped["instance"]["name"] == "web-2"
+            assert fake.started == ["web"]
+        finally:
+            await remove_instances(node)
+
+
+async def remove_instances(node: NodeService) -> None:
+    from waiting import until
+
+    async with NodeClient.unix(node.settings.api.socket, timeout_s=30) as client:
+        for instance in (await client.call(vm_routes.vm_list)).instances:
+            await client.call(vm_routes.vm_delete, instance=instance.id)
+    run_dir = node.settings.data_dir / "vms"
+    await until(lambda: not run_dir.exists() or not any(run_dir.iterdir()), 90,
+                what="every VM ended")
