@@ -106,7 +106,7 @@ def _fill(path: str, operation: dict) -> str:
     """A path with each parameter set to a value its pattern accepts."""
     values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24,
               "instance": "no-such-vm", "image": "web", "digest": "ab" * 32,
-              "node": "no-such-node"}
+              "node": "no-such-node", "build": "0123456789abcdef"}
     for param in operation.get("parameters", []):
         if param["in"] == "path":
             value = values[param["name"]]
