@@ -13,7 +13,7 @@ from settings_factory import make_settings
 from waiting import until
 
 from formation.api import pack_models as pm
-from formation.api import pack_routes
+from formation.api import pack_routes, vm_routes
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
 from formation.api.client import NodeClient
@@ -90,3 +90,14 @@ async def image_add_payloads(client: NodeClient) -> list[dict[str, Any]]:
 def kinds(events: list[Event]) -> list[str]:
     return [e.kind for e in events]
 
+
+
+async def remove_instances(node: NodeService) -> None:
+    """Deletes every instance and waits until the node ended them: a VMM outlives its node
+    service by design, so a test must not stop the node with guests running."""
+    async with NodeClient.unix(node.settings.api.socket, timeout_s=30) as client:
+        for instance in (await client.call(vm_routes.vm_list)).instances:
+            await client.call(vm_routes.vm_delete, instance=instance.id)
+    run_dir = node.settings.data_dir / "vms"
+    await until(lambda: not run_dir.exists() or not any(run_dir.iterdir()), 90,
+                what="every VM ended")

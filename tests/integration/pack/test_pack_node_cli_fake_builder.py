@@ -21,7 +21,7 @@ from formation.api import vm_routes
 from formation.api.client import NodeClient
 from formation.node.service import NodeService
 from tests.integration.pack.fake_builder import FakeBuilder
-from tests.integration.pack.pack_node import pack_node, write_context
+from tests.integration.pack.pack_node import pack_node, remove_instances, write_context
 
 REPO = Path(__file__).resolve().parents[3]
 WEB = "NAME web\nVCPU 1\nMEM 512\nDISK 6\nRUN echo built\nEXPOSE 8080/tcp\nEXPOSE 53/udp\n"
@@ -110,13 +110,3 @@ async def test_fake_builder_cli_ship_watch_runs_the_instance(short_tmp: Path) ->
         finally:
             await remove_instances(node)
 
-
-async def remove_instances(node: NodeService) -> None:
-    from waiting import until
-
-    async with NodeClient.unix(node.settings.api.socket, timeout_s=30) as client:
-        for instance in (await client.call(vm_routes.vm_list)).instances:
-            await client.call(vm_routes.vm_delete, instance=instance.id)
-    run_dir = node.settings.data_dir / "vms"
-    await until(lambda: not run_dir.exists() or not any(run_dir.iterdir()), 90,
-                what="every VM ended")
