@@ -39,6 +39,7 @@ class Dangling:
 
     line: int
     column: int
+    at_end: bool  # the end of the file, not a blank line
 
 
 def logical_lines(text: str) -> Iterator[LogicalLine | Dangling]:
@@ -60,7 +61,7 @@ def logical_lines(text: str) -> Iterator[LogicalLine | Dangling]:
             continue
         if not stripped or (not pieces and stripped.startswith("#")):
             if pieces:
-                yield Dangling(*last)
+                yield Dangling(*last, at_end=False)
                 yield LogicalLine("".join(parts), tuple(pieces))
                 pieces, parts, length = [], [], 0
             continue
@@ -77,5 +78,5 @@ def logical_lines(text: str) -> Iterator[LogicalLine | Dangling]:
             yield LogicalLine("".join(parts), tuple(pieces))
             pieces, parts, length = [], [], 0
     if pieces:
-        yield Dangling(*last)
+        yield Dangling(*last, at_end=True)
         yield LogicalLine("".join(parts), tuple(pieces))

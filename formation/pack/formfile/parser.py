@@ -4,6 +4,7 @@ problem of the file. Only FormfileError ever escapes (a hypothesis fuzz test hol
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from formation.pack.formfile.errors import FormfileError, Problem
@@ -22,6 +23,7 @@ FILENAME = "Formfile"
 # The Formfile travels in the image.add op that records a build, which bounds it; no real
 # Formfile comes near it.
 MAX_BYTES = 64 * 1024
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and newline
 
 
 def parse_formfile(text: str, context: Path | None = None) -> FormfileSpec:
@@ -31,12 +33,14 @@ def parse_formfile(text: str, context: Path | None = None) -> FormfileSpec:
     if size > MAX_BYTES:
         raise FormfileError([Problem(0, 0, f"expected at most {MAX_BYTES} bytes, got {size}")])
     state = State(context=context)
-    _check_characters(text, state)
+    garbled = _check_characters(text, state)
     for item in logical_lines(text):
+        if isinstance(item, LogicalLine) and any(p[1] in garbled for p in item.pieces):
+            continue  # its problem is reported; what its words would say adds nothing
         if isinstance(item, Dangling):
+            got = "the end of the file" if item.at_end else "a blank line"
             state.problems.append(Problem(item.line, item.column, "expected the line to "
-                                          "continue after the trailing '\\', got a blank line "
-                                          "or the end of the file"))
+                                          f"continue after the trailing '\\', got {got}"))
         else:
             _directive(state, item)
     if "name" not in state.meta and "NAME" not in state.seen:
@@ -48,9 +52,12 @@ def parse_formfile(text: str, context: Path | None = None) -> FormfileSpec:
                         entrypoint=state.entrypoint, expose=tuple(state.expose), source=text)
 
 
-def _check_characters(text: str, state: State) -> None:
+def _check_characters(text: str, state: State) -> set[int]:
     """Control characters other than tab (and \\r at line ends) are never meant: a NUL would cut
-    a shell command short. One problem per line that has them."""
+    a shell command short. One problem per line that has them; returns those lines."""
+    garbled: set[int] = set()
+    if not CONTROL.search(text.replace("\r\n", "\n")):
+        return garbled
     for number, line in enumerate(text.split("\n"), 1):
         body = line.rstrip("\r")
         bad = next((i for i, c in enumerate(body) if (c < " " and c != "\t") or c == "\x7f"),
@@ -58,6 +65,8 @@ def _check_characters(text: str, state: State) -> None:
         if bad is not None:
             state.problems.append(Problem(number, bad + 1, f"expected text, got the control "
                                           f"character {body[bad]!r}"))
+            garbled.add(number)
+    return garbled
 
 
 def _directive(state: State, logical: LogicalLine) -> None:

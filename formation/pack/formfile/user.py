@@ -21,10 +21,12 @@ SSH_KEY = re.compile(r"(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ +[A-Za-z0-9+/=]+")
 ALL_SUDO = "ALL=(ALL) NOPASSWD:ALL"  # what sudo:true means (cloud-init's usual rule)
 
 
-def _pairs(state: State, d: Directive, words: list[Word]) -> list[tuple[str, str, int]] | None:
-    """(key, value, offset of the value) for each key:value; a bare `key:` takes the next word
-    as its value."""
-    pairs: list[tuple[str, str, int]] = []
+Pair = tuple[str, str, int, int]  # key, value, offset of the key, offset of the value
+
+
+def _pairs(state: State, d: Directive, words: list[Word]) -> list[Pair] | None:
+    """The key:value words; a bare `key:` takes the next word as its value."""
+    pairs: list[Pair] = []
     index = 0
     while index < len(words):
         word = words[index]
@@ -45,7 +47,7 @@ def _pairs(state: State, d: Directive, words: list[Word]) -> list[tuple[str, str
                 words[index + 1].value.partition(":")[0] not in KEYS:
             index += 1
             value, offset = words[index].value, words[index].offset
-        pairs.append((key, value, offset))
+        pairs.append((key, value, word.offset, offset))
         index += 1
     return pairs
 
@@ -101,9 +103,9 @@ def user(state: State, d: Directive) -> None:
     fields: dict[str, Any] = {}
     keys: list[str] = []
     ok = True
-    for key, value, where in pairs:
+    for key, value, at, where in pairs:
         if key in fields and key != "ssh_authorized_keys":
-            state.fail(d, where, f"{key}: given twice: expected each key once "
+            state.fail(d, at, f"{key}: given twice: expected each key once "
                        "(ssh_authorized_keys: may repeat)")
             ok = False
             continue
