@@ -1,16 +1,14 @@
 """What the pack part calls to parse and build, as the issue 17 contract states it
 (_notes/PACK.md): `formation.pack.formfile` parses, `formation.pack.build` builds. The part is
 given these four functions, so tests can give it a fake builder (and say so in their names);
-a node gets the real ones, imported when first used (the builder pulls in much the API never
-needs)."""
+a node gets the real ones."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from formation.pack.spec import FormfileSpec
 
@@ -65,24 +63,16 @@ class Toolchain:
 
 def real_toolchain(cache_dir: Path, mirror: str) -> Toolchain:
     """The parser and the builder engine of formation/pack, with this node's build settings."""
+    from formation.pack.build import BuildSettings, build_image, context_digest
+    from formation.pack.formfile import load_formfile
 
-    def load(path: Path) -> tuple[FormfileSpec, Path]:
-        from formation.pack.formfile import load_formfile
-
-        return load_formfile(path)
-
-    def digest(spec: FormfileSpec, context: Path) -> str:
-        module: Any = importlib.import_module("formation.pack.build")
-        return str(module.context_digest(spec, context))
+    settings = BuildSettings(cache_dir=cache_dir, mirror=mirror)
 
     async def build(spec: FormfileSpec, context: Path, out: Path,
                     progress: Callable[[Progress], None]) -> Built:
-        module: Any = importlib.import_module("formation.pack.build")
-        settings = module.BuildSettings(cache_dir=cache_dir, mirror=mirror)
-        built: Built = await module.build_image(spec, context, settings, out, progress)
-        return built
+        return await build_image(spec, context, settings, out, progress)
 
-    return Toolchain(load, digest, build)
+    return Toolchain(load_formfile, context_digest, build)
 
 
 def error_line(exc: BaseException) -> int | None:
