@@ -252,3 +252,40 @@ async def test_fake_builder_queue_is_bounded(short_tmp, fake) -> None:
             for build_id in ids:
                 assert (await wait_build(client, build_id)).state == "done"
             await asyncio.sleep(0)
+
+
+async def test_fake_builder_another_member_cannot_cancel_or_flood(short_tmp, fake) -> None:
+    """A member (here a key the config trusts) may not cancel a build it did not start, and
+    holds at most 2 unfinished builds on a node: the queue is not one caller's to fill."""
+    from formation.identity import NodeIdentity
+
+    other = NodeIdentity.generate()
+    fake.gate.clear()
+    async with pack_node(short_tmp, fake.toolchain(),
+                         trusted_keys=[other.public_key_hex]) as service:
+        mine = write_context(short_tmp / "mine", "NAME mine\n")
+        theirs = write_context(short_tmp / "theirs", "NAME theirs\nRUN echo x\n")
+        tar = base64.b64encode(pack_context(theirs)).decode()
+        address = service.listen_addresses()[1].removeprefix("tcp:")
+        async with client_of(service) as local, \
+                NodeClient.tcp(address, other, timeout_s=30) as remote:
+            started = await local.call(pack_routes.pack_build_start,
+                                       pm.PackBuildStart(context=str(mine)))
+            with pytest.raises(ApiError) as refused:
+                await remote.call(pack_routes.pack_build_cancel, build=started.id)
+            assert refused.value.status == 403 and "only who started it" in \
+                refused.value.body.message
+            held = [await remote.call(pack_routes.pack_build_start,
+                                      pm.PackBuildStart(context_tar=tar, name=f"t{n}"))
+                    for n in range(2)]
+            with pytest.raises(ApiError) as refused:
+                await remote.call(pack_routes.pack_build_start,
+                                  pm.PackBuildStart(context_tar=tar, name="t9"))
+            assert refused.value.status == 429
+            # its own build it may cancel; the local one is untouched
+            assert (await remote.call(pack_routes.pack_build_cancel,
+                                      build=held[1].id)).state == "cancelled"
+            fake.gate.set()
+            assert (await wait_build(local, started.id)).state == "done"
+            assert (await wait_build(local, held[0].id)).state == "done"
+            assert scratch(service) == []

@@ -5,9 +5,12 @@ without them stay valid."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from statekit import craft, found, image_payload, replica, sync, views, write
 
 from formation.identity import NodeIdentity
@@ -105,3 +108,33 @@ def test_source_chunks_round_trip_and_respect_the_op_string_limit() -> None:
     assert source_chunks("") == [""]
     with pytest.raises(ValueError, match=f"at most {MAX_SOURCE_BYTES}"):
         record("big", DIGEST, "x" * (MAX_SOURCE_BYTES + 1))
+
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 2**40), st.text(max_size=30),
+                  st.binary(max_size=10), st.sampled_from(["cd" * 32, "web", ""]))
+_value = st.recursive(_leaf, lambda kids: st.one_of(
+    st.lists(kids, max_size=5), st.dictionaries(st.sampled_from(
+        ["name", "digest", "source", "x"]), kids, max_size=4)), max_leaves=10)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(formfile=_value, builder=st.one_of(_value, st.just(B.public_key_hex)),
+       keep=st.sampled_from(["both", "formfile", "builder"]))
+def test_any_formfile_or_builder_value_gets_a_verdict(short_tmp: Path, formfile, builder,
+                                                      keep) -> None:
+    """A valid image.add with any value in the new fields: a verdict, never an exception, and
+    only a well-formed record by its own builder is accepted."""
+    r = found(short_tmp, ADMIN, [B], os.urandom(6).hex())
+    try:
+        payload = image_payload("web")
+        if keep != "builder":
+            payload["formfile"] = formfile
+        if keep != "formfile":
+            payload["builder"] = builder
+        [verdict] = r.ingest([craft(B, r, "image.add", payload)]).verdicts
+        good = (keep == "both" and builder == B.public_key_hex
+                and formfile_problem(formfile) is None)
+        assert verdict.status == ("accepted" if good else "refused"), verdict
+    finally:
+        r.close()
