@@ -52,7 +52,7 @@ async def test_pack_ship_builds_adds_and_creates_for_real(short_tmp: Path) -> No
             shipped = json.loads(out)
             build, instance = shipped["build"], shipped["instance"]
             assert build["state"] == "done" and build["image"], build
-            assert [s["label"] for s in build["steps"]][0].startswith("base ")
+            assert build["steps"][0]["label"].startswith("base ")
             assert any(s["line"] == 5 for s in build["steps"])  # the COPY, by its line
             assert instance["name"] == "tiny" and instance["image"] == build["image"]
             assert (instance["vcpus"], instance["memory_mb"], instance["disk_gb"]) == (1, 512, 5)
