@@ -90,7 +90,7 @@ class FakeBuilder:
             if given is not None:
                 shutil.copyfile(given, path)
             else:
-                path.write_bytes(f"{part} of {spec.name}\n".encode() * 1000)
+                path.write_bytes(f"{part} of {digest(spec, context)}\n".encode() * 1000)
             files[part] = path
         return FakeBuilt(files["kernel"], files["initrd"], files["disk"], self.cmdline,
                          digest(spec, context))

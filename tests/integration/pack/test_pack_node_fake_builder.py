@@ -99,6 +99,15 @@ async def test_fake_builder_build_events_image_store_and_image_add(node, short_t
         listed = await client.call(pack_routes.pack_build_list)
         assert [b.id for b in listed.builds] == [again.id, started.id]
 
+        # an edit rebuilds, and the name moves to the new image (this node added the old one)
+        write_context(context, WEB + "RUN echo edited\n")
+        edited = await wait_build(client, (await client.call(
+            pack_routes.pack_build_start, pm.PackBuildStart(context=str(context)))).id)
+        assert edited.state == "done" and not edited.reused and edited.image != done.image
+        [image] = (await client.call(vm_routes.image_list)).images
+        assert image.name == "web" and image.digest == edited.image
+        assert blobs(node) == {p.digest for p in image.parts.values()}  # the old ones freed
+
 
 async def test_fake_builder_one_build_at_a_time_the_next_queued(node, fake, short_tmp) -> None:
     fake.gate.clear()
