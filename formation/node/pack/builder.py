@@ -1,6 +1,6 @@
 """What the pack part calls to parse and build, as the issue 17 contract states it
 (_notes/PACK.md): `formation.pack.formfile` parses, `formation.pack.build` builds. The part is
-given these four functions, so tests can give it a fake builder (and say so in their names);
+given these three functions, so tests can give it a fake builder (and say so in their names);
 a node gets the real ones."""
 
 from __future__ import annotations
@@ -62,17 +62,28 @@ class Toolchain:
 
 
 def real_toolchain(cache_dir: Path, mirror: str) -> Toolchain:
-    """The parser and the builder engine of formation/pack, with this node's build settings."""
-    from formation.pack.build import BuildSettings, build_image, context_digest
-    from formation.pack.formfile import load_formfile
+    """The parser and the builder engine of formation/pack, with this node's build settings.
+    Imported on a build's first use, not at the node's start: together they are a fifth of a
+    second, which the appliance's boot under emulation would pay before READY."""
 
-    settings = BuildSettings(cache_dir=cache_dir, mirror=mirror)
+    def load(path: Path) -> tuple[FormfileSpec, Path]:
+        from formation.pack.formfile import load_formfile
+
+        return load_formfile(path)
+
+    def digest(spec: FormfileSpec, context: Path) -> str:
+        from formation.pack.build import context_digest
+
+        return context_digest(spec, context)
 
     async def build(spec: FormfileSpec, context: Path, out: Path,
                     progress: Callable[[Progress], None]) -> Built:
+        from formation.pack.build import BuildSettings, build_image
+
+        settings = BuildSettings(cache_dir=cache_dir, mirror=mirror)
         return await build_image(spec, context, settings, out, progress)
 
-    return Toolchain(load_formfile, context_digest, build)
+    return Toolchain(load, digest, build)
 
 
 def error_line(exc: BaseException) -> int | None:
