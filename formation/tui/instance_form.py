@@ -50,7 +50,8 @@ def build_request(values: FormValues) -> VmCreate | dict[str, str]:
     mistakes need no round trip; the node checks everything again)."""
     errors: dict[str, str] = {}
     if not values.image:
-        errors["image"] = "choose an image (import one first: formation image import)"
+        errors["image"] = ("choose an image (import one first: formation image import), or "
+                           "give a Formfile path")
     name = values.name.strip()
     if name and not re.match(NAME, name):
         errors["name"] = ("expected lowercase letters, digits and -, starting with a letter "

@@ -106,8 +106,8 @@ class InstanceCreateScreen(ModalScreen[str | None]):
             select.value = images[0].digest
             note.update(f"{len(images)} image(s) in the network")
         else:
-            note.update(f"No image in the network yet: import one on a node first "
-                        f"(`{IMPORT_HINT}`).")
+            note.update(f"No image in the network yet: give a Formfile path on the node "
+                        f"below, or import one first (`{IMPORT_HINT}`).")
 
     def values(self) -> FormValues:
         image = self.query_one("#f-image", Select).value
