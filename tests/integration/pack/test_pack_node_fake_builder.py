@@ -298,3 +298,43 @@ async def test_fake_builder_another_member_cannot_cancel_or_flood(short_tmp, fak
             assert (await wait_build(local, started.id)).state == "done"
             assert (await wait_build(local, held[0].id)).state == "done"
             assert scratch(service) == []
+
+
+async def test_fake_builder_never_takes_another_nodes_image_name(node, fake, short_tmp) -> None:
+    """Another member added an image named `taken`: a build of that name is refused at once
+    (409), before anything is built; under another name it is built."""
+    import os
+    import time
+
+    from formation.identity import NodeIdentity
+    from formation.node.state.image_manifest import image_digest
+    from formation.node.state.op import build_body, sign_body
+
+    assert node.parts is not None
+    store = node.parts.state.require_store()
+    other = NodeIdentity.generate()
+    await store.append("node.admit", {"node": other.public_key_hex, "roles": ["member"]})
+    parts = {"kernel": {"digest": os.urandom(32).hex(), "size": 7}}
+    payload = {"digest": image_digest(parts, ""), "name": "taken", "size": 7, "parts": parts,
+               "cmdline": ""}
+    network = store.network_id
+    assert network is not None
+    raw = sign_body(build_body(network, other.public_key, 1, None, await store.heads(),
+                               (int(time.time() * 1000), 0), "image.add", payload), other.sign)
+    assert [v.status for v in await store.ingest([raw])] == ["accepted"]
+
+    context = write_context(short_tmp / "taken", "NAME taken\n")
+    async with client_of(node) as client:
+        with pytest.raises(ApiError) as refused:
+            await client.call(pack_routes.pack_build_start,
+                              pm.PackBuildStart(context=str(context)))
+        assert refused.value.status == 409
+        assert refused.value.body.message.startswith("name: an image named taken was added by "
+                                                     "another node")
+        assert fake.started == [] and scratch(node) == []
+        renamed = await wait_build(client, (await client.call(
+            pack_routes.pack_build_start,
+            pm.PackBuildStart(context=str(context), name="mine"))).id)
+        assert renamed.state == "done"
+        names = sorted(i.name for i in (await client.call(vm_routes.image_list)).images)
+        assert names == ["mine", "taken"]
