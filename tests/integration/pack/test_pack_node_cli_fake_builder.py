@@ -71,10 +71,18 @@ async def test_fake_builder_cli_build_progress_json_and_a_failed_step(short_tmp:
         code, out, err = await pack_cli(node, "build", str(broken), "--json")
         assert code == 1 and json.loads(out)["error_line"] == 3
 
+        # over TCP (signed with the node's own key here): the context is uploaded
+        address = node.listen_addresses()[1].removeprefix("tcp:")
+        remote = write_context(short_tmp / "remote", "NAME remote\nRUN echo far\n",
+                               {"data.txt": "x" * 1000})
+        code, out, err = await pack_cli(node, "build", str(remote), "--node", address, "--json")
+        assert code == 0, err
+        assert json.loads(out)["name"] == "remote" and json.loads(out)["state"] == "done"
+
         bad = write_context(short_tmp / "bad", "NAME web\nVCPU 0\n")
         code, out, err = await pack_cli(node, "build", str(bad))
         assert code == 2 and "Formfile:2:6: VCPU" in err and "nothing was built" in err
-        assert fake.started == ["web", "broken", "broken"]
+        assert fake.started == ["web", "broken", "broken", "remote"]
 
 
 @pytest.mark.qemu
