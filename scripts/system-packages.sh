@@ -10,6 +10,7 @@ packages=(
   openssh-server openssh-client tmux     # the console over SSH, tested for real
   cpio e2fsprogs                         # VM tests' guest kit: initramfs and ext4 root disk
   nftables dosfstools mtools             # VM networking: isolation + egress NAT; NoCloud seed disk
+  mmdebstrap                             # pack build: the Debian base of workload images
 )
 missing=()
 for p in "${packages[@]}"; do

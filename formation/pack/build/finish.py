@@ -2,10 +2,11 @@
 
 The ENTRYPOINT becomes formation-entrypoint.service: started at boot after the network is
 configured (network.target, not network-online: a VM without a NIC would wait for nothing;
-see unit_text for why not after sysinit.target either), in the last WORKDIR, with the ENV of scope system and of scope service:NAME where NAME is the
-Formfile's NAME, `entrypoint` or `formation-entrypoint`; its output goes to the journal and to
-the console (ttyS0, what `vm console` and the serial log show). It runs as root; restarted if
-it fails, not when it exits cleanly (a one-shot job stays done).
+see unit_text for why not after sysinit.target either), in the last WORKDIR, with the ENV of
+scope system and of scope service:NAME where NAME is the Formfile's NAME, `entrypoint` or
+`formation-entrypoint`; its output goes to the journal and to the console (ttyS0, what
+`vm console` and the serial log show). It runs as root; restarted if it fails, not when it
+exits cleanly (a one-shot job stays done).
 
 The layer also drops what must differ per VM or is only build-time state: the package lists
 (`apt-get update` in the VM fetches fresh ones), /etc/machine-id (systemd makes one per VM at
@@ -79,7 +80,7 @@ def setup_action(spec: FormfileSpec, state: State) -> Action:
 DISK_SH = r"""
 out="$1" uuid="$2" want_mib="$3" epoch="$4"
 used=$(du -s -x -B1 "$FM_MERGED" | cut -f1)
-files=$(find "$FM_MERGED" -xdev | wc -l)
+files=$(du -s -x --inodes "$FM_MERGED" | cut -f1)
 need_mib=$(( used * 5 / 4 / 1048576 + 256 ))
 if [ "$want_mib" -gt 0 ]; then
   if [ "$want_mib" -lt "$need_mib" ]; then
@@ -91,7 +92,7 @@ else
 fi
 inodes=$(( files * 2 + 65536 ))
 E2FSPROGS_FAKE_TIME="$epoch" mkfs.ext4 -q -F -L root -U "$uuid" -N "$inodes" \
-  -E "hash_seed=$uuid,root_owner=0:0,lazy_itable_init=0" -d "$FM_MERGED" \
+  -E "hash_seed=$uuid,root_owner=0:0" -d "$FM_MERGED" \
   "$out/disk.img" "${size_mib}M"
 kernel=$(chroot "$FM_MERGED" readlink -f /vmlinuz)
 initrd=$(chroot "$FM_MERGED" readlink -f /initrd.img)
