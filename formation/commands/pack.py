@@ -47,8 +47,9 @@ def validate(path: Path, as_json: bool) -> None:
                         for p in exc.problems]
             click.echo(json.dumps({"file": str(file), "problems": problems}, indent=2))
         else:
-            for problem in exc.problems:
-                click.echo(problem.located(str(file)), err=True)
+            for problem in exc.problems:  # a whole-file problem's message names the file
+                shown = problem.message if problem.line == 0 else problem.located(str(file))
+                click.echo(shown, err=True)
             count = len(exc.problems)
             click.echo(f"{count} problem{'s' if count > 1 else ''} in {file}", err=True)
         sys.exit(2)

@@ -13,6 +13,7 @@ import shlex
 from typing import Literal
 
 from formation.pack.formfile.state import Directive, State
+from formation.pack.formfile.values import shown
 from formation.pack.spec import Entrypoint, Expose, Run
 
 EXEC_FORM = re.compile(r"\[\s*[\"\]]")
@@ -69,10 +70,16 @@ def run(state: State, d: Directive) -> None:
 
 
 def entrypoint(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     found = _command(state, d)
-    if found is None or not state.once(d):
+    if found is None:
         return
     argv, shell = found
+    if argv is not None and "/" in argv[0] and not argv[0].startswith("/"):
+        state.fail(d, d.args, "expected the program as an absolute path or a name found in "
+                   f"PATH (the service does not run from a directory), got {shown(argv[0])}")
+        return
     state.entrypoint = Entrypoint(line=d.line, argv=argv, shell=shell)
 
 
@@ -91,7 +98,7 @@ def expose(state: State, d: Directive) -> None:
         match = re.fullmatch(r"([0-9]{1,5})(?:/(tcp|udp))?", word.value, re.IGNORECASE)
         port = int(match.group(1)) if match else 0
         if match is None or not 1 <= port <= 65535:
-            state.fail(d, word.offset, f"expected {PORT_EXPECTED}, got {word.value!r}")
+            state.fail(d, word.offset, f"expected {PORT_EXPECTED}, got {shown(word.value)}")
             continue
         protocol: Literal["tcp", "udp"] = \
             "udp" if (match.group(2) or "tcp").lower() == "udp" else "tcp"

@@ -17,6 +17,7 @@ from formation.pack.formfile.table import (
     FROM_DOCKERFILES,
     canonical,
 )
+from formation.pack.formfile.values import shown
 from formation.pack.spec import FormfileSpec
 
 FILENAME = "Formfile"
@@ -31,7 +32,8 @@ def parse_formfile(text: str, context: Path | None = None) -> FormfileSpec:
     exist in it and resolve inside it; None checks only their shape (validating text alone)."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
-        raise FormfileError([Problem(0, 0, f"expected at most {MAX_BYTES} bytes, got {size}")])
+        raise FormfileError([Problem(0, 0, f"the Formfile is too large: expected at most "
+                                     f"{MAX_BYTES} bytes, got {size}")])
     state = State(context=context)
     garbled = _check_characters(text, state)
     for item in logical_lines(text):
@@ -64,7 +66,7 @@ def _check_characters(text: str, state: State) -> set[int]:
                    None)
         if bad is not None:
             state.problems.append(Problem(number, bad + 1, f"expected text, got the control "
-                                          f"character {body[bad]!r}"))
+                                          f"character {shown(body[bad])}"))
             garbled.add(number)
     return garbled
 
@@ -90,7 +92,7 @@ def _unknown(word: str) -> str:
         return f"{upper} is a Dockerfile directive, not a Formfile one: {FROM_DOCKERFILES[upper]}"
     near = difflib.get_close_matches(upper, [*DIRECTIVES, *ALIASES], n=1, cutoff=0.75)
     hint = f" (did you mean {near[0]}?)" if near else ""
-    return f"unknown directive {word!r}{hint}: expected one of {EXPECTED}"
+    return f"unknown directive {shown(word)}{hint}: expected one of {EXPECTED}"
 
 
 def load_formfile(path: Path) -> tuple[FormfileSpec, Path]:
@@ -101,11 +103,12 @@ def load_formfile(path: Path) -> tuple[FormfileSpec, Path]:
     try:
         with file.open("rb") as stream:
             data = stream.read(MAX_BYTES + 1)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
         raise FormfileError([Problem(0, 0, f"cannot read {file}: {reason}")]) from None
     if len(data) > MAX_BYTES:
-        raise FormfileError([Problem(0, 0, f"expected at most {MAX_BYTES} bytes, got more")])
+        raise FormfileError([Problem(0, 0, f"{file} is too large: expected at most "
+                                     f"{MAX_BYTES} bytes")])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

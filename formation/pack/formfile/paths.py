@@ -8,6 +8,8 @@ import os
 import posixpath
 from pathlib import Path
 
+from formation.pack.formfile.values import shown
+
 
 def _escapes(path: Path, root: Path) -> bool:
     return not path.resolve().is_relative_to(root)
@@ -19,24 +21,26 @@ def source_problem(src: str, context: Path | None) -> str | None:
     if not src:
         return "expected a path inside the build context, got ''"
     if posixpath.isabs(src):
-        return (f"expected a path relative to the build context, got the absolute path {src!r} "
-                "(copy the file into the context first)")
+        return (f"expected a path relative to the build context, got the absolute path "
+                f"{shown(src)} (copy the file into the context first)")
     normal = posixpath.normpath(src)
     if normal == ".." or normal.startswith("../"):
-        return f"expected a path inside the build context, got {src!r}, which leaves it"
+        return f"expected a path inside the build context, got {shown(src)}, which leaves it"
     if context is None:
         return None
     try:
         root = context.resolve()
         path = root / normal
         if not os.path.lexists(path):
-            return f"expected a file or directory of the build context, got {src!r}: no such file"
+            return (f"expected a file or directory of the build context, got {shown(src)}: "
+                    "no such file")
         if _escapes(path, root):
-            return f"expected a path inside the build context, got {src!r}: a symlink out of it"
+            return (f"expected a path inside the build context, got {shown(src)}: a symlink "
+                    "out of it")
         if path.is_dir():
             return _escaping_link_under(path, root, src)
     except (OSError, ValueError, RuntimeError) as exc:  # NUL, too long, a symlink loop...
-        return f"expected a readable path of the build context, got {src!r}: {exc}"
+        return f"expected a readable path of the build context, got {shown(src)}: {exc}"
     return None
 
 
@@ -48,7 +52,7 @@ def _escaping_link_under(directory: Path, root: Path, src: str) -> str | None:
             if path.is_symlink() and _escapes(path, root):
                 inside = path.relative_to(root).as_posix()
                 return (f"expected a directory whose symlinks stay in the build context, got "
-                        f"{src!r}: {inside} leads out of it")
+                        f"{shown(src)}: {inside} leads out of it")
     return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from formation.pack.formfile import values
 from formation.pack.formfile.state import Directive, State
 from formation.pack.formfile.tokens import QuoteError, split_words
+from formation.pack.formfile.values import shown
 from formation.pack.spec import DISK_GB, GPU_COUNT, MEMORY_MIB, VCPUS, Gpu
 
 VCPU_EXPECTED = f"a whole number of vCPUs from {VCPUS[0]} to {VCPUS[1]}"
@@ -17,11 +18,13 @@ GPU_EXPECTED = (f"a GPU model, optionally with a count from {GPU_COUNT[0]} to {G
 
 
 def name(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, values.NAME_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     if not values.NAME.fullmatch(word.value):
-        state.fail(d, word.offset, f"expected {values.NAME_EXPECTED}, got {word.value!r}")
+        state.fail(d, word.offset, f"expected {values.NAME_EXPECTED}, got {shown(word.value)}")
         return
     state.meta["name"] = word.value
 
@@ -49,45 +52,53 @@ def description(state: State, d: Directive) -> None:
 
 
 def base(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, values.BASE_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     found = values.base(word.value)
     if found is None:
-        state.fail(d, word.offset, f"expected {values.BASE_EXPECTED}, got {word.value!r}")
+        state.fail(d, word.offset, f"expected {values.BASE_EXPECTED}, got {shown(word.value)}")
         return
     state.meta["base"] = found
 
 
 def vcpus(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, VCPU_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     value = values.whole(word.value, *VCPUS)
     if value is None:
-        state.fail(d, word.offset, f"expected {VCPU_EXPECTED}, got {word.value!r}")
+        state.fail(d, word.offset, f"expected {VCPU_EXPECTED}, got {shown(word.value)}")
         return
     state.meta["vcpus"] = value
 
 
 def memory(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, MEM_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     value = values.memory_mib(word.value)
     if value is None or not MEMORY_MIB[0] <= value <= MEMORY_MIB[1]:
-        state.fail(d, word.offset, f"expected {MEM_EXPECTED}, got {word.value!r}")
+        state.fail(d, word.offset, f"expected {MEM_EXPECTED}, got {shown(word.value)}")
         return
     state.meta["memory_mib"] = value
 
 
 def disk(state: State, d: Directive) -> None:
+    if not state.once(d):
+        return
     word = state.one_word(d, DISK_EXPECTED)
-    if word is None or not state.once(d):
+    if word is None:
         return
     value = values.disk_gb(word.value)
     if value is None or not DISK_GB[0] <= value <= DISK_GB[1]:
-        state.fail(d, word.offset, f"expected {DISK_EXPECTED}, got {word.value!r}")
+        state.fail(d, word.offset, f"expected {DISK_EXPECTED}, got {shown(word.value)}")
         return
     state.meta["disk_gb"] = value
 
@@ -99,13 +110,13 @@ def gpu(state: State, d: Directive) -> None:
         return
     model, colon, count_text = word.value.partition(":")
     if not values.GPU_MODEL.fullmatch(model):
-        state.fail(d, word.offset, f"expected {GPU_EXPECTED}, got model {model!r}")
+        state.fail(d, word.offset, f"expected {GPU_EXPECTED}, got model {shown(model)}")
         return
     count = values.whole(count_text, *GPU_COUNT) if colon else 1
     if count is None:
         state.fail(d, word.offset + len(model) + 1,
                    f"expected a GPU count from {GPU_COUNT[0]} to {GPU_COUNT[1]}, "
-                   f"got {count_text!r}")
+                   f"got {shown(count_text)}")
         return
     for earlier in state.gpus:
         if earlier.model == model:

@@ -10,6 +10,7 @@ from typing import Any
 from formation.pack.formfile.errors import Problem
 from formation.pack.formfile.lines import LogicalLine
 from formation.pack.formfile.tokens import QuoteError, Word, split_words
+from formation.pack.formfile.values import shown
 from formation.pack.spec import Entrypoint, Expose, Gpu, Step
 
 
@@ -52,8 +53,8 @@ class State:
         self.problems.append(Problem(line, column, f"{d.word}: {message}"))
 
     def once(self, d: Directive) -> bool:
-        """True the first time a single-use directive appears; a repeat is a problem (which of
-        two VCPU lines was meant is not the parser's guess to make)."""
+        """True the first time a single-use directive appears, valid or not; a repeat is a
+        problem (which of two VCPU lines was meant is not the parser's guess to make)."""
         first = self.seen.get(d.canonical)
         if first is not None:
             self.fail(d, 0, f"already set on line {first}: expected one {d.canonical} line")
@@ -79,6 +80,7 @@ class State:
         if len(words) > 1:
             extra = words[1]
             hint = " (comments go on a line of their own)" if extra.value.startswith("#") else ""
-            self.fail(d, extra.offset, f"expected only {expected}, got also {extra.value!r}{hint}")
+            self.fail(d, extra.offset,
+                      f"expected only {expected}, got also {shown(extra.value)}{hint}")
             return None
         return words[0]

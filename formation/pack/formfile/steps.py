@@ -9,6 +9,7 @@ from formation.pack.formfile import values
 from formation.pack.formfile.paths import absolute, source_problem
 from formation.pack.formfile.state import Directive, State
 from formation.pack.formfile.tokens import Word
+from formation.pack.formfile.values import shown
 from formation.pack.spec import Copy, Env, Install, Workdir
 
 COPY_EXPECTED = "a source in the build context and a destination (COPY SRC DST)"
@@ -24,18 +25,18 @@ def copy(state: State, d: Directive) -> None:
     if words is None:
         return
     if len(words) < 2:
-        got = "nothing" if not words else f"only {words[0].value!r}"
+        got = "nothing" if not words else f"only {shown(words[0].value)}"
         state.fail(d, d.end, f"expected {COPY_EXPECTED}, got {got}")
         return
     option = next((w for w in words if w.value.startswith("--")), None)
     if option is not None:
         state.fail(d, option.offset, f"expected {COPY_EXPECTED}, got the option "
-                   f"{option.value!r} (COPY takes none; use RUN chown/chmod after it)")
+                   f"{shown(option.value)} (COPY takes none; use RUN chown/chmod after it)")
         return
     *sources, dst = words
     if len(sources) > 1 and not dst.value.endswith("/"):
         state.fail(d, dst.offset, "expected a directory ending in '/' as the destination of "
-                   f"several sources, got {dst.value!r}")
+                   f"several sources, got {shown(dst.value)}")
         return
     if not dst.value:
         state.fail(d, dst.offset, "expected a destination path, got ''")
@@ -62,7 +63,8 @@ def install(state: State, d: Directive) -> None:
         if not values.PACKAGE.fullmatch(word.value):
             hint = " (separate packages with spaces)" if "," in word.value else ""
             state.fail(d, word.offset, "expected a Debian package name (lowercase letters, "
-                       f"digits, '+', '-', '.'; NAME=VERSION to pin), got {word.value!r}{hint}")
+                       "digits, '+', '-', '.'; NAME=VERSION to pin), got "
+                       f"{shown(word.value)}{hint}")
             bad = True
         elif word.value not in packages:
             packages.append(word.value)
@@ -78,7 +80,7 @@ def _scope(state: State, d: Directive, words: list[Word]) -> tuple[str, list[Wor
     option, equals, scope = first.value.partition("=")
     rest = words[1:]
     if option != "--scope":
-        state.fail(d, first.offset, f"expected {SCOPE_EXPECTED}, got the option {option!r}")
+        state.fail(d, first.offset, f"expected {SCOPE_EXPECTED}, got the option {shown(option)}")
         return None
     if not equals:
         if not rest:
@@ -90,7 +92,7 @@ def _scope(state: State, d: Directive, words: list[Word]) -> tuple[str, list[Wor
              or (kind == "user" and colon and values.USERNAME.fullmatch(owner))
              or (kind == "service" and colon and values.SERVICE.fullmatch(owner)))
     if not valid:
-        state.fail(d, first.offset, f"expected {SCOPE_EXPECTED}, got the scope {scope!r}")
+        state.fail(d, first.offset, f"expected {SCOPE_EXPECTED}, got the scope {shown(scope)}")
         return None
     return scope, rest
 
@@ -114,7 +116,7 @@ def env(state: State, d: Directive) -> None:
     if "=" not in first.value and len(pairs) > 1:  # ENV KEY value with spaces
         if not values.ENV_KEY.fullmatch(first.value):
             state.fail(d, first.offset, f"expected a variable name (letters, digits and '_', "
-                       f"not starting with a digit), got {first.value!r}")
+                       f"not starting with a digit), got {shown(first.value)}")
             return
         value = " ".join(word.value for word in pairs[1:])
         state.steps.append(Env(line=d.line, key=first.value, value=value, scope=scope))
@@ -122,10 +124,10 @@ def env(state: State, d: Directive) -> None:
     for word in pairs:
         key, equals, value = word.value.partition("=")
         if not equals:
-            state.fail(d, word.offset, f"expected {ENV_EXPECTED}, got {word.value!r}")
+            state.fail(d, word.offset, f"expected {ENV_EXPECTED}, got {shown(word.value)}")
         elif not values.ENV_KEY.fullmatch(key):
             state.fail(d, word.offset, f"expected a variable name (letters, digits and '_', "
-                       f"not starting with a digit), got {key!r}")
+                       f"not starting with a digit), got {shown(key)}")
         else:
             state.steps.append(Env(line=d.line, key=key, value=value, scope=scope))
 

@@ -11,6 +11,7 @@ from typing import Any
 from formation.pack.formfile import values
 from formation.pack.formfile.state import Directive, State
 from formation.pack.formfile.tokens import Word
+from formation.pack.formfile.values import shown
 from formation.pack.spec import User
 
 STRINGS = ("username", "passwd", "sudo", "shell")
@@ -37,10 +38,11 @@ def _pairs(state: State, d: Directive, words: list[Word]) -> list[Pair] | None:
                 hint = ' (quote a value with spaces: ssh_authorized_keys:"ssh-ed25519 AAAA..."'
                 hint += ")"
             state.fail(d, word.offset, f"expected key:value ({KEYS_EXPECTED}), got "
-                       f"{word.value!r}{hint}")
+                       f"{shown(word.value)}{hint}")
             return None
         if key not in KEYS:
-            state.fail(d, word.offset, f"expected one of the keys {KEYS_EXPECTED} got {key!r}:")
+            state.fail(d, word.offset,
+                       f"expected one of the keys {KEYS_EXPECTED}, got {shown(key)}:")
             return None
         offset = word.offset + len(key) + 1
         if not value and index + 1 < len(words) and \
@@ -56,28 +58,28 @@ def _value(state: State, d: Directive, key: str, value: str, where: int) -> Any:
     """The field's value, or None after recording the problem."""
     if key == "username":
         if not values.USERNAME.fullmatch(value):
-            state.fail(d, where, f"expected {values.USERNAME_EXPECTED}, got {value!r}")
+            state.fail(d, where, f"expected {values.USERNAME_EXPECTED}, got {shown(value)}")
             return None
         return value
     if key in BOOLEANS:
         flag = values.boolean(value)
         if flag is None:
-            state.fail(d, where, f"{key}: expected true or false, got {value!r}")
+            state.fail(d, where, f"{key}: expected true or false, got {shown(value)}")
         return flag
     if key == "groups":
         groups = tuple(group for group in value.split(",") if group)
         bad = next((g for g in groups if not values.GROUP.fullmatch(g)), None)
         if not groups or bad is not None:
             state.fail(d, where, f"groups: expected group names separated by ',' "
-                       f"(groups:docker,adm), got {value!r}")
+                       f"(groups:docker,adm), got {shown(value)}")
             return None
         return groups
     if key == "shell" and not value.startswith("/"):
-        state.fail(d, where, f"shell: expected an absolute path (/bin/bash), got {value!r}")
+        state.fail(d, where, f"shell: expected an absolute path (/bin/bash), got {shown(value)}")
         return None
     if key == "ssh_authorized_keys" and not SSH_KEY.match(value):
         state.fail(d, where, "ssh_authorized_keys: expected a public key in quotes "
-                   f'("ssh-ed25519 AAAA... me@laptop"), got {value!r}')
+                   f'("ssh-ed25519 AAAA... me@laptop"), got {shown(value)}')
         return None
     if key == "sudo":
         flag = values.boolean(value)
@@ -127,7 +129,7 @@ def user(state: State, d: Directive) -> None:
         fields["sudo"] = None
     name = fields["username"]
     if name in state.users:
-        state.fail(d, d.args, f"user {name!r} already defined on line {state.users[name]}: "
+        state.fail(d, d.args, f"user {shown(name)} already defined on line {state.users[name]}: "
                    "expected one USER line per user")
         return
     state.users[name] = d.line

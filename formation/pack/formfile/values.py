@@ -71,3 +71,9 @@ def disk_gb(text: str) -> int | None:
     """GB as a plain number, or with a G/GB unit: 20, 20G, 20GB."""
     match = re.fullmatch(r"([0-9]{1,9})\s*(g|gb)?", text.lower())
     return None if match is None else int(match.group(1))
+
+
+def shown(value: str) -> str:
+    """A user's value quoted for a message, cut short: a 60 KB line must not become a 60 KB
+    message."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")

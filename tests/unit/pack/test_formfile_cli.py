@@ -86,9 +86,9 @@ def test_validate_json_errors(project: Path) -> None:
 def test_validate_without_a_formfile(tmp_path: Path) -> None:
     result = invoke("pack", "validate", str(tmp_path))
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == (
-        f"{tmp_path / 'Formfile'}: cannot read {tmp_path / 'Formfile'}: No such file or "
-        "directory")
+    assert result.stderr.splitlines() == [
+        f"cannot read {tmp_path / 'Formfile'}: No such file or directory",
+        f"1 problem in {tmp_path / 'Formfile'}"]
 
 
 def test_kit_init_with_flags_writes_a_formfile_that_validates(tmp_path: Path) -> None:

@@ -117,7 +117,14 @@ def test_load_formfile_refuses_a_huge_file_without_reading_it_all(tmp_path: Path
         out.truncate(1 << 30)  # sparse: 1 GiB of NULs
     with pytest.raises(FormfileError) as caught:
         load_formfile(tmp_path)
-    assert caught.value.problems == [Problem(0, 0, "expected at most 65536 bytes, got more")]
+    assert caught.value.problems == [
+        Problem(0, 0, f"{tmp_path / 'Formfile'} is too large: expected at most 65536 bytes")]
+
+
+def test_load_formfile_path_with_a_nul(tmp_path: Path) -> None:
+    with pytest.raises(FormfileError) as caught:
+        load_formfile(tmp_path / "bad\0name")
+    assert caught.value.problems[0].message.endswith("embedded null byte")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")

@@ -55,6 +55,8 @@ MISTAKES = [
     ('ENTRYPOINT ["a" "b"]\n', 2, 17, ["ENTRYPOINT: expected a JSON array of strings",
                                        "Expecting ',' delimiter"]),
     ("ENTRYPOINT []\n", 2, 12, ["got no program to run"]),
+    ('ENTRYPOINT ["bin/app"]\n', 2, 12, ["expected the program as an absolute path",
+                                        "got 'bin/app'"]),
     ("ENTRYPOINT /a\nENTRYPOINT /b\n", 3, 1, ["ENTRYPOINT: already set on line 2"]),
     ("EXPOSE\n", 2, 7, ["EXPOSE: expected a port from 1 to 65535", "got nothing"]),
     ("EXPOSE 80 0\n", 2, 11, ["EXPOSE: expected a port", "got '0'"]),
@@ -129,6 +131,12 @@ def test_name_is_required() -> None:
 
 def test_bad_name_is_reported_once_not_also_as_missing() -> None:
     assert [(p.line, p.column) for p in problems("NAME My_App\n")] == [(1, 6)]
+    assert [(p.line, p.column) for p in problems("NAME\n")] == [(1, 5)]
+
+
+def test_a_bad_repeat_is_reported_as_a_repeat() -> None:
+    assert [p.message for p in problems("NAME a\nVCPU 2\nVCPU zero\n")] == [
+        "VCPU: already set on line 2: expected one VCPU line"]
 
 
 def test_every_problem_of_a_file_at_once_in_file_order() -> None:
@@ -160,5 +168,6 @@ def test_the_error_is_a_formation_error_with_exit_status_2() -> None:
 
 def test_oversized_formfile_is_refused_whole() -> None:
     found = problems("NAME app\n" + "# padding\n" * 7000)
-    assert found == [Problem(0, 0, f"expected at most 65536 bytes, got {9 + 70000}")]
-    assert str(FormfileError(found)) == f"Formfile: expected at most 65536 bytes, got {70009}"
+    message = f"the Formfile is too large: expected at most 65536 bytes, got {9 + 70000}"
+    assert found == [Problem(0, 0, message)]
+    assert str(FormfileError(found)) == f"Formfile: {message}"

@@ -15,6 +15,9 @@ from formation.pack.formfile import FormfileError, load_formfile, parse_formfile
 from formation.pack.formfile.table import ALIASES, DIRECTIVES
 from formation.pack.spec import FormfileSpec
 
+# Thousands of cases per test; on a loaded 2-core machine that can pass the suite's 120 s.
+pytestmark = pytest.mark.timeout(400)
+
 VALID = """\
 # a workload
 NAME web
@@ -39,7 +42,7 @@ EXPOSE 8080 53/udp
 # Characters that matter to the grammar, and some that should not but might.
 SPECIAL = [*" \t\n\r\\\"'#[]{}:=,/.-_*$`;|&()<>", "\x00", "\x7f", "\ufeff", "\u2028", "é",
            "\u0661", "\U0001f600", ".."]
-FUZZ = settings(max_examples=2000, deadline=None,
+FUZZ = settings(max_examples=1500, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -61,7 +64,7 @@ def check(text: str, context: Path | None) -> None:
         assert exc.problems
         for problem in exc.problems:
             assert 0 <= problem.line <= lines and problem.column >= 0, problem
-            assert problem.message
+            assert 0 < len(problem.message) < 500, problem  # values are cut short
         assert str(exc)
         return
     assert isinstance(spec, FormfileSpec)
@@ -98,7 +101,7 @@ LINE = st.builds(lambda d, ws, end: " ".join([d, *ws]) + end, DIRECTIVE_WORDS,
                  st.lists(WORDS, max_size=4), st.sampled_from(["", " ", " \\", "\t\r"]))
 
 
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=800)
 @given(lines=st.lists(LINE, max_size=10))
 def test_lines_built_from_the_grammar(lines: list[str], context: Path) -> None:
     check("\n".join(lines), context)
