@@ -160,7 +160,7 @@ def _report(build: Any) -> None:
     click.echo(f"{how} image {build.name} {build.image}")
 
 
-@click.command("build")
+@click.command("build", short_help="Build a Formfile into a workload image on a node.")
 @click.argument("directory", default=".", metavar="[DIR]")
 @click.option("--name", metavar="NAME", help="The image's name (default: the Formfile's NAME).")
 @click.option("--no-reuse", is_flag=True, help="Build even when an image of the same Formfile "
@@ -188,7 +188,7 @@ def build(obj: Context, directory: str, name: str | None, no_reuse: bool, as_jso
         _report(result)
 
 
-@click.command("ship")
+@click.command("ship", short_help="Build (or reuse) a Formfile's image and run it.")
 @click.argument("directory", default=".", metavar="[DIR]")
 @click.option("--name", metavar="NAME", help="The image's name (default: the Formfile's NAME).")
 @click.option("--instance", "instance_name", metavar="NAME",
