@@ -27,6 +27,7 @@ from formation.node.pack.builder import Built, Progress, Toolchain, error_line, 
 from formation.node.pack.job import Job, now, step_model
 from formation.node.state.image_formfile import record
 from formation.node.state.op import decode
+from formation.pack.spec import FormfileSpec
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
@@ -220,6 +221,13 @@ class PackComponent:
         images.publish("imported", {"image": payload["digest"], "name": payload["name"],
                                     "bytes": payload["size"], "build": job.id})
         return str(payload["digest"])
+
+    async def reusable(self, spec: FormfileSpec, context: Path) -> bool:
+        """An image of the network was built from this Formfile and context: a build of them
+        reuses it, whoever added it and under whatever name."""
+        assert self.toolchain is not None
+        digest = await asyncio.to_thread(self.toolchain.digest, spec, context)
+        return await self.built_with(digest) is not None
 
     async def built_with(self, digest: str) -> dict[str, Any] | None:
         """An image of the network built from a context of this digest (its image.add's

@@ -64,7 +64,7 @@ class PackHandlers:
                                  f"(lowercase letters, digits and '-'); give one",
                                  [FieldError(field="name", message="an image name")])
             other = part.name_owner(await part.images.catalog(), name)
-            if other is not None:
+            if other is not None and not (body.reuse and await part.reusable(spec, context)):
                 raise Conflict(f"name: an image named {name} was added by another node "
                                f"({other['digest'][:12]}); give another name",
                                [FieldError(field="name", message="another node's image")])
