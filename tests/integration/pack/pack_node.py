@@ -4,11 +4,15 @@ fake_builder.py; the real engine in the end-to-end test)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import yaml
 from settings_factory import make_settings
 from waiting import until
 
@@ -23,6 +27,7 @@ from formation.node.pack.component import PackComponent
 from formation.node.parts import build_parts
 from formation.node.service import NodeService
 
+REPO = Path(__file__).resolve().parents[3]
 RESOURCES = {"cpus": 2, "memory_mb": 2048, "disk_gb": 40}
 
 
@@ -101,3 +106,19 @@ async def remove_instances(node: NodeService) -> None:
     run_dir = node.settings.data_dir / "vms"
     await until(lambda: not run_dir.exists() or not any(run_dir.iterdir()), 90,
                 what="every VM ended")
+
+
+async def pack_cli(service: NodeService, *args: str) -> tuple[int, str, str]:
+    """`formation --config CFG pack ARGS...` in a process, talking to the node's socket."""
+    config = service.settings.data_dir.parent / "cli.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(service.settings.data_dir),
+                                      "api": {"socket": str(service.settings.api.socket)}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORMATION_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.pack.pack_cli", "--config", str(config),
+        "pack", *args, cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

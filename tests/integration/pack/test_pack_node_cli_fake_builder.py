@@ -6,42 +6,20 @@ asked; and `ship --watch` creating an instance with the Formfile's resources tha
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from guest_kit_skip import guest_kit_or_skip
 
 from formation.api import state_routes as sr
 from formation.api import vm_routes
 from formation.api.client import NodeClient
-from formation.node.service import NodeService
 from tests.integration.pack.fake_builder import FakeBuilder
-from tests.integration.pack.pack_node import pack_node, remove_instances, write_context
+from tests.integration.pack.pack_node import pack_cli, pack_node, remove_instances, write_context
 
-REPO = Path(__file__).resolve().parents[3]
 WEB = "NAME web\nVCPU 1\nMEM 512\nDISK 6\nRUN echo built\nEXPOSE 8080/tcp\nEXPOSE 53/udp\n"
 BROKEN = "NAME broken\nRUN echo one\n  RUN false   \nRUN echo never\n"
-
-
-async def pack_cli(service: NodeService, *args: str) -> tuple[int, str, str]:
-    """`formation --config CFG pack ARGS...` in a process, talking to the node's socket."""
-    config = service.settings.data_dir.parent / "cli.yaml"
-    config.write_text(yaml.safe_dump({"data_dir": str(service.settings.data_dir),
-                                      "api": {"socket": str(service.settings.api.socket)}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FORMATION_")}
-    env["PYTHONPATH"] = str(REPO)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.pack.pack_cli", "--config", str(config),
-        "pack", *args, cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_fake_builder_cli_build_progress_json_and_a_failed_step(short_tmp: Path) -> None:

@@ -20,11 +20,11 @@ from formation.api.client import NodeClient
 from formation.node.state.image_formfile import source_text
 from tests.integration.pack.pack_node import (
     image_add_payloads,
+    pack_cli,
     pack_node,
     remove_instances,
     write_context,
 )
-from tests.integration.pack.test_pack_node_cli_fake_builder import pack_cli
 
 pytestmark = [pytest.mark.root, pytest.mark.qemu, pytest.mark.timeout(1200)]
 CACHE = Path(os.environ.get("FORMATION_PACK_CACHE") or "/var/cache/formation-pack-test")
