@@ -11,6 +11,7 @@ packages=(
   cpio e2fsprogs                         # VM tests' guest kit: initramfs and ext4 root disk
   nftables dosfstools mtools             # VM networking: isolation + egress NAT; NoCloud seed disk
   caddy pebble wrk                       # the edge's proxy engine; its ACME test CA and load generator
+  mmdebstrap                             # pack build: the Debian base of workload images
 )
 missing=()
 for p in "${packages[@]}"; do

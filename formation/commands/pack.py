@@ -19,6 +19,8 @@ def pack() -> None:
     \b
       formation kit init              write a starter Formfile here
       formation pack validate         check ./Formfile and show how it was read
+      formation pack build            build its image on the node (progress, cached steps)
+      formation pack ship --watch     build or reuse it, then run it as an instance
 
     A Formfile lists what a workload's VM image holds (packages, files, users, a command to
     run) and what each instance gets (vCPUs, memory, disk). See docs/formfile.md.

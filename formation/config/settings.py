@@ -441,6 +441,20 @@ class EdgeSettings(Strict):
         30.0, gt=0, le=3600, description="the engine's restart back-off after crashes, at most")
 
 
+class PackSettings(Strict):
+    """How this node builds workload images from Formfiles (formation/node/pack)."""
+
+    cache_dir: Path | None = Field(
+        None, description="the per-step layer cache and package cache of builds; default: "
+        "data_dir/pack-cache")
+    mirror: str = Field(
+        "http://deb.debian.org/debian", pattern=r"^https?://[^\s]+$",
+        description="the Debian mirror builds take packages from (and from nowhere else)")
+    max_queued: int = Field(
+        8, ge=1, le=1000, description="builds waiting behind the running one; more are "
+        "refused (503) until one finishes")
+
+
 class NodeSettings(Strict):
     name: Hostname = Field(default_factory=_default_name)
     data_dir: Path = Field(default_factory=paths.default_data_dir)
@@ -469,3 +483,4 @@ class NodeSettings(Strict):
     resources: ResourceOffer = Field(default_factory=ResourceOffer)
     vmm: VmmSettings = Field(default_factory=VmmSettings)
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    pack: PackSettings = Field(default_factory=PackSettings)
