@@ -61,3 +61,9 @@ def validate(path: Path, as_json: bool) -> None:
     click.echo(f"{file}: ok (build context {context})")
     for line in summary_lines(spec):
         click.echo(line)
+
+
+from formation.commands.pack_build import build, ship  # noqa: E402
+
+pack.add_command(build)
+pack.add_command(ship)
