@@ -8,7 +8,9 @@ Keys:
                         addresses (WireGuard; the sender and receiver of bench/mesh.py)
   vm_to_vm_mbps         one TCP stream between a guest on h3 (busybox httpd) and a guest on h1
                         (busybox wget of an in-memory file), timed by the receiving guest's own
-                        clock; over the same hosts and mesh, in the same run, rounds interleaved
+                        clock (the TSC: CLOCK_ARGS); over the same hosts and mesh, in the same
+                        run, rounds interleaved; throughput_samples also holds each download
+                        timed by this host, console round trip included
   vm_net_ratio          vm_to_vm_mbps / mesh_mbps (target >= 0.8). Best round of each: load
                         from elsewhere only ever slows a round down
   vm_same_host_mbps     the same download between two guests on h3 (its bridge only, no mesh):
@@ -16,6 +18,11 @@ Keys:
                         vm_to_vm_mbps
   host_cpu_busy         per round of each kind, how busy the machine's cores were (1.0: all):
                         a round at 1.0 was limited by the CPU, not by the path
+  cpu_ms_per_mb         per round, CPU milliseconds per MB moved of each process on the path:
+                        both hosts' wireguard-go, the guests' QEMU, for the mesh this script's
+                        socket threads (support/fleet_cpu.py)
+  cpu_bound_ratio       the mesh's CPU per MB over the VM path's (best rounds): what
+                        vm_net_ratio is when both are limited by the same busy cores
   dns_move_s            instance moved -> its name resolves to the new address on every host:
                         the re-placed instance below, from a surviving host's API showing it
                         Running on its new host to every surviving host's resolver answering
@@ -46,7 +53,7 @@ import time
 from typing import Any
 
 from mesh import tcp_mbps  # bench/mesh.py (bench/ is on sys.path when run)
-from support import fleet_lab
+from support import fleet_cpu, fleet_lab
 from support.fleet_lab import Fleet
 
 from formation.api import vm_routes
@@ -60,12 +67,24 @@ KEYS = ("replace_after_kill_s", "guest_boot_s", "vm_to_vm_mbps", "mesh_mbps", "v
         "dns_move_s", "double_run_seconds", "migration_downtime_ms", "migration_ratio")
 TOOLS = ("qemu-system-x86_64", "wireguard-go", "nsenter", "ip", "dig")
 HTTP_PORT = 8080
+MESH_WARMUP_S = 0.3  # bench/mesh.py tcp_mbps streams this long before its timed window
+MB_MBIT = 1024 * 1024 * 8 / 1e6  # Mbit in a MB (MiB, as the guests' dd writes them)
+# The guests of the throughput rounds keep time by the TSC. Under TCG the kernel's clocksource
+# watchdog distrusts it (the vCPU thread is descheduled on a loaded host, the emulated ticks it
+# checks the TSC against arrive late) and falls back to refined-jiffies, which then loses ticks:
+# measured with 2 busy cores, a guest's /proc/uptime counted 0.68-0.80 of the host's seconds
+# over a download, so vm_to_vm_mbps came out 25-46 % too high. The TSC is sound here: QEMU/TCG
+# hands the guest the host's TSC (constant, nonstop, 2.0 GHz measured = the kit's tsc_early_khz).
+CLOCK_ARGS = "tsc=reliable"
 
 
 async def vm_mbps(fleet: Fleet, server: dict[str, Any], client: dict[str, Any],
-                  megabytes: int) -> float:
+                  megabytes: int, host_timed: list[float]) -> float:
     """The client guest downloads `megabytes` from the server guest; timed between two reads
-    of the client's /proc/uptime around wget (not by how often this script looks)."""
+    of the client's /proc/uptime around wget (not by how often this script looks). The same
+    download timed by this host (console round trip included, so a little lower) goes to
+    `host_timed`: a guest clock that drifts shows as a guest figure above it."""
+    started = time.monotonic()
     rc, out = await fleet.type(client, (
         "a=$(cut -d' ' -f1 /proc/uptime); "
         f"wget -q -O /dev/null http://{server['address']}:{HTTP_PORT}/blob; r=$?; "
@@ -74,13 +93,19 @@ async def vm_mbps(fleet: Fleet, server: dict[str, Any], client: dict[str, Any],
     if rc != 0 or found is None:
         raise RuntimeError(f"wget between the guests failed ({rc}): {out[-300:]}")
     seconds = float(found.group(2)) - float(found.group(1))
-    return round(megabytes * 1024 * 1024 * 8 / max(seconds, 0.01) / 1e6, 1)
+    host_timed.append(mbit(megabytes, time.monotonic() - started))
+    return mbit(megabytes, seconds)
+
+
+def mbit(megabytes: int, seconds: float) -> float:
+    return round(megabytes * MB_MBIT / max(seconds, 0.01), 1)
 
 
 async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> dict[str, Any]:
     """mesh_mbps and vm_to_vm_mbps between h1 and h3, interleaved rounds, order alternating."""
     names = (("bench1", "h1"), ("bench3", "h3"), ("bench3b", "h3"))
-    await asyncio.gather(*(fleet.create(name, host) for name, host in names))
+    cmdline = f"{fleet.kit.cmdline} {CLOCK_ARGS}"
+    await asyncio.gather(*(fleet.create(name, host, cmdline=cmdline) for name, host in names))
     client, server, near = await asyncio.gather(*(fleet.running(name, host)
                                                   for name, host in names))
     rc, out = await fleet.type(server, (
@@ -90,27 +115,47 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
         raise RuntimeError(f"the server guest could not serve: {out[-300:]}")
     h1 = NetHost(netns=fleet.lab.host("h1").netns)
     h3 = NetHost(netns=fleet.lab.host("h3").netns)
-    mesh, vm, same = [], [], []
-    busy: dict[str, list[float]] = {"mesh": [], "vm_to_vm": [], "vm_same_host": []}
+    meter = fleet_cpu.Meter(fleet_cpu.find(
+        {h: fleet.lab.host(h).netns for h in ("h1", "h3")},
+        {"client": client["id"], "server": server["id"], "near": near["id"]}))
+    wireguard = ["wireguard-go@h1", "wireguard-go@h3"]
+    paths = {"mesh": wireguard, "vm_to_vm": [*wireguard, "qemu@client", "qemu@server"],
+             "vm_same_host": ["qemu@near", "qemu@server"]}
+    mesh, vm, same, vm_host, same_host = [], [], [], [], []
+    busy: dict[str, list[float]] = {key: [] for key in paths}
+    cost: dict[str, list[dict[str, float]]] = {key: [] for key in paths}
     for n in range(rounds):
         order = ["mesh", "vm", "same"] if n % 2 == 0 else ["same", "vm", "mesh"]
         for kind in order:
             before = cpu_times()
+            meter.start()
+            own = fleet_cpu.own_thread_seconds()
+            moved = float(megabytes)
             if kind == "mesh":
                 mesh.append(await tcp_mbps(h1, h3, fleet.mesh_ip("h3"), seconds))
+                moved = mesh[-1] * (seconds + MESH_WARMUP_S) / MB_MBIT
             elif kind == "vm":
-                vm.append(await vm_mbps(fleet, server, client, megabytes))
+                vm.append(await vm_mbps(fleet, server, client, megabytes, vm_host))
             else:
-                same.append(await vm_mbps(fleet, server, near, megabytes))
+                same.append(await vm_mbps(fleet, server, near, megabytes, same_host))
             key = {"mesh": "mesh", "vm": "vm_to_vm", "same": "vm_same_host"}[kind]
             busy[key].append(busy_fraction(before, cpu_times()))
+            spent = meter.per_mb(moved, paths[key])
+            if kind == "mesh":  # its endpoints: this process's sender and receiver threads
+                spent["bench sockets"] = round(
+                    (fleet_cpu.own_thread_seconds() - own) * 1000 / max(moved, 1e-6), 1)
+            cost[key].append(spent)
     await asyncio.gather(*(fleet.delete(name) for name, _host in names))
     best_mesh, best_vm = max(mesh), max(vm)
     return {"mesh_mbps": best_mesh, "vm_to_vm_mbps": best_vm,
             "vm_net_ratio": round(best_vm / best_mesh, 3) if best_mesh else None,
             "vm_same_host_mbps": max(same),
-            "throughput_samples": {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same},
-            "host_cpu_busy": busy}
+            "throughput_samples": {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same,
+                                   "vm_to_vm_host_timed": vm_host,
+                                   "vm_same_host_host_timed": same_host},
+            "host_cpu_busy": busy, "cpu_ms_per_mb": cost,
+            "cpu_bound_ratio": fleet_cpu.cpu_bound_ratio(cost["mesh"][mesh.index(best_mesh)],
+                                                         cost["vm_to_vm"][vm.index(best_vm)])}
 
 
 def cpu_times() -> tuple[int, int]:
