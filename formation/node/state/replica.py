@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from formation.node.state import db as dbm
-from formation.node.state import evidence, maintenance, rules, views
+from formation.node.state import evidence, maintenance, rules, tenant_usage, views
 from formation.node.state.authority import (
     AUTHORITY_KINDS,
     Authority,
@@ -429,6 +429,9 @@ class Replica:
         if authority.genesis is None:
             raise rules.Refused("causality", "no genesis in the op's causal past")
         rules.check(op, authority, lambda i: batch_ops.get(i) or self._stored_op(i))
+        tenant_usage.check(op, authority, tenant_usage.LogAccess(
+            lambda: tenant_usage.stored_instance_ops(self.db, batch_ops), self.hlc_of,
+            self.deps_of))
         return self.contexts.own_context(past, op)
 
     def _accept(self, op: Op, deps: tuple[bytes, ...], ctx: int, batch: set[bytes],

@@ -151,8 +151,7 @@ def _neg(hlc: tuple[int, int]) -> tuple[int, int]:
 
 
 def _demoted(auth: Authority, key: str) -> Authority:
-    members = dict(auth.members)
-    if key in members:
-        members[key] = members[key] - {ADMIN}
-    return Authority(auth.network_name, auth.cidr, auth.genesis, members,
-                     set(auth.consumed_invites))
+    demoted = auth.copy()
+    if key in demoted.members:
+        demoted.members[key] = demoted.members[key] - {ADMIN}
+    return demoted

@@ -89,7 +89,9 @@ def effects(op: Op) -> list[Effect]:
         return [("lww", "instances", oid, "name", p["name"]),
                 ("lww", "instances", oid, "owner", author),
                 ("lww", "instances", oid, "spec", p["spec"]),
-                ("lww", "instances", oid, "desired", p.get("desired", "running"))]
+                ("lww", "instances", oid, "desired", p.get("desired", "running"))] + (
+                    [("lww", "instances", oid, "account", p["account"])]
+                    if "account" in p else [])
     if k == "instance.update":
         return [("lww", "instances", p["instance"], f, p[f])
                 for f in ("spec", "desired", "force", "move") if f in p] + (
@@ -120,6 +122,7 @@ def effects(op: Op) -> list[Effect]:
     if k == "account.set":
         return [("lww", "accounts", p["name"], "keys", p["keys"]),
                 ("lww", "accounts", p["name"], "roles", p["roles"]),
+                ("lww", "accounts", p["name"], "quotas", p.get("quotas", {})),
                 ("lww", "accounts", p["name"], "removed", False)]
     if k == "account.remove":
         return [("lww", "accounts", p["name"], "removed", True)]
