@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from formation.api import (
+    account_routes,
     console_routes,
     discovery_routes,
     join_routes,
@@ -77,6 +78,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *HOST_ENDPOINTS,
     *IMAGE_ENDPOINTS,
     *VM_ENDPOINTS,
+    *account_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -192,6 +192,11 @@ class Replica:
     def append(self, sign: Callable[[bytes], bytes], author: bytes, kind: str,
                payload: dict[str, Any]) -> Op:
         """Signs an op with parents = current heads and applies it; raises OpError if refused."""
+        return self._append_signed(sign_body(self.draft(author, kind, payload), sign))
+
+    def draft(self, author: bytes, kind: str, payload: dict[str, Any]) -> bytes:
+        """The body `author` signs next: its seq and prev, parents = current heads, a tick of
+        this replica's clock. Also what a node hands an account key to sign (a tenant's op)."""
         if self.network is None or self.genesis is None:
             raise OpError("invalid", "this replica belongs to no network yet")
         seq = self.vv.get(author, 0) + 1
@@ -201,8 +206,7 @@ class Replica:
                                    (author, seq - 1)).fetchone()[0]
         hlc = self.clock.tick()
         parents = self._parents_below(hlc, prev)
-        body = build_body(self.network, author, seq, prev, parents, hlc, kind, payload)
-        return self._append_signed(sign_body(body, sign))
+        return build_body(self.network, author, seq, prev, parents, hlc, kind, payload)
 
     def _parents_below(self, hlc: tuple[int, int], prev: bytes | None) -> list[bytes]:
         """The current heads a new op stamped `hlc` can name as parents: those below it. A

@@ -18,6 +18,7 @@ from nacl.signing import SigningKey
 
 from formation.identity import NodeIdentity
 from formation.node.state import evidence
+from formation.node.state.authority import Authority
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.db import environmental
 from formation.node.state.op import Op, OpError, decode
@@ -119,6 +120,14 @@ class StateStore:
         ident = self.identity
         return await self._write(lambda: self.replica.append(ident.sign, ident.public_key,
                                                              kind, payload))
+
+    async def draft(self, author: bytes, kind: str, payload: dict[str, Any]) -> bytes:
+        """The op body an account key signs next (tenant_handlers.py); raises OpError."""
+        return await self._run(self.replica.draft, author, kind, payload)
+
+    async def authority(self) -> Authority:
+        """Who holds which role, and the accounts, as of everything accepted."""
+        return await self._run(self.replica.current_authority)
 
     async def create_invite(self, expires_ms: int, roles: tuple[str, ...] = ("member",),
                             token_seed: bytes | None = None) -> tuple[Op, bytes]:
