@@ -142,17 +142,46 @@ def test_a_removed_account_or_a_dropped_key_is_refused(base) -> None:
     assert [a["key"] for a in r.view("accounts")] == ["alice"]
 
 
-def test_an_op_from_before_the_removal_is_judged_in_its_own_past(base) -> None:
-    """The verdict is the same on every replica: an op whose past does not hold the removal
-    stands (it was signed before the relaying node knew), one whose past holds it does not."""
+def test_an_op_the_removal_did_not_see_is_accepted_everywhere_and_void(base) -> None:
+    """A stolen key signing "before" its account's removal (old parents): every replica accepts
+    it (its past does not hold the removal) and no replica lets it take effect; ops the removal
+    saw stand, whichever order the ops arrive in."""
     r = tenants(base)
+    kept = accepted(r, BOB, "instance.create", create("seen", "bob"))
     before = sorted(r.heads)
+    top = r.clock.last[0]
     write(r, ADMIN, "account.remove", {"name": "bob"})
     other = replica(base, "b")
     sync(other, r)
-    raw = craft(BOB, r, "instance.create", create("b1", "bob"), parents=before,
-                hlc=(r.clock.last[0] + 5, 0))
-    assert verdict(r, raw).status == verdict(other, raw).status == "accepted"
+    backdated = craft(BOB, r, "instance.create", create("backdated", "bob"), parents=before,
+                      hlc=(top + 5, 0))
+    assert verdict(r, backdated).status == verdict(other, backdated).status == "accepted"
+    for x in (r, other):
+        assert [i["name"] for i in x.view("instances")] == ["seen"]
+        assert x.view("instances")[0]["key"] == kept.id.hex()
+    # the other order: the concurrent op first, the removal later, on a fresh replica
+    third = replica(base, "c")
+    ops = [raw for _, raw in r.log_page(0, 10**9)]
+    removal = next(raw for raw in ops if decode(raw).kind == "account.remove")
+    third.ingest([raw for raw in ops if raw != removal])
+    assert sorted(i["name"] for i in third.view("instances")) == ["backdated", "seen"]
+    third.ingest([removal])
+    assert [i["name"] for i in third.view("instances")] == ["seen"]
+    for x in (r, other, third):
+        assert x.rebuild()["equal"] is True
+
+
+def test_a_dropped_key_loses_what_it_signed_concurrently_the_kept_key_does_not(base) -> None:
+    r = tenants(base)
+    before = sorted(r.heads)
+    top = r.clock.last[0]
+    write(r, ADMIN, "account.set", account("alice", ALICE))  # ALICE2 dropped
+    dropped = craft(ALICE2, r, "instance.create", create("by-dropped"), parents=before,
+                    hlc=(top + 5, 0))
+    kept = craft(ALICE, r, "instance.create", create("by-kept"), parents=before,
+                 hlc=(top + 6, 0))
+    assert [verdict(r, x).status for x in (dropped, kept)] == ["accepted", "accepted"]
+    assert [i["name"] for i in r.view("instances")] == ["by-kept"]
 
 
 def test_quotas_are_checked_over_the_accounts_instances(base) -> None:
