@@ -107,6 +107,9 @@ async def test_a_tenant_key_deploys_through_a_member_and_is_held_to_its_account(
         over = await _refused(relay(alice, ALICE, "instance.create",
                                     {"name": "web2", "spec": SPEC, "account": "alice"}))
         assert over.status == 403 and "quota" in over.body.message
+        taken = await _refused(relay(alice, ALICE, "instance.create",
+                                     {"name": "web", "spec": SPEC, "account": "alice"}))
+        assert taken.status == 409 and taken.body.message.startswith("name:")
         assert [i["name"] for i in await _instances(m)] == ["web"]  # nothing written
     await converged(cluster)
     for n in cluster:

@@ -68,6 +68,10 @@ class TenantHandlers:
         if body.kind not in TENANT_KINDS:
             raise Forbidden(f"kind: an account may relay only {', '.join(sorted(TENANT_KINDS))}")
         store = self.store
+        if body.kind == "instance.create":
+            name = body.payload.get("name")
+            if any(i.get("name") == name for i in await store.view("instances")):
+                raise Conflict(f"name: an instance {str(name)[:64]!r} exists already")
         try:
             raw = await store.draft(bytes.fromhex(key), body.kind, body.payload)
         except OpError as exc:
