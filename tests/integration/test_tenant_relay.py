@@ -140,6 +140,28 @@ async def test_a_tenant_key_deploys_through_a_member_and_is_held_to_its_account(
         late = await _refused(alice.call(ar.tenant_submit, am.SignedOp(
             op=base64.b64encode(ahead).decode())))
         assert late.status == 400 and "op.hlc" in late.body.message
+        # two drafts: the first relayed, the second (the same seq: a fork) refused
+        one = await alice.call(ar.tenant_draft, am.DraftRequest(
+            kind="instance.update", payload={"instance": web_id, "boot": 1}))
+        two = await alice.call(ar.tenant_draft, am.DraftRequest(
+            kind="instance.update", payload={"instance": web_id, "boot": 2}))
+        assert one.seq == two.seq
+        first = await alice.call(ar.tenant_submit, am.SignedOp(
+            op=sign_draft(one, ALICE, "instance.update", one.payload)))
+        assert first.status == "accepted"
+        fork = await _refused(alice.call(ar.tenant_submit, am.SignedOp(
+            op=sign_draft(two, ALICE, "instance.update", two.payload))))
+        assert fork.status == 409 and fork.body.message.startswith("op.seq")
+        # a body of alice's own making (old parents, to sign "before" her instances): refused
+        old = decode(base64.b64decode(sign_draft(one, ALICE, "instance.update", one.payload)))
+        mine = sign_body(build_body(old.network, old.author, old.seq + 1, old.id,
+                                    list(old.parents), (old.hlc[0], old.hlc[1] + 1),
+                                    "instance.update", {"instance": web_id, "boot": 3}),
+                         ALICE.sign)
+        undrafted = await _refused(alice.call(ar.tenant_submit, am.SignedOp(
+            op=base64.b64encode(mine).decode())))
+        assert undrafted.status == 409 and "not a body this node drafted" in \
+            undrafted.body.message
         # a relay may not carry another key's op: M cannot pass BOB's off as ALICE's request
         bobs = await _signed_by(h, BOB, "instance.create",
                                 {"name": "b", "spec": SPEC, "account": "bob"})

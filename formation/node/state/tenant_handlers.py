@@ -5,10 +5,12 @@ judge the tenant's key, so a node can neither forge nor alter a tenant's op (the
 fail on every replica), and an op relayed twice is the same op, written once.
 
 Before ingesting, the node checks what only it can: that the request's signing key is the op's
-author (the node is no open relay for strangers' ops), that the key is an account's, and that
-the op's time is within MAX_SKEW_MS of this node's clock (a tenant cannot stamp its op far
-ahead to win last-writer-wins races, or behind). Two drafts signed and relayed before either
-is accepted share a seq: an equivocation by the tenant, recorded like any other."""
+author (the node is no open relay for strangers' ops), that the key is an account's, that the
+op's time is within MAX_SKEW_MS of this node's clock (a tenant cannot stamp its op far ahead to
+win last-writer-wins races, or behind), that its seq is the key's next here, and that it is a
+body this node drafted (tenant_drafts.py: no parents of the tenant's choosing). Two drafts
+share a seq until one is relayed; the other is then refused here (a fork through another
+node or a hostile member is an equivocation, recorded like any other)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from formation.api.models import Empty
 from formation.node.state.accounts import Account
 from formation.node.state.hlc import MAX_SKEW_MS
 from formation.node.state.op import Op, OpError, decode
+from formation.node.state.tenant_drafts import TTL_S, DraftBook
 from formation.node.state.tenant_rules import TENANT_KINDS
 
 if TYPE_CHECKING:
@@ -46,6 +49,13 @@ class TenantHandlers:
     @property
     def store(self) -> StateStore:
         raise NotImplementedError
+
+    @property
+    def drafts(self) -> DraftBook:
+        book = self.__dict__.get("_tenant_drafts")
+        if book is None:
+            book = self.__dict__["_tenant_drafts"] = DraftBook()
+        return book
 
     async def _account(self, caller: Caller, key: str | None = None) -> tuple[str, Account]:
         store = self.store
@@ -76,6 +86,7 @@ class TenantHandlers:
             raw = await store.draft(bytes.fromhex(key), body.kind, body.payload)
         except OpError as exc:
             raise Conflict(f"draft: {exc}") from None
+        self.drafts.issued(key, raw)
         _v, network, author, seq, _prev, parents, hlc, kind, payload = cbor2.loads(raw)
         return am.Draft(body=base64.b64encode(raw).decode(), network=network.hex(),
                         author=author.hex(), seq=seq, parents=[p.hex() for p in parents],
@@ -98,6 +109,13 @@ class TenantHandlers:
         if store.network_id is None or op.network != store.network_id:
             raise BadRequest("op.network: not this node's network")
         _check_time(op, store.replica.clock.wall())
+        seq = (await store.version_vector()).get(op.author, 0) + 1
+        if op.seq != seq:
+            raise Conflict(f"op.seq: {op.seq}, but this account key's next op here is {seq} "
+                           "(one op per draft): draft it again")
+        if not self.drafts.take(author, op.body):
+            raise Conflict("op: not a body this node drafted for this key in the last "
+                           f"{int(TTL_S)} s: draft it here, then sign and relay it")
         [verdict] = await store.ingest([raw], origin=None, source=f"tenant:{author}")
         if verdict.status in ("accepted", "duplicate"):
             return am.Relayed(id=op.id.hex(), kind=op.kind, status=verdict.status)
