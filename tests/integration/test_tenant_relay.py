@@ -149,6 +149,9 @@ async def test_a_tenant_key_deploys_through_a_member_and_is_held_to_its_account(
         first = await alice.call(ar.tenant_submit, am.SignedOp(
             op=sign_draft(one, ALICE, "instance.update", one.payload)))
         assert first.status == "accepted"
+        retried = await alice.call(ar.tenant_submit, am.SignedOp(
+            op=sign_draft(one, ALICE, "instance.update", one.payload)))
+        assert (retried.status, retried.id) == ("duplicate", first.id)
         fork = await _refused(alice.call(ar.tenant_submit, am.SignedOp(
             op=sign_draft(two, ALICE, "instance.update", two.payload))))
         assert fork.status == 409 and fork.body.message.startswith("op.seq")

@@ -108,6 +108,8 @@ class TenantHandlers:
             raise Forbidden(f"kind: an account may relay only {', '.join(sorted(TENANT_KINDS))}")
         if store.network_id is None or op.network != store.network_id:
             raise BadRequest("op.network: not this node's network")
+        if await store.has(op.id):  # a retry of an op already written: the same op, once
+            return am.Relayed(id=op.id.hex(), kind=op.kind, status="duplicate")
         _check_time(op, store.replica.clock.wall())
         seq = (await store.version_vector()).get(op.author, 0) + 1
         if op.seq != seq:
