@@ -79,7 +79,7 @@ async def test_a_person_deploys_with_a_key_an_admin_gave_an_account(node, short_
 
     assert node.cli_json("account", "rm", "alice")["removed"] == "alice"
     refused = formation("tenant", "ls", env=env)
-    assert refused.returncode == 1 and "not a key of any account" in refused.stderr
+    assert refused.returncode == 1 and "unknown key" in refused.stderr
     names = [i["name"] for i in (await call(node, sr.state_view,
                                             collection="instances")).items]
     assert names == ["web"]

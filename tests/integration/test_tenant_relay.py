@@ -125,7 +125,10 @@ async def test_a_tenant_key_deploys_through_a_member_and_is_held_to_its_account(
     async with tcp(h, CAROL) as carol:
         stranger = await _refused(relay(carol, CAROL, "instance.create",
                                         {"name": "x", "spec": SPEC, "account": "alice"}))
-        assert stranger.status == 403 and "not a key of any account" in stranger.body.message
+        assert stranger.status == 401 and "unknown key" in stranger.body.message
+    async with tcp(h, m.identity) as node:  # a node's key is no account's
+        refused_node = await _refused(node.call(ar.tenant_instances))
+        assert refused_node.status == 403 and "keys of accounts" in refused_node.body.message
 
     # a tenant's op stamped an hour ahead: refused by the relaying node, nothing written
     async with tcp(m, ALICE) as alice:
@@ -195,11 +198,11 @@ async def test_a_tenant_key_deploys_through_a_member_and_is_held_to_its_account(
     async with tcp(h, BOB) as bob:
         gone = await _refused(relay(bob, BOB, "instance.create",
                                     {"name": "b", "spec": SPEC, "account": "bob"}))
-        assert gone.status == 403
+        assert gone.status == 401 and "unknown key" in gone.body.message
     async with tcp(f, BOB) as bob:
         draft = await _refused(bob.call(ar.tenant_draft, am.DraftRequest(
             kind="instance.create", payload={"name": "b", "spec": SPEC, "account": "bob"})))
-        assert draft.status == 403
+        assert draft.status == 401
     after_removal = await _craft(m, BOB, "instance.create",
                                  {"name": "b", "spec": SPEC, "account": "bob"})
     for target in (f, h):

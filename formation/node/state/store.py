@@ -58,6 +58,7 @@ class StateStore:
         self._last_turn: asyncio.Future[None] | None = None  # see ingest
         self.members: frozenset[str] = frozenset()
         self.admins: frozenset[str] = frozenset()
+        self.account_keys: frozenset[str] = frozenset()  # keys of accounts (tenants)
 
     @classmethod
     async def open(cls, path: Path, identity: NodeIdentity, network: bytes | None = None,
@@ -280,6 +281,7 @@ class StateStore:
         authority = self.replica.current_authority()
         self.members = frozenset(authority.members)
         self.admins = frozenset(k for k in authority.members if authority.is_admin(k))
+        self.account_keys = frozenset(authority.accounts.by_key)
 
     async def ensure_address(self) -> Op | None:
         """Claims a mesh address when this node is a member without one, e.g. because a
