@@ -226,6 +226,10 @@ def test_quota_usage_is_that_of_the_ops_causal_past_on_every_replica(base) -> No
     late = craft(ALICE, r, "instance.create", create("third"))
     assert verdict(r, late).reason == verdict(other, late).reason == "quota"
     assert len(r.view("instances")) == len(other.view("instances")) == 2
+    # together they exceed the quota: the later created is marked on every replica
+    for x in (r, other):
+        marks = {i["name"]: i.get("over_quota", False) for i in x.view("instances")}
+        assert marks == {"seen-here-only": False, "concurrent": True}
 
 
 def test_a_relayed_op_cannot_be_forged_altered_or_written_twice(base) -> None:
