@@ -8,6 +8,9 @@
   judged by rules.check against the authority of every account, plus the quota walk), against
   raw_verify_per_s: bare PyNaCl Ed25519 verifications of the same ops in the same run;
   authz_ratio = authz / verify (target >= 1.0: authorization costs less than the signature).
+- instances: live instances of the accounts in the log before the checks (the quota walk
+  reads every instance op of the log, decoded, per check: the figure to fix next, with an
+  index per account);
 - grants: 0 (delegation is not built yet).
 
     python bench/tenants.py [--quick] [--accounts N]
@@ -34,7 +37,7 @@ ADMIN = NodeIdentity.from_seed(b"\x01" * 32)
 SPEC = {"image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}
 
 
-def run(accounts: int, checks: int) -> dict[str, object]:
+def run(accounts: int, checks: int, instances: int) -> dict[str, object]:
     base = Path(tempfile.mkdtemp(prefix="fm-bench-tenants-"))
     r = Replica(base / "state.db", durable=False)
     r.create_network(ADMIN.sign, ADMIN.public_key, NETWORK, "bench", "10.0.0.0/16")
@@ -45,13 +48,27 @@ def run(accounts: int, checks: int) -> dict[str, object]:
             "name": f"a{i}", "keys": [key.public_key_hex], "roles": ["user"],
             "quotas": {"instances": 4}})
     write_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for n in range(instances):  # live instances in the log: what the quota walk reads
+        key = keys[n % accounts]
+        seq = r.vv.get(key.public_key, 0) + 1
+        prev = None if seq == 1 else r.db.execute(
+            "SELECT id FROM ops WHERE author=? AND seq=?", (key.public_key, seq - 1)).fetchone()[0]
+        payload = {"name": f"live{n}", "spec": SPEC, "account": f"a{n % accounts}"}
+        raw = sign_body(build_body(NETWORK, key.public_key, seq, prev, sorted(r.heads),
+                                   r.clock.tick(), "instance.create", payload), key.sign)
+        assert r.ingest([raw]).verdicts[0].status == "accepted"
+    instances_s = time.perf_counter() - start
     heads = sorted(r.heads)
     top = r.clock.last
     ops = []
     for n in range(checks):
         key = keys[n % accounts]
+        seq = r.vv.get(key.public_key, 0) + 1
+        prev = None if seq == 1 else r.db.execute(
+            "SELECT id FROM ops WHERE author=? AND seq=?", (key.public_key, seq - 1)).fetchone()[0]
         ops.append(decode(sign_body(build_body(
-            NETWORK, key.public_key, 1, None, heads, (top[0] + 1, 0), "instance.create",
+            NETWORK, key.public_key, seq, prev, heads, (top[0] + 1, 0), "instance.create",
             {"name": f"i{n}", "spec": SPEC, "account": f"a{n % accounts}"}), key.sign)))
     auth = r.current_authority()
     log = tenant_usage.LogAccess(lambda: tenant_usage.stored_instance_ops(r.db, {}), r.hlc_of,
@@ -78,6 +95,7 @@ def run(accounts: int, checks: int) -> dict[str, object]:
         f.unlink()
     base.rmdir()
     return {"accounts": accounts, "grants": 0, "accounts_write_s": round(write_s, 2),
+            "instances": instances, "instances_write_s": round(instances_s, 2),
             "db_mb": round(db_mb, 1), "authz_checks_per_s": round(best_authz),
             "raw_verify_per_s": round(best_verify),
             "authz_ratio": round(best_authz / best_verify, 2),
@@ -88,9 +106,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--accounts", type=int)
+    parser.add_argument("--instances", type=int)
     args = parser.parse_args()
     accounts = args.accounts or (500 if args.quick else 10_000)
-    print(json.dumps(run(accounts, 2000 if args.quick else 10_000)))
+    instances = args.instances if args.instances is not None else (500 if args.quick else 5000)
+    print(json.dumps(run(accounts, 2000 if args.quick else 10_000, instances)))
 
 
 if __name__ == "__main__":

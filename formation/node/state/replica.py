@@ -146,6 +146,13 @@ class Replica:
                 found[op_id] = (op.seq, op.hlc, info.ctx)
         return found
 
+    def _ops_at(self, author: bytes, seq: int) -> int:
+        """How many ops of `author` with this seq this replica holds (2+: a fork)."""
+        stored = {row[0] for row in self.db.execute(
+            "SELECT id FROM ops WHERE author=? AND seq=?", (author, seq))}
+        stored.update(i for i, o in self._batch_ops.items() if o.author == author and o.seq == seq)
+        return len(stored)
+
     def hlc_of(self, op_id: bytes) -> tuple[int, int] | None:
         info = self._info_of(op_id)
         return info.hlc if info is not None else None
@@ -435,7 +442,7 @@ class Replica:
         rules.check(op, authority, lambda i: batch_ops.get(i) or self._stored_op(i))
         tenant_usage.check(op, authority, tenant_usage.LogAccess(
             lambda: tenant_usage.stored_instance_ops(self.db, batch_ops), self.hlc_of,
-            self.deps_of))
+            self.deps_of, self._ops_at))
         return self.contexts.own_context(past, op)
 
     def _accept(self, op: Op, deps: tuple[bytes, ...], ctx: int, batch: set[bytes],

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import heapq
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from formation.node.state.accounts import Account
 from formation.node.state.authority import Authority
@@ -37,6 +39,7 @@ class LogAccess:
     instance_ops: Callable[[], Iterable[Op]]  # every stored instance.create/update/delete
     hlc_of: Callable[[bytes], tuple[int, int] | None]
     deps_of: Callable[[bytes], tuple[bytes, ...]]
+    ops_at: Callable[[bytes, int], int] = lambda _author, _seq: 2  # ops held at (author, seq)
 
 
 def check(op: Op, auth: Authority, log: LogAccess) -> None:
@@ -94,7 +97,7 @@ def _live_specs(op: Op, account: str, log: LogAccess) -> dict[str, dict[str, int
             changes.append(other)
     changes = [c for c in changes if c.payload.get("instance") in creates
                and (c.kind == "instance.delete" or "spec" in c.payload)]
-    wanted = {bytes.fromhex(i) for i in creates} | {c.id for c in changes}
+    wanted = {c.id: c for c in (*creates.values(), *changes)}
     past = in_past(op, wanted, log)
     specs: dict[str, tuple[tuple[int, int, bytes], dict[str, int]]] = {
         i: (c.order_key, c.payload["spec"]) for i, c in creates.items() if c.id in past}
@@ -110,11 +113,18 @@ def _live_specs(op: Op, account: str, log: LogAccess) -> dict[str, dict[str, int
     return {i: spec for i, (_order, spec) in specs.items() if i not in deleted}
 
 
-def in_past(op: Op, wanted: set[bytes], log: LogAccess) -> set[bytes]:
-    """Which of `wanted` are in `op`'s causal past: a walk back from its dependencies in
+def in_past(op: Op, wanted: dict[bytes, Op], log: LogAccess) -> set[bytes]:
+    """Which of `wanted` are in `op`'s causal past. An earlier op of `op`'s own author is, when
+    it is the only op this replica holds at its seq: `op`'s prev chain passes that seq through
+    an op the replica holds (its past is), so through that one. (With a fork at that seq, and
+    for other authors' ops, the walk decides.) The rest: a walk back from its dependencies in
     falling HLC order that stops below the lowest HLC still wanted."""
-    left = {w: h for w in wanted if (h := log.hlc_of(w)) is not None}
     found: set[bytes] = set()
+    for w, other in list(wanted.items()):
+        if other.author == op.author and other.seq < op.seq \
+                and log.ops_at(other.author, other.seq) == 1:
+            found.add(w)
+    left = {w: h for w in wanted if w not in found and (h := log.hlc_of(w)) is not None}
     heap = [(_neg(h), d) for d in op.deps if (h := log.hlc_of(d)) is not None]
     heapq.heapify(heap)
     seen = {d for _h, d in heap}
@@ -125,7 +135,7 @@ def in_past(op: Op, wanted: set[bytes], log: LogAccess) -> set[bytes]:
         if op_id in left:
             del left[op_id]
             found.add(op_id)
-        for dep in log.deps_of(op_id):
+        for dep in _deps(op_id, log):
             if dep not in seen:
                 seen.add(dep)
                 h = log.hlc_of(dep)
@@ -137,10 +147,35 @@ def in_past(op: Op, wanted: set[bytes], log: LogAccess) -> set[bytes]:
 INSTANCE_KINDS = ("instance.create", "instance.update", "instance.delete")
 
 
+_CACHE_MAX = 100_000
+_decoded: OrderedDict[bytes, Op] = OrderedDict()  # op id -> op: an id names one op anywhere
+_deps_cache: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
+
+
+def _remember(cache: OrderedDict[bytes, Any], key: bytes, value: Any) -> None:
+    cache[key] = value
+    if len(cache) > _CACHE_MAX:
+        cache.popitem(last=False)
+
+
+def _deps(op_id: bytes, log: LogAccess) -> tuple[bytes, ...]:
+    found = _deps_cache.get(op_id)
+    if found is None:
+        found = log.deps_of(op_id)
+        _remember(_deps_cache, op_id, found)
+    return found
+
+
 def stored_instance_ops(db: sqlite3.Connection, batch: dict[bytes, Op]) -> Iterable[Op]:
     """Every instance op of the log, and of the batch being applied (not written yet)."""
-    for (raw,) in db.execute("SELECT raw FROM ops WHERE kind IN (?, ?, ?)", INSTANCE_KINDS):
-        yield decode(raw)
+    # literal kinds: what lets SQLite use the partial index ops_instance (db.py)
+    for op_id, raw in db.execute("SELECT id, raw FROM ops WHERE kind IN ('instance.create', "
+                                 "'instance.update', 'instance.delete')"):
+        op = _decoded.get(op_id)
+        if op is None:
+            op = decode(raw)
+            _remember(_decoded, op_id, op)
+        yield op
     for op in list(batch.values()):
         if op.kind in INSTANCE_KINDS:
             yield op
