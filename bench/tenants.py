@@ -8,9 +8,9 @@
   judged by rules.check against the authority of every account, plus the quota walk), against
   raw_verify_per_s: bare PyNaCl Ed25519 verifications of the same ops in the same run;
   authz_ratio = authz / verify (target >= 1.0: authorization costs less than the signature).
-- instances: live instances of the accounts in the log before the checks (the quota walk
-  reads every instance op of the log, decoded, per check: the figure to fix next, with an
-  index per account);
+- instances: live instances of the accounts in the log before the checks (the quota check
+  reads the account's instance ops through the tenant_ops index, and walks only for ops of
+  its other keys or of admins);
 - grants: 0 (delegation is not built yet).
 
     python bench/tenants.py [--quick] [--accounts N]
@@ -71,8 +71,9 @@ def run(accounts: int, checks: int, instances: int) -> dict[str, object]:
             NETWORK, key.public_key, seq, prev, heads, (top[0] + 1, 0), "instance.create",
             {"name": f"i{n}", "spec": SPEC, "account": f"a{n % accounts}"}), key.sign)))
     auth = r.current_authority()
-    log = tenant_usage.LogAccess(lambda: tenant_usage.stored_instance_ops(r.db, {}), r.hlc_of,
-                                 r.deps_of)
+    log = tenant_usage.LogAccess(
+        lambda account: tenant_usage.stored_instance_ops(r.db, {}, account), r.hlc_of,
+        r.deps_of, r._ops_at)
 
     def authz() -> float:
         t = time.perf_counter()

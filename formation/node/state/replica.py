@@ -441,8 +441,8 @@ class Replica:
             raise rules.Refused("causality", "no genesis in the op's causal past")
         rules.check(op, authority, lambda i: batch_ops.get(i) or self._stored_op(i))
         tenant_usage.check(op, authority, tenant_usage.LogAccess(
-            lambda: tenant_usage.stored_instance_ops(self.db, batch_ops), self.hlc_of,
-            self.deps_of, self._ops_at))
+            lambda account: tenant_usage.stored_instance_ops(self.db, batch_ops, account),
+            self.hlc_of, self.deps_of, self._ops_at))
         return self.contexts.own_context(past, op)
 
     def _accept(self, op: Op, deps: tuple[bytes, ...], ctx: int, batch: set[bytes],
@@ -478,6 +478,7 @@ class Replica:
         if hlc > self._batch_hlc:
             self._batch_hlc = hlc
         self.count += 1
+        tenant_usage.index(self.db, op)
         self._effects(op, registers)
         result.applied.append(op)
 

@@ -11,9 +11,10 @@ count for nothing, whatever order they arrived in.
 Two concurrent creates, each within the quota, both stand (neither saw the other): the check
 bounds what any one op may add to what its author could see, not the sum of concurrent ones.
 
-Cost: the candidates are read from the log (every instance op, decoded) and the walk visits the
-ops between the op and the account's oldest live instance. Fine for the first slice; an index
-per account is the next step (bench/tenants.py)."""
+Cost: the candidates are the account's instance ops (the tenant_ops index, written with each
+op in its batch's transaction, void or not); an earlier op of the checked op's own author is in
+its past by its prev chain; only the others (the account's other keys, admins' deletes) need
+the walk, which visits the ops between the op and the oldest of them (bench/tenants.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ SPEC_FIGURES = ("vcpus", "memory_mb", "disk_gb")
 class LogAccess:
     """What the walk needs from the replica (replica.py passes its own methods)."""
 
-    instance_ops: Callable[[], Iterable[Op]]  # every stored instance.create/update/delete
+    instance_ops: Callable[[str], Iterable[Op]]  # an account's stored instance ops (at least)
     hlc_of: Callable[[bytes], tuple[int, int] | None]
     deps_of: Callable[[bytes], tuple[bytes, ...]]
     ops_at: Callable[[bytes, int], int] = lambda _author, _seq: 2  # ops held at (author, seq)
@@ -88,7 +89,7 @@ def _live_specs(op: Op, account: str, log: LogAccess) -> dict[str, dict[str, int
     """instance id hex -> its spec, for the account's instances live in `op`'s causal past."""
     creates: dict[str, Op] = {}
     changes: list[Op] = []
-    for other in log.instance_ops():
+    for other in log.instance_ops(account):
         if other.order_key >= op.order_key:
             continue  # not below it: cannot be in its past
         if other.kind == "instance.create" and other.payload.get("account") == account:
@@ -166,11 +167,46 @@ def _deps(op_id: bytes, log: LogAccess) -> tuple[bytes, ...]:
     return found
 
 
-def stored_instance_ops(db: sqlite3.Connection, batch: dict[bytes, Op]) -> Iterable[Op]:
-    """Every instance op of the log, and of the batch being applied (not written yet)."""
-    # literal kinds: what lets SQLite use the partial index ops_instance (db.py)
-    for op_id, raw in db.execute("SELECT id, raw FROM ops WHERE kind IN ('instance.create', "
-                                 "'instance.update', 'instance.delete')"):
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenant_ops (
+  account TEXT NOT NULL, instance BLOB NOT NULL, op BLOB NOT NULL,
+  PRIMARY KEY (account, op)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tenant_ops_instance ON tenant_ops (instance);
+"""
+
+
+def index(db: sqlite3.Connection, op: Op) -> None:
+    """Called for every accepted op, void or not, in its batch's transaction: the instance ops
+    of accounts' instances, by account (what the quota check reads)."""
+    if op.kind == "instance.create":
+        account = op.payload.get("account")
+        if isinstance(account, str):
+            db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)", (account, op.id, op.id))
+    elif op.kind in ("instance.update", "instance.delete"):
+        instance = bytes.fromhex(op.payload["instance"])
+        row = db.execute("SELECT account FROM tenant_ops WHERE instance=? AND op=?",
+                         (instance, instance)).fetchone()
+        if row is not None:
+            db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)", (row[0], instance, op.id))
+
+
+def backfill(db: sqlite3.Connection) -> None:
+    """A log written before the index: index what it holds (once; creates before their
+    updates, in log order)."""
+    if db.execute("SELECT value FROM meta WHERE key='tenant_ops'").fetchone() is not None:
+        return
+    for (raw,) in db.execute("SELECT raw FROM ops WHERE kind IN ('instance.create', "
+                             "'instance.update', 'instance.delete') ORDER BY ord").fetchall():
+        index(db, decode(raw))
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('tenant_ops', x'01')")
+
+
+def stored_instance_ops(db: sqlite3.Connection, batch: dict[bytes, Op],
+                        account: str) -> Iterable[Op]:
+    """The account's instance ops in the log, and every instance op of the batch being applied
+    (its rows are not written yet; the caller filters)."""
+    for op_id, raw in db.execute("SELECT o.id, o.raw FROM tenant_ops t JOIN ops o ON o.id = t.op"
+                                 " WHERE t.account=?", (account,)):
         op = _decoded.get(op_id)
         if op is None:
             op = decode(raw)
