@@ -19,8 +19,6 @@ CREATE TABLE IF NOT EXISTS ops (
   hlc_ms INTEGER NOT NULL, hlc_c INTEGER NOT NULL, kind TEXT NOT NULL, ctx INTEGER NOT NULL,
   raw BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS ops_author_seq ON ops (author, seq);
-CREATE INDEX IF NOT EXISTS ops_instance ON ops (kind)
-  WHERE kind IN ('instance.create', 'instance.update', 'instance.delete');
 CREATE TABLE IF NOT EXISTS heads (id BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS contexts (ctx INTEGER PRIMARY KEY, members BLOB NOT NULL);
 """
