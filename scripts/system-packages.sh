@@ -10,6 +10,8 @@ packages=(
   openssh-server openssh-client tmux     # the console over SSH, tested for real
   cpio e2fsprogs                         # VM tests' guest kit: initramfs and ext4 root disk
   nftables dosfstools mtools             # VM networking: isolation + egress NAT; NoCloud seed disk
+  caddy pebble wrk                       # the edge's proxy engine; its ACME test CA and load generator
+  mmdebstrap                             # pack build: the Debian base of workload images
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -24,3 +26,5 @@ echo "installing Debian packages: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# the node runs its own Caddy (formation/node/edge): Debian's caddy.service would hold port 80
+command -v systemctl >/dev/null && systemctl disable --now caddy.service >/dev/null 2>&1 || true

@@ -21,6 +21,7 @@ from formation.api.caller import Audience as A
 from formation.api.endpoint import Endpoint
 from formation.api.host_routes import HOST_ENDPOINTS
 from formation.api.mesh_routes import MESH_ENDPOINTS
+from formation.api.pack_routes import PACK_ENDPOINTS
 from formation.api.state_routes import STATE_ENDPOINTS
 from formation.api.vm_routes import IMAGE_ENDPOINTS
 
@@ -79,6 +80,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *IMAGE_ENDPOINTS,
     *VM_ENDPOINTS,
     *account_routes.ENDPOINTS,
+    *PACK_ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

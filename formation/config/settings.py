@@ -408,6 +408,53 @@ class VmmSettings(Strict):
         return self
 
 
+# The edge's settings. ACME is settings, not code: the directory URL (Let's Encrypt in production,
+# pebble in tests), the contact, and a CA root to trust for the directory's own HTTPS.
+class EdgeSettings(Strict):
+    enabled: bool = Field(False, description="run the proxy engine (nodes with the edge role)")
+    caddy: str = Field("caddy", description="the Caddy binary (Debian's caddy 2.6)")
+    run_dir: Path | None = Field(
+        None, description="the engine's sockets, config and certificate storage; "
+        "default: data_dir/edge")
+    listen: list[IpAddress] = Field(
+        default_factory=list, description="addresses the public ports are bound to; "
+        "empty: every address")
+    http_port: int = Field(80, ge=1, le=65535, description="public HTTP (and ACME HTTP-01)")
+    https_port: int = Field(443, ge=1, le=65535, description="public HTTPS (and TLS-ALPN-01)")
+    health_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="active health check period per backend")
+    health_timeout_s: float = Field(1.0, gt=0, le=3600)
+    health_path: str = Field("/", pattern=r"^/", description="HTTP path the checks GET")
+    try_duration_s: float = Field(
+        5.0, ge=0, le=600, description="how long a request may be retried on other backends "
+        "when one refuses the connection")
+    acme_directory: str | None = Field(
+        None, pattern=r"^https://", description="ACME directory URL; unset: Let's Encrypt")
+    acme_email: str | None = Field(None, description="ACME account contact")
+    acme_ca_root: Path | None = Field(
+        None, description="PEM file of a CA to trust for the ACME directory's HTTPS "
+        "(pebble's test CA); unset: the system's trust store")
+    route_metrics: bool = Field(
+        True, description="per-route requests, errors, latency and bytes: the engine logs "
+        "every request to the node (bench/rplb.py measures what it costs)")
+    restart_max_s: float = Field(
+        30.0, gt=0, le=3600, description="the engine's restart back-off after crashes, at most")
+
+
+class PackSettings(Strict):
+    """How this node builds workload images from Formfiles (formation/node/pack)."""
+
+    cache_dir: Path | None = Field(
+        None, description="the per-step layer cache and package cache of builds; default: "
+        "data_dir/pack-cache")
+    mirror: str = Field(
+        "http://deb.debian.org/debian", pattern=r"^https?://[^\s]+$",
+        description="the Debian mirror builds take packages from (and from nowhere else)")
+    max_queued: int = Field(
+        8, ge=1, le=1000, description="builds waiting behind the running one; more are "
+        "refused (503) until one finishes")
+
+
 class NodeSettings(Strict):
     name: Hostname = Field(default_factory=_default_name)
     data_dir: Path = Field(default_factory=paths.default_data_dir)
@@ -435,3 +482,5 @@ class NodeSettings(Strict):
     underlay: UnderlaySettings = Field(default_factory=UnderlaySettings)
     resources: ResourceOffer = Field(default_factory=ResourceOffer)
     vmm: VmmSettings = Field(default_factory=VmmSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    pack: PackSettings = Field(default_factory=PackSettings)

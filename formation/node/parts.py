@@ -20,12 +20,14 @@ from formation.node.component import Component
 from formation.node.console_support import ConsoleSupport
 from formation.node.console_support.ssh_access import SshAccess
 from formation.node.dns.component import DnsComponent
+from formation.node.edge.component import EdgeComponent
 from formation.node.host_network.component import HostNetwork
 from formation.node.net.component import MeshComponent
 from formation.node.net.host import LOCAL_HOST
 from formation.node.net.routes import MeshRoutes
 from formation.node.net.underlay_watch import UnderlayWatch, follows_underlay
 from formation.node.p2p.component import P2PComponent
+from formation.node.pack.component import PackComponent
 from formation.node.state.component import StateComponent
 from formation.node.state.wire import OpWire
 from formation.node.vmm.component import VmmComponent
@@ -48,6 +50,8 @@ class Parts:
     host_network: HostNetwork  # the host's interfaces and underlay settings
     images: ImagesComponent  # workload images: the blob store, its API, fetching from peers
     vmm: VmmComponent  # the VMs placed here: backend, reconciler, VM API (starts after ready)
+    edge: EdgeComponent  # the proxy on edge nodes (starts after ready)
+    pack: PackComponent  # workload builds from Formfiles, one at a time, into the image store
 
     def in_start_order(self) -> list[Component]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -76,6 +80,8 @@ def build_parts(settings: NodeSettings) -> Parts:
         host_network=HostNetwork(LOCAL_HOST),
         images=images,
         vmm=VmmComponent(state, p2p, images),
+        edge=EdgeComponent(LOCAL_HOST),
+        pack=PackComponent(state, images),
     )
 
 

@@ -6,6 +6,10 @@ terminal."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.widgets import DataTable
 
 CELL_PADDING = 2  # a DataTable pads each cell by one column on both sides
 SCROLLBAR = 2  # room for a vertical scrollbar
@@ -26,3 +30,17 @@ def fit_columns(columns: Sequence[tuple[str, int]], priority: Sequence[str],
             kept.add(title)
             used += widths[title]
     return [i for i, (title, _) in enumerate(columns) if title in kept]
+
+
+def refit_table(table: DataTable[object], columns: Sequence[tuple[str, int]],
+                priority: Sequence[str], width: int, shown: list[int]) -> list[int] | None:
+    """Give `table` the columns that fit `width`; returns the new column indexes, or None when
+    they are `shown` already (the table is then left alone, so its rows and cursor stay)."""
+    wanted = fit_columns(columns, priority, width)
+    if wanted == shown:
+        return None
+    table.clear(columns=True)
+    for i in wanted:
+        title, w = columns[i]
+        table.add_column(title, width=w, key=title)
+    return wanted

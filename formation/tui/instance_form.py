@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from formation.api.vm_models import DISK_GB, MEMORY_MB, NAME, VCPUS, VmCreate
 from formation.errors import FormationError
 
-FIELDS = ("image", "name", "vcpus", "memory_mb", "disk_gb")
+FIELDS = ("image", "formfile", "name", "vcpus", "memory_mb", "disk_gb")
 GENERAL = "form"  # an error that names no field of the form
 # The node may name a field by its spec's name or its path in the body ("body.vcpus").
-ALIASES = {"memory": "memory_mb", "disk": "disk_gb", "cpus": "vcpus", "size": GENERAL}
+ALIASES = {"memory": "memory_mb", "disk": "disk_gb", "cpus": "vcpus", "size": GENERAL,
+           "context": "formfile", "context_tar": "formfile"}
 # Without a field in the answer: what the status means for this form (vm_routes.vm_create).
 BY_STATUS = {404: "image", 409: "name"}
 # The node names the request at the end of a refusal ("…: POST /v1/vms"): beside a field of the
@@ -28,6 +29,7 @@ class FormValues:
     vcpus: str = "1"
     memory_mb: str = "512"
     disk_gb: str = "5"
+    formfile: str = ""  # a Formfile path on the node: built, then used instead of `image`
 
 
 def _whole(text: str, limits: tuple[int, int], unit: str, errors: dict[str, str],
@@ -48,7 +50,8 @@ def build_request(values: FormValues) -> VmCreate | dict[str, str]:
     mistakes need no round trip; the node checks everything again)."""
     errors: dict[str, str] = {}
     if not values.image:
-        errors["image"] = "choose an image (import one first: formation image import)"
+        errors["image"] = ("choose an image (import one first: formation image import), or "
+                           "give a Formfile path")
     name = values.name.strip()
     if name and not re.match(NAME, name):
         errors["name"] = ("expected lowercase letters, digits and -, starting with a letter "

@@ -71,14 +71,15 @@ async def replace_text(pilot, text: str) -> None:
 
 async def create_from_form(pilot, app: FormationApp, name: str, vcpus: str = "1") -> None:
     """Fills the form with keys only, as over SSH: the image is chosen already (the first),
-    tab goes to the name, then to vCPUs; enter creates."""
+    tab passes the Formfile path (its alternative) to the name, then to vCPUs; enter
+    creates."""
     await pilot.press("plus")
     await wait_for(pilot, lambda: isinstance(app.screen, InstanceCreateScreen))
     form = app.screen
     await wait_for(pilot, lambda: "image(s) in the network" in text_of(app, "#create-images"),
                    what="the images read")
     assert form.focused is form.query_one("#f-image")
-    await pilot.press("tab")
+    await pilot.press("tab", "tab")
     assert form.focused is form.query_one("#f-name", Input)
     await replace_text(pilot, name)
     await pilot.press("tab")

@@ -16,6 +16,7 @@ from nacl.exceptions import ValueError as NaclValueError
 
 from formation.node.state import accounts, tenant_rules
 from formation.node.state.authority import ROLES, Authority
+from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
 from formation.node.state.image_manifest import image_digest, parts_problem
 from formation.node.state.instance_spec import (
@@ -387,7 +388,7 @@ def _instance_delete(op: Op, auth: Authority, author: str, get_op: GetOp) -> Non
 
 def _image_add(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
-    _only(p, {"digest", "name", "size", "parts", "cmdline"})
+    _only(p, {"digest", "name", "size", "parts", "cmdline", "formfile", "builder"})
     _need(p, "digest", is_key, "the image's SHA-256, 64 hex")
     _need(p, "name", _is_text, "a name")
     _need(p, "size", _is_uint, "a size in bytes")
@@ -405,6 +406,26 @@ def _image_add(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     if p["digest"] != image_digest(p["parts"], p["cmdline"]):
         raise Refused("invalid", "payload.digest: expected the SHA-256 of the manifest of "
                       "its parts and cmdline")
+    _image_built(p, author)
+
+
+def _image_built(p: dict[str, Any], author: str) -> None:
+    """An image built from a Formfile names it (`formfile`) and the node that built it
+    (`builder`): both or neither, and a node records only its own builds."""
+    if ("formfile" in p) != ("builder" in p):
+        missing, present = ("builder", "formfile") if "formfile" in p else ("formfile",
+                                                                             "builder")
+        raise Refused("invalid", f"payload.{missing}: expected beside payload.{present} (an "
+                      f"image built from a Formfile records both)")
+    if "builder" not in p:
+        return
+    _need(p, "builder", is_key, "the building node's key, 64 hex")
+    if p["builder"] != author:
+        raise Refused("unauthorized", "payload.builder: expected the op's author (a node "
+                      "records only the images it built)")
+    problem = formfile_problem(p["formfile"])
+    if problem is not None:
+        raise Refused("invalid", f"payload.formfile{problem}")
 
 
 def _image_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:

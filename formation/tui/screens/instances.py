@@ -18,7 +18,7 @@ from formation.api import vm_routes
 from formation.api.models import Event
 from formation.api.vm_models import Instance
 from formation.errors import FormationError
-from formation.tui.column_fit import fit_columns
+from formation.tui.column_fit import refit_table
 from formation.tui.console_app import console_app
 from formation.tui.instance_actions import ACTION_BINDINGS, InstanceActions
 from formation.tui.instance_rows import (
@@ -73,15 +73,11 @@ class InstancesScreen(InstanceActions):
 
     def _set_columns(self, width: int) -> bool:
         """The columns that fit, by priority; True when they changed."""
-        wanted = fit_columns(COLUMNS, PRIORITY, width)
-        if wanted == self.shown_columns:
+        table = self.query_one("#instances-table", DataTable)
+        wanted = refit_table(table, COLUMNS, PRIORITY, width, self.shown_columns)
+        if wanted is None:
             return False
         self.shown_columns = wanted
-        table = self.query_one("#instances-table", DataTable)
-        table.clear(columns=True)
-        for i in wanted:
-            title, w = COLUMNS[i]
-            table.add_column(title, width=w, key=title)
         return True
 
     def on_unmount(self) -> None:

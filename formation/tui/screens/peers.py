@@ -9,7 +9,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from formation.tui.column_fit import fit_columns
+from formation.tui.column_fit import refit_table
 from formation.tui.console_app import console_app
 from formation.tui.network import NetworkSnapshot
 from formation.tui.network_rows import COLUMNS, PRIORITY, NodeRow, node_rows
@@ -60,15 +60,10 @@ class PeersScreen(ConsoleScreen):
     def _set_columns(self, width: int) -> None:
         """The columns that fit, by priority: at 80 columns member state and round-trip time
         stay, the id and the byte counts go."""
-        wanted = fit_columns(COLUMNS, PRIORITY, width)
-        if wanted == self.shown_columns:
-            return
-        self.shown_columns = wanted
         table = self.query_one("#peers-table", DataTable)
-        table.clear(columns=True)
-        for i in wanted:
-            title, w = COLUMNS[i]
-            table.add_column(title, width=w, key=title)
+        wanted = refit_table(table, COLUMNS, PRIORITY, width, self.shown_columns)
+        if wanted is not None:
+            self.shown_columns = wanted
 
     def show(self) -> None:
         app = console_app(self)

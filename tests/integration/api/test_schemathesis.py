@@ -38,9 +38,10 @@ SIGNING_ARTIFACTS = [missing_required_header, ignored_auth, negative_data_reject
 # vectors of range/walk constrain their keys with `propertyNames`, which the generator ignores.
 # Settings are checked against the host (resources at most its totals) and across fields (a
 # static underlay needs an address, a gateway inside it): a schema-valid update can rightly be a
-# 400 naming the field.
+# 400 naming the field. A build's context is a directory holding a Formfile, or a tar of one
+# (base64): exactly one, and it must exist or unpack, which the schema cannot say.
 BEYOND_THE_SCHEMA = {"/v1/state/sync/push", "/v1/state/sync/range", "/v1/state/sync/walk",
-                 "/v1/settings"}
+                 "/v1/settings", "/v1/pack/builds"}
 
 
 NODE_KEYS: dict[str, str] = {}  # base URL -> the public key the node there answers with

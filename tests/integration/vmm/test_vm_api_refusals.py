@@ -77,7 +77,7 @@ async def test_refusals_name_the_field_and_write_nothing(short_tmp: Path,
                 path=str(settings.api.socket))) as session:
             for bad in ({"image": "img", "vcpus": 0}, {"image": "img", "vcpus": 129},
                         {"image": "img", "memory_mb": 256}, {"image": "img", "disk_gb": 4},
-                        {"image": "img", "disk_gb": 64_001}, {"image": "img", "bogus": 1}):
+                        {"image": "img", "disk_gb": 65_536}, {"image": "img", "bogus": 1}):
                 async with session.post("http://node/v1/vms", json=bad) as resp:
                     body = await resp.json()
                     assert resp.status == 400, body

@@ -19,7 +19,7 @@ ADMIN, MEMBER = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (31, 32))
 FIELDS = ["boot", "cidr", "cmdline", "desired", "digest", "endpoints", "expires_ms", "image",
           "instance", "invite", "ip", "keys", "name", "node", "observed", "parts", "placement",
           "proof", "record", "resources", "roles", "size", "spec", "token_key", "type", "value",
-          "wg_endpoints", "wireguard_key"]
+          "wg_endpoints", "wireguard_key", "builder", "formfile"]
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
     st.text(max_size=40), st.binary(max_size=40),

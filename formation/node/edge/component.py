@@ -1,0 +1,95 @@
+"""The edge as a part of the node (parts.py): on a node whose settings enable it, runs the proxy
+engine, serves the routes it is given (`set_routes`; later the state store's routes view), puts
+each route's metrics and each backend's health on the node's /metrics, and reports the engine's
+health in GET /v1/health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from formation.api import models as m
+from formation.node.edge.admin import AdminError
+from formation.node.edge.engine import CaddyEngine
+from formation.node.edge.metrics import EdgeCollector
+from formation.node.edge.routes import Route
+from formation.node.edge.settings import EdgeSettings
+from formation.node.net.host import LOCAL_HOST, NetHost
+
+if TYPE_CHECKING:
+    from formation.node.service import NodeService
+
+log = logging.getLogger(__name__)
+
+HEALTH_REFRESH_S = 5.0  # how often the backends' health is read for /metrics
+
+
+class EdgeComponent:
+    name = "edge"
+    after_ready = True  # starting the engine waits for nothing the API needs
+
+    def __init__(self, host: NetHost = LOCAL_HOST, routes: list[Route] | None = None,
+                 settings: EdgeSettings | None = None) -> None:
+        """`settings`: instead of the node's (a test's own part)."""
+        self.host, self.settings = host, settings
+        self.initial_routes = list(routes or [])
+        self.engine: CaddyEngine | None = None
+        self.health_view: dict[str, bool] = {}
+        self._collector: EdgeCollector | None = None
+        self._service: NodeService | None = None
+
+    def settings_of(self, service: NodeService) -> EdgeSettings:
+        """The node's `edge:` settings (NodeSettings.edge once wired; off until then)."""
+        edge = self.settings or getattr(service.settings, "edge", None)
+        return edge if isinstance(edge, EdgeSettings) else EdgeSettings()
+
+    async def start(self, service: NodeService) -> None:
+        settings = self.settings_of(service)
+        if not settings.enabled:
+            return
+        run_dir = settings.run_dir or service.settings.data_dir / "edge"
+        self.engine = CaddyEngine(settings, run_dir, self.host)
+        await self.engine.start(self.initial_routes)
+        self._collector = EdgeCollector(self.engine.metrics, self.health_view)
+        service.metrics.registry.register(self._collector)
+        self._service = service
+        service.spawn(self._follow_health())
+
+    async def set_routes(self, routes: list[Route]) -> list[str]:
+        """Serve exactly `routes` (EngineError, one line, when one is invalid)."""
+        if self.engine is None:
+            self.initial_routes = list(routes)
+            return []
+        return await self.engine.apply(routes)
+
+    async def _follow_health(self) -> None:
+        while self.engine is not None:
+            with contextlib.suppress(AdminError):
+                seen = await self.engine.upstreams_healthy()
+                self.health_view.clear()
+                self.health_view.update(seen)
+            await asyncio.sleep(HEALTH_REFRESH_S)
+
+    async def stop(self) -> None:
+        engine, self.engine = self.engine, None
+        if self._collector is not None and self._service is not None:
+            self._service.metrics.registry.unregister(self._collector)
+            self._collector = None
+        if engine is not None:
+            await engine.stop()
+
+    def api_handlers(self) -> None:
+        return None
+
+    def health(self) -> list[m.HealthCheck]:
+        if self.engine is None:
+            return []
+        up = self.engine.applied is not None
+        routes = len(self.engine.routes)
+        down = sorted(b for b, ok in self.health_view.items() if not ok)
+        detail = f"caddy serving {routes} route(s)" if up else "caddy restarting"
+        if down:
+            detail += f"; backends failing health checks: {', '.join(down)}"
+        return [m.HealthCheck(name="edge", ok=up, detail=detail)]

@@ -1,0 +1,1 @@
+"""The pack part of the node: workload builds from Formfiles (component.py)."""

@@ -1,0 +1,109 @@
+"""The last layer ("system setup") and the disk image.
+
+The ENTRYPOINT becomes formation-entrypoint.service: started at boot after the network is
+configured (network.target, not network-online: a VM without a NIC would wait for nothing;
+see unit_text for why not after sysinit.target either), in the last WORKDIR, with the ENV of
+scope system and of scope service:NAME where NAME is the Formfile's NAME, `entrypoint` or
+`formation-entrypoint`; its output goes to the journal and to the console (ttyS0, what
+`vm console` and the serial log show). It runs as root; restarted if it fails, not when it
+exits cleanly (a one-shot job stays done).
+
+The layer also drops what must differ per VM or is only build-time state: the package lists
+(`apt-get update` in the VM fetches fresh ones), /etc/machine-id (systemd makes one per VM at
+first boot), SSH host keys (cloud-init generates them per VM)."""
+
+from __future__ import annotations
+
+import shlex
+
+from formation.pack.build.steps import Action, State, chroot, systemd_quote
+from formation.pack.spec import FormfileSpec
+
+UNIT = "formation-entrypoint.service"
+CMDLINE = "root=/dev/vda rw console=ttyS0"
+
+SETUP_SH = r"""
+set -eu
+unit="$1" text="$2"
+if [ -n "$text" ]; then
+  printf '%s' "$text" > "/etc/systemd/system/$unit"
+  mkdir -p /etc/systemd/system/multi-user.target.wants
+  ln -sf "/etc/systemd/system/$unit" "/etc/systemd/system/multi-user.target.wants/$unit"
+else
+  rm -f "/etc/systemd/system/$unit" "/etc/systemd/system/multi-user.target.wants/$unit"
+fi
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /etc/ssh/ssh_host_*
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+"""
+
+
+def unit_text(spec: FormfileSpec, state: State) -> str:
+    entry = spec.entrypoint
+    if entry is None:
+        return ""
+    if entry.argv is not None:
+        exec_start = " ".join(systemd_quote(a) for a in entry.argv)
+    else:
+        exec_start = f"/bin/sh -c {systemd_quote(entry.shell or '')}"
+    env = dict(state.env)
+    for name in (spec.name, "entrypoint", "formation-entrypoint"):
+        env.update(state.service_env.get(name, {}))
+    lines = [
+        "[Unit]", f"Description=ENTRYPOINT of the Formfile {spec.name}",
+        # Not after sysinit.target: cloud-init.service orders itself before it and after
+        # systemd-networkd-wait-online, which would hold the workload back for the rest of
+        # cloud-init's first boot (a minute or more under TCG). The network is configured
+        # once cloud-init-local wrote the seed's config and networkd runs (network.target).
+        "DefaultDependencies=no",
+        "Wants=network.target",
+        "After=local-fs.target systemd-tmpfiles-setup.service systemd-journald.socket "
+        "systemd-sysctl.service cloud-init-local.service network.target",
+        "Before=shutdown.target", "Conflicts=shutdown.target", "",
+        "[Service]", "Type=exec", f"ExecStart={exec_start}",
+        f"WorkingDirectory={state.workdir}",
+        *(f"Environment={systemd_quote(f'{k}={v}').replace('$$', '$')}"
+          for k, v in env.items()),
+        "StandardOutput=journal+console", "StandardError=journal+console",
+        "Restart=on-failure", "RestartSec=2", "",
+        "[Install]", "WantedBy=multi-user.target", "",
+    ]
+    return "\n".join(lines)
+
+
+def setup_action(spec: FormfileSpec, state: State) -> Action:
+    text = unit_text(spec, state)
+    body = chroot(State(), ["/bin/sh", "-c", SETUP_SH, "sh", UNIT, text])
+    return Action("system setup", None, {"setup": SETUP_SH, "unit": text}, body, weight=1)
+
+
+DISK_SH = r"""
+out="$1" uuid="$2" want_mib="$3" epoch="$4"
+used=$(du -s -x -B1 "$FM_MERGED" | cut -f1)
+files=$(du -s -x --inodes "$FM_MERGED" | cut -f1)
+need_mib=$(( used * 5 / 4 / 1048576 + 256 ))
+if [ "$want_mib" -gt 0 ]; then
+  if [ "$want_mib" -lt "$need_mib" ]; then
+    echo "the image needs ${need_mib} MiB, more than DISK allows (${want_mib} MiB)"; exit 4
+  fi
+  size_mib=$want_mib
+else
+  size_mib=$need_mib
+fi
+inodes=$(( files * 2 + 65536 ))
+E2FSPROGS_FAKE_TIME="$epoch" mkfs.ext4 -q -F -L root -U "$uuid" -N "$inodes" \
+  -E "hash_seed=$uuid,root_owner=0:0" -d "$FM_MERGED" \
+  "$out/disk.img" "${size_mib}M"
+kernel=$(chroot "$FM_MERGED" readlink -f /vmlinuz)
+initrd=$(chroot "$FM_MERGED" readlink -f /initrd.img)
+cp "$FM_MERGED$kernel" "$out/kernel"
+cp "$FM_MERGED$initrd" "$out/initrd"
+touch -d "@$epoch" "$out/disk.img" "$out/kernel" "$out/initrd"
+echo "disk image: ${size_mib} MiB, kernel ${kernel#/boot/}"
+"""
+
+
+def disk_body(out: str, uuid: str, disk_gb: int | None, epoch: str) -> str:
+    want = str(disk_gb * 1024) if disk_gb else "0"
+    return "set -eu\n" + "sh -c " + shlex.quote(DISK_SH) + " sh " + " ".join(
+        shlex.quote(a) for a in (out, uuid, want, epoch)) + "\n"
