@@ -20,6 +20,9 @@ from formation.errors import FormationError
 
 # name -> (module:attribute, one-line help). A part adds its commands here, one line each.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "account": ("formation.commands.account:account",
+                "Accounts: people who deploy with their own keys, their roles and quotas "
+                "(admins only)."),
     "console": ("formation.commands.console:console", "Open the console."),
     "doctor": ("formation.commands.host:doctor",
                "Probe what this host can really do and explain every missing capability."),
@@ -34,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Invite hosts into this node's network (admins only)."),
     "join": ("formation.commands.join:join",
              "Join a network, or decide on hosts that asked to join."),
+    "key": ("formation.commands.key:key",
+            "Account keys: make one on your machine, give an admin its public part."),
     "kit": ("formation.commands.kit:kit",
             "Start a workload: write a starter Formfile to edit, validate and build."),
     "lab": ("formation.commands.lab:lab", "Run N simulated hosts on this machine (needs root)."),
@@ -58,6 +63,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("formation.commands.host:status",
                "Show this node: identity, version, uptime, listen addresses, capabilities, "
                "resources."),
+    "tenant": ("formation.commands.tenant:tenant",
+               "Deploy with your account key through any node (signed ops; the node only "
+               "relays)."),
     "vm": ("formation.commands.vm:vm",
            "Virtual machines of the network: create, list, start, stop, resize, delete, "
            "serial."),

@@ -19,6 +19,7 @@ class Audience(StrEnum):
     ADMIN = "admin"  # or a request signed by a network admin's key (replicated state)
     MEMBER = "member"  # or signed by a member's key (or one the config trusts)
     PLACED = "placed"  # or signed by a member the handler finds the work placed on
+    TENANT = "tenant"  # or signed by a key of an account (replicated state): its own things
     ANY_KEY = "any_key"  # or signed by any key, known or not (a host asking to join)
     PUBLIC = "public"  # anyone, unsigned (health, hello, the document, metrics)
 
@@ -34,6 +35,7 @@ class Caller:
     key: str | None = None
     member: bool = False
     admin: bool = False
+    account: bool = False  # the key is an account's (a tenant), as the state store says
     pid: int | None = None
     uid: int | None = None
     remote: str | None = None
@@ -72,4 +74,6 @@ def allows(audience: Audience, caller: Caller) -> bool:
         return caller.member
     if audience is Audience.ADMIN:
         return caller.admin
+    if audience is Audience.TENANT:
+        return caller.account
     return False  # LOCAL

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from formation.api import (
+    account_routes,
     console_routes,
     discovery_routes,
     join_routes,
@@ -78,6 +79,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *HOST_ENDPOINTS,
     *IMAGE_ENDPOINTS,
     *VM_ENDPOINTS,
+    *account_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
 )
 

@@ -203,6 +203,7 @@ _WHO = {
     Audience.ADMIN: "local callers and network admins",
     Audience.MEMBER: "local callers and members of the network",
     Audience.PLACED: "local callers and the node the work is placed on",
+    Audience.TENANT: "local callers and keys of accounts",
 }
 
 
@@ -212,6 +213,7 @@ def make_middlewares(
     clock_skew_s: float,
     node_key: str = "",
     is_admin: Callable[[str], bool] = lambda _key: False,
+    is_account: Callable[[str], bool] = lambda _key: False,
 ) -> list:
     """`is_known`: may this key sign requests (a member, or trusted by config); `is_admin`: is
     it a network admin's; both from the replicated state. `node_key`: this node's public key,
@@ -259,16 +261,19 @@ def make_middlewares(
         body = await request.read()
         # A joining host's key is not known yet: for ANY_KEY routes the signature is
         # verified but the key may be any; their handler decides.
+        # TENANT routes: a key of an account (not a member) is known there too.
         any_key = audience is Audience.ANY_KEY
+        tenant = audience is Audience.TENANT
+        known = (lambda _k: True) if any_key else (
+            (lambda k: is_known(k) or is_account(k)) if tenant else is_known)
         try:
             key = verify_request(request.headers, request.method, request.raw_path, body,
-                                 is_known=(lambda _k: True) if any_key else is_known,
-                                 nonces=nonces, node_key=node_key)
+                                 is_known=known, nonces=nonces, node_key=node_key)
         except AuthFailure as exc:
             return refused(request, exc)
-        member = not any_key or is_known(key)
+        member = not (any_key or tenant) or is_known(key)
         return Caller("tcp", key=key, member=member, admin=member and is_admin(key),
-                      remote=request.remote)
+                      account=tenant and is_account(key), remote=request.remote)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Route) -> web.StreamResponse:
@@ -314,12 +319,14 @@ def _part_not_running(endpoint: Endpoint) -> Handler:
 
 def build_app(handler_objects: list[object], metrics: NodeMetrics,
               is_known: Callable[[str], bool], clock_skew_s: float, *, node_key: str = "",
-              is_admin: Callable[[str], bool] = lambda _key: False) -> web.Application:
+              is_admin: Callable[[str], bool] = lambda _key: False,
+              is_account: Callable[[str], bool] = lambda _key: False) -> web.Application:
     """Binds every endpoint to its handler, after checking each handler's signature against its
     endpoint (binding.check_handler): a mismatch raises HandlerMismatch before anything is
     served."""
     app = web.Application(
-        middlewares=make_middlewares(metrics, is_known, clock_skew_s, node_key, is_admin),
+        middlewares=make_middlewares(metrics, is_known, clock_skew_s, node_key, is_admin,
+                                     is_account),
         client_max_size=MAX_BODY,
     )
     mismatched: list[str] = []

@@ -79,6 +79,7 @@ class NodeService:
         self.started_monotonic = time.monotonic()
         self.key_authorities: list[Callable[[str], bool]] = []
         self.admin_authorities: list[Callable[[str], bool]] = []  # network admins' keys
+        self.account_authorities: list[Callable[[str], bool]] = []  # accounts' (tenants') keys
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
         self._tcp_address: str | None = None
@@ -111,6 +112,10 @@ class NodeService:
     def is_admin_key(self, key_hex: str) -> bool:
         """Whose signed requests reach the ADMIN routes: network admins of the replicated state."""
         return any(authority(key_hex) for authority in self.admin_authorities)
+
+    def is_account_key(self, key_hex: str) -> bool:
+        """Whose signed requests reach the TENANT routes: keys of accounts (replicated state)."""
+        return any(authority(key_hex) for authority in self.account_authorities)
 
     def listen_addresses(self) -> list[str]:
         found = [f"unix:{self.settings.api.socket}"]
@@ -156,7 +161,8 @@ class NodeService:
             log.info("parts not running; their endpoints answer 503", extra={"fields": {
                 "endpoints": ",".join(self.unserved_endpoints)}})
         app = build_app(handlers, self.metrics, self.is_known_key, s.api.clock_skew_s,
-                        node_key=self.identity.public_key_hex, is_admin=self.is_admin_key)
+                        node_key=self.identity.public_key_hex, is_admin=self.is_admin_key,
+                        is_account=self.is_account_key)
         app.on_shutdown.append(self._on_shutdown)
         app.middlewares.insert(0, guess_middleware(  # outermost: it sees the final status
             GuessThrottle(s.api.join_guesses, s.api.join_guess_every_s), SIGNED_BY_ANY_KEY))

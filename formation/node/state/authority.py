@@ -18,13 +18,16 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from formation.node.state.accounts import Accounts
 from formation.node.state.op import Op
 
+ACCOUNT_KINDS = frozenset({"account.set", "account.remove"})  # accounts.py: tenants' keys
 AUTHORITY_KINDS = frozenset({
     "network.genesis", "node.admit", "node.remove", "node.roles", "invite.create",
-    "invite.consume",
+    "invite.consume", *ACCOUNT_KINDS,
 })
-ADMIN_KINDS = frozenset({"node.admit", "node.remove", "node.roles", "invite.create"})
+ADMIN_KINDS = frozenset({"node.admit", "node.remove", "node.roles", "invite.create",
+                         *ACCOUNT_KINDS})
 ADMIN = "admin"
 ROLES = frozenset({ADMIN, "member"})
 
@@ -38,6 +41,11 @@ class Authority:
     genesis: bytes | None = None
     members: dict[str, frozenset[str]] = field(default_factory=dict)  # key hex -> roles
     consumed_invites: set[str] = field(default_factory=set)
+    accounts: Accounts = field(default_factory=Accounts)
+
+    def copy(self) -> Authority:
+        return Authority(self.network_name, self.cidr, self.genesis, dict(self.members),
+                         set(self.consumed_invites), self.accounts.copy())
 
     def is_member(self, key_hex: str) -> bool:
         return key_hex in self.members
@@ -66,6 +74,8 @@ def _step(state: Authority, op: Op) -> None:
         state.members[p["node"]] = frozenset(p.get("roles", ["member"])) | {"member"}
     elif op.kind == "node.remove":
         state.members.pop(p["node"], None)
+    elif op.kind in ACCOUNT_KINDS:
+        state.accounts.step(op.kind, p)
     elif op.kind == "invite.consume":
         if p["invite"] in state.consumed_invites:
             return  # a concurrent use of the invite came first: this one is void
@@ -147,8 +157,7 @@ def extend(base: Resolution, op: Op) -> Resolution:
     present = base.valid | base.void
     if not _allowed(op, auth, present, base.valid, auth.consumed_invites):
         return Resolution(auth, base.valid, base.void | {op.id}, base.revocations)
-    after = Authority(auth.network_name, auth.cidr, auth.genesis, dict(auth.members),
-                      set(auth.consumed_invites))
+    after = auth.copy()
     _step(after, op)
     revocations = base.revocations
     if revokes(op, auth):

@@ -69,6 +69,7 @@ class StateComponent:
         service.key_authorities.append(self.store.is_member_key)
         service.key_authorities.append(peer_keys.__contains__)
         service.admin_authorities.append(lambda key: key in self.require_store().admins)
+        service.account_authorities.append(lambda key: key in self.require_store().account_keys)
         for coro in self.replication.tasks():
             service.spawn(coro)
         service.spawn(self._held_releaser())

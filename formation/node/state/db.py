@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from formation.node.state import evidence, views
+from formation.node.state import evidence, tenant_usage, views
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -33,8 +33,9 @@ def connect(path: Path, durable: bool = True) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
     db.execute("PRAGMA foreign_keys=OFF")
     db.execute("PRAGMA cache_size=-16000")
-    db.executescript(SCHEMA + evidence.SCHEMA + views.SCHEMA)
+    db.executescript(SCHEMA + evidence.SCHEMA + views.SCHEMA + tenant_usage.SCHEMA)
     evidence.migrate(db)
+    tenant_usage.backfill(db)
     return db
 
 

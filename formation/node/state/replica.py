@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from formation.node.state import db as dbm
-from formation.node.state import evidence, maintenance, rules, views
+from formation.node.state import evidence, maintenance, rules, tenant_usage, views
 from formation.node.state.authority import (
     AUTHORITY_KINDS,
     Authority,
@@ -146,6 +146,13 @@ class Replica:
                 found[op_id] = (op.seq, op.hlc, info.ctx)
         return found
 
+    def _ops_at(self, author: bytes, seq: int) -> int:
+        """How many ops of `author` with this seq this replica holds (2+: a fork)."""
+        stored = {row[0] for row in self.db.execute(
+            "SELECT id FROM ops WHERE author=? AND seq=?", (author, seq))}
+        stored.update(i for i, o in self._batch_ops.items() if o.author == author and o.seq == seq)
+        return len(stored)
+
     def hlc_of(self, op_id: bytes) -> tuple[int, int] | None:
         info = self._info_of(op_id)
         return info.hlc if info is not None else None
@@ -192,6 +199,11 @@ class Replica:
     def append(self, sign: Callable[[bytes], bytes], author: bytes, kind: str,
                payload: dict[str, Any]) -> Op:
         """Signs an op with parents = current heads and applies it; raises OpError if refused."""
+        return self._append_signed(sign_body(self.draft(author, kind, payload), sign))
+
+    def draft(self, author: bytes, kind: str, payload: dict[str, Any]) -> bytes:
+        """The body `author` signs next: its seq and prev, parents = current heads, a tick of
+        this replica's clock. Also what a node hands an account key to sign (a tenant's op)."""
         if self.network is None or self.genesis is None:
             raise OpError("invalid", "this replica belongs to no network yet")
         seq = self.vv.get(author, 0) + 1
@@ -201,8 +213,7 @@ class Replica:
                                    (author, seq - 1)).fetchone()[0]
         hlc = self.clock.tick()
         parents = self._parents_below(hlc, prev)
-        body = build_body(self.network, author, seq, prev, parents, hlc, kind, payload)
-        return self._append_signed(sign_body(body, sign))
+        return build_body(self.network, author, seq, prev, parents, hlc, kind, payload)
 
     def _parents_below(self, hlc: tuple[int, int], prev: bytes | None) -> list[bytes]:
         """The current heads a new op stamped `hlc` can name as parents: those below it. A
@@ -429,6 +440,9 @@ class Replica:
         if authority.genesis is None:
             raise rules.Refused("causality", "no genesis in the op's causal past")
         rules.check(op, authority, lambda i: batch_ops.get(i) or self._stored_op(i))
+        tenant_usage.check(op, authority, tenant_usage.LogAccess(
+            lambda account: tenant_usage.stored_instance_ops(self.db, batch_ops, account),
+            self.hlc_of, self.deps_of, self._ops_at))
         return self.contexts.own_context(past, op)
 
     def _accept(self, op: Op, deps: tuple[bytes, ...], ctx: int, batch: set[bytes],
@@ -464,6 +478,7 @@ class Replica:
         if hlc > self._batch_hlc:
             self._batch_hlc = hlc
         self.count += 1
+        tenant_usage.index(self.db, op)
         self._effects(op, registers)
         result.applied.append(op)
 

@@ -19,8 +19,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from formation.node.state import rules
+from formation.node.state import rules, tenant_revocation
 from formation.node.state.authority import (
+    ACCOUNT_KINDS,
     ADMIN,
     AUTHORITY_KINDS,
     Authority,
@@ -39,8 +40,10 @@ class Revocation:
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
         self._resolution: tuple[int, Resolution] | None = None
-        self._concurrent: dict[bytes, set[bytes]] = {}  # revocation -> revoked author's ops
+        # (revocation, revoked key) -> the key's ops concurrent with it
+        self._concurrent: dict[tuple[bytes, str], set[bytes]] = {}
         self._effective: dict[int, Authority] = {}  # ctx -> authority of its valid ops
+        self._accounts: tuple[Resolution, dict[str, tuple[Op, ...]]] | None = None
 
     def resolution(self) -> Resolution:
         """The resolution of every accepted authority op, cached until another is accepted."""
@@ -56,7 +59,17 @@ class Revocation:
 
     def signature(self) -> tuple[frozenset[bytes], frozenset[bytes]]:
         res = self.resolution()
-        return res.void, frozenset(r.id for revs in res.revocations.values() for r in revs)
+        revoking = [*res.revocations.values(), *self.account_revocations().values()]
+        return res.void, frozenset(r.id for revs in revoking for r in revs)
+
+    def account_revocations(self) -> dict[str, tuple[Op, ...]]:
+        """Account keys -> the account ops that revoked them (tenant_revocation.py)."""
+        res = self.resolution()
+        if self._accounts is None or self._accounts[0] is not res:
+            contexts = self.replica.contexts
+            self._accounts = (res, tenant_revocation.account_revocations(
+                res, contexts.authority_ops, contexts.past_of))
+        return self._accounts[1]
 
     def is_void(self, op: Op, ctx: int, get_op: Callable[[bytes], Op]) -> bool:
         res = self.resolution()
@@ -69,6 +82,9 @@ class Revocation:
             except rules.Refused:
                 return True
         author = op.author.hex()
+        for rev in self.account_revocations().get(author, ()):
+            if rev.id not in members and op.id in self._concurrent_of(rev, author):
+                return True  # a revoked account key's op the revocation did not see
         for rev in res.revocations.get(author, ()):
             if rev.id in members or op.id not in self.concurrent_with(rev):
                 continue
@@ -87,10 +103,9 @@ class Revocation:
             return
         members = self.replica.contexts.by_id[ctx]
         author = op.author.hex()
-        for rev_id, found in self._concurrent.items():
-            rev = self.replica.contexts.authority_ops.get(rev_id)
-            if rev is not None and rev.payload["node"] == author and rev_id not in members \
-                    and rev_id != op.id:
+        for (rev_id, target), found in self._concurrent.items():
+            if target == author and rev_id not in members and rev_id != op.id \
+                    and rev_id in self.replica.contexts.authority_ops:
                 found.add(op.id)
 
     def _effective_authority(self, ctx: int, members: frozenset[bytes],
@@ -103,16 +118,22 @@ class Revocation:
         return found
 
     def concurrent_with(self, rev: Op) -> set[bytes]:
-        """The revoked author's stored ops that neither saw `rev` nor were seen by it."""
-        found = self._concurrent.get(rev.id)
+        """The revoked author's stored ops that neither saw `rev` nor were seen by it (for an
+        account op: those of every key it revoked)."""
+        if rev.kind in ACCOUNT_KINDS:
+            keys = tenant_revocation.revoked_keys(rev, self.account_revocations())
+            return set().union(*(self._concurrent_of(rev, k) for k in keys))
+        return self._concurrent_of(rev, rev.payload["node"])
+
+    def _concurrent_of(self, rev: Op, target: str) -> set[bytes]:
+        found = self._concurrent.get((rev.id, target))
         if found is None:
-            found = self._walk(rev)
-            self._concurrent[rev.id] = found
+            found = self._walk(rev, bytes.fromhex(target))
+            self._concurrent[(rev.id, target)] = found
         return found
 
-    def _walk(self, rev: Op) -> set[bytes]:
+    def _walk(self, rev: Op, target: bytes) -> set[bytes]:
         r = self.replica
-        target = bytes.fromhex(rev.payload["node"])
         by_id = r.contexts.by_id
         theirs = r.ops_of(target)  # id -> (seq, hlc, ctx)
         seqs = Counter(seq for seq, _h, _c in theirs.values())
@@ -151,8 +172,7 @@ def _neg(hlc: tuple[int, int]) -> tuple[int, int]:
 
 
 def _demoted(auth: Authority, key: str) -> Authority:
-    members = dict(auth.members)
-    if key in members:
-        members[key] = members[key] - {ADMIN}
-    return Authority(auth.network_name, auth.cidr, auth.genesis, members,
-                     set(auth.consumed_invites))
+    demoted = auth.copy()
+    if key in demoted.members:
+        demoted.members[key] = demoted.members[key] - {ADMIN}
+    return demoted

@@ -14,6 +14,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
+from formation.node.state import accounts, tenant_rules
 from formation.node.state.authority import ROLES, Authority
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
@@ -125,8 +126,13 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
         raise Refused("invalid", f"kind: unknown kind {op.kind!r}")
     author = op.author.hex()
     if op.kind not in ("network.genesis", "invite.consume") and not auth.is_member(author):
-        raise Refused("unauthorized", f"{op.kind}: author {author[:16]} is not a member")
+        _raise(tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
     rule(op, auth, author, get_op)
+
+
+def _raise(problem: tenant_rules.Problem) -> None:
+    if problem is not None:
+        raise Refused(*problem)
 
 
 def _admin(auth: Authority, author: str, what: str) -> None:
@@ -260,8 +266,11 @@ def _spec(spec: Any) -> None:
 
 def _instance_create(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
-    _only(p, {"name", "spec", "desired"})
+    _only(p, {"name", "spec", "desired", "account"})
     _need(p, "name", is_name, "an instance name")
+    if "account" in p:
+        _need(p, "account", is_name, "an account name")
+        _raise(tenant_rules.create_problem(p, auth, author))
     _spec(p.get("spec"))
     if "desired" in p:
         _need(p, "desired", lambda v: v in INSTANCE_STATES, "running or stopped")
@@ -271,8 +280,7 @@ def _owner_or_admin(op: Op, auth: Authority, author: str, get_op: GetOp) -> Op:
     created = get_op(bytes.fromhex(op.payload["instance"]))
     if created.kind != "instance.create":
         raise Refused("invalid", "payload.instance: does not name an instance.create op")
-    if created.author.hex() != author and not auth.is_admin(author):
-        raise Refused("unauthorized", f"{op.kind}: only the instance's owner or an admin")
+    _raise(tenant_rules.control_problem(op, created, auth, author))
     return created
 
 
@@ -447,12 +455,15 @@ def _dns_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
 
 
 def _account_set(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
-    p = op.payload
-    _only(p, {"name", "keys", "roles"})
-    _need(p, "name", is_name, "an account name")
-    _need(p, "keys", lambda v: isinstance(v, list) and all(map(is_key, v)), "a list of keys")
-    _need(p, "roles", _is_roles, "a list of roles")
+    problem = accounts.payload_problem(op.payload)
+    if problem is not None:
+        raise Refused("invalid", problem)
     _admin(auth, author, "account.set")
+    for key in op.payload["keys"]:
+        holder = auth.accounts.by_key.get(key)
+        if auth.is_member(key) or holder not in (None, op.payload["name"]):
+            raise Refused("invalid", f"payload.keys: {key[:16]} is already "
+                          + (f"a key of account {holder!r}" if holder else "a node's key"))
 
 
 def _account_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:

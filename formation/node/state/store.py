@@ -18,6 +18,7 @@ from nacl.signing import SigningKey
 
 from formation.identity import NodeIdentity
 from formation.node.state import evidence
+from formation.node.state.authority import Authority
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.db import environmental
 from formation.node.state.op import Op, OpError, decode
@@ -57,6 +58,7 @@ class StateStore:
         self._last_turn: asyncio.Future[None] | None = None  # see ingest
         self.members: frozenset[str] = frozenset()
         self.admins: frozenset[str] = frozenset()
+        self.account_keys: frozenset[str] = frozenset()  # keys of accounts (tenants)
 
     @classmethod
     async def open(cls, path: Path, identity: NodeIdentity, network: bytes | None = None,
@@ -119,6 +121,14 @@ class StateStore:
         ident = self.identity
         return await self._write(lambda: self.replica.append(ident.sign, ident.public_key,
                                                              kind, payload))
+
+    async def draft(self, author: bytes, kind: str, payload: dict[str, Any]) -> bytes:
+        """The op body an account key signs next (tenant_handlers.py); raises OpError."""
+        return await self._run(self.replica.draft, author, kind, payload)
+
+    async def authority(self) -> Authority:
+        """Who holds which role, and the accounts, as of everything accepted."""
+        return await self._run(self.replica.current_authority)
 
     async def create_invite(self, expires_ms: int, roles: tuple[str, ...] = ("member",),
                             token_seed: bytes | None = None) -> tuple[Op, bytes]:
@@ -271,6 +281,7 @@ class StateStore:
         authority = self.replica.current_authority()
         self.members = frozenset(authority.members)
         self.admins = frozenset(k for k in authority.members if authority.is_admin(k))
+        self.account_keys = frozenset(authority.accounts.by_key)
 
     async def ensure_address(self) -> Op | None:
         """Claims a mesh address when this node is a member without one, e.g. because a

@@ -89,7 +89,9 @@ def effects(op: Op) -> list[Effect]:
         return [("lww", "instances", oid, "name", p["name"]),
                 ("lww", "instances", oid, "owner", author),
                 ("lww", "instances", oid, "spec", p["spec"]),
-                ("lww", "instances", oid, "desired", p.get("desired", "running"))]
+                ("lww", "instances", oid, "desired", p.get("desired", "running"))] + (
+                    [("lww", "instances", oid, "account", p["account"])]
+                    if "account" in p else [])
     if k == "instance.update":
         return [("lww", "instances", p["instance"], f, p[f])
                 for f in ("spec", "desired", "force", "move") if f in p] + (
@@ -120,6 +122,7 @@ def effects(op: Op) -> list[Effect]:
     if k == "account.set":
         return [("lww", "accounts", p["name"], "keys", p["keys"]),
                 ("lww", "accounts", p["name"], "roles", p["roles"]),
+                ("lww", "accounts", p["name"], "quotas", p.get("quotas", {})),
                 ("lww", "accounts", p["name"], "removed", False)]
     if k == "account.remove":
         return [("lww", "accounts", p["name"], "removed", True)]
@@ -277,10 +280,41 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
                    for node, ips in sorted(lost.items()) for ip in ips])
     if collection in ("images", "dns"):
         return _elements(db, collection)
-    if collection in ("instances", "invites", "accounts"):
+    if collection == "instances":
+        return over_quota(db, [{"key": k, **v} for k, v in _registers(db, collection).items()
+                               if not v.get("removed")])
+    if collection in ("invites", "accounts"):
         return [{"key": k, **v} for k, v in _registers(db, collection).items()
                 if not v.get("removed")]
     raise KeyError(collection)
+
+
+def over_quota(db: sqlite3.Connection, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Marks `over_quota: true` on an account's instances beyond its quotas, counted over the
+    whole view in creation order (HLC, id): concurrent creates that each passed the rules in
+    their own causal past can together exceed a quota, and this is the same answer on every
+    replica holding the same ops (placement leaves such instances unplaced)."""
+    owned = [i for i in instances if "account" in i]
+    if not owned:
+        return instances
+    quotas = {k: v.get("quotas") or {} for k, v in _registers(db, "accounts").items()
+              if not v.get("removed")}
+    created = {key: (ms, c, bytes.fromhex(key)) for key, ms, c in db.execute(
+        "SELECT key, hlc_ms, hlc_c FROM lww WHERE coll='instances' AND field='account'")}
+    used: dict[str, dict[str, int]] = {}
+    for inst in sorted(owned, key=lambda i: created.get(i["key"], (0, 0, b""))):
+        limits = quotas.get(inst["account"], {})
+        if not limits:
+            continue
+        spec = inst.get("spec") or {}
+        mine = used.setdefault(inst["account"], {})
+        will = {f: mine.get(f, 0) + (1 if f == "instances" else int(spec.get(f, 0)))
+                for f in ("instances", "vcpus", "memory_mb", "disk_gb")}
+        if any(will[f] > limit for f, limit in limits.items() if f in will):
+            inst["over_quota"] = True
+        else:
+            mine.update(will)
+    return instances
 
 
 def instance_history(db: sqlite3.Connection, instance: str) -> list[dict[str, Any]]:

@@ -51,6 +51,8 @@ AUDIENCES = {
     "vm_serial": "member",
     "image_list": "member", "image_import": "local", "image_delete": "member",
     "image_blob": "member",
+    "tenant_draft": "tenant", "tenant_submit": "tenant", "tenant_account": "tenant",
+    "tenant_instances": "tenant",
     "pack_build_start": "member", "pack_build_list": "member", "pack_build_show": "member",
     "pack_build_cancel": "member",
 }
@@ -60,6 +62,7 @@ LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (
 ALLOWED = {
     "public": {LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE},
     "any_key": {LOCAL, UNKNOWN, MEMBER, ADMIN, REMOVED},
+    "tenant": {LOCAL},  # and keys of accounts (none among these callers)
     "member": {LOCAL, MEMBER, ADMIN},
     "placed": {LOCAL, MEMBER, ADMIN},
     "admin": {LOCAL, ADMIN},

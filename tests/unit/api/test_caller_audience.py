@@ -22,6 +22,7 @@ TABLE = {  # audience -> (local, unsigned, new key, member, admin)
     Audience.MEMBER: (True, False, False, True, True),
     Audience.PLACED: (True, False, False, True, True),
     Audience.ANY_KEY: (True, False, True, True, True),
+    Audience.TENANT: (True, False, False, False, False),
     Audience.PUBLIC: (True, True, True, True, True),
 }
 
@@ -30,6 +31,12 @@ TABLE = {  # audience -> (local, unsigned, new key, member, admin)
 def test_allows_follows_the_table(audience: Audience) -> None:
     callers = (LOCAL, UNSIGNED, NEW_KEY, MEMBER, ADMIN)
     assert tuple(allows(audience, c) for c in callers) == TABLE[audience]
+
+
+def test_tenant_routes_take_keys_of_accounts_only() -> None:
+    assert allows(Audience.TENANT, Caller("tcp", key=KEY_A, account=True))
+    assert not allows(Audience.TENANT, Caller("tcp", key=KEY_A, member=True, admin=True))
+    assert not allows(Audience.MEMBER, Caller("tcp", key=KEY_A, account=True))
 
 
 def test_placed_here_is_the_local_operator_or_the_node_itself() -> None:

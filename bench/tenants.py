@@ -1,0 +1,118 @@
+"""Tenant authorization benchmark (issue 18). Prints one JSON object.
+
+- accounts: account.set ops written into one replica (real SQLite, not fsynced) by the admin;
+  accounts_write_s: how long that took; db_mb: the file's size after (accounts are authority
+  ops: each one makes a new context, stored whole, so both grow faster than linearly — the
+  figure to watch before 10,000 accounts);
+- authz_checks_per_s: the rule checks of tenant ops (`instance.create` signed by account keys,
+  judged by rules.check against the authority of every account, plus the quota walk), against
+  raw_verify_per_s: bare PyNaCl Ed25519 verifications of the same ops in the same run;
+  authz_ratio = authz / verify (target >= 1.0: authorization costs less than the signature).
+- instances: live instances of the accounts in the log before the checks (the quota check
+  reads the account's instance ops through the tenant_ops index, and walks only for ops of
+  its other keys or of admins);
+- grants: 0 (delegation is not built yet).
+
+    python bench/tenants.py [--quick] [--accounts N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from nacl.signing import VerifyKey
+
+from formation.identity import NodeIdentity
+from formation.node.state import rules, tenant_usage
+from formation.node.state.op import SIGNING_CONTEXT, build_body, decode, sign_body
+from formation.node.state.replica import Replica
+
+NETWORK = bytes(range(16))
+ADMIN = NodeIdentity.from_seed(b"\x01" * 32)
+SPEC = {"image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}
+
+
+def run(accounts: int, checks: int, instances: int) -> dict[str, object]:
+    base = Path(tempfile.mkdtemp(prefix="fm-bench-tenants-"))
+    r = Replica(base / "state.db", durable=False)
+    r.create_network(ADMIN.sign, ADMIN.public_key, NETWORK, "bench", "10.0.0.0/16")
+    keys = [NodeIdentity.from_seed(i.to_bytes(4, "big") * 8) for i in range(accounts)]
+    start = time.perf_counter()
+    for i, key in enumerate(keys):
+        r.append(ADMIN.sign, ADMIN.public_key, "account.set", {
+            "name": f"a{i}", "keys": [key.public_key_hex], "roles": ["user"],
+            "quotas": {"instances": 4}})
+    write_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for n in range(instances):  # live instances in the log: what the quota walk reads
+        key = keys[n % accounts]
+        seq = r.vv.get(key.public_key, 0) + 1
+        prev = None if seq == 1 else r.db.execute(
+            "SELECT id FROM ops WHERE author=? AND seq=?", (key.public_key, seq - 1)).fetchone()[0]
+        payload = {"name": f"live{n}", "spec": SPEC, "account": f"a{n % accounts}"}
+        raw = sign_body(build_body(NETWORK, key.public_key, seq, prev, sorted(r.heads),
+                                   r.clock.tick(), "instance.create", payload), key.sign)
+        assert r.ingest([raw]).verdicts[0].status == "accepted"
+    instances_s = time.perf_counter() - start
+    heads = sorted(r.heads)
+    top = r.clock.last
+    ops = []
+    for n in range(checks):
+        key = keys[n % accounts]
+        seq = r.vv.get(key.public_key, 0) + 1
+        prev = None if seq == 1 else r.db.execute(
+            "SELECT id FROM ops WHERE author=? AND seq=?", (key.public_key, seq - 1)).fetchone()[0]
+        ops.append(decode(sign_body(build_body(
+            NETWORK, key.public_key, seq, prev, heads, (top[0] + 1, 0), "instance.create",
+            {"name": f"i{n}", "spec": SPEC, "account": f"a{n % accounts}"}), key.sign)))
+    auth = r.current_authority()
+    log = tenant_usage.LogAccess(
+        lambda account: tenant_usage.stored_instance_ops(r.db, {}, account), r.hlc_of,
+        r.deps_of, r._ops_at)
+
+    def authz() -> float:
+        t = time.perf_counter()
+        for op in ops:
+            rules.check(op, auth, lambda _i, op=op: op)
+            tenant_usage.check(op, auth, log)
+        return len(ops) / (time.perf_counter() - t)
+
+    def verify() -> float:
+        t = time.perf_counter()
+        for op in ops:
+            VerifyKey(op.author).verify(SIGNING_CONTEXT + op.body, op.signature)
+        return len(ops) / (time.perf_counter() - t)
+
+    best_authz = max(authz() for _ in range(3))
+    best_verify = max(verify() for _ in range(3))
+    db_mb = (base / "state.db").stat().st_size / 2**20
+    r.close()
+    for f in base.iterdir():
+        f.unlink()
+    base.rmdir()
+    return {"accounts": accounts, "grants": 0, "accounts_write_s": round(write_s, 2),
+            "instances": instances, "instances_write_s": round(instances_s, 2),
+            "db_mb": round(db_mb, 1), "authz_checks_per_s": round(best_authz),
+            "raw_verify_per_s": round(best_verify),
+            "authz_ratio": round(best_authz / best_verify, 2),
+            "load_avg_1m_at_start": os.getloadavg()[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--accounts", type=int)
+    parser.add_argument("--instances", type=int)
+    args = parser.parse_args()
+    accounts = args.accounts or (500 if args.quick else 10_000)
+    instances = args.instances if args.instances is not None else (500 if args.quick else 5000)
+    print(json.dumps(run(accounts, 2000 if args.quick else 10_000, instances)))
+
+
+if __name__ == "__main__":
+    main()

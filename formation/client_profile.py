@@ -1,0 +1,134 @@
+"""A person's side of tenancy: their account key on their own machine, and which node to ask.
+
+The key file is the same form as a node's identity (64 hex characters of an Ed25519 seed, one
+line, mode 0600), with the public key beside it in KEY.pub: the only part that is ever shown
+or given to an admin. Profiles live in ~/.config/formation/client.yaml:
+
+    default: lab
+    profiles:
+      lab: {node: "192.0.2.10:7701", key: "~/.config/formation/alice.key"}
+
+`--node` and `--key` given on the command line win over the profile."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from formation.errors import FormationError
+from formation.identity.keys import NodeIdentity
+
+
+class ProfileError(FormationError):
+    pass
+
+
+def create_key(path: Path) -> NodeIdentity:
+    """A new key at `path` (0600, created exclusively: never overwrites) and `path`.pub."""
+    public = Path(f"{path}.pub")
+    for existing in (path, public):
+        if existing.exists():
+            raise ProfileError(f"{existing}: exists; refusing to overwrite a key")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    identity = NodeIdentity.generate()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ProfileError(f"{path}: exists; refusing to overwrite a key") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(identity.seed.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    public.write_text(identity.public_key_hex + "\n")
+    return identity
+
+
+def load_key(path: Path) -> NodeIdentity:
+    """Refuses a key file others can read, as the node does with its own."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: no such key file (make one: formation key create "
+                           f"{path})") from None
+    except PermissionError:
+        raise ProfileError(f"{path}: permission denied reading the key") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ProfileError(f"{path}: mode {stat.S_IMODE(mode):o} is too open; run: chmod 600 "
+                           f"{path}")
+    try:
+        seed = bytes.fromhex(text)
+    except ValueError:
+        seed = b""
+    if len(seed) != 32:
+        raise ProfileError(f"{path}: expected 64 hex characters (a 32-byte Ed25519 seed)")
+    return NodeIdentity.from_seed(seed)
+
+
+def public_key_of(text: str) -> str:
+    """A public key given as 64 hex characters or as a KEY.pub file. A secret key file is
+    refused: its seed must never be written into the replicated state."""
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return text
+    path = Path(text).expanduser()
+    if not path.name.endswith(".pub"):
+        raise ProfileError(f"--key {text}: expected a public key, 64 hex characters or a .pub "
+                           "file (never the secret key file)")
+    try:
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise ProfileError(f"--key {text}: cannot read it ({exc.strerror})") from None
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ProfileError(f"--key {text}: expected 64 hex characters in the file")
+    return value
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "formation" / "client.yaml"
+
+
+@dataclass(frozen=True)
+class Target:
+    node: str
+    key: Path
+
+
+def resolve(node: str | None, key: str | None, profile: str | None,
+            path: Path | None = None) -> Target:
+    """The node and key file to use: flags first, then the named (or default) profile."""
+    path = path or config_path()
+    chosen: dict[str, str] = {}
+    if profile is not None or node is None or key is None:
+        data = _read(path)
+        name = profile or data.get("default")
+        profiles = data.get("profiles") or {}
+        if not isinstance(profiles, dict) or not (name is None or isinstance(name, str)):
+            raise ProfileError(f"{path}: expected profiles as a map and default as a name")
+        if name is not None:
+            if name not in profiles or not isinstance(profiles[name], dict):
+                raise ProfileError(f"profile {name!r}: not in {path}")
+            chosen = {k: str(v) for k, v in profiles[name].items()}
+    node = node or chosen.get("node")
+    key = key or chosen.get("key")
+    if not node:
+        raise ProfileError(f"--node: expected HOST:PORT (or a profile with node in {path})")
+    if not key:
+        raise ProfileError(f"--key: expected your key file (or a profile with key in {path})")
+    return Target(node, Path(key).expanduser())
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        return {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileError(f"{path}: cannot be read ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: expected a map with profiles")
+    return data

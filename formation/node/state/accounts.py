@@ -1,0 +1,102 @@
+"""Accounts (tenants) as the state store knows them: people who deploy without owning a node.
+
+An account is written by `account.set` (name, 1..8 Ed25519 keys, roles, quotas) and ended by
+`account.remove`, both signed by a network admin. They are authority ops (authority.py): the
+accounts an op is judged against are those of its causal past, folded in (HLC, id) order, so
+every replica gives a tenant's op the same verdict, and an op whose past holds the removal of
+its account (or a set that dropped its key) is refused everywhere."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+ACCOUNT_ROLES = frozenset({"admin", "user", "member"})  # "member": the older name for "user"
+ADMIN = "admin"
+MAX_KEYS = 8
+QUOTA_FIELDS = ("vcpus", "memory_mb", "disk_gb", "instances")
+MAX_QUOTA = 2**40
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    keys: tuple[str, ...]
+    roles: frozenset[str]
+    quotas: dict[str, int] = field(default_factory=dict)  # a missing figure: no limit
+
+    @property
+    def admin(self) -> bool:
+        return ADMIN in self.roles
+
+
+def payload_problem(p: dict[str, Any]) -> str | None:
+    """What is wrong with an account.set payload, as "payload.FIELD: expected ...", or None."""
+    extra = set(p) - {"name", "keys", "roles", "quotas"}
+    if extra:
+        return f"payload.{sorted(extra)[0]}: not a field of this kind"
+    if not (isinstance(p.get("name"), str) and _NAME.match(p["name"])):
+        return "payload.name: expected an account name (lowercase letters, digits, '-')"
+    keys = p.get("keys")
+    if not (isinstance(keys, list) and 1 <= len(keys) <= MAX_KEYS
+            and all(isinstance(k, str) and _HEX64.match(k) for k in keys)
+            and len(set(keys)) == len(keys)):
+        return f"payload.keys: expected 1 to {MAX_KEYS} distinct Ed25519 keys, 64 hex each"
+    roles = p.get("roles")
+    if not (isinstance(roles, list) and roles and len(set(roles)) == len(roles)
+            and all(r in ACCOUNT_ROLES for r in roles)):
+        return "payload.roles: expected a list of roles from admin, user"
+    if "quotas" in p:
+        quotas = p["quotas"]
+        if not isinstance(quotas, dict):
+            return "payload.quotas: expected a map of " + ", ".join(QUOTA_FIELDS)
+        for name, value in quotas.items():
+            if name not in QUOTA_FIELDS:
+                return f"payload.quotas.{name}: not a quota (expected {', '.join(QUOTA_FIELDS)})"
+            if not (isinstance(value, int) and not isinstance(value, bool)
+                    and 0 <= value <= MAX_QUOTA):
+                return f"payload.quotas.{name}: expected an integer from 0 to {MAX_QUOTA}"
+    return None
+
+
+def from_payload(p: dict[str, Any]) -> Account:
+    return Account(p["name"], tuple(p["keys"]), frozenset(p["roles"]), dict(p.get("quotas", {})))
+
+
+class Accounts:
+    """The accounts of one authority fold: by name, and which account each key belongs to.
+    A key names at most one account: the later set (by the fold's order) takes it."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Account] = {}
+        self.by_key: dict[str, str] = {}
+
+    def copy(self) -> Accounts:
+        out = Accounts()
+        out.by_name = dict(self.by_name)
+        out.by_key = dict(self.by_key)
+        return out
+
+    def of_key(self, key_hex: str) -> Account | None:
+        name = self.by_key.get(key_hex)
+        return self.by_name.get(name) if name is not None else None
+
+    def step(self, kind: str, payload: dict[str, Any]) -> None:
+        """One account op, in fold order (its validity decided before)."""
+        name = payload["name"]
+        self._drop(name)
+        if kind == "account.set":
+            account = from_payload(payload)
+            self.by_name[name] = account
+            for key in account.keys:
+                self.by_key[key] = name
+
+    def _drop(self, name: str) -> None:
+        old = self.by_name.pop(name, None)
+        if old is not None:
+            for key in old.keys:
+                if self.by_key.get(key) == name:
+                    del self.by_key[key]

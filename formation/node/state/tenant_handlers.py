@@ -1,0 +1,151 @@
+"""Handlers of the tenant endpoints (api/account_routes.py): a node relays ops signed by an
+account's key. It drafts the body (seq, prev, parents and HLC from its replica), the client
+checks and signs it, and the node ingests the signed envelope like any op from a peer: the rules
+judge the tenant's key, so a node can neither forge nor alter a tenant's op (the signature would
+fail on every replica), and an op relayed twice is the same op, written once.
+
+Before ingesting, the node checks what only it can: that the request's signing key is the op's
+author (the node is no open relay for strangers' ops), that the key is an account's, that the
+op's time is within MAX_SKEW_MS of this node's clock (a tenant cannot stamp its op far ahead to
+win last-writer-wins races, or behind), that its seq is the key's next here, and that it is a
+body this node drafted (tenant_drafts.py: no parents of the tenant's choosing). Two drafts
+share a seq until one is relayed; the other is then refused here (a fork through another
+node or a hostile member is an equivocation, recorded like any other)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+
+from formation.api import account_models as am
+from formation.api.caller import Caller
+from formation.api.errors import BadRequest, Conflict, Forbidden
+from formation.api.models import Empty
+from formation.node.state.accounts import Account
+from formation.node.state.hlc import MAX_SKEW_MS
+from formation.node.state.op import Op, OpError, decode
+from formation.node.state.tenant_drafts import TTL_S, DraftBook
+from formation.node.state.tenant_rules import TENANT_KINDS
+
+if TYPE_CHECKING:
+    from formation.node.state.store import StateStore
+
+
+def usage(instances: list[dict[str, Any]], account: str) -> dict[str, int]:
+    mine = [i for i in instances if i.get("account") == account
+            and i.get("desired") != "deleted"]
+    out = {f: sum(int(i.get("spec", {}).get(f, 0)) for i in mine)
+           for f in ("vcpus", "memory_mb", "disk_gb")}
+    out["instances"] = len(mine)
+    return out
+
+
+class TenantHandlers:
+    """Mixed into StateHandlers (one handler object per part)."""
+
+    @property
+    def store(self) -> StateStore:
+        raise NotImplementedError
+
+    @property
+    def drafts(self) -> DraftBook:
+        book = self.__dict__.get("_tenant_drafts")
+        if book is None:
+            book = self.__dict__["_tenant_drafts"] = DraftBook()
+        return book
+
+    async def _account(self, caller: Caller, key: str | None = None) -> tuple[str, Account]:
+        store = self.store
+        if caller.local:
+            if key is None:
+                raise BadRequest("author: a local caller names the account key to act for")
+        else:
+            key = caller.require_key()
+        authority = await store.authority()
+        account = authority.accounts.of_key(key)
+        if account is None:
+            raise Forbidden(f"key {key[:16]}: not a key of any account of this network")
+        return key, account
+
+    async def tenant_draft(self, body: am.DraftRequest, caller: Caller) -> am.Draft:
+        if not caller.local and body.author is not None:
+            raise BadRequest("author: only local callers may name it; over TCP the op's "
+                             "author is the key that signs the request")
+        key, _account = await self._account(caller, body.author)
+        if body.kind not in TENANT_KINDS:
+            raise Forbidden(f"kind: an account may relay only {', '.join(sorted(TENANT_KINDS))}")
+        store = self.store
+        if body.kind == "instance.create":
+            name = body.payload.get("name")
+            if any(i.get("name") == name for i in await store.view("instances")):
+                raise Conflict(f"name: an instance {str(name)[:64]!r} exists already")
+        try:
+            raw = await store.draft(bytes.fromhex(key), body.kind, body.payload)
+        except OpError as exc:
+            raise Conflict(f"draft: {exc}") from None
+        self.drafts.issued(key, raw)
+        _v, network, author, seq, _prev, parents, hlc, kind, payload = cbor2.loads(raw)
+        return am.Draft(body=base64.b64encode(raw).decode(), network=network.hex(),
+                        author=author.hex(), seq=seq, parents=[p.hex() for p in parents],
+                        hlc=hlc, kind=kind, payload=payload)
+
+    async def tenant_submit(self, body: am.SignedOp, caller: Caller) -> am.Relayed:
+        try:
+            raw = base64.b64decode(body.op, validate=True)
+            op = decode(raw)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(f"op: {exc}") from None
+        store = self.store
+        author = op.author.hex()
+        if not caller.local and caller.key != author:
+            raise Forbidden("op.author: must be the key that signs the request (a node relays "
+                            "an account's own ops, not others')")
+        _key, _account = await self._account(caller, author)
+        if op.kind not in TENANT_KINDS:
+            raise Forbidden(f"kind: an account may relay only {', '.join(sorted(TENANT_KINDS))}")
+        if store.network_id is None or op.network != store.network_id:
+            raise BadRequest("op.network: not this node's network")
+        if await store.has(op.id):  # a retry of an op already written: the same op, once
+            return am.Relayed(id=op.id.hex(), kind=op.kind, status="duplicate")
+        _check_time(op, store.replica.clock.wall())
+        seq = (await store.version_vector()).get(op.author, 0) + 1
+        if op.seq != seq:
+            raise Conflict(f"op.seq: {op.seq}, but this account key's next op here is {seq} "
+                           "(one op per draft): draft it again")
+        if not self.drafts.take(author, op.body):
+            raise Conflict("op: not a body this node drafted for this key in the last "
+                           f"{int(TTL_S)} s: draft it here, then sign and relay it")
+        [verdict] = await store.ingest([raw], origin=None, source=f"tenant:{author}")
+        if verdict.status in ("accepted", "duplicate"):
+            return am.Relayed(id=op.id.hex(), kind=op.kind, status=verdict.status)
+        if verdict.status == "buffered":
+            raise Conflict(f"op: {verdict.message or 'waits for ops this node lacks'}; "
+                           "draft it again")
+        message = f"{op.kind} refused ({verdict.reason}): {verdict.message}"
+        if verdict.reason in ("unauthorized", "quota"):
+            raise Forbidden(message)
+        raise BadRequest(message)
+
+    async def tenant_account(self, body: Empty, caller: Caller) -> am.TenantAccount:
+        _key, account = await self._account(caller)
+        instances = await self.store.view("instances")
+        return am.TenantAccount(name=account.name, roles=sorted(account.roles),
+                                quotas=dict(account.quotas), usage=usage(instances, account.name))
+
+    async def tenant_instances(self, body: Empty, caller: Caller) -> am.TenantInstances:
+        _key, account = await self._account(caller)
+        items = await self.store.view("instances")
+        if not account.admin:
+            items = [i for i in items if i.get("account") == account.name]
+        return am.TenantInstances(account=account.name, items=items)
+
+
+def _check_time(op: Op, wall_ms: int) -> None:
+    off = op.hlc[0] - wall_ms
+    if abs(off) > MAX_SKEW_MS:
+        where = "ahead of" if off > 0 else "behind"
+        raise BadRequest(f"op.hlc: {abs(off)} ms {where} this node's clock, at most "
+                         f"{MAX_SKEW_MS} ms either way")

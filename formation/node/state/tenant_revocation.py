@@ -1,0 +1,46 @@
+"""Which account ops revoke which keys, for the views (revocation.py).
+
+An op signed by an account's key is judged in its causal past (tenant_rules.py): once the
+removal of its account, or an `account.set` that dropped its key, is in an op's past, the op is
+refused. An op that did not see the revocation (signed "before" it, or by a stolen key on
+purpose with old parents) is accepted, as every replica must; it is then *void*, like a removed
+node's concurrent ops, when the revocation did not see it either: a revoked key's ops stand only
+if the revocation's causal past holds them.
+
+A valid account op R (set or remove of account A) revokes key K when K was a key of A as of
+R's causal past (the latest valid op about A there, by (HLC, id)) and R leaves K out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from formation.node.state.authority import ACCOUNT_KINDS, Resolution
+from formation.node.state.op import Op
+
+
+def account_revocations(res: Resolution, ops: Mapping[bytes, Op],
+                        past_of: Mapping[bytes, frozenset[bytes]]) -> dict[str, tuple[Op, ...]]:
+    """key hex -> the valid account ops that revoked it, in (HLC, id) order."""
+    by_name: dict[str, list[Op]] = {}
+    for op_id in res.valid:
+        op = ops.get(op_id)
+        if op is not None and op.kind in ACCOUNT_KINDS:
+            by_name.setdefault(op.payload["name"], []).append(op)
+    found: dict[str, list[Op]] = {}
+    for same in by_name.values():
+        same.sort(key=lambda o: o.order_key)
+        for rev in same:
+            past = past_of.get(rev.id, frozenset())
+            prior = [o for o in same if o.id in past]
+            if not prior or prior[-1].kind != "account.set":
+                continue
+            kept = set(rev.payload["keys"]) if rev.kind == "account.set" else set()
+            for key in prior[-1].payload["keys"]:
+                if key not in kept:
+                    found.setdefault(key, []).append(rev)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def revoked_keys(rev: Op, revocations: Mapping[str, tuple[Op, ...]]) -> list[str]:
+    """The keys `rev` revoked (usually few: an account has at most 8)."""
+    return [key for key, revs in revocations.items() if any(r.id == rev.id for r in revs)]
