@@ -143,6 +143,10 @@ def _lost(dead: set[str], live: set[str], members: set[str]) -> set[str]:
     return (dead - live) & members
 
 
+OVER_QUOTA = ("over its account's quota: created concurrently with others that used the room "
+              "(the instances view marks it the same on every replica)")
+
+
 def decide(instances: list[dict[str, Any]], nodes: list[dict[str, Any]],
            live: Collection[str], dead: Collection[str] = (),
            disk_images: Collection[str] = ()) -> dict[str, Decision]:
@@ -163,6 +167,8 @@ def decide(instances: list[dict[str, Any]], nodes: list[dict[str, Any]],
         problem = spec_problem(inst.get("spec"))
         if problem is not None:
             out[key] = Decision(key, None, (), None, problem)
+        elif inst.get("over_quota") is True:
+            out[key] = Decision(key, None, (), None, OVER_QUOTA)
         else:
             needs[key] = _need(inst["spec"])
     claims: dict[str, list[tuple[tuple[int, int], str, str]]] = {}

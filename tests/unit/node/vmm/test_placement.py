@@ -192,3 +192,16 @@ def test_when_every_candidate_claims_every_claim_holds(node_specs, inst_specs, l
         if d.candidate is not None:
             assert second[key].node == d.candidate
     _held_within_offers(nodes, claimed, second, with_candidates=False)
+
+
+def test_an_instance_the_view_marks_over_quota_is_neither_placed_nor_kept() -> None:
+    """Concurrent creates can each pass the quota rule in their own past; the instances view
+    marks the late ones over_quota on every replica, and no node may hold or claim them, even
+    one that had placed it, while the others are placed as usual."""
+    nodes = [node(0), node(1)]
+    late = {**inst(2, on=0), "over_quota": True}
+    out = decide([inst(1, on=0), late], nodes, KEYS[:2])
+    assert out[f"{1:064x}"].node == KEYS[0]
+    d = out[f"{2:064x}"]
+    assert d.node is None and d.candidate is None and "quota" in d.reason
+    assert decide([{**late, "over_quota": False}], nodes, KEYS[:2])[f"{2:064x}"].node == KEYS[0]
