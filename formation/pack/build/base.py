@@ -84,9 +84,13 @@ CFG
 """
 
 
+NUMBERS = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
+
+
 def release_of(base: str) -> str:
-    """FROM's value: `debian:RELEASE` or a bare Debian release name."""
+    """FROM's value: `debian:RELEASE`, `debian:12`, `debian` (bookworm) or a bare release."""
     name = base.split(":", 1)[1] if base.startswith("debian:") else base
+    name = NUMBERS.get(name, "bookworm" if name == "debian" else name)
     if name not in RELEASES:
         raise BuildError(f"FROM {base}: expected debian:RELEASE with a Debian release "
                          f"({', '.join(RELEASES)})")
