@@ -119,7 +119,8 @@ async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings
         base_key = base.base_key(release, settings.mirror)
         keys, parent = [], base_key
         for act in actions:
-            parent = key_of(parent, act.record)
+            # the script too: a builder that runs a step differently makes a new layer
+            parent = key_of(parent, {**act.record, "script": act.body})
             keys.append(parent)
         weights = [W_CACHED if cache.has(base_key) else W_BASE]
         weights += [W_CACHED if cache.has(k) else a.weight for k, a in zip(keys, actions,

@@ -7,9 +7,9 @@ reuse. ext4 (the usual data filesystem) has no cheap reflink snapshots, and btrf
 snapshots would tie the builder to one filesystem; overlayfs only needs the cache on a
 filesystem that can be an upper layer.
 
-A layer's key is the SHA-256 of its parent's key and the step (its directive and arguments,
-not its line number: adding a comment above does not rebuild anything; for COPY also the
-digest of the files it reads). So a change to one line changes the keys of that step and every
+A layer's key is the SHA-256 of its parent's key and the step (its directive and arguments and
+the script the builder runs for it, not its line number: adding a comment above does not
+rebuild anything; for COPY also the digest of the files it reads). So a change to one line changes the keys of that step and every
 step after it, and nothing before. Layout under cache_dir:
 
     l/KEY24/        the layer's tree (an overlayfs upper directory: whiteouts included)
