@@ -9,8 +9,8 @@ filesystem that can be an upper layer.
 
 A layer's key is the SHA-256 of its parent's key and the step (its directive and arguments and
 the script the builder runs for it, not its line number: adding a comment above does not
-rebuild anything; for COPY also the digest of the files it reads). So a change to one line changes the keys of that step and every
-step after it, and nothing before. Layout under cache_dir:
+rebuild anything; for COPY also the digest of the files it reads). So a change to one line
+changes the keys of that step and every step after it, and nothing before. Layout under cache_dir:
 
     l/KEY24/        the layer's tree (an overlayfs upper directory: whiteouts included)
     l/KEY24.json    written last: the layer is complete (label, line, when); its mtime is
