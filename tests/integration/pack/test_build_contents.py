@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pack_build_support import (
@@ -24,6 +25,7 @@ from formation.pack.build import BuiltImage, build_image
 from formation.pack.spec import Copy, Entrypoint, Env, FormfileSpec, Run, User, Workdir
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(900)]
+ESCAPE = f"/tmp/formation-pack-escape-{SESSION}"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFormationPackTest dev@laptop"
 
 
@@ -42,11 +44,15 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage]:
         Workdir(7, "/opt/svc"),
         Copy(8, "hello.sh", "bin/"),
         Run(9, "test -x bin/hello.sh && echo \"$MODE\" > mode"),
-    ), entrypoint=Entrypoint(10, shell="exec bin/hello.sh --port $PORT"))
-    built = asyncio.run(build_image(spec, context(root / "ctx"), settings(), root / "out",
-                                    Recorder()))
-    yield built
-    remove_new_layers(before)
+        # An absolute symlink in the image resolves in the image, never on the builder.
+        Run(10, f"mkdir -p {ESCAPE} && ln -s {ESCAPE} escape"),
+        Copy(11, "hello.sh", "escape/"),
+    ), entrypoint=Entrypoint(12, shell="exec bin/hello.sh --port $PORT"))
+    try:
+        yield asyncio.run(build_image(spec, context(root / "ctx"), settings(), root / "out",
+                                      Recorder()))
+    finally:
+        remove_new_layers(before)
 
 
 def read(image: BuiltImage, path: str) -> str:
@@ -78,6 +84,11 @@ def test_env_scopes_workdir_and_copy(image: BuiltImage) -> None:
     assert 'MODE="prod"' in read(image, "/etc/environment").splitlines()
     assert mode(image, "/opt/svc/bin/hello.sh") == "0755"
     assert read(image, "/opt/svc/mode") == "prod\n"  # RUN ran in the WORKDIR with the ENV
+
+
+def test_copy_through_a_symlink_stays_in_the_image(image: BuiltImage) -> None:
+    assert not Path(ESCAPE).exists()
+    assert mode(image, f"{ESCAPE}/hello.sh") == "0755"
 
 
 def test_entrypoint_unit(image: BuiltImage) -> None:

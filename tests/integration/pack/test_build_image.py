@@ -63,15 +63,17 @@ def _build(spec: FormfileSpec, ctx: Path, out: Path) -> tuple[BuiltImage, Record
 def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     skip_unless_buildable()
     before = layers_now() if (CACHE / "l").is_dir() else set()
-    root = tmp_path_factory.mktemp("pack")
-    ctx = context(root / "ctx")
-    image, rec, seconds = _build(small_spec(), ctx, root / "out")
-    base_seconds = rec.started.get(1, 0.0) - rec.started.get(0, 0.0)
-    print(f"\nfirst build: {seconds:.1f} s (base {base_seconds:.1f} s, "
-          f"{'cached' if rec.steps()[0].cached else 'built'}), "
-          f"disk {image.disk.stat().st_size / 2**20:.0f} MiB")
-    yield Built(image, rec, seconds, base_seconds, ctx)
-    remove_new_layers(before)
+    try:
+        root = tmp_path_factory.mktemp("pack")
+        ctx = context(root / "ctx")
+        image, rec, seconds = _build(small_spec(), ctx, root / "out")
+        base_seconds = rec.started.get(1, 0.0) - rec.started.get(0, 0.0)
+        print(f"\nfirst build: {seconds:.1f} s (base {base_seconds:.1f} s, "
+              f"{'cached' if rec.steps()[0].cached else 'built'}), "
+              f"disk {image.disk.stat().st_size / 2**20:.0f} MiB")
+        yield Built(image, rec, seconds, base_seconds, ctx)
+    finally:
+        remove_new_layers(before)
 
 
 def _sha(path: Path) -> str:
