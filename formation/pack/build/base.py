@@ -122,6 +122,7 @@ async def build_base(cache: LayerCache, scratch: Path, release: str, mirror: str
         "unshare", "--mount", "--propagation", "private", "--",
         "mmdebstrap", "--mode=root", "--variant=apt", "--format=directory",
         "--skip=cleanup/apt/lists",  # INSTALL steps need the package lists
+        "--skip=essential/unlink",  # keep the Essential .debs in the apt cache too
         *(f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES),
         f"--include={','.join(PACKAGES)}",
         f"--setup-hook=mkdir -p '{apt}' \"$1\"/var/cache/apt/archives/",
