@@ -1,0 +1,141 @@
+"""Workload-image benchmark (issue 17, as root). Prints one JSON object.
+
+- parse_per_s: the issue's small Formfile parsed (with its build context, so COPY sources are
+  checked) by formation.pack.formfile.parse_formfile, per second;
+- build_s: that Formfile built by the real builder (formation.pack.build) with a warm base
+  system and apt archive: the layer cache the pack build tests use (support/pack_probe.py), so
+  a run after the tests is warm. Its first step names the run, so every step after the base is
+  really built;
+- rebuild_last_line_s: the same Formfile with its last step changed; rebuild_ratio =
+  rebuild / build (target <= 0.3: the cache keeps every step before the changed line);
+- image_mb: kernel + initrd + disk of the built image;
+- boot_to_entrypoint_s: the QEMU driver's boot call under TCG (software emulation: no KVM
+  here) to the ENTRYPOINT's marker on the serial console. A Debian boot under TCG takes far
+  longer than the other figures, so --quick skips it (null, the reason under `unmeasured`)
+  unless --boot is given.
+
+The layers this run made are removed at the end (the base and the apt archive stay).
+
+    python bench/pack.py [--quick] [--boot]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from support.pack_probe import (
+    CACHE,
+    boot_to_marker,
+    formfile_text,
+    image_mb,
+    results,
+    write_context,
+)
+
+from formation.pack.build import BuildProgress, BuildSettings, BuiltImage, build_image
+from formation.pack.formfile import parse_formfile
+
+BOOT_TIMEOUT_S = 900.0
+
+
+def parse_rate(context: Path, seconds: float) -> float:
+    text = formfile_text(uuid.uuid4().hex[:12])
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            parse_formfile(text, context)
+        count += 100
+    return count / (time.perf_counter() - start)
+
+
+async def build(text: str, context: Path, out: Path) -> tuple[BuiltImage, float, bool]:
+    """The image, the seconds its build took, and whether the base came from the cache."""
+    steps: dict[int, bool] = {}
+
+    def progress(p: BuildProgress) -> None:
+        steps.setdefault(p.step, p.cached)
+
+    spec = parse_formfile(text, context)
+    start = time.monotonic()
+    image = await build_image(spec, context, BuildSettings(cache_dir=CACHE), out, progress)
+    return image, time.monotonic() - start, steps.get(0, False)
+
+
+def layers() -> set[str]:
+    return {p.name for p in (CACHE / "l").glob("*.json")}
+
+
+def remove_layers(before: set[str]) -> None:
+    """Removes the layers made since `before`, except a base (made once per machine), under
+    the cache's lock so no build is reading them."""
+    fd = os.open(CACHE / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for name in layers() - before:
+            if '"label": "base ' in (CACHE / "l" / name).read_text():
+                continue
+            (CACHE / "l" / name).unlink()
+            shutil.rmtree(CACHE / "l" / name.removesuffix(".json"), ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
+async def run(quick: bool, boot: bool) -> dict[str, object]:
+    unmeasured: dict[str, str] = {}
+    load = os.getloadavg()[0]
+    root = Path(tempfile.mkdtemp(prefix="fm-bench-pack-"))
+    run_id = uuid.uuid4().hex[:12]
+    context = write_context(root / "ctx")
+    rate = parse_rate(context, 1.0 if quick else 5.0)
+    build_s = rebuild_s = size = boot_s = None
+    before = layers() if (CACHE / "l").is_dir() else set()
+    try:
+        if os.geteuid() != 0 or not shutil.which("mmdebstrap"):
+            unmeasured["build_s"] = "building needs root and mmdebstrap"
+            return results(rate, None, None, None, None, unmeasured)
+        image, build_s, warm = await build(formfile_text(run_id), context, root / "out")
+        if not warm:
+            unmeasured["build_s"] = ("the base system was not cached: build_s includes "
+                                     "downloading it (run again for the warm figure)")
+        size = image_mb(image)
+        _, rebuild_s, _ = await build(formfile_text(run_id, "RUN echo changed > /srv/changed"),
+                                      context, root / "out2")
+        if quick and not boot:
+            unmeasured["boot_to_entrypoint_s"] = (
+                "--quick skips the TCG boot (a Debian guest takes minutes to its ENTRYPOINT "
+                "under emulation here); run without --quick, or with --boot")
+        else:
+            try:
+                boot_s = await boot_to_marker(image, root / "vm", BOOT_TIMEOUT_S)
+            except (TimeoutError, RuntimeError) as e:
+                unmeasured["boot_to_entrypoint_s"] = str(e)
+    finally:
+        if (CACHE / "l").is_dir():
+            remove_layers(before)
+        shutil.rmtree(root, ignore_errors=True)
+    out = results(rate, build_s, rebuild_s, size, boot_s, unmeasured)
+    out["load_avg_1m_at_start"] = load
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--boot", action="store_true", help="boot the image even with --quick")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.quick, args.boot))))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
