@@ -7,7 +7,9 @@
   a run after the tests is warm. Its first step names the run, so every step after the base is
   really built;
 - rebuild_last_line_s: the same Formfile with its last step changed; rebuild_ratio =
-  rebuild / build (target <= 0.3: the cache keeps every step before the changed line);
+  rebuild / build (target <= 0.3: the cache keeps every step before the changed line). Both are
+  medians over --rounds rounds (3 with --quick, else 5; each under a new run id), the samples
+  under `samples`;
 - image_mb: kernel + initrd + disk of the built image;
 - boot_to_entrypoint_s: the QEMU driver's boot call under TCG (software emulation: no KVM
   here) to the ENTRYPOINT's marker on the serial console. A Debian boot under TCG takes far
@@ -16,7 +18,7 @@
 
 The layers this run made are removed at the end (the base and the apt archive stay).
 
-    python bench/pack.py [--quick] [--boot]
+    python bench/pack.py [--quick] [--boot] [--rounds N]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import fcntl
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -90,33 +93,50 @@ def remove_layers(before: set[str]) -> None:
         os.close(fd)
 
 
-async def run(quick: bool, boot: bool) -> dict[str, object]:
+async def run(quick: bool, boot: bool, rounds: int) -> dict[str, object]:
     unmeasured: dict[str, str] = {}
     load = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="fm-bench-pack-"))
-    run_id = uuid.uuid4().hex[:12]
     context = write_context(root / "ctx")
     rate = parse_rate(context, 1.0 if quick else 5.0)
     build_s = rebuild_s = size = boot_s = None
+    kept: BuiltImage | None = None
+    samples: dict[str, list[float]] = {}
     before = layers() if (CACHE / "l").is_dir() else set()
     try:
         if os.geteuid() != 0 or not shutil.which("mmdebstrap"):
             unmeasured["build_s"] = "building needs root and mmdebstrap"
             return results(rate, None, None, None, None, unmeasured)
-        image, build_s, warm = await build(formfile_text(run_id), context, root / "out")
-        if not warm:
-            unmeasured["build_s"] = ("the base system was not cached: build_s includes "
-                                     "downloading it (run again for the warm figure)")
-        size = image_mb(image)
-        _, rebuild_s, _ = await build(formfile_text(run_id, "RUN echo changed > /srv/changed"),
-                                      context, root / "out2")
+        builds: list[float] = []
+        rebuilds: list[float] = []
+        for n in range(rounds):
+            # A fresh run id per round: every step after the base is built again.
+            run_id = uuid.uuid4().hex[:12]
+            image, seconds, warm = await build(formfile_text(run_id), context, root / f"b{n}")
+            if not warm:
+                unmeasured["build_s"] = ("the base system was not cached: the first build "
+                                         "downloaded it (that round is left out)")
+                continue
+            builds.append(seconds)
+            _, seconds, _ = await build(formfile_text(run_id, "RUN echo changed > /srv/changed"),
+                                        context, root / f"r{n}")
+            rebuilds.append(seconds)
+            shutil.rmtree(root / f"r{n}")
+            if kept is None:  # the first warm build's image is measured and booted
+                size, kept = image_mb(image), image
+            else:
+                shutil.rmtree(root / f"b{n}")
+        if builds:
+            build_s, rebuild_s = statistics.median(builds), statistics.median(rebuilds)
+            samples = {"build_s": [round(b, 1) for b in builds],
+                       "rebuild_last_line_s": [round(r, 1) for r in rebuilds]}
         if quick and not boot:
             unmeasured["boot_to_entrypoint_s"] = (
-                "--quick skips the TCG boot (a Debian guest takes minutes to its ENTRYPOINT "
-                "under emulation here); run without --quick, or with --boot")
-        else:
+                "--quick skips the TCG boot (a Debian guest takes over a minute to its "
+                "ENTRYPOINT under emulation here); run without --quick, or with --boot")
+        elif kept is not None:
             try:
-                boot_s = await boot_to_marker(image, root / "vm", BOOT_TIMEOUT_S)
+                boot_s = await boot_to_marker(kept, root / "vm", BOOT_TIMEOUT_S)
             except (TimeoutError, RuntimeError) as e:
                 unmeasured["boot_to_entrypoint_s"] = str(e)
     finally:
@@ -124,7 +144,7 @@ async def run(quick: bool, boot: bool) -> dict[str, object]:
             remove_layers(before)
         shutil.rmtree(root, ignore_errors=True)
     out = results(rate, build_s, rebuild_s, size, boot_s, unmeasured)
-    out["load_avg_1m_at_start"] = load
+    out |= {"rounds": rounds, "samples": samples, "load_avg_1m_at_start": load}
     return out
 
 
@@ -132,8 +152,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--boot", action="store_true", help="boot the image even with --quick")
+    parser.add_argument("--rounds", type=int, help="builds and rebuilds (medians reported)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.quick, args.boot))))
+    print(json.dumps(asyncio.run(run(args.quick, args.boot,
+                                        args.rounds or (3 if args.quick else 5)))))
     sys.stdout.flush()
 
 
