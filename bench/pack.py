@@ -9,7 +9,8 @@
 - rebuild_last_line_s: the same Formfile with its last step changed; rebuild_ratio =
   rebuild / build (target <= 0.3: the cache keeps every step before the changed line). Both are
   medians over --rounds rounds (3 with --quick, else 5; each under a new run id), the samples
-  under `samples`;
+  under `samples` (with rebuild_finish_s: the part of each rebuild spent in the steps every
+  build ends with, system setup and the disk image);
 - image_mb: kernel + initrd + disk of the built image;
 - boot_to_entrypoint_s: the QEMU driver's boot call under TCG (software emulation: no KVM
   here) to the ENTRYPOINT's marker on the serial console. A Debian boot under TCG takes far
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from support.pack_probe import (
@@ -61,17 +63,28 @@ def parse_rate(context: Path, seconds: float) -> float:
     return count / (time.perf_counter() - start)
 
 
-async def build(text: str, context: Path, out: Path) -> tuple[BuiltImage, float, bool]:
-    """The image, the seconds its build took, and whether the base came from the cache."""
+@dataclass
+class Timed:
+    image: BuiltImage
+    seconds: float
+    warm: bool  # the base system came from the cache
+    finish_s: float  # the steps every build runs, cached or not (system setup, disk image)
+
+
+async def build(text: str, context: Path, out: Path) -> Timed:
     steps: dict[int, bool] = {}
+    finishing: list[float] = []
 
     def progress(p: BuildProgress) -> None:
         steps.setdefault(p.step, p.cached)
+        if p.step > 0 and p.line is None and not finishing:
+            finishing.append(time.monotonic())
 
     spec = parse_formfile(text, context)
     start = time.monotonic()
     image = await build_image(spec, context, BuildSettings(cache_dir=CACHE), out, progress)
-    return image, time.monotonic() - start, steps.get(0, False)
+    end = time.monotonic()
+    return Timed(image, end - start, steps.get(0, False), end - (finishing or [end])[0])
 
 
 def layers() -> set[str]:
@@ -109,27 +122,30 @@ async def run(quick: bool, boot: bool, rounds: int) -> dict[str, object]:
             return results(rate, None, None, None, None, unmeasured)
         builds: list[float] = []
         rebuilds: list[float] = []
+        finishes: list[float] = []
         for n in range(rounds):
             # A fresh run id per round: every step after the base is built again.
             run_id = uuid.uuid4().hex[:12]
-            image, seconds, warm = await build(formfile_text(run_id), context, root / f"b{n}")
-            if not warm:
+            first = await build(formfile_text(run_id), context, root / f"b{n}")
+            if not first.warm:
                 unmeasured["build_s"] = ("the base system was not cached: the first build "
                                          "downloaded it (that round is left out)")
                 continue
-            builds.append(seconds)
-            _, seconds, _ = await build(formfile_text(run_id, "RUN echo changed > /srv/changed"),
-                                        context, root / f"r{n}")
-            rebuilds.append(seconds)
+            again = await build(formfile_text(run_id, "RUN echo changed > /srv/changed"),
+                                context, root / f"r{n}")
+            builds.append(first.seconds)
+            rebuilds.append(again.seconds)
+            finishes.append(again.finish_s)
             shutil.rmtree(root / f"r{n}")
             if kept is None:  # the first warm build's image is measured and booted
-                size, kept = image_mb(image), image
+                size, kept = image_mb(first.image), first.image
             else:
                 shutil.rmtree(root / f"b{n}")
         if builds:
             build_s, rebuild_s = statistics.median(builds), statistics.median(rebuilds)
             samples = {"build_s": [round(b, 1) for b in builds],
-                       "rebuild_last_line_s": [round(r, 1) for r in rebuilds]}
+                       "rebuild_last_line_s": [round(r, 1) for r in rebuilds],
+                       "rebuild_finish_s": [round(f, 1) for f in finishes]}
         if quick and not boot:
             unmeasured["boot_to_entrypoint_s"] = (
                 "--quick skips the TCG boot (a Debian guest takes over a minute to its "
