@@ -81,8 +81,15 @@ async def build(text: str, context: Path, out: Path) -> Timed:
             finishing.append(time.monotonic())
 
     spec = parse_formfile(text, context)
+    before = layers()
     start = time.monotonic()
-    image = await build_image(spec, context, BuildSettings(cache_dir=CACHE), out, progress)
+    try:
+        image = await build_image(spec, context, BuildSettings(cache_dir=CACHE), out, progress)
+    finally:
+        # One build at a time per cache (its lock): what appeared meanwhile is this build's
+        # (short of a concurrent one ending just before it took the lock), not every layer
+        # since the run began, which would include a concurrent test session's.
+        MADE.update(layers() - before)
     end = time.monotonic()
     return Timed(image, end - start, steps.get(0, False), end - (finishing or [end])[0])
 
@@ -91,13 +98,16 @@ def layers() -> set[str]:
     return {p.name for p in (CACHE / "l").glob("*.json")}
 
 
-def remove_layers(before: set[str]) -> None:
-    """Removes the layers made since `before`, except a base (made once per machine), under
-    the cache's lock so no build is reading them."""
+MADE: set[str] = set()  # the layers this run's builds made (removed at the end)
+
+
+def remove_layers(made: set[str]) -> None:
+    """Removes the layers `made`, except a base (made once per machine, kept for every later
+    build), under the cache's lock so no build is reading them."""
     fd = os.open(CACHE / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        for name in layers() - before:
+        for name in made & layers():
             if '"label": "base ' in (CACHE / "l" / name).read_text():
                 continue
             (CACHE / "l" / name).unlink()
@@ -115,7 +125,6 @@ async def run(quick: bool, boot: bool, rounds: int) -> dict[str, object]:
     build_s = rebuild_s = size = boot_s = None
     kept: BuiltImage | None = None
     samples: dict[str, list[float]] = {}
-    before = layers() if (CACHE / "l").is_dir() else set()
     try:
         if os.geteuid() != 0 or not shutil.which("mmdebstrap"):
             unmeasured["build_s"] = "building needs root and mmdebstrap"
@@ -157,7 +166,7 @@ async def run(quick: bool, boot: bool, rounds: int) -> dict[str, object]:
                 unmeasured["boot_to_entrypoint_s"] = str(e)
     finally:
         if (CACHE / "l").is_dir():
-            remove_layers(before)
+            remove_layers(MADE)
         shutil.rmtree(root, ignore_errors=True)
     out = results(rate, build_s, rebuild_s, size, boot_s, unmeasured)
     out |= {"rounds": rounds, "samples": samples, "load_avg_1m_at_start": load}
