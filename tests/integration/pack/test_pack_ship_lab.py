@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,9 @@ async def test_pack_ship_on_h1_runs_on_another_host_that_fetched_and_verified_th
     context.chmod(0o755)
     short_tmp.chmod(0o755)
 
+    started = time.monotonic()
     out = await cli(lab, "h1", "pack", "ship", str(context), "--json", timeout_s=400)
+    shipped_s = time.monotonic() - started
     assert out.returncode == 0, out.stderr
     shipped: dict[str, Any] = json.loads(out.stdout)
     build, created = shipped["build"], shipped["instance"]
@@ -111,6 +114,8 @@ async def test_pack_ship_on_h1_runs_on_another_host_that_fetched_and_verified_th
     host = await until(lambda: running_once(lab, "shipped", created["id"], list(HOSTS)), 240,
                        every_s=0.5, what="'shipped' Running on one host, seen by every host")
     assert host in ("h2", "h3"), host  # h1 offers too little memory
+    print(f"\npack ship on h1: {shipped_s:.1f} s (build and create); running on {host} "
+          f"{time.monotonic() - started - shipped_s:.1f} s later (fetch and start)")
 
     # That host's own API: Running there, and the image held in its store.
     async with lab.client(host) as client:
