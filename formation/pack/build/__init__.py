@@ -4,8 +4,8 @@ of work, layers.py for the cache, sandbox.py for where steps run, base.py for th
 """
 
 from formation.pack.build.digest import context_digest
-from formation.pack.build.engine import build_image
+from formation.pack.build.engine import build_image, prune_cache
 from formation.pack.build.model import BuildError, BuildProgress, BuildSettings, BuiltImage
 
 __all__ = ["BuildError", "BuildProgress", "BuildSettings", "BuiltImage", "build_image",
-           "context_digest"]
+           "context_digest", "prune_cache"]

@@ -84,9 +84,13 @@ CFG
 """
 
 
+NUMBERS = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
+
+
 def release_of(base: str) -> str:
-    """FROM's value: `debian:RELEASE` or a bare Debian release name."""
+    """FROM's value: `debian:RELEASE`, `debian:12`, `debian` (bookworm) or a bare release."""
     name = base.split(":", 1)[1] if base.startswith("debian:") else base
+    name = NUMBERS.get(name, "bookworm" if name == "debian" else name)
     if name not in RELEASES:
         raise BuildError(f"FROM {base}: expected debian:RELEASE with a Debian release "
                          f"({', '.join(RELEASES)})")
@@ -118,6 +122,7 @@ async def build_base(cache: LayerCache, scratch: Path, release: str, mirror: str
         "unshare", "--mount", "--propagation", "private", "--",
         "mmdebstrap", "--mode=root", "--variant=apt", "--format=directory",
         "--skip=cleanup/apt/lists",  # INSTALL steps need the package lists
+        "--skip=essential/unlink",  # keep the Essential .debs in the apt cache too
         *(f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES),
         f"--include={','.join(PACKAGES)}",
         f"--setup-hook=mkdir -p '{apt}' \"$1\"/var/cache/apt/archives/",

@@ -10,6 +10,8 @@ a failed or cancelled build leaves `out` as it was: absent or empty."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import shutil
 import time
 import uuid
@@ -106,7 +108,10 @@ async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings
     actions, state = await asyncio.to_thread(plan, spec, context)
     actions.append(finish.setup_action(spec, state))
     cache = LayerCache(settings.cache_dir.absolute())
-    scratch = settings.scratch.absolute()
+    # Our own directory in the scratch space (which may be shared): emptied under the cache's
+    # lock at the start (what a crashed build left) and removed at the end.
+    scratch_root = settings.scratch.absolute()
+    scratch = scratch_root / f"pack-{hashlib.sha256(bytes(cache.root)).hexdigest()[:8]}"
     staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     async with cache.locked():
         await asyncio.to_thread(cache.prepare)
@@ -114,7 +119,8 @@ async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings
         base_key = base.base_key(release, settings.mirror)
         keys, parent = [], base_key
         for act in actions:
-            parent = key_of(parent, act.record)
+            # the script too: a builder that runs a step differently makes a new layer
+            parent = key_of(parent, {**act.record, "script": act.body})
             keys.append(parent)
         weights = [W_CACHED if cache.has(base_key) else W_BASE]
         weights += [W_CACHED if cache.has(k) else a.weight for k, a in zip(keys, actions,
@@ -134,6 +140,8 @@ async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings
                     await _run_step(cache, scratch, lower, key, act, report)
                 report.end(i)
                 lower.insert(0, cache.rel(key))
+            for key in (base_key, *keys):
+                await asyncio.to_thread(cache.touch, key)
             report.start(total, None, "disk image", False)
             await asyncio.to_thread(_fresh, staging)
             await _make_disk(cache, scratch, lower, staging, keys[-1], spec, report)
@@ -142,6 +150,8 @@ async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings
         finally:
             await asyncio.to_thread(shutil.rmtree, staging, True)
             await asyncio.to_thread(shutil.rmtree, scratch, True)
+            with contextlib.suppress(OSError):
+                scratch_root.rmdir()  # only when nothing else is in it
     return BuiltImage(kernel=out / "kernel", initrd=out / "initrd", disk=out / "disk.img",
                       cmdline=finish.CMDLINE, context_digest=digest)
 
@@ -162,3 +172,11 @@ def _publish(staging: Path, out: Path) -> None:
     if out.exists():
         out.rmdir()  # empty (checked at the start); a non-empty one makes this fail loudly
     staging.rename(out)
+
+
+async def prune_cache(settings: BuildSettings, max_age_s: float) -> int:
+    """Removes the cached layers no build used for `max_age_s` seconds (waits for a running
+    build to finish first); returns how many were removed."""
+    cache = LayerCache(settings.cache_dir.absolute())
+    async with cache.locked():
+        return await asyncio.to_thread(cache.prune, max_age_s)

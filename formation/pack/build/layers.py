@@ -7,13 +7,14 @@ reuse. ext4 (the usual data filesystem) has no cheap reflink snapshots, and btrf
 snapshots would tie the builder to one filesystem; overlayfs only needs the cache on a
 filesystem that can be an upper layer.
 
-A layer's key is the SHA-256 of its parent's key and the step (its directive and arguments,
-not its line number: adding a comment above does not rebuild anything; for COPY also the
-digest of the files it reads). So a change to one line changes the keys of that step and every
-step after it, and nothing before. Layout under cache_dir:
+A layer's key is the SHA-256 of its parent's key and the step (its directive and arguments and
+the script the builder runs for it, not its line number: adding a comment above does not
+rebuild anything; for COPY also the digest of the files it reads). So a change to one line
+changes the keys of that step and every step after it, and nothing before. Layout under cache_dir:
 
     l/KEY24/        the layer's tree (an overlayfs upper directory: whiteouts included)
-    l/KEY24.json    written last: the layer is complete (label, seconds it took, when)
+    l/KEY24.json    written last: the layer is complete (label, line, when); its mtime is
+                    when a build last used the layer (prune_cache removes long-unused ones)
     apt/            the apt archive cache (.deb files), shared by every base and INSTALL
     work/           scratch (a build's staging directories), emptied by each build
     lock            one build at a time per cache (flock)
@@ -56,6 +57,25 @@ class LayerCache:
 
     def has(self, key: str) -> bool:
         return (self.layers / f"{key[:KEY_CHARS]}.json").exists() and self.path(key).is_dir()
+
+    def touch(self, key: str) -> None:
+        """Marks a layer used now (prune keeps what was used recently)."""
+        os.utime(self.layers / f"{key[:KEY_CHARS]}.json")
+
+    def prune(self, max_age_s: float) -> int:
+        """Removes the layers no build used for `max_age_s` (bases too: the next build makes
+        what it needs again); returns how many. Call it while no build runs on this cache
+        (under `locked`)."""
+        if not self.layers.is_dir():
+            return 0
+        cutoff = time.time() - max_age_s
+        removed = 0
+        for marker in self.layers.glob("*.json"):
+            if marker.stat().st_mtime < cutoff:
+                marker.unlink()
+                shutil.rmtree(self.layers / marker.stem, ignore_errors=True)
+                removed += 1
+        return removed
 
     def prepare(self) -> None:
         for d in (self.layers, self.apt):

@@ -223,7 +223,7 @@ def action(step: Step, state: State, context: Path) -> Action:
         record["content"] = copy_digest(context, step)
         dst = _abs(state.workdir, step.dst) + ("/" if step.dst.endswith("/") else "")
         body = chroot(state, ["/bin/sh", "-c", COPY_SH, "sh", dst, SOURCE_DATE_EPOCH,
-                              src.name])
+                              Path(step.src).name or src.name])
         return Action(text, step.line, {**record, "cwd": state.workdir}, body,
                       binds=((src, "copy-src"),))
     if isinstance(step, Env):

@@ -33,13 +33,14 @@ from waiting import until
 
 from formation.node.net.vm_network import Attachment
 from formation.node.vmm import seed
-from formation.node.vmm.machine import MachineSpec
+from formation.node.vmm.machine import MachineSpec, Nic
 from formation.node.vmm.qemu import QemuDriver
 from formation.pack.build import BuildError, BuiltImage, build_image, context_digest
 from formation.pack.spec import FormfileSpec, Run
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(900)]
 BOOT_S = 600.0  # a whole Debian boot under TCG on a shared machine: minutes, not seconds
+GUEST_MAC, GUEST_IP, HOST_IP = "52:54:00:d5:4d:02", "10.213.77.2", "10.213.77.1"
 
 
 @dataclass
@@ -62,15 +63,17 @@ def _build(spec: FormfileSpec, ctx: Path, out: Path) -> tuple[BuiltImage, Record
 def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     skip_unless_buildable()
     before = layers_now() if (CACHE / "l").is_dir() else set()
-    root = tmp_path_factory.mktemp("pack")
-    ctx = context(root / "ctx")
-    image, rec, seconds = _build(small_spec(), ctx, root / "out")
-    base_seconds = rec.started.get(1, 0.0) - rec.started.get(0, 0.0)
-    print(f"\nfirst build: {seconds:.1f} s (base {base_seconds:.1f} s, "
-          f"{'cached' if rec.steps()[0].cached else 'built'}), "
-          f"disk {image.disk.stat().st_size / 2**20:.0f} MiB")
-    yield Built(image, rec, seconds, base_seconds, ctx)
-    remove_new_layers(before)
+    try:
+        root = tmp_path_factory.mktemp("pack")
+        ctx = context(root / "ctx")
+        image, rec, seconds = _build(small_spec(), ctx, root / "out")
+        base_seconds = rec.started.get(1, 0.0) - rec.started.get(0, 0.0)
+        print(f"\nfirst build: {seconds:.1f} s (base {base_seconds:.1f} s, "
+              f"{'cached' if rec.steps()[0].cached else 'built'}), "
+              f"disk {image.disk.stat().st_size / 2**20:.0f} MiB")
+        yield Built(image, rec, seconds, base_seconds, ctx)
+    finally:
+        remove_new_layers(before)
 
 
 def _sha(path: Path) -> str:
@@ -101,30 +104,56 @@ async def test_small_formfile_builds_and_boots_to_its_marker(first: Built,
 
     workdir = tmp_path / "vm"
     workdir.mkdir()
-    # The NoCloud seed the VM part attaches (no NIC here: its hostname is what shows it was
-    # read; cloud-init's local stage sets it before the ENTRYPOINT starts).
-    attachment = Attachment(nics=(), address="10.77.0.2", prefix=24, gateway="10.77.0.1",
-                            dns="10.77.0.1", hostname="packguest", mac="52:54:00:77:00:02")
+    # The NoCloud seed the VM part attaches, and a NIC on a host tap: the guest's hostname and
+    # its address (the host pings it) show that cloud-init read the seed and networkd applied it.
+    tap = f"fpk{os.getpid() % 100000}"
+    attachment = Attachment(nics=(Nic(tap, GUEST_MAC),), address=GUEST_IP, prefix=24,
+                            gateway=HOST_IP, dns=HOST_IP, hostname="packguest", mac=GUEST_MAC)
+    nics, seed_disk, cmdline = await seed.boot_network(attachment, workdir, "fb" * 16,
+                                                       image.cmdline)
     spec = MachineSpec(instance="fb" * 16, name="pack", vcpus=1, memory_mb=512,
-                       kernel=image.kernel, initrd=image.initrd, cmdline=image.cmdline,
+                       kernel=image.kernel, initrd=image.initrd, cmdline=cmdline,
                        workdir=workdir, serial_log=workdir / "serial.log",
-                       disk=qcow2_over(image.disk, workdir / "disk.qcow2"),
-                       seed=await seed.write(workdir, "fb" * 16, attachment))
-    machine = await QemuDriver("qemu-system-x86_64", "tcg").create(spec)
+                       disk=qcow2_over(image.disk, workdir / "disk.qcow2"), nics=nics,
+                       seed=seed_disk)
 
     def serial() -> str:
         return spec.serial_log.read_text(errors="replace") if spec.serial_log.exists() else ""
 
+    await _sh("ip", "tuntap", "add", tap, "mode", "tap")
     try:
-        started = time.monotonic()
-        await machine.boot()
-        await until(lambda: f"{MARKER}: hi there from /srv" in serial(), BOOT_S,
-                    every_s=0.5, what="the ENTRYPOINT's marker on the serial console",
-                    context=lambda: "\n".join(serial().splitlines()[-20:]))
-        print(f"\nboot to marker (TCG): {time.monotonic() - started:.1f} s")
-        assert f"{MARKER}: hi there from /srv on packguest" in serial()
+        await _sh("ip", "addr", "add", f"{HOST_IP}/24", "dev", tap)
+        await _sh("ip", "link", "set", tap, "up")
+        machine = await QemuDriver("qemu-system-x86_64", "tcg").create(spec)
+        try:
+            started = time.monotonic()
+            await machine.boot()
+            await until(lambda: f"{MARKER}: hi there from /srv" in serial(), BOOT_S,
+                        every_s=0.5, what="the ENTRYPOINT's marker on the serial console",
+                        context=lambda: "\n".join(serial().splitlines()[-20:]))
+            print(f"\nboot to marker (TCG): {time.monotonic() - started:.1f} s")
+            assert f"{MARKER}: hi there from /srv on packguest" in serial()
+            await until(lambda: _pings(GUEST_IP), 180, every_s=1,
+                        what=f"the guest answering on {GUEST_IP} (the seed's address)",
+                        context=lambda: "\n".join(serial().splitlines()[-20:]))
+            print(f"boot to network (TCG): {time.monotonic() - started:.1f} s")
+        finally:
+            await machine.destroy()
     finally:
-        await machine.destroy()
+        await _sh("ip", "tuntap", "del", tap, "mode", "tap")
+
+
+async def _sh(*args: str) -> None:
+    proc = await asyncio.create_subprocess_exec(*args, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, f"{' '.join(args)}: {err.decode().strip()}"
+
+
+async def _pings(address: str) -> bool:
+    proc = await asyncio.create_subprocess_exec(
+        "busybox", "ping", "-c", "1", "-W", "1", address,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    return await proc.wait() == 0
 
 
 def test_rebuild_with_the_last_line_changed_builds_only_that_line(first: Built,

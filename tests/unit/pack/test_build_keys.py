@@ -4,13 +4,16 @@ its text and the steps before it, not its line number."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from formation.pack.build import BuildError, context_digest
-from formation.pack.build.layers import key_of
+from formation.pack.build import BuildError, BuildSettings, context_digest, prune_cache
+from formation.pack.build.base import release_of
+from formation.pack.build.layers import LayerCache, key_of
 from formation.pack.build.steps import State, action, plan, systemd_quote
 from formation.pack.spec import Copy, Env, FormfileSpec, Run, Step, Workdir
 
@@ -88,3 +91,23 @@ def test_env_and_workdir_reach_the_runs_after_them(tmp_path: Path) -> None:
 
 def test_systemd_words_are_quoted() -> None:
     assert systemd_quote('echo "$HOME" 100%') == '"echo \\"$$HOME\\" 100%%"'
+
+
+def test_from_names_a_debian_release() -> None:
+    assert [release_of(b) for b in ("debian:bookworm", "debian:12", "debian", "trixie")] == [
+        "bookworm", "bookworm", "bookworm", "trixie"]
+    with pytest.raises(BuildError, match=r"^FROM ubuntu:24\.04: expected debian:RELEASE"):
+        release_of("ubuntu:24.04")
+
+
+def test_prune_removes_only_layers_unused_for_long(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path)
+    cache.prepare()
+    for key, age in (("a" * 64, 0), ("b" * 64, 3 * 86400)):
+        (tmp_path / "tree").mkdir()
+        cache.commit(key, tmp_path / "tree", {"label": key[0]})
+        past = time.time() - age
+        os.utime(tmp_path / "l" / f"{key[:24]}.json", (past, past))
+    assert asyncio.run(prune_cache(BuildSettings(tmp_path), 86400)) == 1
+    assert cache.has("a" * 64) and not cache.has("b" * 64)
+    assert not (tmp_path / "l" / ("b" * 24)).exists()
