@@ -135,22 +135,29 @@ class PackComponent:
             else:
                 async with self.slot:
                     await self._build(job)
+            await self._clean(job)  # before "done": whoever sees done sees no scratch
             job.state = "done"
             job.finished_at = now()
             self.publish(job, "done", {"image": job.image, "reused": job.reused})
             log.info("build done", extra={"fields": {"build": job.id, "image": job.image,
                                                      "reused": job.reused}})
         except asyncio.CancelledError:
+            await self._clean(job)
             self._ended(job, "cancelled", "cancelled", None)
         except Exception as exc:  # every failure is the build's, said in one line
+            await self._clean(job)
             reason = _one_line(exc)
             self._ended(job, "failed", reason, error_line(exc))
             if not isinstance(exc, BuildFailure) and error_line(exc) is None \
                     and type(exc).__name__ != "BuildError":
                 log.error("build failed", exc_info=exc, extra={"fields": {"build": job.id}})
         finally:
-            await asyncio.to_thread(shutil.rmtree, job.scratch, True)
+            await self._clean(job)  # again, if cleaning itself was interrupted
             self._prune()
+
+    @staticmethod
+    async def _clean(job: Job) -> None:
+        await asyncio.to_thread(shutil.rmtree, job.scratch, True)
 
     async def _build(self, job: Job) -> None:
         assert self.toolchain is not None
