@@ -5,7 +5,8 @@ and nothing is written."""
 
 from __future__ import annotations
 
-from statekit import spec
+import pytest
+from statekit import craft, spec
 
 from formation.api import account_models as am
 from formation.api import account_routes as ar
@@ -13,8 +14,9 @@ from formation.api import route_models as rm
 from formation.api import route_routes as rr
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
-from formation.api.client import ApiError
+from formation.api.client import ApiError, NodeClient
 from formation.identity import NodeIdentity
+from formation.node.state import wire
 from formation.tenant_client import sign_draft
 
 ALICE, BOB = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (60, 61))
@@ -106,3 +108,37 @@ async def test_a_tenant_cannot_take_another_accounts_hostname_or_instance(node, 
     exc = await refused(client, rr.route_set, rm.RouteSet(host="x.example.com", to=["web"],
                                                           protocol="tcp", listen=9000))
     assert exc.status == 409 and exc.body.message.startswith("listen: port 9000 is taken")
+
+
+async def test_a_member_node_pushing_route_ops_is_refused(node, client) -> None:
+    """A hostile member signs route ops itself and pushes them over signed TCP as a peer
+    would: each is refused with one line, nothing is written; the route endpoint refuses it."""
+    web, _api = await setup(client)
+    member = NodeIdentity.generate()
+    await client.call(sr.state_append, sm.AppendRequest(
+        kind="node.admit", payload={"node": member.public_key_hex, "roles": ["member"]}))
+    admin_route = await tenant_write(client, ALICE, "route.set", {
+        "host": "www.example.com", "protocol": "http", "port": 80, "instances": [web],
+        "account": "alice"})
+    replica = node.parts.state.require_store().replica
+    hostile = [craft(member, replica, "route.set", {
+        "host": "evil.example.com", "protocol": "http", "port": 80, "instances": [web]},
+        network=replica.network)]
+    address = node.listen_addresses()[1].removeprefix("tcp:")
+    before = await ops(client)
+    async with NodeClient.tcp(address, member) as remote:
+        pushed = await remote.call(sr.state_sync_push,
+                                   sm.OpBatch(ops=wire.pack(hostile), count=1))
+        assert pushed.refused == 1 and pushed.accepted == 0
+        [why] = pushed.refusals
+        assert why.reason == "unauthorized" and "member node may not write routes" in why.message
+        remove = craft(member, replica, "route.remove", {"route": admin_route},
+                       network=replica.network)
+        pushed = await remote.call(sr.state_sync_push,
+                                   sm.OpBatch(ops=wire.pack([remove]), count=1))
+        assert pushed.refused == 1
+        with pytest.raises(ApiError) as err:
+            await remote.call(rr.route_set, rm.RouteSet(host="x.example.com", to=["web"]))
+        assert err.value.status == 403
+    assert await ops(client) == before
+    assert [r.host for r in (await client.call(rr.route_list)).routes] == ["www.example.com"]
