@@ -8,7 +8,7 @@ like `formation tenant`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -139,7 +139,8 @@ def add(obj: Context, host: str, to: tuple[str, ...], prefix: str | None, listen
         raise RouteError("--tcp, --https: a route is one of http, https, tcp")
     if bool(to) == (prefix is not None):
         raise RouteError("--to: expected the instances that serve it (or --prefix NAME)")
-    protocol = "tcp" if listen is not None else "https" if https else "http"
+    protocol: Literal["http", "https", "tcp"] = (
+        "tcp" if listen is not None else "https" if https else "http")
     names, port = parse_to(to)
     if _tenant(node_address, key_file, profile):
         done = _as_tenant(node_address, key_file, profile, lambda client, identity: _relay_set(
