@@ -5,9 +5,12 @@ replicas on real SQLite, real Ed25519 keys."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from statekit import all_raws, craft, found, replica, spec, write
 
 from formation.identity import NodeIdentity
@@ -187,3 +190,33 @@ def test_the_view_is_the_same_whatever_order_ops_arrive_in(base) -> None:
     assert conflicts["t.example.com"] is None
     assert conflicts["u.example.com"] == ("listen: port 2222 is taken by the route for "
                                           "t.example.com")
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
+                     st.text(max_size=20), st.binary(max_size=8),
+                     st.sampled_from(["http", "tcp", "www.example.com", "*.example.com", "alice",
+                                      "ab" * 32, 80, 65536]))
+_values = st.recursive(_scalars, lambda kids: st.one_of(
+    st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=6), kids, max_size=3)),
+    max_leaves=6)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(kind=st.sampled_from(["route.set", "route.remove"]), who=st.sampled_from([0, 1, 2]),
+       payload=st.dictionaries(st.sampled_from(
+           ["host", "protocol", "port", "listen", "instances", "prefix", "account", "route"]),
+           _values, max_size=6))
+def test_any_route_payload_gets_a_verdict_and_the_view_stays_readable(
+        short_tmp: Path, kind: str, who: int, payload: dict) -> None:
+    r = tenants(short_tmp, os.urandom(6).hex())
+    try:
+        raw = craft((ADMIN, ALICE, NODE)[who], r, kind, payload)
+        [v] = r.ingest([raw]).verdicts
+        assert v.status in ("accepted", "refused", "buffered")
+        assert "cannot be checked" not in v.message  # every payload is the rules' own verdict
+        r.view("routes")
+    finally:
+        r.close()
+        for leftover in short_tmp.iterdir():
+            leftover.unlink()
