@@ -8,6 +8,7 @@ the same routes.
   hostile or concurrent one harmless.
 - Per (hostname, protocol, public port) the owner's latest route serves; `ops` lists every
   standing op of that slot, so removing the route removes them all.
+- A removed account's routes are left out (its hostnames are free again).
 - One public tcp port serves one route: a later one that asks for a taken port carries
   `conflict` and the edge leaves it out."""
 
@@ -24,11 +25,16 @@ def _order(element: dict[str, Any]) -> Order:
     return (int(hlc[0]), int(hlc[1]), str(element.get("id")))
 
 
-def fold(elements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def fold(elements: list[dict[str, Any]], accounts: set[str] | None = None
+         ) -> list[dict[str, Any]]:
     """Standing route.set elements ({"key": host, "id": op id, **payload, "author", "hlc"}) ->
-    the routes served, sorted by host, protocol, public port."""
+    the routes served, sorted by host, protocol, public port. With `accounts` (the live ones),
+    a removed account's routes serve nothing and hold no hostname."""
     by_host: dict[str, list[dict[str, Any]]] = {}
     for element in elements:
+        owner = element.get("account")
+        if accounts is not None and owner is not None and owner not in accounts:
+            continue
         by_host.setdefault(str(element.get("key")), []).append(element)
     out: list[dict[str, Any]] = []
     first: dict[str, Order] = {}  # route id -> its slot's earliest op: who had a port first

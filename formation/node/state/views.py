@@ -287,7 +287,8 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
     if collection in ("images", "dns"):
         return _elements(db, collection)
     if collection == "routes":
-        return route_view.fold(_elements(db, collection))
+        live = {k for k, v in _registers(db, "accounts").items() if not v.get("removed")}
+        return route_view.fold(_elements(db, collection), live)
     if collection == "instances":
         return over_quota(db, [{"key": k, **v} for k, v in _registers(db, collection).items()
                                if not v.get("removed")])

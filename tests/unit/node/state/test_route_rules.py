@@ -172,6 +172,17 @@ def test_a_taken_hostname_stays_its_first_accounts(base) -> None:
     assert shown["ops"] == [hers.id.hex(), newer.id.hex()]
 
 
+def test_a_removed_accounts_routes_serve_nothing_and_free_the_hostname(base) -> None:
+    r = tenants(base)
+    web = instance(r, ALICE, "web", "alice")
+    api = instance(r, BOB, "api", "bob")
+    accepted(r, ALICE, "route.set", route("www.example.com", [web]))
+    accepted(r, BOB, "route.set", route("www.example.com", [api], "bob"))
+    assert [x["account"] for x in r.view("routes")] == ["alice"]
+    write(r, ADMIN, "account.remove", {"name": "alice"})
+    assert [x["account"] for x in r.view("routes")] == ["bob"]
+
+
 def test_the_view_is_the_same_whatever_order_ops_arrive_in(base) -> None:
     r = tenants(base)
     web = instance(r, ALICE, "web", "alice")
