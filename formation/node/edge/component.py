@@ -113,4 +113,6 @@ class EdgeComponent:
         detail = f"caddy serving {routes} route(s)" if up else "caddy restarting"
         if down:
             detail += f"; backends failing health checks: {', '.join(down)}"
+        if self.left_out:
+            detail += f"; {len(self.left_out)} route(s) of the state not served (see the log)"
         return [m.HealthCheck(name="edge", ok=up, detail=detail)]
