@@ -62,13 +62,12 @@ class RouteFeed:
                 await self._wake.wait()
                 await asyncio.sleep(COALESCE_S)
                 self._wake.clear()
-                routes = edge_routes(await self.store.view("routes"),
-                                     await self.store.view("instances"))
-                if routes == self.served:
-                    continue
                 try:
-                    await self.apply(routes)
-                    self.served = routes
+                    routes = edge_routes(await self.store.view("routes"),
+                                         await self.store.view("instances"))
+                    if routes != self.served:
+                        await self.apply(routes)
+                        self.served = routes
                 except Exception as exc:  # the next change tries again; the edge keeps serving
                     log.warning("edge: routes from the state not applied",
                                 extra={"fields": {"error": str(exc)}})
