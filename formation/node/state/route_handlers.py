@@ -55,6 +55,8 @@ def default_port(instances: list[dict[str, Any]], protocol: str) -> int:
         return exposed[0]
     if not exposed and protocol != "tcp":
         return 80
+    if not instances:
+        raise BadRequest("port: expected the instances' port (no instance matches yet)")
     names = ", ".join(str(i.get("name")) for i in instances)
     raise BadRequest(f"port: {names} expose{'s' * (len(instances) == 1)} "
                      f"{', '.join(map(str, exposed)) or 'no port'}; name the port "
