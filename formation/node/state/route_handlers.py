@@ -22,11 +22,17 @@ from formation.node.state.tenant_handlers import TenantHandlers
 
 def taken_problem(routes: list[dict[str, Any]], payload: dict[str, Any]) -> str | None:
     """Why `payload` (a route.set's) may not be written now, or None."""
-    host = payload.get("host")
-    taken, owner = route_view.owner_of_host(routes, str(host))
+    host = str(payload.get("host"))
+    taken, owner = route_view.owner_of_host(routes, host)
     if taken and owner != payload.get("account"):
         whose = f"account {owner!r}" if owner else "the network"
         return f"host: {host} is served for {whose}; its routes must be removed first"
+    cover = route_view.wildcard_over(host)
+    if not taken and cover is not None:
+        taken, owner = route_view.owner_of_host(routes, cover)
+        if taken and owner != payload.get("account"):
+            whose = f"account {owner!r}" if owner else "the network"
+            return f"host: {host} is under {cover}, served for {whose}"
     listen = payload.get("listen")
     if payload.get("protocol") == "tcp" and listen is not None:
         for route in routes:

@@ -6,6 +6,8 @@ the same routes.
   it from any other account are kept in the log but serve nothing (`shadowed` counts them).
   Honest nodes refuse such a route before it is signed (route_handlers.py); this is what makes a
   hostile or concurrent one harmless.
+- A name under a wildcard (`www.example.com` under `*.example.com`) is the wildcard's account's
+  when the wildcard's route came first: another account cannot take traffic from inside it.
 - Per (hostname, protocol, public port) the owner's latest route serves; `ops` lists every
   standing op of that slot, so removing the route removes them all.
 - A removed account's routes are left out (its hostnames are free again).
@@ -36,11 +38,17 @@ def fold(elements: list[dict[str, Any]], accounts: set[str] | None = None
         if accounts is not None and owner is not None and owner not in accounts:
             continue
         by_host.setdefault(str(element.get("key")), []).append(element)
+    for found in by_host.values():
+        found.sort(key=_order)
+    claims = {host: (found[0].get("account"), _order(found[0]))
+              for host, found in by_host.items()}
     out: list[dict[str, Any]] = []
     first: dict[str, Order] = {}  # route id -> its slot's earliest op: who had a port first
     for host, found in by_host.items():
-        found.sort(key=_order)
         owner = found[0].get("account")
+        cover = claims.get(wildcard_over(host) or "")
+        if cover is not None and cover[1] < _order(found[0]):
+            owner = cover[0]  # a name under an earlier wildcard is the wildcard's account's
         slots: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for element in found:
             if element.get("account") == owner:
@@ -58,6 +66,13 @@ def fold(elements: list[dict[str, Any]], accounts: set[str] | None = None
             out.append(item)
     _mark_port_conflicts(out, first)
     return sorted(out, key=lambda r: (r["key"], r.get("protocol", ""), r.get("listen", 0)))
+
+
+def wildcard_over(host: str) -> str | None:
+    """The wildcard that would serve `host` (`*.example.com` for `www.example.com`), if any."""
+    if host.startswith("*.") or host.count(".") < 2:
+        return None
+    return "*." + host.split(".", 1)[1]
 
 
 def _mark_port_conflicts(routes: list[dict[str, Any]], first: dict[str, Order]) -> None:

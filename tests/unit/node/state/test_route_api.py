@@ -98,6 +98,16 @@ async def test_a_tenant_cannot_take_another_accounts_hostname_or_instance(node, 
         raise AssertionError("bob routed to alice's instance")
     except ApiError as exc:
         assert exc.status == 403 and "belongs to account 'alice'" in exc.body.message
+    await tenant_write(client, ALICE, "route.set", {
+        "host": "*.example.net", "protocol": "http", "port": 80, "instances": [web],
+        "account": "alice"})
+    before = await ops(client)
+    try:
+        await tenant_write(client, BOB, "route.set", {**payload, "host": "b.example.net"})
+        raise AssertionError("bob took a name under alice's wildcard")
+    except ApiError as exc:
+        assert exc.status == 409 and exc.body.message.startswith(
+            "host: b.example.net is under *.example.net, served for account 'alice'")
     assert await ops(client) == before
     # the node (an admin) may not hand her hostname to bob either, but routes bob's own name
     exc = await refused(client, rr.route_set, rm.RouteSet(host="www.example.com", to=["api"]))

@@ -172,6 +172,24 @@ def test_a_taken_hostname_stays_its_first_accounts(base) -> None:
     assert shown["ops"] == [hers.id.hex(), newer.id.hex()]
 
 
+def test_a_name_under_an_earlier_wildcard_is_the_wildcards_accounts(base) -> None:
+    r = tenants(base)
+    web = instance(r, ALICE, "web", "alice")
+    api = instance(r, BOB, "api", "bob")
+    accepted(r, BOB, "route.set", route("early.example.org", [api], "bob"))
+    accepted(r, ALICE, "route.set", route("*.example.org", [web]))
+    accepted(r, ALICE, "route.set", route("*.example.com", [web]))
+    accepted(r, BOB, "route.set", route("bob.example.com", [api], "bob"))
+    shown = {x["key"]: x["account"] for x in r.view("routes")}
+    # bob's name came before alice's wildcard and stays his; the one inside it serves nothing
+    assert shown == {"early.example.org": "bob", "*.example.org": "alice",
+                     "*.example.com": "alice"}
+    hers = accepted(r, ALICE, "route.set", route("bob.example.com", [web]))
+    [inside] = [x for x in r.view("routes") if x["key"] == "bob.example.com"]
+    assert inside["account"] == "alice" and inside["id"] == hers.id.hex()
+    assert inside["shadowed"] == 1
+
+
 def test_a_removed_accounts_routes_serve_nothing_and_free_the_hostname(base) -> None:
     r = tenants(base)
     web = instance(r, ALICE, "web", "alice")
