@@ -14,7 +14,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
-from formation.node.state import accounts, tenant_rules
+from formation.node.state import accounts, grant_rules, tenant_rules
 from formation.node.state.authority import ROLES, Authority
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
@@ -95,10 +95,10 @@ REF_FIELDS = {
     "invite.consume": ("invite",),
     "instance.update": ("instance",), "instance.place": ("instance",),
     "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
-    "image.remove": ("image",), "dns.remove": ("record",),
+    "image.remove": ("image",), "dns.remove": ("record",), **grant_rules.REF_FIELDS,
 }
 # Optional payload fields that name other ops: present only when the field is.
-OPTIONAL_REF_FIELDS = {"instance.place": ("from",)}
+OPTIONAL_REF_FIELDS = {"instance.place": ("from",), **grant_rules.OPTIONAL_REF_FIELDS}
 
 
 def refs(op: Op) -> list[bytes]:
@@ -125,7 +125,13 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
     if rule is None:
         raise Refused("invalid", f"kind: unknown kind {op.kind!r}")
     author = op.author.hex()
-    if op.kind not in ("network.genesis", "invite.consume") and not auth.is_member(author):
+    if op.kind not in ("network.genesis", "invite.consume", *grant_rules.KINDS) \
+            and not auth.is_member(author):
+        if grant_rules.uses_grant(op):  # a grantee's op, judged as its granter's (delegation)
+            use = grant_rules.as_granter(op, auth, author, get_op)
+            if isinstance(use, tuple):
+                raise Refused(*use)
+            op, author = use.op, use.key
         _raise(tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
     rule(op, auth, author, get_op)
 
@@ -472,6 +478,10 @@ def _account_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None
     _admin(auth, author, "account.remove")
 
 
+def _grant(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(grant_rules.problem(op, auth, author, get_op))
+
+
 RULES: dict[str, Rule] = {
     "network.genesis": _genesis, "network.update": _network_update,
     "node.admit": _admit, "node.roles": _admit, "node.remove": _remove, "node.record": _record,
@@ -483,5 +493,6 @@ RULES: dict[str, Rule] = {
     "image.add": _image_add, "image.remove": _image_remove,
     "dns.set": _dns_set, "dns.remove": _dns_remove,
     "account.set": _account_set, "account.remove": _account_remove,
+    "grant.set": _grant, "grant.revoke": _grant,
 }
 KINDS = tuple(sorted(RULES))

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from formation.node.state import grant_revocation, grant_rules
 from formation.node.state.accounts import Account
 from formation.node.state.authority import Authority
 from formation.node.state.op import Op, decode
@@ -37,18 +38,30 @@ SPEC_FIGURES = ("vcpus", "memory_mb", "disk_gb")
 class LogAccess:
     """What the walk needs from the replica (replica.py passes its own methods)."""
 
-    instance_ops: Callable[[str], Iterable[Op]]  # an account's stored instance ops (at least)
+    instance_ops: Callable[[str], Iterable[Op]]  # an account's stored instance and grant ops
     hlc_of: Callable[[bytes], tuple[int, int] | None]
     deps_of: Callable[[bytes], tuple[bytes, ...]]
     ops_at: Callable[[bytes, int], int] = lambda _author, _seq: 2  # ops held at (author, seq)
 
 
 def check(op: Op, auth: Authority, log: LogAccess) -> None:
-    """Raises the refusal when `op`, signed by an account's key, takes it past a quota."""
+    """Raises the refusal when `op`, signed by an account's key, takes it past a quota; for a
+    grantee's op (grant_rules.py): when its grant was revoked in its past, or it takes the
+    granting account past a quota."""
     author = op.author.hex()
-    if op.kind not in ("instance.create", "instance.update") or auth.is_member(author):
+    if auth.is_member(author):
         return
-    account = auth.accounts.of_key(author)
+    if grant_rules.uses_grant(op):
+        name = str(op.payload.get("account"))
+        revoked = grant_revocation.revoked_problem(
+            op, log.instance_ops(name), lambda use, wanted: in_past(use, wanted, log))
+        if revoked is not None:
+            raise Refused("unauthorized", revoked)
+        account = auth.accounts.by_name.get(name)
+    else:
+        account = auth.accounts.of_key(author)
+    if op.kind not in ("instance.create", "instance.update"):
+        return
     if account is not None and (problem := quota_problem(op, account, log)) is not None:
         raise Refused("quota", problem)
 
@@ -146,6 +159,7 @@ def in_past(op: Op, wanted: dict[bytes, Op], log: LogAccess) -> set[bytes]:
 
 
 INSTANCE_KINDS = ("instance.create", "instance.update", "instance.delete")
+INDEXED_KINDS = (*INSTANCE_KINDS, "grant.set", "grant.revoke")
 
 
 _CACHE_MAX = 100_000
@@ -182,8 +196,11 @@ def index(db: sqlite3.Connection, op: Op) -> None:
         account = op.payload.get("account")
         if isinstance(account, str):
             db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)", (account, op.id, op.id))
-    elif op.kind in ("instance.update", "instance.delete"):
-        instance = bytes.fromhex(op.payload["instance"])
+    elif op.kind == "grant.set":  # a grant is indexed like an instance: its revocations
+        db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)",  # are read by uses
+                   (op.payload["account"], op.id, op.id))
+    elif op.kind in ("instance.update", "instance.delete", "grant.revoke"):
+        instance = bytes.fromhex(op.payload.get("instance") or op.payload["grant"])
         row = db.execute("SELECT account FROM tenant_ops WHERE instance=? AND op=?",
                          (instance, instance)).fetchone()
         if row is not None:
@@ -213,7 +230,7 @@ def stored_instance_ops(db: sqlite3.Connection, batch: dict[bytes, Op],
             _remember(_decoded, op_id, op)
         yield op
     for op in list(batch.values()):
-        if op.kind in INSTANCE_KINDS:
+        if op.kind in INDEXED_KINDS:
             yield op
 
 
