@@ -2,7 +2,7 @@
 
 A use is refused when a `grant.revoke` of its grant is in its causal past, on every replica
 alike. The candidates are the revocations of that grant this replica holds (the tenant_ops
-index keeps an account's grant ops beside its instance ops, tenant_usage.py); only those
+index of tenant_usage.py keeps a grant and its revocations under index_key(grant)); only those
 ordered before the use (by HLC, id) can be in its past, and the log walk decides which are.
 Usually there are none, and nothing is walked."""
 
@@ -13,6 +13,11 @@ from collections.abc import Callable, Iterable
 from formation.node.state.op import Op
 
 InPast = Callable[[Op, dict[bytes, Op]], set[bytes]]
+
+
+def index_key(grant_id_hex: str) -> str:
+    """The tenant_ops `account` column of a grant's ops (no account name holds a ':')."""
+    return f"grant:{grant_id_hex}"
 
 
 def revoked_problem(use: Op, account_ops: Iterable[Op], in_past: InPast) -> str | None:

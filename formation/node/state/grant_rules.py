@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -146,8 +147,26 @@ class Use:
     key: str  # the granting key (a key of the account, as of the use's causal past)
 
 
+_CACHE_MAX = 50_000
+_known: OrderedDict[bytes, Op] = OrderedDict()  # op id -> op: an id names one op anywhere
+
+
+def cached(get_op: GetOp) -> GetOp:
+    """`get_op` remembering what it decoded: a use reads its grant and its instance's create
+    (twice: for its target and for ownership), and a grantee uses one grant again and again."""
+    def get(op_id: bytes) -> Op:
+        found = _known.get(op_id)
+        if found is None:
+            found = _known[op_id] = get_op(op_id)
+            if len(_known) > _CACHE_MAX:
+                _known.popitem(last=False)
+        return found
+    return get
+
+
 def as_granter(op: Op, auth: Authority, author: str, get_op: GetOp) -> Use | tuple[str, str]:
-    """The use `op` (signed by `author`, not a member) as its granter's op, or why not."""
+    """The use `op` (signed by `author`, not a member) as its granter's op, or why not.
+    `get_op` should be cached() (the rules then read the instance's create from it again)."""
     p = op.payload
     grant = get_op(bytes.fromhex(p[GRANT]))
     if grant.kind != "grant.set":

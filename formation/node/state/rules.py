@@ -128,6 +128,7 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
     if op.kind not in ("network.genesis", "invite.consume", *grant_rules.KINDS) \
             and not auth.is_member(author):
         if grant_rules.uses_grant(op):  # a grantee's op, judged as its granter's (delegation)
+            get_op = grant_rules.cached(get_op)
             use = grant_rules.as_granter(op, auth, author, get_op)
             if isinstance(use, tuple):
                 raise Refused(*use)

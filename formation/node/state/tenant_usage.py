@@ -38,7 +38,7 @@ SPEC_FIGURES = ("vcpus", "memory_mb", "disk_gb")
 class LogAccess:
     """What the walk needs from the replica (replica.py passes its own methods)."""
 
-    instance_ops: Callable[[str], Iterable[Op]]  # an account's stored instance and grant ops
+    instance_ops: Callable[[str], Iterable[Op]]  # an account's stored instance ops (at least)
     hlc_of: Callable[[bytes], tuple[int, int] | None]
     deps_of: Callable[[bytes], tuple[bytes, ...]]
     ops_at: Callable[[bytes, int], int] = lambda _author, _seq: 2  # ops held at (author, seq)
@@ -54,7 +54,8 @@ def check(op: Op, auth: Authority, log: LogAccess) -> None:
     if grant_rules.uses_grant(op):
         name = str(op.payload.get("account"))
         revoked = grant_revocation.revoked_problem(
-            op, log.instance_ops(name), lambda use, wanted: in_past(use, wanted, log))
+            op, log.instance_ops(grant_revocation.index_key(op.payload["grant"])),
+            lambda use, wanted: in_past(use, wanted, log))
         if revoked is not None:
             raise Refused("unauthorized", revoked)
         account = auth.accounts.by_name.get(name)
@@ -196,9 +197,9 @@ def index(db: sqlite3.Connection, op: Op) -> None:
         account = op.payload.get("account")
         if isinstance(account, str):
             db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)", (account, op.id, op.id))
-    elif op.kind == "grant.set":  # a grant is indexed like an instance: its revocations
-        db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)",  # are read by uses
-                   (op.payload["account"], op.id, op.id))
+    elif op.kind == "grant.set":  # indexed like an instance, under a key of its own (no
+        db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)",  # account name has ':'):
+                   (grant_revocation.index_key(op.id.hex()), op.id, op.id))  # its revocations
     elif op.kind in ("instance.update", "instance.delete", "grant.revoke"):
         instance = bytes.fromhex(op.payload.get("instance") or op.payload["grant"])
         row = db.execute("SELECT account FROM tenant_ops WHERE instance=? AND op=?",
