@@ -11,6 +11,7 @@ from formation.api import (
     account_routes,
     console_routes,
     discovery_routes,
+    grant_routes,
     join_routes,
     p2p_routes,
     ssh_routes,
@@ -80,6 +81,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *IMAGE_ENDPOINTS,
     *VM_ENDPOINTS,
     *account_routes.ENDPOINTS,
+    *grant_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
 )
 
