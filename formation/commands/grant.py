@@ -90,7 +90,9 @@ def pick_grant(grants: list[dict[str, Any]], account: str, action: str, name: st
 def grant(grantee: str, allow: str, on: str | None, prefix: str | None, until: str,
           node_address: str | None, key_file: str | None, profile: str | None,
           as_json: bool) -> None:
-    """Let GRANTEE (a public key: 64 hex or a KEY.pub file) act for your account.
+    """Let another key act for your account: some actions, some instances, until a time.
+
+    GRANTEE is its public key: 64 hex or a KEY.pub file.
 
     \b
       formation grant ci.key.pub --allow create,delete --prefix ci- --until 7d
@@ -120,7 +122,9 @@ def grant(grantee: str, allow: str, on: str | None, prefix: str | None, until: s
 @json_option
 def grants(node_address: str | None, key_file: str | None, profile: str | None,
            as_json: bool) -> None:
-    """Your account's grants (an admin account's: all), or those your key holds."""
+    """Your account's grants, or those your key holds.
+
+    An admin account's key lists every grant of the network."""
     from formation.api import grant_routes as gr
 
     async def work(client: Any, _identity: Any) -> Any:
@@ -149,7 +153,9 @@ def grants(node_address: str | None, key_file: str | None, profile: str | None,
 @json_option
 def revoke(grant_id: str, node_address: str | None, key_file: str | None, profile: str | None,
            as_json: bool) -> None:
-    """End a grant (its id, or a unique start of it of 6 characters or more)."""
+    """End a grant everywhere the revocation is known.
+
+    GRANT_ID is its id, or a unique start of it of 6 characters or more."""
     from formation.api import grant_routes as gr
     from formation.tenant_client import relay
 
