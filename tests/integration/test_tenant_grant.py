@@ -22,6 +22,7 @@ from formation.api import state_models as sm
 from formation.api import state_routes as sr
 from formation.api.client import ApiError, NodeClient
 from formation.client_profile import load_key
+from formation.identity import NodeIdentity
 from formation.node.state import wire
 from formation.node.state.op import build_body, decode, sign_body
 from formation.tenant_client import relay
@@ -134,6 +135,12 @@ async def test_a_grantee_does_what_it_was_granted_on_every_node_until_revoked(
         with pytest.raises(ApiError) as caught:  # a grantee is no account
             await client.call(ar.tenant_account)
         assert caught.value.status == 403
+    # the grants route: a node's key is no tenant (403), a stranger's key is unknown (401)
+    for who, status in ((m.identity, 403), (NodeIdentity.generate(), 401)):
+        async with NodeClient.tcp(f"127.0.0.1:{h.port}", who, timeout_s=20) as client:
+            with pytest.raises(ApiError) as caught:
+                await client.call(gr.tenant_grants)
+            assert caught.value.status == status
 
     # the hostile member M, straight to F and H
     forged_grant = await _craft(m, m.identity, "grant.set", {
@@ -145,9 +152,10 @@ async def test_a_grantee_does_what_it_was_granted_on_every_node_until_revoked(
         "instance": web_id, "desired": "stopped", "grant": grant_id, "account": "alice"})
     altered = real.replace(b"stopped", b"running")
     assert decode(altered).author == colleague_id.public_key
+    node_revoke = await _craft(m, m.identity, "grant.revoke", {"grant": grant_id})
     for target in (f, h):
         for raw, reason in ((forged_grant, "unauthorized"), (node_use, "invalid"),
-                            (altered, None)):
+                            (altered, None), (node_revoke, "unauthorized")):
             pushed = await _push(m, target, [raw])
             assert pushed.refused == 1 and pushed.accepted == 0, pushed
             if reason is not None:
