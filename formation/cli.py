@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "List the hosts this node found and their membership state."),
     "revoke": ("formation.commands.grant:revoke", "End a grant everywhere the revocation is "
                "known."),
+    "route": ("formation.commands.route:route",
+              "Public access: hostnames served by instances through the network's edge nodes."),
     "ssh-keys": ("formation.commands.ssh_keys:ssh_keys",
                  "Print the admin SSH public keys allowed to log in as USER (for "
                  "AuthorizedKeysCommand)."),

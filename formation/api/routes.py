@@ -14,6 +14,7 @@ from formation.api import (
     grant_routes,
     join_routes,
     p2p_routes,
+    route_routes,
     ssh_routes,
     vm_routes,
 )
@@ -83,6 +84,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *account_routes.ENDPOINTS,
     *grant_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
+    *route_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -14,7 +14,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
-from formation.node.state import accounts, grant_rules, tenant_rules
+from formation.node.state import accounts, grant_rules, route_rules, tenant_rules
 from formation.node.state.authority import ROLES, Authority
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
@@ -95,7 +95,9 @@ REF_FIELDS = {
     "invite.consume": ("invite",),
     "instance.update": ("instance",), "instance.place": ("instance",),
     "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
-    "image.remove": ("image",), "dns.remove": ("record",), **grant_rules.REF_FIELDS,
+    "image.remove": ("image",), "dns.remove": ("record",),
+    "route.set": (), "route.remove": ("route",),  # route.set: its `instances` (route_rules)
+    **grant_rules.REF_FIELDS,
 }
 # Optional payload fields that name other ops: present only when the field is.
 OPTIONAL_REF_FIELDS = {"instance.place": ("from",), **grant_rules.OPTIONAL_REF_FIELDS}
@@ -115,6 +117,10 @@ def refs(op: Op) -> list[bytes]:
                 raise Refused("invalid", f"payload.{name}: expected an op id as 64 hex "
                               "characters")
             out.append(bytes.fromhex(value))
+    try:
+        out.extend(route_rules.instance_refs(op))
+    except route_rules.RouteRefused as exc:
+        raise Refused(exc.reason, str(exc)) from None
     return out
 
 
@@ -133,7 +139,8 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
             if isinstance(use, tuple):
                 raise Refused(*use)
             op, author = use.op, use.key
-        _raise(tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
+        _raise(route_rules.author_problem(op, auth, author) if op.kind in route_rules.ROUTE_KINDS
+               else tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
     rule(op, auth, author, get_op)
 
 
@@ -479,6 +486,15 @@ def _account_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None
     _admin(auth, author, "account.remove")
 
 
+def _routes(check: Rule) -> Rule:
+    def rule(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+        try:
+            check(op, auth, author, get_op)
+        except route_rules.RouteRefused as exc:
+            raise Refused(exc.reason, str(exc)) from None
+    return rule
+
+
 def _grant(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _raise(grant_rules.problem(op, auth, author, get_op))
 
@@ -494,6 +510,7 @@ RULES: dict[str, Rule] = {
     "image.add": _image_add, "image.remove": _image_remove,
     "dns.set": _dns_set, "dns.remove": _dns_remove,
     "account.set": _account_set, "account.remove": _account_remove,
+    "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
     "grant.set": _grant, "grant.revoke": _grant,
 }
 KINDS = tuple(sorted(RULES))
