@@ -11,6 +11,7 @@ from formation.api import (
     account_routes,
     console_routes,
     discovery_routes,
+    grant_routes,
     join_routes,
     p2p_routes,
     route_routes,
@@ -81,6 +82,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *IMAGE_ENDPOINTS,
     *VM_ENDPOINTS,
     *account_routes.ENDPOINTS,
+    *grant_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
     *route_routes.ENDPOINTS,
 )

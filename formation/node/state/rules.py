@@ -14,7 +14,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
-from formation.node.state import accounts, route_rules, tenant_rules
+from formation.node.state import accounts, grant_rules, route_rules, tenant_rules
 from formation.node.state.authority import ROLES, Authority
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
@@ -97,9 +97,10 @@ REF_FIELDS = {
     "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
     "image.remove": ("image",), "dns.remove": ("record",),
     "route.set": (), "route.remove": ("route",),  # route.set: its `instances` (route_rules)
+    **grant_rules.REF_FIELDS,
 }
 # Optional payload fields that name other ops: present only when the field is.
-OPTIONAL_REF_FIELDS = {"instance.place": ("from",)}
+OPTIONAL_REF_FIELDS = {"instance.place": ("from",), **grant_rules.OPTIONAL_REF_FIELDS}
 
 
 def refs(op: Op) -> list[bytes]:
@@ -130,7 +131,14 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
     if rule is None:
         raise Refused("invalid", f"kind: unknown kind {op.kind!r}")
     author = op.author.hex()
-    if op.kind not in ("network.genesis", "invite.consume") and not auth.is_member(author):
+    if op.kind not in ("network.genesis", "invite.consume", *grant_rules.KINDS) \
+            and not auth.is_member(author):
+        if grant_rules.uses_grant(op):  # a grantee's op, judged as its granter's (delegation)
+            get_op = grant_rules.cached(get_op)
+            use = grant_rules.as_granter(op, auth, author, get_op)
+            if isinstance(use, tuple):
+                raise Refused(*use)
+            op, author = use.op, use.key
         _raise(route_rules.author_problem(op, auth, author) if op.kind in route_rules.ROUTE_KINDS
                else tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
     rule(op, auth, author, get_op)
@@ -487,6 +495,10 @@ def _routes(check: Rule) -> Rule:
     return rule
 
 
+def _grant(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(grant_rules.problem(op, auth, author, get_op))
+
+
 RULES: dict[str, Rule] = {
     "network.genesis": _genesis, "network.update": _network_update,
     "node.admit": _admit, "node.roles": _admit, "node.remove": _remove, "node.record": _record,
@@ -499,5 +511,6 @@ RULES: dict[str, Rule] = {
     "dns.set": _dns_set, "dns.remove": _dns_remove,
     "account.set": _account_set, "account.remove": _account_remove,
     "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
+    "grant.set": _grant, "grant.revoke": _grant,
 }
 KINDS = tuple(sorted(RULES))

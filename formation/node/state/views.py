@@ -19,7 +19,7 @@ from typing import Any
 
 import cbor2
 
-from formation.node.state import route_view
+from formation.node.state import grant_view, route_view
 from formation.node.state.instance_view import observed_key
 from formation.node.state.op import Op, encode
 
@@ -55,7 +55,7 @@ Order = tuple[int, int, bytes]  # (HLC ms, HLC counter, op id): how concurrent w
 # -> (the winning write's order, its value, its op).
 Registers = dict[Effect, tuple[Order, Any, Op]]
 COLLECTIONS = ("network", "nodes", "addresses", "instances", "images", "dns", "invites",
-               "accounts", "routes")
+               "accounts", "routes", "grants")
 
 
 def effects(op: Op) -> list[Effect]:
@@ -132,6 +132,10 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "accounts", p["name"], "removed", False)]
     if k == "account.remove":
         return [("lww", "accounts", p["name"], "removed", True)]
+    if k == "grant.set":
+        return grant_view.set_effects(p, author, oid)
+    if k == "grant.revoke":
+        return grant_view.revoke_effects(p, author, oid)
     return []
 
 
@@ -292,6 +296,8 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
     if collection == "instances":
         return over_quota(db, [{"key": k, **v} for k, v in _registers(db, collection).items()
                                if not v.get("removed")])
+    if collection == "grants":
+        return [{"key": k, **v} for k, v in _registers(db, collection).items()]
     if collection in ("invites", "accounts"):
         return [{"key": k, **v} for k, v in _registers(db, collection).items()
                 if not v.get("removed")]
