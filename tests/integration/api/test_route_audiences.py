@@ -56,7 +56,7 @@ AUDIENCES = {
     "pack_build_start": "member", "pack_build_list": "member", "pack_build_show": "member",
     "pack_build_cancel": "member",
     "route_list": "member", "route_set": "admin", "route_remove": "admin",
-    "tenant_routes": "tenant",
+    "tenant_routes": "tenant", "tenant_grants": "tenant",
 }
 # Who each audience lets through, by caller; a caller it refuses gets the status given.
 LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (
