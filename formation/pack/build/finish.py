@@ -14,8 +14,6 @@ first boot), SSH host keys (cloud-init generates them per VM)."""
 
 from __future__ import annotations
 
-import shlex
-
 from formation.pack.build.steps import Action, State, chroot, systemd_quote
 from formation.pack.spec import FormfileSpec
 
@@ -75,35 +73,3 @@ def setup_action(spec: FormfileSpec, state: State) -> Action:
     text = unit_text(spec, state)
     body = chroot(State(), ["/bin/sh", "-c", SETUP_SH, "sh", UNIT, text])
     return Action("system setup", None, {"setup": SETUP_SH, "unit": text}, body, weight=1)
-
-
-DISK_SH = r"""
-out="$1" uuid="$2" want_mib="$3" epoch="$4"
-used=$(du -s -x -B1 "$FM_MERGED" | cut -f1)
-files=$(du -s -x --inodes "$FM_MERGED" | cut -f1)
-need_mib=$(( used * 5 / 4 / 1048576 + 256 ))
-if [ "$want_mib" -gt 0 ]; then
-  if [ "$want_mib" -lt "$need_mib" ]; then
-    echo "the image needs ${need_mib} MiB, more than DISK allows (${want_mib} MiB)"; exit 4
-  fi
-  size_mib=$want_mib
-else
-  size_mib=$need_mib
-fi
-inodes=$(( files * 2 + 65536 ))
-E2FSPROGS_FAKE_TIME="$epoch" mkfs.ext4 -q -F -L root -U "$uuid" -N "$inodes" \
-  -E "hash_seed=$uuid,root_owner=0:0" -d "$FM_MERGED" \
-  "$out/disk.img" "${size_mib}M"
-kernel=$(chroot "$FM_MERGED" readlink -f /vmlinuz)
-initrd=$(chroot "$FM_MERGED" readlink -f /initrd.img)
-cp "$FM_MERGED$kernel" "$out/kernel"
-cp "$FM_MERGED$initrd" "$out/initrd"
-touch -d "@$epoch" "$out/disk.img" "$out/kernel" "$out/initrd"
-echo "disk image: ${size_mib} MiB, kernel ${kernel#/boot/}"
-"""
-
-
-def disk_body(out: str, uuid: str, disk_gb: int | None, epoch: str) -> str:
-    want = str(disk_gb * 1024) if disk_gb else "0"
-    return "set -eu\n" + "sh -c " + shlex.quote(DISK_SH) + " sh " + " ".join(
-        shlex.quote(a) for a in (out, uuid, want, epoch)) + "\n"

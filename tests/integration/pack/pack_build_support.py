@@ -110,6 +110,8 @@ def remove_new_layers(before: set[str]) -> None:
             continue
         (CACHE / "l" / name).unlink()
         shutil.rmtree(CACHE / "l" / name.removesuffix(".json"), ignore_errors=True)
+        for suffix in (".img", ".boot", ".synced"):  # the disk cached for its stack
+            (CACHE / "d" / name.replace(".json", suffix)).unlink(missing_ok=True)
 
 
 def qcow2_over(disk: Path, target: Path) -> Path:
