@@ -8,6 +8,10 @@ scope system and of scope service:NAME where NAME is the Formfile's NAME, `entry
 `vm console` and the serial log show). It runs as root; restarted if it fails, not when it
 exits cleanly (a one-shot job stays done).
 
+cloud-init creates no default user (Debian's cloud.cfg would add a `debian` account to every
+image, next to the Formfile's USER): an image has the accounts its Formfile makes, and an
+instance's user-data may still ask for more.
+
 The layer also drops what must differ per VM or is only build-time state: the package lists
 (`apt-get update` in the VM fetches fresh ones), /etc/machine-id (systemd makes one per VM at
 first boot), SSH host keys (cloud-init generates them per VM)."""
@@ -30,6 +34,9 @@ if [ -n "$text" ]; then
 else
   rm -f "/etc/systemd/system/$unit" "/etc/systemd/system/multi-user.target.wants/$unit"
 fi
+mkdir -p /etc/cloud/cloud.cfg.d
+printf '%s\n' '# formation: no default user (USER makes the accounts)' \
+  'users: []' > /etc/cloud/cloud.cfg.d/92-formation-users.cfg
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /etc/ssh/ssh_host_*
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id
