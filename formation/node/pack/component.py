@@ -25,6 +25,7 @@ from formation.api.models import HealthCheck
 from formation.errors import OpError
 from formation.node.pack.builder import Built, Progress, Toolchain, error_line, real_toolchain
 from formation.node.pack.job import Job, now, step_model
+from formation.node.pack.uploads import Uploads
 from formation.node.state.image_formfile import record
 from formation.node.state.op import decode
 from formation.pack.spec import FormfileSpec
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOBS_DIR = "pack-jobs"
+UPLOADS_DIR = "pack-uploads"
 CACHE_DIR = "pack-cache"
 KEEP_FINISHED = 50  # finished builds this node still lists
 PROGRESS_EVERY_S = 0.2  # progress events of one step at most this often (the bus keeps 1000)
@@ -70,6 +72,7 @@ class PackComponent:
         self.me = ""
         self._formfile_digests: dict[str, str | None] = {}  # image.add op id -> context digest
         self._pruner: asyncio.Task[None] | None = None
+        self.uploads = Uploads(Path(UPLOADS_DIR))
         self.pruned = 0  # cache entries the scheduled prunes removed (health, tests)
 
     async def start(self, service: NodeService) -> None:
@@ -82,6 +85,8 @@ class PackComponent:
         self.me = service.identity.public_key_hex
         self.service = service
         await asyncio.to_thread(_empty_dir, self.jobs_dir)  # what a crash left mid-build
+        self.uploads = Uploads(settings.data_dir / UPLOADS_DIR)
+        await asyncio.to_thread(self.uploads.reset)
         if self.toolchain.prune is not None:
             self._pruner = asyncio.get_running_loop().create_task(self._prune_cache(),
                                                                   name="pack-prune")
