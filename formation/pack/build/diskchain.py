@@ -41,7 +41,11 @@ KEEP_DISKS = 6  # cached disks besides the bases (the least recently used beyond
 SLACK_MIB = 256  # free space a disk gets beyond what its layers need
 # Debian's ext4 defaults, spelled out (the host's /etc/mke2fs.conf is not read): the same
 # filesystem from every builder. No orphan_file, which kernels before 5.15 cannot mount.
-FEATURES = "has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize"
+FEATURES = ("ext_attr,has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,"
+            "extra_isize")
+# Bump when what a disk of a layer stack holds changes (features, how layers are applied):
+# the cached disks of another recipe are never a parent (they live in another directory).
+RECIPE = 2
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def boot_id() -> str:
 
 
 class DiskCache:
-    """cache_dir/d/KEY24.img: the disk of the layer stack whose top layer has that key.
+    """cache_dir/d/vRECIPE/KEY24.img: the disk of the layer stack whose top layer has that key.
 
     Written without fsync (a build must not wait for 400 MB to reach the platter), so a
     cached disk is used only in the boot it was written in (KEY24.boot holds the boot id) or
@@ -90,7 +94,8 @@ class DiskCache:
     never the parent of an image."""
 
     def __init__(self, root: Path) -> None:
-        self.dir = root / "d"
+        self.top = root / "d"
+        self.dir = self.top / f"v{RECIPE}"
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key[:24]}.img"
@@ -131,6 +136,13 @@ class DiskCache:
         """Removes disks whose layer is gone (`live`: KEY24 of the layers kept) or that no
         build used since `cutoff`; returns how many."""
         removed = 0
+        for old in self.top.iterdir() if self.top.is_dir() else ():
+            if old != self.dir:  # another recipe's disks, or files of an older layout
+                removed += 1
+                if old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink(missing_ok=True)
         for disk in self.dir.glob("*.img") if self.dir.is_dir() else ():
             if disk.stem not in live or disk.stat().st_mtime < cutoff:
                 _remove(disk)

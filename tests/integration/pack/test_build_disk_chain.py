@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from pack_build_support import (
     CACHE,
+    DISKS,
     SESSION,
     Recorder,
     context,
@@ -136,7 +137,7 @@ def test_a_disk_from_the_cached_parent_has_the_bytes_of_one_from_the_base_up(
     again = asyncio.run(build_image(spec(), ctx, settings(), tmp_path / "a", rec))
     assert rec.built() == ["disk image"]
     layers = asyncio.run(layer_paths(spec(), ctx, settings()))
-    parent = CACHE / "d" / f"{layers[-3].name}.img"
+    parent = DISKS / f"{layers[-3].name}.img"
     assert parent.exists()
     parent.unlink()
     rec = Recorder()
