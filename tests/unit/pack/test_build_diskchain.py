@@ -100,3 +100,26 @@ def test_the_stack_view_follows_overlayfs_rules(tmp_path: Path) -> None:
     assert view.listdir("etc") == ["keep"]
     found = view.find("becomes-file/x")
     assert found is None
+
+
+def test_a_layer_larger_than_the_free_space_grows_the_disk_and_disk_sets_its_size(
+        tmp_path: Path) -> None:
+    need_root()
+    lower_layer(tmp_path / "l1")
+    (tmp_path / "l2").mkdir()
+    with (tmp_path / "l2" / "big").open("wb") as f:  # 600 MiB apparent, a few blocks written
+        f.truncate(600 << 20)
+        f.write(b"head")
+    links = [diskchain.Link("c" * 64, tmp_path / "l1"), diskchain.Link("d" * 64, tmp_path / "l2")]
+    (tmp_path / "s").mkdir()
+    cache = diskchain.DiskCache(tmp_path / "cache")
+    disk = tmp_path / "disk.img"
+    asyncio.run(diskchain.make_disk(links, 0, cache, tmp_path / "s", disk, 5, EPOCH,
+                                    lambda _: None))
+    assert "Size: 629145600" in debugfs(disk, "stat /big")
+    assert disk.stat().st_size == 5 << 30
+    g = diskchain.geometry(disk)
+    assert g.blocks * g.block_size == 5 << 30
+    fsck = subprocess.run(["e2fsck", "-fn", str(disk)], capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert diskchain.geometry(cache.path("c" * 64)).blocks * 4096 < 600 << 20  # it grew
