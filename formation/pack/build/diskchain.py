@@ -288,6 +288,8 @@ async def make_disk(chain: Sequence[Link], keep: int, cache: DiskCache, scratch:
     disk of a prefix of it; keeps the disks of chain[0] and chain[keep] in the cache."""
     work = scratch / "disk.img"
     start = next((i for i in range(len(chain) - 1, -1, -1) if cache.has(chain[i].key)), -1)
+    if start > 0 and cache.has(chain[0].key):  # the base's disk is in use too (prune)
+        await asyncio.to_thread(os.utime, cache.path(chain[0].key))
     if start >= 0:
         on_line(f"disk image: from the cached disk of step {start}")
         await asyncio.to_thread(_copy, cache.path(chain[start].key), work)
