@@ -23,6 +23,7 @@ file, so the shipped image holds only what the merged tree shows, as a mkfs -d d
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import struct
@@ -183,14 +184,34 @@ def _copy(src: Path, dst: Path) -> None:
             except OSError:  # ENXIO: only a hole after pos
                 break
             end = os.lseek(fi, start, os.SEEK_HOLE)
-            offset = start
-            while offset < end:
-                n = os.copy_file_range(fi, fo, end - offset, offset, offset)
-                if n == 0:
-                    raise OSError(f"copying {src}: short copy at {offset}")
-                offset += n
+            _copy_range(fi, fo, start, end)
             pos = end
         fout.truncate(size)
+
+
+def _copy_range(fi: int, fo: int, start: int, end: int) -> None:
+    offset = start
+    while offset < end:
+        try:
+            n = os.copy_file_range(fi, fo, end - offset, offset, offset)
+        except OSError as exc:  # across filesystems, or a filesystem without it
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            n = os.pwrite(fo, os.pread(fi, min(end - offset, 1 << 20), offset), offset)
+        if n == 0:
+            raise OSError(f"short copy at {offset}")
+        offset += n
+
+
+def _move(src: Path, dst: Path) -> None:
+    """A rename, or a sparse copy when `dst` is on another filesystem."""
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy(src, dst)
+        src.unlink()
 
 
 async def _tool(argv: Sequence[str], epoch: str, what: str, ok: Sequence[int] = (0,)) -> str:
@@ -304,7 +325,7 @@ async def make_disk(chain: Sequence[Link], keep: int, cache: DiskCache, scratch:
         if i in (0, keep):
             await asyncio.to_thread(cache.keep, work, chain[i].key, i == 0)
     await finish_disk(work, disk_gb, epoch)
-    await asyncio.to_thread(shutil.move, work, disk)
+    await asyncio.to_thread(_move, work, disk)
 
 
 async def finish_disk(disk: Path, disk_gb: int | None, epoch: str) -> None:
