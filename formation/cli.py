@@ -52,6 +52,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Workloads from Formfiles: check one, build it into an image, run it."),
     "peers": ("formation.commands.peers:peers",
               "List the hosts this node found and their membership state."),
+    "route": ("formation.commands.route:route",
+              "Public access: hostnames served by instances through the network's edge nodes."),
     "ssh-keys": ("formation.commands.ssh_keys:ssh_keys",
                  "Print the admin SSH public keys allowed to log in as USER (for "
                  "AuthorizedKeysCommand)."),

@@ -13,6 +13,7 @@ from formation.api import (
     discovery_routes,
     join_routes,
     p2p_routes,
+    route_routes,
     ssh_routes,
     vm_routes,
 )
@@ -81,6 +82,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *VM_ENDPOINTS,
     *account_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
+    *route_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

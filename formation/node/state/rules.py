@@ -14,7 +14,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
-from formation.node.state import accounts, tenant_rules
+from formation.node.state import accounts, route_rules, tenant_rules
 from formation.node.state.authority import ROLES, Authority
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
@@ -96,6 +96,7 @@ REF_FIELDS = {
     "instance.update": ("instance",), "instance.place": ("instance",),
     "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
     "image.remove": ("image",), "dns.remove": ("record",),
+    "route.set": (), "route.remove": ("route",),  # route.set: its `instances` (route_rules)
 }
 # Optional payload fields that name other ops: present only when the field is.
 OPTIONAL_REF_FIELDS = {"instance.place": ("from",)}
@@ -115,6 +116,10 @@ def refs(op: Op) -> list[bytes]:
                 raise Refused("invalid", f"payload.{name}: expected an op id as 64 hex "
                               "characters")
             out.append(bytes.fromhex(value))
+    try:
+        out.extend(route_rules.instance_refs(op))
+    except route_rules.RouteRefused as exc:
+        raise Refused(exc.reason, str(exc)) from None
     return out
 
 
@@ -126,7 +131,8 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
         raise Refused("invalid", f"kind: unknown kind {op.kind!r}")
     author = op.author.hex()
     if op.kind not in ("network.genesis", "invite.consume") and not auth.is_member(author):
-        _raise(tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
+        _raise(route_rules.author_problem(op, auth, author) if op.kind in route_rules.ROUTE_KINDS
+               else tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
     rule(op, auth, author, get_op)
 
 
@@ -472,6 +478,15 @@ def _account_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None
     _admin(auth, author, "account.remove")
 
 
+def _routes(check: Rule) -> Rule:
+    def rule(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+        try:
+            check(op, auth, author, get_op)
+        except route_rules.RouteRefused as exc:
+            raise Refused(exc.reason, str(exc)) from None
+    return rule
+
+
 RULES: dict[str, Rule] = {
     "network.genesis": _genesis, "network.update": _network_update,
     "node.admit": _admit, "node.roles": _admit, "node.remove": _remove, "node.record": _record,
@@ -483,5 +498,6 @@ RULES: dict[str, Rule] = {
     "image.add": _image_add, "image.remove": _image_remove,
     "dns.set": _dns_set, "dns.remove": _dns_remove,
     "account.set": _account_set, "account.remove": _account_remove,
+    "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
 }
 KINDS = tuple(sorted(RULES))
