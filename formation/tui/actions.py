@@ -23,6 +23,9 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("i", "app.switch_mode('instances')", "Instances",
                   "Every instance of the network, live: create, start, stop, restart, delete, "
                   "details with the serial log"),
+    ConsoleAction("u", "app.switch_mode('accounts')", "Accounts",
+                  "Accounts (tenants, admins): keys, roles, quotas and what they use; set "
+                  "quotas, remove"),
     ConsoleAction("l", "app.switch_mode('logs')", "Logs", "The node's recent log records"),
     ConsoleAction("s", "app.switch_mode('settings')", "Settings",
                   "Hostname, underlay, resources offered, admin SSH keys, bootstrap list"),
