@@ -111,6 +111,16 @@ def selected_text(row: AccountRow | None) -> str:
     return f"{row.name}: {len(row.keys)} key(s) {keys} · {quotas or 'no quotas'}"
 
 
+def role_note(role: str | None, remote: bool) -> str:
+    """Why changes may be refused here, in one line; empty when this console may make them."""
+    if remote:
+        return ("attached to another node: changes are made on a node's own console "
+                "(or `formation account` there)")
+    if role is not None and role != "admin":
+        return f"this node is not a network admin (role: {role}): changes are refused"
+    return ""
+
+
 def quota_payload(row: AccountRow, quotas: Mapping[str, int]) -> dict[str, Any]:
     """The `account.set` payload that gives `row` exactly `quotas` and keeps its keys and
     roles (what `formation account quota NAME --clear ...` writes)."""

@@ -19,6 +19,7 @@ from formation.tui.account_rows import (
     AccountRow,
     account_rows,
     count_text,
+    role_note,
     selected_text,
 )
 from formation.tui.column_fit import refit_table
@@ -28,16 +29,6 @@ from formation.tui.network_rows import role_of
 from formation.tui.screens.base import ConsoleScreen
 
 NO_NETWORK = "This node is in no network, so there are no accounts (press e to found one)."
-
-
-def role_note(net: NetworkSnapshot, app_role: str | None, remote: bool) -> str:
-    """Why changes may be refused here, in one line; empty when this console may make them."""
-    if remote:
-        return ("attached to another node: changes are made on a node's own console "
-                "(or `formation account` there)")
-    if app_role is not None and app_role != "admin":
-        return f"this node is not a network admin (role: {app_role}): changes are refused"
-    return ""
 
 
 class AccountsScreen(ConsoleScreen):
@@ -90,7 +81,7 @@ class AccountsScreen(ConsoleScreen):
         status = app.node_status
         role = role_of(net, status.identity) if status is not None else None
         lines = [count_text(self.rows)]
-        note = role_note(net, role, app.link is not None and app.link.address is not None)
+        note = role_note(role, app.link is not None and app.link.address is not None)
         if note:
             lines.append(note)
         if self.notice:

@@ -14,6 +14,7 @@ from formation.tui.account_rows import (
     keys_text,
     parse_quota,
     quota_payload,
+    role_note,
     selected_text,
 )
 from formation.tui.column_fit import fit_columns
@@ -72,3 +73,10 @@ def test_a_quota_change_keeps_keys_and_roles() -> None:
         "name": "alice", "keys": ALICE_KEYS, "roles": ["user"],
         "quotas": {"vcpus": 2, "instances": 5}}
     assert "quotas" not in quota_payload(alice, {})  # every quota cleared
+
+
+def test_the_role_line_says_why_changes_would_be_refused() -> None:
+    assert role_note("admin", remote=False) == ""
+    assert role_note(None, remote=False) == ""  # not known yet: the node's answer will say
+    assert "not a network admin (role: node)" in role_note("node", remote=False)
+    assert "attached to another node" in role_note("admin", remote=True)
