@@ -13,10 +13,10 @@ if TYPE_CHECKING:
     from formation.api.vm_models import Instance, StatusChange
 
 COLUMNS = (("name", 16), ("node", 12), ("state", 8), ("address", 15), ("vCPU", 4),
-           ("memory", 6), ("uptime", 8), ("owner", 10))
+           ("memory", 6), ("uptime", 8), ("owner", 9))
 # What a narrow terminal keeps (column_fit.py): at 80 columns who owns an instance stays (the
-# tenant's view of the network); memory and uptime go (the detail view has them).
-PRIORITY = ("name", "state", "owner", "address", "node", "uptime", "memory", "vCPU")
+# tenant's view of the network) with memory; uptime and the vCPU count go (details has them).
+PRIORITY = ("name", "state", "owner", "address", "node", "memory", "uptime", "vCPU")
 NODE_OWNED = "@nodes"  # the owner filter for work no account owns: no account name has "@"
 STATE_STYLE = {"running": "green", "failed": "red", "pending": "yellow", "stopped": "dim"}
 IMPORT_HINT = ("formation image import KERNEL [--initrd FILE] [--disk FILE] --name NAME")

@@ -36,9 +36,9 @@ def instance(**changes) -> Instance:
     return Instance.model_validate(fields | changes)
 
 
-def test_at_80_columns_state_owner_and_address_stay_and_memory_and_uptime_go() -> None:
+def test_at_80_columns_state_owner_and_address_stay_and_uptime_and_vcpus_go() -> None:
     shown = [COLUMNS[i][0] for i in fit_columns(COLUMNS, PRIORITY, 80)]
-    assert shown == ["name", "node", "state", "address", "vCPU", "owner"]
+    assert shown == ["name", "node", "state", "address", "memory", "owner"]
     assert [COLUMNS[i][0] for i in fit_columns(COLUMNS, PRIORITY, 120)] == \
         [title for title, _ in COLUMNS]
 
@@ -114,7 +114,7 @@ def test_the_owner_is_the_account_or_the_node_that_wrote_it() -> None:
     assert owner_text(instance(account="alice")) == "alice"
     assert owner_text(instance(), {"cd" * 32: "h1"}) == "@h1"
     assert owner_text(instance()) == "@cdcdcdcd"  # its name not known: its key's start
-    assert instance_cells(instance(account="a-long-account-name"))[-1] == "a-long-ac…"
+    assert instance_cells(instance(account="a-long-account-name"))[-1] == "a-long-a…"
     assert "owner account alice" in detail_text(instance(account="alice"))
 
 
