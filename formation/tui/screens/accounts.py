@@ -8,7 +8,9 @@ one line, and the list still shows what the node let us read."""
 
 from __future__ import annotations
 
-from textual import events
+import asyncio
+
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
@@ -43,6 +45,8 @@ class AccountsScreen(ConsoleScreen):
         self._shown: list[tuple[str, ...]] | None = None
         self.notice = ""
         self.notice_error = False
+        self._built_from: NetworkSnapshot | None = None  # the read self.rows were made from
+        self._selected_name: str | None = None  # the account the operator chose (m and x)
 
     def compose_body(self) -> ComposeResult:
         yield Static("reading the accounts…", id="accounts-state")
@@ -52,7 +56,7 @@ class AccountsScreen(ConsoleScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self._set_columns(self.app.size.width)
-        self.watch(self.app, "network", lambda _: self.show(), init=True)
+        self.watch(self.app, "network", self._network_read, init=True)
 
     def on_screen_resume(self) -> None:
         console_app(self).read_network()
@@ -60,6 +64,23 @@ class AccountsScreen(ConsoleScreen):
     def on_resize(self, event: events.Resize) -> None:
         self._set_columns(event.size.width)
         self._shown = None
+        self.show()
+
+    def _network_read(self, _net: NetworkSnapshot | None) -> None:
+        self.rebuild()
+
+    @work(group="accounts-rows", exclusive=True, exit_on_error=False)
+    async def rebuild(self) -> None:
+        """The rows of the newest network read, made off the loop: summing every instance of
+        every account is a pass over the whole instances view (thousands of accounts must not
+        stall the console's keys). A newer read replaces a build still running."""
+        net = console_app(self).network
+        if net is not None and net is not self._built_from:
+            self.rows = await asyncio.to_thread(account_rows, net.view("accounts"),
+                                                net.view("instances"))
+            self._built_from = net
+        elif net is None:
+            self.rows, self._built_from = [], None
         self.show()
 
     def _set_columns(self, width: int) -> None:
@@ -89,10 +110,10 @@ class AccountsScreen(ConsoleScreen):
         return "\n".join(lines), self.notice_error
 
     def show(self) -> None:
-        app = console_app(self)
-        net = app.network
-        selected = self.selected_row()
-        self.rows = account_rows(net.view("accounts"), net.view("instances")) if net else []
+        """Draws self.rows (made by rebuild); the table is left alone when its rows are the
+        same, so the cursor stays."""
+        net = self._built_from
+        selected = self._selected_name
         text, error = self.state_text(net)
         state = self.query_one("#accounts-state", Static)
         state.set_class(error, "-error")
@@ -105,11 +126,14 @@ class AccountsScreen(ConsoleScreen):
             for row in rows:
                 table.add_row(*row)
             names = [r.name for r in self.rows]
-            if selected is not None and selected.name in names:  # the cursor keeps its account
-                table.move_cursor(row=names.index(selected.name), animate=False)
+            if selected in names:  # the cursor keeps its account
+                table.move_cursor(row=names.index(selected), animate=False)
         self._show_selected()
 
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self._selected_name = row.name
         self._show_selected()
 
     def _show_selected(self) -> None:

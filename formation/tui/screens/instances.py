@@ -138,7 +138,8 @@ class InstancesScreen(InstanceActions):
         self.every_instance = sorted(instances, key=lambda i: (i.name, i.id))
         self.instances = [i for i in self.every_instance if owned_by(i, self.owner_filter)]
         self.say(self._state_text(), self.notice.startswith("not done"))
-        rows = [self._cells(i) for i in self.instances]
+        names = self._node_names()
+        rows = [self._cells(i, names) for i in self.instances]
         table = self.query_one("#instances-table", DataTable)
         # the uptime column changes every second: _tick updates it
         steady = [tuple(c for i, c in zip(self.shown_columns, row, strict=True)
@@ -169,8 +170,8 @@ class InstancesScreen(InstanceActions):
         return {str(n["key"]): str(n["name"]) for n in (net.view("nodes") if net else [])
                 if n.get("key") and n.get("name")}
 
-    def _cells(self, instance: Instance) -> tuple[str, ...]:
-        cells = instance_cells(instance, self._elapsed(), self._node_names())
+    def _cells(self, instance: Instance, node_names: dict[str, str]) -> tuple[str, ...]:
+        cells = instance_cells(instance, self._elapsed(), node_names)
         return tuple(cells[i] for i in self.shown_columns)
 
     def _elapsed(self) -> float:

@@ -28,3 +28,12 @@ def test_a_malformed_spec_counts_nothing_rather_than_failing() -> None:
     assert account_usage(view, "alice") == {"vcpus": 0, "memory_mb": 0, "disk_gb": 0,
                                             "instances": 2}
     assert usage_by_account(view) == {"alice": account_usage(view, "alice")}
+
+
+def test_usage_by_account_agrees_with_one_account_s_usage() -> None:
+    view = [{"key": str(n), "account": f"a{n % 7}", "spec": {**SPEC, "vcpus": n % 3},
+             **({"desired": "deleted"} if n % 5 == 0 else {})} for n in range(200)]
+    every = usage_by_account(view)
+    assert list(every) == sorted(every)
+    for name in (f"a{n}" for n in range(7)):
+        assert every[name] == account_usage(view, name)
