@@ -18,7 +18,7 @@ COLUMNS = (("account", 14), ("roles", 6), ("keys", 17), ("vCPU", 7), ("memory", 
 # At 80 columns everything but the disk figures shows; the keys go first on narrower ones.
 PRIORITY = ("account", "instances", "vCPU", "memory", "roles", "keys", "disk")
 MAX_QUOTA = 1 << 40  # the store's own bound is checked by its rules; this keeps typos short
-KEYS_TEXT = "↑↓ choose · m quotas · x remove"
+KEYS_TEXT = "enter instances · m quotas · x remove"
 EMPTY_TEXT = ("No accounts in this network yet. An admin creates one with `formation account "
               "create NAME --key KEY.pub` (the person makes the key with `formation key "
               "create`).")
@@ -98,7 +98,7 @@ def count_text(rows: Sequence[AccountRow]) -> str:
     if not rows:
         return EMPTY_TEXT
     admins = sum(1 for r in rows if "admin" in r.roles)
-    return f"{len(rows)} account(s), {admins} admin · used/quota · {KEYS_TEXT}"
+    return f"{len(rows)} account(s), {admins} admin (used/quota) · {KEYS_TEXT}"
 
 
 def selected_text(row: AccountRow | None) -> str:

@@ -63,5 +63,13 @@ async def test_owner_column_and_filter(make_app, tui_node: NodeService) -> None:
         await wait_for(pilot, lambda: "No instance of this owner." in state_text(app))
         await pilot.press("x")  # nothing selected: nothing deleted, said in one line
         await wait_for(pilot, lambda: "no instance selected" in state_text(app))
+        # enter on an account: its instances
+        await pilot.press("u")
+        await wait_for(pilot, lambda: not isinstance(app.screen, InstancesScreen)
+                       and app.screen.query_one("#accounts-table", DataTable).row_count == 2)
+        await pilot.press("enter")  # alice: the first row
+        await wait_for(pilot, lambda: isinstance(app.screen, InstancesScreen)
+                       and owners(app) == {"web": "alice"}, what="alice's instances")
+        assert "owner: account alice" in state_text(app)
     async with local(tui_node) as client:
         assert len((await client.call(vm_routes.vm_list)).instances) == 2

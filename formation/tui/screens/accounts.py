@@ -2,9 +2,10 @@
 quotas and what its instances use (used/quota). Live like the Peers screen: it shows the app's
 network read, which includes the accounts and instances views and is read again after every
 state event. Keys mirror `formation account quota|rm`: m sets the selected account's quotas,
-x removes it after a confirmation. Both write an op as this node, so they work only on the
-node's own console (the unix socket) of a network admin; elsewhere the node's refusal shows in
-one line, and the list still shows what the node let us read."""
+x removes it after a confirmation; enter shows its instances. m and x write an op as this
+node, so they work only on the node's own console (the unix socket) of a network admin;
+elsewhere the node's refusal shows in one line, and the list still shows what the node let us
+read."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ NO_NETWORK = "This node is in no network, so there are no accounts (press e to f
 class AccountsScreen(ConsoleScreen):
     TITLE_TEXT = "accounts"
     BINDINGS = [Binding("m", "quota", "Quotas"), Binding("x", "remove", "Remove"),
-                Binding("delete", "remove", "Remove", show=False)]
+                Binding("delete", "remove", "Remove", show=False),
+                Binding("enter", "instances", "Its instances", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
@@ -159,6 +161,21 @@ class AccountsScreen(ConsoleScreen):
         if row is None:
             self.acted("no account selected: ↑↓ to choose one", error=True)
         return row
+
+    async def action_instances(self) -> None:
+        """The instances screen, filtered to the selected account's (f there cycles on)."""
+        row = self._chosen()
+        if row is None:
+            return
+        app = console_app(self)
+        await app.switch_mode("instances")
+        from formation.tui.screens.instances import InstancesScreen
+
+        if isinstance(app.screen, InstancesScreen):
+            app.screen.filter_to(row.name)
+
+    async def on_data_table_row_selected(self, _: DataTable.RowSelected) -> None:
+        await self.action_instances()
 
     def action_quota(self) -> None:
         row = self._chosen()

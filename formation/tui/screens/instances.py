@@ -207,15 +207,19 @@ class InstancesScreen(InstanceActions):
         if not error:
             self.reload()
 
+    def filter_to(self, owner: str | None) -> None:
+        """Show only `owner`'s instances (None: all); the accounts screen's enter."""
+        self.owner_filter = owner
+        self._shown = None
+        self.show(self.every_instance)
+
     def action_filter_owner(self) -> None:
         """All, then each account (with instances or in the accounts view), then node-owned
         work, then all again."""
         net = console_app(self).network
         accounts = [str(a["key"]) for a in (net.view("accounts") if net else []) if a.get("key")]
-        self.owner_filter = next_owner(self.owner_filter,
-                                       owner_choices(self.every_instance, accounts))
-        self._shown = None
-        self.show(self.every_instance)
+        self.filter_to(next_owner(self.owner_filter,
+                                  owner_choices(self.every_instance, accounts)))
 
     def action_create(self) -> None:
         from formation.tui.screens.instance_create import InstanceCreateScreen
