@@ -67,6 +67,10 @@ async def test_accounts_with_keys_quotas_and_live_usage(make_app, tui_node) -> N
         await pilot.resize_terminal(120, 40)
         await wait_for(pilot, lambda: "disk" in rows(app).get("alice", {}),
                        what="the disk column at 120 columns")
+        await pilot.resize_terminal(30, 8)  # tiny: the name and the instance count, no crash
+        await wait_for(pilot, lambda: list(rows(app).get("alice", {})) == ["account",
+                                                                          "instances"],
+                       what="account and instances only at 30 columns")
 
 
 async def test_quotas_set_and_an_account_removed_with_keys_only(make_app, tui_node) -> None:
