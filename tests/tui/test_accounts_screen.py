@@ -86,6 +86,12 @@ async def test_quotas_set_and_an_account_removed_with_keys_only(make_app, tui_no
             form = app.screen
             assert form.query_one("#q-vcpus", Input).value == "4"
             assert form.query_one("#q-memory_mb", Input).value == ""  # no limit
+            before = await view(client, "accounts")
+            await pilot.press("end", "ctrl+u", *"9" * 14, "enter")  # past the store's bound
+            state = form.query_one("#quota-state", Static)
+            await wait_for(pilot, lambda: "not saved" in str(state.render()))
+            assert "vcpus: expected at most" in str(state.render()) and state.has_class("-error")
+            assert await view(client, "accounts") == before  # nothing written
             await pilot.press("end", "ctrl+u", *"8", "tab", *"2048", "tab", "tab", "end",
                               "ctrl+u", *"x3")  # a letter is not taken: the field holds 3
             assert form.query_one("#q-instances", Input).value == "3"
