@@ -47,6 +47,10 @@ def rows(app: FormationApp) -> list[tuple[str, ...]]:
 
 
 def state_of(app: FormationApp, name: str) -> str | None:
+    """The instance's state in the list; while a dialog is over the list (the delete dialog
+    until the node answered), that rather than None, which means it is not listed."""
+    if not app.screen.query("#instances-table"):
+        return f"(the list is under {type(app.screen).__name__})"
     for row in rows(app):
         if row[0] == name:
             return row[2]
