@@ -26,6 +26,9 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("u", "app.switch_mode('accounts')", "Accounts",
                   "Accounts (tenants, admins): keys, roles, quotas and what they use; set "
                   "quotas, remove"),
+    ConsoleAction("o", "app.switch_mode('routes')", "Routes",
+                  "Public access: every hostname the edge nodes serve, its instances and their "
+                  "health", show=False),
     ConsoleAction("l", "app.switch_mode('logs')", "Logs", "The node's recent log records"),
     ConsoleAction("s", "app.switch_mode('settings')", "Settings",
                   "Hostname, underlay, resources offered, admin SSH keys, bootstrap list"),

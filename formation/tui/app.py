@@ -39,6 +39,7 @@ LAZY_SCREENS = {
     "peers": ("formation.tui.screens.peers", "PeersScreen"),
     "instances": ("formation.tui.screens.instances", "InstancesScreen"),
     "accounts": ("formation.tui.screens.accounts", "AccountsScreen"),
+    "routes": ("formation.tui.screens.routes", "RoutesScreen"),
     "logs": ("formation.tui.screens.logs", "LogsScreen"),
     "settings": ("formation.tui.screens.settings", "SettingsScreen"),
     "enroll": ("formation.tui.screens.enroll", "EnrollScreen"),
