@@ -87,6 +87,8 @@ class Instance(Model):
     id: str
     name: str
     owner: str = Field(description="key of the node that created it")
+    account: str | None = Field(None, description="the account that owns it; none: the node "
+                                "`owner` wrote it for the network (node-owned work)")
     image: str = Field(description="the image's digest")
     image_name: str | None = None
     vcpus: int

@@ -22,7 +22,7 @@ def vm() -> None:
 
     \b
       formation vm create --image NAME   create (placed by rule, started)
-      formation vm ls                    every instance of the network and its state
+      formation vm ls [--account NAME]   every instance of the network (or an account's)
       formation vm show NAME             one instance and its status history
       formation vm start|stop|restart NAME
       formation vm resize NAME --vcpus N --memory MiB
@@ -132,26 +132,44 @@ def create(obj: Context, image: str, name: str | None, vcpus: int, memory_mb: in
 
 
 @vm.command("ls")
+@click.option("--account", metavar="NAME", default=None,
+              help="Only the instances this account owns ('@nodes': those no account owns).")
 @json_option
 @node_option
 @click.pass_obj
-def ls(obj: Context, as_json: bool, node_address: str | None) -> None:
-    """List every instance of the network: name, node, state, address, size, uptime."""
+def ls(obj: Context, account: str | None, as_json: bool, node_address: str | None) -> None:
+    """List every instance of the network: name, node, state, address, size, uptime, owner."""
     from formation.api import vm_routes
 
     found = _call(obj, node_address, vm_routes.vm_list)
+    if account is not None:
+        found = found.model_copy(update={
+            "instances": [i for i in found.instances if _owned_by(i, account)]})
     if as_json:
         emit_json(found)
         return
     if not found.instances:
-        click.echo("no instances (create one with `formation vm create --image NAME`)")
+        click.echo(f"no instances of account {account}" if account is not None else
+                   "no instances (create one with `formation vm create --image NAME`)")
         return
     click.echo(f"{'NAME':<20} {'ID':<12} {'NODE':<12} {'STATE':<9} {'ADDRESS':<15} {'VCPU':>4} "
-               f"{'MEM':>6} {'UPTIME':>8}  REASON")
+               f"{'MEM':>6} {'UPTIME':>8}  {'OWNER':<12} REASON")
     for i in found.instances:
         click.echo(f"{i.name:<20} {i.id[:12]:<12} {(i.node_name or '-'):<12} {i.state:<9} "
                    f"{(i.address or '-'):<15} {i.vcpus:>4} {_size(i.memory_mb):>6} "
-                   f"{_uptime(i.uptime_s):>8}  {i.reason}")
+                   f"{_uptime(i.uptime_s):>8}  {_owner(i):<12} {i.reason}")
+
+
+NODE_OWNED = "@nodes"  # no account name has '@' (the console's owner filter says the same)
+
+
+def _owned_by(instance: vm_models.Instance, account: str) -> bool:
+    return instance.account is None if account == NODE_OWNED else instance.account == account
+
+
+def _owner(instance: vm_models.Instance) -> str:
+    """The owning account, or '@' and the start of the key of the node that wrote it."""
+    return instance.account or "@" + instance.owner[:8]
 
 
 @vm.command("show")

@@ -23,6 +23,9 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("i", "app.switch_mode('instances')", "Instances",
                   "Every instance of the network, live: create, start, stop, restart, delete, "
                   "details with the serial log"),
+    ConsoleAction("u", "app.switch_mode('accounts')", "Accounts",
+                  "Accounts (tenants, admins): keys, roles, quotas and what they use; set "
+                  "quotas, remove"),
     ConsoleAction("o", "app.switch_mode('routes')", "Routes",
                   "Public access: every hostname the edge nodes serve, its instances and their "
                   "health", show=False),

@@ -20,7 +20,7 @@ from formation.errors import FormationError
 if TYPE_CHECKING:
     from formation.tui.link import NodeLink
 
-VIEWS = ("network", "nodes", "addresses", "instances")
+VIEWS = ("network", "nodes", "addresses", "instances", "accounts")
 # Event topics after which the network is read again.
 NETWORK_TOPICS = frozenset({"membership", "discovery", "mesh", "state"})
 

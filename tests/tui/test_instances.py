@@ -47,6 +47,10 @@ def rows(app: FormationApp) -> list[tuple[str, ...]]:
 
 
 def state_of(app: FormationApp, name: str) -> str | None:
+    """The instance's state in the list; while a dialog is over the list (the delete dialog
+    until the node answered), that rather than None, which means it is not listed."""
+    if not app.screen.query("#instances-table"):
+        return f"(the list is under {type(app.screen).__name__})"
     for row in rows(app):
         if row[0] == name:
             return row[2]
@@ -110,8 +114,12 @@ async def test_list_create_and_field_error(node) -> None:
         row = next(row_cells(table, i) for i in range(table.row_count)
                    if row_cells(table, i)["name"] == "web-1")
         assert row["node"] == service.settings.name and row["memory"] == "512M"
-        assert "vCPU" not in row  # at 80 columns the vCPU count gives way first
-        assert row["uptime"] != "-"  # uptime while running
+        assert row["owner"].startswith("@")  # node-owned: the node wrote it
+        assert "vCPU" not in row and "uptime" not in row  # at 80 columns the owner has room
+        await pilot.resize_terminal(120, 40)
+        await wait_for(pilot, lambda: row_cells(table, 0).get("uptime", "-") != "-",
+                       what="uptime while running, at 120 columns")  # web-1: the only row
+        await pilot.resize_terminal(80, 24)
         # a field only the node can check (the name is taken): its refusal beside the field
         await create_from_form(pilot, app, "web-1")
         await wait_for(pilot, lambda: "taken" in text_of(app, "#err-name"),

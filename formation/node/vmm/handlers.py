@@ -96,6 +96,7 @@ class VmHandlers:
         tail = observed.get("serial_tail") if state == "failed" else None
         return vm.Instance(
             id=inst["key"], name=str(inst.get("name", "")), owner=str(inst.get("owner", "")),
+            account=inst.get("account") if isinstance(inst.get("account"), str) else None,
             image=image, image_name=image_name, vcpus=int(spec.get("vcpus", 1)),
             memory_mb=int(spec.get("memory_mb", 512)), disk_gb=int(spec.get("disk_gb", 5)),
             gpus=int(spec.get("gpus", 0)), confidential=spec.get("confidential", "none"),

@@ -20,6 +20,9 @@ SCREEN_KEYS = (
     ("+ b h t x", "Instance keys",
      "On the instances screen and an instance's view: create, start, stop, restart, delete"),
     ("enter", "Instance details", "On the instances screen: its fields, history, serial log"),
+    ("f", "Filter by owner", "On the instances screen: all, then each account, then nodes'"),
+    ("m x enter", "Account keys", "On the accounts screen: quotas, remove (asks first); "
+     "enter: its instances"),
     ("tab", "Next field", "Move between fields and tables (no mouse needed)"),
     ("f1", "Help", "This screen"),
 )

@@ -3,7 +3,9 @@ instance op replicated, a lifecycle change on some node) and on a slow poll; the
 ticks between reads. Every action is a key (no mouse needed, over SSH too): create from an
 image (+), start (b), stop (h), restart (t), delete after a confirmation (x), details (enter).
 Start, stop, restart and delete are changes of desired state: the screen shows the request
-accepted, and the state follows from the instance's node."""
+accepted, and the state follows from the instance's node. The owner column names the account
+that owns each instance (or '@' and the node that wrote node-owned work); f cycles a filter
+through all, each account, and node-owned work."""
 
 from __future__ import annotations
 
@@ -25,7 +27,11 @@ from formation.tui.instance_rows import (
     COLUMNS,
     PRIORITY,
     count_text,
+    filter_text,
     instance_cells,
+    next_owner,
+    owned_by,
+    owner_choices,
     selected_text,
 )
 from formation.tui.join_flow import reason
@@ -41,11 +47,14 @@ NO_NETWORK = "This node is in no network, so there are no instances (press e to 
 class InstancesScreen(InstanceActions):
     TITLE_TEXT = "instances"
     BINDINGS = [Binding("plus", "create", "Create", key_display="+"), *ACTION_BINDINGS,
+                Binding("f", "filter_owner", "Owner filter", show=False),
                 Binding("enter", "details", "Details", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
-        self.instances: list[Instance] = []
+        self.instances: list[Instance] = []  # those shown (the owner filter applied)
+        self.every_instance: list[Instance] = []
+        self.owner_filter: str | None = None  # None: all; an account; NODE_OWNED
         self.read_at = time.monotonic()
         self._shown: list[tuple[str, ...]] | None = None
         self.shown_columns: list[int] = []
@@ -69,7 +78,7 @@ class InstancesScreen(InstanceActions):
     def on_resize(self, event: events.Resize) -> None:
         if self._set_columns(event.size.width):
             self._shown = None
-            self.show(self.instances)
+            self.show(self.every_instance)
 
     def _set_columns(self, width: int) -> bool:
         """The columns that fit, by priority; True when they changed."""
@@ -126,10 +135,11 @@ class InstancesScreen(InstanceActions):
 
     def show(self, instances: list[Instance]) -> None:
         chosen = self.selected()
-        self.instances = sorted(instances, key=lambda i: (i.name, i.id))
-        notice = f"\n{self.notice}" if self.notice else ""
-        self.say(count_text(self.instances) + notice, self.notice.startswith("not done"))
-        rows = [self._cells(i) for i in self.instances]
+        self.every_instance = sorted(instances, key=lambda i: (i.name, i.id))
+        self.instances = [i for i in self.every_instance if owned_by(i, self.owner_filter)]
+        self.say(self._state_text(), self.notice.startswith("not done"))
+        names = self._node_names()
+        rows = [self._cells(i, names) for i in self.instances]
         table = self.query_one("#instances-table", DataTable)
         # the uptime column changes every second: _tick updates it
         steady = [tuple(c for i, c in zip(self.shown_columns, row, strict=True)
@@ -145,8 +155,23 @@ class InstancesScreen(InstanceActions):
         self._tick()
         self._show_selected()
 
-    def _cells(self, instance: Instance) -> tuple[str, ...]:
-        cells = instance_cells(instance, self._elapsed())
+    def _state_text(self) -> str:
+        lines = [count_text(self.instances) if self.owner_filter is None or self.instances
+                 else "No instance of this owner."]
+        if self.owner_filter is not None:
+            lines.append(f"{len(self.instances)} of {len(self.every_instance)} shown · "
+                         + filter_text(self.owner_filter))
+        if self.notice:
+            lines.append(self.notice)
+        return "\n".join(lines)
+
+    def _node_names(self) -> dict[str, str]:
+        net = console_app(self).network
+        return {str(n["key"]): str(n["name"]) for n in (net.view("nodes") if net else [])
+                if n.get("key") and n.get("name")}
+
+    def _cells(self, instance: Instance, node_names: dict[str, str]) -> tuple[str, ...]:
+        cells = instance_cells(instance, self._elapsed(), node_names)
         return tuple(cells[i] for i in self.shown_columns)
 
     def _elapsed(self) -> float:
@@ -178,9 +203,23 @@ class InstancesScreen(InstanceActions):
     # actions -----------------------------------------------------------------------------------
     def acted(self, text: str, error: bool = False) -> None:
         self.notice = f"not done: {text}" if error else text
-        self.say(count_text(self.instances) + f"\n{self.notice}", error)
+        self.say(self._state_text(), error)
         if not error:
             self.reload()
+
+    def filter_to(self, owner: str | None) -> None:
+        """Show only `owner`'s instances (None: all); the accounts screen's enter."""
+        self.owner_filter = owner
+        self._shown = None
+        self.show(self.every_instance)
+
+    def action_filter_owner(self) -> None:
+        """All, then each account (with instances or in the accounts view), then node-owned
+        work, then all again."""
+        net = console_app(self).network
+        accounts = [str(a["key"]) for a in (net.view("accounts") if net else []) if a.get("key")]
+        self.filter_to(next_owner(self.owner_filter,
+                                  owner_choices(self.every_instance, accounts)))
 
     def action_create(self) -> None:
         from formation.tui.screens.instance_create import InstanceCreateScreen

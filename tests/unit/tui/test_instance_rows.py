@@ -10,12 +10,18 @@ from formation.tui.column_fit import fit_columns
 from formation.tui.instance_rows import (
     COLUMNS,
     EMPTY_TEXT,
+    NODE_OWNED,
     PRIORITY,
     count_text,
     detail_text,
+    filter_text,
     history_line,
     instance_cells,
     memory_text,
+    next_owner,
+    owned_by,
+    owner_choices,
+    owner_text,
     selected_text,
     truncate,
     uptime_text,
@@ -30,9 +36,9 @@ def instance(**changes) -> Instance:
     return Instance.model_validate(fields | changes)
 
 
-def test_at_80_columns_state_and_address_stay_and_the_vcpu_count_goes() -> None:
+def test_at_80_columns_state_owner_and_address_stay_and_uptime_and_vcpus_go() -> None:
     shown = [COLUMNS[i][0] for i in fit_columns(COLUMNS, PRIORITY, 80)]
-    assert shown == ["name", "node", "state", "address", "memory", "uptime"]
+    assert shown == ["name", "node", "state", "address", "memory", "owner"]
     assert [COLUMNS[i][0] for i in fit_columns(COLUMNS, PRIORITY, 120)] == \
         [title for title, _ in COLUMNS]
 
@@ -48,7 +54,7 @@ def test_a_row_has_every_column_and_no_cell_wider_than_it() -> None:
 
 def test_cells_of_a_running_instance() -> None:
     assert instance_cells(instance(), elapsed_s=10) == ("web-1", "h1", "running", "-", "2",
-                                                        "1.5G", "1m15s")
+                                                        "1.5G", "1m15s", "@cdcdcdcd")
     assert instance_cells(instance(address="10.42.3.2"))[3] == "10.42.3.2"
 
 
@@ -102,3 +108,36 @@ def test_history_line() -> None:
     change = StatusChange(time=datetime(2026, 1, 1, tzinfo=UTC), state="failed",
                           reason="kernel panic")
     assert history_line(change, "12:00:00") == "12:00:00 failed · kernel panic"
+
+
+def test_the_owner_is_the_account_or_the_node_that_wrote_it() -> None:
+    assert owner_text(instance(account="alice")) == "alice"
+    assert owner_text(instance(), {"cd" * 32: "h1"}) == "@h1"
+    assert owner_text(instance()) == "@cdcdcdcd"  # its name not known: its key's start
+    assert instance_cells(instance(account="a-long-account-name"))[-1] == "a-long-a…"
+    assert "owner account alice" in detail_text(instance(account="alice"))
+
+
+def test_the_owner_filter_cycles_all_then_each_account_then_nodes_then_all() -> None:
+    mixed = [instance(account="bob"), instance(id="01" * 32), instance(account="alice")]
+    choices = owner_choices(mixed, accounts=["carol", "bob"])
+    assert choices == ["alice", "bob", "carol", NODE_OWNED]
+    seen, current = [], None
+    for _ in range(len(choices) + 1):
+        current = next_owner(current, choices)
+        seen.append(current)
+    assert seen == ["alice", "bob", "carol", NODE_OWNED, None]
+    assert next_owner("gone", choices) is None  # an account removed meanwhile: back to all
+    assert next_owner(None, []) is None
+    assert owner_choices([instance(account="bob")]) == ["bob"]  # no node-owned work: no entry
+
+
+def test_the_filter_keeps_only_the_owner_s_instances() -> None:
+    node_owned, alices = instance(), instance(account="alice")
+    assert [owned_by(i, None) for i in (node_owned, alices)] == [True, True]
+    assert [owned_by(i, "alice") for i in (node_owned, alices)] == [False, True]
+    assert [owned_by(i, NODE_OWNED) for i in (node_owned, alices)] == [True, False]
+    assert owned_by(instance(account="nodes"), NODE_OWNED) is False  # an account named nodes
+    assert filter_text(None) == ""
+    assert filter_text("alice") == "owner: account alice · f: next owner"
+    assert "nodes" in filter_text(NODE_OWNED)
