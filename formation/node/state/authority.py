@@ -4,8 +4,9 @@ Kleppmann's rule: an op's validity may depend only on its causal history, so eve
 replica reaches the same verdict. Membership and roles change only through a few *authority ops*
 (genesis, admit, remove, roles, invite creation and consumption). Each accepted op carries the
 set of authority ops in its causal past (its *context*); *resolving* that set (resolve below)
-gives the roles the op is judged against. Contexts are shared between ops and cached, because
-they change only when an authority op is added or branches with different authority ops merge.
+gives the roles the op is judged against. Contexts are shared between ops, interned and cached
+(contexts.py), because they change only when an authority op is added or branches with
+different authority ops merge.
 
 Resolving is a pure function of a set of authority ops and their causal order, so any two
 replicas holding the same set compute the same authority, whatever order the ops arrived in.
