@@ -17,6 +17,7 @@ from collections.abc import Set as AbstractSet
 
 from formation.node.state.accounts import ACCOUNT_KINDS
 from formation.node.state.authority import Resolution
+from formation.node.state.layered import Layered
 from formation.node.state.op import Op
 
 
@@ -64,4 +65,5 @@ def extended(base: Resolution, op: Op, res: Resolution) -> Mapping[str, tuple[Op
     dropped = [key for key in prior.keys if key not in kept]
     if not dropped:
         return found
-    return {**found, **{key: (*found.get(key, ()), op) for key in dropped}}
+    persistent = found if isinstance(found, Layered) else Layered.of(found)  # O(1) per rotation
+    return persistent.updated({key: (*found.get(key, ()), op) for key in dropped})
