@@ -120,7 +120,8 @@ class Resolution:
     account_revocations: Mapping[str, tuple[Op, ...]] = field(default_factory=dict)
 
 
-def resolve(ops: list[Op], past_of: Mapping[bytes, AbstractSet[bytes]]) -> Resolution:
+def resolve(ops: list[Op], past_of: Mapping[bytes, AbstractSet[bytes]],
+            preds_of: Mapping[bytes, frozenset[bytes]] | None = None) -> Resolution:
     """The authority a causally closed set of authority ops gives; `past_of[id]` is the set of
     authority ops in that op's causal past. Pure: the same set gives the same result anywhere.
 
@@ -143,7 +144,7 @@ def resolve(ops: list[Op], past_of: Mapping[bytes, AbstractSet[bytes]]) -> Resol
     voided: frozenset[bytes] = frozenset()
     settled = False
     for _round in range(len(order) + 2):
-        valid, authority, revoking = _valid_ops(order, past_of, voided)
+        valid, authority, revoking = _valid_ops(order, past_of, voided, preds_of)
         revocations, again = _revoke(order, by_author, past_of, valid, revoking)
         if again == voided:
             settled = True
@@ -175,37 +176,63 @@ def extend(base: Resolution, op: Op) -> Resolution:
 
 
 def _valid_ops(order: list[Op], past_of: Mapping[bytes, AbstractSet[bytes]],
-               voided: frozenset[bytes]) -> tuple[set[bytes], Authority, set[bytes]]:
-    """The valid ops, their fold, and which of them are revocations."""
+               voided: frozenset[bytes],
+               preds_of: Mapping[bytes, frozenset[bytes]] | None = None,
+               ) -> tuple[set[bytes], Authority, set[bytes]]:
+    """The valid ops, their fold, and which of them are revocations.
+
+    Each op is judged in the fold of the valid ops of its past. Usually that is every op
+    before it (`running`). When it is not (a branch concurrent with another), and `preds_of`
+    names the op's one predecessor p (the latest authority op of its past), its past is p and
+    p's past, so its fold is p's fold stepped with p: kept per op in `after`, which makes a
+    long concurrent branch cost O(its length) instead of a fold per op."""
     valid: set[bytes] = set()
     revoking: set[bytes] = set()
-    running = Authority()  # the fold of every valid op so far
+    running = Authority()  # the fold of every valid op so far (never mutated: each is kept)
     folds: dict[frozenset[bytes], Authority] = {}
+    after: dict[bytes, Authority] = {}  # op -> the fold of the valid ops at or below it
     present = {op.id: op for op in order}
     used_invites: set[str] = set()
     for position, op in enumerate(order):
-        if op.id in voided:
-            continue
         past = past_of.get(op.id, frozenset())
+        auth: Authority | None = None
         # Its past is among the ops before it (HLC rises along causal edges): when it has as
         # many as there are before it, it saw every op before it, so every valid one.
         if len(past) == position:
             auth = running  # the usual case, without building the set
-        elif len(valid_past := frozenset(p for p in past if p in valid)) == len(valid):
-            auth = running
-        else:
-            auth = folds.get(valid_past) or folds.setdefault(
-                valid_past, fold_authority([present[i] for i in valid_past]))
+        elif preds_of is not None and len(preds := preds_of.get(op.id, ())) == 1:
+            auth = after.get(next(iter(preds)))
+        if op.id in voided:
+            if auth is not None and preds_of is not None:
+                after[op.id] = auth
+            continue
+        if auth is None:
+            if len(valid_past := frozenset(p for p in past if p in valid)) == len(valid):
+                auth = running
+            else:
+                auth = folds.get(valid_past) or folds.setdefault(
+                    valid_past, fold_authority([present[i] for i in valid_past]))
         if not _allowed(op, auth, lambda invite: invite not in present or invite in valid,
                         used_invites):
+            if preds_of is not None:
+                after[op.id] = auth
             continue
         valid.add(op.id)
         if revokes(op, auth):
             revoking.add(op.id)
         if op.kind == "invite.consume":
             used_invites.add(op.payload["invite"])
-        _step(running, op)
+        stepped = _stepped(auth, op)
+        running = stepped if auth is running else _stepped(running, op)
+        if preds_of is not None:
+            after[op.id] = stepped
     return valid, running, revoking
+
+
+def _stepped(auth: Authority, op: Op) -> Authority:
+    out = auth.copy()
+    _step(out, op)
+    return out
 
 
 def _allowed(op: Op, auth: Authority, invite_stands: Callable[[bytes], bool],

@@ -110,7 +110,7 @@ class ContextCache:
         ids = list(members)
         ops = [self.authority_ops[i] for i in ids]
         past_of = {i: DownSet(self.index, self.preds[i]) for i in ids}
-        res = resolve(ops, past_of)
+        res = resolve(ops, past_of, self.preds)
         return replace(res, account_revocations=tenant_revocation.account_revocations(
             res, self.authority_ops, past_of))
 

@@ -17,7 +17,7 @@ from statekit import all_raws, craft, found, replica, sync, write
 
 from formation.identity import NodeIdentity
 from formation.node.state import db as dbm
-from formation.node.state.authority import AUTHORITY_KINDS
+from formation.node.state.authority import AUTHORITY_KINDS, resolve
 from formation.node.state.causal_index import CausalIndex
 from formation.node.state.op import decode
 from formation.node.state.replica import Replica
@@ -78,7 +78,15 @@ def _check_contexts(r: Replica) -> None:
         assert set(r.contexts.by_id[ctx]) == truth[op.id]
         assert len(r.contexts.by_id[ctx]) == len(truth[op.id])
     for ctx in list(r.contexts.frontiers):
-        _same_resolution(r.contexts.resolution(ctx), r.contexts.resolve(r.contexts.by_id[ctx]))
+        members = r.contexts.by_id[ctx]
+        _same_resolution(r.contexts.resolution(ctx), r.contexts.resolve(members))
+        # folding a concurrent branch from each op's predecessor = folding each op's past
+        ops = [r.contexts.authority_ops[i] for i in members]
+        pasts = {i: frozenset(r.contexts.past_of[i]) for i in members}
+        plain, by_preds = resolve(ops, pasts), resolve(ops, pasts, r.contexts.preds)
+        assert (plain.valid, plain.void, plain.authority.members) == (
+            by_preds.valid, by_preds.void, by_preds.authority.members)
+        assert dict(plain.authority.accounts.by_name) == dict(by_preds.authority.accounts.by_name)
 
 
 step = st.tuples(st.integers(0, 2), st.sampled_from(["admin", "admin", "tenant", "sync"]),
@@ -200,3 +208,30 @@ def test_storing_accounts_costs_context_bytes_linear_in_their_number(tmp_path) -
     res = r.contexts.resolution(r.contexts.every())
     assert len(res.authority.accounts.by_name) == 300 and len(res.valid) == 301
     _same_resolution(res, r.contexts.resolve(r.contexts.authority_ops))
+
+
+def test_a_long_branch_concurrent_with_another_admin_resolves_as_op_by_op(tmp_path) -> None:
+    """A partition: one admin writes 60 accounts while another wrote one (and removes one of
+    the first admin's accounts' keys by taking it): after the merge, resolving folds the long
+    branch op by op from each op's predecessor, with the verdicts of a fold per op."""
+    p0 = found(tmp_path, ADMINS[0], [], "p0")
+    write(p0, ADMINS[0], "node.admit", {"node": ADMINS[1].public_key_hex,
+                                        "roles": ["admin", "member"]})
+    p1 = replica(tmp_path, "p1")
+    sync(p1, p0)
+    write(p1, ADMINS[1], "account.set", {"name": "b", "roles": ["user"],
+                                         "keys": [TENANTS[0].public_key_hex]})
+    for i in range(60):
+        write(p0, ADMINS[0], "account.set", {"name": f"a{i}", "roles": ["user"],
+                                             "keys": [f"{i + 1:064x}"]})
+    write(p1, ADMINS[1], "node.remove", {"node": ADMINS[0].public_key_hex})
+    sync(p0, p1)
+    sync(p1, p0)
+    write(p1, ADMINS[1], "account.set", {"name": "after", "roles": ["user"],
+                                         "keys": [TENANTS[1].public_key_hex]})
+    sync(p0, p1)
+    for r in (p0, p1):
+        _check_contexts(r)
+        res = r.contexts.resolution(r.contexts.every())
+        assert "after" in res.authority.accounts.by_name
+        assert not any(f"a{i}" in res.authority.accounts.by_name for i in range(60))  # void
