@@ -48,6 +48,7 @@ from support.pack_probe import (
 )
 
 from formation.pack.build import BuildProgress, BuildSettings, BuiltImage, build_image
+from formation.pack.build.diskchain import DiskCache
 from formation.pack.formfile import parse_formfile
 
 BOOT_TIMEOUT_S = 900.0
@@ -112,6 +113,8 @@ def remove_layers(made: set[str]) -> None:
                 continue
             (CACHE / "l" / name).unlink()
             shutil.rmtree(CACHE / "l" / name.removesuffix(".json"), ignore_errors=True)
+            for suffix in (".img", ".boot", ".synced"):  # the disk cached for its stack
+                (DiskCache(CACHE).dir / name.replace(".json", suffix)).unlink(missing_ok=True)
     finally:
         os.close(fd)
 

@@ -12,9 +12,10 @@
 - instances: live instances of the accounts in the log before the checks (the quota check
   reads the account's instance ops through the tenant_ops index, and walks only for ops of
   its other keys or of admins);
-- grants: 0 (delegation is not built yet).
+- grants, grants_write_s, grant_use_checks_per_s, grant_use_ratio: bench/support/tenant_grants.py
+  (authz_checks_per_s is measured with the grants in the store).
 
-    python bench/tenants.py [--quick] [--accounts N]
+    python bench/tenants.py [--quick] [--accounts N] [--instances N] [--grants N]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 from nacl.signing import VerifyKey
+from support import tenant_grants
 
 from formation.identity import NodeIdentity
 from formation.node.state import rules, tenant_usage
@@ -62,7 +64,7 @@ def write_accounts(r: Replica, keys: list[NodeIdentity],
     return time.perf_counter() - start, curve
 
 
-def run(accounts: int, checks: int, instances: int) -> dict[str, object]:
+def run(accounts: int, checks: int, instances: int, grants: int = 0) -> dict[str, object]:
     base = Path(tempfile.mkdtemp(prefix="fm-bench-tenants-"))
     r = Replica(base / "state.db", durable=False)
     r.create_network(ADMIN.sign, ADMIN.public_key, NETWORK, "bench", "10.0.0.0/16")
@@ -79,6 +81,7 @@ def run(accounts: int, checks: int, instances: int) -> dict[str, object]:
                                    r.clock.tick(), "instance.create", payload), key.sign)
         assert r.ingest([raw]).verdicts[0].status == "accepted"
     instances_s = time.perf_counter() - start
+    granted, grants_s = tenant_grants.write_grants(r, NETWORK, keys, grants)
     heads = sorted(r.heads)
     top = r.clock.last
     ops = []
@@ -110,13 +113,19 @@ def run(accounts: int, checks: int, instances: int) -> dict[str, object]:
 
     best_authz = max(authz() for _ in range(3))
     best_verify = max(verify() for _ in range(3))
+    grant_uses = tenant_grants.uses(r, NETWORK, granted, accounts, instances, checks) \
+        if granted and instances else []
+    check_uses = tenant_grants.checker(r)
+    best_uses = max(check_uses(grant_uses) for _ in range(3)) if grant_uses else 0.0
     db_mb = (base / "state.db").stat().st_size / 2**20
     r.close()
     for f in base.iterdir():
         f.unlink()
     base.rmdir()
-    return {"accounts": accounts, "grants": 0, "accounts_write_s": round(write_s, 2),
-            "accounts_curve": curve,
+    return {"accounts": accounts, "grants": grants, "grants_write_s": round(grants_s, 2),
+            "grant_use_checks_per_s": round(best_uses),
+            "grant_use_ratio": round(best_uses / best_verify, 2),
+            "accounts_write_s": round(write_s, 2), "accounts_curve": curve,
             "instances": instances, "instances_write_s": round(instances_s, 2),
             "db_mb": round(db_mb, 1), "authz_checks_per_s": round(best_authz),
             "raw_verify_per_s": round(best_verify),
@@ -129,10 +138,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--accounts", type=int)
     parser.add_argument("--instances", type=int)
+    parser.add_argument("--grants", type=int)
     args = parser.parse_args()
     accounts = args.accounts or 10_000
     instances = args.instances if args.instances is not None else (500 if args.quick else 5000)
-    print(json.dumps(run(accounts, 2000 if args.quick else 10_000, instances)))
+    grants = args.grants if args.grants is not None else (accounts * 4 if args.quick
+                                                          else 10 * accounts)
+    print(json.dumps(run(accounts, 2000 if args.quick else 10_000, instances, grants)))
 
 
 if __name__ == "__main__":

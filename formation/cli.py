@@ -28,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Probe what this host can really do and explain every missing capability."),
     "enroll": ("formation.commands.enroll:enroll",
                "Enrol this node without the console, from an answer file."),
+    "grant": ("formation.commands.grant:grant",
+              "Let another key act for your account: some actions, some instances, until a "
+              "time."),
+    "grants": ("formation.commands.grant:grants",
+               "Your account's grants, or those your key holds."),
     "identity": ("formation.commands.host:identity",
                  "This node's keys (public parts only; the secret never leaves the data "
                  "directory)."),
@@ -52,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Workloads from Formfiles: check one, build it into an image, run it."),
     "peers": ("formation.commands.peers:peers",
               "List the hosts this node found and their membership state."),
+    "revoke": ("formation.commands.grant:revoke", "End a grant everywhere the revocation is "
+               "known."),
+    "route": ("formation.commands.route:route",
+              "Public access: hostnames served by instances through the network's edge nodes."),
     "ssh-keys": ("formation.commands.ssh_keys:ssh_keys",
                  "Print the admin SSH public keys allowed to log in as USER (for "
                  "AuthorizedKeysCommand)."),

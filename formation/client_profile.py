@@ -13,7 +13,6 @@ or given to an admin. Profiles live in ~/.config/formation/client.yaml:
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import yaml
 
 from formation.errors import FormationError
 from formation.identity.keys import NodeIdentity
+from formation.identity.store import read_seed_file, write_seed_file
 
 
 class ProfileError(FormationError):
@@ -36,37 +36,17 @@ def create_key(path: Path) -> NodeIdentity:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     identity = NodeIdentity.generate()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_seed_file(path, identity)
     except FileExistsError:
         raise ProfileError(f"{path}: exists; refusing to overwrite a key") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(identity.seed.hex() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
     public.write_text(identity.public_key_hex + "\n")
     return identity
 
 
 def load_key(path: Path) -> NodeIdentity:
     """Refuses a key file others can read, as the node does with its own."""
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        raise ProfileError(f"{path}: no such key file (make one: formation key create "
-                           f"{path})") from None
-    except PermissionError:
-        raise ProfileError(f"{path}: permission denied reading the key") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ProfileError(f"{path}: mode {stat.S_IMODE(mode):o} is too open; run: chmod 600 "
-                           f"{path}")
-    try:
-        seed = bytes.fromhex(text)
-    except ValueError:
-        seed = b""
-    if len(seed) != 32:
-        raise ProfileError(f"{path}: expected 64 hex characters (a 32-byte Ed25519 seed)")
-    return NodeIdentity.from_seed(seed)
+    return read_seed_file(path, f"no such key file (make one: formation key create {path})",
+                          ProfileError)
 
 
 def public_key_of(text: str) -> str:

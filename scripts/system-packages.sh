@@ -12,6 +12,7 @@ packages=(
   nftables dosfstools mtools             # VM networking: isolation + egress NAT; NoCloud seed disk
   caddy pebble wrk                       # the edge's proxy engine; its ACME test CA and load generator
   mmdebstrap                             # pack build: the Debian base of workload images
+  eatmydata                              # pack build: disk image tools skip fsync (the store syncs its copy)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -225,6 +225,17 @@ class Guest:
         raise AssertionError(f"no {pattern!r} on the serial console after {timeout_s:.0f} s:\n"
                              f"{self.tail()}")
 
+    def appears(self, pattern: str, timeout_s: float) -> bool:
+        """Whether `pattern` shows on the serial console within `timeout_s`: for a step that
+        may need repeating (a key pressed before the app reads keys), not for an assertion."""
+        try:
+            self.wait_for(pattern, timeout_s)
+        except AssertionError:
+            if self.process is not None and self.process.poll() is not None:
+                raise
+            return False
+        return True
+
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.serial().splitlines()[-lines:])
 

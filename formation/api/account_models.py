@@ -7,7 +7,8 @@ from pydantic import Field
 
 from formation.api.models import Model
 
-TENANT_KINDS = ("instance.create", "instance.update", "instance.delete")
+TENANT_KINDS = ("instance.create", "instance.update", "instance.delete", "route.set",
+                "route.remove")
 
 
 class DraftRequest(Model):

@@ -16,6 +16,12 @@ NAME = r"^[a-z][a-z0-9-]{0,62}$"
 # 1 MiB: about 760 KiB of tar. Larger contexts are built from a path on the node.
 MAX_CONTEXT_TAR_B64 = 1_000_000
 
+UPLOAD_ID = r"^[0-9a-f]{16}$"
+# Larger contexts are uploaded in chunks (PackUploadStart, then PackUploadChunk in order),
+# each request under the 1 MiB limit: 700,000 base64 characters = 525,000 bytes a chunk.
+MAX_CHUNK_B64 = 700_000
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+
 BuildState = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
@@ -36,12 +42,38 @@ class PackBuildStart(Model):
     reuse: bool = Field(True, description="when an image built from the same Formfile and "
                         "context (equal context digest) exists, use it instead of building")
 
+    upload: str | None = Field(
+        None, pattern=UPLOAD_ID,
+        description="a complete chunked upload of the context's tar (pack_upload_start), "
+        "consumed by this build")
+
     @model_validator(mode="after")
     def _one_context(self) -> "PackBuildStart":
-        if (self.context is None) == (self.context_tar is None):
-            raise ValueError("context: expected exactly one of context (a path on the node) "
-                             "and context_tar (an uploaded tar)")
+        given = [v for v in (self.context, self.context_tar, self.upload) if v is not None]
+        if len(given) != 1:
+            raise ValueError("context: expected exactly one of context (a path on the node), "
+                             "context_tar (an uploaded tar) and upload (a chunked upload)")
         return self
+
+
+class PackUploadStart(Model):
+    """Opens an upload of a build context's tar (gzip allowed) too large for context_tar."""
+
+    size: int = Field(ge=1, description=f"the tar's bytes (at most {MAX_UPLOAD_BYTES})")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="the tar's SHA-256 (hex)")
+
+
+class PackUploadChunk(Model):
+    """The next bytes of an upload: `offset` is the bytes the node has received so far."""
+
+    offset: int = Field(ge=0)
+    data: str = Field(min_length=1, max_length=MAX_CHUNK_B64, description="base64")
+
+
+class PackUpload(Model):
+    id: str = Field(pattern=UPLOAD_ID)
+    size: int
+    received: int = Field(description="bytes received so far (the next chunk's offset)")
 
 
 class PackStep(Model):

@@ -36,4 +36,30 @@ pack_build_cancel = Endpoint(
     path_patterns=REF, errors=((404, "No such build"),), audience=A.MEMBER,
 )
 
-PACK_ENDPOINTS = (pack_build_start, pack_build_list, pack_build_show, pack_build_cancel)
+UPLOAD = (("upload", pm.UPLOAD_ID),)
+
+pack_upload_start = Endpoint(
+    "pack_upload_start", "POST", "/v1/pack/uploads", pm.PackUploadStart, pm.PackUpload,
+    "Open a chunked upload of a build context's tar (for contexts over context_tar's limit); "
+    "a build names it when complete",
+    errors=((413, "Larger than an upload may be"), (429, "This key has too many uploads "
+            "open"), (503, "The node's space for uploads is taken")),
+    audience=A.MEMBER,
+)
+pack_upload_chunk = Endpoint(
+    "pack_upload_chunk", "PUT", "/v1/pack/uploads/{upload}", pm.PackUploadChunk,
+    pm.PackUpload, "Append the next chunk to an upload (offset = bytes received so far)",
+    path_patterns=UPLOAD, errors=((404, "No such upload of this caller"),
+                                  (409, "Not the next offset"),
+                                  (413, "Past the declared size")),
+    audience=A.MEMBER,
+)
+pack_upload_cancel = Endpoint(
+    "pack_upload_cancel", "DELETE", "/v1/pack/uploads/{upload}", Empty, pm.PackUpload,
+    "Drop an open upload (its space is free at once)",
+    path_patterns=UPLOAD, errors=((404, "No such upload of this caller"),),
+    audience=A.MEMBER,
+)
+
+PACK_ENDPOINTS = (pack_build_start, pack_build_list, pack_build_show, pack_build_cancel,
+                  pack_upload_start, pack_upload_chunk, pack_upload_cancel)

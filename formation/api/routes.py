@@ -11,8 +11,10 @@ from formation.api import (
     account_routes,
     console_routes,
     discovery_routes,
+    grant_routes,
     join_routes,
     p2p_routes,
+    route_routes,
     ssh_routes,
     vm_routes,
 )
@@ -80,7 +82,9 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *IMAGE_ENDPOINTS,
     *VM_ENDPOINTS,
     *account_routes.ENDPOINTS,
+    *grant_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
+    *route_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

@@ -5,6 +5,7 @@ resources. The `pack` group (formation/commands/pack.py) adds these two as `buil
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ def _load(directory: str) -> tuple[Any, Path]:
 
 
 def _request(context: Path, remote: bool, name: str | None, reuse: bool) -> Any:
+    """The build request, or (for a context too large to travel in it) the packed tar, which
+    build_on_node uploads in chunks first."""
     from formation.api import pack_models as pm
 
     if not remote:
@@ -49,12 +52,39 @@ def _request(context: Path, remote: bool, name: str | None, reuse: bool) -> Any:
 
     from formation.node.pack.context import pack_context
 
-    tar = base64.b64encode(pack_context(context)).decode()
+    packed = pack_context(context)
+    if len(packed) > pm.MAX_UPLOAD_BYTES:
+        raise FormationError(f"{context}: the build context is {len(packed) >> 20} MiB "
+                             f"packed; over TCP at most {pm.MAX_UPLOAD_BYTES >> 20} MiB "
+                             f"(build it on the node itself for a larger one)")
+    tar = base64.b64encode(packed).decode()
     if len(tar) > pm.MAX_CONTEXT_TAR_B64:
-        raise FormationError(f"{context}: the build context is {len(tar) * 3 // 4 >> 10} KiB "
-                             f"packed; over TCP at most {pm.MAX_CONTEXT_TAR_B64 * 3 // 4 >> 10}"
-                             f" KiB (build it on the node itself for a larger one)")
+        return packed
     return pm.PackBuildStart(context_tar=tar, name=name, reuse=reuse)
+
+
+async def upload_context(client: Any, packed: bytes) -> str:
+    """Uploads a packed context in chunks (each request under the API's body limit); returns
+    the upload's id for PackBuildStart.upload."""
+    import base64
+    import hashlib
+
+    from formation.api import pack_models as pm
+    from formation.api import pack_routes
+
+    upload = await client.call(pack_routes.pack_upload_start, pm.PackUploadStart(
+        size=len(packed), sha256=hashlib.sha256(packed).hexdigest()))
+    step = pm.MAX_CHUNK_B64 // 4 * 3
+    try:
+        for offset in range(0, len(packed), step):
+            data = base64.b64encode(packed[offset:offset + step]).decode()
+            await client.call(pack_routes.pack_upload_chunk,
+                              pm.PackUploadChunk(offset=offset, data=data), upload=upload.id)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.call(pack_routes.pack_upload_cancel, upload=upload.id)
+        raise
+    return str(upload.id)
 
 
 class ProgressView:
@@ -134,10 +164,15 @@ async def follow(client: Any, build_id: str, view: ProgressView) -> Any:
 
 async def build_on_node(obj: Context, node_address: str | None, context: Path,
                         name: str | None, reuse: bool, view: ProgressView) -> Any:
+    from formation.api import pack_models as pm
     from formation.api import pack_routes
 
     body = _request(context, node_address is not None, name, reuse)
     async with obj.client(node_address, timeout_s=START_TIMEOUT_S) as client:
+        if isinstance(body, bytes):
+            view.note(f"uploading the build context ({len(body) >> 10} KiB packed)")
+            upload = await upload_context(client, body)
+            body = pm.PackBuildStart(upload=upload, name=name, reuse=reuse)
         started = await client.call(pack_routes.pack_build_start, body)
         view.note(f"build {started.id} of {started.name} on the node")
         try:

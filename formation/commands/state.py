@@ -119,7 +119,8 @@ def show(obj: Context, op_id: str, as_json: bool, node_address: str | None) -> N
 
 @state.command("view")
 @click.argument("collection", type=click.Choice(
-    ["network", "nodes", "addresses", "instances", "images", "dns", "invites", "accounts"]))
+    ["network", "nodes", "addresses", "instances", "images", "dns", "invites", "accounts",
+     "grants"]))
 @json_option
 @node_option
 @click.pass_obj

@@ -27,6 +27,12 @@ def target_options(fn: Any) -> Any:
                         help="The node to ask (any node of the network).")(fn)
 
 
+def as_option(fn: Any) -> Any:
+    return click.option("--as", "as_account", metavar="ACCOUNT",
+                        help="Act for ACCOUNT with a grant it gave your key (formation grants)."
+                        )(fn)
+
+
 @click.group()
 def tenant() -> None:
     """Deploy with your account key through any node (signed ops; the node only relays).
@@ -112,10 +118,11 @@ def ls(node_address: str | None, key_file: str | None, profile: str | None,
 @click.option("--memory-mb", type=click.IntRange(1), default=512, show_default=True)
 @click.option("--disk-gb", type=click.IntRange(1), default=5, show_default=True)
 @target_options
+@as_option
 @json_option
 def create(name: str, image: str, vcpus: int, memory_mb: int, disk_gb: int,
            node_address: str | None, key_file: str | None, profile: str | None,
-           as_json: bool) -> None:
+           as_account: str | None, as_json: bool) -> None:
     """Create an instance owned by your account (an op signed by your key)."""
     from formation.api import account_routes as ar
     from formation.tenant_client import relay
@@ -123,6 +130,10 @@ def create(name: str, image: str, vcpus: int, memory_mb: int, disk_gb: int,
     spec = {"image": image, "vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb}
 
     async def work(client: Any, identity: Any) -> Any:
+        if as_account is not None:
+            used = await _granted(client, as_account, "instance.create", name)
+            return await relay(client, identity, "instance.create",
+                               {"name": name, "spec": spec, **used})
         me = await client.call(ar.tenant_account)
         return await relay(client, identity, "instance.create",
                            {"name": name, "spec": spec, "account": me.name})
@@ -132,31 +143,49 @@ def create(name: str, image: str, vcpus: int, memory_mb: int, disk_gb: int,
 
 
 def _change(name: str, node_address: str | None, key_file: str | None, profile: str | None,
-            kind: str, fields: dict[str, Any]) -> Any:
+            kind: str, fields: dict[str, Any], as_account: str | None = None,
+            action: str = "") -> Any:
     from formation.api import account_routes as ar
     from formation.tenant_client import relay
 
     async def work(client: Any, identity: Any) -> Any:
         items = (await client.call(ar.tenant_instances)).items
+        if as_account is not None:
+            items = [i for i in items if i.get("account") == as_account]
         found = [i for i in items if i.get("name") == name or i["key"] == name]
         if not found and len(name) >= 6:
             found = [i for i in items if i["key"].startswith(name)]
         if len(found) != 1:
-            raise TenantError(f"instance {name!r}: " + ("no such instance of your account"
+            whose = "your account" if as_account is None else "your grants"
+            raise TenantError(f"instance {name!r}: " + (f"no such instance of {whose}"
                                                         if not found else "ambiguous"))
-        return await relay(client, identity, kind, {"instance": found[0]["key"], **fields})
+        used = {} if as_account is None else await _granted(
+            client, as_account, action or kind, str(found[0].get("name", "")))
+        return await relay(client, identity, kind, {"instance": found[0]["key"], **fields,
+                                                    **used})
 
     return _with_client(node_address, key_file, profile, work)
+
+
+async def _granted(client: Any, account: str, action: str, name: str) -> dict[str, str]:
+    """The payload fields of a use: the grant that allows it, and the account it acts for."""
+    from formation.api import grant_routes as gr
+    from formation.commands.grant import pick_grant
+
+    grants = (await client.call(gr.tenant_grants)).items
+    return {"grant": pick_grant(grants, account, action, name), "account": account}
 
 
 def _simple(command: str, kind: str, fields: dict[str, Any], help_text: str) -> None:
     @tenant.command(command, help=help_text)
     @click.argument("name")
     @target_options
+    @as_option
     @json_option
     def _cmd(name: str, node_address: str | None, key_file: str | None, profile: str | None,
-             as_json: bool) -> None:
-        done = _change(name, node_address, key_file, profile, kind, fields)
+             as_account: str | None, as_json: bool) -> None:
+        action = {"start": "instance.start", "stop": "instance.stop"}.get(command, kind)
+        done = _change(name, node_address, key_file, profile, kind, fields, as_account, action)
         _emit(done, as_json, f"{command} {name}: {done.status}")
 
 

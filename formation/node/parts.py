@@ -80,7 +80,7 @@ def build_parts(settings: NodeSettings) -> Parts:
         host_network=HostNetwork(LOCAL_HOST),
         images=images,
         vmm=VmmComponent(state, p2p, images),
-        edge=EdgeComponent(LOCAL_HOST),
+        edge=EdgeComponent(LOCAL_HOST, state=state),
         pack=PackComponent(state, images),
     )
 

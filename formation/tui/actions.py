@@ -23,6 +23,9 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("i", "app.switch_mode('instances')", "Instances",
                   "Every instance of the network, live: create, start, stop, restart, delete, "
                   "details with the serial log"),
+    ConsoleAction("o", "app.switch_mode('routes')", "Routes",
+                  "Public access: every hostname the edge nodes serve, its instances and their "
+                  "health", show=False),
     ConsoleAction("l", "app.switch_mode('logs')", "Logs", "The node's recent log records"),
     ConsoleAction("s", "app.switch_mode('settings')", "Settings",
                   "Hostname, underlay, resources offered, admin SSH keys, bootstrap list"),

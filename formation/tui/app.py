@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 LAZY_SCREENS = {
     "peers": ("formation.tui.screens.peers", "PeersScreen"),
     "instances": ("formation.tui.screens.instances", "InstancesScreen"),
+    "routes": ("formation.tui.screens.routes", "RoutesScreen"),
     "logs": ("formation.tui.screens.logs", "LogsScreen"),
     "settings": ("formation.tui.screens.settings", "SettingsScreen"),
     "enroll": ("formation.tui.screens.enroll", "EnrollScreen"),

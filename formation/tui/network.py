@@ -9,10 +9,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from formation.api import discovery_routes, mesh_routes, p2p_routes, state_routes
+from formation.api import discovery_routes, mesh_routes, p2p_routes, route_routes, state_routes
 from formation.api.discovery_models import DiscoveredPeers
 from formation.api.mesh_models import MeshStatus
 from formation.api.p2p_models import Members
+from formation.api.route_models import RouteList
 from formation.api.state_models import StateStatus
 from formation.errors import FormationError
 
@@ -31,6 +32,7 @@ class NetworkSnapshot:
     members: Members | None = None
     discovered: DiscoveredPeers | None = None
     mesh: MeshStatus | None = None
+    routes: RouteList | None = None  # with their backends' health (the routes screen)
     errors: dict[str, str] = field(default_factory=dict)  # source -> why it could not be read
 
     @property
@@ -56,13 +58,15 @@ async def fetch_network(link: NodeLink) -> NetworkSnapshot:
     snap = NetworkSnapshot()
     view_calls = [_read(snap, f"state view {v}", link.call(state_routes.state_view, collection=v))
                   for v in VIEWS]
-    status, members, discovered, mesh, *views = await asyncio.gather(
+    status, members, discovered, mesh, routes, *views = await asyncio.gather(
         _read(snap, "state store", link.call(state_routes.state_status)),
         _read(snap, "membership", link.call(p2p_routes.members)),
         _read(snap, "discovery", link.call(discovery_routes.discovery_peers)),
         _read(snap, "mesh", link.call(mesh_routes.mesh_status)),
+        _read(snap, "routes", link.call(route_routes.route_list)),
         *view_calls,
     )
     snap.status, snap.members, snap.discovered, snap.mesh = status, members, discovered, mesh
+    snap.routes = routes
     snap.views = {name: v.items for name, v in zip(VIEWS, views, strict=True) if v is not None}
     return snap

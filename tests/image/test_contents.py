@@ -152,3 +152,11 @@ def test_cloud_hypervisor_is_shipped_when_given(root_fs: Path) -> None:
     listing = debugfs(root_fs, "stat /usr/bin/cloud-hypervisor")
     assert f"Size: {Path(given).stat().st_size}" in listing, listing
     assert "Mode:  0755" in listing, listing
+
+
+def test_edge_engine_is_installed_but_not_started_by_debian(root_fs: Path) -> None:
+    """Caddy is shipped for the edge role, which the node starts itself; Debian's units for it
+    are masked, or every node would run a Caddy with an admin API on TCP."""
+    assert "caddy" in debugfs(root_fs, "ls /usr/bin").split()
+    for unit in ("caddy.service", "caddy-api.service"):
+        assert '"/dev/null"' in debugfs(root_fs, f"stat /etc/systemd/system/{unit}"), unit

@@ -1,5 +1,6 @@
 """The edge as a part of the node (parts.py): on a node whose settings enable it, runs the proxy
-engine, serves the routes it is given (`set_routes`; later the state store's routes view), puts
+engine, serves the routes it is given (`set_routes`) and those of the state store's routes view
+(state/route_feed.py, when built with the state part), puts
 each route's metrics and each backend's health on the node's /metrics, and reports the engine's
 health in GET /v1/health."""
 
@@ -17,9 +18,11 @@ from formation.node.edge.metrics import EdgeCollector
 from formation.node.edge.routes import Route
 from formation.node.edge.settings import EdgeSettings
 from formation.node.net.host import LOCAL_HOST, NetHost
+from formation.node.state.route_feed import RouteFeed, servable
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
+    from formation.node.state.component import StateComponent
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,14 @@ class EdgeComponent:
     after_ready = True  # starting the engine waits for nothing the API needs
 
     def __init__(self, host: NetHost = LOCAL_HOST, routes: list[Route] | None = None,
-                 settings: EdgeSettings | None = None) -> None:
-        """`settings`: instead of the node's (a test's own part)."""
-        self.host, self.settings = host, settings
+                 settings: EdgeSettings | None = None,
+                 state: StateComponent | None = None) -> None:
+        """`settings`: instead of the node's (a test's own part). `state`: serve its routes
+        view too (beside `routes`, the operator's own)."""
+        self.host, self.settings, self.state = host, settings, state
         self.initial_routes = list(routes or [])
+        self.state_routes: list[Route] = []  # the routes view's, as the feed last gave them
+        self.left_out: dict[str, str] = {}  # state routes the engine cannot take, and why
         self.engine: CaddyEngine | None = None
         self.health_view: dict[str, bool] = {}
         self._collector: EdgeCollector | None = None
@@ -51,18 +58,32 @@ class EdgeComponent:
             return
         run_dir = settings.run_dir or service.settings.data_dir / "edge"
         self.engine = CaddyEngine(settings, run_dir, self.host)
-        await self.engine.start(self.initial_routes)
+        await self.engine.start(self.initial_routes + self.state_routes)
+        if self.state is not None and self.state.store is not None:
+            service.spawn(RouteFeed(self.state.store, self._from_state).run())
         self._collector = EdgeCollector(self.engine.metrics, self.health_view)
         service.metrics.registry.register(self._collector)
         self._service = service
         service.spawn(self._follow_health())
 
     async def set_routes(self, routes: list[Route]) -> list[str]:
-        """Serve exactly `routes` (EngineError, one line, when one is invalid)."""
+        """Serve exactly `routes` beside the state's (EngineError, one line, when one is
+        invalid)."""
+        self.initial_routes = list(routes)
         if self.engine is None:
-            self.initial_routes = list(routes)
             return []
-        return await self.engine.apply(routes)
+        return await self.engine.apply(self.initial_routes + self.state_routes)
+
+    async def _from_state(self, routes: list[Route]) -> list[str]:
+        kept, left_out = servable(self.initial_routes, routes)
+        for name, why in left_out.items():
+            if self.left_out.get(name) != why:
+                log.warning("edge: a route of the state is not served",
+                            extra={"fields": {"route": name, "why": why}})
+        self.state_routes, self.left_out = kept, left_out
+        if self.engine is None:
+            return []
+        return await self.engine.apply(self.initial_routes + self.state_routes)
 
     async def _follow_health(self) -> None:
         while self.engine is not None:
@@ -92,4 +113,6 @@ class EdgeComponent:
         detail = f"caddy serving {routes} route(s)" if up else "caddy restarting"
         if down:
             detail += f"; backends failing health checks: {', '.join(down)}"
+        if self.left_out:
+            detail += f"; {len(self.left_out)} route(s) of the state not served (see the log)"
         return [m.HealthCheck(name="edge", ok=up, detail=detail)]

@@ -30,6 +30,7 @@ from formation.node.edge.metrics import AccessLogSink, RouteMetrics, upstreams_h
 from formation.node.edge.routes import Route, validate_routes
 from formation.node.edge.settings import EdgeSettings
 from formation.node.net.host import LOCAL_HOST, NetHost
+from formation.node.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,8 @@ class CaddyEngine:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
+        await cancel_and_wait(self._supervisor)
+        self._supervisor = None
         await self.admin.close()
         await self.sink.stop()
 

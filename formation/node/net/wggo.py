@@ -17,6 +17,7 @@ from formation.node.net.backend_links import LinkMixin
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.net.peers import InterfaceStatus, PeerConfig, WireGuardError, key_to_hex
 from formation.node.net.uapi import UapiClient, peer_lines, remove_peer_lines
+from formation.node.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +165,8 @@ class WireGuardGoBackend(LinkMixin):
 
     async def delete(self) -> None:
         self._stopping = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
+        await cancel_and_wait(self._supervisor)
+        self._supervisor = None
         await self._kill()
         with contextlib.suppress(OSError):  # the device usually went with the process
             await links.delete_link(self.host, self.name)

@@ -22,6 +22,7 @@ from formation.identity import NodeIdentity
 from formation.node.p2p.envelope import Rejected, make_envelope, origin_id, verify_envelope
 from formation.node.p2p.seen import SeenIds
 from formation.node.p2p.sender import PeerSender
+from formation.node.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,7 @@ class Gossip:
         await asyncio.gather(*(s.reconnect() for s in self._senders.values()))
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        await cancel_and_wait(self._worker)
         await asyncio.gather(*(s.close() for s in self._senders.values()), *self._closing)
         self._senders.clear()
 

@@ -14,6 +14,7 @@ from formation.api import p2p_routes
 from formation.api.client import ApiError, NodeClient, NodeUnreachable
 from formation.api.p2p_models import Envelope, GossipBatch, PeerQueue
 from formation.identity import NodeIdentity
+from formation.node.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,7 @@ class PeerSender:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
         await self._client.close()
 
     async def reconnect(self) -> None:

@@ -54,11 +54,15 @@ DigestFn = Callable[[FormfileSpec, Path], str]  # blocking: hashes the COPY sour
 LoadFn = Callable[[Path], tuple[FormfileSpec, Path]]  # blocking: reads the Formfile
 
 
+PruneFn = Callable[[float], Awaitable[int]]  # max unused age (s) -> cache entries removed
+
+
 @dataclass(frozen=True)
 class Toolchain:
     load: LoadFn
     digest: DigestFn
     build: BuildFn
+    prune: PruneFn | None = None  # the build cache's cleanup (None: nothing to clean)
 
 
 def real_toolchain(cache_dir: Path, mirror: str) -> Toolchain:
@@ -83,7 +87,12 @@ def real_toolchain(cache_dir: Path, mirror: str) -> Toolchain:
         settings = BuildSettings(cache_dir=cache_dir, mirror=mirror)
         return await build_image(spec, context, settings, out, progress)
 
-    return Toolchain(load, digest, build)
+    async def prune(max_age_s: float) -> int:
+        from formation.pack.build import BuildSettings, prune_cache
+
+        return await prune_cache(BuildSettings(cache_dir=cache_dir, mirror=mirror), max_age_s)
+
+    return Toolchain(load, digest, build, prune)
 
 
 def error_line(exc: BaseException) -> int | None:

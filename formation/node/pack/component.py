@@ -25,6 +25,7 @@ from formation.api.models import HealthCheck
 from formation.errors import OpError
 from formation.node.pack.builder import Built, Progress, Toolchain, error_line, real_toolchain
 from formation.node.pack.job import Job, now, step_model
+from formation.node.pack.uploads import Uploads
 from formation.node.state.image_formfile import record
 from formation.node.state.op import decode
 from formation.pack.spec import FormfileSpec
@@ -37,10 +38,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOBS_DIR = "pack-jobs"
+UPLOADS_DIR = "pack-uploads"
 CACHE_DIR = "pack-cache"
 KEEP_FINISHED = 50  # finished builds this node still lists
 PROGRESS_EVERY_S = 0.2  # progress events of one step at most this often (the bus keeps 1000)
 TOPIC = "pack"
+# The build cache (a base system per release, a layer per step, the disks of some layer stacks)
+# grows with every edited Formfile: what no build used for PRUNE_UNUSED_S goes, checked every
+# PRUNE_EVERY_S (first after one period: an appliance booting does not pay for it).
+PRUNE_EVERY_S = 6 * 3600.0
+PRUNE_UNUSED_S = 14 * 86400.0
 
 
 class BuildFailure(Exception):
@@ -49,6 +56,7 @@ class BuildFailure(Exception):
 
 class PackComponent:
     name = "pack"
+    prune_every_s = PRUNE_EVERY_S
 
     def __init__(self, state: StateComponent, images: ImagesComponent,
                  toolchain: Toolchain | None = None) -> None:
@@ -63,6 +71,9 @@ class PackComponent:
         self.service: NodeService | None = None
         self.me = ""
         self._formfile_digests: dict[str, str | None] = {}  # image.add op id -> context digest
+        self._pruner: asyncio.Task[None] | None = None
+        self.uploads = Uploads(Path(UPLOADS_DIR))
+        self.pruned = 0  # cache entries the scheduled prunes removed (health, tests)
 
     async def start(self, service: NodeService) -> None:
         assert service.identity is not None
@@ -74,8 +85,17 @@ class PackComponent:
         self.me = service.identity.public_key_hex
         self.service = service
         await asyncio.to_thread(_empty_dir, self.jobs_dir)  # what a crash left mid-build
+        self.uploads = Uploads(settings.data_dir / UPLOADS_DIR)
+        await asyncio.to_thread(self.uploads.reset)
+        if self.toolchain.prune is not None:
+            self._pruner = asyncio.get_running_loop().create_task(self._prune_cache(),
+                                                                  name="pack-prune")
 
     async def stop(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
         tasks = [j.task for j in self.jobs.values() if j.task is not None and not j.task.done()]
         for task in tasks:
             task.cancel()
@@ -95,6 +115,21 @@ class PackComponent:
         detail = (f"building {running[0].name}, {queued} queued" if running
                   else "idle")
         return [HealthCheck(name="pack", ok=True, detail=detail)]
+
+    async def _prune_cache(self) -> None:
+        """Every prune_every_s, between builds (the slot), removes what no build used for
+        PRUNE_UNUSED_S. A failure is logged and tried again next period."""
+        assert self.toolchain is not None and self.toolchain.prune is not None
+        while True:
+            await asyncio.sleep(self.prune_every_s)
+            try:
+                async with self.slot:
+                    removed = await self.toolchain.prune(PRUNE_UNUSED_S)
+                self.pruned += removed
+                if removed:
+                    log.info("build cache pruned", extra={"fields": {"removed": removed}})
+            except Exception as exc:  # the next period tries again
+                log.warning("build cache prune failed: %s", _one_line(exc))
 
     # the queue ------------------------------------------------------------------------------
     def unfinished(self) -> list[Job]:

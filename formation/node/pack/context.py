@@ -12,6 +12,7 @@ import binascii
 import io
 import tarfile
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from formation.errors import FormationError
 
@@ -47,37 +48,47 @@ def unpack_context(encoded: str, dest: Path) -> Path:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise ContextError("context_tar: expected base64 of a tar", "context_tar") from None
+    return _unpack(io.BytesIO(raw), dest, "context_tar")
+
+
+def unpack_tar_file(tar_path: Path, dest: Path, field: str = "upload") -> Path:
+    """A tar uploaded in chunks (uploads.py), unpacked into `dest`, which it returns."""
+    with tar_path.open("rb") as f:
+        return _unpack(f, dest, field)
+
+
+def _unpack(fileobj: BinaryIO, dest: Path, field: str) -> Path:
     try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
-            members = _checked(tar)
+        with tarfile.open(fileobj=fileobj, mode="r:*") as tar:
+            members = _checked(tar, field)
             dest.mkdir(parents=True, exist_ok=True)
             tar.extractall(dest, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ContextError(f"context_tar: not a readable tar: {exc}", "context_tar") from None
+        raise ContextError(f"{field}: not a readable tar: {exc}", field) from None
     if not (dest / "Formfile").is_file():
-        raise ContextError("context_tar: no Formfile at the top of the tar", "context_tar")
+        raise ContextError(f"{field}: no Formfile at the top of the tar", field)
     return dest
 
 
-def _checked(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+def _checked(tar: tarfile.TarFile, field: str) -> list[tarfile.TarInfo]:
     members: list[tarfile.TarInfo] = []
     total = 0
     for member in tar:
         if len(members) >= MAX_MEMBERS:
-            raise ContextError(f"context_tar: more than {MAX_MEMBERS} entries", "context_tar",
+            raise ContextError(f"{field}: more than {MAX_MEMBERS} entries", field,
                                413)
         name = PurePosixPath(member.name)
         if name.is_absolute() or ".." in name.parts:
-            raise ContextError(f"context_tar: {member.name[:100]!r}: expected a relative "
-                               f"name inside the context", "context_tar")
+            raise ContextError(f"{field}: {member.name[:100]!r}: expected a relative "
+                               f"name inside the context", field)
         if not (member.isreg() or member.isdir()):
-            raise ContextError(f"context_tar: {member.name[:100]!r}: expected regular files "
-                               f"and directories only (no links or devices)", "context_tar")
+            raise ContextError(f"{field}: {member.name[:100]!r}: expected regular files "
+                               f"and directories only (no links or devices)", field)
         total += member.size
         if total > MAX_UNPACKED_BYTES:
-            raise ContextError(f"context_tar: more than {MAX_UNPACKED_BYTES >> 20} MiB "
+            raise ContextError(f"{field}: more than {MAX_UNPACKED_BYTES >> 20} MiB "
                                f"unpacked; build a large context from a path on the node",
-                               "context_tar", 413)
+                               field, 413)
         members.append(member)
     return members
 

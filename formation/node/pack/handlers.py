@@ -18,6 +18,7 @@ from formation.api.errors import (
     BadRequest,
     Conflict,
     Forbidden,
+    HandlerError,
     NotFound,
     PayloadTooLarge,
     TooManyRequests,
@@ -26,7 +27,12 @@ from formation.api.errors import (
 from formation.api.models import Empty, FieldError
 from formation.errors import FormationError
 from formation.node.pack.builder import problems
-from formation.node.pack.context import ContextError, local_context, unpack_context
+from formation.node.pack.context import (
+    ContextError,
+    local_context,
+    unpack_context,
+    unpack_tar_file,
+)
 from formation.node.pack.job import Job
 from formation.node.state.image_formfile import MAX_SOURCE_BYTES
 from formation.pack.spec import FormfileSpec
@@ -57,7 +63,7 @@ class PackHandlers:
         build_id = secrets.token_hex(8)
         scratch = part.jobs_dir / build_id
         try:
-            spec, context = await self._read(body, scratch)
+            spec, context = await self._read(body, scratch, _owner(caller))
             name = body.name or spec.name
             if not re.match(pm.NAME, name):
                 raise BadRequest(f"name: the Formfile's NAME {name!r} is not an image name "
@@ -75,11 +81,16 @@ class PackHandlers:
                   reuse=body.reuse, started_by="local" if caller.local else str(caller.key))
         return part.model(part.submit(job))
 
-    async def _read(self, body: pm.PackBuildStart, scratch: Path) -> tuple[FormfileSpec, Path]:
+    async def _read(self, body: pm.PackBuildStart, scratch: Path,
+                    owner: str) -> tuple[FormfileSpec, Path]:
         toolchain = self.part.toolchain
         assert toolchain is not None
         try:
-            if body.context_tar is not None:
+            if body.upload is not None:
+                tar = await self.part.uploads.take(owner, body.upload, scratch / "upload.tar")
+                where = await asyncio.to_thread(unpack_tar_file, tar, scratch / "context")
+                await asyncio.to_thread(tar.unlink)
+            elif body.context_tar is not None:
                 where = await asyncio.to_thread(unpack_context, body.context_tar,
                                                 scratch / "context")
             else:
@@ -87,8 +98,7 @@ class PackHandlers:
                 where = await asyncio.to_thread(local_context, body.context)
             spec, context = await asyncio.to_thread(toolchain.load, where)
         except ContextError as exc:
-            error = PayloadTooLarge if exc.status == 413 else BadRequest
-            raise error(str(exc), [FieldError(field=exc.field, message=str(exc))]) from None
+            raise _http(exc) from None
         except (FormationError, OSError) as exc:
             found = problems(exc)
             fields = [FieldError(field=f"Formfile:{line}:{column}", message=message)
@@ -128,3 +138,40 @@ class PackHandlers:
             job.task.cancel()
             await asyncio.wait({job.task}, timeout=30)
         return self.part.model(job)
+
+    # chunked uploads of large contexts (uploads.py) -------------------------------------------
+    async def pack_upload_start(self, body: pm.PackUploadStart, caller: Caller) -> pm.PackUpload:
+        try:
+            upload = await self.part.uploads.start(_owner(caller), body.size, body.sha256)
+        except ContextError as exc:
+            raise _http(exc) from None
+        return pm.PackUpload(id=upload.id, size=upload.size, received=upload.received)
+
+    async def pack_upload_chunk(self, body: pm.PackUploadChunk, caller: Caller,
+                                upload: str) -> pm.PackUpload:
+        try:
+            found = await self.part.uploads.chunk(_owner(caller), upload, body.offset, body.data)
+        except ContextError as exc:
+            raise _http(exc) from None
+        return pm.PackUpload(id=found.id, size=found.size, received=found.received)
+
+    async def pack_upload_cancel(self, body: Empty, caller: Caller,
+                                 upload: str) -> pm.PackUpload:
+        try:
+            found = await self.part.uploads.get(_owner(caller), upload)
+        except ContextError as exc:
+            raise _http(exc) from None
+        await self.part.uploads.drop(found)
+        return pm.PackUpload(id=found.id, size=found.size, received=found.received)
+
+
+def _owner(caller: Caller) -> str:
+    return "local" if caller.local else str(caller.key)
+
+
+def _http(exc: ContextError) -> HandlerError:
+    kinds: dict[int, type[HandlerError]] = {
+        404: NotFound, 409: Conflict, 413: PayloadTooLarge, 429: TooManyRequests,
+        503: Unavailable}
+    error = kinds.get(exc.status, BadRequest)
+    return error(str(exc), [FieldError(field=exc.field, message=str(exc))])

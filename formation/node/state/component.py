@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from formation.api.models import HealthCheck
 from formation.errors import FormationError
 from formation.node.state.buffer import PendingBuffer
+from formation.node.state.grant_keys import GranteeKeys
 from formation.node.state.handlers import StateHandlers
 from formation.node.state.op import Op, OpError
 from formation.node.state.store import StateStore
@@ -70,6 +71,9 @@ class StateComponent:
         service.key_authorities.append(peer_keys.__contains__)
         service.admin_authorities.append(lambda key: key in self.require_store().admins)
         service.account_authorities.append(lambda key: key in self.require_store().account_keys)
+        grantees = GranteeKeys.from_view(await self.store.view("grants"))  # grant_keys.py
+        self.store.subscribe(grantees.note)
+        service.account_authorities.append(grantees.__contains__)
         for coro in self.replication.tasks():
             service.spawn(coro)
         service.spawn(self._held_releaser())

@@ -12,7 +12,7 @@ from formation.api.errors import BadRequest, NotFound
 from formation.api.models import Empty
 from formation.node.state import views, wire
 from formation.node.state.op import Op, OpError, decode
-from formation.node.state.tenant_handlers import TenantHandlers
+from formation.node.state.route_handlers import RouteHandlers
 
 if TYPE_CHECKING:
     from formation.node.state.component import StateComponent
@@ -46,7 +46,7 @@ def _vv(data: dict[str, int]) -> dict[bytes, int]:
         raise BadRequest("vv: expected author keys as hex") from None
 
 
-class StateHandlers(TenantHandlers):
+class StateHandlers(RouteHandlers):  # RouteHandlers: routes, then the tenant relay
     def __init__(self, component: StateComponent) -> None:
         self.component = component
 

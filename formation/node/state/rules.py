@@ -14,7 +14,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
-from formation.node.state import accounts, tenant_rules
+from formation.node.state import accounts, grant_rules, route_rules, tenant_rules
 from formation.node.state.authority import ROLES, Authority
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
@@ -96,9 +96,11 @@ REF_FIELDS = {
     "instance.update": ("instance",), "instance.place": ("instance",),
     "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
     "image.remove": ("image",), "dns.remove": ("record",),
+    "route.set": (), "route.remove": ("route",),  # route.set: its `instances` (route_rules)
+    **grant_rules.REF_FIELDS,
 }
 # Optional payload fields that name other ops: present only when the field is.
-OPTIONAL_REF_FIELDS = {"instance.place": ("from",)}
+OPTIONAL_REF_FIELDS = {"instance.place": ("from",), **grant_rules.OPTIONAL_REF_FIELDS}
 
 
 def refs(op: Op) -> list[bytes]:
@@ -115,6 +117,10 @@ def refs(op: Op) -> list[bytes]:
                 raise Refused("invalid", f"payload.{name}: expected an op id as 64 hex "
                               "characters")
             out.append(bytes.fromhex(value))
+    try:
+        out.extend(route_rules.instance_refs(op))
+    except route_rules.RouteRefused as exc:
+        raise Refused(exc.reason, str(exc)) from None
     return out
 
 
@@ -125,8 +131,16 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
     if rule is None:
         raise Refused("invalid", f"kind: unknown kind {op.kind!r}")
     author = op.author.hex()
-    if op.kind not in ("network.genesis", "invite.consume") and not auth.is_member(author):
-        _raise(tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
+    if op.kind not in ("network.genesis", "invite.consume", *grant_rules.KINDS) \
+            and not auth.is_member(author):
+        if grant_rules.uses_grant(op):  # a grantee's op, judged as its granter's (delegation)
+            get_op = grant_rules.cached(get_op)
+            use = grant_rules.as_granter(op, auth, author, get_op)
+            if isinstance(use, tuple):
+                raise Refused(*use)
+            op, author = use.op, use.key
+        _raise(route_rules.author_problem(op, auth, author) if op.kind in route_rules.ROUTE_KINDS
+               else tenant_rules.author_problem(op, auth, author))  # an account's key, or refused
     rule(op, auth, author, get_op)
 
 
@@ -472,6 +486,19 @@ def _account_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None
     _admin(auth, author, "account.remove")
 
 
+def _routes(check: Rule) -> Rule:
+    def rule(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+        try:
+            check(op, auth, author, get_op)
+        except route_rules.RouteRefused as exc:
+            raise Refused(exc.reason, str(exc)) from None
+    return rule
+
+
+def _grant(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(grant_rules.problem(op, auth, author, get_op))
+
+
 RULES: dict[str, Rule] = {
     "network.genesis": _genesis, "network.update": _network_update,
     "node.admit": _admit, "node.roles": _admit, "node.remove": _remove, "node.record": _record,
@@ -483,5 +510,7 @@ RULES: dict[str, Rule] = {
     "image.add": _image_add, "image.remove": _image_remove,
     "dns.set": _dns_set, "dns.remove": _dns_remove,
     "account.set": _account_set, "account.remove": _account_remove,
+    "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
+    "grant.set": _grant, "grant.revoke": _grant,
 }
 KINDS = tuple(sorted(RULES))

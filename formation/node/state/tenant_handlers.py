@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 
 from formation.api import account_models as am
+from formation.api import grant_models as gm
 from formation.api.caller import Caller
 from formation.api.errors import BadRequest, Conflict, Forbidden
 from formation.api.models import Empty
+from formation.node.state import grant_handlers
 from formation.node.state.accounts import Account
 from formation.node.state.hlc import MAX_SKEW_MS
 from formation.node.state.op import Op, OpError, decode
@@ -58,25 +60,30 @@ class TenantHandlers:
         return book
 
     async def _account(self, caller: Caller, key: str | None = None) -> tuple[str, Account]:
-        store = self.store
+        key, account = await self._principal(caller, key)
+        if account is None:
+            raise Forbidden(f"key {key[:16]}: not a key of any account of this network")
+        return key, account
+
+    async def _principal(self, caller: Caller, key: str | None = None
+                         ) -> tuple[str, Account | None]:
+        """The key a request acts with and its account (None: a grantee's key, or nobody's:
+        the rules refuse what such a key signs without a grant)."""
         if caller.local:
             if key is None:
                 raise BadRequest("author: a local caller names the account key to act for")
         else:
             key = caller.require_key()
-        authority = await store.authority()
-        account = authority.accounts.of_key(key)
-        if account is None:
-            raise Forbidden(f"key {key[:16]}: not a key of any account of this network")
-        return key, account
+        authority = await self.store.authority()
+        return key, authority.accounts.of_key(key)
 
     async def tenant_draft(self, body: am.DraftRequest, caller: Caller) -> am.Draft:
         if not caller.local and body.author is not None:
             raise BadRequest("author: only local callers may name it; over TCP the op's "
                              "author is the key that signs the request")
-        key, _account = await self._account(caller, body.author)
-        if body.kind not in TENANT_KINDS:
-            raise Forbidden(f"kind: an account may relay only {', '.join(sorted(TENANT_KINDS))}")
+        key, account = await self._principal(caller, body.author)
+        _check_kind(body.kind)
+        grant_handlers.check_relay(body.kind, body.payload, account)
         store = self.store
         if body.kind == "instance.create":
             name = body.payload.get("name")
@@ -103,9 +110,9 @@ class TenantHandlers:
         if not caller.local and caller.key != author:
             raise Forbidden("op.author: must be the key that signs the request (a node relays "
                             "an account's own ops, not others')")
-        _key, _account = await self._account(caller, author)
-        if op.kind not in TENANT_KINDS:
-            raise Forbidden(f"kind: an account may relay only {', '.join(sorted(TENANT_KINDS))}")
+        _key, account = await self._principal(caller, author)
+        _check_kind(op.kind)
+        grant_handlers.check_relay(op.kind, op.payload, account)
         if store.network_id is None or op.network != store.network_id:
             raise BadRequest("op.network: not this node's network")
         if await store.has(op.id):  # a retry of an op already written: the same op, once
@@ -136,11 +143,26 @@ class TenantHandlers:
                                 quotas=dict(account.quotas), usage=usage(instances, account.name))
 
     async def tenant_instances(self, body: Empty, caller: Caller) -> am.TenantInstances:
-        _key, account = await self._account(caller)
+        key, account = await self._principal(caller)
         items = await self.store.view("instances")
+        if account is None:  # a grantee's key: what its live grants name
+            grants = grant_handlers.visible_grants(await self.store.view("grants"), key, None)
+            return am.TenantInstances(account="", items=grant_handlers.granted_instances(
+                items, grants))
         if not account.admin:
             items = [i for i in items if i.get("account") == account.name]
         return am.TenantInstances(account=account.name, items=items)
+
+    async def tenant_grants(self, body: Empty, caller: Caller) -> gm.TenantGrants:
+        key, account = await self._principal(caller)
+        items = grant_handlers.visible_grants(await self.store.view("grants"), key, account)
+        return gm.TenantGrants(account=account.name if account else None, items=items)
+
+
+def _check_kind(kind: str) -> None:
+    allowed = TENANT_KINDS | grant_handlers.RELAYED_KINDS
+    if kind not in allowed:
+        raise Forbidden(f"kind: an account may relay only {', '.join(sorted(allowed))}")
 
 
 def _check_time(op: Op, wall_ms: int) -> None:

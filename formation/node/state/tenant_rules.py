@@ -20,7 +20,8 @@ from typing import Any
 from formation.node.state.authority import Authority
 from formation.node.state.op import Op
 
-TENANT_KINDS = frozenset({"instance.create", "instance.update", "instance.delete"})
+TENANT_KINDS = frozenset({"instance.create", "instance.update", "instance.delete",
+                          "route.set", "route.remove"})  # routes: judged in route_rules.py
 TENANT_UPDATE_FIELDS = frozenset({"instance", "spec", "desired", "boot", "force"})
 Problem = tuple[str, str] | None
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from formation.node.state import grant_revocation, grant_rules
 from formation.node.state.accounts import Account
 from formation.node.state.authority import Authority
 from formation.node.state.op import Op, decode
@@ -44,11 +45,24 @@ class LogAccess:
 
 
 def check(op: Op, auth: Authority, log: LogAccess) -> None:
-    """Raises the refusal when `op`, signed by an account's key, takes it past a quota."""
+    """Raises the refusal when `op`, signed by an account's key, takes it past a quota; for a
+    grantee's op (grant_rules.py): when its grant was revoked in its past, or it takes the
+    granting account past a quota."""
     author = op.author.hex()
-    if op.kind not in ("instance.create", "instance.update") or auth.is_member(author):
+    if auth.is_member(author):
         return
-    account = auth.accounts.of_key(author)
+    if grant_rules.uses_grant(op):
+        name = str(op.payload.get("account"))
+        revoked = grant_revocation.revoked_problem(
+            op, log.instance_ops(grant_revocation.index_key(op.payload["grant"])),
+            lambda use, wanted: in_past(use, wanted, log))
+        if revoked is not None:
+            raise Refused("unauthorized", revoked)
+        account = auth.accounts.by_name.get(name)
+    else:
+        account = auth.accounts.of_key(author)
+    if op.kind not in ("instance.create", "instance.update"):
+        return
     if account is not None and (problem := quota_problem(op, account, log)) is not None:
         raise Refused("quota", problem)
 
@@ -146,6 +160,7 @@ def in_past(op: Op, wanted: dict[bytes, Op], log: LogAccess) -> set[bytes]:
 
 
 INSTANCE_KINDS = ("instance.create", "instance.update", "instance.delete")
+INDEXED_KINDS = (*INSTANCE_KINDS, "grant.set", "grant.revoke")
 
 
 _CACHE_MAX = 100_000
@@ -182,8 +197,11 @@ def index(db: sqlite3.Connection, op: Op) -> None:
         account = op.payload.get("account")
         if isinstance(account, str):
             db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)", (account, op.id, op.id))
-    elif op.kind in ("instance.update", "instance.delete"):
-        instance = bytes.fromhex(op.payload["instance"])
+    elif op.kind == "grant.set":  # indexed like an instance, under a key of its own (no
+        db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)",  # account name has ':'):
+                   (grant_revocation.index_key(op.id.hex()), op.id, op.id))  # its revocations
+    elif op.kind in ("instance.update", "instance.delete", "grant.revoke"):
+        instance = bytes.fromhex(op.payload.get("instance") or op.payload["grant"])
         row = db.execute("SELECT account FROM tenant_ops WHERE instance=? AND op=?",
                          (instance, instance)).fetchone()
         if row is not None:
@@ -213,7 +231,7 @@ def stored_instance_ops(db: sqlite3.Connection, batch: dict[bytes, Op],
             _remember(_decoded, op_id, op)
         yield op
     for op in list(batch.values()):
-        if op.kind in INSTANCE_KINDS:
+        if op.kind in INDEXED_KINDS:
             yield op
 
 

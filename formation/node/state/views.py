@@ -19,6 +19,7 @@ from typing import Any
 
 import cbor2
 
+from formation.node.state import grant_view, route_view
 from formation.node.state.instance_view import observed_key
 from formation.node.state.op import Op, encode
 
@@ -54,7 +55,7 @@ Order = tuple[int, int, bytes]  # (HLC ms, HLC counter, op id): how concurrent w
 # -> (the winning write's order, its value, its op).
 Registers = dict[Effect, tuple[Order, Any, Op]]
 COLLECTIONS = ("network", "nodes", "addresses", "instances", "images", "dns", "invites",
-               "accounts")
+               "accounts", "routes", "grants")
 
 
 def effects(op: Op) -> list[Effect]:
@@ -117,6 +118,11 @@ def effects(op: Op) -> list[Effect]:
                  {"name": p["name"], "size": p["size"], "added_by": author})]
     if k == "dns.set":
         return [("add", "dns", p["name"], op.id, {"type": p["type"], "value": p["value"]})]
+    if k == "route.set":  # an OR-set element per op; route_view.py folds them per hostname
+        return [("add", "routes", p["host"], op.id,
+                 {**p, "author": author, "hlc": list(op.hlc)})]
+    if k == "route.remove":
+        return [("remove", bytes.fromhex(p["route"]))]
     if k in ("image.remove", "dns.remove"):
         return [("remove", bytes.fromhex(p.get("image") or p["record"]))]
     if k == "account.set":
@@ -126,6 +132,10 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "accounts", p["name"], "removed", False)]
     if k == "account.remove":
         return [("lww", "accounts", p["name"], "removed", True)]
+    if k == "grant.set":
+        return grant_view.set_effects(p, author, oid)
+    if k == "grant.revoke":
+        return grant_view.revoke_effects(p, author, oid)
     return []
 
 
@@ -280,9 +290,14 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
                    for node, ips in sorted(lost.items()) for ip in ips])
     if collection in ("images", "dns"):
         return _elements(db, collection)
+    if collection == "routes":
+        live = {k for k, v in _registers(db, "accounts").items() if not v.get("removed")}
+        return route_view.fold(_elements(db, collection), live)
     if collection == "instances":
         return over_quota(db, [{"key": k, **v} for k, v in _registers(db, collection).items()
                                if not v.get("removed")])
+    if collection == "grants":
+        return [{"key": k, **v} for k, v in _registers(db, collection).items()]
     if collection in ("invites", "accounts"):
         return [{"key": k, **v} for k, v in _registers(db, collection).items()
                 if not v.get("removed")]

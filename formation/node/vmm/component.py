@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from formation.api import models as m
 from formation.api.errors import Unavailable
+from formation.node.tasks import cancel_and_wait
 from formation.node.vmm.handlers import VmHandlers
 from formation.node.vmm.reconciler import Reconciler
 
@@ -120,9 +121,7 @@ class VmmComponent:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
         if self.reconciler is not None:
             await self.reconciler.stop()
 

@@ -3,7 +3,8 @@
 The order: the base (cached per release, mirror and package set), then one layer per step in
 Formfile order, each found in the cache by its key or made by running the step on an overlay
 of the layers below it, then the "system setup" layer (the ENTRYPOINT's unit, per-VM state
-dropped), then the disk image made from a read-only overlay of every layer. Everything lands
+dropped), then the disk image: the cached disk of the deepest cached part of the layer stack
+with the layers above it applied (diskchain.py). Everything lands
 in a staging directory beside `out` and is renamed into place only when all of it is there, so
 a failed or cancelled build leaves `out` as it was: absent or empty."""
 
@@ -12,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from formation.pack.build import base, finish, sandbox
+from formation.pack.build import base, diskchain, finish, sandbox
 from formation.pack.build.digest import context_digest
 from formation.pack.build.layers import LayerCache, key_of
 from formation.pack.build.model import (
@@ -28,6 +31,7 @@ from formation.pack.build.model import (
     BuiltImage,
     clip,
 )
+from formation.pack.build.stack import Stack
 from formation.pack.build.steps import SOURCE_DATE_EPOCH, Action, plan
 from formation.pack.spec import FormfileSpec
 
@@ -97,6 +101,26 @@ async def _run_step(cache: LayerCache, scratch: Path, lower: list[str], key: str
         await asyncio.to_thread(shutil.rmtree, job, True)
 
 
+async def layer_paths(spec: FormfileSpec, context: Path, settings: BuildSettings) -> list[Path]:
+    """The layer directories an image of `spec` is made of, base first (they exist once it was
+    built): for tests and tools that compare the disk with the overlay of its layers."""
+    release = base.release_of(spec.base)
+    actions, state = await asyncio.to_thread(plan, spec, context)
+    actions.append(finish.setup_action(spec, state))
+    cache = LayerCache(settings.cache_dir.absolute())
+    base_key = base.base_key(release, settings.mirror)
+    return [cache.path(k) for k in (base_key, *_step_keys(base_key, actions))]
+
+
+def _step_keys(base_key: str, actions: list[Action]) -> list[str]:
+    keys, parent = [], base_key
+    for act in actions:
+        # the script too: a builder that runs a step differently makes a new layer
+        parent = key_of(parent, {**act.record, "script": act.body})
+        keys.append(parent)
+    return keys
+
+
 async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings,
                       out: Path, progress: Callable[[BuildProgress], None]) -> BuiltImage:
     """Never blocks the loop (subprocesses via asyncio). On failure or cancel: raises BuildError
@@ -117,11 +141,7 @@ async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings
         await asyncio.to_thread(cache.prepare)
         await asyncio.to_thread(_fresh, scratch)
         base_key = base.base_key(release, settings.mirror)
-        keys, parent = [], base_key
-        for act in actions:
-            # the script too: a builder that runs a step differently makes a new layer
-            parent = key_of(parent, {**act.record, "script": act.body})
-            keys.append(parent)
+        keys = _step_keys(base_key, actions)
         weights = [W_CACHED if cache.has(base_key) else W_BASE]
         weights += [W_CACHED if cache.has(k) else a.weight for k, a in zip(keys, actions,
                                                                             strict=True)]
@@ -144,7 +164,7 @@ async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings
                 await asyncio.to_thread(cache.touch, key)
             report.start(total, None, "disk image", False)
             await asyncio.to_thread(_fresh, staging)
-            await _make_disk(cache, scratch, lower, staging, keys[-1], spec, report)
+            await _make_disk(cache, scratch, [base_key, *keys], staging, spec, report)
             report.end(total)
             await asyncio.to_thread(_publish, staging, out)
         finally:
@@ -156,16 +176,31 @@ async def build_image(spec: FormfileSpec, context: Path, settings: BuildSettings
                       cmdline=finish.CMDLINE, context_digest=digest)
 
 
-async def _make_disk(cache: LayerCache, scratch: Path, lower: list[str], staging: Path,
-                     key: str, spec: FormfileSpec, report: _Reporter) -> None:
-    merged = scratch / "disk-view"
-    await asyncio.to_thread(_fresh, merged)
-    fs_uuid = str(uuid.UUID(key[:32]))  # fixed by the layers: same layers, same filesystem id
-    view = sandbox.View(cache.root, lower, merged, api_fs=False)
-    body = finish.disk_body(str(staging), fs_uuid, spec.disk_gb, SOURCE_DATE_EPOCH)
-    status, last = await sandbox.run(view, body, report.line)
-    if status != 0:
-        raise BuildError(f"disk image: failed with status {status}: {clip(last)}")
+async def _make_disk(cache: LayerCache, scratch: Path, chain_keys: list[str],
+                     staging: Path, spec: FormfileSpec, report: _Reporter) -> None:
+    """The disk (diskchain.py: from the deepest cached disk of the stack, one layer at a time)
+    and the kernel and initrd the image's /vmlinuz and /initrd.img name."""
+    chain = [diskchain.Link(k, cache.path(k)) for k in chain_keys]
+    keep = max(0, len(chain) - 3)  # the stack below the Formfile's last step
+    work = scratch / "disk"
+    await asyncio.to_thread(_fresh, work)
+    await diskchain.make_disk(chain, keep, diskchain.DiskCache(cache.root), work,
+                              staging / "disk.img", spec.disk_gb, SOURCE_DATE_EPOCH,
+                              report.line)
+    await asyncio.to_thread(_boot_files, [link.path for link in reversed(chain)], staging)
+
+
+def _boot_files(layers: list[Path], staging: Path) -> None:
+    view = Stack(layers)
+    epoch = int(SOURCE_DATE_EPOCH)
+    for link, name in (("vmlinuz", "kernel"), ("initrd.img", "initrd")):
+        found = view.resolve(link)
+        if found is None or not stat.S_ISREG(found[1].st_mode):
+            raise BuildError(f"disk image: the image has no /{link} (the base installs a "
+                             f"kernel: was it removed?)")
+        shutil.copyfile(found[0], staging / name)
+    for name in ("disk.img", "kernel", "initrd"):
+        os.utime(staging / name, (epoch, epoch))
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -175,8 +210,14 @@ def _publish(staging: Path, out: Path) -> None:
 
 
 async def prune_cache(settings: BuildSettings, max_age_s: float) -> int:
-    """Removes the cached layers no build used for `max_age_s` seconds (waits for a running
-    build to finish first); returns how many were removed."""
+    """Removes the cached layers no build used for `max_age_s` seconds, and the cached disks
+    of stacks no build used for as long or whose layer is gone (waits for a running build to
+    finish first); returns how many layers and disks were removed."""
     cache = LayerCache(settings.cache_dir.absolute())
     async with cache.locked():
-        return await asyncio.to_thread(cache.prune, max_age_s)
+        removed = await asyncio.to_thread(cache.prune, max_age_s)
+        live = {p.stem for p in cache.layers.glob("*.json")} if cache.layers.is_dir() \
+            else set()
+        disks = diskchain.DiskCache(cache.root)
+        return removed + await asyncio.to_thread(disks.prune, live,
+                                                 time.time() - max_age_s)

@@ -8,13 +8,15 @@ scope system and of scope service:NAME where NAME is the Formfile's NAME, `entry
 `vm console` and the serial log show). It runs as root; restarted if it fails, not when it
 exits cleanly (a one-shot job stays done).
 
+cloud-init creates no default user (Debian's cloud.cfg would add a `debian` account to every
+image, next to the Formfile's USER): an image has the accounts its Formfile makes, and an
+instance's user-data may still ask for more.
+
 The layer also drops what must differ per VM or is only build-time state: the package lists
 (`apt-get update` in the VM fetches fresh ones), /etc/machine-id (systemd makes one per VM at
 first boot), SSH host keys (cloud-init generates them per VM)."""
 
 from __future__ import annotations
-
-import shlex
 
 from formation.pack.build.steps import Action, State, chroot, systemd_quote
 from formation.pack.spec import FormfileSpec
@@ -32,6 +34,9 @@ if [ -n "$text" ]; then
 else
   rm -f "/etc/systemd/system/$unit" "/etc/systemd/system/multi-user.target.wants/$unit"
 fi
+mkdir -p /etc/cloud/cloud.cfg.d
+printf '%s\n' '# formation: no default user (USER makes the accounts)' \
+  'users: []' > /etc/cloud/cloud.cfg.d/92-formation-users.cfg
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /etc/ssh/ssh_host_*
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id
@@ -75,35 +80,3 @@ def setup_action(spec: FormfileSpec, state: State) -> Action:
     text = unit_text(spec, state)
     body = chroot(State(), ["/bin/sh", "-c", SETUP_SH, "sh", UNIT, text])
     return Action("system setup", None, {"setup": SETUP_SH, "unit": text}, body, weight=1)
-
-
-DISK_SH = r"""
-out="$1" uuid="$2" want_mib="$3" epoch="$4"
-used=$(du -s -x -B1 "$FM_MERGED" | cut -f1)
-files=$(du -s -x --inodes "$FM_MERGED" | cut -f1)
-need_mib=$(( used * 5 / 4 / 1048576 + 256 ))
-if [ "$want_mib" -gt 0 ]; then
-  if [ "$want_mib" -lt "$need_mib" ]; then
-    echo "the image needs ${need_mib} MiB, more than DISK allows (${want_mib} MiB)"; exit 4
-  fi
-  size_mib=$want_mib
-else
-  size_mib=$need_mib
-fi
-inodes=$(( files * 2 + 65536 ))
-E2FSPROGS_FAKE_TIME="$epoch" mkfs.ext4 -q -F -L root -U "$uuid" -N "$inodes" \
-  -E "hash_seed=$uuid,root_owner=0:0" -d "$FM_MERGED" \
-  "$out/disk.img" "${size_mib}M"
-kernel=$(chroot "$FM_MERGED" readlink -f /vmlinuz)
-initrd=$(chroot "$FM_MERGED" readlink -f /initrd.img)
-cp "$FM_MERGED$kernel" "$out/kernel"
-cp "$FM_MERGED$initrd" "$out/initrd"
-touch -d "@$epoch" "$out/disk.img" "$out/kernel" "$out/initrd"
-echo "disk image: ${size_mib} MiB, kernel ${kernel#/boot/}"
-"""
-
-
-def disk_body(out: str, uuid: str, disk_gb: int | None, epoch: str) -> str:
-    want = str(disk_gb * 1024) if disk_gb else "0"
-    return "set -eu\n" + "sh -c " + shlex.quote(DISK_SH) + " sh " + " ".join(
-        shlex.quote(a) for a in (out, uuid, want, epoch)) + "\n"

@@ -15,6 +15,7 @@ changes the keys of that step and every step after it, and nothing before. Layou
     l/KEY24/        the layer's tree (an overlayfs upper directory: whiteouts included)
     l/KEY24.json    written last: the layer is complete (label, line, when); its mtime is
                     when a build last used the layer (prune_cache removes long-unused ones)
+    d/vN/KEY24.img  the ext4 disk of the layer stack topped by that layer (diskchain.py)
     apt/            the apt archive cache (.deb files), shared by every base and INSTALL
     work/           scratch (a build's staging directories), emptied by each build
     lock            one build at a time per cache (flock)

@@ -54,7 +54,10 @@ AUDIENCES = {
     "tenant_draft": "tenant", "tenant_submit": "tenant", "tenant_account": "tenant",
     "tenant_instances": "tenant",
     "pack_build_start": "member", "pack_build_list": "member", "pack_build_show": "member",
-    "pack_build_cancel": "member",
+    "pack_build_cancel": "member", "pack_upload_start": "member", "pack_upload_chunk": "member",
+    "pack_upload_cancel": "member",
+    "route_list": "member", "route_set": "admin", "route_remove": "admin",
+    "tenant_routes": "tenant", "tenant_grants": "tenant",
 }
 # Who each audience lets through, by caller; a caller it refuses gets the status given.
 LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (
@@ -109,7 +112,8 @@ def _fill(path: str, operation: dict) -> str:
     """A path with each parameter set to a value its pattern accepts."""
     values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24,
               "instance": "no-such-vm", "image": "web", "digest": "ab" * 32,
-              "node": "no-such-node", "build": "0123456789abcdef"}
+              "node": "no-such-node", "build": "0123456789abcdef", "host": "no.example.com",
+              "upload": "0123456789abcdef"}
     for param in operation.get("parameters", []):
         if param["in"] == "path":
             value = values[param["name"]]

@@ -28,7 +28,9 @@ from formation.identity import NodeIdentity
 from tests.integration.conftest import NodeProcess, clean_env, write_config
 
 CALLER = NodeIdentity.generate()
-TIMEOUT_S = 10
+# A hang is what this catches; a settings write that re-applies parts took over 10 s once on a
+# machine loaded by other test runs, so the bound is generous.
+TIMEOUT_S = 30
 # The signature headers are added by SignedAuth after a case is generated, so checks that expect
 # a request "without its X-Formation-Signature header" to be refused do not apply; unsigned and
 # badly signed requests are tested directly in test_auth_tcp.py.

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from formation.pack.build import BuildProgress, BuildSettings
+from formation.pack.build.diskchain import DiskCache
 from formation.pack.spec import Copy, Entrypoint, Env, FormfileSpec, Install, Run, Step, Workdir
 
 CACHE = Path(os.environ.get("FORMATION_PACK_CACHE") or "/var/cache/formation-pack-test")
+DISKS = DiskCache(CACHE).dir  # the cached disks of layer stacks
 MARKER = "formation-pack-marker"
 SESSION = uuid.uuid4().hex[:12]
 HELLO = f'#!/bin/sh\necho "{MARKER}: $GREETING from $(pwd) on $(hostname)"\n'
@@ -110,6 +112,8 @@ def remove_new_layers(before: set[str]) -> None:
             continue
         (CACHE / "l" / name).unlink()
         shutil.rmtree(CACHE / "l" / name.removesuffix(".json"), ignore_errors=True)
+        for suffix in (".img", ".boot", ".synced"):  # the disk cached for its stack
+            (DISKS / name.replace(".json", suffix)).unlink(missing_ok=True)
 
 
 def qcow2_over(disk: Path, target: Path) -> Path:

@@ -109,3 +109,10 @@ def test_per_vm_state_is_left_out(image: BuiltImage) -> None:
                              capture_output=True, text=True, check=True).stdout
     names = {line.split("/")[5] for line in listing.splitlines() if line.count("/") >= 6}
     assert names <= {".", ".."}, names  # `ls -p`: /inode/mode/uid/gid/name/size/
+
+
+def test_cloud_init_makes_no_default_user(image: BuiltImage) -> None:
+    # Debian's cloud.cfg would add a `debian` account beside the Formfile's USER app.
+    assert "users: []" in read(image, "/etc/cloud/cloud.cfg.d/92-formation-users.cfg")
+    assert "\ndebian:" not in "\n" + read(image, "/etc/passwd")
+    assert "\napp:" in "\n" + read(image, "/etc/passwd")

@@ -7,6 +7,7 @@ asked; and `ship --watch` creating an instance with the Formfile's resources tha
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -56,11 +57,17 @@ async def test_fake_builder_cli_build_progress_json_and_a_failed_step(short_tmp:
         code, out, err = await pack_cli(node, "build", str(remote), "--node", address, "--json")
         assert code == 0, err
         assert json.loads(out)["name"] == "remote" and json.loads(out)["state"] == "done"
+        # a context over the request limit goes up in chunks (pack_upload_*)
+        large = write_context(short_tmp / "large", "NAME large\nCOPY blob /srv/blob\n")
+        (large / "blob").write_bytes(os.urandom(2 << 20))
+        code, out, err = await pack_cli(node, "build", str(large), "--node", address)
+        assert code == 0, err
+        assert "uploading the build context (2" in err and out.startswith("built image large ")
 
         bad = write_context(short_tmp / "bad", "NAME web\nVCPU 0\n")
         code, out, err = await pack_cli(node, "build", str(bad))
         assert code == 2 and "Formfile:2:6: VCPU" in err and "nothing was built" in err
-        assert fake.started == ["web", "broken", "broken", "remote"]
+        assert fake.started == ["web", "broken", "broken", "remote", "large"]
 
 
 @pytest.mark.qemu

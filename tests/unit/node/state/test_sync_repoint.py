@@ -27,10 +27,7 @@ async def test_a_peer_moves_to_its_new_address_and_pushes_follow(pair) -> None:
     async def a_recorded_itself() -> bool:  # the node's own record, written in the background
         return any(n.get("endpoints") for n in await store_a.view("nodes"))
 
-    # Copied before that record, b would buffer every later push from a for want of its parent
-    # (anti-entropy, which would fetch it, is off here).
     await until(a_recorded_itself, 10)
-    await store_b.ingest([raw for _, raw in await store_a.log(0, 100)])
     replication = a.parts.state.replication
     assert replication is not None
     for coro in replication.add_peer("127.0.0.1:9", key_b):  # nothing listens there
@@ -41,6 +38,11 @@ async def test_a_peer_moves_to_its_new_address_and_pushes_follow(pair) -> None:
         a.spawn(coro)
     assert [(p.address, p.key) for p in replication.peers] == [(real, key_b)]
     assert replication.add_peer(real, key_b) == []  # already there: nothing to do
+    # b gets a's log only now that b is a's peer: an op a writes in the background (its own
+    # record) before that would reach b neither by push nor by this copy, and b would buffer
+    # every later push for want of it (anti-entropy, which would fetch it, is off here). CI
+    # once lost that race when the copy came first.
+    await store_b.ingest([raw for _, raw in await store_a.log(0, 100)])
     await store_a.append("node.record", {"name": "a-after-the-move"})
 
     async def arrived() -> bool:

@@ -1,0 +1,75 @@
+"""The edge's routes from the state store: whenever ops about routes or instances are applied,
+the routes view and the instances view become the edge's routes again (route_backends.py) and
+the edge is given them when they changed. So a new route, a removed one, an instance that starts,
+stops or moves (a new placement reporting a new address) reach the engine without a manual step,
+on every edge node alike.
+
+Batches that arrive together are coalesced (the views are read once per wake-up), and a route
+the engine cannot take (a tcp route on Debian's caddy, one clashing with an operator's own
+route) is left out alone, with a warning, rather than failing the others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from formation.node.edge.caddy_config import unserved
+from formation.node.edge.routes import Route, validate_routes
+from formation.node.state.op import Op
+from formation.node.state.route_backends import edge_routes
+
+if TYPE_CHECKING:
+    from formation.node.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+WATCHED = ("route.", "instance.")  # op kinds that change what the edge serves
+COALESCE_S = 0.05  # ops applied within this of a wake-up share one re-read of the views
+
+
+def servable(fixed: list[Route], wanted: list[Route]) -> tuple[list[Route], dict[str, str]]:
+    """The routes of `wanted` the engine can serve beside `fixed` (kept in order), and why each
+    other one is left out (name -> the first problem)."""
+    kept: list[Route] = []
+    left_out: dict[str, str] = {}
+    for route in wanted:
+        problems = unserved([route]) or validate_routes([*fixed, *kept, route])
+        if problems:
+            left_out[route.name] = problems[0]
+        else:
+            kept.append(route)
+    return kept, left_out
+
+
+class RouteFeed:
+    def __init__(self, store: StateStore,
+                 apply: Callable[[list[Route]], Awaitable[object]]) -> None:
+        self.store, self.apply = store, apply
+        self.served: list[Route] | None = None  # what `apply` last took
+        self._wake = asyncio.Event()
+
+    def _on_ops(self, ops: list[Op], origin: str | None) -> None:
+        if any(op.kind.startswith(WATCHED) for op in ops):
+            self._wake.set()
+
+    async def run(self) -> None:
+        unsubscribe = self.store.subscribe(self._on_ops)
+        self._wake.set()
+        try:
+            while True:
+                await self._wake.wait()
+                await asyncio.sleep(COALESCE_S)
+                self._wake.clear()
+                try:
+                    routes = edge_routes(await self.store.view("routes"),
+                                         await self.store.view("instances"))
+                    if routes != self.served:
+                        await self.apply(routes)
+                        self.served = routes
+                except Exception as exc:  # the next change tries again; the edge keeps serving
+                    log.warning("edge: routes from the state not applied",
+                                extra={"fields": {"error": str(exc)}})
+        finally:
+            unsubscribe()
