@@ -1,9 +1,10 @@
 """Tenant authorization benchmark (issue 18). Prints one JSON object.
 
-- accounts: account.set ops written into one replica (real SQLite, not fsynced) by the admin;
-  accounts_write_s: how long that took; db_mb: the file's size after (accounts are authority
-  ops: each one makes a new context, stored whole, so both grow faster than linearly — the
-  figure to watch before 10,000 accounts);
+- accounts: account.set ops written into one replica (real SQLite, not fsynced) by the admin,
+  one op and transaction each (10,000 with or without --quick); accounts_write_s: how long
+  that took; accounts_curve: time, ms per account and file size at each doubling (accounts
+  are authority ops, each with a context of its own, stored by its frontier: both should grow
+  linearly, ms per account flat); db_mb: the file's size after;
 - authz_checks_per_s: the rule checks of tenant ops (`instance.create` signed by account keys,
   judged by rules.check against the authority of every account, plus the quota walk), against
   raw_verify_per_s: bare PyNaCl Ed25519 verifications of the same ops in the same run;
@@ -39,17 +40,36 @@ ADMIN = NodeIdentity.from_seed(b"\x01" * 32)
 SPEC = {"image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}
 
 
+def write_accounts(r: Replica, keys: list[NodeIdentity],
+                   path: Path) -> tuple[float, list[dict[str, float]]]:
+    """The admin writes one account.set per key, each its own op and transaction, as `formation
+    account create` does. Returns the total time and the growth curve: at each doubling (and
+    at the end), accounts so far, seconds so far, the last chunk's ms per account and the
+    file's MB. Linear growth: ms per account stays flat as the count doubles."""
+    curve: list[dict[str, float]] = []
+    start = chunk_start = time.perf_counter()
+    mark, chunk_from = 1000, 0
+    for i, key in enumerate(keys):
+        r.append(ADMIN.sign, ADMIN.public_key, "account.set", {
+            "name": f"a{i}", "keys": [key.public_key_hex], "roles": ["user"],
+            "quotas": {"instances": 4}})
+        done = i + 1
+        if done == mark or done == len(keys):
+            now = time.perf_counter()
+            curve.append({"accounts": done, "s": round(now - start, 2),
+                          "ms_per_account": round((now - chunk_start) * 1000
+                                                  / (done - chunk_from), 2),
+                          "db_mb": round(path.stat().st_size / 2**20, 1)})
+            chunk_start, chunk_from, mark = now, done, mark * 2
+    return time.perf_counter() - start, curve
+
+
 def run(accounts: int, checks: int, instances: int, grants: int = 0) -> dict[str, object]:
     base = Path(tempfile.mkdtemp(prefix="fm-bench-tenants-"))
     r = Replica(base / "state.db", durable=False)
     r.create_network(ADMIN.sign, ADMIN.public_key, NETWORK, "bench", "10.0.0.0/16")
     keys = [NodeIdentity.from_seed(i.to_bytes(4, "big") * 8) for i in range(accounts)]
-    start = time.perf_counter()
-    for i, key in enumerate(keys):
-        r.append(ADMIN.sign, ADMIN.public_key, "account.set", {
-            "name": f"a{i}", "keys": [key.public_key_hex], "roles": ["user"],
-            "quotas": {"instances": 4}})
-    write_s = time.perf_counter() - start
+    write_s, curve = write_accounts(r, keys, base / "state.db")
     start = time.perf_counter()
     for n in range(instances):  # live instances in the log: what the quota walk reads
         key = keys[n % accounts]
@@ -105,7 +125,7 @@ def run(accounts: int, checks: int, instances: int, grants: int = 0) -> dict[str
     return {"accounts": accounts, "grants": grants, "grants_write_s": round(grants_s, 2),
             "grant_use_checks_per_s": round(best_uses),
             "grant_use_ratio": round(best_uses / best_verify, 2),
-            "accounts_write_s": round(write_s, 2),
+            "accounts_write_s": round(write_s, 2), "accounts_curve": curve,
             "instances": instances, "instances_write_s": round(instances_s, 2),
             "db_mb": round(db_mb, 1), "authz_checks_per_s": round(best_authz),
             "raw_verify_per_s": round(best_verify),
@@ -120,7 +140,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int)
     parser.add_argument("--grants", type=int)
     args = parser.parse_args()
-    accounts = args.accounts or (500 if args.quick else 10_000)
+    accounts = args.accounts or 10_000
     instances = args.instances if args.instances is not None else (500 if args.quick else 5000)
     grants = args.grants if args.grants is not None else (accounts * 4 if args.quick
                                                           else 10 * accounts)

@@ -9,9 +9,13 @@ its account (or a set that dropped its key) is refused everywhere."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from formation.node.state.layered import GONE, Gone, Layered
+
+ACCOUNT_KINDS = frozenset({"account.set", "account.remove"})
 ACCOUNT_ROLES = frozenset({"admin", "user", "member"})  # "member": the older name for "user"
 ADMIN = "admin"
 MAX_KEYS = 8
@@ -68,35 +72,46 @@ def from_payload(p: dict[str, Any]) -> Account:
 
 class Accounts:
     """The accounts of one authority fold: by name, and which account each key belongs to.
-    A key names at most one account: the later set (by the fold's order) takes it."""
+    A key names at most one account: the later set (by the fold's order) takes it.
 
-    def __init__(self) -> None:
-        self.by_name: dict[str, Account] = {}
-        self.by_key: dict[str, str] = {}
+    Persistent (layered.py): every context has its own fold, and a copy costs O(1), a step
+    O(log N), so folding N accounts one context at a time is not quadratic."""
+
+    def __init__(self, names: Layered[str, Account] | None = None,
+                 keys: Layered[str, str] | None = None) -> None:
+        self._names: Layered[str, Account] = names if names is not None else Layered()
+        self._keys: Layered[str, str] = keys if keys is not None else Layered()
+
+    @property
+    def by_name(self) -> Mapping[str, Account]:
+        return self._names
+
+    @property
+    def by_key(self) -> Mapping[str, str]:
+        return self._keys
 
     def copy(self) -> Accounts:
-        out = Accounts()
-        out.by_name = dict(self.by_name)
-        out.by_key = dict(self.by_key)
-        return out
+        return Accounts(self._names, self._keys)
 
     def of_key(self, key_hex: str) -> Account | None:
-        name = self.by_key.get(key_hex)
-        return self.by_name.get(name) if name is not None else None
+        name = self._keys.get(key_hex)
+        return self._names.get(name) if name is not None else None
 
     def step(self, kind: str, payload: dict[str, Any]) -> None:
         """One account op, in fold order (its validity decided before)."""
         name = payload["name"]
-        self._drop(name)
+        names: dict[str, Account | Gone] = {}
+        keys: dict[str, str | Gone] = {}
+        old = self._names.get(name)
+        if old is not None:
+            names[name] = GONE
+            for key in old.keys:
+                if self._keys.get(key) == name:
+                    keys[key] = GONE
         if kind == "account.set":
             account = from_payload(payload)
-            self.by_name[name] = account
+            names[name] = account
             for key in account.keys:
-                self.by_key[key] = name
-
-    def _drop(self, name: str) -> None:
-        old = self.by_name.pop(name, None)
-        if old is not None:
-            for key in old.keys:
-                if self.by_key.get(key) == name:
-                    del self.by_key[key]
+                keys[key] = name
+        self._names = self._names.updated(names)
+        self._keys = self._keys.updated(keys)

@@ -4,8 +4,9 @@ Kleppmann's rule: an op's validity may depend only on its causal history, so eve
 replica reaches the same verdict. Membership and roles change only through a few *authority ops*
 (genesis, admit, remove, roles, invite creation and consumption). Each accepted op carries the
 set of authority ops in its causal past (its *context*); *resolving* that set (resolve below)
-gives the roles the op is judged against. Contexts are shared between ops and cached, because
-they change only when an authority op is added or branches with different authority ops merge.
+gives the roles the op is judged against. Contexts are shared between ops, interned and cached
+(contexts.py), because they change only when an authority op is added or branches with
+different authority ops merge.
 
 Resolving is a pure function of a set of authority ops and their causal order, so any two
 replicas holding the same set compute the same authority, whatever order the ops arrived in.
@@ -16,12 +17,14 @@ derived from a void op."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
-from formation.node.state.accounts import Accounts
+from formation.node.state.accounts import ACCOUNT_KINDS, Accounts
+from formation.node.state.layered import LayeredSet
 from formation.node.state.op import Op
 
-ACCOUNT_KINDS = frozenset({"account.set", "account.remove"})  # accounts.py: tenants' keys
 AUTHORITY_KINDS = frozenset({
     "network.genesis", "node.admit", "node.remove", "node.roles", "invite.create",
     "invite.consume", *ACCOUNT_KINDS,
@@ -108,13 +111,17 @@ class Resolution:
     of the node they revoke, in the order they were decided."""
 
     authority: Authority
-    valid: frozenset[bytes]
+    valid: AbstractSet[bytes]  # a frozenset, or (extended) a persistent set sharing its base's
     void: frozenset[bytes]
     revocations: dict[str, tuple[Op, ...]]
     settled: bool = True  # the rounds reached a fixed point (see resolve)
+    # account key -> the account ops that revoked it (tenant_revocation.py); filled by the
+    # context cache, which knows the causal pasts
+    account_revocations: Mapping[str, tuple[Op, ...]] = field(default_factory=dict)
 
 
-def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution:
+def resolve(ops: list[Op], past_of: Mapping[bytes, AbstractSet[bytes]],
+            preds_of: Mapping[bytes, frozenset[bytes]] | None = None) -> Resolution:
     """The authority a causally closed set of authority ops gives; `past_of[id]` is the set of
     authority ops in that op's causal past. Pure: the same set gives the same result anywhere.
 
@@ -137,7 +144,7 @@ def resolve(ops: list[Op], past_of: dict[bytes, frozenset[bytes]]) -> Resolution
     voided: frozenset[bytes] = frozenset()
     settled = False
     for _round in range(len(order) + 2):
-        valid, authority, revoking = _valid_ops(order, past_of, voided)
+        valid, authority, revoking = _valid_ops(order, past_of, voided, preds_of)
         revocations, again = _revoke(order, by_author, past_of, valid, revoking)
         if again == voided:
             settled = True
@@ -151,11 +158,13 @@ def extend(base: Resolution, op: Op) -> Resolution:
     """resolve(S + [op]) from base = resolve(S), when op's causal past is all of S (the usual
     case: an op that saw every authority op before it). Then op comes last in (HLC, id) order
     and is concurrent with nothing in S, so it voids nothing there and nothing voids it: only
-    its own validity is new. Equal to resolving from scratch (tested), and O(members)."""
+    its own validity is new. Equal to resolving from scratch (tested), and O(members + log N):
+    the fold and the valid set are persistent (layered.py), shared with the base.
+    (account_revocations is extended by the context cache, contexts.py.)"""
     assert base.settled
     auth = base.authority
-    present = base.valid | base.void
-    if not _allowed(op, auth, present, base.valid, auth.consumed_invites):
+    # every op of S is valid or void, so an invite of S stands exactly when it is not void
+    if not _allowed(op, auth, lambda invite: invite not in base.void, auth.consumed_invites):
         return Resolution(auth, base.valid, base.void | {op.id}, base.revocations)
     after = auth.copy()
     _step(after, op)
@@ -163,44 +172,73 @@ def extend(base: Resolution, op: Op) -> Resolution:
     if revokes(op, auth):
         target = op.payload["node"]
         revocations = {**revocations, target: (*revocations.get(target, ()), op)}
-    return Resolution(after, base.valid | {op.id}, base.void, revocations)
+    return Resolution(after, LayeredSet.of(base.valid).plus(op.id), base.void, revocations)
 
 
-def _valid_ops(order: list[Op], past_of: dict[bytes, frozenset[bytes]],
-               voided: frozenset[bytes]) -> tuple[set[bytes], Authority, set[bytes]]:
-    """The valid ops, their fold, and which of them are revocations."""
+def _valid_ops(order: list[Op], past_of: Mapping[bytes, AbstractSet[bytes]],
+               voided: frozenset[bytes],
+               preds_of: Mapping[bytes, frozenset[bytes]] | None = None,
+               ) -> tuple[set[bytes], Authority, set[bytes]]:
+    """The valid ops, their fold, and which of them are revocations.
+
+    Each op is judged in the fold of the valid ops of its past. Usually that is every op
+    before it (`running`). When it is not (a branch concurrent with another), and `preds_of`
+    names the op's one predecessor p (the latest authority op of its past), its past is p and
+    p's past, so its fold is p's fold stepped with p: kept per op in `after`, which makes a
+    long concurrent branch cost O(its length) instead of a fold per op."""
     valid: set[bytes] = set()
     revoking: set[bytes] = set()
-    running = Authority()  # the fold of every valid op so far
+    running = Authority()  # the fold of every valid op so far (never mutated: each is kept)
     folds: dict[frozenset[bytes], Authority] = {}
+    after: dict[bytes, Authority] = {}  # op -> the fold of the valid ops at or below it
     present = {op.id: op for op in order}
     used_invites: set[str] = set()
     for position, op in enumerate(order):
-        if op.id in voided:
-            continue
         past = past_of.get(op.id, frozenset())
+        auth: Authority | None = None
         # Its past is among the ops before it (HLC rises along causal edges): when it has as
-        # many as there are before it and all of those are valid, it saw every valid op.
-        if len(past) == position == len(valid):
+        # many as there are before it, it saw every op before it, so every valid one.
+        if len(past) == position:
             auth = running  # the usual case, without building the set
-        elif len(valid_past := frozenset(p for p in past if p in valid)) == len(valid):
-            auth = running
-        else:
-            auth = folds.get(valid_past) or folds.setdefault(
-                valid_past, fold_authority([present[i] for i in valid_past]))
-        if not _allowed(op, auth, present, valid, used_invites):
+        elif preds_of is not None and len(preds := preds_of.get(op.id, ())) == 1:
+            auth = after.get(next(iter(preds)))
+        if op.id in voided:
+            if auth is not None and preds_of is not None:
+                after[op.id] = auth
+            continue
+        if auth is None:
+            if len(valid_past := frozenset(p for p in past if p in valid)) == len(valid):
+                auth = running
+            else:
+                auth = folds.get(valid_past) or folds.setdefault(
+                    valid_past, fold_authority([present[i] for i in valid_past]))
+        if not _allowed(op, auth, lambda invite: invite not in present or invite in valid,
+                        used_invites):
+            if preds_of is not None:
+                after[op.id] = auth
             continue
         valid.add(op.id)
         if revokes(op, auth):
             revoking.add(op.id)
         if op.kind == "invite.consume":
             used_invites.add(op.payload["invite"])
-        _step(running, op)
+        stepped = _stepped(auth, op)
+        running = stepped if auth is running else _stepped(running, op)
+        if preds_of is not None:
+            after[op.id] = stepped
     return valid, running, revoking
 
 
-def _allowed(op: Op, auth: Authority, present: dict[bytes, Op] | frozenset[bytes],
-             valid: set[bytes] | frozenset[bytes], used_invites: set[str]) -> bool:
+def _stepped(auth: Authority, op: Op) -> Authority:
+    out = auth.copy()
+    _step(out, op)
+    return out
+
+
+def _allowed(op: Op, auth: Authority, invite_stands: Callable[[bytes], bool],
+             used_invites: set[str]) -> bool:
+    """Whether `op`'s author may sign it in `auth`; `invite_stands(id)`: whether the invite
+    an invite.consume uses is absent or valid (a use of a void invite is void)."""
     if op.kind == "network.genesis":
         return True
     if op.kind in ADMIN_KINDS:
@@ -209,13 +247,12 @@ def _allowed(op: Op, auth: Authority, present: dict[bytes, Op] | frozenset[bytes
         invite = op.payload["invite"]
         if invite in used_invites:
             return False  # an earlier use (by HLC, id) stands
-        invite_id = bytes.fromhex(invite)
-        return invite_id not in present or invite_id in valid
+        return invite_stands(bytes.fromhex(invite))
     return True
 
 
 def _revoke(order: list[Op], by_author: dict[str, list[Op]],
-            past_of: dict[bytes, frozenset[bytes]],
+            past_of: Mapping[bytes, AbstractSet[bytes]],
             valid: set[bytes],
             revoking: set[bytes]) -> tuple[dict[str, tuple[Op, ...]], frozenset[bytes]]:
     seniority: dict[str, int] = {}
@@ -242,85 +279,3 @@ def _revoke(order: list[Op], by_author: dict[str, list[Op]],
             if rev.kind == "node.remove" or op.kind in ADMIN_KINDS:
                 voided.add(op.id)
     return {k: tuple(v) for k, v in revocations.items()}, frozenset(voided)
-
-
-class ContextCache:
-    """Interns contexts (frozensets of authority op ids) to small integers and caches their
-    folds. The store persists the mapping so that a restart does not refold the log."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[int, frozenset[bytes]] = {}
-        self.ids: dict[frozenset[bytes], int] = {}
-        self.authority_ops: dict[bytes, Op] = {}
-        self.past_of: dict[bytes, frozenset[bytes]] = {}  # authority op -> its causal past
-        self._resolutions: dict[int, Resolution] = {}
-        self._extends: dict[int, tuple[int, bytes]] = {}  # ctx -> (its op's past ctx, op)
-        self.new_contexts: list[tuple[int, frozenset[bytes]]] = []
-
-    def load(self, ctx_id: int, members: frozenset[bytes]) -> None:
-        self.by_id[ctx_id] = members
-        self.ids[members] = ctx_id
-
-    def intern(self, members: frozenset[bytes]) -> int:
-        found = self.ids.get(members)
-        if found is not None:
-            return found
-        ctx_id = len(self.by_id) + 1
-        self.load(ctx_id, members)
-        self.new_contexts.append((ctx_id, members))
-        return ctx_id
-
-    def past_context(self, dep_contexts: list[int]) -> int:
-        """The context an op is judged in: the union of its dependencies' contexts."""
-        unique = set(dep_contexts)
-        if len(unique) == 1:
-            return next(iter(unique))
-        return self.intern(frozenset().union(*(self.by_id[c] for c in unique)))
-
-    def own_context(self, past: int | None, op: Op) -> int:
-        """The context of an accepted op: its past plus itself when it is an authority op."""
-        if op.kind not in AUTHORITY_KINDS:
-            assert past is not None
-            return past
-        members = self.by_id[past] if past is not None else frozenset()
-        self.add_authority_op(op, members)
-        ctx = self.intern(members | {op.id})
-        if past is not None:
-            self._extends.setdefault(ctx, (past, op.id))
-        return ctx
-
-    def add_authority_op(self, op: Op, past: frozenset[bytes]) -> None:
-        self.authority_ops[op.id] = op
-        self.past_of[op.id] = past - {op.id}
-
-    def resolve(self, members: frozenset[bytes]) -> Resolution:
-        return resolve([self.authority_ops[i] for i in members],
-                       {i: self.past_of[i] for i in members})
-
-    def authority(self, ctx_id: int) -> Authority:
-        return self.resolution(ctx_id).authority
-
-    def resolution(self, ctx_id: int) -> Resolution:
-        """The resolution of a context, extended from its op's past context when that one is
-        at hand (see extend), else resolved from scratch; cached."""
-        found = self._resolutions.get(ctx_id)
-        if found is None:
-            step = self._extends.get(ctx_id)
-            base = self._resolutions.get(step[0]) if step is not None else None
-            if step is not None and base is not None and base.settled:
-                found = extend(base, self.authority_ops[step[1]])
-            else:
-                found = self.resolve(self.by_id.get(ctx_id, frozenset()))
-            if len(self._resolutions) > 4096:
-                self._resolutions.clear()
-            self._resolutions[ctx_id] = found
-        return found
-
-    def rollback(self) -> None:
-        """Forget contexts created by a batch whose transaction failed."""
-        for ctx_id, members in self.new_contexts:
-            self.by_id.pop(ctx_id, None)
-            self.ids.pop(members, None)
-            self._resolutions.pop(ctx_id, None)
-            self._extends.pop(ctx_id, None)
-        self.new_contexts.clear()

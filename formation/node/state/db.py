@@ -1,5 +1,8 @@
 """The SQLite file: the op log, heads, contexts, equivocation evidence and the views.
 
+`contexts` holds contexts whole (every member), as files written before contexts were stored
+by frontier did; `context_frontiers` and `authority_past` replace it (contexts_db.py migrates).
+
 WAL mode with synchronous=FULL: every batch is one transaction, and COMMIT returns only after the
 WAL is fsynced. An op is acknowledged (returned by append, reported accepted by ingest) only after
 that COMMIT, so it survives `kill -9` (the WAL is in the file system before we answer) and power
@@ -21,6 +24,8 @@ CREATE TABLE IF NOT EXISTS ops (
 CREATE INDEX IF NOT EXISTS ops_author_seq ON ops (author, seq);
 CREATE TABLE IF NOT EXISTS heads (id BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS contexts (ctx INTEGER PRIMARY KEY, members BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS context_frontiers (ctx INTEGER PRIMARY KEY, frontier BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS authority_past (id BLOB PRIMARY KEY, past INTEGER) WITHOUT ROWID;
 """
 
 

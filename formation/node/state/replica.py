@@ -14,13 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from formation.node.state import contexts_db, evidence, maintenance, rules, tenant_usage, views
 from formation.node.state import db as dbm
-from formation.node.state import evidence, maintenance, rules, tenant_usage, views
-from formation.node.state.authority import (
-    AUTHORITY_KINDS,
-    Authority,
-    ContextCache,
-)
+from formation.node.state.authority import AUTHORITY_KINDS, Authority
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.evidence import OpRow
 from formation.node.state.held import HeldBuffer
@@ -87,15 +83,7 @@ class Replica:
         self.vv: dict[bytes, int] = dict(db.execute(
             "SELECT author, MAX(seq) FROM ops GROUP BY author").fetchall())
         self.count = db.execute("SELECT COUNT(*) FROM ops").fetchone()[0]
-        self.contexts = ContextCache()
-        for ctx_id, members in db.execute("SELECT ctx, members FROM contexts"):
-            self.contexts.load(ctx_id, frozenset(members[i:i + 32]
-                                                 for i in range(0, len(members), 32)))
-        kinds = ",".join("?" * len(AUTHORITY_KINDS))
-        for raw, ctx in db.execute(f"SELECT raw, ctx FROM ops WHERE kind IN ({kinds})",
-                                   tuple(AUTHORITY_KINDS)):
-            op = decode(raw)
-            self.contexts.add_authority_op(op, self.contexts.by_id[ctx])
+        self.contexts = contexts_db.load(db)
         self.revocation = Revocation(self)
         self._batch_ops: dict[bytes, Op] = {}
         row = db.execute("SELECT MAX(hlc_ms) FROM ops").fetchone()
@@ -103,7 +91,7 @@ class Replica:
             top = db.execute("SELECT MAX(hlc_c) FROM ops WHERE hlc_ms=?", (row[0],)).fetchone()
             self.clock.observe((row[0], top[0]))
         self._info: dict[bytes, _Info] = {}  # accepted ops' facts, a cache of the ops table
-        self._contexts_written = 0
+        self._contexts_written = (0, 0)
         self.equivocation_count = evidence.count(db)
 
     def close(self) -> None:
@@ -181,8 +169,7 @@ class Replica:
         ctxs = [i.ctx for h in self.heads if (i := self._info_of(h)) is not None]
         if not ctxs:
             return Authority()
-        members = frozenset().union(*(self.contexts.by_id[c] for c in set(ctxs)))
-        return self.contexts.authority(self.contexts.intern(members))
+        return self.contexts.authority(self.contexts.past_context(ctxs))
 
     # writing local ops ----------------------------------------------------------------------
     def create_network(self, sign: Callable[[bytes], bytes], author: bytes, network: bytes,
@@ -279,18 +266,21 @@ class Replica:
                 self._apply(due, result)
                 result.verdicts.clear()
             self._apply(ops, result)
+            # contexts interned outside an accepted op (current_authority) are stored too
+            self._contexts_written = contexts_db.write_new(self.db, self.contexts,
+                                                           self._contexts_written)
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             self.contexts.rollback()
-            self._contexts_written = 0
+            self._contexts_written = (0, 0)
             self._load()
             for op in due:  # still due: judged with the next batch
                 self.held.add(op, 0)
             raise
-        self.contexts.new_contexts.clear()
-        self._contexts_written = 0
+        self.contexts.committed()
+        self._contexts_written = (0, 0)
         return result
 
     def _apply(self, ops: list[Op], result: BatchResult) -> None:
@@ -453,12 +443,8 @@ class Replica:
             self.network = op.network
             dbm.set_meta(self.db, "genesis", op.id)
             dbm.set_meta(self.db, "network", op.network)
-        fresh = self.contexts.new_contexts
-        while self._contexts_written < len(fresh):
-            ctx_id, members = fresh[self._contexts_written]
-            self.db.execute("INSERT OR IGNORE INTO contexts VALUES (?, ?)",
-                            (ctx_id, b"".join(sorted(members))))
-            self._contexts_written += 1
+        self._contexts_written = contexts_db.write_new(self.db, self.contexts,
+                                                       self._contexts_written)
         op_id, author, seq, hlc = op.id, op.author, op.seq, op.hlc
         top = self.vv.get(author, 0)
         if seq <= top:

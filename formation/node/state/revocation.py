@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from formation.node.state import rules, tenant_revocation
+from formation.node.state.accounts import ACCOUNT_KINDS
 from formation.node.state.authority import (
-    ACCOUNT_KINDS,
     ADMIN,
     AUTHORITY_KINDS,
     Authority,
@@ -43,17 +44,15 @@ class Revocation:
         # (revocation, revoked key) -> the key's ops concurrent with it
         self._concurrent: dict[tuple[bytes, str], set[bytes]] = {}
         self._effective: dict[int, Authority] = {}  # ctx -> authority of its valid ops
-        self._accounts: tuple[Resolution, dict[str, tuple[Op, ...]]] | None = None
 
     def resolution(self) -> Resolution:
         """The resolution of every accepted authority op, cached until another is accepted."""
         contexts = self.replica.contexts
         ops = contexts.authority_ops
         if self._resolution is None or self._resolution[0] != len(ops):
-            every = frozenset(ops)
-            ctx = contexts.ids.get(every)  # usually a context: the one the latest op saw
+            ctx = contexts.every()  # usually a context: the one the latest op saw
             self._resolution = (len(ops), contexts.resolution(ctx) if ctx is not None
-                                else contexts.resolve(every))
+                                else contexts.resolve(ops))
             self._effective.clear()
         return self._resolution[1]
 
@@ -62,21 +61,16 @@ class Revocation:
         revoking = [*res.revocations.values(), *self.account_revocations().values()]
         return res.void, frozenset(r.id for revs in revoking for r in revs)
 
-    def account_revocations(self) -> dict[str, tuple[Op, ...]]:
+    def account_revocations(self) -> Mapping[str, tuple[Op, ...]]:
         """Account keys -> the account ops that revoked them (tenant_revocation.py)."""
-        res = self.resolution()
-        if self._accounts is None or self._accounts[0] is not res:
-            contexts = self.replica.contexts
-            self._accounts = (res, tenant_revocation.account_revocations(
-                res, contexts.authority_ops, contexts.past_of))
-        return self._accounts[1]
+        return self.resolution().account_revocations
 
     def is_void(self, op: Op, ctx: int, get_op: Callable[[bytes], Op]) -> bool:
         res = self.resolution()
         if op.kind in AUTHORITY_KINDS:
             return op.id in res.void
         members = self.replica.contexts.by_id[ctx]
-        if members & res.void:  # part of its author's authority may come from void ops
+        if any(v in members for v in res.void):  # its author's authority may be void-made
             try:
                 rules.check(op, self._effective_authority(ctx, members, res), get_op)
             except rules.Refused:
@@ -108,7 +102,7 @@ class Revocation:
                     and rev_id in self.replica.contexts.authority_ops:
                 found.add(op.id)
 
-    def _effective_authority(self, ctx: int, members: frozenset[bytes],
+    def _effective_authority(self, ctx: int, members: AbstractSet[bytes],
                              res: Resolution) -> Authority:
         found = self._effective.get(ctx)
         if found is None:

@@ -10,6 +10,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, TypeVarTuple
@@ -58,7 +59,8 @@ class StateStore:
         self._last_turn: asyncio.Future[None] | None = None  # see ingest
         self.members: frozenset[str] = frozenset()
         self.admins: frozenset[str] = frozenset()
-        self.account_keys: frozenset[str] = frozenset()  # keys of accounts (tenants)
+        # keys of accounts (tenants): a view of the persistent fold, not a copy per write
+        self.account_keys: AbstractSet[str] = frozenset()
 
     @classmethod
     async def open(cls, path: Path, identity: NodeIdentity, network: bytes | None = None,
@@ -281,7 +283,7 @@ class StateStore:
         authority = self.replica.current_authority()
         self.members = frozenset(authority.members)
         self.admins = frozenset(k for k in authority.members if authority.is_admin(k))
-        self.account_keys = frozenset(authority.accounts.by_key)
+        self.account_keys = authority.accounts.by_key.keys()
 
     async def ensure_address(self) -> Op | None:
         """Claims a mesh address when this node is a member without one, e.g. because a

@@ -13,13 +13,16 @@ R's causal past (the latest valid op about A there, by (HLC, id)) and R leaves K
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 
-from formation.node.state.authority import ACCOUNT_KINDS, Resolution
+from formation.node.state.accounts import ACCOUNT_KINDS
+from formation.node.state.authority import Resolution
+from formation.node.state.layered import Layered
 from formation.node.state.op import Op
 
 
 def account_revocations(res: Resolution, ops: Mapping[bytes, Op],
-                        past_of: Mapping[bytes, frozenset[bytes]]) -> dict[str, tuple[Op, ...]]:
+                        past_of: Mapping[bytes, AbstractSet[bytes]]) -> dict[str, tuple[Op, ...]]:
     """key hex -> the valid account ops that revoked it, in (HLC, id) order."""
     by_name: dict[str, list[Op]] = {}
     for op_id in res.valid:
@@ -44,3 +47,23 @@ def account_revocations(res: Resolution, ops: Mapping[bytes, Op],
 def revoked_keys(rev: Op, revocations: Mapping[str, tuple[Op, ...]]) -> list[str]:
     """The keys `rev` revoked (usually few: an account has at most 8)."""
     return [key for key, revs in revocations.items() if any(r.id == rev.id for r in revs)]
+
+
+def extended(base: Resolution, op: Op, res: Resolution) -> Mapping[str, tuple[Op, ...]]:
+    """account_revocations of `res` = extend(base, op) from those of `base`, without the
+    walk over every account op: op saw all of base, so the latest valid op about its account
+    in its past is the latest in base's fold, which holds that account's keys exactly when
+    that op was a set. Nothing else changes (op is in no other op's past). Tested equal to
+    account_revocations of the resolution from scratch."""
+    found = base.account_revocations
+    if op.kind not in ACCOUNT_KINDS or op.id not in res.valid:
+        return found
+    prior = base.authority.accounts.by_name.get(op.payload["name"])
+    if prior is None:
+        return found
+    kept = set(op.payload["keys"]) if op.kind == "account.set" else set()
+    dropped = [key for key in prior.keys if key not in kept]
+    if not dropped:
+        return found
+    persistent = found if isinstance(found, Layered) else Layered.of(found)  # O(1) per rotation
+    return persistent.updated({key: (*found.get(key, ()), op) for key in dropped})
