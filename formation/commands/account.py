@@ -58,13 +58,10 @@ def _accounts(obj: Context, node_address: str | None) -> dict[str, dict[str, Any
 
 def _usage(obj: Context, node_address: str | None, name: str) -> dict[str, int]:
     from formation.api import state_routes as sr
+    from formation.api.account_usage import account_usage
 
     view = _call(obj, node_address, sr.state_view, collection="instances")
-    mine = [i for i in view.items if i.get("account") == name]
-    out = {f: sum(int(i.get("spec", {}).get(f, 0)) for i in mine)
-           for f in ("vcpus", "memory_mb", "disk_gb")}
-    out["instances"] = len(mine)
-    return out
+    return account_usage(view.items, name)
 
 
 def _set(obj: Context, node_address: str | None, payload: dict[str, Any]) -> None:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cbor2
 
 from formation.api import account_models as am
 from formation.api import grant_models as gm
+from formation.api.account_usage import account_usage
 from formation.api.caller import Caller
 from formation.api.errors import BadRequest, Conflict, Forbidden
 from formation.api.models import Empty
@@ -34,15 +35,6 @@ from formation.node.state.tenant_rules import TENANT_KINDS
 
 if TYPE_CHECKING:
     from formation.node.state.store import StateStore
-
-
-def usage(instances: list[dict[str, Any]], account: str) -> dict[str, int]:
-    mine = [i for i in instances if i.get("account") == account
-            and i.get("desired") != "deleted"]
-    out = {f: sum(int(i.get("spec", {}).get(f, 0)) for i in mine)
-           for f in ("vcpus", "memory_mb", "disk_gb")}
-    out["instances"] = len(mine)
-    return out
 
 
 class TenantHandlers:
@@ -140,7 +132,8 @@ class TenantHandlers:
         _key, account = await self._account(caller)
         instances = await self.store.view("instances")
         return am.TenantAccount(name=account.name, roles=sorted(account.roles),
-                                quotas=dict(account.quotas), usage=usage(instances, account.name))
+                                quotas=dict(account.quotas),
+                                usage=account_usage(instances, account.name))
 
     async def tenant_instances(self, body: Empty, caller: Caller) -> am.TenantInstances:
         key, account = await self._principal(caller)
