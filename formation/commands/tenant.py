@@ -192,3 +192,6 @@ def _simple(command: str, kind: str, fields: dict[str, Any], help_text: str) -> 
 _simple("start", "instance.update", {"desired": "running"}, "Start one of your instances.")
 _simple("stop", "instance.update", {"desired": "stopped"}, "Stop one of your instances.")
 _simple("rm", "instance.delete", {}, "Delete one of your instances.")
+
+
+from formation.commands import tenant_images as _tenant_images  # noqa: E402, F401  (its commands)

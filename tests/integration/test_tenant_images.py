@@ -5,6 +5,11 @@ refused. Each refusal is one line and writes nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import subprocess
+import sys
+
 import pytest
 from statecluster import NodeProc, call, cleanup
 
@@ -14,6 +19,7 @@ from formation.api import state_routes as sr
 from formation.api.client import ApiError, NodeClient
 from formation.identity import NodeIdentity
 from formation.node.state import wire
+from formation.node.state.image_manifest import image_digest
 from formation.node.state.op import build_body, sign_body
 from formation.tenant_client import relay
 
@@ -21,8 +27,6 @@ ALICE, BOB, MEMBER = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (80, 81, 
 
 
 def image(name: str, kernel: str) -> dict:
-    from formation.node.state.image_manifest import image_digest
-
     parts = {"kernel": {"digest": kernel * 32, "size": 1}}
     return {"digest": image_digest(parts, ""), "name": name, "size": 1, "parts": parts,
             "cmdline": ""}
@@ -104,3 +108,31 @@ async def test_an_accounts_image_is_its_own(node) -> None:
         assert (await relay(alice, ALICE, "image.remove", {"image": added.id})).status \
             == "accepted"
         assert (await alice.call(ar.tenant_images)).items == []
+
+
+def formation(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "formation", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+async def test_the_tenant_image_commands(node, short_tmp) -> None:
+    await call(node, sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    key = short_tmp / "alice.key"
+    assert formation("key", "create", str(key)).returncode == 0
+    node.cli_json("account", "create", "alice", "--key", f"{key}.pub")
+    kernel = short_tmp / "vmlinux"
+    kernel.write_bytes(b"a kernel")
+    where = ["--node", f"127.0.0.1:{node.port}", "--key", str(key)]
+    added = formation("tenant", "image-add", "web", "--kernel", str(kernel), *where, "--json")
+    assert added.returncode == 0, added.stderr
+    digest = json.loads(added.stdout)["digest"]
+    parts = {"kernel": {"digest": hashlib.sha256(b"a kernel").hexdigest(), "size": 8}}
+    assert digest == image_digest(parts, "console=ttyS0")  # what the node's import would make
+    listed = formation("tenant", "images", *where, "--json")
+    assert [(i["name"], i["key"], i["account"]) for i in json.loads(listed.stdout)["items"]] \
+        == [("web", digest, "alice")]
+    missing = formation("tenant", "image-rm", "nope", *where)
+    assert missing.returncode == 1 and "no such image" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    assert formation("tenant", "image-rm", "web", *where).returncode == 0
+    assert json.loads(formation("tenant", "images", *where, "--json").stdout)["items"] == []
