@@ -9,6 +9,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from statecluster import NodeProc, call, cleanup
@@ -23,7 +24,8 @@ from formation.node.state.image_manifest import image_digest
 from formation.node.state.op import build_body, sign_body
 from formation.tenant_client import relay
 
-ALICE, BOB, MEMBER = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (80, 81, 82))
+ALICE, BOB, MEMBER, CAROL = (NodeIdentity.from_seed(bytes([i]) * 32)
+                             for i in (80, 81, 82, 83))
 
 
 def image(name: str, kernel: str) -> dict:
@@ -83,6 +85,13 @@ async def test_an_accounts_image_is_its_own(node) -> None:
         booted = await relay(alice, ALICE, "instance.create",
                              {"name": "w", "spec": spec, "account": "alice"})
         assert booted.status == "accepted"
+        granted = await relay(alice, ALICE, "grant.set", {
+            "account": "alice", "grantee": CAROL.public_key_hex, "actions": ["instance.create"],
+            "prefix": "ci-", "until_ms": int(time.time() * 1000) + 3_600_000})
+    async with tcp(node, CAROL) as carol:  # a grantee boots its granting account's image
+        used = await relay(carol, CAROL, "instance.create", {
+            "name": "ci-1", "spec": spec, "account": "alice", "grant": granted.id})
+        assert used.status == "accepted"
     before = await _images(node)
 
     async with tcp(node, BOB) as bob:

@@ -83,8 +83,12 @@ class TenantHandlers:
                 raise Conflict(f"name: an instance {str(name)[:64]!r} exists already")
         spec = body.payload.get("spec")
         if body.kind in ("instance.create", "instance.update") and isinstance(spec, dict):
-            image = spec.get("image")
-            if not tenant_images.bootable(await store.view("images"), account, image):
+            image, acting = spec.get("image"), account
+            if acting is None:  # a grantee's use: it boots what its granting account may
+                named = body.payload.get("account")
+                acting = (await store.authority()).accounts.by_name.get(named) \
+                    if isinstance(named, str) else None
+            if not tenant_images.bootable(await store.view("images"), acting, image):
                 raise Forbidden(f"spec.image: {str(image)[:16]} is another account's image (an "
                                 "account boots its own images and the nodes' ones)")
         try:
