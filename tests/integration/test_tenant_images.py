@@ -104,6 +104,9 @@ async def test_an_accounts_image_is_its_own(node) -> None:
         theirs = await _refused(relay(bob, BOB, "image.add", {**image("x", "bb"),
                                                              "account": "alice"}))
         assert theirs.status == 403 and "payload.account" in theirs.body.message
+        shadow = await _refused(relay(bob, BOB, "image.add", {**image("web", "bb"),
+                                                             "account": "bob"}))
+        assert shadow.status == 409 and shadow.body.message.startswith("name:"), shadow.body
 
     hostile = await _craft(node, MEMBER, "image.add", {**image("evil", "cc"),
                                                        "account": "alice"})

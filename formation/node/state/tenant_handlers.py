@@ -81,6 +81,11 @@ class TenantHandlers:
             name = body.payload.get("name")
             if any(i.get("name") == name for i in await store.view("instances")):
                 raise Conflict(f"name: an instance {str(name)[:64]!r} exists already")
+        if body.kind == "image.add":
+            taken = tenant_images.name_taken(await store.view("images"), body.payload)
+            if taken is not None:
+                raise Conflict(f"name: an image {taken[:64]!r} exists already (another "
+                               "digest): choose another name")
         spec = body.payload.get("spec")
         if body.kind in ("instance.create", "instance.update") and isinstance(spec, dict):
             image, acting = spec.get("image"), account

@@ -14,6 +14,8 @@ members that hold them.
   node-owned ones, never another account's. The rules cannot judge this (the spec names a
   digest, not the image.add op, so it is not in the op's causal past): the node relaying the
   tenant's draft checks it against its images view (tenant_handlers.py). Admin accounts boot any.
+- Names: the relaying node refuses a tenant's image.add whose name another digest holds (nodes
+  and commands find images by name, so a tenant's image must not shadow another's).
 
 Each check returns None or (reason, message), like tenant_rules.py; rules.py raises."""
 
@@ -84,3 +86,14 @@ def bootable(images: list[dict[str, Any]], account: Account | None, digest: Any)
     if not owners:
         return True
     return None in owners or (account is not None and account.name in owners)
+
+
+def name_taken(images: list[dict[str, Any]], payload: dict[str, Any]) -> str | None:
+    """The name of an image.add when another digest holds it already (nodes and commands find
+    images by name: a tenant's image must not shadow a node's or another account's), else
+    None. Checked by the relaying node, as for instance names."""
+    name = payload.get("name")
+    if not isinstance(name, str):
+        return None
+    clash = any(i.get("name") == name and i.get("key") != payload.get("digest") for i in images)
+    return name if clash else None

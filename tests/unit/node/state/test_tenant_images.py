@@ -145,3 +145,10 @@ def test_an_account_boots_its_own_and_node_images_not_another_accounts() -> None
     assert boots("dd" * 32)  # bob's digest that a node also added: a node's image too
     assert boots("ee" * 32)  # unknown here: the placing node reports it missing
     assert tenant_images.bootable(VIEW, BOSS_ACCOUNT, "bb" * 32)
+
+
+def test_a_tenant_image_may_not_take_a_name_another_digest_holds() -> None:
+    view = [{"key": "aa" * 32, "name": "alpine"}]
+    assert tenant_images.name_taken(view, {"name": "alpine", "digest": "bb" * 32}) == "alpine"
+    assert tenant_images.name_taken(view, {"name": "alpine", "digest": "aa" * 32}) is None
+    assert tenant_images.name_taken(view, {"name": "web", "digest": "bb" * 32}) is None
