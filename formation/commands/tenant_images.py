@@ -40,6 +40,22 @@ def manifest(name: str, files: dict[str, str | None], cmdline: str) -> dict[str,
             "size": sum(p["size"] for p in parts.values()), "parts": parts, "cmdline": cmdline}
 
 
+async def resolve(client: Any, ref: str) -> str:
+    """An image reference as a digest: 64 hex as is, else the name (or a unique digest start
+    of 6+) of one of your account's images."""
+    from formation.api import account_routes as ar
+
+    if len(ref) == 64 and all(c in "0123456789abcdef" for c in ref):
+        return ref
+    items = (await client.call(ar.tenant_images)).items
+    found = {i["key"] for i in items if i.get("name") == ref
+             or (len(ref) >= 6 and i["key"].startswith(ref))}
+    if len(found) != 1:
+        raise TenantError(f"--image: {ref!r} is " + ("ambiguous" if found else "neither a "
+                          "digest (64 hex) nor the name of one of your account's images"))
+    return found.pop()
+
+
 @tenant.command("images")
 @target_options
 @json_option

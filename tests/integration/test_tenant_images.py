@@ -143,6 +143,9 @@ async def test_the_tenant_image_commands(node, short_tmp) -> None:
     listed = formation("tenant", "images", *where, "--json")
     assert [(i["name"], i["key"], i["account"]) for i in json.loads(listed.stdout)["items"]] \
         == [("web", digest, "alice")]
+    booted = formation("tenant", "create", "w", "--image", "web", *where, "--json")
+    assert booted.returncode == 0, booted.stderr  # by its name: one of the account's images
+    assert json.loads(booted.stdout)["status"] == "accepted"
     missing = formation("tenant", "image-rm", "nope", *where)
     assert missing.returncode == 1 and "no such image" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
