@@ -8,7 +8,7 @@ from pydantic import Field
 from formation.api.models import Model
 
 TENANT_KINDS = ("instance.create", "instance.update", "instance.delete", "route.set",
-                "route.remove")
+                "route.remove", "image.add", "image.remove")
 
 
 class DraftRequest(Model):
@@ -54,3 +54,11 @@ class TenantInstances(Model):
     account: str
     items: list[dict[str, Any]] = Field(description="the instances view, only the account's "
                                         "own (an admin account's: all)")
+
+
+class TenantImages(Model):
+    account: str
+    items: list[dict[str, Any]] = Field(description="the images view (one element per "
+                                        "image.add: key = digest, id = the add op, name, size, "
+                                        "added_by, account), only the account's own (an admin "
+                                        "account's: all)")

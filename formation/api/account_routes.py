@@ -36,5 +36,11 @@ tenant_instances = Endpoint(
     errors=REFUSED, audience=A.TENANT,
 )
 
+tenant_images = Endpoint(
+    "tenant_images", "GET", "/v1/tenant/images", Empty, am.TenantImages,
+    "The signing key's account's images (an admin account's: every image)",
+    errors=REFUSED, audience=A.TENANT,
+)
+
 ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
-    tenant_draft, tenant_submit, tenant_account, tenant_instances)
+    tenant_draft, tenant_submit, tenant_account, tenant_instances, tenant_images)

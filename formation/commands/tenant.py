@@ -113,7 +113,8 @@ def ls(node_address: str | None, key_file: str | None, profile: str | None,
 
 @tenant.command("create")
 @click.argument("name")
-@click.option("--image", required=True, metavar="DIGEST", help="The image digest (64 hex).")
+@click.option("--image", required=True, metavar="DIGEST|NAME",
+              help="The image digest (64 hex), or the name of one of your account's images.")
 @click.option("--vcpus", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--memory-mb", type=click.IntRange(1), default=512, show_default=True)
 @click.option("--disk-gb", type=click.IntRange(1), default=5, show_default=True)
@@ -130,6 +131,7 @@ def create(name: str, image: str, vcpus: int, memory_mb: int, disk_gb: int,
     spec = {"image": image, "vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb}
 
     async def work(client: Any, identity: Any) -> Any:
+        spec["image"] = await _tenant_images.resolve(client, image)
         if as_account is not None:
             used = await _granted(client, as_account, "instance.create", name)
             return await relay(client, identity, "instance.create",
@@ -192,3 +194,6 @@ def _simple(command: str, kind: str, fields: dict[str, Any], help_text: str) -> 
 _simple("start", "instance.update", {"desired": "running"}, "Start one of your instances.")
 _simple("stop", "instance.update", {"desired": "stopped"}, "Stop one of your instances.")
 _simple("rm", "instance.delete", {}, "Delete one of your instances.")
+
+
+from formation.commands import tenant_images as _tenant_images  # noqa: E402  (its commands)

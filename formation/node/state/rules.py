@@ -14,7 +14,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
-from formation.node.state import accounts, grant_rules, route_rules, tenant_rules
+from formation.node.state import accounts, grant_rules, route_rules, tenant_images, tenant_rules
 from formation.node.state.authority import ROLES, Authority
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
@@ -402,7 +402,10 @@ def _instance_delete(op: Op, auth: Authority, author: str, get_op: GetOp) -> Non
 
 def _image_add(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     p = op.payload
-    _only(p, {"digest", "name", "size", "parts", "cmdline", "formfile", "builder"})
+    _only(p, {"digest", "name", "size", "parts", "cmdline", "formfile", "builder", "account"})
+    if "account" in p:
+        _need(p, "account", is_name, "an account name")
+        _raise(tenant_images.add_problem(p, auth, author))
     _need(p, "digest", is_key, "the image's SHA-256, 64 hex")
     _need(p, "name", _is_text, "a name")
     _need(p, "size", _is_uint, "a size in bytes")
@@ -447,8 +450,7 @@ def _image_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     added = get_op(bytes.fromhex(op.payload["image"]))
     if added.kind != "image.add":
         raise Refused("invalid", "payload.image: does not name an image.add op")
-    if added.author.hex() != author and not auth.is_admin(author):
-        raise Refused("unauthorized", "image.remove: only who added it or an admin")
+    _raise(tenant_images.remove_problem(added, auth, author))
 
 
 def _dns_set(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:

@@ -26,7 +26,7 @@ from formation.api.account_usage import account_usage
 from formation.api.caller import Caller
 from formation.api.errors import BadRequest, Conflict, Forbidden
 from formation.api.models import Empty
-from formation.node.state import grant_handlers
+from formation.node.state import grant_handlers, tenant_images
 from formation.node.state.accounts import Account
 from formation.node.state.hlc import MAX_SKEW_MS
 from formation.node.state.op import Op, OpError, decode
@@ -81,6 +81,21 @@ class TenantHandlers:
             name = body.payload.get("name")
             if any(i.get("name") == name for i in await store.view("instances")):
                 raise Conflict(f"name: an instance {str(name)[:64]!r} exists already")
+        if body.kind == "image.add":
+            taken = tenant_images.name_taken(await store.view("images"), body.payload)
+            if taken is not None:
+                raise Conflict(f"name: an image {taken[:64]!r} exists already (another "
+                               "digest): choose another name")
+        spec = body.payload.get("spec")
+        if body.kind in ("instance.create", "instance.update") and isinstance(spec, dict):
+            image, acting = spec.get("image"), account
+            if acting is None:  # a grantee's use: it boots what its granting account may
+                named = body.payload.get("account")
+                acting = (await store.authority()).accounts.by_name.get(named) \
+                    if isinstance(named, str) else None
+            if not tenant_images.bootable(await store.view("images"), acting, image):
+                raise Forbidden(f"spec.image: {str(image)[:16]} is another account's image (an "
+                                "account boots its own images and the nodes' ones)")
         try:
             raw = await store.draft(bytes.fromhex(key), body.kind, body.payload)
         except OpError as exc:
@@ -145,6 +160,11 @@ class TenantHandlers:
         if not account.admin:
             items = [i for i in items if i.get("account") == account.name]
         return am.TenantInstances(account=account.name, items=items)
+
+    async def tenant_images(self, body: Empty, caller: Caller) -> am.TenantImages:
+        _key, account = await self._account(caller)
+        items = tenant_images.visible(await self.store.view("images"), account)
+        return am.TenantImages(account=account.name, items=items)
 
     async def tenant_grants(self, body: Empty, caller: Caller) -> gm.TenantGrants:
         key, account = await self._principal(caller)

@@ -6,6 +6,8 @@ causal past (accounts.py), like every other rule: every replica gives the same v
 
 - An account key may sign only TENANT_KINDS; instance ops carry no `move` (moving work between
   hosts is the operators' business).
+- `instance.create` and `image.add` must name the signing key's account (tenant_images.py
+  judges images).
 - `instance.create` with `account` makes the instance the account's; only a key of that very
   account may write it, and a tenant's create must name its account.
 - An account's instance is controlled by any key of the account, by the keys of admin accounts
@@ -21,7 +23,8 @@ from formation.node.state.authority import Authority
 from formation.node.state.op import Op
 
 TENANT_KINDS = frozenset({"instance.create", "instance.update", "instance.delete",
-                          "route.set", "route.remove"})  # routes: judged in route_rules.py
+                          "route.set", "route.remove",  # routes: judged in route_rules.py
+                          "image.add", "image.remove"})  # images: tenant_images.py
 TENANT_UPDATE_FIELDS = frozenset({"instance", "spec", "desired", "boot", "force"})
 Problem = tuple[str, str] | None
 
@@ -35,7 +38,7 @@ def author_problem(op: Op, auth: Authority, author: str) -> Problem:
     if op.kind not in TENANT_KINDS:
         return ("unauthorized", f"{op.kind}: an account's key may sign only "
                 + ", ".join(sorted(TENANT_KINDS)))
-    if op.kind == "instance.create" and op.payload.get("account") != account.name:
+    if op.kind in ("instance.create", "image.add") and op.payload.get("account") != account.name:
         return ("unauthorized", f"payload.account: expected {account.name!r}, the account of "
                 "the key that signs")
     if op.kind == "instance.update":

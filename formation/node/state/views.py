@@ -114,8 +114,9 @@ def effects(op: Op) -> list[Effect]:
     if k == "instance.delete":
         return [("tomb", "instances", p["instance"])]
     if k == "image.add":
+        owner = {"account": p["account"]} if "account" in p else {}  # an account's image
         return [("add", "images", p["digest"], op.id,
-                 {"name": p["name"], "size": p["size"], "added_by": author})]
+                 {"name": p["name"], "size": p["size"], "added_by": author, **owner})]
     if k == "dns.set":
         return [("add", "dns", p["name"], op.id, {"type": p["type"], "value": p["value"]})]
     if k == "route.set":  # an OR-set element per op; route_view.py folds them per hostname

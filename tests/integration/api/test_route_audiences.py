@@ -52,7 +52,7 @@ AUDIENCES = {
     "image_list": "member", "image_import": "local", "image_delete": "member",
     "image_blob": "member",
     "tenant_draft": "tenant", "tenant_submit": "tenant", "tenant_account": "tenant",
-    "tenant_instances": "tenant",
+    "tenant_instances": "tenant", "tenant_images": "tenant",
     "pack_build_start": "member", "pack_build_list": "member", "pack_build_show": "member",
     "pack_build_cancel": "member", "pack_upload_start": "member", "pack_upload_chunk": "member",
     "pack_upload_cancel": "member",
