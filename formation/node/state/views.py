@@ -19,7 +19,7 @@ from typing import Any
 
 import cbor2
 
-from formation.node.state import grant_view, route_view
+from formation.node.state import capability_rules, grant_view, route_view
 from formation.node.state.instance_view import observed_key
 from formation.node.state.op import Op, encode
 
@@ -132,6 +132,8 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "accounts", p["name"], "removed", False)]
     if k == "account.remove":
         return [("lww", "accounts", p["name"], "removed", True)]
+    if k == capability_rules.KIND:
+        return capability_rules.effects(op)
     if k == "grant.set":
         return grant_view.set_effects(p, author, oid)
     if k == "grant.revoke":
