@@ -7,7 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from statekit import craft, found, random_key, replica, sync, views, write
+from statekit import (
+    craft,
+    found,
+    found_with_member,
+    random_key,
+    replica,
+    sync,
+    views,
+    write,
+)
 
 from formation.identity import NodeIdentity
 
@@ -102,3 +111,25 @@ def test_replicas_converge_on_the_latest_write(base) -> None:
                                           "capabilities": ["builder"]})
     sync(b, a)
     assert caps(b, NODE.public_key_hex) == caps(a, NODE.public_key_hex) == ["builder"]
+
+
+async def test_a_member_pushing_node_capabilities_over_the_api_is_refused(node, client) -> None:
+    """A hostile member signs node.capabilities for itself (to become an edge) and pushes it
+    through the sync route: refused with one line, the nodes view unchanged."""
+    from formation.api import state_models as sm
+    from formation.api import state_routes as sr
+    from formation.node.state import wire
+
+    member = await found_with_member(client)
+    store = node.parts.state.require_store()
+    before = await store.view("nodes")
+    hostile = craft(member, store.replica, "node.capabilities",
+                    {"node": member.public_key_hex, "capabilities": ["edge", "builder"]},
+                    network=store.replica.network)
+    pushed = await client.call(sr.state_sync_push, sm.OpBatch(ops=wire.pack([hostile]),
+                                                              count=1))
+    assert (pushed.accepted, pushed.refused) == (0, 1)
+    [why] = pushed.refusals
+    assert (why.reason, why.message) == ("unauthorized",
+                                         "node.capabilities: only a network admin may do this")
+    assert await store.view("nodes") == before

@@ -1,0 +1,57 @@
+"""`formation node capabilities`: its own parsing (--set) and which node ID names, kept apart
+from the click command so they are tested without a node. Capabilities are what an admin asks a
+member to do besides running instances (docs/protocol.md, node.capabilities): `edge` runs the
+proxy engine, `builder` builds workload images for others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from formation.errors import FormationError
+
+# The same names as formation/node/state/capability_rules.CAPABILITIES (the CLI does not import
+# the node; tests/unit/commands/test_capability_cli.py checks they agree).
+CAPABILITIES = ("builder", "edge")
+NONE_WORDS = ("", "none", "-")
+
+
+def parse_set(text: str) -> list[str]:
+    """`edge,builder` -> ["builder", "edge"]; `none` (or empty) clears them."""
+    words = [w.strip().lower() for w in text.split(",")]
+    if len(words) == 1 and words[0] in NONE_WORDS:
+        return []
+    unknown = [w for w in words if w not in CAPABILITIES]
+    if unknown:
+        raise FormationError(f"--set {text}: expected capabilities from "
+                             f"{', '.join(CAPABILITIES)} separated by commas (or none); "
+                             f"{unknown[0]!r} is not one")
+    return sorted(set(words))
+
+
+def find_node(nodes: list[dict[str, Any]], ref: str) -> dict[str, Any]:
+    """The node ID names: its name, its key, or a prefix of its key (6 hex or more) that names
+    exactly one."""
+    for n in nodes:
+        if ref in (n.get("key"), n.get("name")):
+            return n
+    hits = [n for n in nodes if len(ref) >= 6 and str(n.get("key", "")).startswith(ref)]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise FormationError(f"node {ref}: the prefix names {len(hits)} nodes; give more of "
+                             "the key")
+    raise FormationError(f"node {ref}: no member of the network has this name, key or key "
+                         "prefix (see `formation state view nodes`)")
+
+
+def describe(node: dict[str, Any]) -> dict[str, Any]:
+    """The JSON a script reads: {node, name, capabilities}."""
+    caps = node.get("capabilities")
+    return {"node": node["key"], "name": node.get("name"),
+            "capabilities": sorted(caps) if isinstance(caps, list) else []}
+
+
+def line(node: dict[str, Any]) -> str:
+    about = describe(node)
+    who = about["name"] or about["node"][:12]
+    return f"{who} ({about['node'][:12]}): {', '.join(about['capabilities']) or 'none'}"

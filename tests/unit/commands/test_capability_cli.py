@@ -1,0 +1,51 @@
+"""`formation node capabilities`: --set parsing (names, none, a wrong name in one line) and which
+node ID names (name, key, a unique key prefix); the CLI's names are the rules' names."""
+
+from __future__ import annotations
+
+import pytest
+
+from formation.commands.capability_cli import CAPABILITIES, describe, find_node, line, parse_set
+from formation.errors import FormationError
+from formation.node.state import capability_rules
+
+NODES = [{"key": "ab1234" + "0" * 58, "name": "h1", "roles": ["admin"]},
+         {"key": "ab1234" + "1" * 58, "name": "h2", "roles": ["member"],
+          "capabilities": ["edge"]},
+         {"key": "cd34" + "2" * 60, "roles": ["member"]}]
+
+
+def test_the_cli_knows_the_rules_capabilities() -> None:
+    assert CAPABILITIES == capability_rules.CAPABILITIES
+
+
+def test_set_takes_names_in_any_order_and_case_and_none_clears() -> None:
+    assert parse_set("edge,builder") == ["builder", "edge"]
+    assert parse_set(" Edge , edge") == ["edge"]
+    assert parse_set("none") == parse_set("") == []
+
+
+def test_a_wrong_name_is_one_line_naming_it() -> None:
+    with pytest.raises(FormationError) as caught:
+        parse_set("edge,gpu")
+    assert str(caught.value) == ("--set edge,gpu: expected capabilities from builder, edge "
+                                 "separated by commas (or none); 'gpu' is not one")
+
+
+def test_a_node_is_named_by_name_key_or_unique_prefix() -> None:
+    assert find_node(NODES, "h2")["name"] == "h2"
+    assert find_node(NODES, NODES[0]["key"])["name"] == "h1"
+    assert find_node(NODES, "cd3422")["key"] == NODES[2]["key"]
+    with pytest.raises(FormationError, match="the prefix names 2 nodes"):
+        find_node(NODES, "ab1234")
+    with pytest.raises(FormationError, match="node h9: no member"):
+        find_node(NODES, "h9")
+    with pytest.raises(FormationError, match="no member"):
+        find_node(NODES, "cd3")  # too short to be a prefix
+
+
+def test_the_output_lines() -> None:
+    assert describe(NODES[1]) == {"node": NODES[1]["key"], "name": "h2",
+                                  "capabilities": ["edge"]}
+    assert line(NODES[1]) == "h2 (ab1234111111): edge"
+    assert line(NODES[2]) == "cd3422222222 (cd3422222222): none"
