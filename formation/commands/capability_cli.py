@@ -44,14 +44,52 @@ def find_node(nodes: list[dict[str, Any]], ref: str) -> dict[str, Any]:
                          "prefix (see `formation state view nodes`)")
 
 
+def _caps(node: dict[str, Any]) -> list[str]:
+    caps = node.get("capabilities")
+    return sorted(caps) if isinstance(caps, list) else []
+
+
 def describe(node: dict[str, Any]) -> dict[str, Any]:
     """The JSON a script reads: {node, name, capabilities}."""
-    caps = node.get("capabilities")
-    return {"node": node["key"], "name": node.get("name"),
-            "capabilities": sorted(caps) if isinstance(caps, list) else []}
+    return {"node": node["key"], "name": node.get("name"), "capabilities": _caps(node)}
 
 
 def line(node: dict[str, Any]) -> str:
     about = describe(node)
     who = about["name"] or about["node"][:12]
     return f"{who} ({about['node'][:12]}): {', '.join(about['capabilities']) or 'none'}"
+
+
+def builder_hint(nodes: list[dict[str, Any]], own_key: str | None) -> str | None:
+    """When the node asked to build lacks the `builder` capability and others hold it: one line
+    naming them and how to ask one (`--node` with its API address). None otherwise: a node
+    without the capability may still build (the capability says who is meant to, not who may)."""
+    mine = next((n for n in nodes if n.get("key") == own_key), {})
+    if "builder" in _caps(mine):
+        return None
+    builders = [n for n in nodes if n.get("key") != own_key and "builder" in _caps(n)]
+    if not builders:
+        return None
+    named = []
+    for n in builders[:3]:
+        endpoints = n.get("endpoints") or []
+        who = n.get("name") or str(n["key"])[:12]
+        named.append(f"{who} (formation pack build --node {endpoints[0]})" if endpoints
+                     else who)
+    more = f" and {len(builders) - 3} more" if len(builders) > 3 else ""
+    return (f"hint: the node asked lacks the builder capability; held by {', '.join(named)}"
+            f"{more}")
+
+
+async def builder_hint_of(client: Any) -> str | None:
+    """builder_hint for the node `client` talks to; None when it cannot be asked (a hint must
+    never hide the error it goes with)."""
+    from formation.api import routes
+    from formation.api import state_routes as sr
+
+    try:
+        me = (await client.call(routes.node_status)).identity.public_key
+        nodes = (await client.call(sr.state_view, collection="nodes")).items
+    except FormationError:
+        return None
+    return builder_hint(nodes, me)

@@ -190,6 +190,23 @@ def _failed(build: Any, spec: Any, as_json: bool) -> BuildFailed:
     return BuildFailed(f"build {build.state}: {build.error or 'no reason given'}")
 
 
+def _builder_hint(obj: Context, node_address: str | None) -> None:
+    """After a build that failed or did not start: name the nodes with the builder capability
+    when the node asked has not got it (formation/commands/capability_cli.py), on stderr."""
+    from formation.commands.capability_cli import builder_hint_of
+
+    async def ask() -> str | None:
+        try:
+            async with obj.client(node_address) as client:
+                return await builder_hint_of(client)
+        except FormationError:
+            return None
+
+    hint = run(ask)
+    if hint:
+        click.echo(hint, err=True)
+
+
 def _report(build: Any) -> None:
     how = "reused" if build.reused else "built"
     click.echo(f"{how} image {build.name} {build.image}")
@@ -213,11 +230,16 @@ def build(obj: Context, directory: str, name: str | None, no_reuse: bool, as_jso
     context is uploaded (a tar, up to about 700 KiB).
     """
     spec, context = _load(directory)
-    result = run(lambda: build_on_node(obj, node_address, context, name, not no_reuse,
-                                       ProgressView(as_json)))
+    try:
+        result = run(lambda: build_on_node(obj, node_address, context, name, not no_reuse,
+                                           ProgressView(as_json)))
+    except FormationError:
+        _builder_hint(obj, node_address)
+        raise
     if as_json:
         emit_json(result)
     if result.state != "done":
+        _builder_hint(obj, node_address)
         raise _failed(result, spec, as_json)
     if not as_json:
         _report(result)
@@ -254,6 +276,7 @@ def ship(obj: Context, directory: str, name: str | None, instance_name: str | No
 
     built, instance = run(go)
     if built.state != "done":
+        _builder_hint(obj, node_address)
         if as_json:
             emit_json({"build": built.model_dump(mode="json"), "instance": None})
         raise _failed(built, spec, as_json)

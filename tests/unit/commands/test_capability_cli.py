@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from formation.commands.capability_cli import CAPABILITIES, describe, find_node, line, parse_set
+from formation.commands.capability_cli import (
+    CAPABILITIES,
+    builder_hint,
+    describe,
+    find_node,
+    line,
+    parse_set,
+)
 from formation.errors import FormationError
 from formation.node.state import capability_rules
 
@@ -49,3 +56,21 @@ def test_the_output_lines() -> None:
                                   "capabilities": ["edge"]}
     assert line(NODES[1]) == "h2 (ab1234111111): edge"
     assert line(NODES[2]) == "cd3422222222 (cd3422222222): none"
+
+
+def test_a_build_hint_names_the_builders_when_the_node_asked_is_not_one() -> None:
+    me, other, third = (k * 64 for k in "abc")
+    nodes = [{"key": me, "name": "h1"},
+             {"key": other, "name": "h2", "capabilities": ["builder"],
+              "endpoints": ["10.0.0.2:7443"]},
+             {"key": third, "capabilities": ["builder", "edge"]}]
+    assert builder_hint(nodes, me) == (
+        "hint: the node asked lacks the builder capability; held by h2 (formation pack build "
+        "--node 10.0.0.2:7443), cccccccccccc")
+    assert builder_hint(nodes, other) is None  # it is a builder itself
+    assert builder_hint([nodes[0], {"key": other, "capabilities": ["edge"]}], me) is None
+    assert builder_hint(nodes[:1], me) is None
+    many = [nodes[0]] + [{"key": f"{i:064x}", "name": f"b{i}", "capabilities": ["builder"]}
+                         for i in range(1, 6)]
+    assert builder_hint(many, me) == ("hint: the node asked lacks the builder capability; "
+                                      "held by b1, b2, b3 and 2 more")
