@@ -55,6 +55,12 @@ def effects(op: Op) -> list[tuple[Any, ...]]:
              sorted(op.payload["capabilities"]))]
 
 
+def cleared(node: str) -> list[tuple[Any, ...]]:
+    """A node.remove's effect on the register: a node admitted again must be given its
+    capabilities anew (the later write by (HLC, id) wins, as for any register)."""
+    return [("lww", "nodes", node, "capabilities", [])]
+
+
 def of(node: dict[str, Any]) -> list[str]:
     """A nodes-view record's capabilities (none when never set)."""
     caps = node.get("capabilities")

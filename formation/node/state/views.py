@@ -75,8 +75,9 @@ def effects(op: Op) -> list[Effect]:
         return [("lww", "network", "", "name", p["name"])]
     if k in ("node.admit", "node.roles"):
         return [("roles", p["node"])]
-    if k == "node.remove":
-        return [("roles", p["node"]), ("release", p["node"])]
+    if k == "node.remove":  # a node admitted again starts without its old capabilities
+        return [("roles", p["node"]), ("release", p["node"]),
+                *capability_rules.cleared(p["node"])]
     if k == "node.record":
         return [("lww", "nodes", author, f, p[f]) for f in sorted(p)]
     if k == "invite.create":

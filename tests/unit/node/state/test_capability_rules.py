@@ -133,3 +133,15 @@ async def test_a_member_pushing_node_capabilities_over_the_api_is_refused(node, 
     assert (why.reason, why.message) == ("unauthorized",
                                          "node.capabilities: only a network admin may do this")
     assert await store.view("nodes") == before
+
+
+def test_a_node_removed_and_admitted_again_has_no_capabilities(base) -> None:
+    r = found(base, ADMIN, [NODE])
+    write(r, ADMIN, "node.capabilities", {"node": NODE.public_key_hex, "capabilities": ["edge"]})
+    write(r, ADMIN, "node.remove", {"node": NODE.public_key_hex})
+    assert NODE.public_key_hex not in {n["key"] for n in r.view("nodes")}
+    write(r, ADMIN, "node.admit", {"node": NODE.public_key_hex, "roles": ["member"]})
+    assert caps(r, NODE.public_key_hex) == []
+    rebuilt = views(r)
+    r.rebuild()
+    assert views(r) == rebuilt
