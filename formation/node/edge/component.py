@@ -84,7 +84,11 @@ class EdgeComponent:
         settings = self.settings_of(service)
         run_dir = settings.run_dir or service.settings.data_dir / "edge"
         engine = CaddyEngine(settings, run_dir, self.host)
-        await engine.start(self.initial_routes + self.state_routes)
+        try:
+            await engine.start(self.initial_routes + self.state_routes)
+        except asyncio.CancelledError:  # the node stops meanwhile: leave no caddy behind
+            await engine.stop()
+            raise
         self.engine = engine
         if self.state is not None and self.state.store is not None:
             self._engine_tasks.append(
