@@ -13,6 +13,7 @@ from formation.errors import FormationError
 # the node; tests/unit/commands/test_capability_cli.py checks they agree).
 CAPABILITIES = ("builder", "edge")
 NONE_WORDS = ("", "none", "-")
+ON_BUILDER = "--on-builder"  # pack build's flag that builds on a builder
 
 
 def parse_set(text: str) -> list[str]:
@@ -78,7 +79,7 @@ def builder_hint(nodes: list[dict[str, Any]], own_key: str | None) -> str | None
                      else who)
     more = f" and {len(builders) - 3} more" if len(builders) > 3 else ""
     return (f"hint: the node asked lacks the builder capability; held by {', '.join(named)}"
-            f"{more}")
+            f"{more} ({ON_BUILDER} picks one)")
 
 
 async def builder_hint_of(client: Any) -> str | None:
@@ -93,3 +94,34 @@ async def builder_hint_of(client: Any) -> str | None:
     except FormationError:
         return None
     return builder_hint(nodes, me)
+
+
+
+def pick_builder(nodes: list[dict[str, Any]], own_key: str | None) -> str | None:
+    """Where `pack build --on-builder` builds: None when the node asked is a builder itself
+    (build there, as without the flag), else the API address (HOST:PORT) of the first builder
+    by name that publishes one; one line why not when there is none."""
+    mine = next((n for n in nodes if n.get("key") == own_key), {})
+    if "builder" in _caps(mine):
+        return None
+    builders = sorted((n for n in nodes if n.get("key") != own_key and "builder" in _caps(n)),
+                      key=lambda n: (str(n.get("name") or ""), str(n.get("key"))))
+    if not builders:
+        raise FormationError(f"{ON_BUILDER}: no node of the network has the builder capability "
+                             "(an admin gives it: formation node capabilities ID --set builder)")
+    for n in builders:
+        endpoints = n.get("endpoints") or []
+        if endpoints:
+            return str(endpoints[0])
+    names = ", ".join(str(n.get("name") or str(n["key"])[:12]) for n in builders)
+    raise FormationError(f"{ON_BUILDER}: the builders ({names}) publish no API address; "
+                         "give one with --node HOST:PORT")
+
+
+async def builder_address(client: Any) -> str | None:
+    """pick_builder for the network of the node `client` talks to."""
+    from formation.api import routes
+    from formation.api import state_routes as sr
+
+    me = (await client.call(routes.node_status)).identity.public_key
+    return pick_builder((await client.call(sr.state_view, collection="nodes")).items, me)

@@ -50,3 +50,19 @@ async def test_an_admin_sets_and_shows_a_members_capabilities(node) -> None:
     view = await call(node, sr.state_view, collection="nodes")
     assert json.dumps([n.get("capabilities") for n in view.items if n["key"] == member]) \
         == '[["builder", "edge"]]'
+
+
+async def test_pack_build_on_builder_with_no_builder_is_one_line(node, short_tmp) -> None:
+    """`pack build --on-builder` asks the node for the network's builders before any build: with
+    none, one line saying how an admin makes one, exit 1, and no build started."""
+    await call(node, sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    app = short_tmp / "app"
+    app.mkdir()
+    (app / "Formfile").write_text("NAME demo\n")
+    failed = node.cli("pack", "build", str(app), "--on-builder")
+    assert failed.returncode == 1, (failed.stdout, failed.stderr)
+    assert failed.stderr.strip() == (
+        "formation: error: --on-builder: no node of the network has the builder capability "
+        "(an admin gives it: formation node capabilities ID --set builder)")
+    clash = node.cli("pack", "build", str(app), "--on-builder", "--node", "127.0.0.1:1")
+    assert clash.returncode == 1 and "not with --node" in clash.stderr

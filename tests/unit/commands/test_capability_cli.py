@@ -12,6 +12,7 @@ from formation.commands.capability_cli import (
     find_node,
     line,
     parse_set,
+    pick_builder,
 )
 from formation.errors import FormationError
 from formation.node.state import capability_rules
@@ -66,11 +67,28 @@ def test_a_build_hint_names_the_builders_when_the_node_asked_is_not_one() -> Non
              {"key": third, "capabilities": ["builder", "edge"]}]
     assert builder_hint(nodes, me) == (
         "hint: the node asked lacks the builder capability; held by h2 (formation pack build "
-        "--node 10.0.0.2:7443), cccccccccccc")
+        "--node 10.0.0.2:7443), cccccccccccc (--on-builder picks one)")
     assert builder_hint(nodes, other) is None  # it is a builder itself
     assert builder_hint([nodes[0], {"key": other, "capabilities": ["edge"]}], me) is None
     assert builder_hint(nodes[:1], me) is None
     many = [nodes[0]] + [{"key": f"{i:064x}", "name": f"b{i}", "capabilities": ["builder"]}
                          for i in range(1, 6)]
     assert builder_hint(many, me) == ("hint: the node asked lacks the builder capability; "
-                                      "held by b1, b2, b3 and 2 more")
+                                      "held by b1, b2, b3 and 2 more (--on-builder picks "
+                                      "one)")
+
+
+def test_on_builder_picks_this_node_or_the_first_builder_with_an_address() -> None:
+    me, b, c = (k * 64 for k in "abc")
+    nodes = [{"key": me, "name": "h1"},
+             {"key": c, "name": "zed", "capabilities": ["builder"], "endpoints": ["10.0.0.3:1"]},
+             {"key": b, "name": "alpha", "capabilities": ["builder"]}]  # no address
+    assert pick_builder(nodes, me) == "10.0.0.3:1"
+    assert pick_builder([{"key": me, "capabilities": ["builder"]}, *nodes[1:]], me) is None
+    with pytest.raises(FormationError) as caught:
+        pick_builder(nodes[:1], me)
+    assert str(caught.value) == ("--on-builder: no node of the network has the builder "
+                                 "capability (an admin gives it: formation node capabilities "
+                                 "ID --set builder)")
+    with pytest.raises(FormationError, match=r"the builders \(alpha\) publish no API address"):
+        pick_builder([nodes[0], nodes[2]], me)
