@@ -55,3 +55,38 @@ def drain(obj: Context, node_ref: str, restart: bool, as_json: bool,
         click.echo("nothing runs there")
     for move in result.moves:
         click.echo(f"{move.name}: moving to {move.to_name} ({move.mode})")
+
+
+@node.command("capabilities")
+@click.argument("node_ref", metavar="ID")
+@click.option("--set", "wanted", metavar="LIST",
+              help="Replace the node's capabilities with LIST: edge, builder, comma-separated "
+              "(none clears them). Signed by this node, which must be a network admin.")
+@json_option
+@click.pass_obj
+def capabilities(obj: Context, node_ref: str, wanted: str | None, as_json: bool) -> None:
+    """Show or set what node ID (name, key or key prefix) is asked to do besides running
+    instances: `edge` runs the proxy engine for the network's routes, `builder` builds workload
+    images for others. Not a role: it changes nobody's right to sign. Talks to the local node."""
+    from formation.api import state_models as sm
+    from formation.api import state_routes as sr
+    from formation.commands.capability_cli import describe, find_node, line, parse_set
+
+    caps = parse_set(wanted) if wanted is not None else None
+
+    async def go() -> dict:
+        async with obj.client(None) as client:
+            view = await client.call(sr.state_view, collection="nodes")
+            found = find_node(view.items, node_ref)
+            if caps is None:
+                return found
+            op = await client.call(sr.state_append, sm.AppendRequest(
+                kind="node.capabilities", payload={"node": found["key"], "capabilities": caps}))
+            return {**found, "capabilities": caps, "op": op.id}
+
+    found = run(go)
+    about = describe(found) | ({"op": found["op"]} if "op" in found else {})
+    if as_json:
+        emit_json(about)
+    else:
+        click.echo(line(found))

@@ -190,6 +190,37 @@ def _failed(build: Any, spec: Any, as_json: bool) -> BuildFailed:
     return BuildFailed(f"build {build.state}: {build.error or 'no reason given'}")
 
 
+def _builder_node(obj: Context, node_address: str | None) -> str | None:
+    """--on-builder: the address of the node to build on (None: the local node is a builder)."""
+    from formation.commands.capability_cli import ON_BUILDER, builder_address
+
+    if node_address is not None:
+        raise FormationError(f"{ON_BUILDER}: not with --node (it picks the node itself)")
+
+    async def ask() -> str | None:
+        async with obj.client(None) as client:
+            return await builder_address(client)
+
+    return run(ask)
+
+
+def _builder_hint(obj: Context, node_address: str | None) -> None:
+    """After a build that failed or did not start: name the nodes with the builder capability
+    when the node asked has not got it (formation/commands/capability_cli.py), on stderr."""
+    from formation.commands.capability_cli import builder_hint_of
+
+    async def ask() -> str | None:
+        try:
+            async with obj.client(node_address) as client:
+                return await builder_hint_of(client)
+        except FormationError:
+            return None
+
+    hint = run(ask)
+    if hint:
+        click.echo(hint, err=True)
+
+
 def _report(build: Any) -> None:
     how = "reused" if build.reused else "built"
     click.echo(f"{how} image {build.name} {build.image}")
@@ -200,11 +231,14 @@ def _report(build: Any) -> None:
 @click.option("--name", metavar="NAME", help="The image's name (default: the Formfile's NAME).")
 @click.option("--no-reuse", is_flag=True, help="Build even when an image of the same Formfile "
               "and context exists.")
+@click.option("--on-builder", is_flag=True, help="Build on a node with the builder capability "
+              "(this node if it has it; else the first such node, the context uploaded as with "
+              "--node).")
 @json_option
 @node_option
 @click.pass_obj
-def build(obj: Context, directory: str, name: str | None, no_reuse: bool, as_json: bool,
-          node_address: str | None) -> None:
+def build(obj: Context, directory: str, name: str | None, no_reuse: bool, on_builder: bool,
+          as_json: bool, node_address: str | None) -> None:
     """Build DIR/Formfile (DIR: the build context) into a workload image on the node.
 
     The node builds one Formfile at a time (others wait, queued), shows each step here, and
@@ -213,11 +247,17 @@ def build(obj: Context, directory: str, name: str | None, no_reuse: bool, as_jso
     context is uploaded (a tar, up to about 700 KiB).
     """
     spec, context = _load(directory)
-    result = run(lambda: build_on_node(obj, node_address, context, name, not no_reuse,
-                                       ProgressView(as_json)))
+    node_address = _builder_node(obj, node_address) if on_builder else node_address
+    try:
+        result = run(lambda: build_on_node(obj, node_address, context, name, not no_reuse,
+                                           ProgressView(as_json)))
+    except FormationError:
+        _builder_hint(obj, node_address)
+        raise
     if as_json:
         emit_json(result)
     if result.state != "done":
+        _builder_hint(obj, node_address)
         raise _failed(result, spec, as_json)
     if not as_json:
         _report(result)
@@ -254,6 +294,7 @@ def ship(obj: Context, directory: str, name: str | None, instance_name: str | No
 
     built, instance = run(go)
     if built.state != "done":
+        _builder_hint(obj, node_address)
         if as_json:
             emit_json({"build": built.model_dump(mode="json"), "instance": None})
         raise _failed(built, spec, as_json)

@@ -1,7 +1,8 @@
-"""The edge as a part of the node (parts.py): on a node whose settings enable it, runs the proxy
-engine, serves the routes it is given (`set_routes`) and those of the state store's routes view
-(state/route_feed.py, when built with the state part), puts
-each route's metrics and each backend's health on the node's /metrics, and reports the engine's
+"""The edge as a part of the node (parts.py): on a node whose settings enable it, or which an
+admin gave the `edge` capability (capability_watch.py: started and stopped as that op lands),
+runs the proxy engine, serves the routes it is given (`set_routes`) and those of the state
+store's routes view (state/route_feed.py, when built with the state part), puts each route's
+metrics and each backend's health on the node's /metrics, and reports the engine's
 health in GET /v1/health."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from formation.api import models as m
 from formation.node.edge.admin import AdminError
+from formation.node.edge.capability_watch import CapabilityWatch
 from formation.node.edge.engine import CaddyEngine
 from formation.node.edge.metrics import EdgeCollector
 from formation.node.edge.routes import Route
@@ -46,6 +48,9 @@ class EdgeComponent:
         self.health_view: dict[str, bool] = {}
         self._collector: EdgeCollector | None = None
         self._service: NodeService | None = None
+        self._engine_tasks: list[asyncio.Task[None]] = []  # the route feed and health loop
+        self._switch = asyncio.Lock()  # one start or stop of the engine at a time
+        self._watch: asyncio.Task[None] | None = None
 
     def settings_of(self, service: NodeService) -> EdgeSettings:
         """The node's `edge:` settings (NodeSettings.edge once wired; off until then)."""
@@ -53,18 +58,44 @@ class EdgeComponent:
         return edge if isinstance(edge, EdgeSettings) else EdgeSettings()
 
     async def start(self, service: NodeService) -> None:
-        settings = self.settings_of(service)
-        if not settings.enabled:
-            return
-        run_dir = settings.run_dir or service.settings.data_dir / "edge"
-        self.engine = CaddyEngine(settings, run_dir, self.host)
-        await self.engine.start(self.initial_routes + self.state_routes)
-        if self.state is not None and self.state.store is not None:
-            service.spawn(RouteFeed(self.state.store, self._from_state).run())
-        self._collector = EdgeCollector(self.engine.metrics, self.health_view)
-        service.metrics.registry.register(self._collector)
         self._service = service
-        service.spawn(self._follow_health())
+        settings = self.settings_of(service)
+        store = self.state.store if self.state is not None else None
+        if store is not None and not settings.enabled:  # the edge capability may turn it on
+            own = service.identity.public_key_hex if service.identity is not None else None
+            self._watch = service.spawn(CapabilityWatch(store, own, settings.enabled,
+                                                        self._run_engine).run())
+        elif settings.enabled:
+            await self._run_engine(True)
+
+    async def _run_engine(self, wanted: bool) -> None:
+        """Start the engine (wanted) or stop it, when it is not already so."""
+        async with self._switch:
+            if wanted and self.engine is None:
+                await self._start_engine()
+            elif not wanted and self.engine is not None:
+                log.info("edge: stopping, the edge capability was taken away")
+                await self._stop_engine()
+
+    async def _start_engine(self) -> None:
+        service = self._service
+        if service is None:  # only ever called after start()
+            return
+        settings = self.settings_of(service)
+        run_dir = settings.run_dir or service.settings.data_dir / "edge"
+        engine = CaddyEngine(settings, run_dir, self.host)
+        try:
+            await engine.start(self.initial_routes + self.state_routes)
+        except asyncio.CancelledError:  # the node stops meanwhile: leave no caddy behind
+            await engine.stop()
+            raise
+        self.engine = engine
+        if self.state is not None and self.state.store is not None:
+            self._engine_tasks.append(
+                service.spawn(RouteFeed(self.state.store, self._from_state).run()))
+        self._collector = EdgeCollector(engine.metrics, self.health_view)
+        service.metrics.registry.register(self._collector)
+        self._engine_tasks.append(service.spawn(self._follow_health()))
 
     async def set_routes(self, routes: list[Route]) -> list[str]:
         """Serve exactly `routes` beside the state's (EngineError, one line, when one is
@@ -94,12 +125,23 @@ class EdgeComponent:
             await asyncio.sleep(HEALTH_REFRESH_S)
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        async with self._switch:
+            await self._stop_engine()
+
+    async def _stop_engine(self) -> None:
         engine, self.engine = self.engine, None
+        tasks, self._engine_tasks = self._engine_tasks, []
+        for task in tasks:
+            task.cancel()
         if self._collector is not None and self._service is not None:
             self._service.metrics.registry.unregister(self._collector)
             self._collector = None
         if engine is not None:
             await engine.stop()
+        self.health_view.clear()
 
     def api_handlers(self) -> None:
         return None

@@ -14,7 +14,14 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
-from formation.node.state import accounts, grant_rules, route_rules, tenant_images, tenant_rules
+from formation.node.state import (
+    accounts,
+    capability_rules,
+    grant_rules,
+    route_rules,
+    tenant_images,
+    tenant_rules,
+)
 from formation.node.state.authority import ROLES, Authority
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
@@ -497,6 +504,10 @@ def _routes(check: Rule) -> Rule:
     return rule
 
 
+def _capabilities(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(capability_rules.problem(op, auth, author))
+
+
 def _grant(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _raise(grant_rules.problem(op, auth, author, get_op))
 
@@ -514,5 +525,6 @@ RULES: dict[str, Rule] = {
     "account.set": _account_set, "account.remove": _account_remove,
     "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
     "grant.set": _grant, "grant.revoke": _grant,
+    capability_rules.KIND: _capabilities,
 }
 KINDS = tuple(sorted(RULES))

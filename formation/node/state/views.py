@@ -19,7 +19,7 @@ from typing import Any
 
 import cbor2
 
-from formation.node.state import grant_view, route_view
+from formation.node.state import capability_rules, grant_view, route_view
 from formation.node.state.instance_view import observed_key
 from formation.node.state.op import Op, encode
 
@@ -75,8 +75,9 @@ def effects(op: Op) -> list[Effect]:
         return [("lww", "network", "", "name", p["name"])]
     if k in ("node.admit", "node.roles"):
         return [("roles", p["node"])]
-    if k == "node.remove":
-        return [("roles", p["node"]), ("release", p["node"])]
+    if k == "node.remove":  # a node admitted again starts without its old capabilities
+        return [("roles", p["node"]), ("release", p["node"]),
+                *capability_rules.cleared(p["node"])]
     if k == "node.record":
         return [("lww", "nodes", author, f, p[f]) for f in sorted(p)]
     if k == "invite.create":
@@ -133,6 +134,8 @@ def effects(op: Op) -> list[Effect]:
                 ("lww", "accounts", p["name"], "removed", False)]
     if k == "account.remove":
         return [("lww", "accounts", p["name"], "removed", True)]
+    if k == capability_rules.KIND:
+        return capability_rules.effects(op)
     if k == "grant.set":
         return grant_view.set_effects(p, author, oid)
     if k == "grant.revoke":
