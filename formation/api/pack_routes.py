@@ -15,8 +15,9 @@ pack_build_start = Endpoint(
     "pack_build_start", "POST", "/v1/pack/builds", pm.PackBuildStart, pm.PackBuild,
     "Build a Formfile into a workload image (queued behind a running build); a bad Formfile "
     "is refused at once with every problem",
-    errors=((403, "A path on the node, asked over TCP"), (409, "The image name is another "
-            "node's"), (413, "The uploaded context is too large"),
+    errors=((403, "A path on the node, asked over TCP"), (404, "The upload named is not an "
+            "open upload of this caller"), (409, "The image name is another node's"),
+            (413, "The uploaded context is too large"),
             (503, "Too many builds queued")),
     audience=A.MEMBER,
 )

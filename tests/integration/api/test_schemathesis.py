@@ -41,9 +41,11 @@ SIGNING_ARTIFACTS = [missing_required_header, ignored_auth, negative_data_reject
 # Settings are checked against the host (resources at most its totals) and across fields (a
 # static underlay needs an address, a gateway inside it): a schema-valid update can rightly be a
 # 400 naming the field. A build's context is a directory holding a Formfile, or a tar of one
-# (base64): exactly one, and it must exist or unpack, which the schema cannot say.
+# (base64): exactly one, and it must exist or unpack, which the schema cannot say. An upload's
+# declared size is reserved against what the node has free (and at most 256 MiB): a schema-valid
+# size can rightly be a 413.
 BEYOND_THE_SCHEMA = {"/v1/state/sync/push", "/v1/state/sync/range", "/v1/state/sync/walk",
-                 "/v1/settings", "/v1/pack/builds"}
+                 "/v1/settings", "/v1/pack/builds", "/v1/pack/uploads"}
 
 
 NODE_KEYS: dict[str, str] = {}  # base URL -> the public key the node there answers with

@@ -128,6 +128,11 @@ async def test_route_changes_reach_the_running_engine_without_failed_requests() 
                 "PATCH /config/apps/http/servers/edge_http"]
             await until(lambda: lab.get("api.example.test"), what="the new route served")
             assert await lab.engine.apply([lab.route("b2"), api]) == []  # nothing changed
+
+            async def enough() -> bool:  # a loaded machine may have fit only 2 in the changes
+                return len(replies) >= 4
+
+            await until(enough, what="the steady client's fourth answer")
         # Every answer is a 200. A new connection arriving at the instant Caddy 2.6 switches
         # its config can be refused (seen once in CI: one refused connect, under 5 ms, then
         # every request served): at most one such refusal, never a wrong or error answer.
