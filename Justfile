@@ -9,11 +9,11 @@ py := venv / "bin/python"
 run *ARGS: setup
     {{venv}}/bin/formation console {{ARGS}}
 
-# Run the whole test suite (after the linter and the type checker).
+# Run the whole test suite (after the linter and the type checker); with ARGS, `pytest ARGS`.
 test *ARGS: setup
     {{venv}}/bin/ruff check formation tests bench
     {{venv}}/bin/mypy formation
-    {{py}} -m pytest {{ARGS}}
+    {{ if ARGS == "" { "bash scripts/test-all.sh" } else { py + " -m pytest " + ARGS } }}
 
 # Run every benchmark in its quick form; each prints one JSON object.
 bench *ARGS: setup
