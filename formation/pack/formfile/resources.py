@@ -3,6 +3,8 @@ once; VCPU, MEM and DISK have aliases (CPU/CORES, MEMORY/MBS, STORAGE) because u
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from formation.pack.formfile import values
 from formation.pack.formfile.state import Directive, State
 from formation.pack.formfile.tokens import QuoteError, split_words
@@ -64,43 +66,37 @@ def base(state: State, d: Directive) -> None:
     state.meta["base"] = found
 
 
-def vcpus(state: State, d: Directive) -> None:
+def _one_figure(state: State, d: Directive, expected: str, key: str,
+                parse: Callable[[str], int | None]) -> None:
+    """VCPU, MEM and DISK: one word, once, parsed and range-checked by `parse`."""
     if not state.once(d):
         return
-    word = state.one_word(d, VCPU_EXPECTED)
+    word = state.one_word(d, expected)
     if word is None:
         return
-    value = values.whole(word.value, *VCPUS)
+    value = parse(word.value)
     if value is None:
-        state.fail(d, word.offset, f"expected {VCPU_EXPECTED}, got {shown(word.value)}")
+        state.fail(d, word.offset, f"expected {expected}, got {shown(word.value)}")
         return
-    state.meta["vcpus"] = value
+    state.meta[key] = value
+
+
+def _within(value: int | None, bounds: tuple[int, int]) -> int | None:
+    return value if value is not None and bounds[0] <= value <= bounds[1] else None
+
+
+def vcpus(state: State, d: Directive) -> None:
+    _one_figure(state, d, VCPU_EXPECTED, "vcpus", lambda text: values.whole(text, *VCPUS))
 
 
 def memory(state: State, d: Directive) -> None:
-    if not state.once(d):
-        return
-    word = state.one_word(d, MEM_EXPECTED)
-    if word is None:
-        return
-    value = values.memory_mib(word.value)
-    if value is None or not MEMORY_MIB[0] <= value <= MEMORY_MIB[1]:
-        state.fail(d, word.offset, f"expected {MEM_EXPECTED}, got {shown(word.value)}")
-        return
-    state.meta["memory_mib"] = value
+    _one_figure(state, d, MEM_EXPECTED, "memory_mib",
+                lambda text: _within(values.memory_mib(text), MEMORY_MIB))
 
 
 def disk(state: State, d: Directive) -> None:
-    if not state.once(d):
-        return
-    word = state.one_word(d, DISK_EXPECTED)
-    if word is None:
-        return
-    value = values.disk_gb(word.value)
-    if value is None or not DISK_GB[0] <= value <= DISK_GB[1]:
-        state.fail(d, word.offset, f"expected {DISK_EXPECTED}, got {shown(word.value)}")
-        return
-    state.meta["disk_gb"] = value
+    _one_figure(state, d, DISK_EXPECTED, "disk_gb",
+                lambda text: _within(values.disk_gb(text), DISK_GB))
 
 
 def gpu(state: State, d: Directive) -> None:
