@@ -17,6 +17,7 @@ from statecluster import NodeProc, call, cleanup
 from formation.api import account_routes as ar
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
+from formation.api import vm_routes as vr
 from formation.api.client import ApiError, NodeClient
 from formation.identity import NodeIdentity
 from formation.node.state import wire
@@ -151,3 +152,19 @@ async def test_the_tenant_image_commands(node, short_tmp) -> None:
     assert len(missing.stderr.strip().splitlines()) == 1
     assert formation("tenant", "image-rm", "web", *where).returncode == 0
     assert json.loads(formation("tenant", "images", *where, "--json").stdout)["items"] == []
+
+
+async def test_removing_a_nodes_image_leaves_an_accounts_add_of_the_same_bytes(node) -> None:
+    await call(node, sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    await call(node, sr.state_append, sm.AppendRequest(kind="account.set", payload={
+        "name": "alice", "keys": [ALICE.public_key_hex], "roles": ["user"]}))
+    same = image("web", "dd")
+    await call(node, sr.state_append, sm.AppendRequest(kind="image.add", payload=same))
+    async with tcp(node, ALICE) as alice:
+        mine = await relay(alice, ALICE, "image.add", {**same, "name": "mine",
+                                                       "account": "alice"})
+        assert mine.status == "accepted"
+    # the operator removes the image by its bytes (the catalog shows one name per digest)
+    await call(node, vr.image_delete, image=same["digest"])
+    left = await _images(node)
+    assert [(i["name"], i.get("account")) for i in left] == [("mine", "alice")]

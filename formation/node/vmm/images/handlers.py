@@ -70,9 +70,8 @@ class ImageHandlers:
         if not caller.local and caller.key != found["added_by"] and not caller.admin:
             raise Forbidden(f"image {found['name']}: only the node that added it or an admin "
                             f"may remove it")
-        adds = [e["id"] for e in await store.view("images") if e.get("key") == found["digest"]]
         try:
-            for add in adds:
+            for add in _adds_to_remove(await store.view("images"), found["digest"]):
                 await store.append("image.remove", {"image": add})
         except OpError as exc:
             raise Forbidden(f"image.remove refused: {exc}") from None
@@ -88,6 +87,14 @@ class ImageHandlers:
         if not store.has_blob(digest):
             raise NotFound(f"blob {digest[:12]} is not in this node's image store")
         return Rendered(b"", OCTET_STREAM, file=store.blob_path(digest))
+
+
+def _adds_to_remove(view: list[dict[str, Any]], digest: str) -> list[str]:
+    """The node's own adds of `digest`: an account that added the same bytes under its own name
+    keeps its image (it removes it itself). Only where accounts alone added it, theirs."""
+    adds = [e for e in view if e.get("key") == digest]
+    node_owned = [e for e in adds if "account" not in e]
+    return [e["id"] for e in node_owned or adds]
 
 
 def _path(value: str | None) -> Path | None:
