@@ -70,14 +70,17 @@ async def load_signer_async(spec: str) -> Signer:
 
 
 def public_key_of(text: str) -> str:
-    """A public key given as 64 hex characters or as a KEY.pub file. A secret key file is
-    refused: its seed must never be written into the replicated state."""
+    """A public key given as 64 hex characters, as a KEY.pub file or as `agent:...` (a key of
+    this machine's ssh-agent: an admin's own account). A secret key file is refused: its seed
+    must never be written into the replicated state."""
     if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
         return text
+    if is_agent_spec(text):
+        return agent_signer(text).public_key_hex
     path = Path(text).expanduser()
     if not path.name.endswith(".pub"):
-        raise ProfileError(f"--key {text}: expected a public key, 64 hex characters or a .pub "
-                           "file (never the secret key file)")
+        raise ProfileError(f"--key {text}: expected a public key, 64 hex characters, a .pub "
+                           "file or agent:... (never the secret key file)")
     try:
         value = path.read_text().strip()
     except OSError as exc:

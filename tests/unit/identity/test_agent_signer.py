@@ -16,7 +16,13 @@ from nacl.signing import VerifyKey
 from ssh_agents import Agent, start_agent
 
 from formation.api.auth import NonceCache, sign_request_async, verify_request
-from formation.client_profile import ProfileError, load_signer, load_signer_async, resolve
+from formation.client_profile import (
+    ProfileError,
+    load_signer,
+    load_signer_async,
+    public_key_of,
+    resolve,
+)
 from formation.identity.agent import (
     AgentError,
     AgentSigner,
@@ -135,6 +141,9 @@ def test_profiles_and_flags_keep_an_agent_spec_as_given(agent, short_tmp) -> Non
     assert resolve(None, None, None, config).key == "agent:SHA256:ab/cd+ef"
     assert resolve("h:1", "agent:", None, config).key == "agent:"
     assert resolve("h:1", "~/k", None, config).key.endswith("/k")
+    # where a public key goes (account create --key, grant): the agent key's public half
+    public = agent.add("alice")
+    assert public_key_of("agent:") == public
     with pytest.raises(ProfileError):
         load_signer(str(short_tmp / "missing.key"))
 
