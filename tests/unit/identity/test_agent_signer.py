@@ -15,6 +15,7 @@ import pytest
 from nacl.signing import VerifyKey
 from ssh_agents import Agent, start_agent
 
+from formation.api import account_models as am
 from formation.api.auth import NonceCache, sign_request_async, verify_request
 from formation.client_profile import (
     ProfileError,
@@ -33,6 +34,8 @@ from formation.identity.agent import (
 )
 from formation.identity.keys import NodeIdentity
 from formation.identity.signer import sign_in_loop
+from formation.node.state.op import SIGNING_CONTEXT, build_body, decode, split_envelope
+from formation.tenant_client import DraftMismatch, sign_draft_async
 
 NODE = NodeIdentity.from_seed(bytes([9]) * 32).public_key_hex
 
@@ -195,3 +198,35 @@ def test_the_public_key_matches_the_openssh_public_key_file(agent) -> None:
     assert ssh_fingerprint(base64.b64decode(line[1])) == _fingerprint_by_ssh_keygen(agent,
                                                                                      "alice")
     assert agent_signer("agent:").public_key_hex == public
+
+
+def _draft(author: bytes, kind: str, payload: dict) -> am.Draft:
+    body = build_body(bytes(16), author, 1, None, [], (1, 0), kind, payload)
+    return am.Draft(body=base64.b64encode(body).decode(), network="00" * 16,
+                    author=author.hex(), seq=1, parents=[], hlc=[1, 0], kind=kind,
+                    payload=payload)
+
+
+async def test_a_draft_is_signed_in_the_agent_only_when_it_says_what_was_asked(agent) -> None:
+    """The op signed through the agent decodes as authored by the agent's key; a relaying node
+    that drafts another payload, or the op for another author, gets nothing signed."""
+    agent.add("alice")
+    signer = await load_signer_async("agent:")
+    asked = {"name": "web", "account": "alice"}
+    signed = await sign_draft_async(_draft(signer.public_key, "instance.create", asked), signer,
+                                    "instance.create", asked)
+    op = decode(base64.b64decode(signed))
+    assert op.author == signer.public_key and op.payload == asked
+    body, signature = split_envelope(base64.b64decode(signed))
+    VerifyKey(signer.public_key).verify(SIGNING_CONTEXT + body, signature)
+    swapped = _draft(signer.public_key, "instance.create", {**asked, "account": "mallory"})
+    with pytest.raises(DraftMismatch):
+        await sign_draft_async(swapped, signer, "instance.create", asked)
+    other = _draft(NodeIdentity.generate().public_key, "instance.create", asked)
+    with pytest.raises(DraftMismatch):
+        await sign_draft_async(other, signer, "instance.create", asked)
+
+
+async def test_a_key_file_signs_inline_through_the_same_path() -> None:
+    ident = NodeIdentity.from_seed(bytes([5]) * 32)
+    assert await sign_in_loop(ident, b"x") == ident.sign(b"x")
