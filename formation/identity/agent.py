@@ -86,9 +86,9 @@ class AgentSigner:
             answer = await _with_agent(self.socket, ask)
         except AgentError:
             raise
-        except ValueError:  # the agent's SSH_AGENT_FAILURE
-            raise AgentError(f"the ssh-agent refused to sign with {self.key.fingerprint} (was "
-                             "it removed, or is a confirmation pending?)") from None
+        except ValueError as exc:  # SSH_AGENT_FAILURE, or an answer that is no SIGN_RESPONSE
+            raise AgentError(f"the ssh-agent refused to sign with {self.key.fingerprint} ({exc}; "
+                             "was the key removed, or a confirmation declined?)") from None
         signature = _ed25519_signature(answer)
         try:
             VerifyKey(self.key.public_key).verify(message, signature)
@@ -115,11 +115,17 @@ async def agent_keys(socket: str | None = None) -> list[AgentKey]:
 
     async def ask(agent: SSHAgentClient) -> list[AgentKey]:
         found: list[AgentKey] = []
-        for pair in await agent.get_keys():
+        try:
+            pairs = await agent.get_keys()
+        except ValueError as exc:  # a malformed or unexpected answer (PacketDecodeError too)
+            raise AgentError(f"the ssh-agent at {where} answered no readable key list ({exc})"
+                             ) from None
+        for pair in pairs:
             if pair.algorithm != ED25519:
                 continue
             public = _ed25519_public(pair.public_data)
-            found.append(AgentKey(public, pair.get_comment() or "", pair.public_data))
+            comment = (pair.get_comment_bytes() or b"").decode(errors="replace")
+            found.append(AgentKey(public, comment, pair.public_data))
         return found
 
     return await _with_agent(where, ask)
@@ -193,11 +199,11 @@ def _strings(data: bytes) -> list[bytes]:
     at = 0
     while at < len(data):
         if at + 4 > len(data):
-            raise AgentError("the ssh-agent answered a malformed key or signature")
+            raise AgentError("the ssh-agent answered a malformed key or signature (truncated)")
         (size,) = struct.unpack_from(">I", data, at)
         at += 4
         if at + size > len(data):
-            raise AgentError("the ssh-agent answered a malformed key or signature")
+            raise AgentError("the ssh-agent answered a malformed key or signature (truncated)")
         out.append(data[at : at + size])
         at += size
     return out

@@ -151,12 +151,31 @@ def test_profiles_and_flags_keep_an_agent_spec_as_given(agent, short_tmp) -> Non
         load_signer(str(short_tmp / "missing.key"))
 
 
-async def test_a_hostile_agent_answering_another_keys_signature_is_caught(short_tmp) -> None:
-    """An agent (or whatever listens at SSH_AUTH_SOCK) that lists one key and signs with
-    another: the signature is checked here, so nothing unverifiable is ever sent."""
-    listed, signing = NodeIdentity.generate(), NodeIdentity.generate()
-    blob = _string(b"ssh-ed25519") + _string(listed.public_key)
-    path = short_tmp / "hostile.sock"
+def _string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def _signature(alg: bytes, sig: bytes) -> bytes:
+    return bytes([14]) + _string(_string(alg) + _string(sig))
+
+
+LISTED, SIGNING = NodeIdentity.generate(), NodeIdentity.generate()
+BLOB = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + LISTED.public_key
+HOSTILE_SIGNS = {  # what a hostile agent answers a SIGN_REQUEST for `data`, and what is said
+    "another key": (lambda data: _signature(b"ssh-ed25519", SIGNING.sign(data)),
+                    "does not verify"),
+    "truncated": (lambda data: bytes([14]) + _string(_string(b"ssh-ed25519")
+                                                     + struct.pack(">I", 64) + b"x" * 10),
+                  "malformed key or signature (truncated)"),
+    "another algorithm": (lambda data: _signature(b"rsa-sha2-256", b"s" * 64),
+                          "other than an ssh-ed25519 signature"),
+    "failure": (lambda data: bytes([5]), "refused to sign"),
+    "nonsense type": (lambda data: bytes([99]), "refused to sign"),
+}
+
+
+async def _hostile_agent(path, identities: bytes, sign) -> asyncio.AbstractServer:
+    """Whatever listens at SSH_AUTH_SOCK: an agent that answers as it likes."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -166,30 +185,48 @@ async def test_a_hostile_agent_answering_another_keys_signature_is_caught(short_
                 break
             request = await reader.readexactly(size)
             if request[0] == 11:  # REQUEST_IDENTITIES
-                answer = bytes([12]) + struct.pack(">I", 1) + _string(blob) + _string(b"evil")
+                answer = identities
             else:  # SIGN_REQUEST: string key, string data, uint32 flags
-                data_at = 1 + 4 + len(blob)
+                key_len = struct.unpack_from(">I", request, 1)[0]
+                data_at = 1 + 4 + key_len
                 data_len = struct.unpack_from(">I", request, data_at)[0]
-                data = request[data_at + 4 : data_at + 4 + data_len]
-                answer = bytes([14]) + _string(_string(b"ssh-ed25519")
-                                               + _string(signing.sign(data)))
+                answer = sign(request[data_at + 4 : data_at + 4 + data_len])
             writer.write(struct.pack(">I", len(answer)) + answer)
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_unix_server(serve, path=str(path))
-    async with server:
+    return await asyncio.start_unix_server(serve, path=str(path))
+
+
+@pytest.mark.parametrize("how", sorted(HOSTILE_SIGNS))
+async def test_a_hostile_agents_signature_is_refused_in_one_line(short_tmp, how) -> None:
+    """An agent that lists one key and answers a sign request with another key's signature,
+    a truncated one, another algorithm's or nonsense: caught here, so nothing unverifiable is
+    ever sent to a node."""
+    sign, said = HOSTILE_SIGNS[how]
+    identities = bytes([12]) + struct.pack(">I", 1) + _string(BLOB) + _string(b"evil\xff")
+    path = short_tmp / "hostile.sock"
+    async with await _hostile_agent(path, identities, sign):
         [key] = await agent_keys(str(path))
-        assert key.public_key == listed.public_key
-        assert key.fingerprint == ssh_fingerprint(blob)
-        signer = await find_agent_signer("agent:evil", str(path))
+        assert key.public_key == LISTED.public_key and key.comment == "evil\ufffd"
+        assert key.fingerprint == ssh_fingerprint(BLOB)
+        signer = await find_agent_signer("agent:", str(path))
         with pytest.raises(AgentError) as caught:
             await signer.sign_async(b"an op body")
-        assert "does not verify" in _one_line(caught)
+        assert said in _one_line(caught)
 
 
-def _string(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
+@pytest.mark.parametrize("identities", [
+    bytes([12]) + struct.pack(">I", 1) + struct.pack(">I", 400) + b"short",  # truncated list
+    bytes([12]) + struct.pack(">I", 1) + _string(BLOB[:-5]) + _string(b"cut"),  # short key
+    bytes([99]),  # not an identities answer
+], ids=["truncated list", "short key", "other answer"])
+async def test_a_hostile_agents_key_list_is_refused_in_one_line(short_tmp, identities) -> None:
+    path = short_tmp / "hostile.sock"
+    async with await _hostile_agent(path, identities, HOSTILE_SIGNS["failure"][0]):
+        with pytest.raises(AgentError) as caught:
+            await find_agent_signer("agent:", str(path))
+        assert "ssh-agent" in _one_line(caught)
 
 
 def test_the_public_key_matches_the_openssh_public_key_file(agent) -> None:
