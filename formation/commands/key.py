@@ -26,19 +26,22 @@ def key() -> None:
 
 
 @key.command("create")
-@click.argument("path", default=DEFAULT_KEY, metavar="[PATH]")
+@click.argument("path", required=False, metavar="[PATH]")
 @click.option("--ssh-agent", "ssh_agent", is_flag=True,
               help="Make no file: print the public key of your ssh-agent's Ed25519 key (its "
               "secret stays in the agent); then use --key agent: with client commands.")
 @json_option
-def create(path: str, ssh_agent: bool, as_json: bool) -> None:
+def create(path: str | None, ssh_agent: bool, as_json: bool) -> None:
     """Make a new key at PATH (default ~/.config/formation/account.key); never overwrites."""
-    from formation.client_profile import create_key
+    from formation.client_profile import ProfileError, create_key
 
     if ssh_agent:
+        if path is not None:
+            raise ProfileError(f"--ssh-agent: expected no PATH (got {path}): the key stays in "
+                               "the agent; name one of several with `key show agent:NAME`")
         _show_agent("agent:", as_json)
         return
-    file = Path(path).expanduser()
+    file = Path(path or DEFAULT_KEY).expanduser()
     identity = create_key(file)
     _show(file, identity.public_key_hex, as_json)
 
