@@ -41,6 +41,7 @@ def tenant() -> None:
 
     \b
       formation tenant whoami --node HOST:PORT --key ~/.config/formation/account.key
+      formation tenant whoami --node HOST:PORT --key agent:   (your ssh-agent's Ed25519 key)
       formation tenant create web --image DIGEST --vcpus 1 --memory-mb 512 --disk-gb 5
       formation tenant ls
       formation tenant stop web | start web | rm web
