@@ -2,8 +2,9 @@
 process on loopback TCP: the person prints the agent key's public part, the admin makes the
 account with it, and `--key agent:` (or a profile naming the key by comment) deploys and lists
 through the signed TCP API; the op on the node is authored by the agent's key. Another agent
-key, not in the account, is refused in one line with nothing written; so is a shell with no
-agent."""
+key, not in the account, is refused in one line with nothing written, until alice grants it
+(`grant agent:mallory@laptop`, signed in the agent) and it stops her instance with `--as`; a
+shell with no agent is refused in one line."""
 
 from __future__ import annotations
 
@@ -75,6 +76,17 @@ async def test_an_ssh_agent_key_deploys_through_the_signed_tcp_api(node, agent, 
                       f"127.0.0.1:{node.port}", "--key", "agent:mallory@laptop", env=agent.env)
     assert taken.returncode == 1 and len(taken.stderr.strip().splitlines()) == 1
     assert "unknown key" in taken.stderr
+    # alice (agent key) grants mallory's agent key to stop web; mallory then acts for alice
+    node_at = ["--node", f"127.0.0.1:{node.port}"]
+    granted = formation("grant", "agent:mallory@laptop", "--allow", "stop", "--on", "web",
+                        "--until", "1h", *node_at, "--key", "agent:alice@laptop", "--json",
+                        env=agent.env)
+    assert granted.returncode == 0, granted.stderr
+    stopped = formation("tenant", "stop", "web", "--as", "alice", *node_at, "--key",
+                        "agent:mallory@laptop", env=agent.env)
+    assert stopped.returncode == 0, stopped.stderr
+    [web] = await _instances(node)
+    assert web["desired"] == "stopped"
     # two keys now: `agent:` alone must be told which
     several = formation("tenant", "ls", *where, env=agent.env)
     assert several.returncode == 1 and "name one" in several.stderr
