@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 PREFIX = "agent:"
 ED25519 = b"ssh-ed25519"
+LIST_TIMEOUT_S = 10.0  # listing keys needs no person: an agent silent this long is stuck
+SIGN_TIMEOUT_S = 120.0  # a signature may wait for a person to confirm it (ssh-add -c)
 T = TypeVar("T")
 
 
@@ -83,7 +85,7 @@ class AgentSigner:
             return await agent.sign(self.key.blob, message)
 
         try:
-            answer = await _with_agent(self.socket, ask)
+            answer = await _with_agent(self.socket, ask, SIGN_TIMEOUT_S)
         except AgentError:
             raise
         except ValueError as exc:  # SSH_AGENT_FAILURE, or an answer that is no SIGN_RESPONSE
@@ -128,7 +130,7 @@ async def agent_keys(socket: str | None = None) -> list[AgentKey]:
             found.append(AgentKey(public, comment, pair.public_data))
         return found
 
-    return await _with_agent(where, ask)
+    return await _with_agent(where, ask, LIST_TIMEOUT_S)
 
 
 async def find_agent_signer(spec: str, socket: str | None = None) -> AgentSigner:
@@ -177,13 +179,18 @@ def _socket(given: str | None) -> str:
     return where
 
 
-async def _with_agent(where: str, work: Callable[[SSHAgentClient], Awaitable[T]]) -> T:
+async def _with_agent(where: str, work: Callable[[SSHAgentClient], Awaitable[T]],
+                      timeout_s: float) -> T:
     import asyncssh
 
     agent = asyncssh.SSHAgentClient(where)
     try:
-        await agent.connect()
-        return await work(agent)
+        async with asyncio.timeout(timeout_s):
+            await agent.connect()
+            return await work(agent)
+    except TimeoutError:
+        raise AgentError(f"--key agent: the ssh-agent at {where} did not answer within "
+                         f"{timeout_s:g} s") from None
     except OSError as exc:
         raise AgentError(f"--key agent: expected a running ssh-agent, but none answers at "
                          f"{where} ({exc.strerror or type(exc).__name__}); is SSH_AUTH_SOCK "

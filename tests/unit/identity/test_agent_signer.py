@@ -24,6 +24,7 @@ from formation.client_profile import (
     public_key_of,
     resolve,
 )
+from formation.identity import agent as agent_module
 from formation.identity.agent import (
     AgentError,
     AgentSigner,
@@ -214,6 +215,29 @@ async def test_a_hostile_agents_signature_is_refused_in_one_line(short_tmp, how)
         with pytest.raises(AgentError) as caught:
             await signer.sign_async(b"an op body")
         assert said in _one_line(caught)
+
+
+async def test_an_agent_that_never_answers_is_one_line_not_a_hang(short_tmp,
+                                                                 monkeypatch) -> None:
+    monkeypatch.setattr(agent_module, "LIST_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(agent_module, "SIGN_TIMEOUT_S", 0.3)
+    path = short_tmp / "silent.sock"
+    silent = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await silent.wait()  # reads nothing, answers nothing
+        writer.close()
+
+    server = await asyncio.start_unix_server(serve, path=str(path))
+    async with server:
+        with pytest.raises(AgentError) as listing:
+            await find_agent_signer("agent:", str(path))
+        assert "did not answer within 0.3 s" in _one_line(listing)
+        key = AgentSigner(agent_module.AgentKey(LISTED.public_key, "x", BLOB), str(path))
+        with pytest.raises(AgentError) as signing:
+            await key.sign_async(b"x")
+        assert "did not answer within 0.3 s" in _one_line(signing)
+        silent.set()
 
 
 @pytest.mark.parametrize("identities", [
