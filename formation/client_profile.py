@@ -2,11 +2,14 @@
 
 The key file is the same form as a node's identity (64 hex characters of an Ed25519 seed, one
 line, mode 0600), with the public key beside it in KEY.pub: the only part that is ever shown
-or given to an admin. Profiles live in ~/.config/formation/client.yaml:
+or given to an admin. Or the key stays in a running ssh-agent (`agent:`, `agent:SHA256:...`,
+`agent:COMMENT`; identity/agent.py) and never touches this process. Profiles live in
+~/.config/formation/client.yaml:
 
     default: lab
     profiles:
       lab: {node: "192.0.2.10:7701", key: "~/.config/formation/alice.key"}
+      work: {node: "192.0.2.10:7701", key: "agent:alice@laptop"}
 
 `--node` and `--key` given on the command line win over the profile."""
 
@@ -19,7 +22,9 @@ from pathlib import Path
 import yaml
 
 from formation.errors import FormationError
+from formation.identity.agent import agent_signer, find_agent_signer, is_agent_spec
 from formation.identity.keys import NodeIdentity
+from formation.identity.signer import Signer
 from formation.identity.store import read_seed_file, write_seed_file
 
 
@@ -49,15 +54,33 @@ def load_key(path: Path) -> NodeIdentity:
                           ProfileError)
 
 
+def load_signer(spec: str) -> Signer:
+    """The key named by `--key` (or a profile): `agent:...` asks the ssh-agent, anything else
+    is a key file. Outside an event loop only (the CLI, before its command runs)."""
+    if is_agent_spec(spec):
+        return agent_signer(spec)
+    return load_key(Path(spec).expanduser())
+
+
+async def load_signer_async(spec: str) -> Signer:
+    """`load_signer` for code inside an event loop."""
+    if is_agent_spec(spec):
+        return await find_agent_signer(spec)
+    return load_key(Path(spec).expanduser())
+
+
 def public_key_of(text: str) -> str:
-    """A public key given as 64 hex characters or as a KEY.pub file. A secret key file is
-    refused: its seed must never be written into the replicated state."""
+    """A public key given as 64 hex characters, as a KEY.pub file or as `agent:...` (a key of
+    this machine's ssh-agent: an admin's own account). A secret key file is refused: its seed
+    must never be written into the replicated state."""
     if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
         return text
+    if is_agent_spec(text):
+        return agent_signer(text).public_key_hex
     path = Path(text).expanduser()
     if not path.name.endswith(".pub"):
-        raise ProfileError(f"--key {text}: expected a public key, 64 hex characters or a .pub "
-                           "file (never the secret key file)")
+        raise ProfileError(f"--key {text}: expected a public key, 64 hex characters, a .pub "
+                           "file or agent:... (never the secret key file)")
     try:
         value = path.read_text().strip()
     except OSError as exc:
@@ -74,13 +97,16 @@ def config_path() -> Path:
 
 @dataclass(frozen=True)
 class Target:
+    """The node to ask and the key to sign with: a key file's path (~ expanded) or an
+    `agent:...` spec, as `load_signer` takes it."""
+
     node: str
-    key: Path
+    key: str
 
 
 def resolve(node: str | None, key: str | None, profile: str | None,
             path: Path | None = None) -> Target:
-    """The node and key file to use: flags first, then the named (or default) profile."""
+    """The node and key to use: flags first, then the named (or default) profile."""
     path = path or config_path()
     chosen: dict[str, str] = {}
     if profile is not None or node is None or key is None:
@@ -98,8 +124,9 @@ def resolve(node: str | None, key: str | None, profile: str | None,
     if not node:
         raise ProfileError(f"--node: expected HOST:PORT (or a profile with node in {path})")
     if not key:
-        raise ProfileError(f"--key: expected your key file (or a profile with key in {path})")
-    return Target(node, Path(key).expanduser())
+        raise ProfileError(f"--key: expected your key file or agent:... (or a profile with key "
+                           f"in {path})")
+    return Target(node, key if is_agent_spec(key) else str(Path(key).expanduser()))
 
 
 def _read(path: Path) -> dict[str, object]:

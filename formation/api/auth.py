@@ -21,7 +21,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 from nacl.signing import VerifyKey
 
-from formation.identity import NodeIdentity
+from formation.identity.signer import Signer, sign_in_loop
 
 SCHEME = "formation-request-v2"
 H_KEY = "X-Formation-Key"
@@ -42,16 +42,29 @@ def canonical(method: str, target: str, body: bytes, timestamp: str, nonce: str,
     return "\n".join(parts).encode()
 
 
-def sign_request(identity: NodeIdentity, method: str, target: str, body: bytes,
+def sign_request(identity: Signer, method: str, target: str, body: bytes,
                  node: str) -> dict[str, str]:
     """Headers to add to a request for `target` (path and query, exactly as sent) to the node
     whose public key (hex) is `node`."""
+    headers, message = _unsigned(identity, method, target, body, node)
+    return headers | {H_SIGNATURE: identity.sign(message).hex()}
+
+
+async def sign_request_async(identity: Signer, method: str, target: str, body: bytes,
+                             node: str) -> dict[str, str]:
+    """`sign_request` inside an event loop: a key held by an ssh-agent is asked without
+    blocking the loop."""
+    headers, message = _unsigned(identity, method, target, body, node)
+    return headers | {H_SIGNATURE: (await sign_in_loop(identity, message)).hex()}
+
+
+def _unsigned(identity: Signer, method: str, target: str, body: bytes,
+              node: str) -> tuple[dict[str, str], bytes]:
     timestamp = f"{time.time():.3f}"
     nonce = secrets.token_hex(NONCE_BYTES)
     key = identity.public_key_hex
-    signature = identity.sign(canonical(method, target, body, timestamp, nonce, key, node))
-    return {H_KEY: key, H_TIMESTAMP: timestamp, H_NONCE: nonce, H_NODE: node,
-            H_SIGNATURE: signature.hex()}
+    headers = {H_KEY: key, H_TIMESTAMP: timestamp, H_NONCE: nonce, H_NODE: node}
+    return headers, canonical(method, target, body, timestamp, nonce, key, node)
 
 
 class AuthFailure(Exception):

@@ -13,12 +13,13 @@ import aiohttp
 from pydantic import BaseModel
 
 from formation.api import routes
-from formation.api.auth import H_NODE, sign_request
+from formation.api.auth import H_NODE, sign_request_async
 from formation.api.caller import Audience
 from formation.api.endpoint import Endpoint, Req, Resp
 from formation.api.models import ErrorBody, Event
 from formation.errors import FormationError
-from formation.identity import NodeIdentity, node_id_for
+from formation.identity import node_id_for
+from formation.identity.signer import Signer
 
 
 class ApiError(FormationError):
@@ -37,7 +38,8 @@ class NodeUnreachable(FormationError):
 class NodeClient:
     """One connection pool to one node. Use as `async with NodeClient.unix(path) as client`.
 
-    Over TCP every request is signed for the node it goes to (its public key, `node_key`). A
+    Over TCP every request is signed (by a key file or an ssh-agent's key: identity/signer.py)
+    for the node it goes to (its public key, `node_key`). A
     caller that knows whom it is talking to (a replication peer, a gossip target) passes the
     key; otherwise the client asks the node once (its `X-Formation-Node` answer header) and
     signs for that key from then on, after checking it against `node_id` when given: a node at
@@ -49,7 +51,7 @@ class NodeClient:
         base_url: str,
         connector_factory: Any,
         where: str,
-        identity: NodeIdentity | None = None,
+        identity: Signer | None = None,
         timeout_s: float = 10.0,
         node_key: str | None = None,
         node_id: str | None = None,
@@ -69,7 +71,7 @@ class NodeClient:
         return cls("http://node", lambda: aiohttp.UnixConnector(path=path), path, None, timeout_s)
 
     @classmethod
-    def tcp(cls, address: str, identity: NodeIdentity, timeout_s: float = 10.0,
+    def tcp(cls, address: str, identity: Signer, timeout_s: float = 10.0,
             node_key: str | None = None, node_id: str | None = None) -> NodeClient:
         return cls(f"http://{address}", aiohttp.TCPConnector, address, identity, timeout_s,
                    node_key, node_id)
@@ -125,7 +127,8 @@ class NodeClient:
         headers = {"Content-Type": "application/json"} if data else {}
         if self._identity is not None:
             node = await self._target_node()
-            headers |= sign_request(self._identity, endpoint.method, target, data, node)
+            headers |= await sign_request_async(self._identity, endpoint.method, target, data,
+                                                node)
         return target, data, headers
 
     async def call(

@@ -24,8 +24,9 @@ class RouteError(FormationError):
 def _options(fn: Any) -> Any:
     fn = click.option("--profile", metavar="NAME",
                       help="As a tenant: a profile of ~/.config/formation/client.yaml.")(fn)
-    fn = click.option("--key", "key_file", metavar="FILE",
-                      help="As a tenant: your account key file (the op is signed with it).")(fn)
+    fn = click.option("--key", "key_file", metavar="FILE|agent:[NAME]",
+                      help="As a tenant: your account key file, or agent:... for your "
+                      "ssh-agent's Ed25519 key (the op is signed with it).")(fn)
     fn = click.option("--node", "node_address", metavar="HOST:PORT",
                       help="The node to ask (default: this host's unix socket).")(fn)
     return json_option(fn)
@@ -55,10 +56,10 @@ def _tenant(node_address: str | None, key_file: str | None, profile: str | None)
 def _as_tenant(node_address: str | None, key_file: str | None, profile: str | None,
                work: Any) -> Any:
     from formation.api.client import NodeClient
-    from formation.client_profile import load_key, resolve
+    from formation.client_profile import load_signer, resolve
 
     target = resolve(node_address, key_file, profile)
-    identity = load_key(target.key)
+    identity = load_signer(target.key)
 
     async def go() -> Any:
         async with NodeClient.tcp(target.node, identity, timeout_s=20) as client:

@@ -21,8 +21,10 @@ def target_options(fn: Any) -> Any:
     fn = click.option("--profile", metavar="NAME",
                       help="A profile of ~/.config/formation/client.yaml (default: its "
                       "`default`).")(fn)
-    fn = click.option("--key", "key_file", metavar="FILE",
-                      help="Your account key file (made by `formation key create`).")(fn)
+    fn = click.option("--key", "key_file", metavar="FILE|agent:[NAME]",
+                      help="Your account key file (made by `formation key create`), or "
+                      "agent: for the Ed25519 key of your ssh-agent (agent:SHA256:... or "
+                      "agent:COMMENT when it holds several).")(fn)
     return click.option("--node", "node_address", metavar="HOST:PORT",
                         help="The node to ask (any node of the network).")(fn)
 
@@ -39,6 +41,7 @@ def tenant() -> None:
 
     \b
       formation tenant whoami --node HOST:PORT --key ~/.config/formation/account.key
+      formation tenant whoami --node HOST:PORT --key agent:   (your ssh-agent's Ed25519 key)
       formation tenant create web --image DIGEST --vcpus 1 --memory-mb 512 --disk-gb 5
       formation tenant ls
       formation tenant stop web | start web | rm web
@@ -48,10 +51,10 @@ def tenant() -> None:
 def _with_client(node_address: str | None, key_file: str | None, profile: str | None,
                  work: Callable[[Any, Any], Coroutine[Any, Any, Any]]) -> Any:
     from formation.api.client import NodeClient
-    from formation.client_profile import load_key, resolve
+    from formation.client_profile import load_signer, resolve
 
     target = resolve(node_address, key_file, profile)
-    identity = load_key(target.key)
+    identity = load_signer(target.key)
 
     async def go() -> Any:
         async with NodeClient.tcp(target.node, identity, timeout_s=20) as client:
