@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from formation.commands.common import json_option
-from formation.commands.tenant import TenantError, _emit, _with_client, target_options
+from formation.commands.tenant import TenantError, emit_result, target_options, with_tenant_client
 
 ACTIONS = ("instance.create", "instance.delete", "instance.start", "instance.stop",
            "instance.update")
@@ -113,8 +113,8 @@ def grant(grantee: str, allow: str, on: str | None, prefix: str | None, until: s
         me = await client.call(ar.tenant_account)
         return await relay(client, identity, "grant.set", {"account": me.name, **payload})
 
-    done = _with_client(node_address, key_file, profile, work)
-    _emit(done, as_json, f"granted {done.id}")
+    done = with_tenant_client(node_address, key_file, profile, work)
+    emit_result(done, as_json, f"granted {done.id}")
 
 
 @click.command("grants")
@@ -130,7 +130,7 @@ def grants(node_address: str | None, key_file: str | None, profile: str | None,
     async def work(client: Any, _identity: Any) -> Any:
         return await client.call(gr.tenant_grants)
 
-    found = _with_client(node_address, key_file, profile, work)
+    found = with_tenant_client(node_address, key_file, profile, work)
     if as_json:
         from formation.cli_output import emit_json
 
@@ -168,5 +168,5 @@ def revoke(grant_id: str, node_address: str | None, key_file: str | None, profil
                                                           if not found else "ambiguous"))
         return await relay(client, identity, "grant.revoke", {"grant": found[0]["key"]})
 
-    done = _with_client(node_address, key_file, profile, work)
-    _emit(done, as_json, f"revoked {grant_id}: {done.status}")
+    done = with_tenant_client(node_address, key_file, profile, work)
+    emit_result(done, as_json, f"revoked {grant_id}: {done.status}")

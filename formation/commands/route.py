@@ -14,6 +14,7 @@ import click
 
 from formation.cli_output import emit_json
 from formation.commands.common import Context, json_option, run
+from formation.commands.tenant import with_tenant_client
 from formation.errors import FormationError
 
 
@@ -51,21 +52,6 @@ def route() -> None:
 
 def _tenant(node_address: str | None, key_file: str | None, profile: str | None) -> bool:
     return key_file is not None or profile is not None
-
-
-def _as_tenant(node_address: str | None, key_file: str | None, profile: str | None,
-               work: Any) -> Any:
-    from formation.api.client import NodeClient
-    from formation.client_profile import load_signer, resolve
-
-    target = resolve(node_address, key_file, profile)
-    identity = load_signer(target.key)
-
-    async def go() -> Any:
-        async with NodeClient.tcp(target.node, identity, timeout_s=20) as client:
-            return await work(client, identity)
-
-    return run(go)
 
 
 def _as_node(obj: Context, node_address: str | None, endpoint: Any, body: Any = None,
@@ -144,8 +130,9 @@ def add(obj: Context, host: str, to: tuple[str, ...], prefix: str | None, listen
         "tcp" if listen is not None else "https" if https else "http")
     names, port = parse_to(to)
     if _tenant(node_address, key_file, profile):
-        done = _as_tenant(node_address, key_file, profile, lambda client, identity: _relay_set(
-            client, identity, host, protocol, names, port, prefix, listen))
+        done = with_tenant_client(
+            node_address, key_file, profile, lambda client, identity: _relay_set(
+                client, identity, host, protocol, names, port, prefix, listen))
         _emit(done, as_json, f"routed {host} ({protocol}) for account {done.account}: "
               f"{done.kind} {done.id[:12]} {done.status}")
         return
@@ -218,7 +205,7 @@ def ls(obj: Context, as_json: bool, node_address: str | None, key_file: str | No
         async def work(client: Any, _identity: Any) -> Any:
             return await client.call(rr.tenant_routes)
 
-        found = _as_tenant(node_address, key_file, profile, work)
+        found = with_tenant_client(node_address, key_file, profile, work)
     else:
         found = _as_node(obj, node_address, rr.route_list)
     if as_json:
@@ -260,7 +247,7 @@ def rm(obj: Context, host: str, as_json: bool, node_address: str | None,
             return [(await relay(client, identity, "route.remove", {"route": op})).id
                     for r in routes for op in r.ops]
 
-        removed = _as_tenant(node_address, key_file, profile, work)
+        removed = with_tenant_client(node_address, key_file, profile, work)
         result: Any = {"host": host, "removed": removed}
     else:
         result = _as_node(obj, node_address, rr.route_remove, host=host)

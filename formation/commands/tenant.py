@@ -48,7 +48,7 @@ def tenant() -> None:
     """
 
 
-def _with_client(node_address: str | None, key_file: str | None, profile: str | None,
+def with_tenant_client(node_address: str | None, key_file: str | None, profile: str | None,
                  work: Callable[[Any, Any], Coroutine[Any, Any, Any]]) -> Any:
     from formation.api.client import NodeClient
     from formation.client_profile import load_signer, resolve
@@ -63,7 +63,7 @@ def _with_client(node_address: str | None, key_file: str | None, profile: str | 
     return run(go)
 
 
-def _emit(value: Any, as_json: bool, line: str) -> None:
+def emit_result(value: Any, as_json: bool, line: str) -> None:
     if as_json:
         from formation.cli_output import emit_json
 
@@ -83,9 +83,9 @@ def whoami(node_address: str | None, key_file: str | None, profile: str | None,
     async def work(client: Any, _identity: Any) -> Any:
         return await client.call(ar.tenant_account)
 
-    found = _with_client(node_address, key_file, profile, work)
+    found = with_tenant_client(node_address, key_file, profile, work)
     usage = " ".join(f"{k}={v}/{found.quotas.get(k, '-')}" for k, v in sorted(found.usage.items()))
-    _emit(found, as_json, f"{found.name} ({', '.join(found.roles)}) {usage}")
+    emit_result(found, as_json, f"{found.name} ({', '.join(found.roles)}) {usage}")
 
 
 @tenant.command("ls")
@@ -99,7 +99,7 @@ def ls(node_address: str | None, key_file: str | None, profile: str | None,
     async def work(client: Any, _identity: Any) -> Any:
         return await client.call(ar.tenant_instances)
 
-    found = _with_client(node_address, key_file, profile, work)
+    found = with_tenant_client(node_address, key_file, profile, work)
     if as_json:
         from formation.cli_output import emit_json
 
@@ -143,8 +143,8 @@ def create(name: str, image: str, vcpus: int, memory_mb: int, disk_gb: int,
         return await relay(client, identity, "instance.create",
                            {"name": name, "spec": spec, "account": me.name})
 
-    done = _with_client(node_address, key_file, profile, work)
-    _emit(done, as_json, f"created {name} ({done.id})")
+    done = with_tenant_client(node_address, key_file, profile, work)
+    emit_result(done, as_json, f"created {name} ({done.id})")
 
 
 def _change(name: str, node_address: str | None, key_file: str | None, profile: str | None,
@@ -169,7 +169,7 @@ def _change(name: str, node_address: str | None, key_file: str | None, profile: 
         return await relay(client, identity, kind, {"instance": found[0]["key"], **fields,
                                                     **used})
 
-    return _with_client(node_address, key_file, profile, work)
+    return with_tenant_client(node_address, key_file, profile, work)
 
 
 async def _granted(client: Any, account: str, action: str, name: str) -> dict[str, str]:
@@ -191,7 +191,7 @@ def _simple(command: str, kind: str, fields: dict[str, Any], help_text: str) -> 
              as_account: str | None, as_json: bool) -> None:
         action = {"start": "instance.start", "stop": "instance.stop"}.get(command, kind)
         done = _change(name, node_address, key_file, profile, kind, fields, as_account, action)
-        _emit(done, as_json, f"{command} {name}: {done.status}")
+        emit_result(done, as_json, f"{command} {name}: {done.status}")
 
 
 _simple("start", "instance.update", {"desired": "running"}, "Start one of your instances.")

@@ -14,7 +14,13 @@ from typing import Any
 import click
 
 from formation.commands.common import json_option
-from formation.commands.tenant import TenantError, _emit, _with_client, target_options, tenant
+from formation.commands.tenant import (
+    TenantError,
+    emit_result,
+    target_options,
+    tenant,
+    with_tenant_client,
+)
 
 CHUNK = 1 << 20
 
@@ -67,7 +73,7 @@ def images(node_address: str | None, key_file: str | None, profile: str | None,
     async def work(client: Any, _identity: Any) -> Any:
         return await client.call(ar.tenant_images)
 
-    found = _with_client(node_address, key_file, profile, work)
+    found = with_tenant_client(node_address, key_file, profile, work)
     if as_json:
         from formation.cli_output import emit_json
 
@@ -102,8 +108,8 @@ def image_add(name: str, kernel: str, initrd: str | None, disk: str | None, cmdl
         me = await client.call(ar.tenant_account)
         return await relay(client, identity, "image.add", {**payload, "account": me.name})
 
-    done = _with_client(node_address, key_file, profile, work)
-    _emit({"digest": payload["digest"], **done.model_dump()}, as_json,
+    done = with_tenant_client(node_address, key_file, profile, work)
+    emit_result({"digest": payload["digest"], **done.model_dump()}, as_json,
           f"added {name} ({payload['digest']})")
 
 
@@ -127,5 +133,5 @@ def image_rm(ref: str, node_address: str | None, key_file: str | None, profile: 
         return [await relay(client, identity, "image.remove", {"image": i["id"]})
                 for i in found]
 
-    done = _with_client(node_address, key_file, profile, work)
-    _emit([d.model_dump() for d in done], as_json, f"removed {ref}")
+    done = with_tenant_client(node_address, key_file, profile, work)
+    emit_result([d.model_dump() for d in done], as_json, f"removed {ref}")
