@@ -6,7 +6,7 @@ benchmark, finds the base system and the .deb files already there), and booting 
 under the project's QEMU driver to its ENTRYPOINT's marker.
 
 A benchmark must not import tests/, hence the cache path is read the way
-tests/integration/pack/pack_build_support.py reads it (FORMATION_PACK_CACHE, same default)."""
+tests/integration/pack/pack_build_support.py imports it (FORMATION_PACK_CACHE moves it)."""
 
 from __future__ import annotations
 

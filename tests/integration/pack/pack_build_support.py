@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.support.pack_probe import CACHE  # one build cache for the tests and bench/pack.py
 from formation.pack.build import BuildProgress, BuildSettings
 from formation.pack.build.diskchain import DiskCache
 from formation.pack.spec import Copy, Entrypoint, Env, FormfileSpec, Install, Run, Step, Workdir
 
-CACHE = Path(os.environ.get("FORMATION_PACK_CACHE") or "/var/cache/formation-pack-test")
 DISKS = DiskCache(CACHE).dir  # the cached disks of layer stacks
 MARKER = "formation-pack-marker"
 SESSION = uuid.uuid4().hex[:12]
