@@ -5,7 +5,7 @@ layer cache the pack build tests share (so a benchmark after the tests, or the t
 benchmark, finds the base system and the .deb files already there), and booting a built image
 under the project's QEMU driver to its ENTRYPOINT's marker.
 
-A benchmark must not import tests/, hence the cache path is read the way
+A benchmark must not import tests/, so the cache's path is defined here and
 tests/integration/pack/pack_build_support.py imports it (FORMATION_PACK_CACHE moves it)."""
 
 from __future__ import annotations
