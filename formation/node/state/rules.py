@@ -16,6 +16,7 @@ from nacl.exceptions import ValueError as NaclValueError
 
 from formation.node.state import (
     accounts,
+    ca_rules,
     capability_rules,
     grant_rules,
     route_rules,
@@ -508,6 +509,10 @@ def _capabilities(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _raise(capability_rules.problem(op, auth, author))
 
 
+def _ca(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(ca_rules.problem(op, auth, author))
+
+
 def _grant(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _raise(grant_rules.problem(op, auth, author, get_op))
 
@@ -526,5 +531,6 @@ RULES: dict[str, Rule] = {
     "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
     "grant.set": _grant, "grant.revoke": _grant,
     capability_rules.KIND: _capabilities,
+    ca_rules.KIND: _ca,
 }
 KINDS = tuple(sorted(RULES))
