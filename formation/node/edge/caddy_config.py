@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from formation.node.edge.fog_ca_caddy import FogCaFiles, fog_authorities, fog_policies
 from formation.node.edge.routes import Route
 from formation.node.edge.settings import EdgeSettings
 
@@ -127,10 +128,11 @@ def _issuer(settings: EdgeSettings) -> dict[str, Any]:
     return issuer
 
 
-def caddy_config(routes: list[Route], settings: EdgeSettings,
-                 paths: EnginePaths) -> dict[str, Any]:
+def caddy_config(routes: list[Route], settings: EdgeSettings, paths: EnginePaths,
+                 fog: FogCaFiles | None = None) -> dict[str, Any]:
     """The whole engine config for `routes` (already valid: routes.validate_routes). tcp routes
-    are left out: Debian's caddy 2.6 has no layer4 app (see unserved)."""
+    are left out: Debian's caddy 2.6 has no layer4 app (see unserved). `fog`: the network CA
+    this edge issues `.fog` certificates from (fog_ca_caddy.py)."""
     http = [r for r in routes if r.protocol == "http"]
     https = [r for r in routes if r.protocol == "https"]
     logs: dict[str, Any] = {"default": {"exclude": [ACCESS_LOGGER], "level": "INFO"}}
@@ -155,8 +157,10 @@ def caddy_config(routes: list[Route], settings: EdgeSettings,
                     HTTPS_SERVER: _server(https, settings, settings.https_port),
                 },
             },
-            "tls": {"automation": {"policies": [{"issuers": [_issuer(settings)]}]}},
-            "pki": {"certificate_authorities": {"local": {"install_trust": False}}},
+            "tls": {"automation": {"policies": [*fog_policies(https, fog),
+                                                {"issuers": [_issuer(settings)]}]}},
+            "pki": {"certificate_authorities": {"local": {"install_trust": False},
+                                                **fog_authorities(fog)}},
         },
     }
 

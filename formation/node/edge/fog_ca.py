@@ -21,13 +21,7 @@ from cryptography.x509.oid import NameOID
 from formation.identity.sealing import seal_to
 from formation.node.state.capability_rules import EDGE, of
 
-FOG_SUFFIX = ".fog"
 ROOT_YEARS = 10
-
-
-def is_fog(host: str) -> bool:
-    """A name inside the mesh: its certificate comes from the network CA, not from ACME."""
-    return host.endswith(FOG_SUFFIX)
 
 
 def make_root(network: str) -> tuple[str, str]:

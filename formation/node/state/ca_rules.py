@@ -97,3 +97,9 @@ def current(view: list[dict[str, Any]]) -> dict[str, Any] | None:
         if record.get("key") == KEY and isinstance(record.get("root_pem"), str):
             return record
     return None
+
+
+def root_of(view: list[dict[str, Any]]) -> str | None:
+    """The network CA's root PEM (what VMs trust), None when the network has none."""
+    ca = current(view)
+    return str(ca["root_pem"]) if ca is not None else None
