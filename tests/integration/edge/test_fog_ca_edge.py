@@ -4,7 +4,8 @@ operator's own route, named as such). `formation ca init` (the CLI, against the 
 writes the CA; the edge opens its sealed key and serves `web.fog` with a certificate from it: a
 client trusting only the root printed by `formation ca show` verifies it and reaches the
 backend; a client with the system's roots does not. `ca init` again is refused with one line;
-`ca reseal` seals the key to a node that became an edge since."""
+`ca reseal` seals the key to a node that became an edge since; `ca init --rotate` replaces the
+root on the running edge."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,10 @@ async def test_fog_route_is_served_with_a_certificate_from_the_network_ca(
         store = state.require_store()
         await store.create_network("lab", "10.42.0.0/16")
 
+        # no network CA yet: web.fog is served from Caddy's own CA, which nobody trusts
+        await until(lambda: _refused_verification(https_port), timeout_s=30, every_s=0.3,
+                    what="web.fog served (from Caddy's own CA) before the network has one")
+
         made = await cli(config, "ca", "init", "--json")
         assert made.returncode == 0, made.stderr
         about = json.loads(made.stdout)
@@ -89,9 +95,11 @@ async def test_fog_route_is_served_with_a_certificate_from_the_network_ca(
         assert root.startswith("-----BEGIN CERTIFICATE-----") and about["root_pem"] == root
 
         trusting = ssl.create_default_context(cadata=root)
+        started = time.monotonic()
         reply = await until(lambda: _try(https_port, trusting), timeout_s=30, every_s=0.3,
                             what="web.fog served with a certificate from the network CA")
         assert reply.startswith(b"HTTP/1.1 200") and b"hello from the fog backend" in reply
+        print(f"network CA applied and served in {time.monotonic() - started:.2f} s")
         with pytest.raises(ssl.SSLCertVerificationError):  # the system's roots do not vouch
             await asyncio.to_thread(https_get, https_port, ssl.create_default_context())
 
@@ -117,6 +125,14 @@ async def test_fog_route_is_served_with_a_certificate_from_the_network_ca(
         # the edge keeps serving from the same root after the re-seal
         assert (await asyncio.to_thread(https_get, https_port, trusting)).startswith(
             b"HTTP/1.1 200")
+
+        rotated = await cli(config, "ca", "init", "--rotate", "--json")
+        assert rotated.returncode == 0, rotated.stderr
+        new_root = json.loads(rotated.stdout)["root_pem"]
+        assert new_root != root and len(json.loads(rotated.stdout)["holders"]) == 2
+        await until(lambda: _try(https_port, ssl.create_default_context(cadata=new_root)),
+                    timeout_s=30, every_s=0.3, what="web.fog served from the rotated root")
+        assert len(list((short_tmp / "edge" / "fog-ca").iterdir())) == 2  # the old key is gone
     finally:
         await service.stop()
         backend.kill()
@@ -128,3 +144,14 @@ async def _try(port: int, context: ssl.SSLContext) -> bytes | None:
         return await asyncio.to_thread(https_get, port, context)
     except (OSError, ssl.SSLError):
         return None
+
+
+async def _refused_verification(port: int) -> bool:
+    """True once the edge answers TLS for web.fog with a certificate the system roots reject."""
+    try:
+        await asyncio.to_thread(https_get, port, ssl.create_default_context())
+    except ssl.SSLCertVerificationError:
+        return True
+    except (OSError, ssl.SSLError):
+        return False
+    raise AssertionError("web.fog verified against the system's roots")
