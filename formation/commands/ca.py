@@ -70,6 +70,7 @@ def init(obj: Context, rotate: bool, as_json: bool) -> None:
     """Make the network CA: an ECDSA P-256 root limited to .fog names, its key sealed to every
     edge and admin node, written as one ca.set op signed by this node (a network admin)."""
     from formation.node.edge import fog_ca
+    from formation.node.state.ca_rules import MAX_RECIPIENTS
 
     async def go() -> dict[str, Any]:
         async with obj.client(None) as client:
@@ -78,9 +79,16 @@ def init(obj: Context, rotate: bool, as_json: bool) -> None:
                 raise FormationError(f"ca init: the network already has a CA ("
                                      f"{current['fingerprint'][:16]}…); --rotate replaces it, "
                                      "`formation ca reseal` gives its key to new edges")
-            network = (await _network_name(client)) or "formation"
+            network = await _network_name(client)
+            holders = fog_ca.recipients(nodes)
+            if network is None or not holders:
+                raise FormationError("ca init: this node is in no network yet (formation "
+                                     "network create, or join one)")
+            if len(holders) > MAX_RECIPIENTS:
+                raise FormationError(f"ca init: {len(holders)} edge and admin nodes; the CA "
+                                     f"key can be sealed to at most {MAX_RECIPIENTS}")
             root_pem, key_pem = fog_ca.make_root(network)
-            keys = fog_ca.seal_keys(key_pem, fog_ca.recipients(nodes))
+            keys = fog_ca.seal_keys(key_pem, holders)
             return _summary(root_pem, keys, nodes, await _write(client, root_pem, keys))
 
     about = run(go)
@@ -106,6 +114,7 @@ def reseal(obj: Context, as_json: bool) -> None:
     from formation.identity.sealing import open_sealed
     from formation.identity.store import load_identity
     from formation.node.edge import fog_ca
+    from formation.node.state.ca_rules import MAX_RECIPIENTS
 
     async def go() -> dict[str, Any]:
         async with obj.client(None) as client:
@@ -122,6 +131,9 @@ def reseal(obj: Context, as_json: bool) -> None:
                 raise FormationError("ca reseal: the key sealed to this node is not the root's "
                                      "(a damaged ca.set); run formation ca init --rotate")
             wanted = fog_ca.recipients(nodes)
+            if len(wanted) > MAX_RECIPIENTS:
+                raise FormationError(f"ca reseal: {len(wanted)} edge and admin nodes; the CA "
+                                     f"key can be sealed to at most {MAX_RECIPIENTS}")
             if sorted(current.get("keys") or {}) == wanted:
                 return _summary(current["root_pem"], current["keys"], nodes, None)
             keys = fog_ca.seal_keys(key_pem, wanted)

@@ -130,8 +130,10 @@ async def test_fog_route_is_served_with_a_certificate_from_the_network_ca(
         assert rotated.returncode == 0, rotated.stderr
         new_root = json.loads(rotated.stdout)["root_pem"]
         assert new_root != root and len(json.loads(rotated.stdout)["holders"]) == 2
+        started = time.monotonic()
         await until(lambda: _try(https_port, ssl.create_default_context(cadata=new_root)),
                     timeout_s=30, every_s=0.3, what="web.fog served from the rotated root")
+        print(f"rotated root served in {time.monotonic() - started:.2f} s")
         assert len(list((short_tmp / "edge" / "fog-ca").iterdir())) == 2  # the old key is gone
     finally:
         await service.stop()
@@ -155,3 +157,29 @@ async def _refused_verification(port: int) -> bool:
     except (OSError, ssl.SSLError):
         return False
     raise AssertionError("web.fog verified against the system's roots")
+
+
+async def test_ca_commands_refuse_with_one_line_before_a_network_or_a_ca(short_tmp: Path) -> None:
+    state = StateComponent()
+    node_settings = make_settings(short_tmp)
+    config = short_tmp / "node.yaml"
+    config.write_text(yaml.safe_dump(node_settings.model_dump(mode="json", exclude_unset=True)))
+    service = NodeService(node_settings, components=[state])
+    try:
+        await service.start()
+        for args, words in ((("ca", "init"), "in no network yet"),
+                            (("ca", "show"), "has no CA yet"),
+                            (("ca", "reseal"), "has no CA yet")):
+            done = await cli(config, *args)
+            assert done.returncode == 1, (args, done.stdout, done.stderr)
+            assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        store = state.require_store()
+        assert (await store.status())["ops"] == 0  # nothing written
+        await store.create_network("lab", "10.42.0.0/16")
+        assert (await cli(config, "ca", "show")).returncode == 1
+        made = await cli(config, "ca", "init")
+        assert made.returncode == 0 and made.stdout.startswith("network CA "), made.stderr
+        ca = current(await store.view("ca"))
+        assert ca is not None and made.stdout.split()[2].rstrip("…") in ca["fingerprint"]
+    finally:
+        await service.stop()
