@@ -144,3 +144,21 @@ def test_the_most_recipients_the_rule_allows_fit_in_one_op(base) -> None:
     r = found(base, ADMIN, nodes)
     write(r, ADMIN, "ca.set", payload([ADMIN, *nodes]))
     assert len(ca_rules.current(r.view("ca"))["keys"]) == ca_rules.MAX_RECIPIENTS
+
+
+def test_two_admins_concurrent_ca_sets_converge_on_one_whole_record(base) -> None:
+    a = found(base, ADMIN, [EDGE])
+    write(a, ADMIN, "node.roles", {"node": EDGE.public_key_hex, "roles": ["admin"]})
+    b = replica(base, "b")
+    b.ingest(all_raws(a))
+    other_root, other_key = fog_ca.make_root("lab")
+    write(a, ADMIN, "ca.set", payload([ADMIN]))  # neither knows the other's
+    write(b, EDGE, "ca.set", payload([EDGE], other_root, other_key))
+    a.ingest(all_raws(b))
+    b.ingest(all_raws(a))
+    ca_a, ca_b = ca_rules.current(a.view("ca")), ca_rules.current(b.view("ca"))
+    assert ca_a == ca_b
+    holder = ADMIN if ca_a["set_by"] == ADMIN.public_key_hex else EDGE
+    assert list(ca_a["keys"]) == [holder.public_key_hex]  # root and keys from the same op
+    assert fog_ca.key_matches(ca_a["root_pem"], open_sealed(holder, ca_a["keys"][
+        holder.public_key_hex]).decode())
