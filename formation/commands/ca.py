@@ -150,12 +150,16 @@ def reseal(obj: Context, as_json: bool) -> None:
 
 
 @ca.command("show")
+@click.option("--node", "node_address", metavar="HOST:PORT",
+              help="Ask the node at this TCP address (no key needed: the root is public) "
+              "instead of the local one.")
 @json_option
 @click.pass_obj
-def show(obj: Context, as_json: bool) -> None:
+def show(obj: Context, node_address: str | None, as_json: bool) -> None:
     """Print the network CA's root certificate (PEM), to trust it: save it and give it to
-    curl --cacert, or add it to a system's trust store. --json: fingerprint and holders too."""
-    async def go() -> dict[str, Any]:
+    curl --cacert, or add it to a system's trust store. --json: fingerprint and holders too
+    (holders only from the local node). Compare the fingerprint with an admin's."""
+    async def local() -> dict[str, Any]:
         async with obj.client(None) as client:
             nodes, current = await _views(client)
             if current is None:
@@ -163,11 +167,29 @@ def show(obj: Context, as_json: bool) -> None:
                                      "formation ca init)")
             return _summary(current["root_pem"], current.get("keys") or {}, nodes, None)
 
-    about = run(go)
+    about = run(local) if node_address is None else run(lambda: _public(node_address))
     if as_json:
         emit_json(about)
         return
     sys.stdout.write(about["root_pem"])
-    if about["missing"]:
+    if about.get("missing"):
         click.echo(f"# not yet sealed to {len(about['missing'])} edge or admin node(s): "
                    "formation ca reseal", err=True)
+
+
+async def _public(address: str) -> dict[str, Any]:
+    """The root from any node's public endpoint, unsigned (a laptop holds no node key)."""
+    import aiohttp
+
+    from formation.api.ca_routes import ca_root
+    from formation.api.client import ApiError, NodeClient
+
+    async with NodeClient(f"http://{address}", aiohttp.TCPConnector, address) as client:
+        try:
+            answer = await client.call(ca_root)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise FormationError("ca show: the network has no CA yet (an admin runs "
+                                     "formation ca init)") from None
+            raise
+    return {"fingerprint": answer.fingerprint, "root_pem": answer.root_pem}

@@ -159,7 +159,7 @@ async def _refused_verification(port: int) -> bool:
     raise AssertionError("web.fog verified against the system's roots")
 
 
-async def test_ca_commands_refuse_with_one_line_before_a_network_or_a_ca(short_tmp: Path) -> None:
+async def test_ca_commands_refuse_with_one_line_and_the_root_is_public(short_tmp: Path) -> None:
     state = StateComponent()
     node_settings = make_settings(short_tmp)
     config = short_tmp / "node.yaml"
@@ -177,9 +177,19 @@ async def test_ca_commands_refuse_with_one_line_before_a_network_or_a_ca(short_t
         assert (await store.status())["ops"] == 0  # nothing written
         await store.create_network("lab", "10.42.0.0/16")
         assert (await cli(config, "ca", "show")).returncode == 1
+        address = await until(lambda: next((a[4:] for a in service.listen_addresses()
+                                            if a.startswith("tcp:")), None),
+                              what="the node's TCP address")
+        far = await cli(config, "ca", "show", "--node", address)
+        assert far.returncode == 1 and "has no CA yet" in far.stderr, far.stderr
         made = await cli(config, "ca", "init")
         assert made.returncode == 0 and made.stdout.startswith("network CA "), made.stderr
         ca = current(await store.view("ca"))
         assert ca is not None and made.stdout.split()[2].rstrip("…") in ca["fingerprint"]
+        # from anywhere, without a key of the network: the root and its fingerprint, no key
+        far = await cli(config, "ca", "show", "--node", address, "--json")
+        assert far.returncode == 0, far.stderr
+        assert json.loads(far.stdout) == {"fingerprint": ca["fingerprint"],
+                                          "root_pem": ca["root_pem"]}
     finally:
         await service.stop()
