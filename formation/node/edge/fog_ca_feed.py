@@ -38,7 +38,8 @@ def files_for(run_dir: Path, ca: dict[str, Any] | None,
     sealed = (ca.get("keys") or {}).get(identity.public_key_hex)
     if sealed is None:
         return None, ("the network CA's key is not sealed to this edge; .fog hosts get Caddy's "
-                      "own CA until an admin runs `formation ca reseal`")
+                      "own CA until an admin gives this node the edge capability (if only its "
+                      "edge.enabled setting makes it one) and runs `formation ca reseal`")
     try:
         key_pem = open_sealed(identity, sealed)
     except SealError as exc:
