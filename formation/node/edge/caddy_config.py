@@ -35,10 +35,12 @@ LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 @dataclass(frozen=True)
 class EnginePaths:
-    """Where the engine's files live: its admin socket, the node's access-log socket, and the
-    certificate storage (the part shared between edges, see docs/operations.md)."""
+    """Where the engine's files live: its admin socket, the node's access-log socket, the
+    certificate storage (the part shared between edges, see docs/operations.md), and the network
+    CA's root and key for `.fog` names (fog_ca_caddy.py; None until this edge holds them)."""
 
     run_dir: Path
+    fog: FogCaFiles | None = None  # the network CA's files, when this edge holds its key
 
     @property
     def admin_socket(self) -> Path:
@@ -128,11 +130,10 @@ def _issuer(settings: EdgeSettings) -> dict[str, Any]:
     return issuer
 
 
-def caddy_config(routes: list[Route], settings: EdgeSettings, paths: EnginePaths,
-                 fog: FogCaFiles | None = None) -> dict[str, Any]:
+def caddy_config(routes: list[Route], settings: EdgeSettings,
+                 paths: EnginePaths) -> dict[str, Any]:
     """The whole engine config for `routes` (already valid: routes.validate_routes). tcp routes
-    are left out: Debian's caddy 2.6 has no layer4 app (see unserved). `fog`: the network CA
-    this edge issues `.fog` certificates from (fog_ca_caddy.py)."""
+    are left out: Debian's caddy 2.6 has no layer4 app (see unserved)."""
     http = [r for r in routes if r.protocol == "http"]
     https = [r for r in routes if r.protocol == "https"]
     logs: dict[str, Any] = {"default": {"exclude": [ACCESS_LOGGER], "level": "INFO"}}
@@ -157,10 +158,10 @@ def caddy_config(routes: list[Route], settings: EdgeSettings, paths: EnginePaths
                     HTTPS_SERVER: _server(https, settings, settings.https_port),
                 },
             },
-            "tls": {"automation": {"policies": [*fog_policies(https, fog),
+            "tls": {"automation": {"policies": [*fog_policies(https, paths.fog),
                                                 {"issuers": [_issuer(settings)]}]}},
             "pki": {"certificate_authorities": {"local": {"install_trust": False},
-                                                **fog_authorities(fog)}},
+                                                **fog_authorities(paths.fog)}},
         },
     }
 

@@ -16,7 +16,6 @@ from formation.api import models as m
 from formation.node.edge.admin import AdminError
 from formation.node.edge.capability_watch import CapabilityWatch
 from formation.node.edge.engine import CaddyEngine
-from formation.node.edge.fog_ca_feed import FogCaFeed
 from formation.node.edge.metrics import EdgeCollector
 from formation.node.edge.routes import Route
 from formation.node.edge.settings import EdgeSettings
@@ -94,12 +93,15 @@ class EdgeComponent:
         if self.state is not None and self.state.store is not None:
             self._engine_tasks.append(
                 service.spawn(RouteFeed(self.state.store, self._from_state).run()))
-            if service.identity is not None:  # .fog certificates from the network CA
-                self._engine_tasks.append(service.spawn(FogCaFeed(
-                    self.state.store, service.identity, run_dir, engine.set_fog_ca).run()))
         self._collector = EdgeCollector(engine.metrics, self.health_view)
         service.metrics.registry.register(self._collector)
         self._engine_tasks.append(service.spawn(self._follow_health()))
+        store = self.state.store if self.state is not None else None
+        if store is not None and service.identity is not None:  # .fog certificates
+            from formation.node.edge.fog_ca_feed import FogCaFeed
+
+            self._engine_tasks.append(service.spawn(FogCaFeed(
+                store, service.identity, run_dir, engine.set_fog_ca).run()))
 
     async def set_routes(self, routes: list[Route]) -> list[str]:
         """Serve exactly `routes` beside the state's (EngineError, one line, when one is

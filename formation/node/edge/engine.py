@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -23,10 +24,10 @@ from formation.node.edge.caddy_config import (
     HTTP_SERVER,
     HTTPS_SERVER,
     EnginePaths,
+    FogCaFiles,
     caddy_config,
     unserved,
 )
-from formation.node.edge.fog_ca_caddy import FogCaFiles
 from formation.node.edge.metrics import AccessLogSink, RouteMetrics, upstreams_healthy
 from formation.node.edge.routes import Route, validate_routes
 from formation.node.edge.settings import EdgeSettings
@@ -55,7 +56,6 @@ class CaddyEngine:
         self.metrics = RouteMetrics()
         self.sink = AccessLogSink(self.paths.access_socket, self.metrics)
         self.routes: list[Route] = []
-        self.fog: FogCaFiles | None = None  # the network CA for .fog hosts (set_fog_ca)
         self.applied: dict[str, Any] | None = None  # the config the running engine has
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0  # how many times the process was started (restarts = starts - 1)
@@ -117,7 +117,7 @@ class CaddyEngine:
     async def _run_once(self) -> None:
         """One life of the process: config file with the current routes, start, wait for its
         admin socket, then for its exit. Cancelled: SIGTERM (Caddy drains), then SIGKILL."""
-        config = caddy_config(self.routes, self.settings, self.paths, self.fog)
+        config = caddy_config(self.routes, self.settings, self.paths)
         await asyncio.to_thread(self._write_config, config)
         with contextlib.suppress(FileNotFoundError):
             self.paths.admin_socket.unlink()
@@ -200,7 +200,7 @@ class CaddyEngine:
         routes = self._checked(routes)
         async with self._lock:
             self.routes = routes
-            new = caddy_config(routes, self.settings, self.paths, self.fog)
+            new = caddy_config(routes, self.settings, self.paths)
             await asyncio.to_thread(self._write_config, new)  # a restart takes these
             old = self.applied
             if old is None:
@@ -218,14 +218,15 @@ class CaddyEngine:
             self.metrics.keep_only({r.name for r in routes})
             return [f"{method} {path}" for method, path, _ in changes]
 
-    async def set_fog_ca(self, fog: FogCaFiles | None) -> list[str]:
-        """Issue `.fog` certificates from `fog` from now on (the TLS app changes: one /load)."""
-        self.fog = fog
-        return await self.apply(self.routes)
-
     async def upstreams_healthy(self) -> dict[str, bool]:
         """Each backend's health as the engine's active checks see it (`host:port` -> ok)."""
         return upstreams_healthy(await self.admin.request("GET", "/metrics"))
+
+    async def set_fog_ca(self, fog: FogCaFiles | None) -> list[str]:
+        """Issue `.fog` certificates from the network CA in `fog`'s files from now on (None:
+        Caddy's own CA). The TLS app changes: one /load, like a change of settings."""
+        self.paths = dataclasses.replace(self.paths, fog=fog)
+        return await self.apply(self.routes)
 
 
 def plan_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, Any]]:

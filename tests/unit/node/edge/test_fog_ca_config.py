@@ -20,13 +20,14 @@ S = EdgeSettings(acme_directory="https://127.0.0.1:14000/dir")
 B = Backend("10.42.0.5", 8000)
 EDGE, OTHER = NodeIdentity.from_seed(b"\x02" * 32), NodeIdentity.from_seed(b"\x03" * 32)
 FOG = FogCaFiles("ab" * 32, Path("/run/edge/fog-ca/r.crt"), Path("/run/edge/fog-ca/r.key"))
+WITH_CA = EnginePaths(Path("/run/edge"), FOG)
 ROUTES = [Route("web.fog", "https", None, (B,), "web"),
           Route("shop.example.com", "https", None, (B,), "shop"),
           Route("plain.fog", "http", None, (B,), "plain")]
 
 
 def test_fog_hosts_get_the_network_cas_internal_issuer_before_the_acme_catch_all() -> None:
-    config = caddy_config(ROUTES, S, PATHS, FOG)
+    config = caddy_config(ROUTES, S, WITH_CA)
     fog_policy, acme = config["apps"]["tls"]["automation"]["policies"]
     assert fog_policy == {"subjects": ["web.fog"],  # https only: plain.fog is http
                           "issuers": [{"module": "internal", "ca": FOG.ca_id}]}
@@ -39,7 +40,7 @@ def test_fog_hosts_get_the_network_cas_internal_issuer_before_the_acme_catch_all
 
 
 def test_without_the_network_ca_fog_hosts_use_caddys_own_ca_never_acme() -> None:
-    config = caddy_config(ROUTES, S, PATHS, None)
+    config = caddy_config(ROUTES, S, PATHS)
     fog_policy = config["apps"]["tls"]["automation"]["policies"][0]
     assert fog_policy["issuers"] == [{"module": "internal", "ca": "local"}]
     assert list(config["apps"]["pki"]["certificate_authorities"]) == ["local"]
@@ -47,7 +48,7 @@ def test_without_the_network_ca_fog_hosts_use_caddys_own_ca_never_acme() -> None
 
 def test_no_fog_route_leaves_the_tls_app_as_before() -> None:
     plain = [r for r in ROUTES if r.name == "shop"]
-    assert caddy_config(plain, S, PATHS, FOG)["apps"]["tls"] == caddy_config(
+    assert caddy_config(plain, S, WITH_CA)["apps"]["tls"] == caddy_config(
         plain, S, PATHS)["apps"]["tls"]
 
 
