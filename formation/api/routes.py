@@ -9,6 +9,7 @@ from typing import Any
 
 from formation.api import (
     account_routes,
+    ca_routes,
     console_routes,
     discovery_routes,
     grant_routes,
@@ -85,6 +86,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *grant_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
     *route_routes.ENDPOINTS,
+    *ca_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

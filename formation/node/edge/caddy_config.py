@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from formation.node.edge.fog_ca_caddy import FogCaFiles, fog_authorities, fog_policies
 from formation.node.edge.routes import Route
 from formation.node.edge.settings import EdgeSettings
 
@@ -34,10 +35,12 @@ LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 @dataclass(frozen=True)
 class EnginePaths:
-    """Where the engine's files live: its admin socket, the node's access-log socket, and the
-    certificate storage (the part shared between edges, see docs/operations.md)."""
+    """Where the engine's files live: its admin socket, the node's access-log socket, the
+    certificate storage (the part shared between edges, see docs/operations.md), and the network
+    CA's root and key for `.fog` names (fog_ca_caddy.py; None until this edge holds them)."""
 
     run_dir: Path
+    fog: FogCaFiles | None = None  # the network CA's files, when this edge holds its key
 
     @property
     def admin_socket(self) -> Path:
@@ -155,8 +158,10 @@ def caddy_config(routes: list[Route], settings: EdgeSettings,
                     HTTPS_SERVER: _server(https, settings, settings.https_port),
                 },
             },
-            "tls": {"automation": {"policies": [{"issuers": [_issuer(settings)]}]}},
-            "pki": {"certificate_authorities": {"local": {"install_trust": False}}},
+            "tls": {"automation": {"policies": [*fog_policies(https, paths.fog),
+                                                {"issuers": [_issuer(settings)]}]}},
+            "pki": {"certificate_authorities": {"local": {"install_trust": False},
+                                                **fog_authorities(paths.fog)}},
         },
     }
 

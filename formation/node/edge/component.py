@@ -96,6 +96,12 @@ class EdgeComponent:
         self._collector = EdgeCollector(engine.metrics, self.health_view)
         service.metrics.registry.register(self._collector)
         self._engine_tasks.append(service.spawn(self._follow_health()))
+        store = self.state.store if self.state is not None else None
+        if store is not None and service.identity is not None:  # .fog certificates
+            from formation.node.edge.fog_ca_feed import FogCaFeed
+
+            self._engine_tasks.append(service.spawn(FogCaFeed(
+                store, service.identity, run_dir, engine.set_fog_ca).run()))
 
     async def set_routes(self, routes: list[Route]) -> list[str]:
         """Serve exactly `routes` beside the state's (EngineError, one line, when one is

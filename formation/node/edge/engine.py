@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from formation.node.edge.caddy_config import (
     HTTP_SERVER,
     HTTPS_SERVER,
     EnginePaths,
+    FogCaFiles,
     caddy_config,
     unserved,
 )
@@ -219,6 +221,12 @@ class CaddyEngine:
     async def upstreams_healthy(self) -> dict[str, bool]:
         """Each backend's health as the engine's active checks see it (`host:port` -> ok)."""
         return upstreams_healthy(await self.admin.request("GET", "/metrics"))
+
+    async def set_fog_ca(self, fog: FogCaFiles | None) -> list[str]:
+        """Issue `.fog` certificates from the network CA in `fog`'s files from now on (None:
+        Caddy's own CA). The TLS app changes: one /load, like a change of settings."""
+        self.paths = dataclasses.replace(self.paths, fog=fog)
+        return await self.apply(self.routes)
 
 
 def plan_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, Any]]:

@@ -23,6 +23,8 @@ from formation.node.state import (
     tenant_rules,
 )
 from formation.node.state.authority import ROLES, Authority
+from formation.node.state.ca_rules import KIND as CA_KIND
+from formation.node.state.ca_rules import problem as ca_problem
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
 from formation.node.state.image_manifest import image_digest, parts_problem
@@ -495,6 +497,10 @@ def _account_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None
     _admin(auth, author, "account.remove")
 
 
+def _ca(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(ca_problem(op, auth, author))
+
+
 def _routes(check: Rule) -> Rule:
     def rule(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
         try:
@@ -523,6 +529,7 @@ RULES: dict[str, Rule] = {
     "image.add": _image_add, "image.remove": _image_remove,
     "dns.set": _dns_set, "dns.remove": _dns_remove,
     "account.set": _account_set, "account.remove": _account_remove,
+    CA_KIND: _ca,  # the network CA for .fog names (ca_rules.py)
     "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
     "grant.set": _grant, "grant.revoke": _grant,
     capability_rules.KIND: _capabilities,

@@ -19,7 +19,7 @@ from typing import Any
 
 import cbor2
 
-from formation.node.state import capability_rules, grant_view, route_view
+from formation.node.state import ca_rules, capability_rules, grant_view, route_view
 from formation.node.state.instance_view import observed_key
 from formation.node.state.op import Op, encode
 
@@ -55,7 +55,7 @@ Order = tuple[int, int, bytes]  # (HLC ms, HLC counter, op id): how concurrent w
 # -> (the winning write's order, its value, its op).
 Registers = dict[Effect, tuple[Order, Any, Op]]
 COLLECTIONS = ("network", "nodes", "addresses", "instances", "images", "dns", "invites",
-               "accounts", "routes", "grants")
+               "accounts", "routes", "grants", "ca")
 
 
 def effects(op: Op) -> list[Effect]:
@@ -136,6 +136,8 @@ def effects(op: Op) -> list[Effect]:
         return [("lww", "accounts", p["name"], "removed", True)]
     if k == capability_rules.KIND:
         return capability_rules.effects(op)
+    if k == ca_rules.KIND:
+        return ca_rules.effects(op)
     if k == "grant.set":
         return grant_view.set_effects(p, author, oid)
     if k == "grant.revoke":
@@ -300,7 +302,7 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
     if collection == "instances":
         return over_quota(db, [{"key": k, **v} for k, v in _registers(db, collection).items()
                                if not v.get("removed")])
-    if collection == "grants":
+    if collection in ("grants", ca_rules.COLLECTION):
         return [{"key": k, **v} for k, v in _registers(db, collection).items()]
     if collection in ("invites", "accounts"):
         return [{"key": k, **v} for k, v in _registers(db, collection).items()

@@ -29,7 +29,7 @@ from formation.identity import NodeIdentity
 from formation.node.service import NodeService
 
 AUDIENCES = {
-    "health": "public", "node_status": "member", "get_config": "local",
+    "health": "public", "ca_root": "public", "node_status": "member", "get_config": "local",
     "get_capabilities": "member", "probe_capabilities": "local", "events": "member",
     "discovery_hello": "public", "discovery_peers": "member",
     "gossip_push": "member", "gossip_publish": "local", "gossip_status": "member",
