@@ -159,10 +159,14 @@ def acme_forward_routes(share: TlsShare | None) -> list[dict[str, Any]]:
             for host, dial in sorted(share.forward)]
 
 
-def skip_shared(server: dict[str, Any], share: TlsShare | None) -> dict[str, Any]:
-    """The HTTPS server leaves hosts another edge issues to the loaded certificates."""
-    if share is not None and share.others:
-        server["automatic_https"] = {"skip_certificates": share.others}
+def skip_shared(server: dict[str, Any], https: list[Route],
+                share: TlsShare | None) -> dict[str, Any]:
+    """When sharing, the HTTPS server asks the CA only for the hosts this edge issues: every
+    other host (another edge's, one whose issuer is not decided yet, a wildcard, which HTTP-01
+    cannot obtain) is left to the certificates loaded, so no race asks the CA twice."""
+    skip = sorted({r.host for r in https} - share.issue) if share is not None else []
+    if skip:
+        server["automatic_https"] = {"skip_certificates": skip}
     return server
 
 
@@ -195,7 +199,7 @@ def caddy_config(routes: list[Route], settings: EdgeSettings, paths: EnginePaths
                 "servers": {
                     HTTP_SERVER: http_server,
                     HTTPS_SERVER: skip_shared(_server(https, settings, settings.https_port),
-                                              share),
+                                              https, share),
                 },
             },
             "tls": _tls_app(settings, share),

@@ -35,11 +35,6 @@ class TlsShare:
     forward: tuple[tuple[str, str], ...] = ()
     load: tuple[LoadedCert, ...] = ()
 
-    @property
-    def others(self) -> list[str]:
-        """Hosts another edge issues: this edge's Caddy must not ask the CA for them."""
-        return sorted({h for h, _ in self.forward} | {c.host for c in self.load})
-
 
 def issuer_of(host: str, edges: list[str] | set[str]) -> str | None:
     """The edge (key hex) that obtains `host`'s certificate: the highest SHA-256 of host and key

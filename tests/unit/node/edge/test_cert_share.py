@@ -47,6 +47,11 @@ def test_the_issuer_asks_the_ca_over_http_01_only() -> None:
     issuer = config["apps"]["tls"]["automation"]["policies"][0]["issuers"][0]
     assert issuer["challenges"] == {"tls-alpn": {"disabled": True}}
     assert "automatic_https" not in config["apps"]["http"]["servers"]["edge_https"]
+    # a host whose issuer is not decided yet (its route came first) is not asked for
+    later = Route("new.example.com", "https", None, ROUTE.backends, "new")
+    config = caddy_config([ROUTE, later], S, PATHS, TlsShare(issue=frozenset({ROUTE.host})))
+    assert config["apps"]["http"]["servers"]["edge_https"]["automatic_https"] == {
+        "skip_certificates": ["new.example.com"]}
 
 
 def test_another_edge_forwards_challenges_skips_the_ca_and_loads_the_published_one() -> None:
