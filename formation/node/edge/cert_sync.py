@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from formation.identity.keys import NodeIdentity
 from formation.identity.sealing import SealError, open_sealed, seal_to
 from formation.node.edge.cert_share import LoadedCert, TlsShare, issuer_of, mesh_dial
@@ -74,6 +77,15 @@ def plan(me: str, nodes: list[dict[str, Any]], routes: list[dict[str, Any]],
                 str(edges[me].get("capabilities_op", "")), https)
 
 
+def key_matches(cert_pem: str, key_pem: str) -> None:
+    """ValueError unless `key_pem` is the private key of the chain's leaf."""
+    leaf = x509.load_pem_x509_certificates(cert_pem.encode())[0]
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
+        raise ValueError("the key is not the certificate's")
+
+
 def recipients(me: str, edges: tuple[str, ...]) -> list[str]:
     """Who a published key is sealed to: every edge, this one first, at most MAX_EDGES (an
     op's size bound; docs/operations.md)."""
@@ -126,13 +138,17 @@ class CertSync:
         return share, found
 
     def _open(self, cert: dict[str, Any]) -> LoadedCert | None:
+        """The certificate with its key opened and checked to be the certificate's: Caddy
+        refuses a whole config whose load_pem has a wrong key, so one bad publication (a
+        damaged or hostile edge's) must not stop this edge from taking route changes."""
         if cert["id"] in self._opened:
             return self._opened[cert["id"]]
         try:
             key = open_sealed(self.identity, cert["keys"][self.me]).decode()
             opened = LoadedCert(cert["key"], chain_pem(cert["chain"]), key,
                                 int(cert["not_after"]))
-        except (SealError, ValueError, UnicodeDecodeError) as exc:
+            key_matches(opened.cert_pem, key)
+        except (SealError, ValueError, TypeError, UnicodeDecodeError) as exc:
             log.warning("edge: a published certificate cannot be opened; not served",
                         extra={"fields": {"host": cert["key"], "author": cert.get("author"),
                                           "error": str(exc)}})
