@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from formation.identity.keys import NodeIdentity
@@ -148,7 +149,7 @@ class CertSync:
             opened = LoadedCert(cert["key"], chain_pem(cert["chain"]), key,
                                 int(cert["not_after"]))
             key_matches(opened.cert_pem, key)
-        except (SealError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        except (SealError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
             log.warning("edge: a published certificate cannot be opened; not served",
                         extra={"fields": {"host": cert["key"], "author": cert.get("author"),
                                           "error": str(exc)}})

@@ -85,17 +85,18 @@ def _cert_problem(p: dict[str, Any]) -> Problem:
             and sum(map(len, chain)) <= MAX_CHAIN_BYTES):
         return ("invalid", f"payload.chain: expected 1 to {MAX_CHAIN} DER certificates, leaf "
                 f"first, {MAX_CHAIN_BYTES} bytes at most")
-    try:
+    try:  # a hostile DER may fail anywhere in parsing (extensions are parsed lazily)
         leaf = x509.load_der_x509_certificate(chain[0])
         for der in chain[1:]:
             x509.load_der_x509_certificate(der)
-    except ValueError:
+        names, expiry = names_of(leaf), not_after_ms(leaf)
+    except Exception:
         return ("invalid", "payload.chain: expected DER certificates (one does not parse)")
-    if p["host"] not in names_of(leaf):
+    if p["host"] not in names:
         return ("invalid", f"payload.chain: the certificate does not name {p['host']}")
-    if p.get("not_after") != not_after_ms(leaf):
+    if p.get("not_after") != expiry:
         return ("invalid", "payload.not_after: expected the certificate's expiry in Unix ms "
-                f"({not_after_ms(leaf)})")
+                f"({expiry})")
     return None
 
 

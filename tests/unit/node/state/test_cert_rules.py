@@ -136,6 +136,9 @@ def test_a_certificate_for_another_name_or_a_false_expiry_is_refused(base) -> No
         "payload.not_after: expected the certificate's expiry")
     assert refused(r, EDGE1, {**p, "chain": [b"\x30\x03junk"]})[1] == (
         "payload.chain: expected DER certificates (one does not parse)")
+    broken, _, not_after = make_cert(HOST, broken_san=True)  # parses; its extension does not
+    assert refused(r, EDGE1, {**p, "chain": chain_der(broken), "not_after": not_after})[1] == (
+        "payload.chain: expected DER certificates (one does not parse)")
 
 
 def test_oversized_fields_are_refused(base) -> None:
