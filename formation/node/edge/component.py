@@ -177,4 +177,8 @@ class EdgeComponent:
             detail += f"; backends failing health checks: {', '.join(down)}"
         if self.left_out:
             detail += f"; {len(self.left_out)} route(s) of the state not served (see the log)"
+        share = self.engine.share
+        if share is not None and (share.issue or share.load):
+            detail += (f"; certificates shared with the other edges: issues {len(share.issue)}"
+                       f" host(s), serves {len(share.load)} published by others")
         return [m.HealthCheck(name="edge", ok=up, detail=detail)]

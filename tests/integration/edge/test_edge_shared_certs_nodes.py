@@ -72,6 +72,7 @@ async def test_two_edge_nodes_serve_the_certificate_one_of_them_obtained(
         netns = bed.hosts["edge"].netns
         services: dict[str, NodeService] = {}
         stores: dict[str, StateStore] = {}
+        edges: dict[str, EdgeComponent] = {}
         pebble = None
         try:
             for name in ("a", "b"):
@@ -85,6 +86,7 @@ async def test_two_edge_nodes_serve_the_certificate_one_of_them_obtained(
                                          acme_ca_root=work / "ca.pem"),
                                      state=state)
                 edge.cert_poll_s = 0.5
+                edges[name] = edge
                 services[name] = NodeService(make_settings(
                     short_tmp / name, name=f"node-{name}",
                     state={"anti_entropy_interval_s": 3600, "claim_address": False}),
@@ -128,6 +130,8 @@ async def test_two_edge_nodes_serve_the_certificate_one_of_them_obtained(
                                      context=lambda: [*errors[-2:], (work / "pebble.log")
                                                       .read_text(errors="replace")[-800:]])
             assert on_a == on_b
+            [health] = edges[other].health()
+            assert "issues 0 host(s), serves 1 published by others" in health.detail
             [published] = await stores[other].view("certs")
             assert published["author"] == keys[issuer]
             assert sorted(published["keys"]) == sorted(keys.values())
