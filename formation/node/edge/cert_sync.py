@@ -113,6 +113,7 @@ class CertSync:
         self.published: set[tuple[str, int]] = set()  # (host, not_after) this edge wrote
         self._opened: dict[str, LoadedCert] = {}  # cert.set id -> its opened certificate
         self._wake = asyncio.Event()
+        self._told_no_grant = False
 
     def _on_ops(self, ops: list[Op], origin: str | None) -> None:
         if any(op.kind.startswith(WATCHED) for op in ops):
@@ -167,6 +168,13 @@ class CertSync:
             await self.publish(found)
 
     async def publish(self, found: Plan) -> None:
+        if not found.grant:  # a capability given before the views recorded its op
+            if not self._told_no_grant:
+                self._told_no_grant = True
+                log.warning("edge: cannot publish certificates: the nodes view does not name "
+                            "the op that made this node an edge; an admin gives the edge "
+                            "capability again (formation node capabilities NODE --set edge)")
+            return
         certs = {c["key"]: c for c in await self.store.view("certs")}
         to = recipients(self.me, found.edges)
         for host in sorted(found.share.issue):
