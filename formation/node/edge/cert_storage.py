@@ -1,12 +1,16 @@
 """The certificates this edge's Caddy obtained, read from its storage (`run_dir/caddy`,
 file_system module): `certificates/<issuer>/<host>/<host>.crt` and `.key`, as certmagic
-writes them. Read by the issuer after issuance and renewal to publish them (cert_publish.py).
+writes them. Read by the issuer after issuance and renewal to publish them (cert_sync.py), and
+written when an edge becomes a host's issuer with a certificate already published (`seed`).
 Blocking file reads: call through asyncio.to_thread."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -36,3 +40,33 @@ def issued(storage: Path, host: str) -> Issued | None:
         if best is None or found.not_after > best.not_after:
             best = found
     return best
+
+
+def issuer_dir(directory: str) -> str:
+    """The directory certmagic (Caddy 2.6's certificate manager) keeps an ACME CA's
+    certificates under: the directory URL's host and path, '/' as '-', made storage-safe
+    (':' as '-'), e.g. acme-v02.api.letsencrypt.org-directory."""
+    url = urlsplit(directory)
+    key = url.netloc
+    path = url.path.replace("/", "-").replace("\\", "-").strip("-")
+    if path:
+        key += f"-{path}"
+    key = key.lower().strip().replace(" ", "_").replace("+", "_plus_").replace(
+        "*", "wildcard_").replace(":", "-").replace("..", "")
+    return re.sub(r"[^\w@.-]", "", key)
+
+
+def seed(storage: Path, directory: str, host: str, cert_pem: str, key_pem: str) -> Path:
+    """Puts a certificate another edge published where this edge's Caddy looks before it asks
+    the CA, so an edge that becomes a host's issuer starts from it (and renews it when due)
+    instead of asking the CA at once. Returns the certificate's file."""
+    site = storage / "certificates" / issuer_dir(directory) / host
+    site.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, text, mode in ((f"{host}.key", key_pem, 0o600), (f"{host}.crt", cert_pem, 0o644),
+                             (f"{host}.json", json.dumps({"sans": [host], "issuer_data": {}}),
+                              0o644)):
+        tmp = site / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.chmod(mode)
+        tmp.replace(site / name)
+    return site / f"{host}.crt"

@@ -26,8 +26,9 @@ from cryptography.hazmat.primitives import serialization
 
 from formation.identity.keys import NodeIdentity
 from formation.identity.sealing import SealError, open_sealed, seal_to
+from formation.node.edge.caddy_config import LETS_ENCRYPT
 from formation.node.edge.cert_share import LoadedCert, TlsShare, issuer_of, mesh_dial
-from formation.node.edge.cert_storage import Issued, issued
+from formation.node.edge.cert_storage import Issued, issued, seed
 from formation.node.state import capability_rules
 from formation.node.state.cert_rules import KIND, MAX_EDGES, chain_der, chain_pem
 from formation.node.state.op import Op
@@ -105,8 +106,11 @@ def needs_publishing(found: Issued, published: dict[str, Any] | None, me: str,
 class CertSync:
     def __init__(self, store: StateStore, identity: NodeIdentity, storage: Path,
                  http_port: int, apply: Callable[[TlsShare | None], Awaitable[object]],
-                 dead: Callable[[], set[str]] | None = None, poll_s: float = POLL_S) -> None:
+                 dead: Callable[[], set[str]] | None = None, poll_s: float = POLL_S,
+                 acme_directory: str = LETS_ENCRYPT) -> None:
+        """`acme_directory`: the CA's directory URL, which names Caddy's storage directory."""
         self.store, self.identity, self.storage = store, identity, storage
+        self.acme_directory = acme_directory
         self.http_port, self.apply, self.dead, self.poll_s = http_port, apply, dead, poll_s
         self.me = identity.public_key_hex
         self.applied: TlsShare | None = None
@@ -162,10 +166,30 @@ class CertSync:
     async def step(self) -> None:
         share, found = await self.current()
         if share != self.applied:
+            before = self.applied.issue if self.applied is not None else frozenset()
+            if share is not None and share.issue - before:
+                await self.seed(share.issue - before)
             await self.apply(share)
             self.applied = share
         if found is not None:
             await self.publish(found)
+
+    async def seed(self, hosts: frozenset[str]) -> None:
+        """Hosts this edge now issues (their issuer died or left): it starts from the
+        certificate already published, put in its Caddy storage before Caddy manages the host,
+        so the CA is asked only when the certificate is due for renewal."""
+        for cert in await self.store.view("certs"):
+            if cert["key"] not in hosts or self.me not in (cert.get("keys") or {}):
+                continue
+            if await asyncio.to_thread(issued, self.storage, cert["key"]) is not None:
+                continue  # Caddy has one already (this edge issued the host before)
+            opened = self._open(cert)
+            if opened is not None:
+                await asyncio.to_thread(seed, self.storage, self.acme_directory, opened.host,
+                                        opened.cert_pem, opened.key_pem)
+                log.info("edge: now issuing a host; starting from its published certificate",
+                         extra={"fields": {"host": opened.host,
+                                           "not_after_ms": opened.not_after}})
 
     async def publish(self, found: Plan) -> None:
         if not found.grant:  # a capability given before the views recorded its op

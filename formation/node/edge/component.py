@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from formation.api import models as m
 from formation.node.edge.admin import AdminError
+from formation.node.edge.caddy_config import LETS_ENCRYPT
 from formation.node.edge.capability_watch import CapabilityWatch
 from formation.node.edge.cert_sync import POLL_S as CERT_POLL_S
 from formation.node.edge.cert_sync import CertSync
@@ -95,7 +96,8 @@ class EdgeComponent:
         store = self.state.store if self.state is not None else None
         if store is not None and service.identity is not None:
             certs = CertSync(store, service.identity, engine.paths.storage, settings.http_port,
-                             engine.set_share, self.dead, self.cert_poll_s)
+                             engine.set_share, self.dead, self.cert_poll_s,
+                             settings.acme_directory or LETS_ENCRYPT)
             try:  # before Caddy could ask the CA for another edge's host
                 engine.share, _ = await certs.current()
                 certs.applied = engine.share

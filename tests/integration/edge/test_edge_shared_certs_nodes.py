@@ -9,7 +9,9 @@ obtained only through that edge forwarding the ACME challenge to the issuer.
 An admin gives both nodes the edge capability and adds an https route; the host's issuer
 (rendezvous hashing) obtains the certificate, publishes it (`cert.set`, the key sealed to both
 edges), the other loads it: a client trusting only pebble's root gets the same certificate
-from both, pebble issued one, and the other edge never asked the CA."""
+from both, pebble issued one, and the other edge never asked the CA. Then the issuer is seen
+dead: the other takes the host over starting from the published certificate (seeded into its
+Caddy storage), and still serves that one, with no second order."""
 
 from __future__ import annotations
 
@@ -73,6 +75,7 @@ async def test_two_edge_nodes_serve_the_certificate_one_of_them_obtained(
         services: dict[str, NodeService] = {}
         stores: dict[str, StateStore] = {}
         edges: dict[str, EdgeComponent] = {}
+        dead: set[str] = set()  # members the nodes saw dead (VmmComponent.dead in a node)
         pebble = None
         try:
             for name in ("a", "b"):
@@ -84,7 +87,7 @@ async def test_two_edge_nodes_serve_the_certificate_one_of_them_obtained(
                                          run_dir=short_tmp / name / "edge",
                                          acme_directory=DIRECTORY,
                                          acme_ca_root=work / "ca.pem"),
-                                     state=state)
+                                     state=state, dead=lambda: set(dead))
                 edge.cert_poll_s = 0.5
                 edges[name] = edge
                 services[name] = NodeService(make_settings(
@@ -139,6 +142,20 @@ async def test_two_edge_nodes_serve_the_certificate_one_of_them_obtained(
             assert log.count("Issued certificate serial") == 1, log[-3000:]
             assert not list((short_tmp / other / "edge" / "caddy").glob(
                 "certificates/*/*/*.crt"))  # the other edge never asked the CA
+
+            # the issuer dies (as the other edge sees it): the other takes the host over and
+            # starts from the published certificate, put in its Caddy storage
+            dead.add(keys[issuer])
+            await until(lambda: "issues 1 host(s)" in edges[other].health()[0].detail,
+                        timeout_s=20, what="the other edge issuing the host")
+            seeded = short_tmp / other / "edge" / "caddy" / "certificates" / \
+                "127.0.0.1-14000-dir" / NAME / f"{NAME}.crt"
+            assert seeded.is_file()
+            after = await asyncio.to_thread(call_in_netns, netns,
+                                            lambda: served_der(root, IPS[other]))
+            assert after == on_a  # the same certificate, now managed by its new issuer
+            log = (work / "pebble.log").read_text(errors="replace")
+            assert log.count("Issued certificate serial") == 1, log[-3000:]
         finally:
             for service in services.values():
                 await service.stop()
