@@ -3,18 +3,23 @@ admin gave the `edge` capability (capability_watch.py: started and stopped as th
 runs the proxy engine, serves the routes it is given (`set_routes`) and those of the state
 store's routes view (state/route_feed.py, when built with the state part), puts each route's
 metrics and each backend's health on the node's /metrics, and reports the engine's
-health in GET /v1/health."""
+health in GET /v1/health. On an edge by capability, with the state part, it shares certificates
+with the other edges (cert_sync.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from formation.api import models as m
 from formation.node.edge.admin import AdminError
+from formation.node.edge.caddy_config import LETS_ENCRYPT
 from formation.node.edge.capability_watch import CapabilityWatch
+from formation.node.edge.cert_sync import POLL_S as CERT_POLL_S
+from formation.node.edge.cert_sync import CertSync
 from formation.node.edge.engine import CaddyEngine
 from formation.node.edge.metrics import EdgeCollector
 from formation.node.edge.routes import Route
@@ -34,13 +39,16 @@ HEALTH_REFRESH_S = 5.0  # how often the backends' health is read for /metrics
 class EdgeComponent:
     name = "edge"
     after_ready = True  # starting the engine waits for nothing the API needs
+    cert_poll_s = CERT_POLL_S  # how often an issuer looks for a new certificate (tests: less)
 
     def __init__(self, host: NetHost = LOCAL_HOST, routes: list[Route] | None = None,
                  settings: EdgeSettings | None = None,
-                 state: StateComponent | None = None) -> None:
+                 state: StateComponent | None = None,
+                 dead: Callable[[], set[str]] | None = None) -> None:
         """`settings`: instead of the node's (a test's own part). `state`: serve its routes
-        view too (beside `routes`, the operator's own)."""
-        self.host, self.settings, self.state = host, settings, state
+        view too (beside `routes`, the operator's own). `dead`: keys of the members this node
+        saw dead (VmmComponent.dead): no longer chosen to issue certificates."""
+        self.host, self.settings, self.state, self.dead = host, settings, state, dead
         self.initial_routes = list(routes or [])
         self.state_routes: list[Route] = []  # the routes view's, as the feed last gave them
         self.left_out: dict[str, str] = {}  # state routes the engine cannot take, and why
@@ -84,6 +92,18 @@ class EdgeComponent:
         settings = self.settings_of(service)
         run_dir = settings.run_dir or service.settings.data_dir / "edge"
         engine = CaddyEngine(settings, run_dir, self.host)
+        certs = None
+        store = self.state.store if self.state is not None else None
+        if store is not None and service.identity is not None:
+            certs = CertSync(store, service.identity, engine.paths.storage, settings.http_port,
+                             engine.set_share, self.dead, self.cert_poll_s,
+                             settings.acme_directory or LETS_ENCRYPT)
+            try:  # before Caddy could ask the CA for another edge's host
+                engine.share, _ = await certs.current()
+                certs.applied = engine.share
+            except Exception as exc:  # decided again once running
+                log.warning("edge: shared certificates not decided at start",
+                            extra={"fields": {"error": str(exc)}})
         try:
             await engine.start(self.initial_routes + self.state_routes)
         except asyncio.CancelledError:  # the node stops meanwhile: leave no caddy behind
@@ -93,6 +113,8 @@ class EdgeComponent:
         if self.state is not None and self.state.store is not None:
             self._engine_tasks.append(
                 service.spawn(RouteFeed(self.state.store, self._from_state).run()))
+        if certs is not None:
+            self._engine_tasks.append(service.spawn(certs.run()))
         self._collector = EdgeCollector(engine.metrics, self.health_view)
         service.metrics.registry.register(self._collector)
         self._engine_tasks.append(service.spawn(self._follow_health()))
@@ -163,4 +185,8 @@ class EdgeComponent:
             detail += f"; backends failing health checks: {', '.join(down)}"
         if self.left_out:
             detail += f"; {len(self.left_out)} route(s) of the state not served (see the log)"
+        share = self.engine.share
+        if share is not None and (share.issue or share.load):
+            detail += (f"; certificates shared with the other edges: issues {len(share.issue)}"
+                       f" host(s), serves {len(share.load)} published by others")
         return [m.HealthCheck(name="edge", ok=up, detail=detail)]

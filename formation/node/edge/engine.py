@@ -28,6 +28,7 @@ from formation.node.edge.caddy_config import (
     caddy_config,
     unserved,
 )
+from formation.node.edge.cert_share import TlsShare
 from formation.node.edge.metrics import AccessLogSink, RouteMetrics, upstreams_healthy
 from formation.node.edge.routes import Route, validate_routes
 from formation.node.edge.settings import EdgeSettings
@@ -56,6 +57,7 @@ class CaddyEngine:
         self.metrics = RouteMetrics()
         self.sink = AccessLogSink(self.paths.access_socket, self.metrics)
         self.routes: list[Route] = []
+        self.share: TlsShare | None = None  # certificates shared with other edges (cert_share)
         self.applied: dict[str, Any] | None = None  # the config the running engine has
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0  # how many times the process was started (restarts = starts - 1)
@@ -117,7 +119,7 @@ class CaddyEngine:
     async def _run_once(self) -> None:
         """One life of the process: config file with the current routes, start, wait for its
         admin socket, then for its exit. Cancelled: SIGTERM (Caddy drains), then SIGKILL."""
-        config = caddy_config(self.routes, self.settings, self.paths)
+        config = caddy_config(self.routes, self.settings, self.paths, self.share)
         await asyncio.to_thread(self._write_config, config)
         with contextlib.suppress(FileNotFoundError):
             self.paths.admin_socket.unlink()
@@ -200,7 +202,7 @@ class CaddyEngine:
         routes = self._checked(routes)
         async with self._lock:
             self.routes = routes
-            new = caddy_config(routes, self.settings, self.paths)
+            new = caddy_config(routes, self.settings, self.paths, self.share)
             await asyncio.to_thread(self._write_config, new)  # a restart takes these
             old = self.applied
             if old is None:
@@ -217,6 +219,12 @@ class CaddyEngine:
             self.applied = new
             self.metrics.keep_only({r.name for r in routes})
             return [f"{method} {path}" for method, path, _ in changes]
+
+    async def set_share(self, share: TlsShare | None) -> list[str]:
+        """This edge's part in the certificates shared between edges (cert_share.py): applied
+        with the current routes, like a change of routes."""
+        self.share = share
+        return await self.apply(self.routes)
 
     async def upstreams_healthy(self) -> dict[str, bool]:
         """Each backend's health as the engine's active checks see it (`host:port` -> ok)."""

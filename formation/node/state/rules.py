@@ -17,6 +17,7 @@ from nacl.exceptions import ValueError as NaclValueError
 from formation.node.state import (
     accounts,
     capability_rules,
+    cert_rules,
     grant_rules,
     route_rules,
     tenant_images,
@@ -106,6 +107,7 @@ REF_FIELDS = {
     "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
     "image.remove": ("image",), "dns.remove": ("record",),
     "route.set": (), "route.remove": ("route",),  # route.set: its `instances` (route_rules)
+    cert_rules.KIND: cert_rules.REF_FIELDS,
     **grant_rules.REF_FIELDS,
 }
 # Optional payload fields that name other ops: present only when the field is.
@@ -514,6 +516,10 @@ def _capabilities(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _raise(capability_rules.problem(op, auth, author))
 
 
+def _cert(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(cert_rules.problem(op, auth, author, get_op))
+
+
 def _grant(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _raise(grant_rules.problem(op, auth, author, get_op))
 
@@ -533,5 +539,6 @@ RULES: dict[str, Rule] = {
     "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
     "grant.set": _grant, "grant.revoke": _grant,
     capability_rules.KIND: _capabilities,
+    cert_rules.KIND: _cert,
 }
 KINDS = tuple(sorted(RULES))

@@ -19,7 +19,14 @@ from typing import Any
 
 import cbor2
 
-from formation.node.state import ca_rules, capability_rules, grant_view, route_view
+from formation.node.state import (
+    ca_rules,
+    capability_rules,
+    cert_rules,
+    cert_view,
+    grant_view,
+    route_view,
+)
 from formation.node.state.instance_view import observed_key
 from formation.node.state.op import Op, encode
 
@@ -138,6 +145,8 @@ def effects(op: Op) -> list[Effect]:
         return capability_rules.effects(op)
     if k == ca_rules.KIND:
         return ca_rules.effects(op)
+    if k == cert_rules.KIND:
+        return cert_rules.effects(op)
     if k == "grant.set":
         return grant_view.set_effects(p, author, oid)
     if k == "grant.revoke":
@@ -299,6 +308,8 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
     if collection == "routes":
         live = {k for k, v in _registers(db, "accounts").items() if not v.get("removed")}
         return route_view.fold(_elements(db, collection), live)
+    if collection == "certs":  # not in COLLECTIONS: for the edges, not served by the API
+        return certs(db)
     if collection == "instances":
         return over_quota(db, [{"key": k, **v} for k, v in _registers(db, collection).items()
                                if not v.get("removed")])
@@ -308,6 +319,14 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
         return [{"key": k, **v} for k, v in _registers(db, collection).items()
                 if not v.get("removed")]
     raise KeyError(collection)
+
+
+def certs(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The certificate each https host's edges serve (cert_view.py)."""
+    edges = {k for k, v in _registers(db, "nodes").items()
+             if v.get("roles") and capability_rules.EDGE in capability_rules.of(v)}
+    https = {r["key"] for r in read(db, "routes") if r.get("protocol") == "https"}
+    return cert_view.fold(_elements(db, "certs"), edges, https)
 
 
 def over_quota(db: sqlite3.Connection, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
