@@ -172,6 +172,7 @@ class HaproxyEngine:
                         await process.wait()
             if process.returncode is None:
                 self.applied = config
+                self.counters.new_worker()
                 self._up.set()
             await process.wait()
         finally:
@@ -322,6 +323,7 @@ class HaproxyEngine:
                             raise HaproxyError("edge: haproxy's reload failed; the previous "
                                                "routes are still served (see the node's log)")
                         if await self._serving(routes):
+                            self.counters.new_worker()
                             return
                     await asyncio.sleep(POLL_S)
         except TimeoutError:

@@ -1,8 +1,9 @@
 """Per-route metrics of tcp routes on the node's /metrics, from HAProxy's `show stat`: each
 route's frontend counts its client connections and bytes. HAProxy's counters start again at
-zero in each new worker (every reload); `TcpRouteCounters` adds what the previous workers had
-counted, so what the node exports only grows (what a worker counted between the last read and
-its reload is lost: at most one refresh period's worth)."""
+zero in each new worker (every reload or restart: the engine says so, `new_worker`);
+`TcpRouteCounters` adds what the previous workers had counted, so what the node exports only
+grows (what a worker counted between the last read and its reload is lost: at most one refresh
+period's worth)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ class TcpRouteCounters:
     bytes_in: dict[str, _Monotonic] = field(default_factory=dict)
     bytes_out: dict[str, _Monotonic] = field(default_factory=dict)
     active: dict[str, int] = field(default_factory=dict)
+
+    def new_worker(self) -> None:
+        """A reload or restart: the next worker counts from zero, so what the last one counted
+        becomes the base."""
+        for table in (self.connections, self.bytes_in, self.bytes_out):
+            for counter in table.values():
+                counter.base += counter.last
+                counter.last = 0
 
     def observe(self, rows: list[StatRow], routes: set[str]) -> None:
         """Takes one `show stat` of the current worker; only `routes` (the served tcp routes'
