@@ -255,3 +255,16 @@ async def test_two_tcp_routes_on_one_port_and_bad_routes_are_refused_with_one_li
                                           (Backend("198.18.0.2", 0),), "db")])
         assert lab.engine.applied == before and lab.engine.reloads == 0
         assert await lab.name_of() == "b1"
+
+
+async def test_crashed_haproxy_is_restarted_with_the_newest_routes() -> None:
+    async with tcp_lab() as lab:
+        await lab.engine.start([lab.route("b1")])
+        await lab.engine.apply([lab.route("b2")])
+        await serving(lab, "b2")
+        assert lab.engine.process is not None
+        lab.engine.process.kill()  # the master: its worker follows it
+        await until(lambda: lab.engine.starts == 2 and lab.engine.applied,
+                    timeout_s=15, what="haproxy started again")
+        await serving(lab, "b2")
+        assert {await lab.name_of() for _ in range(4)} == {"b2"}

@@ -68,8 +68,9 @@ async def test_the_edge_part_serves_the_routes_view() -> None:
                 ids.append(inst.hex())
             await store.append("route.set", {"host": HOST, "protocol": "http",
                                              "port": BACKEND_PORT, "instances": ids})
-            await store.append("route.set", {"host": "ssh.example.test", "protocol": "tcp",
-                                             "port": 22, "listen": 2222, "instances": ids})
+            ssh = await store.append("route.set", {
+                "host": "ssh.example.test", "protocol": "tcp", "port": 22, "listen": 2222,
+                "instances": ids})
             # a hostile or concurrent writer's route for a taken port: the view marks it
             await store.append("route.set", {"host": "ssh2.example.test", "protocol": "tcp",
                                              "port": 22, "listen": 2222, "instances": ids})
@@ -100,6 +101,17 @@ async def test_the_edge_part_serves_the_routes_view() -> None:
                 "formation_edge_route_connections_total",
                 {"route": "ssh_example_test_tcp2222"}) is not None, timeout_s=15,
                 what="the tcp route's connection counter on /metrics")
+            # the last tcp route goes: so does HAProxy (the other one never had the port)
+            await store.append("route.remove", {"route": ssh.id.hex()})
+            await until(lambda: edge.tcp_engine is not None
+                        and [r.host for r in edge.tcp_engine.routes] == ["ssh2.example.test"],
+                        timeout_s=15, what="the route that waited for the port served")
+            ssh2 = next(r for r in await store.view("routes") if r["key"] == "ssh2.example.test")
+            await store.append("route.remove", {"route": ssh2["id"]})
+            await until(lambda: edge.tcp_engine is None, timeout_s=15,
+                        what="haproxy stopped with no tcp route left")
+            reply = await lab.get()
+            assert reply is not None and reply[0] == 200  # Caddy's route untouched
         finally:
             await service.stop()
             for name in list(lab.backends if lab else []):
