@@ -160,14 +160,19 @@ class EdgeComponent:
             await engine.stop()
 
     def _tcp_left_out(self, why: str) -> None:
-        tcp = {r.name for r in _tcp(self.state_routes)}
-        log.warning("edge: tcp routes not served", extra={"fields": {"why": why}})
-        self.left_out.update({name: why for name in tcp})
-        self.state_routes = [r for r in self.state_routes if r.name not in tcp]
+        """HAProxy did not take the tcp routes of the state: those it does not serve are left
+        out, saying why (it serves on what it served before)."""
+        served = set(self.tcp_engine.routes) if self.tcp_engine is not None else set()
+        unserved = {r.name for r in _tcp(self.state_routes) if r not in served}
+        log.warning("edge: tcp routes not served", extra={"fields": {
+            "routes": sorted(unserved), "why": why}})
+        self.left_out.update({name: why for name in unserved})
+        self.state_routes = [r for r in self.state_routes if r.name not in unserved]
 
     async def _from_state(self, routes: list[Route]) -> list[str]:
         kept, left_out = servable(_web(self.initial_routes), _web(routes))
-        kept_tcp, left_tcp = servable_tcp(self.initial_routes + kept, _tcp(routes))
+        settings = self.settings_of(self._service) if self._service else EdgeSettings()
+        kept_tcp, left_tcp = servable_tcp(self.initial_routes + kept, _tcp(routes), settings)
         kept, left_out = kept + kept_tcp, {**left_out, **left_tcp}
         for name, why in left_out.items():
             if self.left_out.get(name) != why:

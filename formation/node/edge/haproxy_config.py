@@ -115,14 +115,24 @@ def expected_proxies(routes: list[Route]) -> set[str]:
             for prefix in (FRONTEND_PREFIX, BACKEND_PREFIX)}
 
 
-def servable_tcp(fixed: list[Route], wanted: list[Route]) -> tuple[list[Route], dict[str, str]]:
+def port_problems(routes: list[Route], settings: EdgeSettings) -> list[str]:
+    """tcp routes asking for the public port Caddy listens on (`edge.http_port`,
+    `edge.https_port`): HAProxy could not bind it."""
+    taken = {settings.http_port: "HTTP", settings.https_port: "HTTPS"}
+    return [f"route {r.name!r}: port: {r.port} is the edge's {taken[r.port]} port "
+            "(http and https routes)" for r in tcp_routes(routes) if r.port in taken]
+
+
+def servable_tcp(fixed: list[Route], wanted: list[Route], settings: EdgeSettings,
+                 ) -> tuple[list[Route], dict[str, str]]:
     """The tcp routes of `wanted` HAProxy can serve beside `fixed` (every route the edge
     serves, any protocol), and why each other one is left out (name -> the first problem): a
-    route whose public port another route took, one with a clashing name."""
+    route whose public port another route or the edge's HTTP(S) port took, one with a clashing
+    name."""
     kept: list[Route] = []
     left_out: dict[str, str] = {}
     for route in wanted:
-        problems = validate_routes([*fixed, *kept, route])
+        problems = port_problems([route], settings) + validate_routes([*fixed, *kept, route])
         if problems:
             left_out[route.name] = problems[0]
         else:

@@ -30,6 +30,7 @@ from formation.node.edge.haproxy_config import (
     expected_proxies,
     expected_servers,
     haproxy_config,
+    port_problems,
     server_name,
     tcp_routes,
 )
@@ -264,7 +265,7 @@ class HaproxyEngine:
     # -- changes -----------------------------------------------------------------------------
 
     def _checked(self, routes: list[Route]) -> list[Route]:
-        problems = validate_routes(routes)
+        problems = validate_routes(routes) + port_problems(routes, self.settings)
         if problems:
             raise HaproxyError(problems[0] if len(problems) == 1 else
                                f"{problems[0]} (and {len(problems) - 1} more)")
@@ -273,7 +274,8 @@ class HaproxyEngine:
     async def apply(self, routes: list[Route]) -> list[str]:
         """Makes HAProxy serve the tcp routes of `routes` by one reload when the config
         changed. Returns what it did (empty: nothing to do). Raises HaproxyError for routes it
-        cannot take, leaving the engine as it was."""
+        cannot take or a reload that fails (a port another program holds), leaving the engine
+        serving what it served."""
         routes = self._checked(routes)
         async with self._lock:
             new = haproxy_config(routes, self.settings, self.paths)
@@ -281,12 +283,17 @@ class HaproxyEngine:
                 self.routes = routes
                 return []
             await self._check_config(new)
-            self.routes = routes
+            previous, self.routes = self.routes, routes
             await asyncio.to_thread(self._write_config, new, self.paths.config_file)
-            process = self.process
-            if self.applied is None or process is None or process.returncode is not None:
+            process, old = self.process, self.applied
+            if old is None or process is None or process.returncode is not None:
                 return ["(haproxy restarting: it starts with these routes)"]
-            await self._reload(process, routes)
+            try:
+                await self._reload(process, routes)
+            except HaproxyError:  # the old worker serves on: so must a restart
+                self.routes = previous
+                await asyncio.to_thread(self._write_config, old, self.paths.config_file)
+                raise
             self.applied = new
             return ["reload"]
 

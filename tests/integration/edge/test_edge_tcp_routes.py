@@ -257,6 +257,36 @@ async def test_two_tcp_routes_on_one_port_and_bad_routes_are_refused_with_one_li
         assert await lab.name_of() == "b1"
 
 
+async def test_a_reload_that_cannot_bind_leaves_the_served_routes_as_they_were() -> None:
+    """Another program holds the new route's port: HAProxy's new worker cannot start, the old
+    one serves on, the change is refused in one line, and a restart takes the old routes."""
+    async with tcp_lab() as lab:
+        await lab.engine.start([lab.route("b1")])
+        await serving(lab, "b1")
+
+        def hold() -> socket.socket:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", OTHER_PORT))
+            sock.listen()
+            return sock
+
+        holder = await asyncio.to_thread(call_in_netns, lab.edge_netns, hold)
+        try:
+            with pytest.raises(HaproxyError) as refused:
+                await lab.engine.apply([lab.route("b1"),
+                                        lab.route("b2", port=OTHER_PORT, name="ssh")])
+            assert "reload failed" in str(refused.value) and "\n" not in str(refused.value)
+        finally:
+            holder.close()
+        assert await lab.name_of() == "b1"
+        assert [r.name for r in lab.engine.routes] == ["db"]
+        assert lab.engine.process is not None
+        lab.engine.process.kill()
+        await until(lambda: lab.engine.starts == 2 and lab.engine.applied, timeout_s=15,
+                    what="haproxy started again")
+        assert await lab.name_of() == "b1" and await lab.name_of(OTHER_PORT) is None
+
+
 async def test_crashed_haproxy_is_restarted_with_the_newest_routes() -> None:
     async with tcp_lab() as lab:
         await lab.engine.start([lab.route("b1")])

@@ -70,9 +70,19 @@ def test_what_a_running_worker_shows_for_the_routes() -> None:
 def test_a_tcp_route_of_the_state_on_a_taken_port_is_left_out_alone() -> None:
     fixed = [db(B1)]  # the operator's own route holds 5432
     wanted = [db(B2, name="other"), db(B2, port=22, name="ssh")]
-    kept, left_out = servable_tcp(fixed, wanted)
+    kept, left_out = servable_tcp(fixed, wanted, S)
     assert [r.name for r in kept] == ["ssh"]
     assert left_out == {"other": "route 'other': port: 5432 already taken by another tcp route"}
+
+
+def test_a_tcp_route_on_the_edges_http_or_https_port_is_left_out() -> None:
+    settings = EdgeSettings(http_port=8080, https_port=8443)
+    kept, left_out = servable_tcp([], [db(B1, port=8080, name="a"), db(B1, port=8443, name="b"),
+                                       db(B1, port=80, name="c")], settings)
+    assert [r.name for r in kept] == ["c"]  # 80 is not this edge's HTTP port
+    assert left_out == {
+        "a": "route 'a': port: 8080 is the edge's HTTP port (http and https routes)",
+        "b": "route 'b': port: 8443 is the edge's HTTPS port (http and https routes)"}
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
