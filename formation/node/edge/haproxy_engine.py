@@ -19,7 +19,6 @@ import logging
 import re
 import shutil
 import signal
-import time
 from pathlib import Path
 
 from formation.errors import FormationError
@@ -44,6 +43,7 @@ from formation.node.edge.haproxy_stats import (
 )
 from formation.node.edge.routes import Route, validate_routes
 from formation.node.edge.settings import EdgeSettings
+from formation.node.edge.supervision import restart_loop, stop_process
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.tasks import cancel_and_wait
 
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 HAPROXY = "haproxy"
 START_TIMEOUT_S = 30.0
 RELOAD_TIMEOUT_S = 30.0
-STOP_GRACE_S = 10.0
 SOCKET_TIMEOUT_S = 5.0
 POLL_S = 0.05
 ANSWER_LIMIT = 1 << 22  # a `show stat` of many routes fits; a runaway answer does not
@@ -133,22 +132,9 @@ class HaproxyEngine:
         self._supervisor = None
 
     async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping:
-            started = time.monotonic()
-            try:
-                await self._run_once()
-            except (OSError, HaproxyError) as exc:
-                log.error("edge: cannot start haproxy", extra={"fields": {"error": str(exc)}})
-            if self._stopping:
-                return
-            failures = 0 if time.monotonic() - started > self.settings.restart_max_s \
-                else failures + 1
-            delay = min(self.settings.restart_max_s, 0.2 * 2 ** min(failures, 10))
-            log.warning("edge: haproxy exited; restarting", extra={"fields": {
-                "returncode": self.process.returncode if self.process else None,
-                "in_s": round(delay, 2)}})
-            await asyncio.sleep(delay)
+        await restart_loop(self._run_once, lambda: self._stopping,
+                           self.settings.restart_max_s, "haproxy",
+                           lambda: self.process.returncode if self.process else None)
 
     async def _run_once(self) -> None:
         """One life of the master: config file with the current routes, start, wait until its
@@ -179,16 +165,7 @@ class HaproxyEngine:
         finally:
             self._up.clear()
             self.applied = None
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
-                try:
-                    async with asyncio.timeout(STOP_GRACE_S):
-                        await asyncio.shield(process.wait())
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await asyncio.shield(process.wait())
+            await stop_process(process)
             await asyncio.shield(logs)
 
     async def _forward_logs(self, process: asyncio.subprocess.Process) -> None:
