@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,13 @@ from formation.node.edge.cert_share import TlsShare
 from formation.node.edge.metrics import AccessLogSink, RouteMetrics, upstreams_healthy
 from formation.node.edge.routes import Route, validate_routes
 from formation.node.edge.settings import EdgeSettings
+from formation.node.edge.supervision import restart_loop, stop_process
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 30.0
-STOP_GRACE_S = 10.0
 STDERR_LINE_LIMIT = 1 << 16
 
 
@@ -99,22 +98,9 @@ class CaddyEngine:
         await self.sink.stop()
 
     async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping:
-            started = time.monotonic()
-            try:
-                await self._run_once()
-            except OSError as exc:
-                log.error("edge: cannot start caddy", extra={"fields": {"error": str(exc)}})
-            if self._stopping:
-                return
-            failures = 0 if time.monotonic() - started > self.settings.restart_max_s \
-                else failures + 1
-            delay = min(self.settings.restart_max_s, 0.2 * 2 ** min(failures, 10))
-            log.warning("edge: caddy exited; restarting", extra={"fields": {
-                "returncode": self.process.returncode if self.process else None,
-                "in_s": round(delay, 2)}})
-            await asyncio.sleep(delay)
+        await restart_loop(self._run_once, lambda: self._stopping,
+                           self.settings.restart_max_s, "caddy",
+                           lambda: self.process.returncode if self.process else None)
 
     async def _run_once(self) -> None:
         """One life of the process: config file with the current routes, start, wait for its
@@ -144,16 +130,7 @@ class CaddyEngine:
         finally:
             self._up.clear()
             self.applied = None
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
-                try:
-                    async with asyncio.timeout(STOP_GRACE_S):
-                        await asyncio.shield(process.wait())
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await asyncio.shield(process.wait())
+            await stop_process(process)
             await asyncio.shield(logs)
 
     async def _forward_logs(self, process: asyncio.subprocess.Process) -> None:
