@@ -32,6 +32,7 @@ from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
+from formation.discovery.account_token import proof_message
 from formation.node.state.accounts import MAX_KEYS, keys_after
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 INVITE_KINDS = frozenset({"account.invite", "account.uninvite"})  # an admin signs these
 REDEEM = "account.redeem"  # the invited key signs it
 KINDS = INVITE_KINDS | {REDEEM}
-PROOF_CONTEXT = b"formation-account-invite-proof-v1\x00"
 MAX_INVITE_MS = 30 * 86_400_000  # an invite lives at most 30 days past its op's time
 Problem = tuple[str, str] | None
 
@@ -51,12 +51,6 @@ class AccountInvite:
     account: str
     until_ms: int
     op: str  # the account.invite op's id, hex
-
-
-def proof_message(network: bytes, account: str, key_hex: str) -> bytes:
-    """What the invite key signs: the network, the account and the key that joins it."""
-    name = account.encode()
-    return PROOF_CONTEXT + network + bytes([len(name)]) + name + bytes.fromhex(key_hex)
 
 
 def proof_verifies(network: bytes, account: str, key_hex: str, invite_key_hex: str,
@@ -92,10 +86,15 @@ def uninvite_problem(op: Op, auth: Authority) -> Problem:
 def redeem_problem(op: Op, auth: Authority, author: str) -> Problem:
     """account.redeem, judged in its causal past: everything but the concurrency of two redeems
     of one invite (authority.resolve decides that)."""
-    p: dict[str, Any] = op.payload
-    if p["key"] != author:
+    if op.payload["key"] != author:
         return ("unauthorized", "account.redeem: must be signed by the key it adds "
                 "(payload.key)")
+    return request_problem(auth, op.network, op.payload, op.hlc[0])
+
+
+def request_problem(auth: Authority, network: bytes, p: dict[str, Any], at_ms: int) -> Problem:
+    """Whether the redeem `p` may join its key to its account in `auth` at time `at_ms`: the
+    rule above, and what a node checks before drafting a redeem (account_invite_handlers.py)."""
     invite = auth.account_invites.get(p["invite_key"])
     if invite is None:
         return ("unauthorized", "account.redeem: no open invite with this key in the op's past "
@@ -103,9 +102,9 @@ def redeem_problem(op: Op, auth: Authority, author: str) -> Problem:
     if invite.account != p["account"]:
         return ("unauthorized", f"payload.account: the invite is for account "
                 f"{invite.account!r}")
-    if op.hlc[0] > invite.until_ms:
+    if at_ms > invite.until_ms:
         return ("unauthorized", "account.redeem: the invite expired")
-    if not proof_verifies(op.network, p["account"], p["key"], p["invite_key"], p["proof"]):
+    if not proof_verifies(network, p["account"], p["key"], p["invite_key"], p["proof"]):
         return ("unauthorized", "payload.proof: does not verify (the invite key's signature "
                 "over network, account and key)")
     account = auth.accounts.by_name.get(p["account"])
@@ -115,9 +114,10 @@ def redeem_problem(op: Op, auth: Authority, author: str) -> Problem:
     if len(account.keys) >= MAX_KEYS:
         return ("unauthorized", f"payload.account: {p['account']!r} has {MAX_KEYS} keys "
                 "already")
-    holder = auth.accounts.by_key.get(author)
-    if holder is not None or auth.is_member(author):
-        return ("invalid", f"payload.key: {author[:16]} is already "
+    key = p["key"]
+    holder = auth.accounts.by_key.get(key)
+    if holder is not None or auth.is_member(key):
+        return ("invalid", f"payload.key: {key[:16]} is already "
                 + (f"a key of account {holder!r}" if holder else "a node's key"))
     return None
 

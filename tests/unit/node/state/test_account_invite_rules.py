@@ -11,8 +11,8 @@ import pytest
 from nacl.signing import SigningKey
 from statekit import NETWORK, craft, found, replica, spec, sync, write
 
+from formation.discovery.account_token import proof_message
 from formation.identity import NodeIdentity
-from formation.node.state.account_invites import proof_message
 from formation.node.state.op import decode
 
 ADMIN, NODE = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (1, 2))
