@@ -54,7 +54,7 @@ def _person_write(r, who: NodeIdentity, choice: int, n: int) -> bytes:
 
 @given(steps=st.lists(step, min_size=4, max_size=24), seed=st.randoms(use_true_random=False))
 @example(steps=[(1, "write", 0, 0), (2, "write", 0, 0), (1, "sync", 2, 0), (2, "sync", 1, 0),
-                (1, "write", 0, 3), (2, "write", 0, 3)], seed=random.Random(1))  # a race for one invite
+                (1, "write", 0, 3), (2, "write", 0, 3)], seed=random.Random(1))  # a race
 @PROFILE
 def test_invite_histories_converge_and_an_invite_adds_one_key(steps, seed) -> None:
     base = Path(tempfile.mkdtemp(prefix="fm-inv-"))
