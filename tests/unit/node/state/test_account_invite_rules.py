@@ -181,11 +181,19 @@ def test_two_concurrent_redeems_of_one_invite_the_earlier_stands_everywhere(base
     one = craft(NEW, r1, "account.redeem", redeem_payload(inv, NEW), hlc=(hlc, 0))
     two = craft(OTHER, r2, "account.redeem", redeem_payload(inv, OTHER), hlc=(hlc, 0))
     assert verdict(r1, one).status == verdict(r2, two).status == "accepted"
-    assert verdict(r1, two).status == verdict(r2, one).status == "accepted"
+    # each key deploys before it learns of the other redeem: accepted where it was made
+    made = {NEW.public_key_hex: craft(NEW, r1, "instance.create", create("by-new")),
+            OTHER.public_key_hex: craft(OTHER, r2, "instance.create", create("by-other"))}
+    assert verdict(r1, made[NEW.public_key_hex]).status == "accepted"
+    assert verdict(r2, made[OTHER.public_key_hex]).status == "accepted"
+    sync(r1, r2)
+    sync(r2, r1)
     winner = min((decode(one), decode(two)), key=lambda o: o.order_key)
     loser = NEW if winner.author != NEW.public_key else OTHER
     for r in (r1, r2):
         assert keys_of(r) == [ALICE.public_key_hex, winner.author.hex()]
+        # the loser's instance is void: its key's authority came from a void redeem
+        assert [i["owner"] for i in r.view("instances")] == [winner.author.hex()]
         assert r.current_authority().accounts.of_key(loser.public_key_hex) is None
         assert r.rebuild()["equal"] is True
     assert views_equal(r1, r2)
