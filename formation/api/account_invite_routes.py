@@ -18,7 +18,9 @@ LOCAL_ONLY = ((403, "Only local callers (the unix socket) of an admin node may d
 REFUSED = ((403, "The invite is unknown, used, revoked or expired, the proof does not verify, "
                  "or the account cannot take the key"),
            (409, "The op waits for ops this node does not have yet, or was not drafted here: "
-                 "draft it again"))
+                 "draft it again"),
+           # the join door's throttle (node/guesses.py) counts these routes' failures too
+           (429, "Too many failed attempts from this address: retry after Retry-After"))
 
 account_invite_create = Endpoint(
     "account_invite_create", "POST", "/v1/accounts/{name}/invites", im.AccountInviteRequest,

@@ -123,16 +123,18 @@ def join(token: str, key_file: str, profile: str | None, as_json: bool) -> None:
     identity = create_key(path) if created else load_key(path)
     endpoint, relayed = run(lambda: _redeem(tok, identity))
     name = profile or tok.account
-    saved = _save_profile(name, endpoint, path)
+    saved, default = _save_profile(name, endpoint, path)
     record = {"account": tok.account, "key": identity.public_key_hex, "key_file": str(path),
               "key_created": created, "node": endpoint, "op": relayed.id,
-              "status": relayed.status, "profile": name, "profile_file": str(saved)}
+              "status": relayed.status, "profile": name, "profile_file": str(saved),
+              "default_profile": default}
     if as_json:
         _emit_json(record)
         return
     click.echo(f"joined account {tok.account} with key {identity.public_key_hex[:16]} "
                f"({'new, ' if created else ''}{path}) through {endpoint}")
-    click.echo(f"profile {name} saved in {saved}: `formation tenant whoami` works now")
+    how = "formation tenant whoami" if default else f"formation tenant whoami --profile {name}"
+    click.echo(f"profile {name} saved in {saved}: `{how}` works now")
 
 
 async def _redeem(tok: Any, identity: Any) -> tuple[str, Any]:
@@ -183,8 +185,9 @@ async def _redeem(tok: Any, identity: Any) -> tuple[str, Any]:
                        + "; ".join(failures))
 
 
-def _save_profile(name: str, node: str, key: Path) -> Path:
-    """Adds (or replaces) profile `name` in client.yaml, the default when there is none."""
+def _save_profile(name: str, node: str, key: Path) -> tuple[Path, bool]:
+    """Adds (or replaces) profile `name` in client.yaml, the default when there is none;
+    returns the file and whether `name` is the default."""
     import yaml
 
     from formation.client_profile import config_path
@@ -206,4 +209,4 @@ def _save_profile(name: str, node: str, key: Path) -> Path:
     temporary = path.with_name(path.name + ".new")
     temporary.write_text(yaml.safe_dump(data, sort_keys=True))
     temporary.replace(path)
-    return path
+    return path, data["default"] == name

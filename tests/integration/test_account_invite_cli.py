@@ -70,7 +70,7 @@ async def test_a_person_joins_an_account_with_a_token_and_deploys(node, short_tm
     assert joined.returncode == 0, joined.stderr
     record = json.loads(joined.stdout)
     assert record["key_created"] is True and record["status"] == "accepted"
-    assert record["profile"] == "alice"
+    assert record["profile"] == "alice" and record["default_profile"] is True
     shown = node.cli_json("account", "show", "alice")
     assert shown["keys"] == [admin_key.public_key_hex, record["key"]]
     assert node.cli_json("account", "invites", "alice")["items"] == []
