@@ -143,3 +143,13 @@ async def test_hostile_redeems_are_refused_and_write_nothing(node, short_tmp) ->
                                                 invite_key=token.invite_key_hex,
                                                 proof=proof.signature.hex()))
     assert late.status == 403 and "no open invite" in str(late)
+    # a stranger guessing proofs meets the join door's throttle: 429 once its failures add up
+    statuses = []
+    for _ in range(12):
+        guess = SigningKey.generate().sign(proof_message(network, "alice",
+                                                         relay.public_key_hex))
+        statuses.append((await draft(relay, im.RedeemRequest(
+            account="alice", invite_key=token.invite_key_hex,
+            proof=guess.signature.hex()))).status)
+    assert set(statuses) <= {403, 429} and statuses[-1] == 429, statuses
+    assert await log_count(node) == before + 1  # only the admin's uninvite was written
