@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from formation.api import (
+    account_invite_routes,
     account_routes,
     ca_routes,
     console_routes,
@@ -83,6 +84,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *IMAGE_ENDPOINTS,
     *VM_ENDPOINTS,
     *account_routes.ENDPOINTS,
+    *account_invite_routes.ENDPOINTS,
     *grant_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
     *route_routes.ENDPOINTS,

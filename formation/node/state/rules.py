@@ -15,6 +15,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
 from formation.node.state import (
+    account_invites,
     accounts,
     capability_rules,
     cert_rules,
@@ -142,7 +143,8 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
     if rule is None:
         raise Refused("invalid", f"kind: unknown kind {op.kind!r}")
     author = op.author.hex()
-    if op.kind not in ("network.genesis", "invite.consume", *grant_rules.KINDS) \
+    if op.kind not in ("network.genesis", "invite.consume", account_invites.REDEEM,
+                       *grant_rules.KINDS) \
             and not auth.is_member(author):
         if grant_rules.uses_grant(op):  # a grantee's op, judged as its granter's (delegation)
             get_op = grant_rules.cached(get_op)
@@ -503,6 +505,34 @@ def _ca(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _raise(ca_problem(op, auth, author))
 
 
+def _account_invite(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    p = op.payload
+    _only(p, {"account", "invite_key", "until_ms"})
+    _need(p, "account", is_name, "an account name")
+    _need(p, "invite_key", is_key, "the invite's public key, 64 hex")
+    _need(p, "until_ms", _is_uint, "an expiry in Unix milliseconds")
+    _admin(auth, author, "account.invite")
+    _raise(account_invites.invite_problem(op, auth))
+
+
+def _account_uninvite(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _only(op.payload, {"invite_key"})
+    _need(op.payload, "invite_key", is_key, "the invite's public key, 64 hex")
+    _admin(auth, author, "account.uninvite")
+    _raise(account_invites.uninvite_problem(op, auth))
+
+
+def _account_redeem(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    p = op.payload
+    _only(p, {"account", "key", "invite_key", "proof"})
+    _need(p, "account", is_name, "an account name")
+    _need(p, "key", is_key, "the joining key, 64 hex")
+    _need(p, "invite_key", is_key, "the invite's public key, 64 hex")
+    _need(p, "proof", lambda v: isinstance(v, str) and bool(_HEX128.match(v)),
+          "the invite key's signature, 128 hex")
+    _raise(account_invites.redeem_problem(op, auth, author))
+
+
 def _routes(check: Rule) -> Rule:
     def rule(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
         try:
@@ -536,6 +566,8 @@ RULES: dict[str, Rule] = {
     "dns.set": _dns_set, "dns.remove": _dns_remove,
     "account.set": _account_set, "account.remove": _account_remove,
     CA_KIND: _ca,  # the network CA for .fog names (ca_rules.py)
+    "account.invite": _account_invite, "account.uninvite": _account_uninvite,
+    account_invites.REDEEM: _account_redeem,
     "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
     "grant.set": _grant, "grant.revoke": _grant,
     capability_rules.KIND: _capabilities,

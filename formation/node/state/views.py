@@ -69,7 +69,8 @@ def effects(op: Op) -> list[Effect]:
     """What `op` changes. Pure: the same op gives the same effects on every replica.
     ("roles", node) asks the replica to set the node's roles from the fold of every accepted
     authority op (authority.fold_authority), which voids the later of two concurrent uses of
-    one invite; the replica turns it into a ("set", ...) effect (Replica._effects)."""
+    one invite; the replica turns it into a ("set", ...) effect (Replica._effects). So does
+    ("account_keys", name): an account's keys as the fold gives them (set, then redeems)."""
     p, author, oid = op.payload, op.author.hex(), op.id.hex()
     k = op.kind
     if k == "network.genesis":
@@ -134,13 +135,15 @@ def effects(op: Op) -> list[Effect]:
         return [("remove", bytes.fromhex(p["route"]))]
     if k in ("image.remove", "dns.remove"):
         return [("remove", bytes.fromhex(p.get("image") or p["record"]))]
-    if k == "account.set":
-        return [("lww", "accounts", p["name"], "keys", p["keys"]),
+    if k == "account.set":  # keys: from the fold, which account.redeem adds to
+        return [("account_keys", p["name"]),
                 ("lww", "accounts", p["name"], "roles", p["roles"]),
                 ("lww", "accounts", p["name"], "quotas", p.get("quotas", {})),
                 ("lww", "accounts", p["name"], "removed", False)]
     if k == "account.remove":
         return [("lww", "accounts", p["name"], "removed", True)]
+    if k == "account.redeem":
+        return [("account_keys", p["account"])]
     if k == capability_rules.KIND:
         return capability_rules.effects(op)
     if k == ca_rules.KIND:

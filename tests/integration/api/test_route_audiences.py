@@ -58,6 +58,8 @@ AUDIENCES = {
     "pack_upload_cancel": "member",
     "route_list": "member", "route_set": "admin", "route_remove": "admin",
     "tenant_routes": "tenant", "tenant_grants": "tenant",
+    "account_invite_create": "local", "account_invite_list": "admin",
+    "account_uninvite": "local", "account_redeem_draft": "any_key", "account_redeem": "any_key",
 }
 # Who each audience lets through, by caller; a caller it refuses gets the status given.
 LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (
@@ -113,7 +115,7 @@ def _fill(path: str, operation: dict) -> str:
     values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24,
               "instance": "no-such-vm", "image": "web", "digest": "ab" * 32,
               "node": "no-such-node", "build": "0123456789abcdef", "host": "no.example.com",
-              "upload": "0123456789abcdef"}
+              "upload": "0123456789abcdef", "name": "alice", "invite_key": "ab" * 32}
     for param in operation.get("parameters", []):
         if param["in"] == "path":
             value = values[param["name"]]
