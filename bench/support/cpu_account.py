@@ -1,0 +1,187 @@
+"""CPU accounting by role over one throughput round, and the throughput the CPU allows.
+
+Why: on this 2-core machine a benchmark's chain (load generator, proxy, backend; or guest,
+wireguard-go, wireguard-go, guest) shares the cores with itself and with other work, so a
+missed ratio is only explained once we know what each stage costs per unit moved. Each role's
+CPU comes from /proc/PID/stat (utime + stime of every thread, exited threads included, plus
+cutime + cstime: its reaped children) of its processes and their live descendants; the machine's
+from /proc/stat. What no role accounts for is split into:
+  irq    softirq + irq time (the kernel's packet work on loopback, bridges, taps: with IRQ
+         time accounting it is charged to no process), counted as a stage of the chain;
+  steal  time the hypervisor gave our vCPUs to someone else: cores we did not have;
+  other  every other process (the lab's nodes, other people's work): not the chain's.
+
+The bound: a chain whose stages cost c_i CPU-seconds per unit, when the cores are the limit,
+moves at most  cores / sum(c_i)  units per second (every unit passes every stage, and the
+stages share the cores); a stage capped at k cores (wrk -t1: one thread) also limits it to
+k / c_i. `predicted` uses the cores the round really had: cores minus steal minus other.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+Sampler = Callable[[], float]  # cumulative CPU seconds of a role, read now
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (field 3 is index 0); None when gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def process_seconds(pid: int, children: bool = True) -> float:
+    """utime + stime of the whole process (+ cutime + cstime, its reaped children); 0 if gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICK
+
+
+def descendants(roots: Iterable[int]) -> set[int]:
+    """The live processes below `roots` (not the roots), from every process's parent pid."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(entry)
+            if fields is not None:
+                parent[int(entry)] = int(fields[1])
+    found: set[int] = set()
+    frontier = set(roots)
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def of_pids(*pids: int) -> Sampler:
+    """A role made of these processes and whatever they start."""
+    def sample() -> float:
+        tree = set(pids) | descendants(pids)
+        return sum(process_seconds(pid) for pid in tree)
+    return sample
+
+
+def of_self() -> Sampler:
+    """This process alone (its threads: e.g. bench/mesh.py's sender and receiver), not the
+    processes it started, which have roles of their own."""
+    return lambda: process_seconds(os.getpid(), children=False)
+
+
+def reaped_children() -> Sampler:
+    """Children of this process that exited and were waited for: a short-lived tool run once
+    per round (wrk), whose pid is gone by the time the round ends."""
+    def sample() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+    return sample
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Whole-machine jiffies from /proc/stat's first line."""
+
+    busy: int  # user + nice + system + irq + softirq (not idle, iowait, steal)
+    irq: int
+    steal: int
+    total: int
+
+    @classmethod
+    def read(cls) -> Machine:
+        with open("/proc/stat") as stat:
+            v = [int(x) for x in stat.readline().split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = v[:8]
+        return cls(user + nice + system + irq + softirq, irq + softirq, steal, sum(v[:8]))
+
+
+@dataclass
+class Round:
+    """CPU seconds per role over one round, with the machine's share of the wall time."""
+
+    wall_s: float
+    roles: dict[str, float]
+    irq_s: float
+    steal_s: float
+    other_s: float
+    busy: float  # fraction of all cores busy (steal counted as busy: not ours to use)
+
+    def per_unit(self, units: float, scale: float = 1.0) -> dict[str, float]:
+        """CPU seconds (times `scale`) per unit moved, per role, and `irq`: the chain's costs."""
+        units = max(units, 1e-9)
+        out = {role: round(s * scale / units, 3) for role, s in self.roles.items()}
+        out["irq"] = round(self.irq_s * scale / units, 3)
+        return out
+
+    def cores_left(self) -> float:
+        """Cores the chain had: all of them but what steal and other processes took."""
+        wall = max(self.wall_s, 1e-9)
+        return max(CORES - (self.steal_s + self.other_s) / wall, 0.0)
+
+    def summary(self) -> dict[str, float]:
+        wall = max(self.wall_s, 1e-9)
+        return {"busy": self.busy, "wall_s": round(self.wall_s, 2),
+                "other_cores": round(self.other_s / wall, 2),
+                "steal_cores": round(self.steal_s / wall, 2),
+                "cores_left": round(self.cores_left(), 2)}
+
+
+@dataclass
+class Account:
+    """Samples every role and the machine at start() and stop()."""
+
+    roles: dict[str, Sampler]
+    _roles0: dict[str, float] = field(default_factory=dict)
+    _machine0: Machine | None = None
+    _t0: float = 0.0
+
+    def start(self) -> None:
+        self._machine0 = Machine.read()
+        self._t0 = time.monotonic()
+        self._roles0 = {role: sample() for role, sample in self.roles.items()}
+
+    def stop(self) -> Round:
+        used = {role: round(max(sample() - self._roles0[role], 0.0), 3)
+                for role, sample in self.roles.items()}
+        wall = time.monotonic() - self._t0
+        after, before = Machine.read(), self._machine0
+        assert before is not None, "stop() before start()"
+        busy_s = (after.busy - before.busy) / TICK
+        irq_s = (after.irq - before.irq) / TICK
+        steal_s = (after.steal - before.steal) / TICK
+        total = after.total - before.total
+        other = max(busy_s - irq_s - sum(used.values()), 0.0)
+        return Round(wall, used, round(irq_s, 3), round(steal_s, 3), round(other, 3),
+                     round((after.busy - before.busy + after.steal - before.steal) / total, 2)
+                     if total else 0.0)
+
+
+def bound(costs: dict[str, float], cores: float = CORES,
+          caps: dict[str, float] | None = None) -> float | None:
+    """Units per second the chain can reach when the CPU is the limit: cores / sum(costs),
+    and no more than cap / cost for a stage limited to `cap` cores. Costs in CPU-s per unit."""
+    total = sum(costs.values())
+    if total <= 0:
+        return None
+    limits = [cores / total]
+    limits += [cap / costs[role] for role, cap in (caps or {}).items() if costs.get(role)]
+    return min(limits)
+
+
+def scaled_bound(costs: dict[str, float], scale: float, cores: float = CORES,
+                 caps: dict[str, float] | None = None) -> float | None:
+    """bound() for costs given in CPU-s * `scale` per unit (ms per Mbit: scale 1000)."""
+    got = bound({r: c / scale for r, c in costs.items()}, cores, caps)
+    return None if got is None else round(got, 1)
