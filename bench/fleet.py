@@ -18,11 +18,16 @@ Keys:
                         vm_to_vm_mbps
   host_cpu_busy         per round of each kind, how busy the machine's cores were (1.0: all):
                         a round at 1.0 was limited by the CPU, not by the path
-  cpu_ms_per_mb         per round, CPU milliseconds per MB moved of each process on the path:
-                        both hosts' wireguard-go, the guests' QEMU, for the mesh this script's
-                        socket threads (support/fleet_cpu.py)
-  cpu_bound_ratio       the mesh's CPU per MB over the VM path's (best rounds): what
-                        vm_net_ratio is when both are limited by the same busy cores
+  cpu_per_mbit          per chain (mesh, vm_same_host, vm_to_vm), CPU ms per Mbit of each role:
+                        the guests' QEMU, both hosts' wireguard-go, for the mesh this script's
+                        socket threads; medians of the rounds (support/cpu_account.py,
+                        bench/README.md for the formula)
+  cpu_bound_mbps        per chain, what the machine's cores allow: cores / sum(cpu_per_mbit)
+  vm_net_ratio_cpu_bound  cpu_bound_mbps.vm_to_vm / mesh_mbps: the best vm_net_ratio the CPU
+                        costs allow here; vm_net_ratio_equal_cores: cpu_bound_mbps.vm_to_vm /
+                        cpu_bound_mbps.mesh, the ratio when both chains get the same cores
+  cpu_model_check       per round: measured Mbit/s against the bound on the cores the round
+                        had (all but steal and other processes), with busy, other_cores
   dns_move_s            instance moved -> its name resolves to the new address on every host:
                         the re-placed instance below, from a surviving host's API showing it
                         Running on its new host to every surviving host's resolver answering
@@ -48,12 +53,13 @@ import json
 import os
 import re
 import shutil
+import statistics
 import sys
 import time
 from typing import Any
 
 from mesh import tcp_mbps  # bench/mesh.py (bench/ is on sys.path when run)
-from support import fleet_cpu, fleet_lab
+from support import cpu_account, fleet_cpu, fleet_lab
 from support.fleet_lab import Fleet
 
 from formation.api import vm_routes
@@ -69,6 +75,7 @@ TOOLS = ("qemu-system-x86_64", "wireguard-go", "nsenter", "ip", "dig")
 HTTP_PORT = 8080
 MESH_WARMUP_S = 0.3  # bench/mesh.py tcp_mbps streams this long before its timed window
 MB_MBIT = 1024 * 1024 * 8 / 1e6  # Mbit in a MB (MiB, as the guests' dd writes them)
+MS = 1000.0  # cpu_per_mbit is in CPU milliseconds per Mbit
 # The guests of the throughput rounds keep time by the TSC. Under TCG the kernel's clocksource
 # watchdog distrusts it (the vCPU thread is descheduled on a loaded host, the emulated ticks it
 # checks the TSC against arrive late) and falls back to refined-jiffies, which then loses ticks:
@@ -115,61 +122,75 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
         raise RuntimeError(f"the server guest could not serve: {out[-300:]}")
     h1 = NetHost(netns=fleet.lab.host("h1").netns)
     h3 = NetHost(netns=fleet.lab.host("h3").netns)
-    meter = fleet_cpu.Meter(fleet_cpu.find(
-        {h: fleet.lab.host(h).netns for h in ("h1", "h3")},
-        {"client": client["id"], "server": server["id"], "near": near["id"]}))
-    wireguard = ["wireguard-go@h1", "wireguard-go@h3"]
-    paths = {"mesh": wireguard, "vm_to_vm": [*wireguard, "qemu@client", "qemu@server"],
-             "vm_same_host": ["qemu@near", "qemu@server"]}
+    pids = fleet_cpu.find({h: fleet.lab.host(h).netns for h in ("h1", "h3")},
+                          {"client": client["id"], "server": server["id"], "near": near["id"]})
+    roles = chain_roles(pids)
     mesh, vm, same, vm_host, same_host = [], [], [], [], []
-    busy: dict[str, list[float]] = {key: [] for key in paths}
-    cost: dict[str, list[dict[str, float]]] = {key: [] for key in paths}
+    spent: dict[str, list[tuple[cpu_account.Round, float]]] = {key: [] for key in roles}
     for n in range(rounds):
         order = ["mesh", "vm", "same"] if n % 2 == 0 else ["same", "vm", "mesh"]
         for kind in order:
-            before = cpu_times()
-            meter.start()
-            own = fleet_cpu.own_thread_seconds()
-            moved = float(megabytes)
+            key = {"mesh": "mesh", "vm": "vm_to_vm", "same": "vm_same_host"}[kind]
+            account = cpu_account.Account(roles[key])
+            account.start()
+            moved = megabytes * MB_MBIT  # Mbit
             if kind == "mesh":
                 mesh.append(await tcp_mbps(h1, h3, fleet.mesh_ip("h3"), seconds))
-                moved = mesh[-1] * (seconds + MESH_WARMUP_S) / MB_MBIT
+                moved = mesh[-1] * (seconds + MESH_WARMUP_S)
             elif kind == "vm":
                 vm.append(await vm_mbps(fleet, server, client, megabytes, vm_host))
             else:
                 same.append(await vm_mbps(fleet, server, near, megabytes, same_host))
-            key = {"mesh": "mesh", "vm": "vm_to_vm", "same": "vm_same_host"}[kind]
-            busy[key].append(busy_fraction(before, cpu_times()))
-            spent = meter.per_mb(moved, paths[key])
-            if kind == "mesh":  # its endpoints: this process's sender and receiver threads
-                spent["bench sockets"] = round(
-                    (fleet_cpu.own_thread_seconds() - own) * 1000 / max(moved, 1e-6), 1)
-            cost[key].append(spent)
+            spent[key].append((account.stop(), moved))
     await asyncio.gather(*(fleet.delete(name) for name, _host in names))
     best_mesh, best_vm = max(mesh), max(vm)
+    measured = {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same}
     return {"mesh_mbps": best_mesh, "vm_to_vm_mbps": best_vm,
             "vm_net_ratio": round(best_vm / best_mesh, 3) if best_mesh else None,
             "vm_same_host_mbps": max(same),
             "throughput_samples": {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same,
                                    "vm_to_vm_host_timed": vm_host,
                                    "vm_same_host_host_timed": same_host},
-            "host_cpu_busy": busy, "cpu_ms_per_mb": cost,
-            "cpu_bound_ratio": fleet_cpu.cpu_bound_ratio(cost["mesh"][mesh.index(best_mesh)],
-                                                         cost["vm_to_vm"][vm.index(best_vm)])}
+            "host_cpu_busy": {key: [r.busy for r, _ in got] for key, got in spent.items()},
+            **cpu_figures(spent, measured, best_mesh)}
 
 
-def cpu_times() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+def chain_roles(pids: dict[str, int]) -> dict[str, dict[str, cpu_account.Sampler]]:
+    """The processes of each round's chain. The mesh round's sender and receiver are this
+    script's threads (bench/mesh.py); a guest's TCP runs inside its QEMU."""
+    def of(*labels: str) -> dict[str, cpu_account.Sampler]:
+        return {label: cpu_account.of_pids(pids[label]) for label in labels if label in pids}
+    wireguard = ("wireguard-go@h1", "wireguard-go@h3")
+    return {"mesh": {**of(*wireguard), "sockets": cpu_account.of_self()},
+            "vm_to_vm": of("qemu@client", "qemu@server", *wireguard),
+            "vm_same_host": of("qemu@near", "qemu@server")}
 
 
-def busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
-    """How busy every core of the machine was between two cpu_times() (1.0: all of them)."""
-    total = after[1] - before[1]
-    return round((after[0] - before[0]) / total, 2) if total else 0.0
+def cpu_figures(spent: dict[str, list[tuple[cpu_account.Round, float]]],
+                measured: dict[str, list[float]], mesh_mbps: float) -> dict[str, Any]:
+    """cpu_per_mbit (CPU ms per Mbit of each role, medians over the rounds), each chain's CPU
+    bound on all cores,
+    vm_net_ratio_cpu_bound (the VM chain's bound / the mesh's measured Mbit/s) and the check:
+    each round's throughput against the bound on the cores it really had."""
+    costs: dict[str, dict[str, float]] = {}
+    check: dict[str, list[dict[str, float | None]]] = {}
+    for key, got in spent.items():
+        per = [r.per_unit(mbit_moved, MS) for r, mbit_moved in got]
+        costs[key] = {role: round(statistics.median(p[role] for p in per), 2) for role in per[0]}
+        check[key] = [{"measured_mbps": mbps,
+                       "predicted_mbps": cpu_account.scaled_bound(p, MS, r.cores_left()),
+                       **r.summary()}
+                      for (r, _), p, mbps in zip(got, per, measured[key], strict=True)]
+    bounds = {key: cpu_account.scaled_bound(c, MS) for key, c in costs.items()}
+    vm_bound = bounds["vm_to_vm"]
+    return {"cpu_per_mbit": costs,
+            "cpu_per_mbit_units": "CPU milliseconds per Mbit moved",
+            "cpu_bound_mbps": bounds,
+            "vm_net_ratio_cpu_bound": round(vm_bound / mesh_mbps, 3)
+            if vm_bound and mesh_mbps else None,
+            "vm_net_ratio_equal_cores": round(vm_bound / bounds["mesh"], 3)
+            if vm_bound and bounds["mesh"] else None,
+            "cpu_model_check": check}
 
 
 def probe(name: str) -> Any:

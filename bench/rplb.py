@@ -194,7 +194,8 @@ def cpu_figures(results: dict[str, list[dict[str, float]]],
                 spent: dict[str, list[cpu_account.Round]], direct_rps: float) -> dict[str, Any]:
     """cpu_per_request (CPU microseconds per request of each role, medians over the rounds),
     the CPU bound of each chain (requests/s on all cores; wrk is one thread, so at most one
-    core), proxy_ratio_cpu_bound (the proxy chain's bound / the direct rps measured) and the
+    core), proxy_ratio_cpu_bound (the proxy chain's bound / the direct rps measured),
+    proxy_ratio_equal_cores (the proxy chain's bound / the direct chain's) and the
     model's check: each run's median rps against its bound on the cores it really had."""
     caps = {"wrk": float(THREADS)}
     costs: dict[str, dict[str, float]] = {}
@@ -211,13 +212,14 @@ def cpu_figures(results: dict[str, list[dict[str, float]]],
             "predicted_rps": cpu_account.scaled_bound(costs[name], US, left, caps),
             **{k: round(statistics.median(r.summary()[k] for r in rounds), 2)
                for k in ("busy", "other_cores", "steal_cores", "cores_left")}}
-    proxy_bound = check["proxy"]["bound_rps"]
+    proxy_bound, direct_bound = check["proxy"]["bound_rps"], check["direct"]["bound_rps"]
     return {
         "cpu_per_request": costs,
-        "cpu_per_request_units": "CPU microseconds per request; irq: the kernel's softirq "
-                                 "time, machine-wide",
+        "cpu_per_request_units": "CPU microseconds per request",
         "proxy_ratio_cpu_bound": round(proxy_bound / direct_rps, 3)
         if proxy_bound and direct_rps else None,
+        "proxy_ratio_equal_cores": round(proxy_bound / direct_bound, 3)
+        if proxy_bound and direct_bound else None,
         "cpu_model_check": check,
     }
 

@@ -6,10 +6,12 @@ missed ratio is only explained once we know what each stage costs per unit moved
 CPU comes from /proc/PID/stat (utime + stime of every thread, exited threads included, plus
 cutime + cstime: its reaped children) of its processes and their live descendants; the machine's
 from /proc/stat. What no role accounts for is split into:
-  irq    softirq + irq time (the kernel's packet work on loopback, bridges, taps: with IRQ
-         time accounting it is charged to no process), counted as a stage of the chain;
   steal  time the hypervisor gave our vCPUs to someone else: cores we did not have;
-  other  every other process (the lab's nodes, other people's work): not the chain's.
+  other  every other process (the lab's nodes, other people's work), and kernel work done
+         while no role's process was on the CPU: not the chain's.
+The kernel's packet work (softirq: loopback, bridges, taps) is charged by the tick to the
+process it interrupts (this kernel has no IRQ time accounting), so most of it is already in the
+roles; `softirq_cores` says how much of it there was, for information, and is not added again.
 
 The bound: a chain whose stages cost c_i CPU-seconds per unit, when the cores are the limit,
 moves at most  cores / sum(c_i)  units per second (every unit passes every stage, and the
@@ -95,7 +97,7 @@ class Machine:
     """Whole-machine jiffies from /proc/stat's first line."""
 
     busy: int  # user + nice + system + irq + softirq (not idle, iowait, steal)
-    irq: int
+    softirq: int
     steal: int
     total: int
 
@@ -113,17 +115,15 @@ class Round:
 
     wall_s: float
     roles: dict[str, float]
-    irq_s: float
+    softirq_s: float
     steal_s: float
     other_s: float
     busy: float  # fraction of all cores busy (steal counted as busy: not ours to use)
 
     def per_unit(self, units: float, scale: float = 1.0) -> dict[str, float]:
-        """CPU seconds (times `scale`) per unit moved, per role, and `irq`: the chain's costs."""
+        """CPU seconds (times `scale`) per unit moved, per role: the chain's costs."""
         units = max(units, 1e-9)
-        out = {role: round(s * scale / units, 3) for role, s in self.roles.items()}
-        out["irq"] = round(self.irq_s * scale / units, 3)
-        return out
+        return {role: round(s * scale / units, 3) for role, s in self.roles.items()}
 
     def cores_left(self) -> float:
         """Cores the chain had: all of them but what steal and other processes took."""
@@ -135,6 +135,7 @@ class Round:
         return {"busy": self.busy, "wall_s": round(self.wall_s, 2),
                 "other_cores": round(self.other_s / wall, 2),
                 "steal_cores": round(self.steal_s / wall, 2),
+                "softirq_cores": round(self.softirq_s / wall, 2),
                 "cores_left": round(self.cores_left(), 2)}
 
 
@@ -159,11 +160,11 @@ class Account:
         after, before = Machine.read(), self._machine0
         assert before is not None, "stop() before start()"
         busy_s = (after.busy - before.busy) / TICK
-        irq_s = (after.irq - before.irq) / TICK
+        softirq_s = (after.softirq - before.softirq) / TICK
         steal_s = (after.steal - before.steal) / TICK
         total = after.total - before.total
-        other = max(busy_s - irq_s - sum(used.values()), 0.0)
-        return Round(wall, used, round(irq_s, 3), round(steal_s, 3), round(other, 3),
+        other = max(busy_s - sum(used.values()), 0.0)
+        return Round(wall, used, round(softirq_s, 3), round(steal_s, 3), round(other, 3),
                      round((after.busy - before.busy + after.steal - before.steal) / total, 2)
                      if total else 0.0)
 
