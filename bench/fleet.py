@@ -282,7 +282,7 @@ async def run(quick: bool) -> dict[str, Any]:
     except Unavailable as exc:
         unmeasured["all"] = f"no test guest: {exc}"
         return result | {"unmeasured": unmeasured}
-    started = time.monotonic()
+    started, load = time.monotonic(), round(os.getloadavg()[0], 2)  # before and after
     try:
         fleet = await fleet_lab.up(kit)
     except Exception as exc:  # the lab is already down again
@@ -310,7 +310,8 @@ async def run(quick: bool) -> dict[str, Any]:
     finally:
         await asyncio.to_thread(fleet.lab.down)
     timings["total_s"] = round(time.monotonic() - started, 1)
-    return result | {"unmeasured": unmeasured, "section_s": timings}
+    return result | {"unmeasured": unmeasured, "section_s": timings,
+                     "load_avg_1m": [load, round(os.getloadavg()[0], 2)]}
 
 
 def met(result: dict[str, Any]) -> dict[str, bool | None]:
