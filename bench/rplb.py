@@ -190,6 +190,19 @@ def run_roles(runs: dict[str, tuple[str, str | None]], backend: int, py_backend:
     return {name: out[name] for name in runs}
 
 
+def equal_cores(check: dict[str, dict[str, float | None]]) -> dict[str, float]:
+    """Each proxied chain's CPU bound over its direct chain's: the ratio when both get the same
+    cores, whatever else runs on the machine (HAProxy's and the Python backend's too)."""
+    pairs = {"proxy": "direct", "proxy_bare": "direct", "haproxy": "direct",
+             "py_proxy": "py_direct"}
+    out = {}
+    for name, base in pairs.items():
+        got, ref = check.get(name, {}).get("bound_rps"), check.get(base, {}).get("bound_rps")
+        if got and ref:
+            out[name] = round(got / ref, 3)
+    return out
+
+
 def cpu_figures(results: dict[str, list[dict[str, float]]],
                 spent: dict[str, list[cpu_account.Round]], direct_rps: float) -> dict[str, Any]:
     """cpu_per_request (CPU microseconds per request of each role, medians over the rounds),
@@ -220,6 +233,7 @@ def cpu_figures(results: dict[str, list[dict[str, float]]],
         if proxy_bound and direct_rps else None,
         "proxy_ratio_equal_cores": round(proxy_bound / direct_bound, 3)
         if proxy_bound and direct_bound else None,
+        "ratio_equal_cores": equal_cores(check),
         "cpu_model_check": check,
     }
 
