@@ -127,13 +127,15 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
     pids = fleet_cpu.find({h: fleet.lab.host(h).netns for h in ("h1", "h3")},
                           {"client": client["id"], "server": server["id"], "near": near["id"]})
     roles = chain_roles(pids)
+    nodes = [fleet.lab.host(h).node_pid for h in fleet_lab.HOSTS]
+    watch = watched(pids, roles, [pid for pid in nodes if pid])
     mesh, vm, same, vm_host, same_host = [], [], [], [], []
     spent: dict[str, list[tuple[cpu_account.Round, float]]] = {key: [] for key in roles}
     for n in range(rounds):
         order = ["mesh", "vm", "same"] if n % 2 == 0 else ["same", "vm", "mesh"]
         for kind in order:
             key = {"mesh": "mesh", "vm": "vm_to_vm", "same": "vm_same_host"}[kind]
-            account = cpu_account.Account(roles[key])
+            account = cpu_account.Account(roles[key], watch[key])
             account.start()
             moved = megabytes * MB_MBIT  # Mbit
             if kind == "mesh":
@@ -178,6 +180,22 @@ def optimistic(costs: dict[str, dict[str, float]]) -> float | None:
     wireguard = sum(c for role, c in costs["mesh"].items() if role.startswith("wireguard-go"))
     guests = sum(costs["vm_same_host"].values())
     return round(mesh / (wireguard + guests), 3) if wireguard + guests > 0 else None
+
+
+def watched(pids: dict[str, int], roles: dict[str, dict[str, cpu_account.Sampler]],
+            nodes: list[int]) -> dict[str, dict[str, cpu_account.Sampler]]:
+    """What else each round's `other` holds that is ours: the lab's node processes (without
+    their guests), the guests not on that round's chain (an idle TCG guest still emulates its
+    timer) and, for the VM rounds, this script typing on the console."""
+    out = {}
+    for key, chain in roles.items():
+        idle = [pid for label, pid in pids.items()
+                if label.startswith("qemu@") and label not in chain]
+        out[key] = {"lab_nodes": cpu_account.of_processes(*nodes),
+                    "idle_guests": cpu_account.of_pids(*idle)}
+        if "sockets" not in chain:
+            out[key]["bench"] = cpu_account.of_self()
+    return out
 
 
 def cpu_figures(spent: dict[str, list[tuple[cpu_account.Round, float]]],

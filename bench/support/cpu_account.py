@@ -77,6 +77,12 @@ def of_pids(*pids: int) -> Sampler:
     return sample
 
 
+def of_processes(*pids: int) -> Sampler:
+    """These processes alone, not what they started (a node whose guests have roles of their
+    own)."""
+    return lambda: sum(process_seconds(pid, children=False) for pid in pids)
+
+
 def of_self() -> Sampler:
     """This process alone (its threads: e.g. bench/mesh.py's sender and receiver), not the
     processes it started, which have roles of their own."""
@@ -115,6 +121,7 @@ class Round:
 
     wall_s: float
     roles: dict[str, float]
+    watched: dict[str, float]  # CPU seconds of processes watched but not on the chain
     softirq_s: float
     steal_s: float
     other_s: float
@@ -126,13 +133,15 @@ class Round:
         return {role: round(s * scale / units, 3) for role, s in self.roles.items()}
 
     def cores_left(self) -> float:
-        """Cores the chain had: all of them but what steal and other processes took."""
+        """Cores the chain had: all of them but what steal, watched and other processes took."""
         wall = max(self.wall_s, 1e-9)
-        return max(CORES - (self.steal_s + self.other_s) / wall, 0.0)
+        taken = self.steal_s + self.other_s + sum(self.watched.values())
+        return max(CORES - taken / wall, 0.0)
 
     def summary(self) -> dict[str, float]:
         wall = max(self.wall_s, 1e-9)
         return {"busy": self.busy, "wall_s": round(self.wall_s, 2),
+                **{f"{name}_cores": round(s / wall, 2) for name, s in self.watched.items()},
                 "other_cores": round(self.other_s / wall, 2),
                 "steal_cores": round(self.steal_s / wall, 2),
                 "softirq_cores": round(self.softirq_s / wall, 2),
@@ -141,10 +150,13 @@ class Round:
 
 @dataclass
 class Account:
-    """Samples every role and the machine at start() and stop()."""
+    """Samples every role and the machine at start() and stop(). `watch`: processes that are
+    not on the chain but whose share of `other` is worth naming (the lab's nodes, idle guests)."""
 
     roles: dict[str, Sampler]
+    watch: dict[str, Sampler] = field(default_factory=dict)
     _roles0: dict[str, float] = field(default_factory=dict)
+    _watch0: dict[str, float] = field(default_factory=dict)
     _machine0: Machine | None = None
     _t0: float = 0.0
 
@@ -152,10 +164,13 @@ class Account:
         self._machine0 = Machine.read()
         self._t0 = time.monotonic()
         self._roles0 = {role: sample() for role, sample in self.roles.items()}
+        self._watch0 = {name: sample() for name, sample in self.watch.items()}
 
     def stop(self) -> Round:
         used = {role: round(max(sample() - self._roles0[role], 0.0), 3)
                 for role, sample in self.roles.items()}
+        watched = {name: round(max(sample() - self._watch0[name], 0.0), 3)
+                   for name, sample in self.watch.items()}
         wall = time.monotonic() - self._t0
         after, before = Machine.read(), self._machine0
         assert before is not None, "stop() before start()"
@@ -163,8 +178,8 @@ class Account:
         softirq_s = (after.softirq - before.softirq) / TICK
         steal_s = (after.steal - before.steal) / TICK
         total = after.total - before.total
-        other = max(busy_s - sum(used.values()), 0.0)
-        return Round(wall, used, round(softirq_s, 3), round(steal_s, 3), round(other, 3),
+        other = max(busy_s - sum(used.values()) - sum(watched.values()), 0.0)
+        return Round(wall, used, watched, round(softirq_s, 3), round(steal_s, 3), round(other, 3),
                      round((after.busy - before.busy + after.steal - before.steal) / total, 2)
                      if total else 0.0)
 

@@ -15,6 +15,7 @@ from bench.support.cpu_account import (
     bound,
     descendants,
     of_pids,
+    of_processes,
     process_seconds,
     reaped_children,
     scaled_bound,
@@ -59,6 +60,20 @@ def test_a_role_counts_its_live_children_and_an_idle_one_nothing(
     costs = spent.per_unit(2.0, scale=1000)
     assert costs["parent"] >= 150  # >= 0.3 CPU-s over 2 units, in ms
     assert set(costs) == {"parent", "idle"}
+
+
+def test_a_watched_process_is_named_apart_from_other_and_not_a_cost(
+        procs: list[subprocess.Popen[bytes]]) -> None:
+    spin = python(SPIN)
+    procs.append(spin)
+    account = Account({}, watch={"spinner": of_processes(spin.pid)})
+    account.start()
+    until_sync(lambda: process_seconds(spin.pid) >= 0.3, timeout_s=30, what="the spinner's CPU")
+    spent = account.stop()
+    assert spent.watched["spinner"] >= 0.25
+    assert spent.per_unit(1.0) == {}
+    assert "spinner_cores" in spent.summary()
+    assert spent.cores_left() <= 2.0 - spent.watched["spinner"] / spent.wall_s + 1e-6
 
 
 def test_a_tool_that_exits_within_the_round_is_counted_once_reaped() -> None:
