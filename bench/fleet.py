@@ -65,6 +65,7 @@ from support import cpu_account, fleet_cpu, fleet_lab
 from support.fleet_lab import Fleet
 
 from formation.api import vm_routes
+from formation.api.client import ApiError
 from formation.api.vm_models import VmCreate
 from formation.node.net.host import NetHost
 
@@ -114,7 +115,8 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
     """mesh_mbps and vm_to_vm_mbps between h1 and h3, interleaved rounds, order alternating."""
     names = (("bench1", "h1"), ("bench3", "h3"), ("bench3b", "h3"))
     cmdline = f"{fleet.kit.cmdline} {CLOCK_ARGS}"
-    await asyncio.gather(*(fleet.create(name, host, cmdline=cmdline) for name, host in names))
+    await asyncio.gather(*(create_when_offered(fleet, name, host, cmdline)
+                           for name, host in names))
     client, server, near = await asyncio.gather(*(fleet.running(name, host)
                                                   for name, host in names))
     rc, out = await fleet.type(server, (
@@ -135,7 +137,7 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
         order = ["mesh", "vm", "same"] if n % 2 == 0 else ["same", "vm", "mesh"]
         for kind in order:
             key = {"mesh": "mesh", "vm": "vm_to_vm", "same": "vm_same_host"}[kind]
-            account = cpu_account.Account(roles[key], watch[key])
+            account = cpu_account.Account(roles[key], watch[key], top=4)
             account.start()
             moved = megabytes * MB_MBIT  # Mbit
             if kind == "mesh":
@@ -157,6 +159,22 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
                                    "vm_same_host_host_timed": same_host},
             "host_cpu_busy": {key: [r.busy for r, _ in got] for key, got in spent.items()},
             **cpu_figures(spent, measured, best_mesh)}
+
+
+async def create_when_offered(fleet: Fleet, name: str, host: str, cmdline: str) -> None:
+    """Create once h1 knows what `host` offers: a lab that came up fast (a quiet machine) can
+    be asked before the pinned node's record reached h1, and the API refuses with 422 (the most:
+    0). Refused means nothing written, so asking again is safe."""
+    async def attempt() -> bool:
+        try:
+            await fleet.create(name, host, cmdline=cmdline)
+        except ApiError as exc:
+            if exc.status != 422 or "(the most: 0)" not in str(exc):
+                raise
+            return False
+        return True
+
+    await fleet_lab.poll(attempt, 30.0, f"{host} offering room for {name}", 0.25)
 
 
 def chain_roles(pids: dict[str, int]) -> dict[str, dict[str, cpu_account.Sampler]]:

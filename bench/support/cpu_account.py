@@ -69,6 +69,22 @@ def descendants(roots: Iterable[int]) -> set[int]:
     return found
 
 
+def all_processes() -> dict[int, tuple[str, float]]:
+    """(command name, CPU seconds without reaped children) of every process now."""
+    out: dict[int, tuple[str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        out[int(entry)] = (text[text.index("(") + 1:text.rindex(")")],
+                           (int(fields[11]) + int(fields[12])) / TICK)
+    return out
+
+
 def of_pids(*pids: int) -> Sampler:
     """A role made of these processes and whatever they start."""
     def sample() -> float:
@@ -126,6 +142,7 @@ class Round:
     steal_s: float
     other_s: float
     busy: float  # fraction of all cores busy (steal counted as busy: not ours to use)
+    top: list[tuple[str, float]] = field(default_factory=list)  # busiest processes, CPU-s
 
     def per_unit(self, units: float, scale: float = 1.0) -> dict[str, float]:
         """CPU seconds (times `scale`) per unit moved, per role: the chain's costs."""
@@ -145,7 +162,9 @@ class Round:
                 "other_cores": round(self.other_s / wall, 2),
                 "steal_cores": round(self.steal_s / wall, 2),
                 "softirq_cores": round(self.softirq_s / wall, 2),
-                "cores_left": round(self.cores_left(), 2)}
+                "cores_left": round(self.cores_left(), 2),
+                "top_processes": {f"{name}#{n}": round(s / wall, 2)
+                                  for n, (name, s) in enumerate(self.top)}}
 
 
 @dataclass
@@ -157,10 +176,13 @@ class Account:
     watch: dict[str, Sampler] = field(default_factory=dict)
     _roles0: dict[str, float] = field(default_factory=dict)
     _watch0: dict[str, float] = field(default_factory=dict)
+    top: int = 0  # name the `top` busiest processes of the round (a /proc scan each end)
     _machine0: Machine | None = None
     _t0: float = 0.0
+    _procs0: dict[int, tuple[str, float]] = field(default_factory=dict)
 
     def start(self) -> None:
+        self._procs0 = all_processes() if self.top else {}
         self._machine0 = Machine.read()
         self._t0 = time.monotonic()
         self._roles0 = {role: sample() for role, sample in self.roles.items()}
@@ -179,9 +201,15 @@ class Account:
         steal_s = (after.steal - before.steal) / TICK
         total = after.total - before.total
         other = max(busy_s - sum(used.values()) - sum(watched.values()), 0.0)
+        busiest: list[tuple[str, float]] = []
+        if self.top:
+            now = all_processes()
+            spent = [(name, cpu - self._procs0[pid][1]) for pid, (name, cpu) in now.items()
+                     if pid in self._procs0]
+            busiest = sorted(spent, key=lambda item: -item[1])[:self.top]
         return Round(wall, used, watched, round(softirq_s, 3), round(steal_s, 3), round(other, 3),
                      round((after.busy - before.busy + after.steal - before.steal) / total, 2)
-                     if total else 0.0)
+                     if total else 0.0, busiest)
 
 
 def bound(costs: dict[str, float], cores: float = CORES,

@@ -66,13 +66,14 @@ def test_a_watched_process_is_named_apart_from_other_and_not_a_cost(
         procs: list[subprocess.Popen[bytes]]) -> None:
     spin = python(SPIN)
     procs.append(spin)
-    account = Account({}, watch={"spinner": of_processes(spin.pid)})
+    account = Account({}, watch={"spinner": of_processes(spin.pid)}, top=3)
     account.start()
     until_sync(lambda: process_seconds(spin.pid) >= 0.3, timeout_s=30, what="the spinner's CPU")
     spent = account.stop()
     assert spent.watched["spinner"] >= 0.25
     assert spent.per_unit(1.0) == {}
     assert "spinner_cores" in spent.summary()
+    assert any(name == "python3" or name.startswith("python") for name, _ in spent.top)
     assert spent.cores_left() <= 2.0 - spent.watched["spinner"] / spent.wall_s + 1e-6
 
 
