@@ -29,7 +29,9 @@ Keys:
                         vm_net_ratio_optimistic: the same with every stage at its cheapest in
                         the run (wireguard-go as in the mesh round, guests as on one host)
   cpu_model_check       per round: measured Mbit/s against the bound on the cores the round
-                        had (all but steal and other processes), with busy, other_cores
+                        had (all but steal and other processes), with busy, the cores of the
+                        lab's nodes, idle guests and this script (not on the chain),
+                        other_cores and the round's busiest processes (top_processes)
   dns_move_s            instance moved -> its name resolves to the new address on every host:
                         the re-placed instance below, from a surviving host's API showing it
                         Running on its new host to every surviving host's resolver answering
