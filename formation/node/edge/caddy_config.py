@@ -180,8 +180,9 @@ def skip_shared(server: dict[str, Any], https: list[Route],
 def caddy_config(routes: list[Route], settings: EdgeSettings, paths: EnginePaths,
                  share: TlsShare | None = None) -> dict[str, Any]:
     """The whole engine config for `routes` (already valid: routes.validate_routes). tcp routes
-    are left out: Debian's caddy 2.6 has no layer4 app (see unserved). `share`: this edge's
-    part in the certificates shared between edges (None: it asks the CA for every host)."""
+    are left out: Debian's caddy 2.6 has no layer4 app (see unserved); HAProxy serves them.
+    `share`: this edge's part in the certificates shared between edges (None: it asks the CA
+    for every host)."""
     http = [r for r in routes if r.protocol == "http"]
     https = [r for r in routes if r.protocol == "https"]
     logs: dict[str, Any] = {"default": {"exclude": [ACCESS_LOGGER], "level": "INFO"}}

@@ -5,8 +5,9 @@ stops or moves (a new placement reporting a new address) reach the engine withou
 on every edge node alike.
 
 Batches that arrive together are coalesced (the views are read once per wake-up), and a route
-the engine cannot take (a tcp route on Debian's caddy, one clashing with an operator's own
-route) is left out alone, with a warning, rather than failing the others."""
+the edge cannot take (one clashing with an operator's own route, a tcp route on the port of the
+edge's web server) is left out alone, with a warning, rather than failing the others (the edge
+part sends http and https routes to Caddy and tcp routes to HAProxy)."""
 
 from __future__ import annotations
 
