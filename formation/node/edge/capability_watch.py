@@ -9,18 +9,14 @@ reports the answer when it changes, so the edge starts and stops as the op lands
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from formation.node.state.capability_rules import EDGE, KIND, of
-from formation.node.state.op import Op
+from formation.node.state.op_watch import OpWatch
 
 if TYPE_CHECKING:
     from formation.node.state.store import StateStore
-
-log = logging.getLogger(__name__)
 
 # Kinds that can change whether this node has a capability: the op itself, and the removal,
 # re-admission or role change of the node (a node without roles leaves the nodes view).
@@ -45,27 +41,13 @@ class CapabilityWatch:
                  apply: Callable[[bool], Awaitable[object]]) -> None:
         self.store, self.own_key, self.enabled, self.apply = store, own_key, enabled, apply
         self.wanted: bool | None = None  # what `apply` last took
-        self._wake = asyncio.Event()
+        self._watch = OpWatch(store, WATCHED.__contains__, self.once, "capability change")
 
-    def _on_ops(self, ops: list[Op], origin: str | None) -> None:
-        if any(op.kind in WATCHED for op in ops):
-            self._wake.set()
+    async def once(self) -> None:
+        wanted = edge_wanted(self.enabled, self.own_key, await self.store.view("nodes"))
+        if wanted != self.wanted:
+            await self.apply(wanted)
+            self.wanted = wanted
 
     async def run(self) -> None:
-        unsubscribe = self.store.subscribe(self._on_ops)
-        self._wake.set()
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                try:
-                    wanted = edge_wanted(self.enabled, self.own_key,
-                                         await self.store.view("nodes"))
-                    if wanted != self.wanted:
-                        await self.apply(wanted)
-                        self.wanted = wanted
-                except Exception as exc:  # the next change tries again
-                    log.warning("edge: capability change not applied",
-                                extra={"fields": {"error": str(exc)}})
-        finally:
-            unsubscribe()
+        await self._watch.run()

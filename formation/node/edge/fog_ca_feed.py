@@ -18,7 +18,7 @@ from formation.identity.keys import NodeIdentity
 from formation.identity.sealing import SealError, open_sealed
 from formation.node.edge.fog_ca_caddy import FogCaFiles
 from formation.node.state.ca_rules import COLLECTION, current
-from formation.node.state.op import Op
+from formation.node.state.op_watch import OpWatch
 
 if TYPE_CHECKING:
     from formation.node.state.store import StateStore
@@ -67,11 +67,8 @@ class FogCaFeed:
         self.store, self.identity, self.run_dir, self.apply = store, identity, run_dir, apply
         self.served: FogCaFiles | None = None
         self._said: str | None = None
-        self._wake = asyncio.Event()
-
-    def _on_ops(self, ops: list[Op], origin: str | None) -> None:
-        if any(op.kind.startswith(WATCHED) for op in ops):
-            self._wake.set()
+        self._watch = OpWatch(store, lambda kind: kind.startswith(WATCHED), self.once,
+                              "the network CA")
 
     async def once(self) -> None:
         ca = current(await self.store.view(COLLECTION))
@@ -87,16 +84,4 @@ class FogCaFeed:
                          extra={"fields": {"fingerprint": fog.fingerprint[:16]}})
 
     async def run(self) -> None:
-        unsubscribe = self.store.subscribe(self._on_ops)
-        self._wake.set()
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                try:
-                    await self.once()
-                except Exception as exc:  # the next ca.set tries again; the edge keeps serving
-                    log.warning("edge: the network CA not applied",
-                                extra={"fields": {"error": str(exc)}})
-        finally:
-            unsubscribe()
+        await self._watch.run()

@@ -11,20 +11,16 @@ part sends http and https routes to Caddy and tcp routes to HAProxy)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from formation.node.edge.caddy_config import unserved
 from formation.node.edge.routes import Route, validate_routes
-from formation.node.state.op import Op
+from formation.node.state.op_watch import OpWatch
 from formation.node.state.route_backends import edge_routes
 
 if TYPE_CHECKING:
     from formation.node.state.store import StateStore
-
-log = logging.getLogger(__name__)
 
 WATCHED = ("route.", "instance.")  # op kinds that change what the edge serves
 COALESCE_S = 0.05  # ops applied within this of a wake-up share one re-read of the views
@@ -49,28 +45,14 @@ class RouteFeed:
                  apply: Callable[[list[Route]], Awaitable[object]]) -> None:
         self.store, self.apply = store, apply
         self.served: list[Route] | None = None  # what `apply` last took
-        self._wake = asyncio.Event()
+        self._watch = OpWatch(store, lambda kind: kind.startswith(WATCHED), self.once,
+                              "routes from the state", COALESCE_S)
 
-    def _on_ops(self, ops: list[Op], origin: str | None) -> None:
-        if any(op.kind.startswith(WATCHED) for op in ops):
-            self._wake.set()
+    async def once(self) -> None:
+        routes = edge_routes(await self.store.view("routes"), await self.store.view("instances"))
+        if routes != self.served:
+            await self.apply(routes)
+            self.served = routes
 
     async def run(self) -> None:
-        unsubscribe = self.store.subscribe(self._on_ops)
-        self._wake.set()
-        try:
-            while True:
-                await self._wake.wait()
-                await asyncio.sleep(COALESCE_S)
-                self._wake.clear()
-                try:
-                    routes = edge_routes(await self.store.view("routes"),
-                                         await self.store.view("instances"))
-                    if routes != self.served:
-                        await self.apply(routes)
-                        self.served = routes
-                except Exception as exc:  # the next change tries again; the edge keeps serving
-                    log.warning("edge: routes from the state not applied",
-                                extra={"fields": {"error": str(exc)}})
-        finally:
-            unsubscribe()
+        await self._watch.run()
