@@ -58,6 +58,8 @@ AUDIENCES = {
     "pack_upload_cancel": "member",
     "route_list": "member", "route_set": "admin", "route_remove": "admin",
     "tenant_routes": "tenant", "tenant_grants": "tenant",
+    "tenant_blob_held": "tenant", "tenant_blob_start": "tenant", "tenant_blob_chunk": "tenant",
+    "tenant_blob_cancel": "tenant",
 }
 # Who each audience lets through, by caller; a caller it refuses gets the status given.
 LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (

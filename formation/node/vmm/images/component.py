@@ -16,6 +16,7 @@ from formation.node.state.op import Op, decode
 from formation.node.vmm.images import catalog
 from formation.node.vmm.images.fetch import Fetcher
 from formation.node.vmm.images.store import ImageError, ImageStore
+from formation.node.vmm.images.tenant_blobs import TenantBlobs
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
@@ -38,9 +39,11 @@ class ImagesComponent:
         self.store: ImageStore | None = None
         self.fetcher: Fetcher | None = None
         self.manifests: catalog.Manifests | None = None
+        self.blobs: TenantBlobs | None = None  # what account keys upload (tenant_blobs.py)
+        self.sweep_s = 60.0
         self.import_lock = asyncio.Lock()  # one import at a time: a name is checked, then used
         self._unsubscribe: Callable[[], None] | None = None
-        self._tasks: set[asyncio.Task[int]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.service: NodeService | None = None
 
     async def start(self, service: NodeService) -> None:
@@ -49,10 +52,15 @@ class ImagesComponent:
         self.store = ImageStore(root)
         await asyncio.to_thread(self.store.open)
         self.manifests = catalog.Manifests(root)
+        self.blobs = TenantBlobs(self.store)
+        await asyncio.to_thread(self.blobs.load)
         self.fetcher = Fetcher(self.store, service.identity)
         self._me = service.identity.public_key_hex
         self.service = service
         self._unsubscribe = self.state.require_store().subscribe(self._on_ops)
+        sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
+        self._tasks.add(sweeper)
+        sweeper.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -77,6 +85,11 @@ class ImagesComponent:
         if self.store is None:
             raise RuntimeError("image store not started")
         return self.store
+
+    def require_blobs(self) -> TenantBlobs:
+        if self.blobs is None:
+            raise RuntimeError("image store not started")
+        return self.blobs
 
     async def catalog(self) -> list[dict[str, Any]]:
         store = self.state.require_store()
@@ -145,6 +158,32 @@ class ImagesComponent:
             task = asyncio.get_running_loop().create_task(self.collect())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            try:
+                await self.sweep_blobs()
+            except Exception:  # a failed sweep is retried at the next one
+                log.exception("sweeping uploaded blobs failed")
+
+    async def sweep_blobs(self) -> list[str]:
+        """Uploaded blobs (tenant_blobs.py) that an image.add now names become that image's:
+        its manifest is saved, so `collect` frees them when the image is removed. Those no
+        image named within the hour are deleted. Under the import lock, as `collect`."""
+        assert self.manifests is not None
+        blobs = self.require_blobs()
+        if not blobs.waiting:
+            return []
+        async with self.import_lock:
+            images = await self.catalog()
+            named = {p["digest"]: image for image in images for p in image["parts"].values()}
+            for digest in set(named) & set(blobs.waiting):
+                await asyncio.to_thread(self.manifests.save, named[digest])
+            held = await asyncio.to_thread(self.manifests.load)
+            keep = {p["digest"] for image in held.values()
+                    for p in image.get("parts", {}).values()}
+            return await blobs.sweep(set(named), keep)
 
     async def collect(self) -> int:
         """Delete the blobs of images held here that the network removed, unless another
