@@ -16,6 +16,7 @@ import sys
 
 import pytest
 from statecluster import NodeProc, call, cleanup
+from waiting import until
 
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
@@ -25,6 +26,8 @@ from formation.api.client import ApiError, NodeClient
 from formation.identity import NodeIdentity
 from formation.node.state.image_manifest import image_digest
 from formation.node.vmm.images.blob import hash_file
+from formation.node.vmm.images.fetch import Fetcher, Peer
+from formation.node.vmm.images.store import ImageStore
 
 ALICE, BOB, MEMBER, CAROL, DAVE = (NodeIdentity.from_seed(bytes([i]) * 32)
                                    for i in (90, 91, 92, 93, 94))
@@ -71,6 +74,17 @@ async def test_image_add_uploads_the_files_the_node_lacks(node, short_tmp) -> No
         assert hash_file(stored) == (p["digest"], p["size"])
     listed = json.loads(formation("tenant", "images", *where, "--json").stdout)["items"]
     assert [(i["name"], i["account"]) for i in listed] == [("web", "alice")]
+
+    # another member's image fetch (the code its reconciler runs) gets them from this node
+    await call(node, sr.state_append, sm.AppendRequest(
+        kind="node.admit", payload={"node": MEMBER.public_key_hex, "roles": ["member"]}))
+    elsewhere = ImageStore(short_tmp / "member-images")
+    elsewhere.open()
+    image = {"digest": image_digest(parts, "console=ttyS0"), "name": "web", "parts": parts,
+             "cmdline": "console=ttyS0", "size": sum(p["size"] for p in parts.values())}
+    paths = await Fetcher(elsewhere, MEMBER).ensure(
+        image, [Peer(node.identity.public_key_hex, f"127.0.0.1:{node.port}")])
+    assert paths["initrd"].read_bytes() == initrd.read_bytes()
 
     # the same files under another name: nothing to upload (the node holds both)
     again = formation("tenant", "image-add", "web2", "--kernel", str(kernel), "--initrd",
@@ -161,4 +175,23 @@ async def test_hostile_uploads_are_refused_and_store_nothing(node) -> None:
         assert (await bob.call(tbr.tenant_blob_held, digest=digest)).held
         held = await bob.call(tbr.tenant_blob_start, start)  # nothing to send: it is here
         assert held.stored and held.id is None
-    assert not any((node.dir / "data" / "images" / "tmp").iterdir())
+
+        # bob's account is removed in the middle of an upload: his next chunk is refused, the
+        # upload and his stored blob that no image names are gone at once
+        mine = os.urandom(10)
+        whole = await bob.call(tbr.tenant_blob_start, tb.TenantBlobStart(
+            size=len(mine), sha256=hashlib.sha256(mine).hexdigest()))
+        assert (await bob.call(tbr.tenant_blob_chunk, chunk(0, mine), upload=whole.id)).stored
+        assert len(blobs(node)) == 2
+        other = os.urandom(1000)
+        midway = await bob.call(tbr.tenant_blob_start, tb.TenantBlobStart(
+            size=len(other), sha256=hashlib.sha256(other).hexdigest()))
+        await bob.call(tbr.tenant_blob_chunk, chunk(0, other[:500]), upload=midway.id)
+        await call(node, sr.state_append, sm.AppendRequest(kind="account.remove",
+                                                           payload={"name": "bob"}))
+        removed = await _refused(bob.call(tbr.tenant_blob_chunk, chunk(500, other[500:]),
+                                          upload=midway.id))
+        assert removed.status in (401, 403), removed.body
+        tmp = node.dir / "data" / "images" / "tmp"
+        await until(lambda: blobs(node) == {digest} and not any(tmp.iterdir()),
+                    what="bob's upload and unnamed blob to go")

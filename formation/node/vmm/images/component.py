@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,9 +155,23 @@ class ImagesComponent:
     # cleaning up ----------------------------------------------------------------------------
     def _on_ops(self, ops: list[Op], origin: str | None) -> None:
         if any(op.kind == "image.remove" for op in ops):
-            task = asyncio.get_running_loop().create_task(self.collect())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.collect())
+        if any(op.kind in ("account.remove", "account.set") for op in ops):
+            self._spawn(self._account_changed())
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _account_changed(self) -> None:
+        """A removed account's key (or one its account dropped) loses its open uploads at
+        once, and the account its uploads no image names yet."""
+        blobs = self.require_blobs()
+        accounts = (await self.state.require_store().authority()).accounts
+        await blobs.drop_keys(lambda key: accounts.of_key(key) is not None)
+        if blobs.waiting:
+            await self.sweep_blobs()
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -183,7 +197,10 @@ class ImagesComponent:
             held = await asyncio.to_thread(self.manifests.load)
             keep = {p["digest"] for image in held.values()
                     for p in image.get("parts", {}).values()}
-            return await blobs.sweep(set(named), keep)
+            accounts = (await self.state.require_store().authority()).accounts
+            live = {a.account for a in blobs.waiting.values()
+                    if accounts.by_name.get(a.account) is not None}
+            return await blobs.sweep(set(named), keep, live)
 
     async def collect(self) -> int:
         """Delete the blobs of images held here that the network removed, unless another

@@ -195,19 +195,31 @@ class TenantBlobs:
             self.waiting[upload.sha256] = Stored(upload.account, upload.size, self.wall())
             await asyncio.to_thread(self._save)
 
+    async def drop_keys(self, still: Callable[[str], bool]) -> int:
+        """Drop the open uploads of keys for which `still(key)` is false (keys of accounts
+        just removed, or dropped from their account): at once, not after idle_s."""
+        dropped = [u for u in self.open.values() if u.key != "local" and not still(u.key)]
+        for upload in dropped:
+            await self.drop(upload)
+        return len(dropped)
+
     # removing what no image names -----------------------------------------------------------
-    async def sweep(self, named: set[str], keep: set[str]) -> list[str]:
+    async def sweep(self, named: set[str], keep: set[str],
+                    accounts: set[str] | None = None) -> list[str]:
         """`named`: the part digests of the network's images (such a blob is an image's now,
         cleaned up with it); `keep`: blobs this node holds for other reasons (its own images'
-        manifests, instances). Blobs waiting longer than unreferenced_s are deleted. Returns
-        the digests deleted."""
+        manifests, instances). Blobs waiting longer than unreferenced_s are deleted, and at
+        once those of an account not in `accounts` (removed) when it is given. Returns the
+        digests deleted."""
         await self.expire()
         now = self.wall()
         gone, settled = [], []
         for digest, stored in self.waiting.items():
             if digest in named:
                 settled.append(digest)
-            elif now - stored.at > self.unreferenced_s:
+            elif now - stored.at > self.unreferenced_s or (
+                    accounts is not None and stored.account != "(local)"
+                    and stored.account not in accounts):
                 gone.append(digest)
         if not gone and not settled:
             return []

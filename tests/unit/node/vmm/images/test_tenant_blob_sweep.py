@@ -13,7 +13,7 @@ from formation.node.service import NodeService
 from formation.node.state.image_manifest import image_digest
 from formation.node.vmm.images import tenant_blobs as tbm
 from formation.node.vmm.images.component import ImagesComponent
-from tests.unit.node.vmm.images.test_tenant_blobs import Clock, upload
+from tests.unit.node.vmm.images.test_tenant_blob_store import Clock, upload
 
 
 async def test_named_blobs_join_their_image_and_the_rest_go(node: NodeService, client) -> None:
@@ -23,6 +23,8 @@ async def test_named_blobs_join_their_image_and_the_rest_go(node: NodeService, c
     blobs.wall = clock
     store = part.require_store()
     await client.call(sr.state_create_network, sm.CreateNetworkRequest(name="lab"))
+    await client.call(sr.state_append, sm.AppendRequest(kind="account.set", payload={
+        "name": "alice", "keys": ["ab" * 32], "roles": ["user"]}))
     kernel = await upload(blobs, "k1", "alice", b"a kernel")
     lonely = await upload(blobs, "k1", "alice", b"nobody names me")
     parts = {"kernel": {"digest": kernel, "size": 8}}

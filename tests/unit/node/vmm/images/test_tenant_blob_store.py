@@ -131,3 +131,15 @@ async def test_a_blob_the_store_holds_needs_no_upload(store) -> None:
     digest = await upload(blobs, "k1", "alice", b"shared")
     assert await blobs.start("k2", "bob", None, 6, digest) is None
     assert blobs.account_bytes("bob") == 0
+
+
+async def test_a_removed_accounts_uploads_go_at_once(store) -> None:
+    blobs = TenantBlobs(store)
+    stored = await upload(blobs, "k1", "alice", b"unnamed")
+    opened = await blobs.start("k1", "alice", None, 10, "ab" * 32)
+    theirs = await blobs.start("k2", "bob", None, 10, "cd" * 32)
+    assert opened is not None and theirs is not None
+    assert await blobs.drop_keys(lambda key: key == "k2") == 1
+    assert set(blobs.open) == {theirs.id} and len(temp_files(store)) == 1
+    assert await blobs.sweep(set(), set(), accounts={"bob"}) == [stored]
+    assert not store.has_blob(stored)
