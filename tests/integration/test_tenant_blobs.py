@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from statecluster import NodeProc, call, cleanup
@@ -28,9 +29,10 @@ from formation.node.state.image_manifest import image_digest
 from formation.node.vmm.images.blob import hash_file
 from formation.node.vmm.images.fetch import Fetcher, Peer
 from formation.node.vmm.images.store import ImageStore
+from formation.tenant_client import relay
 
-ALICE, BOB, MEMBER, CAROL, DAVE = (NodeIdentity.from_seed(bytes([i]) * 32)
-                                   for i in (90, 91, 92, 93, 94))
+ALICE, BOB, MEMBER, CAROL, DAVE, EVE = (NodeIdentity.from_seed(bytes([i]) * 32)
+                                        for i in (90, 91, 92, 93, 94, 96))
 
 
 @pytest.fixture
@@ -56,17 +58,20 @@ async def test_image_add_uploads_the_files_the_node_lacks(node, short_tmp) -> No
     key = short_tmp / "alice.key"
     assert formation("key", "create", str(key)).returncode == 0
     node.cli_json("account", "create", "alice", "--key", f"{key}.pub")
-    kernel, initrd = short_tmp / "vmlinux", short_tmp / "initrd.img"
+    kernel, initrd, disk = short_tmp / "vmlinux", short_tmp / "initrd.img", short_tmp / "d.img"
     kernel.write_bytes(b"a kernel " * 100)
     initrd.write_bytes(os.urandom(1_300_000))  # three chunks
+    disk.write_bytes(os.urandom(9 << 20))  # big enough to report progress
     where = ["--node", f"127.0.0.1:{node.port}", "--key", str(key)]
     assert blobs(node) == set()
 
     added = formation("tenant", "image-add", "web", "--kernel", str(kernel), "--initrd",
-                      str(initrd), *where, "--json")
+                      str(initrd), "--disk", str(disk), *where, "--json")
     assert added.returncode == 0, added.stderr
+    assert "uploading disk: 9/9 MiB" in added.stderr and "uploading initrd" not in added.stderr
     parts = {p: {"digest": hashlib.sha256(f.read_bytes()).hexdigest(),
-                 "size": f.stat().st_size} for p, f in (("kernel", kernel), ("initrd", initrd))}
+                 "size": f.stat().st_size}
+             for p, f in (("kernel", kernel), ("initrd", initrd), ("disk", disk))}
     assert json.loads(added.stdout)["digest"] == image_digest(parts, "console=ttyS0")
     assert blobs(node) == {p["digest"] for p in parts.values()}
     for p in parts.values():  # whole and verified under its digest
@@ -88,8 +93,10 @@ async def test_image_add_uploads_the_files_the_node_lacks(node, short_tmp) -> No
 
     # the same files under another name: nothing to upload (the node holds both)
     again = formation("tenant", "image-add", "web2", "--kernel", str(kernel), "--initrd",
-                      str(initrd), "--cmdline", "console=hvc0", *where, "--json")
+                      str(initrd), "--disk", str(disk), "--cmdline", "console=hvc0", *where,
+                      "--json")
     assert again.returncode == 0, again.stderr
+    assert "uploading" not in again.stderr
     assert blobs(node) == {p["digest"] for p in parts.values()}
 
 
@@ -133,6 +140,15 @@ async def test_hostile_uploads_are_refused_and_store_nothing(node) -> None:
         over = await _refused(carol.call(tbr.tenant_blob_start, tb.TenantBlobStart(
             size=2 * 1024**3, sha256=digest)))
         assert over.status == 413 and over.body.message.startswith("size:"), over.body
+
+    async with tcp(node, ALICE) as alice:  # a key alice granted something is no account's
+        granted = await relay(alice, ALICE, "grant.set", {
+            "account": "alice", "grantee": EVE.public_key_hex, "actions": ["instance.create"],
+            "prefix": "ci-", "until_ms": int(time.time() * 1000) + 3_600_000})
+        assert granted.status == "accepted"
+    async with tcp(node, EVE) as eve:
+        grantee = await _refused(eve.call(tbr.tenant_blob_start, start))
+        assert grantee.status == 403 and "not a key of any account" in grantee.body.message
 
     async with tcp(node, ALICE) as alice, tcp(node, BOB) as bob:
         opened = await alice.call(tbr.tenant_blob_start, start)
