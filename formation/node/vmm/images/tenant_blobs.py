@@ -87,6 +87,9 @@ class TenantBlobs:
         self.index = store.root / INDEX
         self.open: dict[str, BlobUpload] = {}
         self.waiting: dict[str, Stored] = {}
+        # checks and reservation are one step: concurrent starts (an account's 8 keys at once)
+        # must not all pass the budgets before any of them is counted
+        self.starting = asyncio.Lock()
 
     def load(self) -> None:
         """Blocking: at the node's start (after the store's `open()` dropped the temp files of
@@ -121,6 +124,11 @@ class TenantBlobs:
     async def start(self, key: str, account: str, quota_bytes: int | None, size: int,
                     sha256: str) -> BlobUpload | None:
         """An open upload, or None when the store holds the blob already."""
+        async with self.starting:
+            return await self._start(key, account, quota_bytes, size, sha256)
+
+    async def _start(self, key: str, account: str, quota_bytes: int | None, size: int,
+                     sha256: str) -> BlobUpload | None:
         await self.expire()
         sha256 = sha256.lower()
         if await asyncio.to_thread(self.store.has_blob, sha256, size):

@@ -143,3 +143,14 @@ async def test_a_removed_accounts_uploads_go_at_once(store) -> None:
     assert set(blobs.open) == {theirs.id} and len(temp_files(store)) == 1
     assert await blobs.sweep(set(), set(), accounts={"bob"}) == [stored]
     assert not store.has_blob(stored)
+
+
+async def test_concurrent_starts_cannot_all_pass_the_budget(store, monkeypatch) -> None:
+    import asyncio
+
+    blobs = TenantBlobs(store)
+    monkeypatch.setattr(tbm, "ACCOUNT_BYTES", 100)
+    tries = [blobs.start(f"k{n}", "alice", None, 40, f"{n:064x}") for n in range(8)]
+    results = await asyncio.gather(*tries, return_exceptions=True)
+    assert sum(not isinstance(r, BaseException) for r in results) == 2
+    assert blobs.account_bytes("alice") == 80
