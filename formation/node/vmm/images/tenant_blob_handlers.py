@@ -74,12 +74,10 @@ class TenantBlobHandlers:
     async def tenant_blob_cancel(self, body: Empty, caller: Caller,
                                  upload: str) -> tb.TenantBlob:
         key, _account, _quota = await self._uploader(caller)
-        blobs = self.part.require_blobs()
         try:
-            found = await blobs.get(key, upload)
+            found = await self.part.require_blobs().cancel(key, upload)
         except BlobUploadError as exc:
             raise _http(exc) from None
-        await blobs.drop(found)
         return _model(found)
 
 

@@ -114,8 +114,16 @@ class TenantBlobs:
     # the upload ------------------------------------------------------------------------------
     async def expire(self) -> None:
         cutoff = time.monotonic() - self.idle_s
-        for upload in [u for u in self.open.values() if u.touched < cutoff]:
+        for upload in [u for u in self.open.values()
+                       if u.touched < cutoff and not u.lock.locked()]:  # not mid-chunk
             await self.drop(upload)
+
+    async def cancel(self, key: str, upload_id: str) -> BlobUpload:
+        """Drop one of `key`'s open uploads, never in the middle of a chunk's write."""
+        upload = await self.get(key, upload_id)
+        async with upload.lock:
+            await self.drop(upload)
+        return upload
 
     async def drop(self, upload: BlobUpload) -> None:
         self.open.pop(upload.id, None)
@@ -208,7 +216,8 @@ class TenantBlobs:
         just removed, or dropped from their account): at once, not after idle_s."""
         dropped = [u for u in self.open.values() if u.key != "local" and not still(u.key)]
         for upload in dropped:
-            await self.drop(upload)
+            async with upload.lock:
+                await self.drop(upload)
         return len(dropped)
 
     # removing what no image names -----------------------------------------------------------

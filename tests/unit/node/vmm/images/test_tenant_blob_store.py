@@ -154,3 +154,14 @@ async def test_concurrent_starts_cannot_all_pass_the_budget(store, monkeypatch) 
     results = await asyncio.gather(*tries, return_exceptions=True)
     assert sum(not isinstance(r, BaseException) for r in results) == 2
     assert blobs.account_bytes("alice") == 80
+
+
+async def test_cancel_frees_the_space_at_once_and_only_for_its_key(store) -> None:
+    blobs = TenantBlobs(store)
+    opened = await blobs.start("k1", "alice", None, 10, "ab" * 32)
+    assert opened is not None
+    with pytest.raises(BlobUploadError) as theirs:
+        await blobs.cancel("k2", opened.id)
+    assert theirs.value.status == 404
+    await blobs.cancel("k1", opened.id)
+    assert temp_files(store) == [] and blobs.account_bytes("alice") == 0
