@@ -45,6 +45,13 @@ class TenantBlobHandlers:
         disk_gb = account.quotas.get("disk_gb")
         return caller.key, account.name, None if disk_gb is None else disk_gb * GIB
 
+    async def _image_bytes(self, account: str) -> int:
+        """The bytes of the account's images (each digest once), as the images view says."""
+        sizes = {i.get("key"): i.get("size", 0)
+                 for i in await self.part.state.require_store().view("images")
+                 if i.get("account") == account}
+        return sum(v for v in sizes.values() if isinstance(v, int))
+
     async def tenant_blob_held(self, body: Empty, caller: Caller,
                                digest: str) -> tb.TenantBlobHeld:
         await self._uploader(caller)
@@ -52,9 +59,10 @@ class TenantBlobHandlers:
 
     async def tenant_blob_start(self, body: tb.TenantBlobStart, caller: Caller) -> tb.TenantBlob:
         key, account, quota = await self._uploader(caller)
+        owned = 0 if quota is None else await self._image_bytes(account)
         try:
             upload = await self.part.require_blobs().start(key, account, quota, body.size,
-                                                           body.sha256)
+                                                           body.sha256, owned)
         except BlobUploadError as exc:
             raise _http(exc) from None
         if upload is None:

@@ -5,8 +5,10 @@ The design is the pack uploads' (node/pack/uploads.py), with the blob writer of 
 (blob.py: a temp file in the store, hashed as written, renamed to its digest only once whole and
 verified). What bounds a hostile account key:
   - the size is declared first and reserved: against the node's budget for open uploads (and
-    its free disk), and against the account's budget (ACCOUNT_BYTES, and its disk quota when it
-    has one) of open uploads plus stored blobs that no image names yet;
+    its free disk), against the account's budget (ACCOUNT_BYTES) of open uploads plus stored
+    blobs that no image names yet, and, when the account has a disk quota, against that quota
+    less the bytes of the account's images (once named, uploads count there: naming them does
+    not lift the bound);
   - one key holds at most MAX_OPEN_PER_KEY open uploads, the node MAX_OPEN; an upload idle for
     idle_s is dropped (checked on every call);
   - chunks arrive in order (offset = bytes received so far); a chunk past the declared size is
@@ -130,24 +132,29 @@ class TenantBlobs:
         await asyncio.to_thread(upload.writer.abort)
 
     async def start(self, key: str, account: str, quota_bytes: int | None, size: int,
-                    sha256: str) -> BlobUpload | None:
-        """An open upload, or None when the store holds the blob already."""
+                    sha256: str, owned: int = 0) -> BlobUpload | None:
+        """An open upload, or None when the store holds the blob already. `quota_bytes`: the
+        account's disk quota, which also bounds `owned`, the bytes of its images."""
         async with self.starting:
-            return await self._start(key, account, quota_bytes, size, sha256)
+            return await self._start(key, account, quota_bytes, size, sha256, owned)
 
     async def _start(self, key: str, account: str, quota_bytes: int | None, size: int,
-                     sha256: str) -> BlobUpload | None:
+                     sha256: str, owned: int) -> BlobUpload | None:
         await self.expire()
         sha256 = sha256.lower()
         if await asyncio.to_thread(self.store.has_blob, sha256, size):
             return None
-        budget = ACCOUNT_BYTES if quota_bytes is None else min(ACCOUNT_BYTES, quota_bytes)
         used = self.account_bytes(account)
-        if used + size > budget:
+        if used + size > ACCOUNT_BYTES:
             raise BlobUploadError(
-                f"size: {size} bytes; account {account} may hold {budget} bytes of uploads "
-                f"no image names yet and has {used} (add the images, or wait for the unnamed "
-                f"ones to be removed)", "size", 413)
+                f"size: {size} bytes; account {account} may hold {ACCOUNT_BYTES} bytes of "
+                f"uploads no image names yet and has {used} (add the images, or wait for the "
+                f"unnamed ones to be removed)", "size", 413)
+        if quota_bytes is not None and owned + used + size > quota_bytes:
+            raise BlobUploadError(
+                f"size: {size} bytes; account {account}'s disk quota is {quota_bytes} bytes, "
+                f"its images take {owned} and its uploads no image names yet {used}", "size",
+                413)
         if sum(u.key == key for u in self.open.values()) >= MAX_OPEN_PER_KEY:
             raise BlobUploadError(f"upload: this key has {MAX_OPEN_PER_KEY} uploads open here; "
                                   f"finish or cancel one", "upload", 429)

@@ -165,3 +165,11 @@ async def test_cancel_frees_the_space_at_once_and_only_for_its_key(store) -> Non
     assert theirs.value.status == 404
     await blobs.cancel("k1", opened.id)
     assert temp_files(store) == [] and blobs.account_bytes("alice") == 0
+
+
+async def test_the_disk_quota_also_counts_the_accounts_named_images(store) -> None:
+    blobs = TenantBlobs(store)
+    assert await blobs.start("k1", "alice", 100, 50, "ab" * 32, owned=50) is not None
+    with pytest.raises(BlobUploadError) as over:  # 50 named + 50 open + 1 > 100
+        await blobs.start("k2", "alice", 100, 1, "cd" * 32, owned=50)
+    assert over.value.status == 413 and "disk quota" in str(over.value)
