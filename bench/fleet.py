@@ -18,11 +18,20 @@ Keys:
                         vm_to_vm_mbps
   host_cpu_busy         per round of each kind, how busy the machine's cores were (1.0: all):
                         a round at 1.0 was limited by the CPU, not by the path
-  cpu_ms_per_mb         per round, CPU milliseconds per MB moved of each process on the path:
-                        both hosts' wireguard-go, the guests' QEMU, for the mesh this script's
-                        socket threads (support/fleet_cpu.py)
-  cpu_bound_ratio       the mesh's CPU per MB over the VM path's (best rounds): what
-                        vm_net_ratio is when both are limited by the same busy cores
+  cpu_per_mbit          per chain (mesh, vm_same_host, vm_to_vm), CPU ms per Mbit of each role:
+                        the guests' QEMU, both hosts' wireguard-go, for the mesh this script's
+                        socket threads; medians of the rounds (support/cpu_account.py,
+                        bench/README.md for the formula)
+  cpu_bound_mbps        per chain, what the machine's cores allow: cores / sum(cpu_per_mbit)
+  vm_net_ratio_cpu_bound  cpu_bound_mbps.vm_to_vm / mesh_mbps: the best vm_net_ratio the CPU
+                        costs allow here; vm_net_ratio_equal_cores: cpu_bound_mbps.vm_to_vm /
+                        cpu_bound_mbps.mesh, the ratio when both chains get the same cores;
+                        vm_net_ratio_optimistic: the same with every stage at its cheapest in
+                        the run (wireguard-go as in the mesh round, guests as on one host)
+  cpu_model_check       per round: measured Mbit/s against the bound on the cores the round
+                        had (all but steal and other processes), with busy, the cores of the
+                        lab's nodes, idle guests and this script (not on the chain),
+                        other_cores and the round's busiest processes (top_processes)
   dns_move_s            instance moved -> its name resolves to the new address on every host:
                         the re-placed instance below, from a surviving host's API showing it
                         Running on its new host to every surviving host's resolver answering
@@ -48,15 +57,17 @@ import json
 import os
 import re
 import shutil
+import statistics
 import sys
 import time
 from typing import Any
 
 from mesh import tcp_mbps  # bench/mesh.py (bench/ is on sys.path when run)
-from support import fleet_cpu, fleet_lab
+from support import cpu_account, fleet_cpu, fleet_lab
 from support.fleet_lab import Fleet
 
 from formation.api import vm_routes
+from formation.api.client import ApiError
 from formation.api.vm_models import VmCreate
 from formation.node.net.host import NetHost
 
@@ -69,6 +80,7 @@ TOOLS = ("qemu-system-x86_64", "wireguard-go", "nsenter", "ip", "dig")
 HTTP_PORT = 8080
 MESH_WARMUP_S = 0.3  # bench/mesh.py tcp_mbps streams this long before its timed window
 MB_MBIT = 1024 * 1024 * 8 / 1e6  # Mbit in a MB (MiB, as the guests' dd writes them)
+MS = 1000.0  # cpu_per_mbit is in CPU milliseconds per Mbit
 # The guests of the throughput rounds keep time by the TSC. Under TCG the kernel's clocksource
 # watchdog distrusts it (the vCPU thread is descheduled on a loaded host, the emulated ticks it
 # checks the TSC against arrive late) and falls back to refined-jiffies, which then loses ticks:
@@ -105,7 +117,8 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
     """mesh_mbps and vm_to_vm_mbps between h1 and h3, interleaved rounds, order alternating."""
     names = (("bench1", "h1"), ("bench3", "h3"), ("bench3b", "h3"))
     cmdline = f"{fleet.kit.cmdline} {CLOCK_ARGS}"
-    await asyncio.gather(*(fleet.create(name, host, cmdline=cmdline) for name, host in names))
+    await asyncio.gather(*(create_when_offered(fleet, name, host, cmdline)
+                           for name, host in names))
     client, server, near = await asyncio.gather(*(fleet.running(name, host)
                                                   for name, host in names))
     rc, out = await fleet.type(server, (
@@ -115,61 +128,125 @@ async def network(fleet: Fleet, rounds: int, megabytes: int, seconds: float) -> 
         raise RuntimeError(f"the server guest could not serve: {out[-300:]}")
     h1 = NetHost(netns=fleet.lab.host("h1").netns)
     h3 = NetHost(netns=fleet.lab.host("h3").netns)
-    meter = fleet_cpu.Meter(fleet_cpu.find(
-        {h: fleet.lab.host(h).netns for h in ("h1", "h3")},
-        {"client": client["id"], "server": server["id"], "near": near["id"]}))
-    wireguard = ["wireguard-go@h1", "wireguard-go@h3"]
-    paths = {"mesh": wireguard, "vm_to_vm": [*wireguard, "qemu@client", "qemu@server"],
-             "vm_same_host": ["qemu@near", "qemu@server"]}
+    pids = fleet_cpu.find({h: fleet.lab.host(h).netns for h in ("h1", "h3")},
+                          {"client": client["id"], "server": server["id"], "near": near["id"]})
+    roles = chain_roles(pids)
+    nodes = [fleet.lab.host(h).node_pid for h in fleet_lab.HOSTS]
+    watch = watched(pids, roles, [pid for pid in nodes if pid])
     mesh, vm, same, vm_host, same_host = [], [], [], [], []
-    busy: dict[str, list[float]] = {key: [] for key in paths}
-    cost: dict[str, list[dict[str, float]]] = {key: [] for key in paths}
+    spent: dict[str, list[tuple[cpu_account.Round, float]]] = {key: [] for key in roles}
     for n in range(rounds):
         order = ["mesh", "vm", "same"] if n % 2 == 0 else ["same", "vm", "mesh"]
         for kind in order:
-            before = cpu_times()
-            meter.start()
-            own = fleet_cpu.own_thread_seconds()
-            moved = float(megabytes)
+            key = {"mesh": "mesh", "vm": "vm_to_vm", "same": "vm_same_host"}[kind]
+            account = cpu_account.Account(roles[key], watch[key], top=4)
+            account.start()
+            moved = megabytes * MB_MBIT  # Mbit
             if kind == "mesh":
                 mesh.append(await tcp_mbps(h1, h3, fleet.mesh_ip("h3"), seconds))
-                moved = mesh[-1] * (seconds + MESH_WARMUP_S) / MB_MBIT
+                moved = mesh[-1] * (seconds + MESH_WARMUP_S)
             elif kind == "vm":
                 vm.append(await vm_mbps(fleet, server, client, megabytes, vm_host))
             else:
                 same.append(await vm_mbps(fleet, server, near, megabytes, same_host))
-            key = {"mesh": "mesh", "vm": "vm_to_vm", "same": "vm_same_host"}[kind]
-            busy[key].append(busy_fraction(before, cpu_times()))
-            spent = meter.per_mb(moved, paths[key])
-            if kind == "mesh":  # its endpoints: this process's sender and receiver threads
-                spent["bench sockets"] = round(
-                    (fleet_cpu.own_thread_seconds() - own) * 1000 / max(moved, 1e-6), 1)
-            cost[key].append(spent)
+            spent[key].append((account.stop(), moved))
     await asyncio.gather(*(fleet.delete(name) for name, _host in names))
     best_mesh, best_vm = max(mesh), max(vm)
+    measured = {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same}
     return {"mesh_mbps": best_mesh, "vm_to_vm_mbps": best_vm,
             "vm_net_ratio": round(best_vm / best_mesh, 3) if best_mesh else None,
             "vm_same_host_mbps": max(same),
             "throughput_samples": {"mesh": mesh, "vm_to_vm": vm, "vm_same_host": same,
                                    "vm_to_vm_host_timed": vm_host,
                                    "vm_same_host_host_timed": same_host},
-            "host_cpu_busy": busy, "cpu_ms_per_mb": cost,
-            "cpu_bound_ratio": fleet_cpu.cpu_bound_ratio(cost["mesh"][mesh.index(best_mesh)],
-                                                         cost["vm_to_vm"][vm.index(best_vm)])}
+            "host_cpu_busy": {key: [r.busy for r, _ in got] for key, got in spent.items()},
+            **cpu_figures(spent, measured, best_mesh)}
 
 
-def cpu_times() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+async def create_when_offered(fleet: Fleet, name: str, host: str, cmdline: str) -> None:
+    """Create once h1 knows what `host` offers: a lab that came up fast (a quiet machine) can
+    be asked before the pinned node's record reached h1, and the API refuses with 422 (the most:
+    0). Refused means nothing written, so asking again is safe."""
+    async def attempt() -> bool:
+        try:
+            await fleet.create(name, host, cmdline=cmdline)
+        except ApiError as exc:
+            if exc.status != 422 or "(the most: 0)" not in str(exc):
+                raise
+            return False
+        return True
+
+    await fleet_lab.poll(attempt, 30.0, f"{host} offering room for {name}", 0.25)
 
 
-def busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
-    """How busy every core of the machine was between two cpu_times() (1.0: all of them)."""
-    total = after[1] - before[1]
-    return round((after[0] - before[0]) / total, 2) if total else 0.0
+def chain_roles(pids: dict[str, int]) -> dict[str, dict[str, cpu_account.Sampler]]:
+    """The processes of each round's chain. The mesh round's sender and receiver are this
+    script's threads (bench/mesh.py); a guest's TCP runs inside its QEMU."""
+    def of(*labels: str) -> dict[str, cpu_account.Sampler]:
+        return {label: cpu_account.of_pids(pids[label]) for label in labels if label in pids}
+    wireguard = ("wireguard-go@h1", "wireguard-go@h3")
+    return {"mesh": {**of(*wireguard), "sockets": cpu_account.of_self()},
+            "vm_to_vm": of("qemu@client", "qemu@server", *wireguard),
+            "vm_same_host": of("qemu@near", "qemu@server")}
+
+
+def optimistic(costs: dict[str, dict[str, float]]) -> float | None:
+    """The equal-cores ratio if the cross-host chain cost only what its parts cost at their
+    cheapest in this run: wireguard-go as in the mesh round, the two guests as between two
+    guests on one host (a fast flow, 64 KB segments). The mesh's socket endpoints become the
+    guests, so: sum(mesh) / (mesh's wireguard-go + same-host guests). An upper limit of what
+    a cheaper path between the guests could bring, with the guests as they are."""
+    mesh = sum(costs["mesh"].values())
+    wireguard = sum(c for role, c in costs["mesh"].items() if role.startswith("wireguard-go"))
+    guests = sum(costs["vm_same_host"].values())
+    return round(mesh / (wireguard + guests), 3) if wireguard + guests > 0 else None
+
+
+def watched(pids: dict[str, int], roles: dict[str, dict[str, cpu_account.Sampler]],
+            nodes: list[int]) -> dict[str, dict[str, cpu_account.Sampler]]:
+    """What else each round's `other` holds that is ours: the lab's node processes (without
+    their guests), the guests not on that round's chain (an idle TCG guest still emulates its
+    timer) and, for the VM rounds, this script typing on the console."""
+    out = {}
+    for key, chain in roles.items():
+        idle = [pid for label, pid in pids.items()
+                if label.startswith("qemu@") and label not in chain]
+        out[key] = {"lab_nodes": cpu_account.of_processes(*nodes),
+                    "idle_guests": cpu_account.of_pids(*idle)}
+        if "sockets" not in chain:
+            out[key]["bench"] = cpu_account.of_self()
+    return out
+
+
+def cpu_figures(spent: dict[str, list[tuple[cpu_account.Round, float]]],
+                measured: dict[str, list[float]], mesh_mbps: float) -> dict[str, Any]:
+    """cpu_per_mbit (CPU ms per Mbit of each role, medians over the rounds), each chain's CPU
+    bound on all cores,
+    vm_net_ratio_cpu_bound (the VM chain's bound / the mesh's measured Mbit/s) and the check:
+    each round's throughput against the bound, from the chain's median costs, on the cores the
+    round really had. `round_mbps` is what the round moved over its whole time (the VM rounds'
+    measured figure is the guest's wget alone, without typing the command on the console)."""
+    costs: dict[str, dict[str, float]] = {}
+    check: dict[str, list[dict[str, float | None]]] = {}
+    for key, got in spent.items():
+        per = [r.per_unit(mbit_moved, MS) for r, mbit_moved in got]
+        costs[key] = {role: round(statistics.median(p[role] for p in per), 2) for role in per[0]}
+        check[key] = [{"measured_mbps": mbps, "round_mbps": round(moved / r.wall_s, 1),
+                       "predicted_mbps": cpu_account.scaled_bound(costs[key], MS,
+                                                                  r.cores_left()),
+                       **r.summary()}
+                      for (r, moved), mbps in zip(got, measured[key], strict=True)]
+    bounds = {key: cpu_account.scaled_bound(c, MS) for key, c in costs.items()}
+    vm_bound = bounds["vm_to_vm"]
+    return {"cpu_per_mbit": costs,
+            "cpu_per_mbit_units": "CPU milliseconds per Mbit moved",
+            "cpu_bound_mbps": bounds,
+            "vm_net_ratio_cpu_bound": round(vm_bound / mesh_mbps, 3)
+            if vm_bound and mesh_mbps else None,
+            "vm_net_ratio_equal_cores": round(vm_bound / bounds["mesh"], 3)
+            if vm_bound and bounds["mesh"] else None,
+            "vm_net_ratio_optimistic": optimistic(costs),
+            "cpu_model_check": check}
 
 
 def probe(name: str) -> Any:
@@ -261,7 +338,7 @@ async def run(quick: bool) -> dict[str, Any]:
     except Unavailable as exc:
         unmeasured["all"] = f"no test guest: {exc}"
         return result | {"unmeasured": unmeasured}
-    started = time.monotonic()
+    started, load = time.monotonic(), round(os.getloadavg()[0], 2)  # before and after
     try:
         fleet = await fleet_lab.up(kit)
     except Exception as exc:  # the lab is already down again
@@ -289,7 +366,8 @@ async def run(quick: bool) -> dict[str, Any]:
     finally:
         await asyncio.to_thread(fleet.lab.down)
     timings["total_s"] = round(time.monotonic() - started, 1)
-    return result | {"unmeasured": unmeasured, "section_s": timings}
+    return result | {"unmeasured": unmeasured, "section_s": timings,
+                     "load_avg_1m": [load, round(os.getloadavg()[0], 2)]}
 
 
 def met(result: dict[str, Any]) -> dict[str, bool | None]:

@@ -36,8 +36,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from support import cpu_account
+from support.cpu_account import Account
 
 from formation.node.edge.engine import CaddyEngine
 from formation.node.edge.routes import Backend, Route
@@ -48,6 +51,7 @@ PY_HOST = "py.bench.test"
 BODY = b"x" * 1023 + b"\n"
 CONNECTIONS = 32
 THREADS = 1  # wrk: one thread, so the proxy and backend get the other core
+US = 1e6  # cpu_per_request is in CPU microseconds per request
 
 
 def free_port() -> int:
@@ -164,6 +168,76 @@ async def wrk(url: str, seconds: float, host: str | None = None) -> dict[str, fl
             "non_2xx": float(errors.group(1)) if errors else 0.0}
 
 
+def run_roles(runs: dict[str, tuple[str, str | None]], backend: int, py_backend: int,
+              edge: int, bare: int, haproxy: int | None) -> dict[str, dict[str, Any]]:
+    """The processes of each run's chain. wrk is this script's only child that exits during a
+    round; the edge with route metrics streams every request's log line to this process, which
+    sums it as the node would (`log_reader`)."""
+    wrk_role = cpu_account.reaped_children
+    out: dict[str, dict[str, Any]] = {
+        "direct": {"wrk": wrk_role(), "backend": cpu_account.of_pids(backend)},
+        "proxy": {"wrk": wrk_role(), "backend": cpu_account.of_pids(backend),
+                  "caddy": cpu_account.of_pids(edge), "log_reader": cpu_account.of_self()},
+        "proxy_bare": {"wrk": wrk_role(), "backend": cpu_account.of_pids(backend),
+                       "caddy": cpu_account.of_pids(bare)},
+        "py_direct": {"wrk": wrk_role(), "backend": cpu_account.of_pids(py_backend)},
+        "py_proxy": {"wrk": wrk_role(), "backend": cpu_account.of_pids(py_backend),
+                     "caddy": cpu_account.of_pids(edge), "log_reader": cpu_account.of_self()},
+    }
+    if haproxy is not None:
+        out["haproxy"] = {"wrk": wrk_role(), "backend": cpu_account.of_pids(backend),
+                          "haproxy": cpu_account.of_pids(haproxy)}
+    return {name: out[name] for name in runs}
+
+
+def equal_cores(check: dict[str, dict[str, float | None]]) -> dict[str, float]:
+    """Each proxied chain's CPU bound over its direct chain's: the ratio when both get the same
+    cores, whatever else runs on the machine (HAProxy's and the Python backend's too)."""
+    pairs = {"proxy": "direct", "proxy_bare": "direct", "haproxy": "direct",
+             "py_proxy": "py_direct"}
+    out = {}
+    for name, base in pairs.items():
+        got, ref = check.get(name, {}).get("bound_rps"), check.get(base, {}).get("bound_rps")
+        if got and ref:
+            out[name] = round(got / ref, 3)
+    return out
+
+
+def cpu_figures(results: dict[str, list[dict[str, float]]],
+                spent: dict[str, list[cpu_account.Round]], direct_rps: float) -> dict[str, Any]:
+    """cpu_per_request (CPU microseconds per request of each role, medians over the rounds),
+    the CPU bound of each chain (requests/s on all cores; wrk is one thread, so at most one
+    core), proxy_ratio_cpu_bound (the proxy chain's bound / the direct rps measured),
+    proxy_ratio_equal_cores (the proxy chain's bound / the direct chain's) and the
+    model's check: each run's median rps against its bound on the cores it really had."""
+    caps = {"wrk": float(THREADS)}
+    costs: dict[str, dict[str, float]] = {}
+    check: dict[str, dict[str, float | None]] = {}
+    for name, rounds in spent.items():
+        per = [r.per_unit(res["requests"], US)
+               for r, res in zip(rounds, results[name], strict=True)]
+        costs[name] = {role: round(statistics.median(p[role] for p in per), 1)
+                       for role in per[0]}
+        left = statistics.median(r.cores_left() for r in rounds)
+        check[name] = {
+            "measured_rps": round(statistics.median(r["rps"] for r in results[name])),
+            "bound_rps": cpu_account.scaled_bound(costs[name], US, caps=caps),
+            "predicted_rps": cpu_account.scaled_bound(costs[name], US, left, caps),
+            **{k: round(statistics.median(r.summary()[k] for r in rounds), 2)
+               for k in ("busy", "other_cores", "steal_cores", "cores_left")}}
+    proxy_bound, direct_bound = check["proxy"]["bound_rps"], check["direct"]["bound_rps"]
+    return {
+        "cpu_per_request": costs,
+        "cpu_per_request_units": "CPU microseconds per request",
+        "proxy_ratio_cpu_bound": round(proxy_bound / direct_rps, 3)
+        if proxy_bound and direct_rps else None,
+        "proxy_ratio_equal_cores": round(proxy_bound / direct_bound, 3)
+        if proxy_bound and direct_bound else None,
+        "ratio_equal_cores": equal_cores(check),
+        "cpu_model_check": check,
+    }
+
+
 async def failover(engine: CaddyEngine, edge_url: str, victim: asyncio.subprocess.Process,
                    victim_dial: str, after_s: float,
                    health_within_s: float) -> dict[str, float | int]:
@@ -248,10 +322,17 @@ async def main(quick: bool) -> dict[str, object]:
             processes.append(await start_haproxy(work, haproxy_port, b1_port))
             runs["haproxy"] = (f"http://127.0.0.1:{haproxy_port}/", None)
 
+        assert engine.process is not None and bare.process is not None
+        roles = run_roles(runs, b1.pid, processes[2].pid, engine.process.pid, bare.process.pid,
+                          processes[3].pid if "haproxy" in runs else None)
         results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
+        spent: dict[str, list[cpu_account.Round]] = {name: [] for name in runs}
         for _ in range(rounds):  # alternated, so load from other work hits all alike
             for name, (url, host) in runs.items():
+                account = Account(roles[name])
+                account.start()
                 results[name].append(await wrk(url, seconds, host))
+                spent[name].append(account.stop())
         await bare.stop()
         served = engine.metrics.routes.get("www")
         counted = served.requests if served else 0
@@ -294,6 +375,7 @@ async def main(quick: bool) -> dict[str, object]:
             "python_backend_proxy_rps": round(median("py_proxy")),
             "python_backend_direct_rps": round(median("py_direct")),
             "python_backend_ratio": round(median("py_proxy") / median("py_direct"), 3),
+            **cpu_figures(results, spent, direct_rps),
             "requests_counted_by_route_metrics": counted,
             "requests_sent_through_proxy": int(sum(r["requests"] for r in proxy)),
             "rounds": rounds, "seconds_per_run": seconds, "connections": CONNECTIONS,

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "account": ("formation.commands.account:account",
                 "Accounts: people who deploy with their own keys, their roles and quotas "
                 "(admins only)."),
+    "ca": ("formation.commands.ca:ca",
+           "The network CA: certificates for .fog names, trusted by every VM (admins only)."),
     "console": ("formation.commands.console:console", "Open the console."),
     "doctor": ("formation.commands.host:doctor",
                "Probe what this host can really do and explain every missing capability."),

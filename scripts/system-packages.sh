@@ -11,6 +11,7 @@ packages=(
   cpio e2fsprogs                         # VM tests' guest kit: initramfs and ext4 root disk
   nftables dosfstools mtools             # VM networking: isolation + egress NAT; NoCloud seed disk
   caddy pebble wrk                       # the edge's proxy engine; its ACME test CA and load generator
+  haproxy                                # the edge's engine for tcp routes (Debian's caddy has no layer4)
   mmdebstrap                             # pack build: the Debian base of workload images
   eatmydata                              # pack build: disk image tools skip fsync (the store syncs its copy)
 )
@@ -29,3 +30,5 @@ apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # the node runs its own Caddy (formation/node/edge): Debian's caddy.service would hold port 80
 command -v systemctl >/dev/null && systemctl disable --now caddy.service >/dev/null 2>&1 || true
+# and its own HAProxy for tcp routes: Debian's haproxy.service would run a second one
+command -v systemctl >/dev/null && systemctl disable --now haproxy.service >/dev/null 2>&1 || true

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from formation.api import (
+    account_invite_routes,
     account_routes,
+    ca_routes,
     console_routes,
     discovery_routes,
     grant_routes,
@@ -83,10 +85,12 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *IMAGE_ENDPOINTS,
     *VM_ENDPOINTS,
     *account_routes.ENDPOINTS,
+    *account_invite_routes.ENDPOINTS,
     *tenant_blob_routes.ENDPOINTS,
     *grant_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
     *route_routes.ENDPOINTS,
+    *ca_routes.ENDPOINTS,
 )
 
 # Served outside the typed endpoints (not JSON): listed in the OpenAPI document all the same.

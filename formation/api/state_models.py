@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints
 from formation.api.models import Model
 
 HEX_ID = r"^[0-9a-f]{64}$"
-COLLECTION = r"^(network|nodes|addresses|instances|images|dns|invites|accounts|routes)$"
+COLLECTION = r"^(network|nodes|addresses|instances|images|dns|invites|accounts|routes|ca)$"
 
 
 class StateOp(Model):

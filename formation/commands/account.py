@@ -37,6 +37,8 @@ def account() -> None:
       formation account show alice
       formation account quota alice --vcpus 8
       formation account rm alice
+      formation account invite alice --expires 24h   a token for `account join`
+      formation account join TOKEN                   (on the person's machine)
     """
 
 
@@ -194,3 +196,15 @@ def rm(obj: Context, name: str, as_json: bool) -> None:
         emit_json({"removed": name, "op": op.id})
     else:
         click.echo(f"removed account {name}")
+
+
+def _register_invites() -> None:
+    """`account invite|invites|uninvite|join` live in account_invite.py (a module per idea)."""
+    from formation.commands import account_invite
+
+    for command in (account_invite.invite, account_invite.invites, account_invite.uninvite,
+                    account_invite.join):
+        account.add_command(command)
+
+
+_register_invites()

@@ -120,7 +120,7 @@ def show(obj: Context, op_id: str, as_json: bool, node_address: str | None) -> N
 @state.command("view")
 @click.argument("collection", type=click.Choice(
     ["network", "nodes", "addresses", "instances", "images", "dns", "invites", "accounts",
-     "grants"]))
+     "grants", "ca"]))
 @json_option
 @node_option
 @click.pass_obj

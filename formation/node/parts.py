@@ -67,6 +67,7 @@ def build_parts(settings: NodeSettings) -> Parts:
     discovery = DiscoveryComponent(followed, state.network_hex)
     p2p = P2PComponent(discovery, routes, followed)
     images = ImagesComponent(state, routes.api_address)
+    vmm = VmmComponent(state, p2p, images)
     return Parts(
         underlay=underlay,
         state=state,
@@ -79,8 +80,9 @@ def build_parts(settings: NodeSettings) -> Parts:
         ssh=SshAccess(state),
         host_network=HostNetwork(LOCAL_HOST),
         images=images,
-        vmm=VmmComponent(state, p2p, images),
-        edge=EdgeComponent(LOCAL_HOST, state=state),
+        vmm=vmm,
+        # the members the vmm part saw dead: no longer chosen to issue shared certificates
+        edge=EdgeComponent(LOCAL_HOST, state=state, dead=vmm.dead),
         pack=PackComponent(state, images),
     )
 

@@ -22,6 +22,7 @@ class NodeRow:
     node_id: str
     name: str = ""
     roles: str = ""  # from the state store; empty: not admitted
+    capabilities: str = ""  # what an admin asked it to do: edge, builder (state store)
     mesh_ip: str = ""
     member: str = ""  # alive | suspect | dead | self | "" (no heartbeat heard)
     rtt: str = ""  # round trip of heartbeats, e.g. "1.2ms"
@@ -32,18 +33,20 @@ class NodeRow:
     traffic: str = ""
 
     def cells(self) -> tuple[str, ...]:
-        return (self.name or "?", self.node_id, self.roles or "-", self.mesh_ip or "-",
+        return (self.name or "?", self.node_id, self.roles or "-", self.capabilities or "-",
+                self.mesh_ip or "-",
                 self.member or "-", self.rtt or "-", self.last_seen or "-", self.kind or "-",
                 self.endpoint or "-", self.handshake or "-", self.traffic or "-")
 
 
-COLUMNS = (("name", 14), ("id", 27), ("roles", 12), ("mesh ip", 15), ("member", 7),
-           ("rtt", 7), ("seen", 6), ("found", 10), ("endpoint", 21), ("handshake", 9),
-           ("rx/tx", 19))
+COLUMNS = (("name", 14), ("id", 27), ("roles", 12), ("caps", 12), ("mesh ip", 15),
+           ("member", 7), ("rtt", 7), ("seen", 6), ("found", 10), ("endpoint", 21),
+           ("handshake", 9), ("rx/tx", 19))
 # What a narrow terminal keeps: who, whether it is alive and how close, its mesh address and
-# WireGuard handshake, then the rest; the long id and the byte counts go first.
+# WireGuard handshake, then the rest (capabilities: edge, builder, before how it was found); the
+# long id and the byte counts go first.
 PRIORITY = ("name", "member", "rtt", "mesh ip", "handshake", "roles", "seen", "endpoint",
-            "found", "rx/tx", "id")
+            "caps", "found", "rx/tx", "id")
 
 
 def _node_id(pubkey_hex: str) -> str:
@@ -86,6 +89,9 @@ def node_rows(net: NetworkSnapshot, me: NodeStatus | None = None) -> list[NodeRo
         r.name = r.name or str(item.get("name") or "")
         r.roles = ",".join(x for x in item.get("roles", []) if x != "member") or "member"
         r.mesh_ip = str(item.get("address") or "")
+        caps = item.get("capabilities")
+        if isinstance(caps, list):
+            r.capabilities = ",".join(sorted(str(c) for c in caps))
     if net.members is not None:
         for m in net.members.members:
             r = row(m.node_id)
@@ -109,6 +115,18 @@ def node_rows(net: NetworkSnapshot, me: NodeStatus | None = None) -> list[NodeRo
                         f"{rate(peer.tx_bytes).removesuffix('/s')}"
     mine = me.identity.node_id if me is not None else ""
     return sorted(rows.values(), key=lambda r: (r.node_id != mine, r.name, r.node_id))
+
+
+def capabilities_text(rows: list[NodeRow]) -> str | None:
+    """Which nodes have each capability ("edge: h1, h2 · builder: h3"), at any width (the
+    column may not fit); None when no node has any."""
+    holders: dict[str, list[str]] = {}
+    for row in rows:
+        for capability in filter(None, row.capabilities.split(",")):
+            holders.setdefault(capability, []).append(row.name or row.node_id[:12])
+    if not holders:
+        return None
+    return " · ".join(f"{c}: {', '.join(sorted(names))}" for c, names in sorted(holders.items()))
 
 
 def role_of(net: NetworkSnapshot, me: IdentityInfo) -> str:

@@ -160,3 +160,10 @@ def test_edge_engine_is_installed_but_not_started_by_debian(root_fs: Path) -> No
     assert "caddy" in debugfs(root_fs, "ls /usr/bin").split()
     for unit in ("caddy.service", "caddy-api.service"):
         assert '"/dev/null"' in debugfs(root_fs, f"stat /etc/systemd/system/{unit}"), unit
+
+
+def test_tcp_route_engine_is_installed_but_not_started_by_debian(root_fs: Path) -> None:
+    """HAProxy is shipped for the edge's tcp routes, which the node starts itself while one
+    exists; Debian's unit is masked, or every node would run one with Debian's sample config."""
+    assert "haproxy" in debugfs(root_fs, "ls /usr/sbin").split()
+    assert '"/dev/null"' in debugfs(root_fs, "stat /etc/systemd/system/haproxy.service")

@@ -46,7 +46,7 @@ def member(table: DataTable, name: str) -> str:
 async def test_peers_appear_and_fail_live(pair) -> None:
     n0, n1 = pair
     app = FormationApp(client_factory(n0), request_timeout_s=2.0, poll_s=5.0)
-    async with app.run_test(size=(180, 40)) as pilot:  # wide enough for every column
+    async with app.run_test(size=(200, 40)) as pilot:  # wide enough for every column
         await wait_for(pilot, lambda: app.link_status.online)
         network = app.screen.query_one("#network", Static)
         await wait_for(pilot, lambda: "nodes: 1 alive, 0 suspect, 0 dead" in str(network.render()))
@@ -75,3 +75,27 @@ async def test_peers_appear_and_fail_live(pair) -> None:
         await pilot.press("d")
         network = app.screen.query_one("#network", Static)
         await wait_for(pilot, lambda: "0 alive, 0 suspect, 1 dead" in str(network.render()))
+
+
+async def test_a_nodes_capabilities_show_as_a_column_and_a_line(short_tmp: Path) -> None:
+    """An admin gives its own node the edge capability: the peers screen says so, in the caps
+    column when it fits and in a line under the title at any width."""
+    from formation.api import state_models as sm
+    from formation.api import state_routes as sr
+
+    async with loopback_nodes(short_tmp, 1, FAST, trust_each_other=False) as (n0,):
+        make = client_factory(n0)
+        async with make(None) as client:
+            await client.call(sr.state_create_network,
+                              sm.CreateNetworkRequest(name="lab", cidr="10.42.0.0/16"))
+            await client.call(sr.state_append, sm.AppendRequest(
+                kind="node.capabilities",
+                payload={"node": n0.identity.public_key_hex, "capabilities": ["edge"]}))
+        app = FormationApp(make, request_timeout_s=2.0, poll_s=5.0)
+        async with app.run_test(size=(200, 40)) as pilot:
+            await wait_for(pilot, lambda: app.link_status.online)
+            await pilot.press("p")
+            table = app.screen.query_one("#peers-table", DataTable)
+            await wait_for(pilot, lambda: (row_of(table, "n0") or {}).get("caps") == "edge")
+            state = app.screen.query_one("#peers-state", Static)
+            assert "capabilities: edge: n0" in str(state.render())

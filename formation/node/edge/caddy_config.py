@@ -13,7 +13,11 @@ Shape (Caddy 2.6, Debian):
 - Per-route metrics: Caddy 2.6's Prometheus metrics are per server and handler, not per host,
   so each route's access log goes to a logger named after the route (`logger_names`), all
   streamed as JSON lines to a unix socket the node reads (metrics.py).
-- The admin API listens on a unix socket only."""
+- The admin API listens on a unix socket only.
+- Certificates shared between edges (`share`, cert_share.py): the ACME policy asks over HTTP-01
+  only, hosts another edge issues are skipped by automatic HTTPS and served from the certificate
+  it published (`tls.certificates.load_pem`), and their ACME challenges are forwarded to it
+  (`edge-acme-<host>` routes on the HTTP server). Without `share` every edge asks for its own."""
 
 from __future__ import annotations
 
@@ -21,12 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from formation.node.edge.cert_share import TlsShare
+from formation.node.edge.fog_ca_caddy import FogCaFiles, fog_authorities, fog_policies, is_fog
 from formation.node.edge.routes import Route
 from formation.node.edge.settings import EdgeSettings
 
 HTTP_SERVER = "edge_http"
 HTTPS_SERVER = "edge_https"
 ROUTE_ID_PREFIX = "edge-route-"
+ACME_ROUTE_PREFIX = "edge-acme-"
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/*"
 LOGGER_PREFIX = "edge.route."  # Caddy names the access logger http.log.access.<this><name>
 ACCESS_LOGGER = "http.log.access"
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -34,10 +42,12 @@ LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 @dataclass(frozen=True)
 class EnginePaths:
-    """Where the engine's files live: its admin socket, the node's access-log socket, and the
-    certificate storage (the part shared between edges, see docs/operations.md)."""
+    """Where the engine's files live: its admin socket, the node's access-log socket, the
+    certificate storage (the part shared between edges, see docs/operations.md), and the network
+    CA's root and key for `.fog` names (fog_ca_caddy.py; None until this edge holds them)."""
 
     run_dir: Path
+    fog: FogCaFiles | None = None  # the network CA's files, when this edge holds its key
 
     @property
     def admin_socket(self) -> Path:
@@ -118,19 +128,60 @@ def _server(routes: list[Route], settings: EdgeSettings, port: int) -> dict[str,
     return server
 
 
-def _issuer(settings: EdgeSettings) -> dict[str, Any]:
+def _issuer(settings: EdgeSettings, share: TlsShare | None = None) -> dict[str, Any]:
     issuer: dict[str, Any] = {"module": "acme", "ca": settings.acme_directory or LETS_ENCRYPT}
     if settings.acme_email:
         issuer["email"] = settings.acme_email
     if settings.acme_ca_root is not None:
         issuer["trusted_roots_pem_files"] = [str(settings.acme_ca_root)]
+    if share is not None:  # the CA may validate through any edge: only HTTP-01 is forwarded
+        issuer["challenges"] = {"tls-alpn": {"disabled": True}}
     return issuer
 
 
-def caddy_config(routes: list[Route], settings: EdgeSettings,
-                 paths: EnginePaths) -> dict[str, Any]:
+def _tls_app(settings: EdgeSettings, share: TlsShare | None, https: list[Route],
+             fog: FogCaFiles | None) -> dict[str, Any]:
+    """The `.fog` hosts' policy (the network CA) before the ACME one, and the certificates
+    other edges published (shared TLS)."""
+    policies = [*fog_policies(https, fog), {"issuers": [_issuer(settings, share)]}]
+    tls: dict[str, Any] = {"automation": {"policies": policies}}
+    if share is not None and share.load:
+        tls["certificates"] = {"load_pem": [
+            {"certificate": c.cert_pem, "key": c.key_pem, "tags": [f"shared-{c.host}"]}
+            for c in sorted(share.load, key=lambda c: c.host)]}
+    return tls
+
+
+def acme_forward_routes(share: TlsShare | None) -> list[dict[str, Any]]:
+    """On the HTTP server, before the routes: the ACME challenges of hosts another edge
+    issues go to that edge over the mesh (Caddy answers its own challenges before any route,
+    so the issuer's are answered by the issuer)."""
+    if share is None:
+        return []
+    return [{"@id": f"{ACME_ROUTE_PREFIX}{host}",
+             "match": [{"host": [host], "path": [ACME_CHALLENGE_PATH]}],
+             "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": dial}]}],
+             "terminal": True}
+            for host, dial in sorted(share.forward)]
+
+
+def skip_shared(server: dict[str, Any], https: list[Route],
+                share: TlsShare | None) -> dict[str, Any]:
+    """When sharing, the HTTPS server asks the CA only for the hosts this edge issues: every
+    other host (another edge's, one whose issuer is not decided yet, a wildcard, which HTTP-01
+    cannot obtain) is left to the certificates loaded, so no race asks the CA twice."""
+    public = {r.host for r in https if not is_fog(r.host)}  # .fog: each edge's own, never shared
+    skip = sorted(public - share.issue) if share is not None else []
+    if skip:
+        server["automatic_https"] = {"skip_certificates": skip}
+    return server
+
+
+def caddy_config(routes: list[Route], settings: EdgeSettings, paths: EnginePaths,
+                 share: TlsShare | None = None) -> dict[str, Any]:
     """The whole engine config for `routes` (already valid: routes.validate_routes). tcp routes
-    are left out: Debian's caddy 2.6 has no layer4 app (see unserved)."""
+    are left out: Debian's caddy 2.6 has no layer4 app (see unserved). `share`: this edge's
+    part in the certificates shared between edges (None: it asks the CA for every host)."""
     http = [r for r in routes if r.protocol == "http"]
     https = [r for r in routes if r.protocol == "https"]
     logs: dict[str, Any] = {"default": {"exclude": [ACCESS_LOGGER], "level": "INFO"}}
@@ -140,6 +191,8 @@ def caddy_config(routes: list[Route], settings: EdgeSettings,
             "encoder": {"format": "json"},
             "include": [ACCESS_LOGGER],
         }
+    http_server = _server(http, settings, settings.http_port)
+    http_server["routes"] = acme_forward_routes(share) + http_server["routes"]
     return {
         "admin": {"listen": f"unix/{paths.admin_socket}", "origins": ["localhost"],
                   "config": {"persist": False}},
@@ -151,12 +204,14 @@ def caddy_config(routes: list[Route], settings: EdgeSettings,
                 "https_port": settings.https_port,
                 "grace_period": "10s",
                 "servers": {
-                    HTTP_SERVER: _server(http, settings, settings.http_port),
-                    HTTPS_SERVER: _server(https, settings, settings.https_port),
+                    HTTP_SERVER: http_server,
+                    HTTPS_SERVER: skip_shared(_server(https, settings, settings.https_port),
+                                              https, share),
                 },
             },
-            "tls": {"automation": {"policies": [{"issuers": [_issuer(settings)]}]}},
-            "pki": {"certificate_authorities": {"local": {"install_trust": False}}},
+            "tls": _tls_app(settings, share, https, paths.fog),
+            "pki": {"certificate_authorities": {"local": {"install_trust": False},
+                                                **fog_authorities(paths.fog)}},
         },
     }
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,21 @@ from formation.node.edge.caddy_config import (
     HTTP_SERVER,
     HTTPS_SERVER,
     EnginePaths,
+    FogCaFiles,
     caddy_config,
     unserved,
 )
+from formation.node.edge.cert_share import TlsShare
 from formation.node.edge.metrics import AccessLogSink, RouteMetrics, upstreams_healthy
 from formation.node.edge.routes import Route, validate_routes
 from formation.node.edge.settings import EdgeSettings
+from formation.node.edge.supervision import restart_loop, stop_process
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 30.0
-STOP_GRACE_S = 10.0
 STDERR_LINE_LIMIT = 1 << 16
 
 
@@ -54,6 +56,7 @@ class CaddyEngine:
         self.metrics = RouteMetrics()
         self.sink = AccessLogSink(self.paths.access_socket, self.metrics)
         self.routes: list[Route] = []
+        self.share: TlsShare | None = None  # certificates shared with other edges (cert_share)
         self.applied: dict[str, Any] | None = None  # the config the running engine has
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0  # how many times the process was started (restarts = starts - 1)
@@ -95,27 +98,14 @@ class CaddyEngine:
         await self.sink.stop()
 
     async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping:
-            started = time.monotonic()
-            try:
-                await self._run_once()
-            except OSError as exc:
-                log.error("edge: cannot start caddy", extra={"fields": {"error": str(exc)}})
-            if self._stopping:
-                return
-            failures = 0 if time.monotonic() - started > self.settings.restart_max_s \
-                else failures + 1
-            delay = min(self.settings.restart_max_s, 0.2 * 2 ** min(failures, 10))
-            log.warning("edge: caddy exited; restarting", extra={"fields": {
-                "returncode": self.process.returncode if self.process else None,
-                "in_s": round(delay, 2)}})
-            await asyncio.sleep(delay)
+        await restart_loop(self._run_once, lambda: self._stopping,
+                           self.settings.restart_max_s, "caddy",
+                           lambda: self.process.returncode if self.process else None)
 
     async def _run_once(self) -> None:
         """One life of the process: config file with the current routes, start, wait for its
         admin socket, then for its exit. Cancelled: SIGTERM (Caddy drains), then SIGKILL."""
-        config = caddy_config(self.routes, self.settings, self.paths)
+        config = caddy_config(self.routes, self.settings, self.paths, self.share)
         await asyncio.to_thread(self._write_config, config)
         with contextlib.suppress(FileNotFoundError):
             self.paths.admin_socket.unlink()
@@ -140,16 +130,7 @@ class CaddyEngine:
         finally:
             self._up.clear()
             self.applied = None
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
-                try:
-                    async with asyncio.timeout(STOP_GRACE_S):
-                        await asyncio.shield(process.wait())
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await asyncio.shield(process.wait())
+            await stop_process(process)
             await asyncio.shield(logs)
 
     async def _forward_logs(self, process: asyncio.subprocess.Process) -> None:
@@ -198,7 +179,7 @@ class CaddyEngine:
         routes = self._checked(routes)
         async with self._lock:
             self.routes = routes
-            new = caddy_config(routes, self.settings, self.paths)
+            new = caddy_config(routes, self.settings, self.paths, self.share)
             await asyncio.to_thread(self._write_config, new)  # a restart takes these
             old = self.applied
             if old is None:
@@ -216,9 +197,21 @@ class CaddyEngine:
             self.metrics.keep_only({r.name for r in routes})
             return [f"{method} {path}" for method, path, _ in changes]
 
+    async def set_share(self, share: TlsShare | None) -> list[str]:
+        """This edge's part in the certificates shared between edges (cert_share.py): applied
+        with the current routes, like a change of routes."""
+        self.share = share
+        return await self.apply(self.routes)
+
     async def upstreams_healthy(self) -> dict[str, bool]:
         """Each backend's health as the engine's active checks see it (`host:port` -> ok)."""
         return upstreams_healthy(await self.admin.request("GET", "/metrics"))
+
+    async def set_fog_ca(self, fog: FogCaFiles | None) -> list[str]:
+        """Issue `.fog` certificates from the network CA in `fog`'s files from now on (None:
+        Caddy's own CA). The TLS app changes: one /load, like a change of settings."""
+        self.paths = dataclasses.replace(self.paths, fog=fog)
+        return await self.apply(self.routes)
 
 
 def plan_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from formation.node.state.layered import GONE, Gone, Layered
@@ -115,3 +115,27 @@ class Accounts:
                 keys[key] = name
         self._names = self._names.updated(names)
         self._keys = self._keys.updated(keys)
+
+    def redeem(self, name: str, key: str) -> None:
+        """An account.redeem, in fold order: the key joins the account, unless the account is
+        gone or full (a redeem concurrent with its removal, or with other redeems, adds
+        nothing) or already has it. Like a set, it takes the key from any other account."""
+        account = self._names.get(name)
+        if account is None or key in account.keys or len(account.keys) >= MAX_KEYS:
+            return
+        self._names = self._names.updated({name: replace(account, keys=(*account.keys, key))})
+        self._keys = self._keys.updated({key: name})
+
+
+def keys_after(ops: list[Any]) -> tuple[str, ...] | None:
+    """The keys of one account after its ops (set, remove, redeem; in (HLC, id) order), as the
+    fold gives them; None: no account. For revocations (tenant_revocation.py)."""
+    keys: tuple[str, ...] | None = None
+    for op in ops:
+        if op.kind == "account.set":
+            keys = tuple(op.payload["keys"])
+        elif op.kind == "account.remove":
+            keys = None
+        elif keys is not None and op.payload["key"] not in keys and len(keys) < MAX_KEYS:
+            keys = (*keys, op.payload["key"])
+    return keys

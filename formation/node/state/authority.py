@@ -21,16 +21,18 @@ from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from formation.node.state import account_invites
+from formation.node.state.account_invites import AccountInvite
 from formation.node.state.accounts import ACCOUNT_KINDS, Accounts
-from formation.node.state.layered import LayeredSet
+from formation.node.state.layered import GONE, Layered, LayeredSet
 from formation.node.state.op import Op
 
 AUTHORITY_KINDS = frozenset({
     "network.genesis", "node.admit", "node.remove", "node.roles", "invite.create",
-    "invite.consume", *ACCOUNT_KINDS,
+    "invite.consume", *ACCOUNT_KINDS, *account_invites.KINDS,
 })
 ADMIN_KINDS = frozenset({"node.admit", "node.remove", "node.roles", "invite.create",
-                         *ACCOUNT_KINDS})
+                         *ACCOUNT_KINDS, *account_invites.INVITE_KINDS})
 ADMIN = "admin"
 ROLES = frozenset({ADMIN, "member"})
 
@@ -45,10 +47,12 @@ class Authority:
     members: dict[str, frozenset[str]] = field(default_factory=dict)  # key hex -> roles
     consumed_invites: set[str] = field(default_factory=set)
     accounts: Accounts = field(default_factory=Accounts)
+    # open account invites (account_invites.py) by invite key: persistent, shared by copies
+    account_invites: Layered[str, AccountInvite] = field(default_factory=Layered)
 
     def copy(self) -> Authority:
         return Authority(self.network_name, self.cidr, self.genesis, dict(self.members),
-                         set(self.consumed_invites), self.accounts.copy())
+                         set(self.consumed_invites), self.accounts.copy(), self.account_invites)
 
     def is_member(self, key_hex: str) -> bool:
         return key_hex in self.members
@@ -79,6 +83,19 @@ def _step(state: Authority, op: Op) -> None:
         state.members.pop(p["node"], None)
     elif op.kind in ACCOUNT_KINDS:
         state.accounts.step(op.kind, p)
+        if op.kind == "account.remove":  # its invites end with it (rare: a scan is fine)
+            state.account_invites = state.account_invites.updated({
+                k: GONE for k, v in state.account_invites.items() if v.account == p["name"]})
+    elif op.kind == "account.invite":
+        state.account_invites = state.account_invites.updated({p["invite_key"]: AccountInvite(
+            p["account"], p["until_ms"], op.id.hex())})
+    elif op.kind == "account.uninvite":
+        if p["invite_key"] in state.account_invites:
+            state.account_invites = state.account_invites.updated({p["invite_key"]: GONE})
+    elif op.kind == account_invites.REDEEM:
+        if p["invite_key"] in state.account_invites:
+            state.account_invites = state.account_invites.updated({p["invite_key"]: GONE})
+        state.accounts.redeem(p["account"], p["key"])
     elif op.kind == "invite.consume":
         if p["invite"] in state.consumed_invites:
             return  # a concurrent use of the invite came first: this one is void
@@ -222,6 +239,8 @@ def _valid_ops(order: list[Op], past_of: Mapping[bytes, AbstractSet[bytes]],
             revoking.add(op.id)
         if op.kind == "invite.consume":
             used_invites.add(op.payload["invite"])
+        elif op.kind == account_invites.REDEEM:
+            used_invites.add(account_invites.used_tag(op))
         stepped = _stepped(auth, op)
         running = stepped if auth is running else _stepped(running, op)
         if preds_of is not None:
@@ -243,6 +262,8 @@ def _allowed(op: Op, auth: Authority, invite_stands: Callable[[bytes], bool],
         return True
     if op.kind in ADMIN_KINDS:
         return auth.is_admin(op.author.hex())
+    if op.kind == account_invites.REDEEM:
+        return account_invites.redeem_stands(op, auth, used_invites)
     if op.kind == "invite.consume":
         invite = op.payload["invite"]
         if invite in used_invites:

@@ -50,9 +50,11 @@ def problem(op: Op, auth: Authority, author: str) -> Problem:
 
 
 def effects(op: Op) -> list[tuple[Any, ...]]:
-    """The node's `capabilities` register, sorted so equal sets read alike."""
-    return [("lww", "nodes", op.payload["node"], "capabilities",
-             sorted(op.payload["capabilities"]))]
+    """The node's `capabilities` register, sorted so equal sets read alike, and the op that
+    set it (`capabilities_op`: an edge names it in its cert.set ops, cert_rules.py)."""
+    node = op.payload["node"]
+    return [("lww", "nodes", node, "capabilities", sorted(op.payload["capabilities"])),
+            ("lww", "nodes", node, "capabilities_op", op.id.hex())]
 
 
 def cleared(node: str) -> list[tuple[Any, ...]]:

@@ -11,6 +11,8 @@ from formation.api.caller import Caller
 from formation.api.errors import BadRequest, NotFound
 from formation.api.models import Empty
 from formation.node.state import views, wire
+from formation.node.state.account_invite_handlers import AccountInviteHandlers
+from formation.node.state.ca_handlers import CaHandlers
 from formation.node.state.op import Op, OpError, decode
 from formation.node.state.route_handlers import RouteHandlers
 
@@ -46,7 +48,8 @@ def _vv(data: dict[str, int]) -> dict[bytes, int]:
         raise BadRequest("vv: expected author keys as hex") from None
 
 
-class StateHandlers(RouteHandlers):  # RouteHandlers: routes, then the tenant relay
+# routes and the tenant relay, the CA's root, account invites
+class StateHandlers(RouteHandlers, CaHandlers, AccountInviteHandlers):
     def __init__(self, component: StateComponent) -> None:
         self.component = component
 

@@ -485,6 +485,10 @@ class Replica:
         for effect in views.effects(op):
             if effect[0] == "roles":
                 direct += self._roles_effects(op, effect[1])
+            elif effect[0] == "account_keys":
+                account = self.revocation.resolution().authority.accounts.by_name.get(effect[1])
+                direct += [] if account is None else [
+                    ("set", "accounts", effect[1], "keys", list(account.keys))]
             elif effect[0] in ("lww", "fww"):
                 slot = effect[:4]
                 held = registers.get(slot)

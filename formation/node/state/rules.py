@@ -15,14 +15,18 @@ from nacl.exceptions import BadSignatureError
 from nacl.exceptions import ValueError as NaclValueError
 
 from formation.node.state import (
+    account_invites,
     accounts,
     capability_rules,
+    cert_rules,
     grant_rules,
     route_rules,
     tenant_images,
     tenant_rules,
 )
 from formation.node.state.authority import ROLES, Authority
+from formation.node.state.ca_rules import KIND as CA_KIND
+from formation.node.state.ca_rules import problem as ca_problem
 from formation.node.state.image_formfile import formfile_problem
 from formation.node.state.image_manifest import MAX_CMDLINE as MAX_IMAGE_CMDLINE
 from formation.node.state.image_manifest import image_digest, parts_problem
@@ -104,6 +108,7 @@ REF_FIELDS = {
     "instance.status": ("instance", "placement"), "instance.delete": ("instance",),
     "image.remove": ("image",), "dns.remove": ("record",),
     "route.set": (), "route.remove": ("route",),  # route.set: its `instances` (route_rules)
+    cert_rules.KIND: cert_rules.REF_FIELDS,
     **grant_rules.REF_FIELDS,
 }
 # Optional payload fields that name other ops: present only when the field is.
@@ -138,7 +143,8 @@ def check(op: Op, auth: Authority, get_op: GetOp) -> None:
     if rule is None:
         raise Refused("invalid", f"kind: unknown kind {op.kind!r}")
     author = op.author.hex()
-    if op.kind not in ("network.genesis", "invite.consume", *grant_rules.KINDS) \
+    if op.kind not in ("network.genesis", "invite.consume", account_invites.REDEEM,
+                       *grant_rules.KINDS) \
             and not auth.is_member(author):
         if grant_rules.uses_grant(op):  # a grantee's op, judged as its granter's (delegation)
             get_op = grant_rules.cached(get_op)
@@ -495,6 +501,38 @@ def _account_remove(op: Op, auth: Authority, author: str, get_op: GetOp) -> None
     _admin(auth, author, "account.remove")
 
 
+def _ca(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(ca_problem(op, auth, author))
+
+
+def _account_invite(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    p = op.payload
+    _only(p, {"account", "invite_key", "until_ms"})
+    _need(p, "account", is_name, "an account name")
+    _need(p, "invite_key", is_key, "the invite's public key, 64 hex")
+    _need(p, "until_ms", _is_uint, "an expiry in Unix milliseconds")
+    _admin(auth, author, "account.invite")
+    _raise(account_invites.invite_problem(op, auth))
+
+
+def _account_uninvite(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _only(op.payload, {"invite_key"})
+    _need(op.payload, "invite_key", is_key, "the invite's public key, 64 hex")
+    _admin(auth, author, "account.uninvite")
+    _raise(account_invites.uninvite_problem(op, auth))
+
+
+def _account_redeem(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    p = op.payload
+    _only(p, {"account", "key", "invite_key", "proof"})
+    _need(p, "account", is_name, "an account name")
+    _need(p, "key", is_key, "the joining key, 64 hex")
+    _need(p, "invite_key", is_key, "the invite's public key, 64 hex")
+    _need(p, "proof", lambda v: isinstance(v, str) and bool(_HEX128.match(v)),
+          "the invite key's signature, 128 hex")
+    _raise(account_invites.redeem_problem(op, auth, author))
+
+
 def _routes(check: Rule) -> Rule:
     def rule(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
         try:
@@ -506,6 +544,10 @@ def _routes(check: Rule) -> Rule:
 
 def _capabilities(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
     _raise(capability_rules.problem(op, auth, author))
+
+
+def _cert(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
+    _raise(cert_rules.problem(op, auth, author, get_op))
 
 
 def _grant(op: Op, auth: Authority, author: str, get_op: GetOp) -> None:
@@ -523,8 +565,12 @@ RULES: dict[str, Rule] = {
     "image.add": _image_add, "image.remove": _image_remove,
     "dns.set": _dns_set, "dns.remove": _dns_remove,
     "account.set": _account_set, "account.remove": _account_remove,
+    CA_KIND: _ca,  # the network CA for .fog names (ca_rules.py)
+    "account.invite": _account_invite, "account.uninvite": _account_uninvite,
+    account_invites.REDEEM: _account_redeem,
     "route.set": _routes(route_rules.check_set), "route.remove": _routes(route_rules.check_remove),
     "grant.set": _grant, "grant.revoke": _grant,
     capability_rules.KIND: _capabilities,
+    cert_rules.KIND: _cert,
 }
 KINDS = tuple(sorted(RULES))

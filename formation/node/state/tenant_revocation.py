@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 
+from formation.node.state.account_invites import REDEEM, redeemed_revoked
 from formation.node.state.accounts import ACCOUNT_KINDS
 from formation.node.state.authority import Resolution
 from formation.node.state.layered import Layered
@@ -29,18 +30,16 @@ def account_revocations(res: Resolution, ops: Mapping[bytes, Op],
         op = ops.get(op_id)
         if op is not None and op.kind in ACCOUNT_KINDS:
             by_name.setdefault(op.payload["name"], []).append(op)
+        elif op is not None and op.kind == REDEEM:  # a key an invite added (account_invites)
+            by_name.setdefault(op.payload["account"], []).append(op)
     found: dict[str, list[Op]] = {}
     for same in by_name.values():
         same.sort(key=lambda o: o.order_key)
         for rev in same:
-            past = past_of.get(rev.id, frozenset())
-            prior = [o for o in same if o.id in past]
-            if not prior or prior[-1].kind != "account.set":
+            if rev.kind == REDEEM:
                 continue
-            kept = set(rev.payload["keys"]) if rev.kind == "account.set" else set()
-            for key in prior[-1].payload["keys"]:
-                if key not in kept:
-                    found.setdefault(key, []).append(rev)
+            for key in redeemed_revoked(rev, same, past_of):
+                found.setdefault(key, []).append(rev)
     return {k: tuple(v) for k, v in found.items()}
 
 

@@ -19,7 +19,14 @@ from typing import Any
 
 import cbor2
 
-from formation.node.state import capability_rules, grant_view, route_view
+from formation.node.state import (
+    ca_rules,
+    capability_rules,
+    cert_rules,
+    cert_view,
+    grant_view,
+    route_view,
+)
 from formation.node.state.instance_view import observed_key
 from formation.node.state.op import Op, encode
 
@@ -55,14 +62,15 @@ Order = tuple[int, int, bytes]  # (HLC ms, HLC counter, op id): how concurrent w
 # -> (the winning write's order, its value, its op).
 Registers = dict[Effect, tuple[Order, Any, Op]]
 COLLECTIONS = ("network", "nodes", "addresses", "instances", "images", "dns", "invites",
-               "accounts", "routes", "grants")
+               "accounts", "routes", "grants", "ca")
 
 
 def effects(op: Op) -> list[Effect]:
     """What `op` changes. Pure: the same op gives the same effects on every replica.
     ("roles", node) asks the replica to set the node's roles from the fold of every accepted
     authority op (authority.fold_authority), which voids the later of two concurrent uses of
-    one invite; the replica turns it into a ("set", ...) effect (Replica._effects)."""
+    one invite; the replica turns it into a ("set", ...) effect (Replica._effects). So does
+    ("account_keys", name): an account's keys as the fold gives them (set, then redeems)."""
     p, author, oid = op.payload, op.author.hex(), op.id.hex()
     k = op.kind
     if k == "network.genesis":
@@ -127,15 +135,21 @@ def effects(op: Op) -> list[Effect]:
         return [("remove", bytes.fromhex(p["route"]))]
     if k in ("image.remove", "dns.remove"):
         return [("remove", bytes.fromhex(p.get("image") or p["record"]))]
-    if k == "account.set":
-        return [("lww", "accounts", p["name"], "keys", p["keys"]),
+    if k == "account.set":  # keys: from the fold, which account.redeem adds to
+        return [("account_keys", p["name"]),
                 ("lww", "accounts", p["name"], "roles", p["roles"]),
                 ("lww", "accounts", p["name"], "quotas", p.get("quotas", {})),
                 ("lww", "accounts", p["name"], "removed", False)]
     if k == "account.remove":
         return [("lww", "accounts", p["name"], "removed", True)]
+    if k == "account.redeem":
+        return [("account_keys", p["account"])]
     if k == capability_rules.KIND:
         return capability_rules.effects(op)
+    if k == ca_rules.KIND:
+        return ca_rules.effects(op)
+    if k == cert_rules.KIND:
+        return cert_rules.effects(op)
     if k == "grant.set":
         return grant_view.set_effects(p, author, oid)
     if k == "grant.revoke":
@@ -297,15 +311,25 @@ def read(db: sqlite3.Connection, collection: str) -> list[dict[str, Any]]:
     if collection == "routes":
         live = {k for k, v in _registers(db, "accounts").items() if not v.get("removed")}
         return route_view.fold(_elements(db, collection), live)
+    if collection == "certs":  # not in COLLECTIONS: for the edges, not served by the API
+        return certs(db)
     if collection == "instances":
         return over_quota(db, [{"key": k, **v} for k, v in _registers(db, collection).items()
                                if not v.get("removed")])
-    if collection == "grants":
+    if collection in ("grants", ca_rules.COLLECTION):
         return [{"key": k, **v} for k, v in _registers(db, collection).items()]
     if collection in ("invites", "accounts"):
         return [{"key": k, **v} for k, v in _registers(db, collection).items()
                 if not v.get("removed")]
     raise KeyError(collection)
+
+
+def certs(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The certificate each https host's edges serve (cert_view.py)."""
+    edges = {k for k, v in _registers(db, "nodes").items()
+             if v.get("roles") and capability_rules.EDGE in capability_rules.of(v)}
+    https = {r["key"] for r in read(db, "routes") if r.get("protocol") == "https"}
+    return cert_view.fold(_elements(db, "certs"), edges, https)
 
 
 def over_quota(db: sqlite3.Connection, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:

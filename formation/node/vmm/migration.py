@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from formation.node.state.ca_rules import root_of
 from formation.node.vmm import seed, workdir
 from formation.node.vmm.driver import MigrationProgress
 from formation.node.vmm.machine import MachineGone, MachineSpec, Nic, VmmError
@@ -222,7 +223,7 @@ class Migrations:
         seed_disk: Path | None = None
         if att is not None:
             nics = att.nics
-            seed_disk = await seed.write(wd, inst_id, att)
+            seed_disk = await seed.write(wd, inst_id, att, root_of(await r.store.view("ca")))
             if " ip=" not in f" {cmdline}":
                 cmdline = f"{cmdline} {att.cmdline}"
         mspec = MachineSpec(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from formation.node.state.ca_rules import root_of
 from formation.node.state.instance_view import current_observed
 from formation.node.vmm import seed, workdir
 from formation.node.vmm.driver import Driver, Machine
@@ -431,7 +432,8 @@ class Reconciler:
                 self.publish("progress", {"instance": inst_id, "stage": "disk"})
                 await workdir.create_overlay(files["disk"], disk, int(spec.get("disk_gb", 5)))
         cmdline = spec.get("cmdline") or image.get("cmdline") or "console=ttyS0"
-        nics, seed_disk, cmdline = await seed.boot_network(att, wd, inst_id, cmdline)
+        nics, seed_disk, cmdline = await seed.boot_network(
+            att, wd, inst_id, cmdline, root_of(await self.store.view("ca")))
         mspec = MachineSpec(
             instance=inst_id, name=str(t.inst.get("name", inst_id[:12])), vcpus=vcpus,
             memory_mb=memory_mb, kernel=files["kernel"], workdir=wd,

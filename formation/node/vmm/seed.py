@@ -5,7 +5,12 @@ for a filesystem labelled CIDATA holding `meta-data`, `user-data` and `network-c
 
 The image is vfat, made with real tools (dosfstools' mkfs.vfat, mtools' mcopy: no loop mount,
 no root). The files are JSON, which is YAML, so nothing here needs a YAML library. Kernels
-booted directly learn the same from the `ip=` argument instead (vm_network.Attachment)."""
+booted directly learn the same from the `ip=` argument instead (vm_network.Attachment).
+
+When the network has a CA for `.fog` names (state `ca` view, `formation ca init`), its root
+goes into user-data as cloud-init's `ca_certs: {trusted: [...]}`, so the guest's system trust
+store holds it before anything in the guest connects to a `.fog` host; and as `fog-ca.pem` on
+the same disk, for guests without cloud-init (busybox images booted with `ip=`) to pick up."""
 
 from __future__ import annotations
 
@@ -20,11 +25,21 @@ if TYPE_CHECKING:
     from formation.node.net.vm_network import Attachment
 
 SEED = "seed.img"
-SIZE_KIB = 1024  # the three files are a few hundred bytes; vfat's minimum is tiny too
+SIZE_KIB = 1024  # the files are a few hundred bytes; vfat's minimum is tiny too
+CA_FILE = "fog-ca.pem"  # the network CA's root, for guests without cloud-init
 
 
-def files(instance: str, att: Attachment) -> dict[str, str]:
-    """meta-data, user-data and network-config for one instance (pure, for tests)."""
+def user_data(trusted_ca: str | None) -> str:
+    """cloud-config: nothing, or the network CA's root to trust (cloud-init's ca_certs)."""
+    if trusted_ca is None:
+        return "#cloud-config\n{}\n"
+    config = {"ca_certs": {"trusted": [trusted_ca]}}
+    return "#cloud-config\n" + json.dumps(config, indent=1) + "\n"
+
+
+def files(instance: str, att: Attachment, trusted_ca: str | None = None) -> dict[str, str]:
+    """meta-data, user-data and network-config for one instance, and the network CA's root when
+    there is one (pure, for tests)."""
     meta = {"instance-id": instance, "local-hostname": att.hostname}
     eth = {
         "match": {"macaddress": att.mac},
@@ -37,16 +52,19 @@ def files(instance: str, att: Attachment) -> dict[str, str]:
     network = {"version": 2, "ethernets": {"eth0": eth}}
     return {
         "meta-data": json.dumps(meta, indent=1) + "\n",
-        "user-data": "#cloud-config\n{}\n",
+        "user-data": user_data(trusted_ca),
         "network-config": json.dumps(network, indent=1) + "\n",
+        **({CA_FILE: trusted_ca} if trusted_ca is not None else {}),
     }
 
 
-async def write(workdir: Path, instance: str, att: Attachment) -> Path:
-    """Builds workdir/seed.img afresh (the address may differ from the last boot's)."""
+async def write(workdir: Path, instance: str, att: Attachment,
+                trusted_ca: str | None = None) -> Path:
+    """Builds workdir/seed.img afresh (the address, and the network CA, may differ from the
+    last boot's)."""
     image = workdir / SEED
     staging = workdir / "seed.d"
-    content = files(instance, att)
+    content = files(instance, att, trusted_ca)
 
     def stage() -> None:
         staging.mkdir(exist_ok=True)
@@ -60,14 +78,15 @@ async def write(workdir: Path, instance: str, att: Attachment) -> Path:
     return image
 
 
-async def boot_network(att: Attachment | None, workdir: Path, instance: str,
-                       cmdline: str) -> tuple[tuple[Nic, ...], Path | None, str]:
+async def boot_network(att: Attachment | None, workdir: Path, instance: str, cmdline: str,
+                       trusted_ca: str | None = None) -> tuple[tuple[Nic, ...], Path | None,
+                                                               str]:
     """What a MachineSpec gets from an attachment: its NICs, the seed disk (written now) and the
     command line with `ip=` appended (unless the image's or spec's own has one). No network
     (None): nothing. The reconciler's start and a migration's target build the same VM."""
     if att is None:
         return (), None, cmdline
-    disk = await write(workdir, instance, att)
+    disk = await write(workdir, instance, att, trusted_ca)
     if " ip=" not in f" {cmdline}":
         cmdline = f"{cmdline} {att.cmdline}"
     return att.nics, disk, cmdline

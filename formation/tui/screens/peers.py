@@ -1,6 +1,7 @@
 """Peers and mesh: every node any part of this node knows of, one row each, merged from the
 state store (roles, mesh address), membership (alive/suspect/dead, last heard), discovery (how
-it was found, its API endpoint) and the mesh (WireGuard endpoint, handshake age, bytes). Live:
+it was found, its API endpoint) and the mesh (WireGuard endpoint, handshake age, bytes), with
+each node's capabilities (edge, builder) as a column and, at any width, a line. Live:
 the app reads the network again after each membership, discovery, mesh or state event."""
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from textual.widgets import DataTable, Static
 from formation.tui.column_fit import refit_table
 from formation.tui.console_app import console_app
 from formation.tui.network import NetworkSnapshot
-from formation.tui.network_rows import COLUMNS, PRIORITY, NodeRow, node_rows
+from formation.tui.network_rows import (
+    COLUMNS,
+    PRIORITY,
+    NodeRow,
+    capabilities_text,
+    node_rows,
+)
 from formation.tui.screens.base import ConsoleScreen
 
 
@@ -26,11 +33,14 @@ def mesh_text(net: NetworkSnapshot) -> str:
             f"port {mesh.listen_port} · {len(mesh.peers)} peers")
 
 
-def peers_state_text(net: NetworkSnapshot | None, n_rows: int) -> str:
+def peers_state_text(net: NetworkSnapshot | None, n_rows: int,
+                     capabilities: str | None = None) -> str:
     if net is None:
         return "reading the network…"
     mdns = net.discovered.mdns if net.discovered else net.errors.get("discovery", "no answer")
     lines = [f"{n_rows} nodes known · {mesh_text(net)} · mDNS {mdns}"]
+    if capabilities:
+        lines.append(f"capabilities: {capabilities}")
     lines += [f"cannot read {source}: {why}" for source, why in sorted(net.errors.items())
               if source in ("membership", "state view nodes")]
     lines.append("v: invite a host · a: pending joins · x: remove the selected node")
@@ -72,7 +82,8 @@ class PeersScreen(ConsoleScreen):
         selected = self.selected_row()
         self.rows = node_rows(net, status) if net is not None else []
         rows = [tuple(r.cells()[i] for i in self.shown_columns) for r in self.rows]
-        self.query_one("#peers-state", Static).update(peers_state_text(net, len(rows)))
+        self.query_one("#peers-state", Static).update(
+            peers_state_text(net, len(rows), capabilities_text(self.rows)))
         if rows == self._shown:
             return
         self._shown = rows

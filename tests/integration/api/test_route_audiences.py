@@ -29,7 +29,7 @@ from formation.identity import NodeIdentity
 from formation.node.service import NodeService
 
 AUDIENCES = {
-    "health": "public", "node_status": "member", "get_config": "local",
+    "health": "public", "ca_root": "public", "node_status": "member", "get_config": "local",
     "get_capabilities": "member", "probe_capabilities": "local", "events": "member",
     "discovery_hello": "public", "discovery_peers": "member",
     "gossip_push": "member", "gossip_publish": "local", "gossip_status": "member",
@@ -58,6 +58,8 @@ AUDIENCES = {
     "pack_upload_cancel": "member",
     "route_list": "member", "route_set": "admin", "route_remove": "admin",
     "tenant_routes": "tenant", "tenant_grants": "tenant",
+    "account_invite_create": "local", "account_invite_list": "admin",
+    "account_uninvite": "local", "account_redeem_draft": "any_key", "account_redeem": "any_key",
     "tenant_blob_held": "tenant", "tenant_blob_start": "tenant", "tenant_blob_chunk": "tenant",
     "tenant_blob_cancel": "tenant",
 }
@@ -115,7 +117,7 @@ def _fill(path: str, operation: dict) -> str:
     values = {"collection": "nodes", "op_id": "ab" * 32, "id": "n" + "a" * 24,
               "instance": "no-such-vm", "image": "web", "digest": "ab" * 32,
               "node": "no-such-node", "build": "0123456789abcdef", "host": "no.example.com",
-              "upload": "0123456789abcdef"}
+              "upload": "0123456789abcdef", "name": "alice", "invite_key": "ab" * 32}
     for param in operation.get("parameters", []):
         if param["in"] == "path":
             value = values[param["name"]]

@@ -75,8 +75,10 @@ async def make_listener_certificate(work: Path) -> None:
              "-CAcreateserial", "-out", str(cert), "-days", "1", "-extfile", str(extensions))
 
 
-async def start_pebble(netns: str, work: Path, http_port: int, tls_port: int) -> Pebble:
-    """Pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port` (the edge's)."""
+async def start_pebble(netns: str, work: Path, http_port: int, tls_port: int,
+                       answer_ip: str = "127.0.0.1") -> Pebble:
+    """Pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on `tls_port` (the edge's),
+    at `answer_ip`: what its DNS answers for every name."""
     work.mkdir(parents=True, exist_ok=True)
     await make_listener_certificate(work)
     config = work / "pebble.json"
@@ -91,7 +93,7 @@ async def start_pebble(netns: str, work: Path, http_port: int, tls_port: int) ->
     env = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PATH": "/usr/bin:/bin"}
     log = (work / "pebble.log").open("wb")
     dns = await asyncio.create_subprocess_exec(
-        *netns_exec, "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+        *netns_exec, "pebble-challtestsrv", "-defaultIPv4", answer_ip, "-defaultIPv6", "",
         "-dns01", f"127.0.0.1:{DNS_PORT}", "-http01", "", "-https01", "", "-tlsalpn01", "",
         "-management", "127.0.0.1:8055", stdin=asyncio.subprocess.DEVNULL, stdout=log,
         stderr=log, env=env)

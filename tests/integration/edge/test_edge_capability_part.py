@@ -50,7 +50,9 @@ async def test_the_edge_capability_starts_and_stops_the_engine(short_tmp: Path) 
         await store.append("node.capabilities", {"node": me, "capabilities": ["edge"]})
         await until(lambda: asyncio.to_thread(answers, http_port), timeout_s=20,
                     what="the engine started by the edge capability")
-        assert edge.engine is not None and [c.name for c in edge.health()] == ["edge"]
+        # the port opens a moment before the engine's start returns (its admin API is polled)
+        await until(lambda: edge.engine is not None, timeout_s=20, what="the engine kept")
+        assert [c.name for c in edge.health()] == ["edge"]
 
         await store.append("node.capabilities", {"node": me, "capabilities": []})
         await until(lambda: edge.engine is None, timeout_s=20,

@@ -1,7 +1,8 @@
 """`formation route` end to end against a real `formation node` process: a tenant adds, lists and
 removes a route with --node/--key (ops signed by the account key, relayed by the node); another
-tenant's route for that hostname, or to that tenant's instance, and the operator's malformed
-hostname are refused with one line and exit 1, nothing written."""
+tenant's route for that hostname, or to that tenant's instance, a tcp route on a public port
+another account's route holds, and the operator's malformed hostname are refused with one line
+and exit 1, nothing written."""
 
 from __future__ import annotations
 
@@ -68,6 +69,19 @@ async def test_tenants_add_list_and_remove_routes_from_the_cli(node, short_tmp) 
                      "payload.host: expected a DNS name")
     assert await ops(node) == before
     assert json.loads(formation("route", "ls", "--json", *where["bob"]).stdout)["routes"] == []
+
+    # tcp: bob's route takes a public port; alice asking for the same one is refused
+    tcp = formation("route", "add", "db.example.com", "--to", "bob-web:5432", "--tcp", "6432",
+                    *where["bob"])
+    assert tcp.returncode == 0 and "(tcp" in tcp.stdout, (tcp.stdout, tcp.stderr)
+    before = await ops(node)
+    one_line_failure(formation("route", "add", "db.alice.example.com", "--to",
+                               "alice-web:5432", "--tcp", "6432", *where["alice"]),
+                     "listen: port 6432 is taken by the route for db.example.com")
+    assert await ops(node) == before
+    [bobs] = json.loads(formation("route", "ls", "--json", *where["bob"]).stdout)["routes"]
+    assert (bobs["protocol"], bobs["listen"], bobs["port"]) == ("tcp", 6432, 5432)
+    assert formation("route", "rm", "db.example.com", *where["bob"]).returncode == 0
 
     table = node.cli("route", "ls")
     assert table.returncode == 0 and "www.example.com" in table.stdout, table.stderr

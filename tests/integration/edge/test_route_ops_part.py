@@ -1,8 +1,9 @@
 """The edge part fed by the state part, in one node service: Caddy (Debian's) runs in a
 namespace the test creates (`fr<hex>-edge`) and two Python HTTP servers in `b1` and `b2` stand
 in for instances (edge_lab.py). Route ops written to the node's store are served without a call
-to the edge; a tcp route (Debian's caddy has no layer4) is left out alone while the http one is
-served; the node's health names the routes served."""
+to the edge; a tcp route is served by HAProxy beside Caddy (started for it), and a second tcp
+route asking for the same public port is marked by the routes view and left out; the node's
+health names the routes served."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from formation.node.service import NodeService
 from formation.node.state.component import StateComponent
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "caddy")),
-    reason="needs root, iproute2, nsenter and caddy (scripts/system-packages.sh)")]
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "caddy", "haproxy")),
+    reason="needs root, iproute2, nsenter, caddy and haproxy (scripts/system-packages.sh)")]
 
 SPEC = {"image": "ab" * 32, "vcpus": 1, "memory_mb": 512, "disk_gb": 5,
         "ports": [f"{BACKEND_PORT}/tcp", "22/tcp"]}
@@ -67,7 +68,11 @@ async def test_the_edge_part_serves_the_routes_view() -> None:
                 ids.append(inst.hex())
             await store.append("route.set", {"host": HOST, "protocol": "http",
                                              "port": BACKEND_PORT, "instances": ids})
-            await store.append("route.set", {"host": "ssh.example.test", "protocol": "tcp",
+            ssh = await store.append("route.set", {
+                "host": "ssh.example.test", "protocol": "tcp", "port": 22, "listen": 2222,
+                "instances": ids})
+            # a hostile or concurrent writer's route for a taken port: the view marks it
+            await store.append("route.set", {"host": "ssh2.example.test", "protocol": "tcp",
                                              "port": 22, "listen": 2222, "instances": ids})
             seen: set[str] = set()
 
@@ -78,13 +83,35 @@ async def test_the_edge_part_serves_the_routes_view() -> None:
                 return seen == {"b1", "b2"}
 
             await until(both, timeout_s=15, what="both instances served through the edge part")
-            assert [r.host for r in edge.state_routes] == [HOST]
-            assert "layer4" in edge.left_out["ssh_example_test_tcp2222"]
+            await until(lambda: edge.tcp_engine is not None and edge.tcp_engine.applied,
+                        what="haproxy started for the tcp route")
+            assert sorted(r.host for r in edge.state_routes) == sorted([HOST, "ssh.example.test"])
+            assert edge.tcp_engine is not None
+            assert [r.name for r in edge.tcp_engine.routes] == ["ssh_example_test_tcp2222"]
+            view = {r["key"]: r for r in await store.view("routes")}
+            assert "port 2222 is taken" in view["ssh2.example.test"]["conflict"]
+            assert "conflict" not in view["ssh.example.test"]
             async with NodeClient.unix(service.settings.api.socket) as client:
                 health = await client.call(api.health)
             check = next(c for c in health.checks if c.name == "edge")
             assert check.ok and "caddy serving 1 route(s)" in check.detail
-            assert "1 route(s) of the state not served" in check.detail
+            assert "haproxy serving 1 tcp route(s)" in check.detail
+            # the tcp route's counters reach /metrics with the health refresh
+            await until(lambda: service.metrics.registry.get_sample_value(
+                "formation_edge_route_connections_total",
+                {"route": "ssh_example_test_tcp2222"}) is not None, timeout_s=15,
+                what="the tcp route's connection counter on /metrics")
+            # the last tcp route goes: so does HAProxy (the other one never had the port)
+            await store.append("route.remove", {"route": ssh.id.hex()})
+            await until(lambda: edge.tcp_engine is not None
+                        and [r.host for r in edge.tcp_engine.routes] == ["ssh2.example.test"],
+                        timeout_s=15, what="the route that waited for the port served")
+            ssh2 = next(r for r in await store.view("routes") if r["key"] == "ssh2.example.test")
+            await store.append("route.remove", {"route": ssh2["id"]})
+            await until(lambda: edge.tcp_engine is None, timeout_s=15,
+                        what="haproxy stopped with no tcp route left")
+            reply = await lab.get()
+            assert reply is not None and reply[0] == 200  # Caddy's route untouched
         finally:
             await service.stop()
             for name in list(lab.backends if lab else []):

@@ -15,6 +15,7 @@ from formation.identity.keys import node_id_for
 from formation.tui.network import NetworkSnapshot
 from formation.tui.network_rows import (
     ago,
+    capabilities_text,
     instance_counts,
     member_counts,
     mesh_address,
@@ -41,7 +42,8 @@ def snapshot() -> tuple[NetworkSnapshot, dict[str, tuple[str, str]]]:
         views={
             "network": [{"name": "lab", "id": "ab" * 16, "cidr": "10.9.0.0/16",
                          "admins": [a_pub]}],
-            "nodes": [{"key": a_pub, "roles": ["admin", "member"], "address": "10.9.0.1"},
+            "nodes": [{"key": a_pub, "roles": ["admin", "member"], "address": "10.9.0.1",
+                       "capabilities": ["edge", "builder"]},
                       {"key": m_pub, "roles": ["member"], "address": "10.9.0.2"}],
             "addresses": [{"ip": "10.9.0.1", "node": a_pub},
                           {"ip": "10.9.0.2", "node": m_pub},
@@ -77,9 +79,14 @@ def test_rows_merge_every_source_by_node_id() -> None:
     by_id = {r.node_id: r for r in rows}
     assert len(rows) == 3  # the mesh peer without a node id is not a node row
     assert (by_id[a_id].name, by_id[a_id].roles, by_id[a_id].member) == ("edge1", "admin", "self")
+    assert by_id[a_id].capabilities == "builder,edge"  # what an admin gave it, sorted
+    assert by_id[a_id].cells()[3] == "builder,edge"
     member = by_id[keys["member"][1]]
     assert (member.name, member.roles, member.mesh_ip, member.member, member.last_seen) == \
         ("edge2", "member", "10.9.0.2", "suspect", "2s")
+    assert member.capabilities == "" and member.cells()[3] == "-"  # none given
+    assert capabilities_text(rows) == "builder: edge1 · edge: edge1"
+    assert capabilities_text([member]) is None
     assert (member.endpoint, member.handshake, member.traffic) == \
         ("10.0.0.2:51820", "30s", "2.0 kB/100 B")  # the mesh's endpoint wins over the API's
     stranger = by_id[keys["stranger"][1]]
