@@ -77,8 +77,12 @@ class ImagesComponent:
         if self.store is None:
             return [HealthCheck(name="images", ok=False, detail="not started")]
         blobs, size = self.store.usage()
-        return [HealthCheck(name="images", ok=True,
-                            detail=f"{blobs} blobs, {size / 2**20:.1f} MiB in {self.store.root}")]
+        detail = f"{blobs} blobs, {size / 2**20:.1f} MiB in {self.store.root}"
+        if self.blobs is not None and (self.blobs.open or self.blobs.waiting):
+            waiting = sum(s.size for s in self.blobs.waiting.values())
+            detail += (f"; tenant uploads: {len(self.blobs.open)} open, "
+                       f"{len(self.blobs.waiting)} ({waiting / 2**20:.1f} MiB) no image names")
+        return [HealthCheck(name="images", ok=True, detail=detail)]
 
     # what the other parts use ---------------------------------------------------------------
     def require_store(self) -> ImageStore:

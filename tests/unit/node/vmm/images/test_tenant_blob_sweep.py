@@ -32,6 +32,7 @@ async def test_named_blobs_join_their_image_and_the_rest_go(node: NodeService, c
            "cmdline": ""}
     await client.call(sr.state_append, sm.AppendRequest(kind="image.add", payload=web))
 
+    assert "tenant uploads: 0 open, 2 " in part.health()[0].detail  # what an operator sees
     assert await part.sweep_blobs() == []
     assert set(blobs.waiting) == {lonely}  # the kernel is the image's now
     clock.now += tbm.UNREFERENCED_S + 1
