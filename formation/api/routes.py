@@ -18,6 +18,7 @@ from formation.api import (
     p2p_routes,
     route_routes,
     ssh_routes,
+    tenant_blob_routes,
     vm_routes,
 )
 from formation.api import models as m
@@ -85,6 +86,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *VM_ENDPOINTS,
     *account_routes.ENDPOINTS,
     *account_invite_routes.ENDPOINTS,
+    *tenant_blob_routes.ENDPOINTS,
     *grant_routes.ENDPOINTS,
     *PACK_ENDPOINTS,
     *route_routes.ENDPOINTS,

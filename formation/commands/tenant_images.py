@@ -1,10 +1,10 @@
 """`formation tenant images | image-add | image-rm`: images owned by your account.
 
 An image is content addressed: `image-add` hashes your files here (the same manifest as a node's
-`image import`) and signs an image.add naming that content as your account's. The nodes fetch
-the blobs by digest from the members that hold them, so the files must also be on a member (an
-operator's `image import`, or a build); the relay carries no blobs yet. Other accounts neither
-see nor boot nor remove your images (docs/protocol.md, "Tenants")."""
+`image import`), uploads each file the node asked does not hold yet (tenant_blob_upload.py:
+chunks over the signed TCP API, verified there), then signs an image.add naming that content as
+your account's. The other nodes fetch the blobs by digest from the node that holds them. Other
+accounts neither see nor boot nor remove your images (docs/protocol.md, "Tenants")."""
 
 from __future__ import annotations
 
@@ -98,14 +98,19 @@ def images(node_address: str | None, key_file: str | None, profile: str | None,
 def image_add(name: str, kernel: str, initrd: str | None, disk: str | None, cmdline: str,
               node_address: str | None, key_file: str | None, profile: str | None,
               as_json: bool) -> None:
-    """Name the image made of these files as your account's (an op signed by your key)."""
+    """Upload the files the node lacks, then name the image made of them as your account's
+    (an op signed by your key)."""
     from formation.api import account_routes as ar
+    from formation.commands.tenant_blob_upload import upload_missing
     from formation.tenant_client import relay
 
-    payload = manifest(name, {"kernel": kernel, "initrd": initrd, "disk": disk}, cmdline)
+    files = {"kernel": kernel, "initrd": initrd, "disk": disk}
+    payload = manifest(name, files, cmdline)
 
     async def work(client: Any, identity: Any) -> Any:
         me = await client.call(ar.tenant_account)
+        await upload_missing(client, {part: (path, payload["parts"][part])
+                                      for part, path in files.items() if path})
         return await relay(client, identity, "image.add", {**payload, "account": me.name})
 
     done = with_tenant_client(node_address, key_file, profile, work)

@@ -60,6 +60,8 @@ AUDIENCES = {
     "tenant_routes": "tenant", "tenant_grants": "tenant",
     "account_invite_create": "local", "account_invite_list": "admin",
     "account_uninvite": "local", "account_redeem_draft": "any_key", "account_redeem": "any_key",
+    "tenant_blob_held": "tenant", "tenant_blob_start": "tenant", "tenant_blob_chunk": "tenant",
+    "tenant_blob_cancel": "tenant",
 }
 # Who each audience lets through, by caller; a caller it refuses gets the status given.
 LOCAL, UNSIGNED, UNKNOWN, MEMBER, ADMIN, REMOVED, OTHER_NODE = (

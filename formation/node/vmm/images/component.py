@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from formation.node.state.op import Op, decode
 from formation.node.vmm.images import catalog
 from formation.node.vmm.images.fetch import Fetcher
 from formation.node.vmm.images.store import ImageError, ImageStore
+from formation.node.vmm.images.tenant_blobs import TenantBlobs
 
 if TYPE_CHECKING:
     from formation.node.service import NodeService
@@ -38,9 +39,11 @@ class ImagesComponent:
         self.store: ImageStore | None = None
         self.fetcher: Fetcher | None = None
         self.manifests: catalog.Manifests | None = None
+        self.blobs: TenantBlobs | None = None  # what account keys upload (tenant_blobs.py)
+        self.sweep_s = 60.0
         self.import_lock = asyncio.Lock()  # one import at a time: a name is checked, then used
         self._unsubscribe: Callable[[], None] | None = None
-        self._tasks: set[asyncio.Task[int]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.service: NodeService | None = None
 
     async def start(self, service: NodeService) -> None:
@@ -49,10 +52,15 @@ class ImagesComponent:
         self.store = ImageStore(root)
         await asyncio.to_thread(self.store.open)
         self.manifests = catalog.Manifests(root)
+        self.blobs = TenantBlobs(self.store)
+        await asyncio.to_thread(self.blobs.load)
         self.fetcher = Fetcher(self.store, service.identity)
         self._me = service.identity.public_key_hex
         self.service = service
         self._unsubscribe = self.state.require_store().subscribe(self._on_ops)
+        sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
+        self._tasks.add(sweeper)
+        sweeper.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -69,14 +77,23 @@ class ImagesComponent:
         if self.store is None:
             return [HealthCheck(name="images", ok=False, detail="not started")]
         blobs, size = self.store.usage()
-        return [HealthCheck(name="images", ok=True,
-                            detail=f"{blobs} blobs, {size / 2**20:.1f} MiB in {self.store.root}")]
+        detail = f"{blobs} blobs, {size / 2**20:.1f} MiB in {self.store.root}"
+        if self.blobs is not None and (self.blobs.open or self.blobs.waiting):
+            waiting = sum(s.size for s in self.blobs.waiting.values())
+            detail += (f"; tenant uploads: {len(self.blobs.open)} open, "
+                       f"{len(self.blobs.waiting)} ({waiting / 2**20:.1f} MiB) no image names")
+        return [HealthCheck(name="images", ok=True, detail=detail)]
 
     # what the other parts use ---------------------------------------------------------------
     def require_store(self) -> ImageStore:
         if self.store is None:
             raise RuntimeError("image store not started")
         return self.store
+
+    def require_blobs(self) -> TenantBlobs:
+        if self.blobs is None:
+            raise RuntimeError("image store not started")
+        return self.blobs
 
     async def catalog(self) -> list[dict[str, Any]]:
         store = self.state.require_store()
@@ -142,9 +159,52 @@ class ImagesComponent:
     # cleaning up ----------------------------------------------------------------------------
     def _on_ops(self, ops: list[Op], origin: str | None) -> None:
         if any(op.kind == "image.remove" for op in ops):
-            task = asyncio.get_running_loop().create_task(self.collect())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.collect())
+        if any(op.kind in ("account.remove", "account.set") for op in ops):
+            self._spawn(self._account_changed())
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _account_changed(self) -> None:
+        """A removed account's key (or one its account dropped) loses its open uploads at
+        once, and the account its uploads no image names yet."""
+        blobs = self.require_blobs()
+        accounts = (await self.state.require_store().authority()).accounts
+        await blobs.drop_keys(lambda key: accounts.of_key(key) is not None)
+        if blobs.waiting:
+            await self.sweep_blobs()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            try:
+                await self.sweep_blobs()
+            except Exception:  # a failed sweep is retried at the next one
+                log.exception("sweeping uploaded blobs failed")
+
+    async def sweep_blobs(self) -> list[str]:
+        """Uploaded blobs (tenant_blobs.py) that an image.add now names become that image's:
+        its manifest is saved, so `collect` frees them when the image is removed. Those no
+        image named within the hour are deleted. Under the import lock, as `collect`."""
+        assert self.manifests is not None
+        blobs = self.require_blobs()
+        if not blobs.waiting:
+            return []
+        async with self.import_lock:
+            images = await self.catalog()
+            named = {p["digest"]: image for image in images for p in image["parts"].values()}
+            for digest in set(named) & set(blobs.waiting):
+                await asyncio.to_thread(self.manifests.save, named[digest])
+            held = await asyncio.to_thread(self.manifests.load)
+            keep = {p["digest"] for image in held.values()
+                    for p in image.get("parts", {}).values()}
+            accounts = (await self.state.require_store().authority()).accounts
+            live = {a.account for a in blobs.waiting.values()
+                    if accounts.by_name.get(a.account) is not None}
+            return await blobs.sweep(set(named), keep, live)
 
     async def collect(self) -> int:
         """Delete the blobs of images held here that the network removed, unless another

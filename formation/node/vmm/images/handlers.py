@@ -15,6 +15,7 @@ from formation.api.rendered import Rendered
 from formation.errors import OpError
 from formation.node.vmm.images.blob import HEX64
 from formation.node.vmm.images.store import ImageError
+from formation.node.vmm.images.tenant_blob_handlers import TenantBlobHandlers
 
 if TYPE_CHECKING:
     from formation.node.vmm.images.component import ImagesComponent
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 OCTET_STREAM = "application/octet-stream"
 
 
-class ImageHandlers:
+class ImageHandlers(TenantBlobHandlers):
     def __init__(self, part: ImagesComponent) -> None:
         self.part = part
 
