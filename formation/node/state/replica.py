@@ -148,6 +148,17 @@ class Replica:
     def deps_of(self, op_id: bytes) -> tuple[bytes, ...]:
         return self._op(op_id).deps
 
+    def batch_ops(self) -> dict[bytes, Op]:
+        """The ops accepted in the batch being applied (their rows are not written yet)."""
+        return self._batch_ops
+
+    def op_of(self, op_id: bytes) -> Op:
+        """An accepted op, of this batch or the log (OpError if it is neither)."""
+        return self._op(op_id)
+
+    def ops_at_seq(self, author: bytes, seq: int) -> int:
+        return self._ops_at(author, seq)
+
     def _op(self, op_id: bytes) -> Op:
         found = self._batch_ops.get(op_id)
         return found if found is not None else self._stored_op(op_id)
@@ -315,7 +326,8 @@ class Replica:
             if self.buffer:  # ops waiting for this one are judged now (after it, in order)
                 self._unbuffer(op, verdict, batch, batch_ops, rows, registers, result)
         self._flush(rows, registers)
-        if self._applied_void and self._voids_changed(before):
+        regrant = self.revocation.grants.take_rebuild()  # a revoke that missed some use
+        if regrant or (self._applied_void and self._voids_changed(before)):
             self._rebuild_views()
         self._batch_ops = {}
         self.clock.observe(self._batch_hlc)

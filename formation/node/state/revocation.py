@@ -5,7 +5,8 @@ it *takes effect* also depends on ops it did not see: a removal of its author th
 concurrent with, or a void op its author's authority came from (resolve in authority.py). So
 the views skip the effects of void ops, and when a newly accepted authority op changes what is
 void for ops already applied, the views are rebuilt from the log (rare: a revoked author's
-concurrent ops, or an invite used twice).
+concurrent ops, or an invite used twice). Grant uses follow the same rule (grant_void.py): a
+`grant.revoke` that did not see some applied use of its grant also rebuilds the views.
 
 Concurrency of a plain op with a revocation is decided exactly: an op that arrives after the
 revocation was accepted cannot be in its causal past; for ops stored before, a walk back from
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
-from formation.node.state import rules, tenant_revocation
+from formation.node.state import rules, tenant_revocation, tenant_usage
 from formation.node.state.accounts import ACCOUNT_KINDS
 from formation.node.state.authority import (
     ADMIN,
@@ -29,6 +30,7 @@ from formation.node.state.authority import (
     Resolution,
     fold_authority,
 )
+from formation.node.state.grant_void import GrantVoids
 from formation.node.state.op import Op
 
 if TYPE_CHECKING:
@@ -44,6 +46,9 @@ class Revocation:
         # (revocation, revoked key) -> the key's ops concurrent with it
         self._concurrent: dict[tuple[bytes, str], set[bytes]] = {}
         self._effective: dict[int, Authority] = {}  # ctx -> authority of its valid ops
+        self.grants = GrantVoids(replica.db, replica.batch_ops, tenant_usage.LogAccess(
+            lambda _account: (), replica.hlc_of, replica.deps_of, replica.ops_at_seq),
+            replica.op_of)
 
     def resolution(self) -> Resolution:
         """The resolution of every accepted authority op, cached until another is accepted."""
@@ -69,6 +74,8 @@ class Revocation:
         res = self.resolution()
         if op.kind in AUTHORITY_KINDS:
             return op.id in res.void
+        if self.grants.is_void(op):  # a grant use its revocation did not see (grant_void.py)
+            return True
         members = self.replica.contexts.by_id[ctx]
         if any(v in members for v in res.void):  # its author's authority may be void-made
             try:
@@ -93,6 +100,7 @@ class Revocation:
 
     def note_accepted(self, op: Op, ctx: int) -> None:
         """An op accepted after a revocation was cannot be in its causal past."""
+        self.grants.note_accepted(op)
         if not self._concurrent:
             return
         members = self.replica.contexts.by_id[ctx]

@@ -1,0 +1,160 @@
+"""A grant use concurrent with its grant's revocation is void (grant_void.py): accepted, as its
+causal past allows, but without effect on every replica that holds the revocation, in either
+arrival order. Real replicas on real SQLite, real keys; hostile ops signed by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from statekit import all_raws, craft, found, replica, spec, sync, views, write
+
+from formation.identity import NodeIdentity
+from formation.node.state.op import Op, decode
+
+ADMIN, NODE = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (1, 2))
+ALICE, DELEGATE = (NodeIdentity.from_seed(bytes([i]) * 32) for i in (10, 30))
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def base(short_tmp: Path) -> Path:
+    return short_tmp
+
+
+def accepted(r, who: NodeIdentity, kind: str, payload: dict, **kw) -> Op:
+    raw = craft(who, r, kind, payload, **kw)
+    v = r.ingest([raw]).verdicts[0]
+    assert v.status == "accepted", v
+    return decode(raw)
+
+
+def alice_with_grant(base: Path, name: str = "a", **scope):
+    """alice owns web-1; DELEGATE may start and stop it (or `scope`) for an hour."""
+    r = found(base, ADMIN, [NODE], name)
+    write(r, ADMIN, "account.set", {"name": "alice", "keys": [ALICE.public_key_hex],
+                                    "roles": ["user"]})
+    web1 = accepted(r, ALICE, "instance.create",
+                    {"name": "web-1", "spec": spec(), "account": "alice"})
+    scope = scope or {"actions": ["instance.start", "instance.stop"], "on": "web-1"}
+    g = accepted(r, ALICE, "grant.set", {"account": "alice", "grantee": DELEGATE.public_key_hex,
+                                         "until_ms": r.clock.last[0] + HOUR, **scope})
+    return r, web1, g
+
+
+def use(g: Op, **payload) -> dict:
+    return {"grant": g.id.hex(), "account": "alice", **payload}
+
+
+def desired(r, name: str = "web-1") -> str:
+    return next(i for i in r.view("instances") if i["name"] == name)["desired"]
+
+
+def test_a_use_the_revocation_saw_stands_and_one_it_did_not_see_is_void(base) -> None:
+    r, web1, g = alice_with_grant(base)
+    accepted(r, DELEGATE, "instance.update", use(g, instance=web1.id.hex(), desired="stopped"))
+    other = replica(base, "b")
+    sync(other, r)
+    # the grantee, on replica b, starts web-1 not knowing of the revocation written on a
+    stale = craft(DELEGATE, other, "instance.update",
+                  use(g, instance=web1.id.hex(), desired="running", boot=1))
+    assert other.ingest([stale]).verdicts[0].status == "accepted"
+    assert desired(other) == "running"
+    accepted(r, ALICE, "grant.revoke", {"grant": g.id.hex()})
+    # revocation first, then the use: accepted (its past holds no revocation), void
+    assert r.ingest([stale]).verdicts[0].status == "accepted"
+    assert desired(r) == "stopped"  # the use the revocation saw stands
+    # the use first, then the revocation: the views are rebuilt without its effect
+    sync(other, r)
+    assert desired(other) == "stopped"
+    assert views(other) == views(r)
+    for rep in (r, other):
+        assert rep.rebuild()["equal"] is True
+
+
+def test_a_backdated_use_withholding_the_revocation_is_void_whatever_its_hlc(base) -> None:
+    """A grantee colluding with a hostile member: the use names the parents from before the
+    revocation and an HLC below it. Accepted (nothing in its past refuses it), and void."""
+    r, web1, g = alice_with_grant(base)
+    before = sorted(r.heads)
+    at = r.clock.last[0]
+    rev = accepted(r, ALICE, "grant.revoke", {"grant": g.id.hex()}, hlc=(at + 5, 0))
+    raw = craft(DELEGATE, r, "instance.update",
+                use(g, instance=web1.id.hex(), desired="stopped"), parents=before,
+                hlc=(at + 1, 0))
+    assert decode(raw).hlc < rev.hlc
+    assert r.ingest([raw]).verdicts[0].status == "accepted"
+    assert desired(r) == "running"
+    # any arrival order on a fresh replica gives the same
+    for name, order in (("x", [raw, *all_raws(r)]), ("y", all_raws(r)[::-1])):
+        fresh = replica(base, name)
+        fresh.ingest(order)
+        assert len(fresh.buffer) == 0 and views(fresh) == views(r)
+
+
+def test_an_instance_created_by_a_void_use_never_existed(base) -> None:
+    r, _web1, g = alice_with_grant(base, actions=["instance.create"], prefix="ci-")
+    other = replica(base, "b")
+    sync(other, r)
+    made = craft(DELEGATE, other, "instance.create", use(g, name="ci-1", spec=spec()))
+    other.ingest([made])
+    ci = decode(made).id.hex()
+    # on b the account updates it and a node reports it placed: all after the create
+    write(other, ALICE, "instance.update", {"instance": ci, "desired": "stopped"})
+    write(other, NODE, "instance.place", {"instance": ci, "node": NODE.public_key_hex})
+    assert {i["name"] for i in other.view("instances")} == {"web-1", "ci-1"}
+    accepted(r, ALICE, "grant.revoke", {"grant": g.id.hex()})
+    sync(r, other)
+    sync(other, r)
+    for rep in (r, other):
+        assert [i["name"] for i in rep.view("instances")] == ["web-1"], rep.view("instances")
+        assert rep.rebuild()["equal"] is True
+    assert views(other) == views(r)
+
+
+def test_two_revocations_a_use_stands_only_if_every_one_saw_it(base) -> None:
+    """Concurrent revocations by alice and by the admin: the use one of them saw and the other
+    did not is void, on every replica, in any order."""
+    r, web1, g = alice_with_grant(base)
+    other = replica(base, "b")
+    sync(other, r)
+    u = accepted(other, DELEGATE, "instance.update",
+                 use(g, instance=web1.id.hex(), desired="stopped"))
+    by_admin = write(other, ADMIN, "grant.revoke", {"grant": g.id.hex()})  # saw the use
+    assert desired(other) == "stopped"
+    accepted(r, ALICE, "grant.revoke", {"grant": g.id.hex()})  # did not
+    sync(other, r)
+    sync(r, other)
+    assert u.id in {decode(x).id for x in all_raws(r)} and by_admin.hlc > u.hlc
+    for rep in (r, other):
+        assert desired(rep) == "running"
+    assert views(other) == views(r)
+
+
+def test_a_late_revocation_seals_an_expired_grant_against_backdated_uses(base) -> None:
+    """Expiry alone is judged at the use's own HLC, which a hostile member may set back with
+    old parents: without a revocation such a use stands (the documented limit). Revoking the
+    grant after its expiry voids it, and keeps the use the revocation saw."""
+    r, web1, _g = alice_with_grant(base)
+    at = r.clock.last[0] + 1
+    g = accepted(r, ALICE, "grant.set", {
+        "account": "alice", "grantee": DELEGATE.public_key_hex,
+        "actions": ["instance.stop", "instance.start"], "on": "web-1", "until_ms": at + 20},
+                 hlc=(at, 0))
+    accepted(r, DELEGATE, "instance.update", use(g, instance=web1.id.hex(), desired="stopped"),
+             hlc=(at + 1, 0))
+    old = sorted(r.heads)
+    rev = craft(ALICE, r, "grant.revoke", {"grant": g.id.hex()}, hlc=(at + 100, 0))
+    late = craft(DELEGATE, r, "instance.update",
+                 use(g, instance=web1.id.hex(), desired="running", boot=1),
+                 parents=old, hlc=(at + 2, 0))  # written after the expiry, stamped before
+    unsealed = replica(base, "b")
+    unsealed.ingest([*all_raws(r), late])
+    assert desired(unsealed) == "running"  # the limit: expiry does not void it
+    r.ingest([rev, late])
+    assert [v.status for v in r.ingest([rev, late]).verdicts] == ["duplicate", "duplicate"]
+    assert desired(r) == "stopped"
+    unsealed.ingest([rev])
+    assert desired(unsealed) == "stopped"
+    assert views(unsealed) == views(r)
+    assert r.rebuild()["equal"] is True
