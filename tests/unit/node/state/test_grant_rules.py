@@ -158,7 +158,7 @@ def test_who_may_grant_and_revoke(base) -> None:
     assert refused(r, BOB, "grant.set", payload)[0] == "unauthorized"  # not bob's to grant
     assert refused(r, NODE, "grant.set", payload)[0] == "unauthorized"  # nor a node's
     assert refused(r, ADMIN, "grant.set", payload)[0] == "unauthorized"
-    for bad, field in [({"actions": ["image.add"]}, "payload.actions"),
+    for bad, field in [({"actions": ["image.build"]}, "payload.actions"),
                        ({"actions": []}, "payload.actions"),
                        ({"prefix": "ci-"}, "payload.on"),
                        ({"grantee": NODE.public_key_hex}, "payload.grantee"),
