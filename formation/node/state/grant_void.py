@@ -48,6 +48,7 @@ class GrantVoids:
         self._get_op = get_op
         self._revokes: dict[str, dict[bytes, Op]] | None = None  # grant hex -> its revocations
         self._concurrent: dict[bytes, set[bytes]] = {}  # revocation -> uses it did not see
+        self._known: dict[str, set[bytes]] = {}  # grant hex -> revocations in _concurrent
         self._plain: OrderedDict[bytes, bool] = OrderedDict()  # creates that are no uses
         self.rebuild_needed = False
 
@@ -94,6 +95,7 @@ class GrantVoids:
             seen = tenant_usage.in_past(rev, below, self._log) if below else set()
             found = {u.id for u in uses} - seen
             self._concurrent[rev.id] = found
+            self._known.setdefault(rev.payload["grant"], set()).add(rev.id)
         return found
 
     # keeping up ------------------------------------------------------------------------------
@@ -102,11 +104,8 @@ class GrantVoids:
         revocation of its grant was cannot be in its past; a revocation that did not see some
         use already applied means the views must be rebuilt."""
         if grant_rules.uses_grant(op):
-            revokes = self._revokes.get(op.payload[grant_rules.GRANT], {}) \
-                if self._revokes is not None else {}
-            for rev_id in revokes:
-                if rev_id in self._concurrent:
-                    self._concurrent[rev_id].add(op.id)
+            for rev_id in self._known.get(op.payload[grant_rules.GRANT], ()):
+                self._concurrent[rev_id].add(op.id)
         elif op.kind == "grant.revoke":
             if self._revokes is not None:
                 self._revokes.setdefault(op.payload["grant"], {})[op.id] = op

@@ -158,3 +158,21 @@ def test_a_late_revocation_seals_an_expired_grant_against_backdated_uses(base) -
     assert desired(unsealed) == "stopped"
     assert views(unsealed) == views(r)
     assert r.rebuild()["equal"] is True
+
+
+def test_a_revocation_and_a_use_it_did_not_see_in_one_batch_on_a_reopened_replica(
+        base) -> None:
+    """The replica's void bookkeeping starts empty when it opens: a batch bringing both the
+    revocation and then the use still voids the use."""
+    r, web1, g = alice_with_grant(base)
+    before = sorted(r.heads)
+    at = r.clock.last[0]
+    rev = craft(ALICE, r, "grant.revoke", {"grant": g.id.hex()}, hlc=(at + 5, 0))
+    late = craft(DELEGATE, r, "instance.update",
+                 use(g, instance=web1.id.hex(), desired="stopped"), parents=before,
+                 hlc=(at + 1, 0))
+    r.close()
+    again = replica(base, "a")
+    assert [v.status for v in again.ingest([rev, late]).verdicts] == ["accepted", "accepted"]
+    assert desired(again) == "running"
+    assert again.rebuild()["equal"] is True
