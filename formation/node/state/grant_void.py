@@ -49,6 +49,7 @@ class GrantVoids:
         self._revokes: dict[str, dict[bytes, Op]] | None = None  # grant hex -> its revocations
         self._concurrent: dict[bytes, set[bytes]] = {}  # revocation -> uses it did not see
         self._known: dict[str, set[bytes]] = {}  # grant hex -> revocations in _concurrent
+        self._unseen: dict[tuple[bytes, bytes], bool] = {}  # (key revocation, use) -> unseen?
         self._plain: OrderedDict[bytes, bool] = OrderedDict()  # creates that are no uses
         self.rebuild_needed = False
 
@@ -72,18 +73,46 @@ class GrantVoids:
                    for rev in revokes.get(op.payload[grant_rules.GRANT], {}).values())
 
     def _create_void(self, create_id: bytes, revokes: dict[str, dict[bytes, Op]]) -> bool:
+        create = self.use_create(create_id)
+        return create is not None and self._use_void(create, revokes)
+
+    def use_create(self, create_id: bytes) -> Op | None:
+        """The instance.create `create_id` when a grantee made it (a use), else None."""
         if create_id in self._plain:
-            return False  # not a use: never void by this rule
+            return None  # not a use: never void by these rules
         try:
             create = self._get_op(create_id)
         except OpError:  # a reference is present before its op is accepted; be safe anyway
-            return False
+            return None
         if create.kind != "instance.create" or not grant_rules.uses_grant(create):
             self._plain[create_id] = True
             if len(self._plain) > _CREATES_MAX:
                 self._plain.popitem(last=False)
-            return False
-        return self._use_void(create, revokes)
+            return None
+        return create
+
+    def unseen_by(self, rev: Op, use: Op) -> bool:
+        """Whether the use `use` is not in the causal past of `rev` (a revocation of the key that
+        signed its grant: tenant_revocation.py). Cached: both are accepted, the answer is
+        fixed."""
+        key = (rev.id, use.id)
+        found = self._unseen.get(key)
+        if found is None:
+            found = use.order_key > rev.order_key or \
+                use.id not in tenant_usage.in_past(rev, {use.id: use}, self._log)
+            self._unseen[key] = found
+        return found
+
+    def uses_unseen_by(self, rev: Op, keys: Iterable[str]) -> set[bytes]:
+        """The stored uses of the grants signed by `keys` (the keys the account op `rev`
+        revoked) that `rev` did not see: they become void, so the views must be rebuilt if any
+        was applied. Called once per newly accepted revocation."""
+        found: set[bytes] = set()
+        for key in keys:
+            for grant in self._grants_by(bytes.fromhex(key)):
+                found.update(u.id for u in self._uses_of(grant.id.hex())
+                             if self.unseen_by(rev, u))
+        return found
 
     def concurrent_with(self, rev: Op) -> set[bytes]:
         """The stored uses of `rev`'s grant that it did not see (none of them saw it: a use
@@ -131,6 +160,14 @@ class GrantVoids:
                 found.setdefault(rev.payload["grant"], {})[rev.id] = rev
             self._revokes = found
         return self._revokes
+
+    def _grants_by(self, author: bytes) -> Iterable[Op]:
+        for (raw,) in self._db.execute("SELECT raw FROM ops WHERE author=? AND kind='grant.set'",
+                                       (author,)):
+            yield decode(raw)
+        for op in list(self._batch().values()):
+            if op.kind == "grant.set" and op.author == author:
+                yield op
 
     def _uses_of(self, grant: str) -> Iterable[Op]:
         key = uses_key(grant)

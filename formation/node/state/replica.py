@@ -148,6 +148,11 @@ class Replica:
     def deps_of(self, op_id: bytes) -> tuple[bytes, ...]:
         return self._op(op_id).deps
 
+    def ctx_of(self, op_id: bytes) -> int | None:
+        """The authority context of an accepted op (its causal past's authority ops)."""
+        info = self._info_of(op_id)
+        return info.ctx if info is not None else None
+
     def batch_ops(self) -> dict[bytes, Op]:
         """The ops accepted in the batch being applied (their rows are not written yet)."""
         return self._batch_ops

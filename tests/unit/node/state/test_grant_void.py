@@ -176,3 +176,46 @@ def test_a_revocation_and_a_use_it_did_not_see_in_one_batch_on_a_reopened_replic
     assert [v.status for v in again.ingest([rev, late]).verdicts] == ["accepted", "accepted"]
     assert desired(again) == "running"
     assert again.rebuild()["equal"] is True
+
+
+def test_a_use_its_granter_s_key_revocation_did_not_see_is_void(base) -> None:
+    """A use is judged as the granter's key's own op, so it follows that key's revocation
+    rule too (tenant_revocation.py): the admin drops alice's granting key while, elsewhere,
+    the grantee stops web-1. The stop the revocation did not see is void, in either order;
+    the one it saw stands."""
+    r, web1, g = alice_with_grant(base)
+    accepted(r, DELEGATE, "instance.update", use(g, instance=web1.id.hex(), desired="stopped"))
+    other = replica(base, "b")
+    sync(other, r)
+    stale = accepted(other, DELEGATE, "instance.update",
+                     use(g, instance=web1.id.hex(), desired="running", boot=1))
+    assert desired(other) == "running"
+    spare = NodeIdentity.from_seed(bytes([11]) * 32)
+    write(r, ADMIN, "account.set", {"name": "alice", "keys": [spare.public_key_hex],
+                                    "roles": ["user"]})
+    sync(r, other)  # the revocation first, then the use
+    sync(other, r)  # the use first, then the revocation
+    assert stale.id in {decode(x).id for x in all_raws(r)}
+    for rep in (r, other):
+        assert desired(rep) == "stopped"
+        assert rep.rebuild()["equal"] is True
+    assert views(other) == views(r)
+
+
+def test_an_instance_a_use_made_unseen_by_its_granter_s_key_revocation_never_existed(
+        base) -> None:
+    r, _web1, g = alice_with_grant(base, actions=["instance.create"], prefix="ci-")
+    other = replica(base, "b")
+    sync(other, r)
+    made = accepted(other, DELEGATE, "instance.create", use(g, name="ci-1", spec=spec()))
+    write(other, NODE, "instance.place", {"instance": made.id.hex(),
+                                          "node": NODE.public_key_hex})
+    spare = NodeIdentity.from_seed(bytes([11]) * 32)
+    write(r, ADMIN, "account.set", {"name": "alice", "keys": [spare.public_key_hex],
+                                    "roles": ["user"]})
+    sync(r, other)
+    sync(other, r)
+    for rep in (r, other):
+        assert [i["name"] for i in rep.view("instances")] == ["web-1"], rep.view("instances")
+        assert rep.rebuild()["equal"] is True
+    assert views(other) == views(r)
