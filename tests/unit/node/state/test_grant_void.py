@@ -219,3 +219,21 @@ def test_an_instance_a_use_made_unseen_by_its_granter_s_key_revocation_never_exi
         assert [i["name"] for i in rep.view("instances")] == ["web-1"], rep.view("instances")
         assert rep.rebuild()["equal"] is True
     assert views(other) == views(r)
+
+
+def test_a_log_from_before_the_uses_index_is_indexed_once_when_opened(base) -> None:
+    """A database written before uses were indexed per grant: opening it indexes them, so a
+    revocation arriving later still finds the use it did not see."""
+    r, web1, g = alice_with_grant(base)
+    before = sorted(r.heads)
+    stale = accepted(r, DELEGATE, "instance.update",
+                     use(g, instance=web1.id.hex(), desired="stopped"))
+    r.db.execute("DELETE FROM tenant_ops WHERE account LIKE 'uses:%'")
+    r.db.execute("DELETE FROM meta WHERE key='grant_uses'")
+    rev = craft(ALICE, r, "grant.revoke", {"grant": g.id.hex()}, parents=before)
+    r.close()
+    again = replica(base, "a")
+    assert again.db.execute("SELECT op FROM tenant_ops WHERE account LIKE 'uses:%'").fetchall() \
+        == [(stale.id,)]
+    assert again.ingest([rev]).verdicts[0].status == "accepted"
+    assert desired(again) == "running"
