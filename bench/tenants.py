@@ -14,8 +14,8 @@
   its other keys or of admins);
 - grants, grants_write_s, grant_use_checks_per_s, grant_use_ratio: bench/support/tenant_grants.py
   (authz_checks_per_s is measured with the grants in the store);
-- voiding: {revoke_void_s, revoke_plain_ms, ops_in_log}: applying a revocation that did not see
-  an applied use of its grant (the use is void, the views rebuilt from the log), against one
+- voiding: {revoke_void_ms, revoke_plain_ms, ops_in_log}: applying a revocation that did not see
+  an applied use of its grant (the use is void, its effects taken out of the views), against one
   that saw everything (tenant_grants.void_round; after the checks).
 
     python bench/tenants.py [--quick] [--accounts N] [--instances N] [--grants N]

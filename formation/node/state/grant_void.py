@@ -6,7 +6,8 @@ that did not see the revocation is accepted, as every replica must (its verdict 
 past only), but it stands only if the revocation saw it: a use of grant G is *void* when some
 accepted `grant.revoke` of G does not hold it in its causal past. Its effects are left out of
 the views on every replica that holds the revocation, whatever order the two arrived in (when
-the revocation comes after such a use, the views are rebuilt from the log).
+the revocation comes after such a use, its effects are taken out of the views:
+grant_unapply.py).
 
 Why this also settles backdated uses: a hostile member may give a grantee's use old parents and
 an HLC from before the revocation (or before the grant's expiry). Such a use is not in the
@@ -51,7 +52,7 @@ class GrantVoids:
         self._known: dict[str, set[bytes]] = {}  # grant hex -> revocations in _concurrent
         self._unseen: dict[tuple[bytes, bytes], bool] = {}  # (key revocation, use) -> unseen?
         self._plain: OrderedDict[bytes, bool] = OrderedDict()  # creates that are no uses
-        self.rebuild_needed = False
+        self._missed: dict[bytes, None] = {}  # applied uses a new revocation did not see
 
     # what is void ----------------------------------------------------------------------------
     def is_void(self, op: Op) -> bool:
@@ -138,12 +139,13 @@ class GrantVoids:
         elif op.kind == "grant.revoke":
             if self._revokes is not None:
                 self._revokes.setdefault(op.payload["grant"], {})[op.id] = op
-            if self.concurrent_with(op):
-                self.rebuild_needed = True
+            self._missed.update(dict.fromkeys(self.concurrent_with(op)))
 
-    def take_rebuild(self) -> bool:
-        needed, self.rebuild_needed = self.rebuild_needed, False
-        return needed
+    def take_missed(self) -> list[Op]:
+        """The uses applied before a revocation of this batch that did not see them: their
+        effects must leave the views (grant_unapply.py)."""
+        missed, self._missed = self._missed, {}
+        return [self._get_op(i) for i in missed]
 
     # reading the log ---------------------------------------------------------------------------
     def _all_revokes(self) -> dict[str, dict[bytes, Op]]:

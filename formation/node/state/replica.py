@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from formation.node.state import contexts_db, evidence, maintenance, rules, tenant_usage, views
+from formation.node.state import (
+    contexts_db,
+    evidence,
+    grant_unapply,
+    maintenance,
+    rules,
+    tenant_usage,
+    views,
+)
 from formation.node.state import db as dbm
 from formation.node.state.authority import AUTHORITY_KINDS, Authority
 from formation.node.state.buffer import PendingBuffer
@@ -331,8 +339,10 @@ class Replica:
             if self.buffer:  # ops waiting for this one are judged now (after it, in order)
                 self._unbuffer(op, verdict, batch, batch_ops, rows, registers, result)
         self._flush(rows, registers)
-        regrant = self.revocation.grants.take_rebuild()  # a revoke that missed some use
-        if regrant or (self._applied_void and self._voids_changed(before)):
+        missed = self.revocation.grants.take_missed()  # uses a revocation did not see
+        if self._applied_void and self._voids_changed(before):
+            self._rebuild_views()
+        elif missed and not grant_unapply.unapply(self.db, missed, self._effects):
             self._rebuild_views()
         self._batch_ops = {}
         self.clock.observe(self._batch_hlc)

@@ -102,3 +102,19 @@ def test_an_image_add_the_revocation_did_not_see_is_void(r, short_tmp: Path) -> 
     for rep in (r, other):
         assert views(rep)["images"] == []
         assert rep.rebuild()["equal"] is True
+
+
+def test_an_image_remove_the_revocation_did_not_see_is_undone(r, short_tmp: Path) -> None:
+    """Undoing a removal takes the full rebuild (grant_unapply.py): the image is back."""
+    g = ci_grant(r)
+    add = accepted(r, ALICE, "image.add", {**image_payload("ci-keep"), "account": "alice"})
+    other = replica(short_tmp, "b")
+    sync(other, r)
+    accepted(other, CI, "image.remove", use(g, image=add.id.hex()))
+    assert views(other)["images"] == []
+    accepted(r, ALICE, "grant.revoke", {"grant": g.id.hex()})
+    sync(other, r)
+    sync(r, other)
+    for rep in (r, other):
+        assert [i["name"] for i in views(rep)["images"]] == ["ci-keep"]
+        assert rep.rebuild()["equal"] is True

@@ -237,3 +237,37 @@ def test_a_log_from_before_the_uses_index_is_indexed_once_when_opened(base) -> N
         == [(stale.id,)]
     assert again.ingest([rev]).verdicts[0].status == "accepted"
     assert desired(again) == "running"
+
+
+def test_taking_uses_out_equals_rebuilding_every_view(base) -> None:
+    """A revocation that missed several applied uses (stops and starts with boot counters, a
+    delete) among the account's own updates: the uses are taken out of the views without the
+    full rebuild, and the views equal a full rebuild's and a fresh replica's."""
+    r, web1, g = alice_with_grant(base, actions=["instance.update", "instance.delete"],
+                                  prefix="web-")
+    web2 = accepted(r, ALICE, "instance.create",
+                    {"name": "web-2", "spec": spec(), "account": "alice"})
+    other = replica(base, "b")
+    sync(other, r)
+    w1, w2 = web1.id.hex(), web2.id.hex()
+    accepted(other, DELEGATE, "instance.update", use(g, instance=w1, desired="stopped"))
+    write(other, ALICE, "instance.update", {"instance": w1, "spec": spec(vcpus=2)})
+    accepted(other, DELEGATE, "instance.update", use(g, instance=w1, desired="running", boot=3))
+    accepted(other, DELEGATE, "instance.update", use(g, instance=w1, spec=spec(vcpus=3)))
+    accepted(other, DELEGATE, "instance.delete", use(g, instance=w2))
+    assert [i["name"] for i in other.view("instances")] == ["web-1"]
+    accepted(r, ALICE, "grant.revoke", {"grant": g.id.hex()})
+
+    def no_full_rebuild() -> None:
+        raise AssertionError("the full rebuild ran")
+
+    other._rebuild_views = no_full_rebuild
+    sync(other, r)
+    [one] = [i for i in other.view("instances") if i["name"] == "web-1"]
+    assert (one["desired"], one["spec"]["vcpus"], one.get("boot")) == ("running", 2, None)
+    assert {i["name"] for i in other.view("instances")} == {"web-1", "web-2"}
+    incremental = views(other)
+    assert other.rebuild()["equal"] is True
+    fresh = replica(base, "c")
+    fresh.ingest(all_raws(other))
+    assert views(fresh) == incremental
