@@ -14,7 +14,15 @@ from typing import Any
 import click
 
 from formation.commands.common import json_option
-from formation.commands.tenant import TenantError, _emit, _with_client, target_options, tenant
+from formation.commands.tenant import (
+    TenantError,
+    _emit,
+    _granted,
+    _with_client,
+    as_option,
+    target_options,
+    tenant,
+)
 
 CHUNK = 1 << 20
 
@@ -88,17 +96,22 @@ def images(node_address: str | None, key_file: str | None, profile: str | None,
 @click.option("--disk", type=click.Path(dir_okay=False), help="A disk image file.")
 @click.option("--cmdline", default="console=ttyS0", show_default=True)
 @target_options
+@as_option
 @json_option
 def image_add(name: str, kernel: str, initrd: str | None, disk: str | None, cmdline: str,
               node_address: str | None, key_file: str | None, profile: str | None,
-              as_json: bool) -> None:
-    """Name the image made of these files as your account's (an op signed by your key)."""
+              as_account: str | None, as_json: bool) -> None:
+    """Name the image made of these files as your account's (an op signed by your key), or,
+    with --as, as the account whose grant allows your key image.add on NAME."""
     from formation.api import account_routes as ar
     from formation.tenant_client import relay
 
     payload = manifest(name, {"kernel": kernel, "initrd": initrd, "disk": disk}, cmdline)
 
     async def work(client: Any, identity: Any) -> Any:
+        if as_account is not None:
+            used = await _granted(client, as_account, "image.add", name)
+            return await relay(client, identity, "image.add", {**payload, **used})
         me = await client.call(ar.tenant_account)
         return await relay(client, identity, "image.add", {**payload, "account": me.name})
 
