@@ -3,7 +3,7 @@
 `grant.set` {account, grantee, actions, on | prefix, until_ms} is signed by a key of `account`;
 its op id is the grant's id. `grant.revoke` {grant} is signed by a key of the granting account
 or by an admin (a network admin node or an admin account's key). A *use* is an ordinary
-instance op signed by the grantee's key that names the grant and the account it acts for
+instance or image op signed by the grantee's key that names the grant and the account it acts for
 (`grant`, `account` in its payload). It is judged as if a key of the granting account had
 signed it (tenant_rules.py, the kind's own rule): ownership and quotas stay the account's, and a
 grant can never do more than its granter could, as of the use's own causal past.
@@ -13,6 +13,8 @@ referenced op, present before the use is judged); the expiry is judged against t
 HLC, not a replica's clock; the granting account and its keys are those of the use's causal
 past (authority.py); and a revocation counts when it is in the use's causal past
 (grant_revocation.py, checked with the quotas in tenant_usage.py, which walks the log).
+A use that did not see a revocation is accepted alike everywhere and then void where the
+revocation is known (grant_void.py).
 
 Each check returns None or (reason, message), like tenant_rules.py; rules.py raises."""
 
