@@ -13,7 +13,10 @@
   reads the account's instance ops through the tenant_ops index, and walks only for ops of
   its other keys or of admins);
 - grants, grants_write_s, grant_use_checks_per_s, grant_use_ratio: bench/support/tenant_grants.py
-  (authz_checks_per_s is measured with the grants in the store).
+  (authz_checks_per_s is measured with the grants in the store);
+- voiding: {revoke_void_ms, revoke_plain_ms, ops_in_log}: applying a revocation that did not see
+  an applied use of its grant (the use is void, its effects taken out of the views), against one
+  that saw everything (tenant_grants.void_round; after the checks).
 
     python bench/tenants.py [--quick] [--accounts N] [--instances N] [--grants N]
 """
@@ -117,6 +120,8 @@ def run(accounts: int, checks: int, instances: int, grants: int = 0) -> dict[str
         if granted and instances else []
     check_uses = tenant_grants.checker(r)
     best_uses = max(check_uses(grant_uses) for _ in range(3)) if grant_uses else 0.0
+    voiding = tenant_grants.void_round(r, NETWORK, keys, grant_uses, granted) \
+        if len(granted) > 1 and grant_uses else {}
     db_mb = (base / "state.db").stat().st_size / 2**20
     r.close()
     for f in base.iterdir():
@@ -130,6 +135,7 @@ def run(accounts: int, checks: int, instances: int, grants: int = 0) -> dict[str
             "db_mb": round(db_mb, 1), "authz_checks_per_s": round(best_authz),
             "raw_verify_per_s": round(best_verify),
             "authz_ratio": round(best_authz / best_verify, 2),
+            "voiding": voiding,
             "load_avg_1m_at_start": os.getloadavg()[0]}
 
 

@@ -17,7 +17,7 @@ from formation.commands.common import json_option
 from formation.commands.tenant import TenantError, emit_result, target_options, with_tenant_client
 
 ACTIONS = ("instance.create", "instance.delete", "instance.start", "instance.stop",
-           "instance.update")
+           "instance.update", "image.add", "image.remove")
 _RELATIVE = re.compile(r"^\+?(\d+)([mhdw])$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 
@@ -43,10 +43,11 @@ def until_ms(text: str, now_ms: int | None = None) -> int:
 
 
 def parse_actions(text: str) -> list[str]:
-    """--allow: actions separated by commas; `start` is short for `instance.start`."""
+    """--allow: actions separated by commas; `start` is short for `instance.start`; image
+    actions are named in full (`image.add`, `image.remove`)."""
     out = []
     for word in (w.strip() for w in text.split(",")):
-        name = word if word.startswith("instance.") else f"instance.{word}"
+        name = word if word.startswith(("instance.", "image.")) else f"instance.{word}"
         if name not in ACTIONS:
             raise TenantError(f"--allow {word}: expected actions from "
                               + ", ".join(a.removeprefix("instance.") for a in ACTIONS))

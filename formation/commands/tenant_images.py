@@ -16,6 +16,8 @@ import click
 from formation.commands.common import json_option
 from formation.commands.tenant import (
     TenantError,
+    _granted,
+    as_option,
     emit_result,
     target_options,
     tenant,
@@ -94,12 +96,14 @@ def images(node_address: str | None, key_file: str | None, profile: str | None,
 @click.option("--disk", type=click.Path(dir_okay=False), help="A disk image file.")
 @click.option("--cmdline", default="console=ttyS0", show_default=True)
 @target_options
+@as_option
 @json_option
 def image_add(name: str, kernel: str, initrd: str | None, disk: str | None, cmdline: str,
               node_address: str | None, key_file: str | None, profile: str | None,
-              as_json: bool) -> None:
-    """Upload the files the node lacks, then name the image made of them as your account's
-    (an op signed by your key)."""
+              as_account: str | None, as_json: bool) -> None:
+    """Upload the files the node lacks, then name the image made of them as your account's (an
+    op signed by your key); or, with --as, as the account whose grant allows your key image.add
+    on NAME (only account keys upload: the files must then be on a node already)."""
     from formation.api import account_routes as ar
     from formation.commands.tenant_blob_upload import upload_missing
     from formation.tenant_client import relay
@@ -108,6 +112,9 @@ def image_add(name: str, kernel: str, initrd: str | None, disk: str | None, cmdl
     payload = manifest(name, files, cmdline)
 
     async def work(client: Any, identity: Any) -> Any:
+        if as_account is not None:
+            used = await _granted(client, as_account, "image.add", name)
+            return await relay(client, identity, "image.add", {**payload, **used})
         me = await client.call(ar.tenant_account)
         await upload_missing(client, {part: (path, payload["parts"][part])
                                       for part, path in files.items() if path})

@@ -5,7 +5,8 @@ grant` through M; the colleague, whose key is no account's, stops `web` through 
 instance. What the grant does not allow is refused with one line and nothing written. A hostile
 member M pushing straight to its peers a grant of its own making, a node op naming the grant,
 an altered use, and (after `formation revoke`) a use the colleague really signed that saw the
-revocation: each is refused by every honest node."""
+revocation: each is refused by every honest node. The same use backdated to before the
+revocation (withholding it from its parents) is accepted and void on every node."""
 
 from __future__ import annotations
 
@@ -67,14 +68,24 @@ async def _push(sender: NodeProc, target: NodeProc, raws: list[bytes]) -> sm.Pus
                                                                  count=len(raws)))
 
 
-async def _craft(node: NodeProc, who, kind: str, payload: dict) -> bytes:
-    """An op signed by `who` by hand on `node`'s current heads, checked by nobody."""
+async def _tip(node: NodeProc) -> tuple[list[str], tuple[int, int]]:
+    """`node`'s heads and the highest HLC of its log: where a backdated op can hang from."""
+    log = (await call(node, sr.state_log, query=sm.LogQuery(after=0, limit=1000))).ops
+    return (await call(node, sr.state_heads)).heads, max(tuple(op.hlc) for op in log)
+
+
+async def _craft(node: NodeProc, who, kind: str, payload: dict,
+                 at: tuple[list[str], tuple[int, int]] | None = None) -> bytes:
+    """An op signed by `who` by hand on `node`'s current heads (or on an older tip `at`),
+    checked by nobody."""
     heads = (await call(node, sr.state_heads)).heads
     network = bytes.fromhex((await call(node, sr.state_status)).network)
     log = (await call(node, sr.state_log, query=sm.LogQuery(after=0, limit=1000))).ops
     mine = max((op for op in log if op.author == who.public_key_hex), key=lambda op: op.seq,
                default=None)
     hlc = max(tuple(op.hlc) for op in log)
+    if at is not None:
+        heads, hlc = at
     return sign_body(build_body(
         network, who.public_key, (mine.seq + 1) if mine else 1,
         bytes.fromhex(mine.id) if mine else None, [bytes.fromhex(x) for x in heads],
@@ -161,6 +172,7 @@ async def test_a_grantee_does_what_it_was_granted_on_every_node_until_revoked(
             if reason is not None:
                 assert pushed.refusals[0].reason == reason, pushed
 
+    before_revocation = await _tip(m)
     revoked = ok("revoke", grant_id[:12], *at[f], *as_alice)
     assert revoked["status"] == "accepted"
     await converged(cluster)
@@ -173,6 +185,14 @@ async def test_a_grantee_does_what_it_was_granted_on_every_node_until_revoked(
     for target in (f, h):
         pushed = await _push(m, target, [after])
         assert pushed.refused == 1 and "revoked" in pushed.refusals[0].message, pushed
+    # the same use backdated: parents and time from before the revocation, which it withholds.
+    # Accepted (nothing in its past refuses it) and void: web stays stopped everywhere.
+    backdated = await _craft(m, colleague_id, "instance.update", {
+        "instance": web_id, "desired": "running", "grant": grant_id, "account": "alice"},
+        at=before_revocation)
+    for target in (f, h):  # (h may have it from f already)
+        pushed = await _push(m, target, [backdated])
+        assert pushed.refused == 0 and pushed.accepted + pushed.duplicate == 1, pushed
     await converged(cluster)
     for n in cluster:
         assert (await _web(n))["desired"] == "stopped"

@@ -23,8 +23,8 @@ def check_relay(kind: str, payload: Any, account: Account | None) -> None:
         return
     if kind not in grant_rules.USE_KINDS or not isinstance(payload, dict) \
             or grant_rules.GRANT not in payload:
-        raise Forbidden("payload.grant: a grantee's key may relay only instance ops that name "
-                        "the grant they use (and the account it is for)")
+        raise Forbidden("payload.grant: a grantee's key may relay only instance and image ops "
+                        "that name the grant they use (and the account it is for)")
 
 
 def visible_grants(grants: list[dict[str, Any]], key: str,

@@ -20,6 +20,12 @@ def index_key(grant_id_hex: str) -> str:
     return f"grant:{grant_id_hex}"
 
 
+def uses_key(grant_id_hex: str) -> str:
+    """The tenant_ops `account` column of a grant's uses (grant_void.py reads them when a
+    revocation comes; kept apart from index_key so a use's own check reads no other use)."""
+    return f"uses:{grant_id_hex}"
+
+
 def revoked_problem(use: Op, account_ops: Iterable[Op], in_past: InPast) -> str | None:
     """None, or the one-line refusal of `use` whose grant was revoked in its causal past."""
     grant = use.payload["grant"]

@@ -3,7 +3,7 @@
 `grant.set` {account, grantee, actions, on | prefix, until_ms} is signed by a key of `account`;
 its op id is the grant's id. `grant.revoke` {grant} is signed by a key of the granting account
 or by an admin (a network admin node or an admin account's key). A *use* is an ordinary
-instance op signed by the grantee's key that names the grant and the account it acts for
+instance or image op signed by the grantee's key that names the grant and the account it acts for
 (`grant`, `account` in its payload). It is judged as if a key of the granting account had
 signed it (tenant_rules.py, the kind's own rule): ownership and quotas stay the account's, and a
 grant can never do more than its granter could, as of the use's own causal past.
@@ -13,6 +13,8 @@ referenced op, present before the use is judged); the expiry is judged against t
 HLC, not a replica's clock; the granting account and its keys are those of the use's causal
 past (authority.py); and a revocation counts when it is in the use's causal past
 (grant_revocation.py, checked with the quotas in tenant_usage.py, which walks the log).
+A use that did not see a revocation is accepted alike everywhere and then void where the
+revocation is known (grant_void.py).
 
 Each check returns None or (reason, message), like tenant_rules.py; rules.py raises."""
 
@@ -28,11 +30,16 @@ from formation.node.state.authority import Authority
 from formation.node.state.op import Op
 
 KINDS = frozenset({"grant.set", "grant.revoke"})
-USE_KINDS = frozenset({"instance.create", "instance.update", "instance.delete"})
+USE_KINDS = frozenset({"instance.create", "instance.update", "instance.delete", "image.add",
+                       "image.remove"})
 # What a grant may allow: an account's own instance ops, with start and stop split out of
-# update (start and stop change `desired` only; instance.update allows any tenant update).
+# update (start and stop change `desired` only; instance.update allows any tenant update), and
+# its images (tenant_images.py): a grant's `on`/`prefix` then names images ("deploy images
+# under prefix ci-": image.add, image.remove and instance.create with prefix ci-).
 ACTIONS = ("instance.create", "instance.delete", "instance.start", "instance.stop",
-           "instance.update")
+           "instance.update", "image.add", "image.remove")
+_KEEPS_ACCOUNT = frozenset({"instance.create", "image.add"})  # the use names it as the account's
+# own op would; the others name the instance (or image) they are about
 GRANT = "grant"  # the payload field of a use naming its grant
 REF_FIELDS = {"grant.revoke": ("grant",)}
 OPTIONAL_REF_FIELDS = {kind: (GRANT,) for kind in USE_KINDS}
@@ -67,10 +74,10 @@ def payload_problem(p: dict[str, Any]) -> str | None:
     if ("on" in p) == ("prefix" in p):
         return "payload.on: expected exactly one of on (an instance name) or prefix"
     if "on" in p and not (isinstance(p["on"], str) and _NAME.match(p["on"])):
-        return "payload.on: expected an instance name"
+        return "payload.on: expected an instance or image name"
     if "prefix" in p and not (isinstance(p["prefix"], str) and _PREFIX.match(p["prefix"])):
-        return "payload.prefix: expected the start of instance names (lowercase letters, " \
-            "digits, '-')"
+        return "payload.prefix: expected the start of instance or image names (lowercase " \
+            "letters, digits, '-')"
     until = p.get("until_ms")
     if not (isinstance(until, int) and not isinstance(until, bool) and 0 < until < MAX_UNTIL_MS):
         return "payload.until_ms: expected an expiry in Unix milliseconds"
@@ -189,16 +196,17 @@ def as_granter(op: Op, auth: Authority, author: str, get_op: GetOp) -> Use | tup
     if not covers(g, action, target):
         return ("unauthorized", f"payload.grant: does not allow {action} on {target[:64]!r}")
     payload = {k: v for k, v in p.items() if k != GRANT
-               and (k != "account" or op.kind == "instance.create")}
+               and (k != "account" or op.kind in _KEEPS_ACCOUNT)}
     return Use(dataclasses.replace(op, payload=payload), granter)
 
 
 def _target(op: Op, get_op: GetOp) -> str:
-    """The name of the instance a use is about (a create names it; the others refer to it)."""
-    if op.kind == "instance.create":
+    """The name of the instance or image a use is about (an add or create names it; the others
+    refer to the op that made it)."""
+    if op.kind in _KEEPS_ACCOUNT:
         name = op.payload.get("name")
     else:
-        instance = op.payload.get("instance")
-        name = get_op(bytes.fromhex(instance)).payload.get("name") \
-            if isinstance(instance, str) and _HEX64.match(instance) else None
+        made = op.payload.get("image" if op.kind == "image.remove" else "instance")
+        name = get_op(bytes.fromhex(made)).payload.get("name") \
+            if isinstance(made, str) and _HEX64.match(made) else None
     return name if isinstance(name, str) else ""

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from formation.node.state import contexts_db, evidence, maintenance, rules, tenant_usage, views
+from formation.node.state import (
+    contexts_db,
+    evidence,
+    grant_unapply,
+    maintenance,
+    rules,
+    tenant_usage,
+    views,
+)
 from formation.node.state import db as dbm
 from formation.node.state.authority import AUTHORITY_KINDS, Authority
 from formation.node.state.buffer import PendingBuffer
@@ -147,6 +155,22 @@ class Replica:
 
     def deps_of(self, op_id: bytes) -> tuple[bytes, ...]:
         return self._op(op_id).deps
+
+    def ctx_of(self, op_id: bytes) -> int | None:
+        """The authority context of an accepted op (its causal past's authority ops)."""
+        info = self._info_of(op_id)
+        return info.ctx if info is not None else None
+
+    def batch_ops(self) -> dict[bytes, Op]:
+        """The ops accepted in the batch being applied (their rows are not written yet)."""
+        return self._batch_ops
+
+    def op_of(self, op_id: bytes) -> Op:
+        """An accepted op, of this batch or the log (OpError if it is neither)."""
+        return self._op(op_id)
+
+    def ops_at_seq(self, author: bytes, seq: int) -> int:
+        return self._ops_at(author, seq)
 
     def _op(self, op_id: bytes) -> Op:
         found = self._batch_ops.get(op_id)
@@ -315,7 +339,10 @@ class Replica:
             if self.buffer:  # ops waiting for this one are judged now (after it, in order)
                 self._unbuffer(op, verdict, batch, batch_ops, rows, registers, result)
         self._flush(rows, registers)
+        missed = self.revocation.grants.take_missed()  # uses a revocation did not see
         if self._applied_void and self._voids_changed(before):
+            self._rebuild_views()
+        elif missed and not grant_unapply.unapply(self.db, missed, self._effects):
             self._rebuild_views()
         self._batch_ops = {}
         self.clock.observe(self._batch_hlc)

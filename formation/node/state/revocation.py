@@ -5,7 +5,8 @@ it *takes effect* also depends on ops it did not see: a removal of its author th
 concurrent with, or a void op its author's authority came from (resolve in authority.py). So
 the views skip the effects of void ops, and when a newly accepted authority op changes what is
 void for ops already applied, the views are rebuilt from the log (rare: a revoked author's
-concurrent ops, or an invite used twice).
+concurrent ops, or an invite used twice). Grant uses follow the same rule (grant_void.py): a
+`grant.revoke` that did not see some applied use of its grant also rebuilds the views.
 
 Concurrency of a plain op with a revocation is decided exactly: an op that arrives after the
 revocation was accepted cannot be in its causal past; for ops stored before, a walk back from
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
-from formation.node.state import rules, tenant_revocation
+from formation.node.state import grant_rules, rules, tenant_revocation, tenant_usage
 from formation.node.state.accounts import ACCOUNT_KINDS
 from formation.node.state.authority import (
     ADMIN,
@@ -29,6 +30,7 @@ from formation.node.state.authority import (
     Resolution,
     fold_authority,
 )
+from formation.node.state.grant_void import INSTANCE_REF_KINDS, GrantVoids
 from formation.node.state.op import Op
 
 if TYPE_CHECKING:
@@ -44,6 +46,9 @@ class Revocation:
         # (revocation, revoked key) -> the key's ops concurrent with it
         self._concurrent: dict[tuple[bytes, str], set[bytes]] = {}
         self._effective: dict[int, Authority] = {}  # ctx -> authority of its valid ops
+        self.grants = GrantVoids(replica.db, replica.batch_ops, tenant_usage.LogAccess(
+            lambda _account: (), replica.hlc_of, replica.deps_of, replica.ops_at_seq),
+            replica.op_of)
 
     def resolution(self) -> Resolution:
         """The resolution of every accepted authority op, cached until another is accepted."""
@@ -69,7 +74,19 @@ class Revocation:
         res = self.resolution()
         if op.kind in AUTHORITY_KINDS:
             return op.id in res.void
+        if self.grants.is_void(op):  # a grant use its revocation did not see (grant_void.py)
+            return True
         members = self.replica.contexts.by_id[ctx]
+        if grant_rules.uses_grant(op):
+            if self._granter_revoked(op, members, get_op):
+                return True
+        elif op.kind in INSTANCE_REF_KINDS and self.account_revocations() \
+                and isinstance(instance := op.payload.get("instance"), str):
+            create = self.grants.use_create(bytes.fromhex(instance))
+            made_in = self.replica.ctx_of(create.id) if create is not None else None
+            if create is not None and made_in is not None and self._granter_revoked(
+                    create, self.replica.contexts.by_id[made_in], get_op):
+                return True  # about an instance a void use created: it never existed
         if any(v in members for v in res.void):  # its author's authority may be void-made
             try:
                 rules.check(op, self._effective_authority(ctx, members, res), get_op)
@@ -91,8 +108,20 @@ class Revocation:
                 return True
         return False
 
+    def _granter_revoked(self, use: Op, members: AbstractSet[bytes],
+                         get_op: Callable[[bytes], Op]) -> bool:
+        """A use is judged as its granter's key's op: it is void, like that key's own ops, when
+        a revocation of that key did not see it (and it did not see the revocation)."""
+        revs = self.account_revocations()
+        if not revs:
+            return False
+        granter = get_op(bytes.fromhex(use.payload[grant_rules.GRANT])).author.hex()
+        return any(rev.id not in members and self.grants.unseen_by(rev, use)
+                   for rev in revs.get(granter, ()))
+
     def note_accepted(self, op: Op, ctx: int) -> None:
         """An op accepted after a revocation was cannot be in its causal past."""
+        self.grants.note_accepted(op)
         if not self._concurrent:
             return
         members = self.replica.contexts.by_id[ctx]
@@ -116,7 +145,8 @@ class Revocation:
         account op: those of every key it revoked)."""
         if rev.kind in ACCOUNT_KINDS:
             keys = tenant_revocation.revoked_keys(rev, self.account_revocations())
-            return set().union(*(self._concurrent_of(rev, k) for k in keys))
+            return set().union(*(self._concurrent_of(rev, k) for k in keys),
+                               self.grants.uses_unseen_by(rev, keys))
         return self._concurrent_of(rev, rev.payload["node"])
 
     def _concurrent_of(self, rev: Op, target: str) -> set[bytes]:

@@ -206,17 +206,37 @@ def index(db: sqlite3.Connection, op: Op) -> None:
                          (instance, instance)).fetchone()
         if row is not None:
             db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)", (row[0], instance, op.id))
+    if grant_rules.uses_grant(op):  # a grant's uses, for its revocations (grant_void.py)
+        grant = op.payload[grant_rules.GRANT]
+        db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)",
+                   (grant_revocation.uses_key(grant), bytes.fromhex(grant), op.id))
 
 
 def backfill(db: sqlite3.Connection) -> None:
     """A log written before the index: index what it holds (once; creates before their
     updates, in log order)."""
     if db.execute("SELECT value FROM meta WHERE key='tenant_ops'").fetchone() is not None:
+        backfill_uses(db)
         return
     for (raw,) in db.execute("SELECT raw FROM ops WHERE kind IN ('instance.create', "
                              "'instance.update', 'instance.delete') ORDER BY ord").fetchall():
         index(db, decode(raw))
     db.execute("INSERT OR REPLACE INTO meta VALUES ('tenant_ops', x'01')")
+    backfill_uses(db)
+
+
+def backfill_uses(db: sqlite3.Connection) -> None:
+    """A log written before grant uses were indexed: index its uses (once)."""
+    if db.execute("SELECT value FROM meta WHERE key='grant_uses'").fetchone() is not None:
+        return
+    for (raw,) in db.execute("SELECT raw FROM ops WHERE kind IN ('instance.create', "
+                             "'instance.update', 'instance.delete')").fetchall():
+        op = decode(raw)
+        if grant_rules.uses_grant(op):
+            grant = op.payload[grant_rules.GRANT]
+            db.execute("INSERT OR IGNORE INTO tenant_ops VALUES (?,?,?)",
+                       (grant_revocation.uses_key(grant), bytes.fromhex(grant), op.id))
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('grant_uses', x'01')")
 
 
 def stored_instance_ops(db: sqlite3.Connection, batch: dict[bytes, Op],

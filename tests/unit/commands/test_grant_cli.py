@@ -26,8 +26,9 @@ def test_until_takes_a_utc_time_or_a_span() -> None:
 
 def test_allow_takes_short_or_full_action_names() -> None:
     assert parse_actions("start, instance.stop,start") == ["instance.start", "instance.stop"]
-    with pytest.raises(TenantError, match=r"--allow image\.add: expected actions from create"):
-        parse_actions("stop,image.add")
+    assert parse_actions("image.add,create") == ["image.add", "instance.create"]
+    with pytest.raises(TenantError, match=r"--allow image\.build: expected actions from create"):
+        parse_actions("stop,image.build")
 
 
 def test_the_grant_a_use_names() -> None:

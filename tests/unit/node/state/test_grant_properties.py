@@ -3,7 +3,9 @@ keys use their grants on two other replicas, with syncs at random and grants tha
 the test runs. Every op ever signed, fed to fresh replicas in any order (and twice), gets the
 same verdict everywhere and gives the same views (grants and instances); the writers' own
 replicas agree once they hold everything; and no accepted use had its grant's revocation in
-its causal past or was past its grant's expiry."""
+its causal past or was past its grant's expiry. Some uses are backdated by a hostile member
+(old parents and time, withholding any revocation): every replica holds void exactly the uses
+that some revocation of their grant did not see, computed here from the ops alone."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ step = st.tuples(st.integers(0, 2), st.sampled_from(["write", "write", "sync"]),
 
 def _alice_write(r, choice: int) -> bytes:
     grants = r.view("grants")
-    if choice >= 6 and grants:
+    if choice >= 5 and grants:
         return craft(ALICE, r, "grant.revoke", {"grant": grants[choice % len(grants)]["key"]})
     at = r.clock.last[0] + 1
     until = at + choice if choice % 2 else at + 3_600_000  # some end during the test
@@ -61,7 +63,25 @@ def _use(r, who: NodeIdentity, choice: int, n: int) -> bytes | None:
     fields: dict = {"desired": "stopped" if choice % 2 else "running"}
     if choice >= 5:
         fields = {"spec": spec(vcpus=1 + choice % 2)}
-    return craft(who, r, "instance.update", {**base, "instance": names[target], **fields})
+    payload = {**base, "instance": names[target], **fields}
+    if choice >= 6:  # with a hostile member: old parents and time, hiding any revocation
+        return _backdated(r, who, payload)
+    return craft(who, r, "instance.update", payload)
+
+
+def _backdated(r, who: NodeIdentity, payload: dict) -> bytes:
+    """A use whose only parents are its grant and the instance's create (and its author's
+    previous op), stamped just above them: it withholds whatever came since, a revocation
+    included, and its HLC may be below that revocation's."""
+    deps = [bytes.fromhex(payload["grant"]), bytes.fromhex(payload["instance"])]
+    seq = r.vv.get(who.public_key, 0) + 1
+    prev = None
+    if seq > 1:
+        prev = r.db.execute("SELECT id FROM ops WHERE author=? AND seq=?",
+                            (who.public_key, seq - 1)).fetchone()[0]
+    top = max(r.hlc_of(d) for d in [*deps, *([prev] if prev else [])])
+    return craft(who, r, "instance.update", payload, seq=seq, prev=prev,
+                 parents=sorted(set(deps)), hlc=(top[0] + 1, 0))
 
 
 @given(steps=st.lists(step, min_size=4, max_size=24), seed=st.randoms(use_true_random=False))
@@ -76,6 +96,10 @@ def test_grant_histories_converge_with_equal_verdicts(steps, seed) -> None:
         for name in ("web-1", "web-2"):
             r0.ingest([craft(ALICE, r0, "instance.create",
                              {"name": name, "spec": spec(), "account": "alice"})])
+        for n, who in enumerate(GRANTEES):  # a grant each from the start: uses from step one
+            write(r0, ALICE, "grant.set", {"account": "alice", "grantee": who.public_key_hex,
+                                          "until_ms": r0.clock.last[0] + 3_600_000,
+                                          **SCOPES[n * 2]})
         reps = [r0, replica(base, "p1"), replica(base, "p2")]
         sync(reps[1], r0)
         sync(reps[2], r0)
@@ -112,6 +136,9 @@ def test_grant_histories_converge_with_equal_verdicts(steps, seed) -> None:
             assert {decode(raw).id for raw in all_raws(rep)} == first[0]
             assert views(rep) == first[1]
         _no_use_beyond_its_grant(raws, first[0])
+        void = _void_uses(raws, first[0])
+        for rep in [*reps, fresh]:
+            assert _voided_by(rep) == void
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -134,3 +161,31 @@ def _no_use_beyond_its_grant(raws: list[bytes], accepted: set[bytes]) -> None:
                 todo.extend(ops[dep].deps)
         assert not any(ops[p].kind == "grant.revoke" and ops[p].payload["grant"] == grant.id.hex()
                        for p in past)
+
+
+def _past(ops: dict, op) -> set[bytes]:
+    past, todo = set(), list(op.deps)
+    while todo:
+        dep = todo.pop()
+        if dep not in past and dep in ops:
+            past.add(dep)
+            todo.extend(ops[dep].deps)
+    return past
+
+
+def _void_uses(raws: list[bytes], accepted: set[bytes]) -> set[bytes]:
+    """From the ops alone: the accepted uses that some accepted revocation of their grant does
+    not hold in its causal past (grant_void.py's rule)."""
+    ops = {o.id: o for o in map(decode, raws) if o.id in accepted}
+    revokes = [o for o in ops.values() if o.kind == "grant.revoke"]
+    pasts = {r.id: _past(ops, r) for r in revokes}
+    return {o.id for o in ops.values() if o.kind.startswith("instance.")
+            and "grant" in o.payload and any(r.payload["grant"] == o.payload["grant"]
+                                             and o.id not in pasts[r.id] for r in revokes)}
+
+
+def _voided_by(rep) -> set[bytes]:
+    """The uses a replica holds void."""
+    ops = [decode(raw) for raw in all_raws(rep)]
+    return {o.id for o in ops if "grant" in o.payload and o.kind.startswith("instance.")
+            and rep.revocation.grants.is_void(o)}

@@ -141,10 +141,12 @@ def test_a_revoked_grant_is_refused_where_the_revocation_is_known(base) -> None:
     [view] = [x for x in r.view("grants") if x["key"] == g.id.hex()]
     assert view["revoked"] is True and view["revoked_by"] == ALICE.public_key_hex
     # a use signed before it learned of the revocation (concurrent with it) is judged the same
-    # everywhere: accepted on both replicas, in either order
+    # everywhere: accepted on both replicas, in either order, and void (test_grant_void.py)
     assert verdict(other, stale).status == "accepted"
     assert verdict(r, stale).status == "accepted"
+    assert instance(other, "web-1")["desired"] == "stopped"
     sync(other, r)
+    assert instance(other, "web-1")["desired"] == "running"
     assert other.view("grants") == r.view("grants")
     assert other.view("instances") == r.view("instances")
 
@@ -156,7 +158,7 @@ def test_who_may_grant_and_revoke(base) -> None:
     assert refused(r, BOB, "grant.set", payload)[0] == "unauthorized"  # not bob's to grant
     assert refused(r, NODE, "grant.set", payload)[0] == "unauthorized"  # nor a node's
     assert refused(r, ADMIN, "grant.set", payload)[0] == "unauthorized"
-    for bad, field in [({"actions": ["image.add"]}, "payload.actions"),
+    for bad, field in [({"actions": ["image.build"]}, "payload.actions"),
                        ({"actions": []}, "payload.actions"),
                        ({"prefix": "ci-"}, "payload.on"),
                        ({"grantee": NODE.public_key_hex}, "payload.grantee"),
