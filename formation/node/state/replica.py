@@ -28,7 +28,7 @@ from formation.node.state.authority import AUTHORITY_KINDS, Authority
 from formation.node.state.buffer import PendingBuffer
 from formation.node.state.evidence import OpRow
 from formation.node.state.held import HeldBuffer
-from formation.node.state.hlc import HORIZON_MS, HybridClock
+from formation.node.state.hlc import HORIZON_MS, MAX_SKEW_MS, HybridClock
 from formation.node.state.op import (
     MAX_PARENTS,
     NETWORK_BYTES,
@@ -367,7 +367,9 @@ class Replica:
             return True
         if op.hlc[0] <= HORIZON_MS:
             if self._may_hold(op):
-                self.held.add(op, op.hlc[0] - (ceiling - self.clock.wall()))
+                # judged when the ceiling reaches it (not from a second clock read, which a
+                # millisecond tick between the two made one later)
+                self.held.add(op, op.hlc[0] - MAX_SKEW_MS)
             else:  # not kept (no verdict either): fetched again later, if it ever comes due
                 self.held.dropped += 1
         return False
