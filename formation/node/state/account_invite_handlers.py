@@ -14,25 +14,21 @@ book fills only with token holders' drafts."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
-import cbor2
-
 from formation.api import account_invite_models as im
 from formation.api import account_models as am
 from formation.api.caller import Caller
-from formation.api.errors import BadRequest, Conflict, Forbidden, NotFound
+from formation.api.errors import BadRequest, Forbidden, NotFound
 from formation.api.models import Empty
 from formation.discovery import account_token
 from formation.discovery.token import TokenError
 from formation.node.state import account_invites
-from formation.node.state.hlc import MAX_SKEW_MS
-from formation.node.state.op import OpError, decode
-from formation.node.state.tenant_drafts import TTL_S, DraftBook
+from formation.node.state.draft_relay import ingest_drafted, issue_draft, signed_op
+from formation.node.state.op import OpError
+from formation.node.state.tenant_drafts import DraftBook
 
 if TYPE_CHECKING:
     from formation.identity import NodeIdentity
@@ -147,47 +143,17 @@ class AccountInviteHandlers:
             await store.authority(), store.network_id, payload, int(time.time() * 1000))
         if problem is not None:
             raise Forbidden(problem[1])
-        try:
-            raw = await store.draft(bytes.fromhex(key), account_invites.REDEEM, payload)
-        except OpError as exc:
-            raise Conflict(f"draft: {exc}") from None
-        self.redeem_drafts.issued(key, raw)
-        _v, network, author, seq, _prev, parents, hlc, kind, got = cbor2.loads(raw)
-        return am.Draft(body=base64.b64encode(raw).decode(), network=network.hex(),
-                        author=author.hex(), seq=seq, parents=[p.hex() for p in parents],
-                        hlc=hlc, kind=kind, payload=got)
+        return await issue_draft(store, self.redeem_drafts, key, account_invites.REDEEM,
+                                 payload)
 
     async def account_redeem(self, body: am.SignedOp, caller: Caller) -> am.Relayed:
-        try:
-            raw = base64.b64decode(body.op, validate=True)
-            op = decode(raw)
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequest(f"op: {exc}") from None
-        store = self.store
+        raw, op = signed_op(body)
         author = op.author.hex()
         if caller.local or caller.key != author:
             raise Forbidden("op.author: must be the key that signs the request")
         if op.kind != account_invites.REDEEM:
             raise Forbidden(f"kind: only {account_invites.REDEEM} is relayed here")
-        if store.network_id is None or op.network != store.network_id:
-            raise BadRequest("op.network: not this node's network")
-        if await store.has(op.id):
-            return am.Relayed(id=op.id.hex(), kind=op.kind, status="duplicate")
-        off = op.hlc[0] - store.replica.clock.wall()
-        if abs(off) > MAX_SKEW_MS:
-            raise BadRequest(f"op.hlc: {abs(off)} ms off this node's clock, at most "
-                             f"{MAX_SKEW_MS} ms")
-        if not self.redeem_drafts.take(author, op.body):
-            raise Conflict("op: not a body this node drafted for this key in the last "
-                           f"{int(TTL_S)} s: draft it here, then sign and relay it")
-        [verdict] = await store.ingest([raw], origin=None, source=f"redeem:{author}")
-        if verdict.status in ("accepted", "duplicate"):
+        relayed = await ingest_drafted(self.store, self.redeem_drafts, raw, op, "redeem")
+        if relayed.status == "accepted":
             await self.component.after_local_write()
-            return am.Relayed(id=op.id.hex(), kind=op.kind, status=verdict.status)
-        if verdict.status == "buffered":
-            raise Conflict(f"op: {verdict.message or 'waits for ops this node lacks'}; "
-                           "draft it again")
-        message = f"{op.kind} refused ({verdict.reason}): {verdict.message}"
-        if verdict.reason == "unauthorized":
-            raise Forbidden(message)
-        raise BadRequest(message)
+        return relayed

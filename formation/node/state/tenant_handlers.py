@@ -14,11 +14,7 @@ node or a hostile member is an equivocation, recorded like any other)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import TYPE_CHECKING
-
-import cbor2
 
 from formation.api import account_models as am
 from formation.api import grant_models as gm
@@ -28,9 +24,8 @@ from formation.api.errors import BadRequest, Conflict, Forbidden
 from formation.api.models import Empty
 from formation.node.state import grant_handlers, tenant_images
 from formation.node.state.accounts import Account
-from formation.node.state.hlc import MAX_SKEW_MS
-from formation.node.state.op import Op, OpError, decode
-from formation.node.state.tenant_drafts import TTL_S, DraftBook
+from formation.node.state.draft_relay import ingest_drafted, issue_draft, signed_op
+from formation.node.state.tenant_drafts import DraftBook
 from formation.node.state.tenant_rules import TENANT_KINDS
 
 if TYPE_CHECKING:
@@ -96,23 +91,10 @@ class TenantHandlers:
             if not tenant_images.bootable(await store.view("images"), acting, image):
                 raise Forbidden(f"spec.image: {str(image)[:16]} is another account's image (an "
                                 "account boots its own images and the nodes' ones)")
-        try:
-            raw = await store.draft(bytes.fromhex(key), body.kind, body.payload)
-        except OpError as exc:
-            raise Conflict(f"draft: {exc}") from None
-        self.drafts.issued(key, raw)
-        _v, network, author, seq, _prev, parents, hlc, kind, payload = cbor2.loads(raw)
-        return am.Draft(body=base64.b64encode(raw).decode(), network=network.hex(),
-                        author=author.hex(), seq=seq, parents=[p.hex() for p in parents],
-                        hlc=hlc, kind=kind, payload=payload)
+        return await issue_draft(store, self.drafts, key, body.kind, body.payload)
 
     async def tenant_submit(self, body: am.SignedOp, caller: Caller) -> am.Relayed:
-        try:
-            raw = base64.b64decode(body.op, validate=True)
-            op = decode(raw)
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequest(f"op: {exc}") from None
-        store = self.store
+        raw, op = signed_op(body)
         author = op.author.hex()
         if not caller.local and caller.key != author:
             raise Forbidden("op.author: must be the key that signs the request (a node relays "
@@ -120,28 +102,7 @@ class TenantHandlers:
         _key, account = await self._principal(caller, author)
         _check_kind(op.kind)
         grant_handlers.check_relay(op.kind, op.payload, account)
-        if store.network_id is None or op.network != store.network_id:
-            raise BadRequest("op.network: not this node's network")
-        if await store.has(op.id):  # a retry of an op already written: the same op, once
-            return am.Relayed(id=op.id.hex(), kind=op.kind, status="duplicate")
-        _check_time(op, store.replica.clock.wall())
-        seq = (await store.version_vector()).get(op.author, 0) + 1
-        if op.seq != seq:
-            raise Conflict(f"op.seq: {op.seq}, but this account key's next op here is {seq} "
-                           "(one op per draft): draft it again")
-        if not self.drafts.take(author, op.body):
-            raise Conflict("op: not a body this node drafted for this key in the last "
-                           f"{int(TTL_S)} s: draft it here, then sign and relay it")
-        [verdict] = await store.ingest([raw], origin=None, source=f"tenant:{author}")
-        if verdict.status in ("accepted", "duplicate"):
-            return am.Relayed(id=op.id.hex(), kind=op.kind, status=verdict.status)
-        if verdict.status == "buffered":
-            raise Conflict(f"op: {verdict.message or 'waits for ops this node lacks'}; "
-                           "draft it again")
-        message = f"{op.kind} refused ({verdict.reason}): {verdict.message}"
-        if verdict.reason in ("unauthorized", "quota"):
-            raise Forbidden(message)
-        raise BadRequest(message)
+        return await ingest_drafted(self.store, self.drafts, raw, op, "tenant")
 
     async def tenant_account(self, body: Empty, caller: Caller) -> am.TenantAccount:
         _key, account = await self._account(caller)
@@ -176,11 +137,3 @@ def _check_kind(kind: str) -> None:
     allowed = TENANT_KINDS | grant_handlers.RELAYED_KINDS
     if kind not in allowed:
         raise Forbidden(f"kind: an account may relay only {', '.join(sorted(allowed))}")
-
-
-def _check_time(op: Op, wall_ms: int) -> None:
-    off = op.hlc[0] - wall_ms
-    if abs(off) > MAX_SKEW_MS:
-        where = "ahead of" if off > 0 else "behind"
-        raise BadRequest(f"op.hlc: {abs(off)} ms {where} this node's clock, at most "
-                         f"{MAX_SKEW_MS} ms either way")
