@@ -31,7 +31,7 @@ from formation.node.edge.cert_share import TlsShare
 from formation.node.edge.metrics import AccessLogSink, RouteMetrics, upstreams_healthy
 from formation.node.edge.routes import Route, validate_routes
 from formation.node.edge.settings import EdgeSettings
-from formation.node.edge.supervision import restart_loop, stop_process
+from formation.node.edge.supervision import restart_loop, start_supervised, stop_process
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.tasks import cancel_and_wait
 
@@ -76,10 +76,9 @@ class CaddyEngine:
         self.metrics.keep_only({r.name for r in self.routes})
         await asyncio.to_thread(self._prepare_dirs)
         await self.sink.start()
-        self._supervisor = asyncio.create_task(self._supervise(), name="edge-engine")
         try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                await self._up.wait()
+            self._supervisor = await start_supervised(self._supervise, self._up,
+                                                      START_TIMEOUT_S, "edge-engine")
         except TimeoutError:
             await self.stop()
             raise EngineError(f"edge: caddy did not answer on {self.paths.admin_socket} "

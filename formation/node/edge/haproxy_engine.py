@@ -43,7 +43,7 @@ from formation.node.edge.haproxy_stats import (
 )
 from formation.node.edge.routes import Route, validate_routes
 from formation.node.edge.settings import EdgeSettings
-from formation.node.edge.supervision import restart_loop, stop_process
+from formation.node.edge.supervision import restart_loop, start_supervised, stop_process
 from formation.node.net.host import LOCAL_HOST, NetHost
 from formation.node.tasks import cancel_and_wait
 
@@ -113,10 +113,9 @@ class HaproxyEngine:
                                "Debian's haproxy package")
         self.routes = self._checked(routes)
         await asyncio.to_thread(self._prepare_dir)
-        self._supervisor = asyncio.create_task(self._supervise(), name="edge-haproxy")
         try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                await self._up.wait()
+            self._supervisor = await start_supervised(self._supervise, self._up,
+                                                      START_TIMEOUT_S, "edge-haproxy")
         except TimeoutError:
             await self.stop()
             raise HaproxyError(f"edge: haproxy did not answer on {self.paths.master_socket} "

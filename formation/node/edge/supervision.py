@@ -10,7 +10,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from formation.node.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,22 @@ async def restart_loop(run_once: Callable[[], Awaitable[None]], stopping: Callab
         log.warning(f"edge: {name} exited; restarting", extra={"fields": {
             "returncode": returncode(), "in_s": round(delay, 2)}})
         await asyncio.sleep(delay)
+
+
+async def start_supervised(supervise: Callable[[], Coroutine[Any, Any, None]],
+                           up: asyncio.Event,
+                           timeout_s: float, name: str) -> asyncio.Task[None]:
+    """Starts the supervisor task and returns it once the engine answers (`up` set); on
+    timeout the task is cancelled and TimeoutError raised, so the caller says why in its own
+    words and leaves no process behind."""
+    task = asyncio.create_task(supervise(), name=name)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await up.wait()
+    except TimeoutError:
+        await cancel_and_wait(task)
+        raise
+    return task
 
 
 async def stop_process(process: asyncio.subprocess.Process) -> None:
