@@ -26,16 +26,16 @@ from functools import cached_property
 from nacl.signing import SigningKey
 
 from formation.discovery.token import (
-    _VALUE,
     GROUP,
     MAX_ENDPOINTS,
     PIN_BYTES,
     SECRET_BYTES,
     TokenError,
-    _base32,
-    _pack_endpoint,
-    _unpack_endpoint,
+    base32,
+    pack_endpoint,
     pin_of,
+    read_base32,
+    unpack_endpoint,
 )
 
 PREFIX = "FMA1"
@@ -81,12 +81,12 @@ class AccountToken:
     def body(self) -> bytes:
         name = self.account.encode()
         return (self.pin + self.secret + struct.pack(">I", self.expires_s) + bytes([len(name)])
-                + name + b"".join(_pack_endpoint(e) for e in self.endpoints))
+                + name + b"".join(pack_endpoint(e) for e in self.endpoints))
 
     def encode(self) -> str:
         """Grouped for reading and typing: FMA1-XXXX-XXXX-..."""
         body = self.body()
-        text = PREFIX + _base32(body + _check(body))
+        text = PREFIX + base32(body + _check(body))
         return "-".join(text[i:i + GROUP] for i in range(0, len(text), GROUP))
 
 
@@ -120,20 +120,8 @@ def decode(text: str) -> AccountToken:
     if not typed.startswith(PREFIX):
         raise TokenError(f"token: expected it to start with {PREFIX} (as `formation account "
                          f"invite` prints), got {typed[:len(PREFIX)]!r}")
-    number = 0
-    for position, char in enumerate(typed[len(PREFIX):], len(PREFIX) + 1):
-        if char not in _VALUE:
-            raise TokenError(f"token: bad character {char!r} at position {position} (a token "
-                             "has only digits and letters other than U)")
-        number = number << 5 | _VALUE[char]
-    chars = len(typed) - len(PREFIX)
-    length, spare = divmod(chars * 5, 8)
-    if length < _FIXED + 2 + CHECK_BYTES:
-        raise TokenError(f"token: too short ({len(typed)} characters; cut off?)")
-    if spare >= 5 or number & ((1 << spare) - 1):
-        raise TokenError(f"token: wrong length ({len(typed)} characters): a character is "
-                         "missing or extra")
-    data = (number >> spare).to_bytes(length, "big")
+    data = read_base32(list(enumerate(typed[len(PREFIX):], len(PREFIX) + 1)), PREFIX,
+                       _FIXED + 2 + CHECK_BYTES)
     body, check = data[:-CHECK_BYTES], data[-CHECK_BYTES:]
     if _check(body) != check:
         raise TokenError("token: checksum does not match: a character is mistyped, missing or "
@@ -153,7 +141,7 @@ def _parse(body: bytes) -> AccountToken:
     while rest:
         if len(endpoints) == MAX_ENDPOINTS:
             raise TokenError(f"token: more than {MAX_ENDPOINTS} endpoints")
-        endpoint, rest = _unpack_endpoint(rest, len(endpoints) + 1)
+        endpoint, rest = unpack_endpoint(rest, len(endpoints) + 1)
         endpoints.append(endpoint)
     if not endpoints:
         raise TokenError("token: no endpoint")

@@ -25,6 +25,7 @@ import hashlib
 import ipaddress
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -95,7 +96,7 @@ class InviteToken:
 
     def body(self) -> bytes:
         return (self.pin + self.secret + struct.pack(">I", self.expires_s)
-                + b"".join(_pack_endpoint(e) for e in self.endpoints))
+                + b"".join(pack_endpoint(e) for e in self.endpoints))
 
     def compact(self) -> str:
         """Without separators: the shortest form, for a QR code when it makes a smaller one."""
@@ -121,21 +122,21 @@ def new_token(endpoints: list[str] | tuple[str, ...], admin_key: bytes, expires_
 # encoding -------------------------------------------------------------------------------------
 def armor(body: bytes) -> str:
     """The prefix and the base32 of the body with its check bytes."""
-    return PREFIX + _base32(body + _check(body))
+    return PREFIX + base32(body + _check(body))
 
 
 def _check(body: bytes) -> bytes:
     return hashlib.sha256(CHECK_CONTEXT + body).digest()[:CHECK_BYTES]
 
 
-def _base32(data: bytes) -> str:
+def base32(data: bytes) -> str:
     bits = len(data) * 8
     chars = -(-bits // 5)
     number = int.from_bytes(data, "big") << (chars * 5 - bits)
     return "".join(ALPHABET[(number >> (5 * (chars - 1 - i))) & 31] for i in range(chars))
 
 
-def _pack_endpoint(endpoint: str) -> bytes:
+def pack_endpoint(endpoint: str) -> bytes:
     host, port = _split(endpoint)
     try:
         ip = ipaddress.ip_address(host)
@@ -171,13 +172,7 @@ def decode(text: str) -> InviteToken:
     if not typed.startswith(PREFIX):
         raise TokenError(f"token: expected it to start with {PREFIX} (as `formation invite "
                          f"create` prints), got {typed[:len(PREFIX)]!r}")
-    number = 0
-    for position, char in kept[len(PREFIX):]:
-        if char not in _VALUE:
-            raise TokenError(f"token: bad character {char!r} at position {position} (a token "
-                             "has only digits and letters other than U)")
-        number = number << 5 | _VALUE[char]
-    data = _bytes(number, len(kept) - len(PREFIX))
+    data = read_base32(kept[len(PREFIX):], PREFIX, MIN_BYTES)
     body, check = data[:-CHECK_BYTES], data[-CHECK_BYTES:]
     if _check(body) != check:
         raise TokenError("token: checksum does not match: a character is mistyped, missing or "
@@ -185,16 +180,24 @@ def decode(text: str) -> InviteToken:
     return _parse(body)
 
 
-def _bytes(number: int, chars: int) -> bytes:
-    """The bytes `chars` base32 characters hold; refuses a length that no token has and a
-    short one, which the checksum would only call a mismatch."""
+def read_base32(kept: Sequence[tuple[int, str]], prefix: str, min_bytes: int) -> bytes:
+    """The bytes a token's characters after its prefix hold (each with its position as typed,
+    for the error); refuses a bad character, a token shorter than `min_bytes` and a length no
+    token has, which the checksum would only call a mismatch. Shared with account_token.py."""
+    number = 0
+    for position, char in kept:
+        if char not in _VALUE:
+            raise TokenError(f"token: bad character {char!r} at position {position} (a token "
+                             "has only digits and letters other than U)")
+        number = number << 5 | _VALUE[char]
+    chars = len(kept)
     length, spare = divmod(chars * 5, 8)
-    minimum = len(PREFIX) + len(_base32(bytes(MIN_BYTES)))
-    if chars + len(PREFIX) < minimum:
-        raise TokenError(f"token: too short: {chars + len(PREFIX)} characters, a token has at "
+    minimum = len(prefix) + len(base32(bytes(min_bytes)))
+    if chars + len(prefix) < minimum:
+        raise TokenError(f"token: too short: {chars + len(prefix)} characters, a token has at "
                          f"least {minimum} (cut off?)")
     if spare >= 5 or number & ((1 << spare) - 1):
-        raise TokenError(f"token: wrong length ({chars + len(PREFIX)} characters): a character "
+        raise TokenError(f"token: wrong length ({chars + len(prefix)} characters): a character "
                          "is missing or extra")
     return (number >> spare).to_bytes(length, "big")
 
@@ -207,12 +210,12 @@ def _parse(body: bytes) -> InviteToken:
     while rest:
         if len(endpoints) == MAX_ENDPOINTS:
             raise TokenError(f"token: more than {MAX_ENDPOINTS} endpoints")
-        endpoint, rest = _unpack_endpoint(rest, len(endpoints) + 1)
+        endpoint, rest = unpack_endpoint(rest, len(endpoints) + 1)
         endpoints.append(endpoint)
     return InviteToken(pin, secret, tuple(endpoints), expires_s)
 
 
-def _unpack_endpoint(data: bytes, number: int) -> tuple[str, bytes]:
+def unpack_endpoint(data: bytes, number: int) -> tuple[str, bytes]:
     tag, start = data[0], 1
     if tag == _HOST:
         start, size = 2, data[1] if len(data) > 1 else 0
