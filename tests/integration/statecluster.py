@@ -9,8 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 from waiting import until, until_sync
 
@@ -120,3 +122,14 @@ def cleanup(nodes: list[NodeProc]) -> None:
         with contextlib.suppress(Exception):
             n.stop(signal.SIGKILL)
 
+
+
+@pytest.fixture(name="node")
+def one_node(short_tmp: Path) -> Iterator[NodeProc]:
+    """`node`: one real `formation node` process on loopback TCP, stopped after the test, for a
+    test module that imports it (`from statecluster import one_node`); it stands in for the
+    in-process node of tests/conftest.py there."""
+    made = NodeProc(short_tmp, "f")
+    made.start()
+    yield made
+    cleanup([made])

@@ -14,7 +14,11 @@ import sys
 
 import pytest
 from nacl.signing import SigningKey
-from statecluster import NodeProc, call, cleanup
+from statecluster import (
+    NodeProc,
+    call,
+    one_node,  # noqa: F401  (the `node` fixture)
+)
 
 from formation.api import account_invite_models as im
 from formation.api import account_invite_routes as air
@@ -26,14 +30,6 @@ from formation.discovery.account_token import proof_message
 from formation.identity import NodeIdentity
 
 IMAGE = "ab" * 32
-
-
-@pytest.fixture
-def node(short_tmp):
-    n = NodeProc(short_tmp, "f")
-    n.start()
-    yield n
-    cleanup([n])
 
 
 def formation(*args: str, env: dict) -> subprocess.CompletedProcess:

@@ -15,7 +15,11 @@ import sys
 
 import pytest
 from ssh_agents import start_agent
-from statecluster import NodeProc, call, cleanup
+from statecluster import (
+    NodeProc,
+    call,
+    one_node,  # noqa: F401  (the `node` fixture)
+)
 
 from formation.api import account_routes as ar
 from formation.api import state_models as sm
@@ -26,14 +30,6 @@ from formation.tenant_client import relay
 
 IMAGE = "ab" * 32
 SPEC = {"image": IMAGE, "vcpus": 1, "memory_mb": 512, "disk_gb": 5}
-
-
-@pytest.fixture
-def node(short_tmp):
-    n = NodeProc(short_tmp, "f")
-    n.start()
-    yield n
-    cleanup([n])
 
 
 @pytest.fixture

@@ -16,7 +16,11 @@ import sys
 import time
 
 import pytest
-from statecluster import NodeProc, call, cleanup
+from statecluster import (
+    NodeProc,
+    call,
+    one_node,  # noqa: F401  (the `node` fixture)
+)
 from waiting import until
 
 from formation.api import state_models as sm
@@ -33,14 +37,6 @@ from formation.tenant_client import relay
 
 ALICE, BOB, MEMBER, CAROL, DAVE, EVE = (NodeIdentity.from_seed(bytes([i]) * 32)
                                         for i in (90, 91, 92, 93, 94, 96))
-
-
-@pytest.fixture
-def node(short_tmp):
-    made = NodeProc(short_tmp, "f")
-    made.start()
-    yield made
-    cleanup([made])
 
 
 def blobs(node: NodeProc) -> set[str]:

@@ -12,7 +12,11 @@ import subprocess
 import sys
 
 import pytest
-from statecluster import NodeProc, call, cleanup
+from statecluster import (
+    NodeProc,
+    call,
+    one_node,  # noqa: F401  (the `node` fixture)
+)
 
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
@@ -20,14 +24,6 @@ from formation.api.client import ApiError, NodeClient
 from formation.client_profile import load_key
 from formation.commands.tenant_images import manifest
 from formation.tenant_client import relay
-
-
-@pytest.fixture
-def node(short_tmp):
-    made = NodeProc(short_tmp, "f")
-    made.start()
-    yield made
-    cleanup([made])
 
 
 def formation(*args: str) -> subprocess.CompletedProcess:

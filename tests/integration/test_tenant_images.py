@@ -12,7 +12,11 @@ import sys
 import time
 
 import pytest
-from statecluster import NodeProc, call, cleanup
+from statecluster import (
+    NodeProc,
+    call,
+    one_node,  # noqa: F401  (the `node` fixture)
+)
 
 from formation.api import account_routes as ar
 from formation.api import state_models as sm
@@ -33,14 +37,6 @@ def image(name: str, kernel: str) -> dict:
     parts = {"kernel": {"digest": kernel * 32, "size": 1}}
     return {"digest": image_digest(parts, ""), "name": name, "size": 1, "parts": parts,
             "cmdline": ""}
-
-
-@pytest.fixture
-def node(short_tmp):
-    made = NodeProc(short_tmp, "f")
-    made.start()
-    yield made
-    cleanup([made])
 
 
 def tcp(node: NodeProc, who: NodeIdentity) -> NodeClient:

@@ -6,20 +6,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from statecluster import NodeProc, call, cleanup
+from statecluster import (
+    call,
+    one_node,  # noqa: F401  (the `node` fixture)
+)
 
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
 from formation.identity import NodeIdentity
-
-
-@pytest.fixture
-def node(short_tmp):
-    n = NodeProc(short_tmp, "f")
-    n.start()
-    yield n
-    cleanup([n])
 
 
 async def test_an_admin_sets_and_shows_a_members_capabilities(node) -> None:

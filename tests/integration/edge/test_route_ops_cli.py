@@ -10,21 +10,16 @@ import json
 import subprocess
 import sys
 
-import pytest
-from statecluster import NodeProc, call, cleanup
+from statecluster import (
+    NodeProc,
+    call,
+    one_node,  # noqa: F401  (the `node` fixture)
+)
 
 from formation.api import state_models as sm
 from formation.api import state_routes as sr
 
 IMAGE = "ab" * 32
-
-
-@pytest.fixture
-def node(short_tmp):
-    n = NodeProc(short_tmp, "f")
-    n.start()
-    yield n
-    cleanup([n])
 
 
 def formation(*args: str) -> subprocess.CompletedProcess:
