@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from settings_factory import make_settings
 
-from formation.api import routes, state_routes
+from formation.api import ca_routes, routes, state_routes
 from formation.api.auth import H_TIMESTAMP, canonical
 from formation.api.auth import sign_request as sign_for
 from formation.api.client import ApiError, NodeClient
@@ -176,7 +176,10 @@ async def test_public_routes_need_no_signature(http) -> None:
     session, base = http
     for path in sorted(routes.PUBLIC_PATHS):
         async with session.get(base + path) as resp:
-            assert resp.status == 200, path
+            if path == ca_routes.ca_root.path:  # a network without a CA yet: answered, 404
+                assert resp.status == 404 and "ca init" in await resp.text(), path
+            else:
+                assert resp.status == 200, path
 
 
 async def test_typed_tcp_client_signs_every_call(node: NodeService) -> None:
