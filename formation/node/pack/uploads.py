@@ -18,8 +18,6 @@ Memory: one chunk at a time per request, and a hash state per upload."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import secrets
 import shutil
@@ -30,6 +28,7 @@ from typing import Any
 
 from formation.api.pack_models import MAX_UPLOAD_BYTES
 from formation.node.pack.context import ContextError
+from formation.node.upload_chunk import chunk_bytes
 
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 MAX_OPEN_PER_KEY = 2
@@ -108,16 +107,7 @@ class Uploads:
     async def chunk(self, owner: str, upload_id: str, offset: int, data: str) -> Upload:
         upload = await self.get(owner, upload_id)
         async with upload.lock:
-            if offset != upload.received:
-                raise UploadError(f"offset: expected {upload.received} (the bytes received "
-                                  f"so far), got {offset}", "offset", 409)
-            try:
-                raw = base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError):
-                raise UploadError("data: expected base64", "data") from None
-            if upload.received + len(raw) > upload.size:
-                raise UploadError(f"data: past the declared size of {upload.size} bytes",
-                                  "data", 413)
+            raw = chunk_bytes(upload.received, upload.size, offset, data, UploadError)
             await asyncio.to_thread(_append, upload.path, raw)
             upload.hasher.update(raw)
             upload.received += len(raw)

@@ -23,8 +23,6 @@ Memory: one chunk per request, and a hash state per upload."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import os
 import secrets
@@ -33,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from formation.errors import FormationError
+from formation.node.upload_chunk import chunk_bytes
 from formation.node.vmm.images.blob import BlobMismatch, BlobWriter, TooLarge
 from formation.node.vmm.images.store import ImageStore
 
@@ -185,16 +184,7 @@ class TenantBlobs:
             if upload.id not in self.open:  # dropped while this request waited for the lock
                 raise BlobUploadError(f"upload: no open upload {upload_id} of this key on this "
                                       f"node", "upload", 404)
-            if offset != upload.received:
-                raise BlobUploadError(f"offset: expected {upload.received} (the bytes received "
-                                      f"so far), got {offset}", "offset", 409)
-            try:
-                raw = base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError):
-                raise BlobUploadError("data: expected base64", "data") from None
-            if upload.received + len(raw) > upload.size:
-                raise BlobUploadError(f"data: past the declared size of {upload.size} bytes",
-                                      "data", 413)
+            raw = chunk_bytes(upload.received, upload.size, offset, data, BlobUploadError)
             try:
                 await asyncio.to_thread(upload.writer.write, raw)
             except (TooLarge, OSError) as exc:
