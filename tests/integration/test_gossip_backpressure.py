@@ -50,7 +50,10 @@ async def test_a_full_inbox_refuses_and_the_sender_keeps_its_batch(short_tmp):
         for envelope in too_many:
             small.offer(envelope)
         small.start()
-        await until(lambda: len(got) >= 12, every_s=0.05, what="all 12 envelopes delivered")
+        # the receiver publishes a batch before it answers, and the sender counts it sent on the
+        # answer: wait for both, or the last batch may be seen delivered but not yet counted
+        await until(lambda: len(got) >= 12 and small.sent >= 12, every_s=0.05,
+                    what="all 12 envelopes delivered and counted sent")
         assert small.sent == 12 and sorted(e.payload["i"] for e in got) == list(range(12))
         assert gossip.busy_refusals >= 3
         await small.close()
