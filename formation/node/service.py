@@ -248,10 +248,7 @@ class NodeService:
         self.bus.close()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -261,6 +258,20 @@ class NodeService:
             self.settings.api.socket.unlink()
         await self._stop_components()
         log.info("node service stopped")
+
+    async def _cancel_tasks(self) -> None:
+        """Cancels the background work and waits for it, but not forever: a task that will
+        not end (a lost cancellation) is named in the log and left, so that the service
+        still stops and its parts still close."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_S)
+        for task in pending:
+            log.error("background task did not end when cancelled",
+                      extra={"fields": {"task": repr(task.get_coro())}})
 
     async def _stop_components(self) -> None:
         while self._started_components:

@@ -9,12 +9,12 @@ is an edge, the network CA's files). One loop for all of them, so they behave al
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from formation.node.state.op import Op
+from formation.node.tasks import wait_event
 
 if TYPE_CHECKING:
     from formation.node.state.store import StateStore
@@ -43,8 +43,7 @@ class OpWatch:
         try:
             while True:
                 if failed:  # the next op of interest, or the retry, whichever comes first
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.retry_s)
+                    await wait_event(self._wake, self.retry_s)
                 else:
                     await self._wake.wait()
                 if self.coalesce_s:

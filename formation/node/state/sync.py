@@ -29,6 +29,7 @@ from formation.identity import NodeIdentity
 from formation.node.state import wire
 from formation.node.state.op import Op
 from formation.node.state.store import StateStore
+from formation.node.tasks import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,7 @@ class AntiEntropy:
             for peer in self.peers:
                 await self.sync_with(peer)
             self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.interval_s)
+            await wait_event(self.wake, self.interval_s)
 
     async def sync_with(self, peer: Peer) -> int:
         """Pulls what `peer` has and we lack. Returns the number of ops received."""

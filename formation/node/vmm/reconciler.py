@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from formation.node.state.ca_rules import root_of
 from formation.node.state.instance_view import current_observed
+from formation.node.tasks import wait_event
 from formation.node.vmm import seed, workdir
 from formation.node.vmm.driver import Driver, Machine
 from formation.node.vmm.machine import MachineGone, MachineSpec, VmmError
@@ -149,10 +150,7 @@ class Reconciler:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("reconciler pass failed")
             self.passes += 1
-            try:
-                await asyncio.wait_for(self._wake.wait(), PERIODIC_S)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, PERIODIC_S)
 
     def wake(self) -> None:
         self._wake.set()
