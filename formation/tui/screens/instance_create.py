@@ -203,8 +203,9 @@ class InstanceCreateScreen(ModalScreen[str | None]):
                     return
                 self.show_build(build)
                 while build.state not in FINISHED:
-                    try:
-                        event = await asyncio.wait_for(events.get(), BUILD_POLL_S)
+                    try:  # not wait_for: it can lose a cancel (formation/node/tasks.py)
+                        async with asyncio.timeout(BUILD_POLL_S):
+                            event = await events.get()
                     except TimeoutError:
                         build = await link.call(pack_routes.pack_build_show, build=build.id)
                     else:
